@@ -1,0 +1,5 @@
+import sys
+
+from trustwall.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Thin command layer: parse arguments, call one API function, render its typed result."""

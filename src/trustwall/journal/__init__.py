@@ -1,0 +1,1 @@
+"""Transactions over files and commands: atomic writes, before-images, undo, audit log."""

@@ -1,0 +1,58 @@
+"""Running the real programs trustwall drives (openssl, keytool, certutil, iptables-restore…).
+
+One place that turns "program not installed" into EnvironmentMissing and a failed run into a
+one-line error with the program's own last line of stderr.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+
+from trustwall.errors import EnvironmentMissing, TrustwallError
+
+
+class CommandFailed(TrustwallError):
+    """A program we ran exited non-zero; ``str()`` names it and quotes its stderr."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, stdout: str, stderr: str) -> None:
+        last = (stderr.strip() or stdout.strip()).splitlines()
+        detail = last[-1] if last else f"exit {returncode}"
+        super().__init__(f"{argv[0]} failed (exit {returncode}): {detail}")
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+def which(program: str) -> str:
+    path = shutil.which(program, path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    if path is None:
+        path = shutil.which(program)
+    if path is None:
+        raise EnvironmentMissing(f"{program} is not installed", hint=f"apt-get install the package providing {program}")
+    return path
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    input: str | bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    timeout: float | None = 120,
+    text: bool = True,
+) -> subprocess.CompletedProcess:
+    """Run ``argv`` (its first element resolved on PATH) and capture output."""
+    resolved = [which(argv[0]), *argv[1:]]
+    try:
+        proc = subprocess.run(resolved, input=input, env=dict(env) if env is not None else None,
+                              capture_output=True, text=text, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise TrustwallError(f"{argv[0]} timed out after {timeout}s") from exc
+    if check and proc.returncode != 0:
+        out = proc.stdout if text else proc.stdout.decode(errors="replace")
+        err = proc.stderr if text else proc.stderr.decode(errors="replace")
+        raise CommandFailed(argv, proc.returncode, out, err)
+    return proc
