@@ -14,6 +14,7 @@ from trustwall.errors import EXIT_BAD_INPUT, TrustwallError
 # Subcommands, imported on use. Order of the listing is alphabetical.
 COMMANDS: dict[str, tuple[str, str]] = {
     "lab": ("trustwall.cli.lab:lab", "Build, inspect and tear down the namespace lab; run the demo."),
+    "fw": ("trustwall.cli.fw:fw", "Read, trace, lint and change the iptables firewall."),
 }
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in trustwall, not in the input.

@@ -1,0 +1,103 @@
+"""``trustwall fw``: read, explain and change the iptables firewall.
+
+``show`` and ``save`` live here; the other subcommands are declared lazily and live in their
+own modules (fw_trace, fw_lint, fw_plan) so each loads only what it needs.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+import click
+
+from trustwall.cli.lazy import LazyGroup
+from trustwall.cli.output import emit, json_option
+from trustwall.errors import EnvironmentMissing
+
+FW_COMMANDS: dict[str, tuple[str, str]] = {
+    "trace": ("trustwall.cli.fw_trace:trace",
+              "Trace a packet through the ruleset to the rule that decides it."),
+    "lint": ("trustwall.cli.fw_lint:lint", "Find shadowed, redundant and unreachable rules."),
+    "allow": ("trustwall.cli.fw_plan:allow",
+              "Plan (or apply) a rule that lets the described traffic in."),
+    "deny": ("trustwall.cli.fw_plan:deny",
+             "Plan (or apply) a rule that drops the described traffic."),
+    "reject": ("trustwall.cli.fw_plan:reject",
+               "Plan (or apply) a rule that rejects the described traffic."),
+    "delete": ("trustwall.cli.fw_plan:delete", "Plan (or apply) the removal of a rule."),
+    "diff": ("trustwall.cli.fw_plan:diff", "Semantic difference between two rulesets."),
+}
+
+
+class FwGroup(LazyGroup):
+    """A LazyGroup whose not-yet-installed subcommands fail with a one-line error when run."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            module_name = self.lazy[cmd_name][0].split(":")[0]
+            try:
+                return super().get_command(ctx, cmd_name)
+            except (ModuleNotFoundError, AttributeError) as exc:
+                if isinstance(exc, ModuleNotFoundError) and exc.name not in (
+                        module_name, *_parents(module_name)):
+                    raise
+                raise EnvironmentMissing(
+                    f"'fw {cmd_name}' is not available in this build of trustwall") from None
+        return super().get_command(ctx, cmd_name)
+
+
+def _parents(module_name: str) -> list[str]:
+    parts = module_name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+@click.group(cls=FwGroup, lazy=FW_COMMANDS)
+def fw() -> None:
+    """Read, explain and change the iptables firewall (IPv4 and IPv6)."""
+
+
+def _source_options(func):  # type: ignore[no-untyped-def]
+    func = click.option("-6", "--ipv6", "ipv6", is_flag=True,
+                        help="Live: read ip6tables instead of iptables.")(func)
+    func = click.option("--live", is_flag=True,
+                        help="Read the running firewall (needs root; the default).")(func)
+    func = click.option("--file", "-f", "file", type=click.Path(dir_okay=False),
+                        help="Read an iptables-save or ip6tables-save file.")(func)
+    return func
+
+
+def _load(file: str | None, live: bool, ipv6: bool, counters: bool):  # type: ignore[no-untyped-def]
+    api = import_module("trustwall.firewall.live")
+    if file is not None and live:
+        raise click.UsageError("give either --file or --live, not both")
+    if file is not None:
+        return api.read_file(file)
+    return api.read_live(family=6 if ipv6 else 4, counters=counters)
+
+
+@fw.command()
+@_source_options
+@click.option("-t", "--table", default="filter", show_default=True, help="Table to show.")
+@click.option("-v", "--verbose", is_flag=True, help="Show counters, interfaces and options.")
+@click.option("-x", "--exact", is_flag=True, help="Exact counter values (no K/M/G).")
+@click.argument("chain", required=False)
+@json_option
+def show(file: str | None, live: bool, ipv6: bool, table: str, verbose: bool, exact: bool,
+         chain: str | None, as_json: bool) -> None:
+    """Show a table like `iptables -L [CHAIN] -n [-v] [-x] --line-numbers`."""
+    render = import_module("trustwall.firewall.render")
+    ruleset = _load(file, live, ipv6, counters=True)
+    view = render.listing_view(ruleset, table, chain)
+    emit(view, lambda v: click.echo(
+        render.render_listing(ruleset, table, chain, verbose=verbose, exact=exact), nl=False))
+
+
+@fw.command()
+@_source_options
+@click.option("-t", "--table", default=None, help="Only this table (default: all).")
+@click.option("-c", "--counters", is_flag=True, help="Include packet and byte counters.")
+def save(file: str | None, live: bool, ipv6: bool, table: str | None, counters: bool) -> None:
+    """Print the ruleset as canonical iptables-save text."""
+    render = import_module("trustwall.firewall.render")
+    ruleset = _load(file, live, ipv6, counters=counters)
+    click.echo(render.render_save(ruleset, table=table, counters=counters), nl=False)

@@ -1,0 +1,504 @@
+"""The firewall model: an iptables ruleset as immutable, typed values.
+
+This module is the centre of the "letting in" side. ``parse.py`` builds these values from
+iptables-save text or an iptables command line, ``render.py`` prints them back, and the trace,
+analysis and plan code read them. Nothing here runs a program or touches the host.
+
+Shape::
+
+    Ruleset(family=4|6, tables=(Table, ...))
+      Table(name="filter", chains=(Chain, ...))            # chains in file order
+        Chain(name="INPUT", policy="ACCEPT"|None, counters, rules=(Rule, ...))
+          Rule(chain, source, destination, in_interface, out_interface, protocol,
+               fragment, matches=(Match, ...), target=Target|None, counters, text)
+            Match(module="tcp", options=(Option("dport", negated=False, values=("22",)),))
+            Target(name="REJECT", options=(Option("reject-with", ...),), goto=False)
+
+Conventions that the other modules rely on:
+
+* **Canonical values.** The parser stores every option value in the spelling the kernel's
+  ``iptables-save`` prints (ports as numbers, ``1024:`` as ``1024:65535``, ``--syn`` as
+  ``--tcp-flags FIN,SYN,RST,ACK SYN``, addresses without ``/32``). Rendering is therefore a plain
+  walk over the model, and two rules are equal as values exactly when iptables-save would print
+  them the same way (``text`` and ``counters`` are excluded from equality).
+* **Typed where understood, verbatim otherwise.** Every option of every match and target is
+  kept, in order, as an :class:`Option` (name without the leading ``--``, a negation flag and the
+  argument words). On top of that, :class:`Match` offers typed accessors (``destination_ports``,
+  ``states``, ``icmp``, ``source_range``, ``mark``, ``comment``, ``mac``, ``limit``,
+  ``tcp_flags``) for the modules listed in :data:`TYPED_MODULES`; for any other module
+  ``Match.typed`` is False and a reader must treat the match as "unknown" rather than guess.
+* **Rule numbers** are positions: rule ``i`` of a chain is ``chain.rules[i - 1]``, the number
+  that ``iptables -L --line-numbers`` shows.
+* The protocol, addresses, interfaces and the IPv4 fragment flag (``-p -s -d -i -o -f``) are
+  fields of :class:`Rule`, not matches, because iptables keeps them in the rule header.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+FAMILIES = (4, 6)
+
+#: Built-in tables in the order the kernel traverses them at a hook.
+TABLES = ("raw", "mangle", "nat", "filter", "security")
+
+#: The hooks (built-in chains), in packet order.
+HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
+
+#: Valid table/hook combinations: the built-in chains each table has, in iptables-save order.
+BUILTIN_CHAINS: dict[str, tuple[str, ...]] = {
+    "raw": ("PREROUTING", "OUTPUT"),
+    "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
+    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+    "filter": ("INPUT", "FORWARD", "OUTPUT"),
+    "security": ("INPUT", "FORWARD", "OUTPUT"),
+}
+
+#: Targets that end the traversal of the current chain (a verdict or a return).
+VERDICTS = frozenset({"ACCEPT", "DROP", "RETURN"})
+
+#: Targets that decide the packet's fate and end traversal of the whole hook.
+TERMINATING_TARGETS = frozenset({
+    "ACCEPT", "DROP", "REJECT", "QUEUE", "NFQUEUE", "DNAT", "SNAT", "MASQUERADE", "REDIRECT",
+    "NETMAP", "TPROXY", "CT_NOTRACK_LEGACY", "SYNPROXY", "TARPIT",
+})
+
+#: Match modules whose meaning the typed accessors of :class:`Match` capture completely.
+TYPED_MODULES = frozenset({
+    "tcp", "udp", "udplite", "sctp", "dccp", "multiport", "state", "conntrack", "icmp",
+    "icmp6", "iprange", "mark", "comment", "mac", "limit", "physdev", "pkttype", "addrtype",
+})
+
+MAX_CHAIN_NAME = 28  # XT_EXTENSION_MAXNAMELEN - 1 (xtables.h): the kernel's limit
+MAX_IFACE_NAME = 15  # IFNAMSIZ - 1
+
+
+def builtin_chains(table: str) -> tuple[str, ...]:
+    """The hooks a table attaches to; empty for an unknown table name."""
+    return BUILTIN_CHAINS.get(table, ())
+
+
+def is_valid_hook(table: str, chain: str) -> bool:
+    """True when ``chain`` is a built-in chain of ``table`` (e.g. nat has no FORWARD)."""
+    return chain in BUILTIN_CHAINS.get(table, ())
+
+
+@dataclass(frozen=True)
+class Counters:
+    """Packet and byte counters, as ``[packets:bytes]`` in iptables-save -c."""
+
+    packets: int = 0
+    bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Address:
+    """A ``-s``/``-d`` network, possibly negated (``! -s 10.0.0.0/8``)."""
+
+    network: IPNetwork
+    negated: bool = False
+
+    def matches(self, addr: IPAddress) -> bool:
+        return (addr in self.network) != self.negated
+
+    @property
+    def text(self) -> str:
+        """The save form: a host address drops its full-length mask (``10.0.0.1``)."""
+        net = self.network
+        if net.prefixlen == net.max_prefixlen:
+            return str(net.network_address)
+        return str(net)
+
+    def to_json(self) -> dict[str, object]:
+        return {"network": self.text, "negated": self.negated}
+
+
+@dataclass(frozen=True)
+class Interface:
+    """A ``-i``/``-o`` interface name; a trailing ``+`` is a prefix wildcard (``eth+``)."""
+
+    name: str
+    negated: bool = False
+
+    @property
+    def wildcard(self) -> bool:
+        return self.name.endswith("+")
+
+    def matches(self, ifname: str) -> bool:
+        hit = ifname.startswith(self.name[:-1]) if self.wildcard else ifname == self.name
+        return hit != self.negated
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The ``-p`` protocol in save spelling (``tcp``, ``udp``, ``icmp``, ``ipv6-icmp``, ``47``)."""
+
+    name: str
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a match or target: ``! --dport 22`` is Option("dport", True, ("22",))."""
+
+    name: str
+    negated: bool = False
+    values: tuple[str, ...] = ()
+
+    @property
+    def value(self) -> str | None:
+        """The first argument word, or None for a flag such as ``--rsource``."""
+        return self.values[0] if self.values else None
+
+
+@dataclass(frozen=True)
+class PortRange:
+    first: int
+    last: int
+
+    def __contains__(self, port: object) -> bool:
+        return isinstance(port, int) and self.first <= port <= self.last
+
+
+@dataclass(frozen=True)
+class PortSet:
+    """Ports from ``--dport 1:1023`` or ``--dports 22,80,8000:8080``, possibly negated."""
+
+    ranges: tuple[PortRange, ...]
+    negated: bool = False
+
+    def matches(self, port: int) -> bool:
+        return any(port in r for r in self.ranges) != self.negated
+
+
+@dataclass(frozen=True)
+class StateSet:
+    """Conntrack states from ``-m state --state`` or ``-m conntrack --ctstate``."""
+
+    states: frozenset[str]
+    negated: bool = False
+
+    def matches(self, state: str) -> bool:
+        return (state.upper() in self.states) != self.negated
+
+
+@dataclass(frozen=True)
+class IcmpMatch:
+    """``--icmp-type`` / ``--icmpv6-type``: type None means ``any``; codes are inclusive."""
+
+    type: int | None
+    code_min: int = 0
+    code_max: int = 255
+    negated: bool = False
+
+    def matches(self, icmp_type: int, code: int = 0) -> bool:
+        hit = self.type is None or (
+            icmp_type == self.type and self.code_min <= code <= self.code_max)
+        return hit != self.negated
+
+
+@dataclass(frozen=True)
+class AddressRange:
+    """``-m iprange --src-range a-b`` (inclusive)."""
+
+    first: IPAddress
+    last: IPAddress
+    negated: bool = False
+
+    def matches(self, addr: IPAddress) -> bool:
+        hit = addr.version == self.first.version and self.first <= addr <= self.last
+        return hit != self.negated
+
+
+@dataclass(frozen=True)
+class MarkMatch:
+    """``-m mark --mark value[/mask]``: matches when ``packet_mark & mask == value``."""
+
+    value: int
+    mask: int = 0xFFFFFFFF
+    negated: bool = False
+
+    def matches(self, mark: int) -> bool:
+        return ((mark & self.mask) == self.value) != self.negated
+
+
+@dataclass(frozen=True)
+class TcpFlags:
+    """``--tcp-flags MASK COMP``: of the flags in ``mask``, exactly those in ``comp`` are set."""
+
+    mask: frozenset[str]
+    comp: frozenset[str]
+    negated: bool = False
+
+    def matches(self, flags_set: frozenset[str]) -> bool:
+        return ((flags_set & self.mask) == self.comp) != self.negated
+
+
+@dataclass(frozen=True)
+class Limit:
+    """``-m limit --limit N/unit --limit-burst B`` (rate as iptables-save prints it)."""
+
+    rate: str
+    burst: int
+
+
+_PORT_OPTIONS = {
+    "sport": "source", "source-port": "source", "sports": "source", "source-ports": "source",
+    "dport": "destination", "destination-port": "destination", "dports": "destination",
+    "destination-ports": "destination", "ports": "either",
+}
+_PORT_MODULES = frozenset({"tcp", "udp", "udplite", "sctp", "dccp", "multiport"})
+
+
+def parse_port_list(text: str) -> tuple[PortRange, ...]:
+    """``22,80,1000:2000`` -> port ranges (values are already canonical numbers)."""
+    out = []
+    for part in text.split(","):
+        first, _, last = part.partition(":")
+        out.append(PortRange(int(first), int(last) if last else int(first)))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Match:
+    """A ``-m module`` with its options in order. ``typed`` says the accessors capture it all."""
+
+    module: str
+    options: tuple[Option, ...] = ()
+
+    @property
+    def typed(self) -> bool:
+        return self.module in TYPED_MODULES
+
+    def option(self, name: str) -> Option | None:
+        """The first option called ``name`` (without dashes), or None."""
+        for opt in self.options:
+            if opt.name == name:
+                return opt
+        return None
+
+    def _ports(self, direction: str) -> PortSet | None:
+        if self.module not in _PORT_MODULES:
+            return None
+        for opt in self.options:
+            if _PORT_OPTIONS.get(opt.name) == direction and opt.values:
+                return PortSet(parse_port_list(opt.values[0]), opt.negated)
+        return None
+
+    @property
+    def source_ports(self) -> PortSet | None:
+        return self._ports("source")
+
+    @property
+    def destination_ports(self) -> PortSet | None:
+        return self._ports("destination")
+
+    @property
+    def either_ports(self) -> PortSet | None:
+        """``-m multiport --ports``: matches when the source or the destination port is listed."""
+        return self._ports("either")
+
+    @property
+    def states(self) -> StateSet | None:
+        name = {"state": "state", "conntrack": "ctstate"}.get(self.module)
+        opt = self.option(name) if name else None
+        if opt is None or not opt.values:
+            return None
+        return StateSet(frozenset(opt.values[0].split(",")), opt.negated)
+
+    @property
+    def icmp(self) -> IcmpMatch | None:
+        opt = self.option("icmp-type") or self.option("icmpv6-type")
+        if self.module not in ("icmp", "icmp6") or opt is None or not opt.values:
+            return None
+        text = opt.values[0]
+        if text == "any":
+            return IcmpMatch(None, negated=opt.negated)
+        itype, _, code = text.partition("/")
+        if code:
+            return IcmpMatch(int(itype), int(code), int(code), opt.negated)
+        return IcmpMatch(int(itype), negated=opt.negated)
+
+    def _range(self, name: str) -> AddressRange | None:
+        opt = self.option(name) if self.module == "iprange" else None
+        if opt is None or not opt.values:
+            return None
+        first, _, last = opt.values[0].partition("-")
+        lo = ipaddress.ip_address(first)
+        return AddressRange(lo, ipaddress.ip_address(last) if last else lo, opt.negated)
+
+    @property
+    def source_range(self) -> AddressRange | None:
+        return self._range("src-range")
+
+    @property
+    def destination_range(self) -> AddressRange | None:
+        return self._range("dst-range")
+
+    @property
+    def mark(self) -> MarkMatch | None:
+        opt = self.option("mark") if self.module == "mark" else None
+        if opt is None or not opt.values:
+            return None
+        value, _, mask = opt.values[0].partition("/")
+        return MarkMatch(int(value, 0), int(mask, 0) if mask else 0xFFFFFFFF, opt.negated)
+
+    @property
+    def comment(self) -> str | None:
+        opt = self.option("comment") if self.module == "comment" else None
+        return opt.value if opt is not None else None
+
+    @property
+    def mac(self) -> tuple[str, bool] | None:
+        """(source MAC in upper case, negated) of ``-m mac --mac-source``."""
+        opt = self.option("mac-source") if self.module == "mac" else None
+        if opt is None or not opt.values:
+            return None
+        return opt.values[0].upper(), opt.negated
+
+    @property
+    def limit(self) -> Limit | None:
+        if self.module != "limit":
+            return None
+        rate = self.option("limit")
+        burst = self.option("limit-burst")
+        return Limit(rate.value if rate and rate.value else "3/hour",
+                     int(burst.value) if burst and burst.value else 5)
+
+    @property
+    def tcp_flags(self) -> TcpFlags | None:
+        opt = self.option("tcp-flags") if self.module == "tcp" else None
+        if opt is None or len(opt.values) != 2:
+            return None
+        mask, comp = (frozenset(v.split(",")) - {"NONE"} for v in opt.values)
+        if "ALL" in mask:
+            mask = frozenset({"FIN", "SYN", "RST", "PSH", "ACK", "URG"})
+        if "ALL" in comp:
+            comp = frozenset({"FIN", "SYN", "RST", "PSH", "ACK", "URG"})
+        return TcpFlags(mask, comp, opt.negated)
+
+
+@dataclass(frozen=True)
+class Target:
+    """``-j NAME [options]`` (or ``-g NAME`` when ``goto``). A user chain is a target too."""
+
+    name: str
+    options: tuple[Option, ...] = ()
+    goto: bool = False
+
+    def option(self, name: str) -> Option | None:
+        for opt in self.options:
+            if opt.name == name:
+                return opt
+        return None
+
+    @property
+    def terminating(self) -> bool:
+        """True for a target that ends the hook for this packet (ACCEPT, DROP, REJECT, DNAT …)."""
+        return self.name in TERMINATING_TARGETS
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One ``-A CHAIN ...`` rule. ``text`` is the line as read (empty when built in code)."""
+
+    chain: str
+    matches: tuple[Match, ...] = ()
+    target: Target | None = None
+    protocol: Protocol | None = None
+    source: Address | None = None
+    destination: Address | None = None
+    in_interface: Interface | None = None
+    out_interface: Interface | None = None
+    fragment: bool | None = None  # True: -f, False: ! -f, None: not given (IPv4 only)
+    counters: Counters | None = field(default=None, compare=False)
+    text: str = field(default="", compare=False)
+
+    def match(self, module: str) -> Match | None:
+        """The first match of ``module`` in this rule, or None."""
+        for m in self.matches:
+            if m.module == module:
+                return m
+        return None
+
+    @property
+    def typed(self) -> bool:
+        """True when every match of the rule is one the model understands."""
+        return all(m.typed for m in self.matches)
+
+    @property
+    def target_name(self) -> str | None:
+        return self.target.name if self.target is not None else None
+
+    @property
+    def comment(self) -> str | None:
+        for m in self.matches:
+            if m.module == "comment":
+                return m.comment
+        return None
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A chain; ``policy`` is None for a user-defined chain (iptables-save prints ``-``)."""
+
+    name: str
+    policy: str | None = None
+    counters: Counters | None = field(default=None, compare=False)
+    rules: tuple[Rule, ...] = ()
+
+    @property
+    def builtin(self) -> bool:
+        return self.policy is not None
+
+    def rule(self, number: int) -> Rule:
+        """Rule by its 1-based number (as ``--line-numbers`` shows)."""
+        if number < 1:
+            raise IndexError(number)
+        return self.rules[number - 1]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table with its chains in order (built-in chains first, as iptables-save prints)."""
+
+    name: str
+    chains: tuple[Chain, ...] = ()
+
+    def chain(self, name: str) -> Chain | None:
+        for c in self.chains:
+            if c.name == name:
+                return c
+        return None
+
+    @property
+    def rules(self) -> Iterator[Rule]:
+        for c in self.chains:
+            yield from c.rules
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    """All tables of one address family (4: iptables, 6: ip6tables)."""
+
+    family: int = 4
+    tables: tuple[Table, ...] = ()
+
+    def table(self, name: str) -> Table | None:
+        for t in self.tables:
+            if t.name == name:
+                return t
+        return None
+
+    def chain(self, table: str, chain: str) -> Chain | None:
+        t = self.table(table)
+        return t.chain(chain) if t is not None else None
+
+    @property
+    def rule_count(self) -> int:
+        return sum(len(c.rules) for t in self.tables for c in t.chains)
