@@ -26,12 +26,17 @@ class CommandFailed(TrustwallError):
         self.stderr = stderr
 
 
+# System directories first: root's PATH may lack /usr/sbin (iptables, update-ca-certificates).
+_SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
 def which(program: str) -> str:
-    path = shutil.which(program, path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    path = shutil.which(program, path=_SYSTEM_PATH)
     if path is None:
         path = shutil.which(program)
     if path is None:
-        raise EnvironmentMissing(f"{program} is not installed", hint=f"apt-get install the package providing {program}")
+        raise EnvironmentMissing(f"{program} is not installed",
+                                 hint=f"apt-get install the package providing {program}")
     return path
 
 
