@@ -13,7 +13,7 @@ from trustwall.errors import EXIT_BAD_INPUT, TrustwallError
 
 # Subcommands, imported on use. Order of the listing is alphabetical.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "lab": ("trustwall.cli.lab:lab", "Build, inspect and tear down the namespace lab; run the demo."),
+    "lab": ("trustwall.cli.lab:lab", "Build, inspect and tear down the lab; run the demo."),
     "fw": ("trustwall.cli.fw:fw", "Read, trace, lint and change the iptables firewall."),
 }
 
