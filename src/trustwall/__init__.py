@@ -7,7 +7,6 @@ The public API is the small set of names below; each is loaded on first use so t
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
 
 from trustwall.errors import (
     BadInput,
@@ -38,7 +37,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'trustwall' has no attribute {name!r}")
