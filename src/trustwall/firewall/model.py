@@ -108,7 +108,12 @@ class Address:
 
     @property
     def text(self) -> str:
-        """The save form: a host address drops its full-length mask (``10.0.0.1``)."""
+        """The save form, always with a prefix length (``10.0.0.1/32``), as iptables-save prints."""
+        return str(self.network)
+
+    @property
+    def short(self) -> str:
+        """The ``iptables -L`` form: a host address without its full-length mask."""
         net = self.network
         if net.prefixlen == net.max_prefixlen:
             return str(net.network_address)

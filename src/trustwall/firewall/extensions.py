@@ -1,0 +1,457 @@
+"""What trustwall knows about iptables match and target extensions.
+
+One row per extension: its options in the order iptables-save prints them, how many argument
+words each takes, and how to bring a value to the spelling iptables-save uses (the kernel
+stores numbers, so ``--dport ssh`` comes back as ``--dport 22``). The parser reads this table;
+an extension missing from it is still parsed, generically, and kept verbatim.
+
+Spec mini-language for one option: ``name[/alias...][=nargs][:kind]``; nargs is 0, 1 (default),
+2, or ``?`` (an optional argument); kind names a canonicaliser in :data:`CANON`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+
+class BadValue(ValueError):
+    """An option value iptables would refuse; the message is shown to the user."""
+
+
+@dataclass(frozen=True)
+class OptSpec:
+    name: str
+    nargs: int | str = 1  # 0, 1, 2 or "?"
+    kind: str = "raw"
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExtSpec:
+    """A match or target extension: ``options`` are in iptables-save order."""
+
+    name: str
+    options: tuple[OptSpec, ...]
+    family: int = 0  # 0 both, 4 or 6 only
+    required: tuple[str, ...] = ()  # at least one of these must be given
+    proto: tuple[str, ...] = ()  # the rule's -p must be one of these (save spelling)
+
+    def option(self, name: str) -> OptSpec | None:
+        for o in self.options:
+            if o.name == name or name in o.aliases:
+                return o
+        return None
+
+
+def _spec(name: str, text: str, *, family: int = 0, required: tuple[str, ...] = (),
+          proto: tuple[str, ...] = ()) -> ExtSpec:
+    opts = []
+    for word in text.split():
+        word, _, kind = word.partition(":")
+        word, _, nargs = word.partition("=")
+        names = word.split("/")
+        n: int | str = 1 if not nargs else ("?" if nargs == "?" else int(nargs))
+        opts.append(OptSpec(names[0], n, kind or "raw", tuple(names[1:])))
+    return ExtSpec(name, tuple(opts), family, required, proto)
+
+
+# --- canonicalisers --------------------------------------------------------------------------
+
+def _int(text: str, lo: int = 0, hi: int = 0xFFFFFFFF) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise BadValue(f"invalid number {text!r}") from None
+    if not lo <= value <= hi:
+        raise BadValue(f"value {text!r} out of range {lo}-{hi}")
+    return value
+
+
+@cache
+def _service(name: str) -> int:
+    try:
+        return socket.getservbyname(name)
+    except OSError:
+        raise BadValue(f"invalid port/service {name!r}") from None
+
+
+def port(text: str) -> int:
+    if text.isdigit():
+        return _int(text, 0, 65535)
+    if not text or text.startswith("-"):
+        raise BadValue(f"invalid port/service {text!r}")
+    return _service(text)
+
+
+def port_range(text: str, *, keep_full: bool = False) -> str:
+    """``1024:`` -> ``1024:65535``, ``4:4`` -> ``4``, ``:`` -> ``0:65535``."""
+    if ":" not in text:
+        return str(port(text))
+    a, _, b = text.partition(":")
+    lo = port(a) if a else 0
+    hi = port(b) if b else 65535
+    if lo > hi:
+        raise BadValue(f"invalid port range {text!r} (start after end)")
+    return str(lo) if lo == hi else f"{lo}:{hi}"
+
+
+def port_list(text: str) -> str:
+    parts = text.split(",")
+    if len(parts) > 15:
+        raise BadValue("too many ports specified (at most 15)")
+    out = []
+    for p in parts:
+        if ":" in p:
+            a, _, b = p.partition(":")
+            lo, hi = port(a), port(b)
+            if lo > hi:
+                raise BadValue(f"invalid port range {p!r}")
+            out.append(f"{lo}:{hi}")
+        else:
+            out.append(str(port(p)))
+    return ",".join(out)
+
+
+CT_STATES = ("INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED", "SNAT", "DNAT")
+
+
+def states(text: str) -> str:
+    given = {s.upper() for s in text.split(",")}
+    unknown = given - set(CT_STATES)
+    if unknown or not text:
+        raise BadValue(f"bad state {text!r}")
+    return ",".join(s for s in CT_STATES if s in given)
+
+
+TCP_FLAGS = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
+
+
+def tcp_flag_set(text: str) -> str:
+    given = set()
+    for f in text.upper().split(","):
+        if f == "ALL":
+            given.update(TCP_FLAGS[:6])
+        elif f == "NONE":
+            continue
+        elif f in TCP_FLAGS:
+            given.add(f)
+        else:
+            raise BadValue(f"unknown TCP flag {f!r}")
+    return ",".join(f for f in TCP_FLAGS if f in given) or "NONE"
+
+
+def hexmark(text: str, *, default_mask: bool = False) -> str:
+    value, slash, mask = text.partition("/")
+    v = _int(value)
+    if slash:
+        return f"{v:#x}/{_int(mask):#x}"
+    return f"{v:#x}/0xffffffff" if default_mask else f"{v:#x}"
+
+
+ICMP_TYPES = {
+    "any": "any", "echo-reply": "0", "pong": "0", "destination-unreachable": "3",
+    "network-unreachable": "3/0", "host-unreachable": "3/1", "protocol-unreachable": "3/2",
+    "port-unreachable": "3/3", "fragmentation-needed": "3/4", "source-route-failed": "3/5",
+    "network-unknown": "3/6", "host-unknown": "3/7", "network-prohibited": "3/9",
+    "host-prohibited": "3/10", "TOS-network-unreachable": "3/11",
+    "TOS-host-unreachable": "3/12", "communication-prohibited": "3/13",
+    "host-precedence-violation": "3/14", "precedence-cutoff": "3/15", "source-quench": "4",
+    "redirect": "5", "network-redirect": "5/0", "host-redirect": "5/1",
+    "TOS-network-redirect": "5/2", "TOS-host-redirect": "5/3", "echo-request": "8",
+    "ping": "8", "router-advertisement": "9", "router-solicitation": "10",
+    "time-exceeded": "11", "ttl-exceeded": "11", "ttl-zero-during-transit": "11/0",
+    "ttl-zero-during-reassembly": "11/1", "parameter-problem": "12", "ip-header-bad": "12/0",
+    "required-option-missing": "12/1", "timestamp-request": "13", "timestamp-reply": "14",
+    "address-mask-request": "17", "address-mask-reply": "18",
+}
+
+ICMP6_TYPES = {
+    "destination-unreachable": "1", "no-route": "1/0", "communication-prohibited": "1/1",
+    "beyond-scope": "1/2", "address-unreachable": "1/3", "port-unreachable": "1/4",
+    "failed-policy": "1/5", "reject-route": "1/6", "packet-too-big": "2",
+    "time-exceeded": "3", "ttl-exceeded": "3", "ttl-zero-during-transit": "3/0",
+    "ttl-zero-during-reassembly": "3/1", "parameter-problem": "4", "bad-header": "4/0",
+    "unknown-header-type": "4/1", "unknown-option": "4/2", "echo-request": "128",
+    "ping": "128", "echo-reply": "129", "pong": "129", "mld-listener-query": "130",
+    "mld-listener-report": "131", "mld-listener-done": "132",
+    "mld-listener-reduction": "132", "router-solicitation": "133",
+    "router-advertisement": "134", "neighbour-solicitation": "135",
+    "neighbor-solicitation": "135", "neighbour-advertisement": "136",
+    "neighbor-advertisement": "136", "redirect": "137",
+}
+
+
+def _icmp(text: str, names: dict[str, str], any_ok: bool) -> str:
+    if text in names:
+        text = names[text]
+        if text == "any":
+            return text
+    elif text == "any" and any_ok:
+        return text
+    itype, slash, code = text.partition("/")
+    t = _int(itype, 0, 255)
+    if not slash:
+        return str(t)
+    lo_s, colon, hi_s = code.partition(":")
+    lo = _int(lo_s, 0, 255)
+    hi = _int(hi_s, 0, 255) if colon else lo
+    if lo > hi:
+        raise BadValue(f"invalid ICMP code range {code!r}")
+    if t == 255 and lo == 0 and hi == 255:
+        return "any"
+    if lo == 0 and hi == 255:
+        return str(t)
+    return f"{t}/{lo}" if lo == hi else f"{t}/{lo}:{hi}"
+
+
+def icmp_type(text: str) -> str:
+    return _icmp(text, ICMP_TYPES, True)
+
+
+def icmp6_type(text: str) -> str:
+    return _icmp(text, ICMP6_TYPES, False)
+
+
+def mac(text: str) -> str:
+    parts = text.split(":")
+    if len(parts) != 6 or not all(len(p) in (1, 2) for p in parts):
+        raise BadValue(f"bad mac address {text!r}")
+    try:
+        return ":".join(f"{int(p, 16):02x}" for p in parts)
+    except ValueError:
+        raise BadValue(f"bad mac address {text!r}") from None
+
+
+def iprange(text: str) -> str:
+    first, dash, last = text.partition("-")
+    try:
+        a = ipaddress.ip_address(first)
+        b = ipaddress.ip_address(last) if dash else a
+    except ValueError:
+        raise BadValue(f"invalid address range {text!r}") from None
+    return f"{a}-{b}"
+
+
+LIMIT_UNITS = {"s": "sec", "sec": "sec", "second": "sec", "m": "min", "min": "min",
+               "minute": "min", "h": "hour", "hour": "hour", "d": "day", "day": "day"}
+
+
+def limit_rate(text: str) -> str:
+    num, slash, unit = text.partition("/")
+    n = _int(num, 1)
+    if slash:
+        u = next((v for k, v in LIMIT_UNITS.items() if k.startswith(unit) or (unit.startswith(k)
+                  and unit in (k, k + "s"))), None)
+        if u is None:
+            raise BadValue(f"bad rate {text!r}")
+    else:
+        u = "sec"
+    return f"{n}/{u}"
+
+
+LOG_LEVELS = {"emerg": 0, "panic": 0, "alert": 1, "crit": 2, "err": 3, "error": 3, "warn": 4,
+              "warning": 4, "notice": 5, "info": 6, "debug": 7}
+
+
+def log_level(text: str) -> str:
+    if text in LOG_LEVELS:
+        return str(LOG_LEVELS[text])
+    return str(_int(text, 0, 7))
+
+
+def string_value(text: str) -> str:
+    return text
+
+
+def uint(text: str) -> str:
+    return str(_int(text))
+
+
+def int_range(text: str) -> str:
+    a, colon, b = text.partition(":")
+    lo = _int(a) if a else 0
+    hi = _int(b) if b else 0xFFFFFFFF
+    if not colon:
+        return str(lo)
+    if lo > hi:
+        raise BadValue(f"invalid range {text!r}")
+    return str(lo) if lo == hi else f"{lo}:{hi}"
+
+
+def _range(text: str, hi: int, sep: str = ":") -> str:
+    """``a:b`` with open ends filled in; ``a:a`` -> ``a``."""
+    if sep not in text:
+        return str(_int(text, 0, hi))
+    a, _, b = text.partition(sep)
+    lo = _int(a, 0, hi) if a else 0
+    top = _int(b, 0, hi) if b else hi
+    if lo > top:
+        raise BadValue(f"invalid range {text!r} (start after end)")
+    return str(lo) if lo == top else f"{lo}{sep}{top}"
+
+
+def spi_range(text: str) -> str:
+    return _range(text, 0xFFFFFFFF)
+
+
+def len_range(text: str) -> str:
+    return _range(text, 0xFFFF)
+
+
+def user(text: str) -> str:
+    if text.replace(":", "").replace("-", "").isdigit():
+        return text.replace("-", ":")
+    import pwd
+
+    try:
+        return str(pwd.getpwnam(text).pw_uid)
+    except KeyError:
+        raise BadValue(f"unknown user {text!r}") from None
+
+
+def group(text: str) -> str:
+    if text.replace(":", "").replace("-", "").isdigit():
+        return text.replace("-", ":")
+    import grp
+
+    try:
+        return str(grp.getgrnam(text).gr_gid)
+    except KeyError:
+        raise BadValue(f"unknown group {text!r}") from None
+
+
+def nat_ports(text: str) -> str:
+    """``ssh`` -> ``22``, ``512-512`` -> ``512`` (REDIRECT/MASQUERADE --to-ports)."""
+    a, dash, b = text.partition("-")
+    lo = port(a)
+    if not dash:
+        return str(lo)
+    hi = port(b)
+    if lo > hi:
+        raise BadValue(f"invalid port range {text!r}")
+    return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
+def nat_to(text: str) -> str:
+    """DNAT/SNAT ``--to-destination addr[-addr][:port[-port][/base]]`` with services resolved."""
+    if text.startswith("["):
+        addr, bracket, rest = text.partition("]")
+        addr += bracket
+        ports = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1 or (":" in text and "." in text.split(":")[0]):
+        addr, _, ports = text.partition(":")
+    elif ":" in text and text.count(":") > 1:
+        addr, ports = text, ""
+    else:
+        addr, ports = text, ""
+    if not ports:
+        return addr if not text.endswith(":") else text
+    main, slash, base = ports.partition("/")
+    out = nat_ports(main) if main.replace("-", "").isdigit() or main.isalpha() \
+        or "-" in main else main
+    if "-" in main:
+        a, _, b = main.partition("-")
+        out = f"{port(a)}-{port(b)}"
+    if slash:
+        out += f"/{port(base)}"
+    return f"{addr}:{out}"
+
+
+def quoted(text: str) -> str:
+    return text
+
+
+def protonum(text: str) -> str:
+    from trustwall.firewall.parse import protocol_number
+
+    n = protocol_number(text)
+    if n == 0:
+        raise BadValue("rule would never match protocol")
+    return str(n)
+
+
+CANON: dict[str, Callable[[str], str]] = {
+    "raw": str, "port": lambda t: str(port(t)), "portrange": port_range, "portlist": port_list,
+    "states": states, "flags": tcp_flag_set, "mark": hexmark,
+    "xmark": lambda t: hexmark(t, default_mask=True), "icmp": icmp_type,
+    "icmp6": icmp6_type, "mac": mac, "iprange": iprange, "rate": limit_rate,
+    "loglevel": log_level, "str": string_value, "uint": uint, "intrange": int_range,
+    "protonum": protonum, "spirange": spi_range, "lenrange": len_range, "user": user,
+    "group": group, "natports": nat_ports, "natto": nat_to, "qstr": quoted,
+}
+
+#: Values that iptables-save prints through xtables_save_string (quoted when not a plain word).
+STRING_KINDS = frozenset({"str"})
+#: Values that iptables-save always prints in double quotes (string, LED, cgroup, connlabel).
+QUOTED_KINDS = frozenset({"qstr"})
+
+#: (module, option) -> value meaning "everything"; dropped from the save form unless negated.
+DROP_FULL = {("tcp", "sport"): "0:65535", ("tcp", "dport"): "0:65535",
+             ("udp", "sport"): "0:65535", ("udp", "dport"): "0:65535",
+             ("udplite", "sport"): "0:65535", ("udplite", "dport"): "0:65535",
+             ("esp", "espspi"): "0:4294967295", ("ah", "ahspi"): "0:4294967295",
+             ("ipcomp", "ipcompspi"): "0:4294967295"}
+
+MATCHES: dict[str, ExtSpec] = {s.name: s for s in (
+    _spec("tcp", "sport/source-port:portrange dport/destination-port:portrange "
+                 "tcp-flags=2:flags syn=0 tcp-option:uint", proto=("tcp",)),
+    _spec("udp", "sport/source-port:portrange dport/destination-port:portrange",
+          proto=("udp",)),
+    _spec("udplite", "sport/source-port:portrange dport/destination-port:portrange",
+          proto=("udplite",)),
+    _spec("multiport", "sports/source-ports:portlist dports/destination-ports:portlist "
+                       "ports:portlist", required=("sports", "dports", "ports"),
+          proto=("tcp", "udp", "udplite", "sctp", "dccp")),
+    _spec("state", "state:states", required=("state",)),
+    _spec("conntrack", "ctstate:states ctproto:protonum ctorigsrc ctorigdst ctreplsrc "
+                       "ctrepldst ctorigsrcport:portrange ctorigdstport:portrange "
+                       "ctreplsrcport:portrange ctrepldstport:portrange ctstatus "
+                       "ctexpire:intrange ctdir",
+          required=("ctstate", "ctproto", "ctorigsrc", "ctorigdst", "ctreplsrc", "ctrepldst",
+                    "ctorigsrcport", "ctorigdstport", "ctreplsrcport", "ctrepldstport",
+                    "ctstatus", "ctexpire", "ctdir")),
+    _spec("icmp", "icmp-type:icmp", family=4, required=("icmp-type",), proto=("icmp",)),
+    _spec("icmp6", "icmpv6-type:icmp6", family=6, required=("icmpv6-type",),
+          proto=("ipv6-icmp",)),
+    _spec("iprange", "src-range:iprange dst-range:iprange",
+          required=("src-range", "dst-range")),
+    _spec("mark", "mark:mark", required=("mark",)),
+    _spec("connmark", "mark:mark", required=("mark",)),
+    _spec("comment", "comment:str", required=("comment",)),
+    _spec("mac", "mac-source:mac", required=("mac-source",)),
+    _spec("limit", "limit:rate limit-burst:uint"),
+    _spec("physdev", "physdev-is-in=0 physdev-in physdev-is-out=0 physdev-out "
+                     "physdev-is-bridged=0"),
+    _spec("pkttype", "pkt-type", required=("pkt-type",)),
+    _spec("addrtype", "src-type dst-type limit-iface-in=0 limit-iface-out=0"),
+    _spec("length", "length:lenrange", required=("length",)),
+    _spec("dccp", "sport/source-port:portrange dport/destination-port:portrange dccp-types "
+                  "dccp-option:uint", proto=("dccp",)),
+    _spec("esp", "espspi:spirange", proto=("esp",)),
+    _spec("ah", "ahspi:spirange", family=4, proto=("ah",)),
+    _spec("ipcomp", "ipcompspi:spirange compres=0", proto=("ipcomp",)),
+    _spec("tcpmss", "mss:portrange", required=("mss",), proto=("tcp",)),
+    _spec("owner", "uid-owner:user gid-owner:group suppl-groups=0 socket-exists=0"),
+    _spec("string", "string:qstr hex-string:qstr algo from:uint to:uint icase=0",
+          required=("string", "hex-string")),
+    _spec("cgroup", "path:qstr cgroup"),
+    _spec("connlabel", "label:qstr set=0", required=("label",)),
+    _spec("ttl", "ttl-eq/ttl:uint ttl-lt:uint ttl-gt:uint", family=4),
+    _spec("hl", "hl-eq:uint hl-lt:uint hl-gt:uint", family=6),
+)}
+
+TARGETS: dict[str, ExtSpec] = {s.name: s for s in (
+    _spec("REJECT", "reject-with"),
+    _spec("LOG", "log-prefix:str log-level:loglevel log-tcp-sequence=0 log-tcp-options=0 "
+                 "log-ip-options=0 log-uid=0 log-macdecode=0"),
+    _spec("DNAT", "to-destination:natto random=0 persistent=0"),
+    _spec("SNAT", "to-source:natto random=0 random-fully=0 persistent=0"),
+    _spec("REDIRECT", "to-ports:natports random=0"),
+    _spec("MASQUERADE", "to-ports:natports random=0 random-fully=0"),
+    _spec("LED", "led-trigger-id:qstr led-delay led-always-blink=0"),
+    _spec("MARK", "set-xmark:xmark set-mark:xmark and-mark or-mark xor-mark"),
+)}

@@ -1,0 +1,772 @@
+"""iptables-save text and iptables command lines -> the model.
+
+Two entry points: :func:`parse_save` reads iptables-save / ip6tables-save output (with or
+without ``-c`` counters, several dumps, CRLF, the old ``-d ! x`` negation of iptables 1.4) and
+:func:`parse_command` reads what a user types (``-A INPUT -p tcp --dport 22 -j ACCEPT``).
+
+Options are resolved the way iptables resolves them (getopt_long over one merged table): the
+most recently loaded extension wins an exact name, a unique prefix is accepted (``--dport``
+after ``-m multiport`` is multiport's ``--dports``), and an option no loaded extension knows
+loads the match named after the protocol (``-p tcp --dport 22`` implies ``-m tcp``). Values are
+brought to the spelling iptables-save prints, so rendering is a plain walk over the model.
+Every failure is a :class:`~trustwall.errors.ParseError` naming the line and the token.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from functools import cache
+
+from trustwall.errors import ParseError
+from trustwall.firewall import extensions as ext
+from trustwall.firewall.model import (
+    BUILTIN_CHAINS,
+    MAX_CHAIN_NAME,
+    MAX_IFACE_NAME,
+    Address,
+    Chain,
+    Counters,
+    Interface,
+    Match,
+    Option,
+    Protocol,
+    Rule,
+    Ruleset,
+    Table,
+    Target,
+)
+
+# Protocol numbers for names iptables knows even without /etc/protocols (xtables_chain_protos).
+_BUILTIN_PROTOS = {"tcp": 6, "sctp": 132, "udp": 17, "udplite": 136, "icmp": 1,
+                   "icmpv6": 58, "ipv6-icmp": 58, "esp": 50, "ah": 51, "mh": 135, "all": 0}
+
+# Matches iptables loads by itself when -p names the protocol and an option needs it.
+_PROTO_MATCH = {"tcp": "tcp", "udp": "udp", "udplite": "udplite", "sctp": "sctp",
+                "dccp": "dccp", "icmp": "icmp", "ipv6-icmp": "icmp6", "esp": "esp",
+                "ah": "ah", "mh": "mh"}
+
+_GLOBAL_LONG = {
+    "source": "s", "src": "s", "destination": "d", "dst": "d", "in-interface": "i",
+    "out-interface": "o", "protocol": "p", "fragment": "f", "match": "m", "jump": "j",
+    "goto": "g", "set-counters": "c", "ipv4": "4", "ipv6": "6",
+}
+_SHORT_WITH_ARG = set("sdiopmjgc")
+
+_TARGET_NAME = re.compile(r"^[A-Za-z0-9_.:+-]+$")
+
+
+@cache
+def _protocols() -> tuple[dict[str, int], dict[int, str]]:
+    by_name = dict(_BUILTIN_PROTOS)
+    by_number: dict[int, str] = {}
+    try:
+        with open("/etc/protocols", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                words = line.split("#", 1)[0].split()
+                if len(words) >= 2 and words[1].isdigit():
+                    n = int(words[1])
+                    for w in (words[0], *words[2:]):
+                        by_name.setdefault(w.lower(), n)
+                    by_number.setdefault(n, words[0])
+    except OSError:
+        pass
+    for name, n in _BUILTIN_PROTOS.items():
+        by_number.setdefault(n, name)
+    by_number[58] = "ipv6-icmp"
+    return by_name, by_number
+
+
+def protocol_number(text: str) -> int:
+    """``tcp`` -> 6, ``47`` -> 47; raises BadValue for an unknown name."""
+    if text.isdigit():
+        n = int(text)
+        if n > 255:
+            raise ext.BadValue(f"unknown protocol {text!r}")
+        return n
+    n2 = _protocols()[0].get(text.lower())
+    if n2 is None:
+        raise ext.BadValue(f"unknown protocol {text!r} specified")
+    return n2
+
+
+def protocol_name(number: int) -> str:
+    """The spelling iptables-save prints for a protocol number (name from /etc/protocols)."""
+    return _protocols()[1].get(number, str(number))
+
+
+def tokenize(line: str) -> list[str]:
+    """Split a restore line into words the way iptables-restore does (double quotes only)."""
+    words: list[str] = []
+    cur: list[str] = []
+    in_word = quoted = False
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if quoted:
+            if ch == "\\" and i + 1 < len(line) and line[i + 1] in "\"\\'":
+                cur.append(line[i + 1])
+                i += 2
+                continue
+            if ch == '"':
+                quoted = False
+            else:
+                cur.append(ch)
+        elif ch == '"':
+            quoted = in_word = True
+        elif ch in " \t":
+            if in_word:
+                words.append("".join(cur))
+                cur, in_word = [], False
+        else:
+            cur.append(ch)
+            in_word = True
+        i += 1
+    if quoted:
+        raise ValueError("unterminated quote")
+    if in_word:
+        words.append("".join(cur))
+    return words
+
+
+def _network(text: str, family: int) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    addr, slash, mask = text.partition("/")
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        raise ext.BadValue(f"host/network {text!r} not found (trustwall reads numeric "
+                           "addresses only)") from None
+    if ip.version != family:
+        raise ext.BadValue(f"{text!r} is not an IPv{family} address")
+    if not slash:
+        return ipaddress.ip_network(ip)
+    if mask.isdigit():
+        if int(mask) > ip.max_prefixlen:
+            raise ext.BadValue(f"invalid mask {mask!r} specified")
+        return ipaddress.ip_network(f"{ip}/{int(mask)}", strict=False)
+    try:
+        return ipaddress.ip_network(f"{ip}/{mask}", strict=False)
+    except ValueError:
+        raise ext.BadValue(f"invalid or non-contiguous mask {mask!r}") from None
+
+
+@dataclass
+class _Ext:
+    """An extension being filled while a rule is read."""
+
+    name: str
+    spec: ext.ExtSpec | None
+    options: list[Option] = field(default_factory=list)
+    is_target: bool = False
+    implicit: bool = False
+
+
+@dataclass(frozen=True)
+class Command:
+    """A parsed iptables command: ``action`` is A, I, D or R; ``number`` the rule position."""
+
+    action: str
+    table: str
+    chain: str
+    rules: tuple[Rule, ...]
+    number: int | None = None
+
+
+def _looks_like_option(word: str) -> bool:
+    return len(word) > 1 and word[0] == "-" and not word[1].isdigit()
+
+
+class _RuleReader:
+    """Reads one rule specification (everything after ``-A CHAIN``)."""
+
+    def __init__(self, words: Sequence[str], chain: str, family: int, where: dict[str, object],
+                 text: str) -> None:
+        self.words = list(words)
+        self.chain = chain
+        self.family = family
+        self.where = where
+        self.text = text
+        self.pos = 0
+        self.fields: dict[str, object] = {}
+        self.exts: list[_Ext] = []
+        self.target: _Ext | None = None
+        self.counters: Counters | None = None
+
+    def fail(self, message: str, token: str | None = None) -> ParseError:
+        return ParseError(message, token=token, **self.where)  # type: ignore[arg-type]
+
+    # -- token helpers --
+    def take(self, opt: str) -> str:
+        if self.pos >= len(self.words):
+            raise self.fail(f"option {opt!r} requires an argument", opt)
+        word = self.words[self.pos]
+        self.pos += 1
+        return word
+
+    def old_negation(self) -> bool:
+        """iptables 1.4 accepted ``-d ! x`` / ``--dport ! 22``; so do we."""
+        if (self.pos + 1 < len(self.words) and self.words[self.pos] == "!"
+                and not _looks_like_option(self.words[self.pos + 1])):
+            self.pos += 1
+            return True
+        return False
+
+    def read(self) -> Rule:
+        negate = False
+        while self.pos < len(self.words):
+            word = self.words[self.pos]
+            self.pos += 1
+            if word == "!":
+                if negate:
+                    raise self.fail("multiple consecutive ! not allowed", word)
+                negate = True
+                continue
+            if word.startswith("--") and len(word) > 2:
+                name, eq, value = word[2:].partition("=")
+                if eq:
+                    self.words.insert(self.pos, value)
+                self.long_option(name, word, negate)
+            elif word.startswith("-") and len(word) > 1 and not word[1].isdigit():
+                self.short_option(word, negate)
+            else:
+                raise self.fail("bad argument", word)
+            negate = False
+        if negate:
+            raise self.fail("trailing ! without an option", "!")
+        return self.finish()
+
+    def short_option(self, word: str, negate: bool) -> None:
+        letter, rest = word[1], word[2:]
+        if letter in _SHORT_WITH_ARG and rest:
+            self.words.insert(self.pos, rest)
+        elif rest:
+            raise self.fail("unknown option", word)
+        self.global_option(letter, word, negate)
+
+    def global_option(self, letter: str, word: str, negate: bool) -> None:
+        if letter in "46":
+            if int(letter) != self.family:
+                raise self.fail(f"this is an IPv{self.family} rule", word)
+            return
+        if letter == "f":
+            if self.family == 6:
+                raise self.fail("-f is IPv4 only", word)
+            self._set("f", not negate, word)
+            return
+        if letter == "c":
+            self.set_counters(word, negate)
+            return
+        if letter not in "sdiopmjg":
+            raise self.fail("unknown option", word)
+        value = self.take(word)
+        if self.old_negation() or (value == "!" and self.pos < len(self.words)):
+            if value == "!":
+                value = self.take(word)
+            negate = True
+        if letter == "m":
+            if negate:
+                raise self.fail("unexpected ! before -m", word)
+            self.load_match(value, word)
+        elif letter in "jg":
+            if negate:
+                raise self.fail("cannot invert -j/-g", word)
+            self.set_target(value, letter == "g", word)
+        else:
+            self._set(letter, (value, negate), word)
+
+    def _set(self, key: str, value: object, word: str) -> None:
+        if key in self.fields:
+            raise self.fail(f"multiple {word} flags not allowed", word)
+        self.fields[key] = value
+
+    def set_counters(self, word: str, negate: bool) -> None:
+        if negate:
+            raise self.fail("cannot invert -c", word)
+        first = self.take(word)
+        if "," in first:
+            pkts, _, byts = first.partition(",")
+        else:
+            pkts, byts = first, self.take(word)
+        if not (pkts.isdigit() and byts.isdigit()):
+            raise self.fail("invalid counter values", first)
+        self.counters = Counters(int(pkts), int(byts))
+
+    def load_match(self, name: str, word: str) -> _Ext:
+        spec = ext.MATCHES.get(name)
+        if spec is not None and spec.family not in (0, self.family):
+            raise self.fail(f"match {name!r} is IPv{spec.family} only", name)
+        item = _Ext(name, spec)
+        self.exts.append(item)
+        return item
+
+    def set_target(self, name: str, goto: bool, word: str) -> None:
+        if self.target is not None:
+            raise self.fail("multiple -j/-g flags not allowed", word)
+        if not name or not _TARGET_NAME.match(name) or len(name) > MAX_CHAIN_NAME:
+            raise self.fail(f"invalid target name {name!r} (at most {MAX_CHAIN_NAME} chars)",
+                            name)
+        self.target = _Ext(name, ext.TARGETS.get(name), is_target=True)
+        self.target.implicit = goto  # reused as the goto flag for targets
+
+    def candidates(self, name: str) -> list[tuple[_Ext | None, str]]:
+        """(owner, canonical option name) for every option ``--name`` could mean."""
+        owners: list[_Ext] = list(reversed(self.exts))
+        if self.target is not None:
+            owners.insert(0, self.target)
+        exact: list[tuple[_Ext | None, str]] = []
+        prefix: list[tuple[_Ext | None, str]] = []
+        for glob, letter in _GLOBAL_LONG.items():
+            if glob == name:
+                exact.append((None, letter))
+            elif glob.startswith(name):
+                prefix.append((None, letter))
+        for owner in owners:
+            if owner.spec is None:
+                continue
+            for o in owner.spec.options:
+                for n in (o.name, *o.aliases):
+                    if n == name:
+                        exact.append((owner, o.name))
+                    elif n.startswith(name):
+                        prefix.append((owner, o.name))
+        if exact:
+            return exact[:1]
+        unique = {(id(o), n): (o, n) for o, n in prefix}
+        by_global = {n for o, n in unique.values() if o is None}
+        if len(by_global) == 1 and len(unique) > 1 and all(o is None for o, _ in unique.values()):
+            return [next(iter(unique.values()))]
+        return list(unique.values())
+
+    def long_option(self, name: str, word: str, negate: bool) -> None:
+        found = self.candidates(name)
+        if found and found[0][0] is None and self._generic_owner() is not None \
+                and name not in _GLOBAL_LONG:
+            # An unknown extension's own option (policy's --proto, recent's --set) must not
+            # be taken for an abbreviated global option.
+            found = []
+        if not found:
+            implicit = self.implicit_match(name)
+            if implicit is not None:
+                found = self.candidates(name)
+        if len(found) > 1:
+            raise self.fail(f"option {word!r} is ambiguous", word)
+        if not found:
+            generic = self._generic_owner()
+            if generic is None:
+                raise self.fail("unknown option", word)
+            self.generic_option(generic, name, negate)
+            return
+        owner, canonical = found[0]
+        if owner is None:
+            self.global_option(canonical, word, negate)
+            return
+        assert owner.spec is not None
+        self.known_option(owner, owner.spec.option(canonical), word, negate)  # type: ignore[arg-type]
+
+    def _generic_owner(self) -> _Ext | None:
+        """The latest loaded extension that trustwall has no table for, if any."""
+        owners = [*self.exts, *([self.target] if self.target is not None else [])]
+        return next((e for e in reversed(owners) if e.spec is None), None)
+
+    def implicit_match(self, name: str) -> _Ext | None:
+        proto = self.fields.get("p")
+        if proto is None or any(e.implicit for e in self.exts):
+            return None
+        pname, negated = proto  # type: ignore[misc]
+        try:
+            canonical = protocol_name(protocol_number(pname))
+        except ext.BadValue:
+            return None
+        module = _PROTO_MATCH.get(canonical)
+        spec = ext.MATCHES.get(module or "")
+        if spec is None or negated or spec.family not in (0, self.family):
+            return None
+        if not any(o.name.startswith(name) or any(a.startswith(name) for a in o.aliases)
+                   for o in spec.options):
+            return None
+        if any(e.name == module for e in self.exts):
+            return None
+        item = self.load_match(module, name)  # type: ignore[arg-type]
+        item.implicit = True
+        return item
+
+    def known_option(self, owner: _Ext, spec: ext.OptSpec, word: str, negate: bool) -> None:
+        values: list[str] = []
+        if spec.nargs == "?":
+            if self.pos < len(self.words) and not _looks_like_option(self.words[self.pos]) \
+                    and self.words[self.pos] != "!":
+                values.append(self.take(word))
+        else:
+            if isinstance(spec.nargs, int) and spec.nargs > 0 and self.old_negation():
+                negate = True
+            for _ in range(int(spec.nargs)):
+                values.append(self.take(word))
+        if spec.name == "tcp-flags" and len(values) == 2 and values[0] == "!":
+            raise self.fail("bad --tcp-flags", word)
+        canon = ext.CANON[spec.kind]
+        try:
+            values = [canon(v) for v in values] if spec.kind != "raw" else values
+        except ext.BadValue as exc:
+            raise self.fail(str(exc), " ".join(values) or word) from None
+        if owner.spec is not None and any(o.name == spec.name for o in owner.options):
+            raise self.fail(f"multiple --{spec.name} flags not allowed", word)
+        owner.options.append(Option(spec.name, negate, tuple(values)))
+
+    def generic_option(self, owner: _Ext, name: str, negate: bool) -> None:
+        values: list[str] = []
+        if self.old_negation():
+            negate = True
+        while self.pos < len(self.words):
+            word = self.words[self.pos]
+            if word == "!" or _looks_like_option(word):
+                break
+            values.append(word)
+            self.pos += 1
+        owner.options.append(Option(name, negate, tuple(values)))
+
+    # -- building the rule --
+    def finish(self) -> Rule:
+        proto = self._protocol()
+        matches = tuple(self._finish_match(e, proto) for e in self.exts)
+        target = self._finish_target(proto) if self.target is not None else None
+        iface: dict[str, Interface | None] = {}
+        for key in "io":
+            iface[key] = None
+            if key in self.fields:
+                name, neg = self.fields[key]  # type: ignore[misc]
+                if len(name) > MAX_IFACE_NAME or not name:
+                    raise self.fail(f"interface name {name!r} must be shorter than "
+                                    f"{MAX_IFACE_NAME + 1} chars", name)
+                if name == "+" and not neg:
+                    continue
+                iface[key] = Interface(name, neg)
+        addrs: dict[str, Address | None] = {}
+        for key in "sd":
+            addrs[key] = None
+            if key in self.fields:
+                text, neg = self.fields[key]  # type: ignore[misc]
+                try:
+                    net = _network(text, self.family)
+                except ext.BadValue as exc:
+                    raise self.fail(str(exc), text) from None
+                if neg and net.prefixlen == 0:
+                    # nft cannot express "not any address" (QUIRKS)
+                    raise self.fail("cannot negate the whole address space", text)
+                if net.prefixlen == 0 and not neg:
+                    continue
+                addrs[key] = Address(net, neg)
+        frag = self.fields.get("f")
+        return Rule(
+            chain=self.chain, matches=matches, target=target, protocol=proto,
+            source=addrs["s"], destination=addrs["d"], in_interface=iface["i"],
+            out_interface=iface["o"], fragment=frag,  # type: ignore[arg-type]
+            counters=self.counters, text=self.text,
+        )
+
+    def _protocol(self) -> Protocol | None:
+        if "p" not in self.fields:
+            return None
+        text, neg = self.fields["p"]  # type: ignore[misc]
+        try:
+            number = protocol_number(text)
+        except ext.BadValue as exc:
+            raise self.fail(str(exc), text) from None
+        if number == 0:
+            if neg:
+                raise self.fail("rule would never match protocol", text)
+            return None
+        name = protocol_name(number)
+        if self.family == 6 and name == "icmp":
+            pass
+        return Protocol(name, neg)
+
+    def _finish_match(self, item: _Ext, proto: Protocol | None) -> Match:
+        spec = item.spec
+        if spec is None:
+            return Match(item.name, tuple(item.options))
+        given = {o.name for o in item.options}
+        if spec.required and not given & set(spec.required):
+            need = " or ".join("--" + r for r in spec.required[:3])
+            raise self.fail(f"match {item.name!r} needs {need}", item.name)
+        if spec.proto and (proto is None or proto.negated or proto.name not in spec.proto):
+            raise self.fail(f"match {item.name!r} needs -p {'/'.join(spec.proto)}", item.name)
+        options = [o for o in item.options
+                   if o.negated or (item.name, o.name) not in ext.DROP_FULL
+                   or o.values != (ext.DROP_FULL[item.name, o.name],)]
+        if item.name == "tcp":
+            options = _finish_tcp(options)
+        elif item.name == "string":
+            options = [o for o in options if not (o.name == "from" and o.values == ("0",))
+                       and not (o.name == "to" and o.values == ("65535",))]
+        elif item.name == "multiport" and len({"sports", "dports", "ports"} & given) > 1:
+            raise self.fail("multiport can only have one option", item.name)
+        order = {o.name: i for i, o in enumerate(spec.options)}
+        options.sort(key=lambda o: order.get(o.name, len(order)))
+        return Match(item.name, tuple(options))
+
+    def _finish_target(self, proto: Protocol | None) -> Target:
+        item = self.target
+        assert item is not None
+        options = list(item.options)
+        spec = item.spec
+        if item.name == "REJECT":
+            default = "icmp-port-unreachable" if self.family == 4 else "icmp6-port-unreachable"
+            opt = next((o for o in options if o.name == "reject-with"), None)
+            value = _reject_with(opt.value if opt else default, self.family)
+            if value is None:
+                raise self.fail("unknown --reject-with type", opt.value if opt else None)
+            if value == "tcp-reset" and (proto is None or proto.name != "tcp" or proto.negated):
+                raise self.fail("--reject-with tcp-reset needs -p tcp", "tcp-reset")
+            options = [Option("reject-with", False, (value,))]
+        elif item.name == "MARK":
+            if not options:
+                raise self.fail("MARK target needs --set-xmark/--set-mark/…", "MARK")
+            options = [_finish_mark_target(o) for o in options]
+        if spec is not None:
+            order = {o.name: i for i, o in enumerate(spec.options)}
+            options.sort(key=lambda o: order.get(o.name, len(order)))
+        return Target(item.name, tuple(options), goto=item.implicit)
+
+
+_REJECT4 = {"icmp-net-unreachable": "icmp-net-unreachable", "net-unreach": "icmp-net-unreachable",
+            "icmp-host-unreachable": "icmp-host-unreachable",
+            "host-unreach": "icmp-host-unreachable",
+            "icmp-proto-unreachable": "icmp-proto-unreachable",
+            "proto-unreach": "icmp-proto-unreachable",
+            "icmp-port-unreachable": "icmp-port-unreachable",
+            "port-unreach": "icmp-port-unreachable",
+            "icmp-net-prohibited": "icmp-net-prohibited", "net-prohib": "icmp-net-prohibited",
+            "icmp-host-prohibited": "icmp-host-prohibited",
+            "host-prohib": "icmp-host-prohibited", "tcp-reset": "tcp-reset",
+            "tcp-rst": "tcp-reset", "icmp-admin-prohibited": "icmp-admin-prohibited",
+            "admin-prohib": "icmp-admin-prohibited"}
+_REJECT6 = {"icmp6-no-route": "icmp6-no-route", "no-route": "icmp6-no-route",
+            "icmp6-adm-prohibited": "icmp6-adm-prohibited",
+            "adm-prohibited": "icmp6-adm-prohibited",
+            "icmp6-addr-unreachable": "icmp6-addr-unreachable",
+            "addr-unreach": "icmp6-addr-unreachable",
+            "icmp6-port-unreachable": "icmp6-port-unreachable",
+            "port-unreach": "icmp6-port-unreachable", "tcp-reset": "tcp-reset",
+            "icmp6-policy-fail": "icmp6-policy-fail", "policy-fail": "icmp6-policy-fail",
+            "icmp6-reject-route": "icmp6-reject-route", "reject-route": "icmp6-reject-route"}
+
+
+def _reject_with(value: str | None, family: int) -> str | None:
+    table = _REJECT4 if family == 4 else _REJECT6
+    return table.get(value or "")
+
+
+def _finish_tcp(options: list[Option]) -> list[Option]:
+    out = []
+    for o in options:
+        if o.name == "syn":
+            out.append(Option("tcp-flags", o.negated, ("FIN,SYN,RST,ACK", "SYN")))
+        else:
+            out.append(o)
+    return out
+
+
+def _finish_mark_target(o: Option) -> Option:
+    if o.name == "set-mark":
+        return Option("set-xmark", o.negated, o.values)
+    return o
+
+
+def parse_rule_spec(words: Sequence[str] | str, *, chain: str, family: int = 4,
+                    source: str | None = None, line: int | None = None) -> Rule:
+    """Read the part of a rule after ``-A CHAIN`` (a string is split like iptables-restore)."""
+    where: dict[str, object] = {"source": source, "line": line}
+    if isinstance(words, str):
+        text = words
+        try:
+            words = tokenize(words)
+        except ValueError as exc:
+            raise ParseError(str(exc), token=text, source=source, line=line) from None
+    else:
+        text = " ".join(words)
+    return _RuleReader(words, chain, family, where, text).read()
+
+
+def parse_command(argv: Sequence[str] | str, *, family: int = 4) -> Command:
+    """Read an iptables command line (``-A``/``-I``/``-D``/``-R`` with an optional ``-t``)."""
+    words = tokenize(argv) if isinstance(argv, str) else list(argv)
+    if words and words[0] in ("iptables", "ip6tables"):
+        family = 6 if words[0] == "ip6tables" else family
+        words = words[1:]
+    table = "filter"
+    action = chain = None
+    number: int | None = None
+    rest: list[str] = []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w in ("-t", "--table") and i + 1 < len(words):
+            table = words[i + 1]
+            i += 2
+            continue
+        if w in ("-A", "--append", "-I", "--insert", "-D", "--delete", "-R", "--replace"):
+            if action is not None or i + 1 >= len(words):
+                raise ParseError("one of -A/-I/-D/-R with a chain is needed", token=w)
+            action = {"-A": "A", "--append": "A", "-I": "I", "--insert": "I", "-D": "D",
+                      "--delete": "D", "-R": "R", "--replace": "R"}[w]
+            chain = words[i + 1]
+            i += 2
+            if i < len(words) and words[i].isdigit() and action in "IDR":
+                number = int(words[i])
+                if number < 1:
+                    raise ParseError("rule numbers start at 1", token=words[i])
+                i += 1
+            continue
+        rest.append(w)
+        i += 1
+    if action is None or chain is None:
+        raise ParseError("no command: expected -A, -I, -D or -R CHAIN", token=" ".join(words))
+    if table not in BUILTIN_CHAINS:
+        raise ParseError(f"unknown table {table!r}", token=table)
+    if action == "R" and number is None:
+        raise ParseError("-R needs a rule number", token=chain)
+    if action == "D" and number is not None and not rest:
+        return Command(action, table, chain, (), number)
+    rules = tuple(parse_rule_spec(words, chain=chain, family=family)
+                  for words in _expand_address_lists(rest))
+    return Command(action, table, chain, rules, number if action != "A" else None)
+
+
+def _expand_address_lists(words: list[str]) -> list[list[str]]:
+    """iptables turns ``-s a,b`` into one rule per address (and per -d address)."""
+    out = [list(words)]
+    for i, w in enumerate(words[:-1]):
+        if w in ("-s", "--source", "--src", "-d", "--destination", "--dst") \
+                and "," in words[i + 1]:
+            out = [[*v[:i + 1], addr, *v[i + 2:]] for v in out for addr in words[i + 1].split(",")]
+    return out
+
+
+# -- iptables-save files -------------------------------------------------------------------
+
+_COUNTERS = re.compile(r"^\[(\d+):(\d+)\]$")
+
+
+@dataclass
+class _TableBuilder:
+    name: str
+    chains: dict[str, tuple[str | None, Counters | None]] = field(default_factory=dict)
+    rules: dict[str, list[Rule]] = field(default_factory=dict)
+
+    def build(self) -> Table:
+        builtin = BUILTIN_CHAINS.get(self.name, ())
+        order = [c for c in builtin if c in self.chains]
+        order += [c for c in self.chains if c not in builtin]
+        return Table(self.name, tuple(
+            Chain(name, self.chains[name][0], self.chains[name][1],
+                  tuple(self.rules.get(name, ()))) for name in order))
+
+
+def _guess_family(text: str) -> int:
+    head = text[:400]
+    if "ip6tables" in head:
+        return 6
+    for line in text.splitlines():
+        if line.startswith(("-A", "[")) and re.search(r" -[sd] [0-9a-fA-F]*:[0-9a-fA-F:]*[/ ]",
+                                                      line):
+            return 6
+    return 4
+
+
+def parse_save(text: str, *, family: int | None = None, source: str | None = None) -> Ruleset:
+    """Parse iptables-save / ip6tables-save output into a Ruleset.
+
+    A table that appears again (a file with several dumps) replaces the earlier one, as
+    iptables-restore would do. ``family`` is guessed from the text when not given.
+    """
+    fam = family or _guess_family(text)
+    tables: dict[str, Table] = {}
+    cur: _TableBuilder | None = None
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.rstrip().lstrip("\ufeff")
+        if not line or line.lstrip().startswith("#"):
+            continue
+        where = {"source": source, "line": lineno}
+        if line.startswith("*"):
+            if cur is not None:
+                raise ParseError("table without COMMIT before the next table", token=line,
+                                 **where)  # type: ignore[arg-type]
+            name = line[1:].strip()
+            if name not in BUILTIN_CHAINS:
+                raise ParseError(f"unknown table {name!r}", token=line, **where)  # type: ignore[arg-type]
+            cur = _TableBuilder(name)
+            continue
+        if line == "COMMIT":
+            if cur is None:
+                raise ParseError("COMMIT outside a table", token=line, **where)  # type: ignore[arg-type]
+            tables.pop(cur.name, None)
+            tables[cur.name] = cur.build()
+            cur = None
+            continue
+        if cur is None:
+            raise ParseError("rule or chain outside a *table section", token=line.split()[0],
+                             **where)  # type: ignore[arg-type]
+        if line.startswith(":"):
+            _chain_line(cur, line, where)
+            continue
+        counters = None
+        if line.startswith("["):
+            head, _, line = line.partition(" ")
+            m = _COUNTERS.match(head)
+            if not m:
+                raise ParseError("bad counters", token=head, **where)  # type: ignore[arg-type]
+            counters = Counters(int(m.group(1)), int(m.group(2)))
+        words_text = line
+        try:
+            words = tokenize(words_text)
+        except ValueError as exc:
+            raise ParseError(str(exc), token=line, **where) from None  # type: ignore[arg-type]
+        if len(words) < 2 or words[0] not in ("-A", "--append", "-I", "--insert"):
+            raise ParseError("expected -A CHAIN, :CHAIN, *table or COMMIT", token=words[0],
+                             **where)  # type: ignore[arg-type]
+        chain = words[1]
+        if chain not in cur.chains:
+            raise ParseError(f"chain {chain!r} does not exist", token=chain, **where)  # type: ignore[arg-type]
+        spec = words[2:]
+        position = None
+        if words[0] in ("-I", "--insert"):
+            position = 0
+            if spec and spec[0].isdigit():
+                position = int(spec[0]) - 1
+                spec = spec[1:]
+        rule = _RuleReader(spec, chain, fam, where, raw.rstrip()).read()
+        if counters is not None:
+            rule = replace(rule, counters=counters)
+        bucket = cur.rules.setdefault(chain, [])
+        if position is None:
+            bucket.append(rule)
+        else:
+            bucket.insert(position, rule)
+    if cur is not None:
+        raise ParseError(f"table {cur.name!r} has no COMMIT", source=source)
+    return Ruleset(fam, tuple(tables.values()))
+
+
+def _chain_line(cur: _TableBuilder, line: str, where: dict[str, object]) -> None:
+    words = line[1:].split()
+    if not words:
+        raise ParseError("empty chain line", token=line, **where)  # type: ignore[arg-type]
+    name = words[0]
+    if len(name) > MAX_CHAIN_NAME:
+        raise ParseError(f"chain name {name!r} too long (at most {MAX_CHAIN_NAME} chars)",
+                         token=name, **where)  # type: ignore[arg-type]
+    policy = words[1] if len(words) > 1 else "-"
+    builtin = name in BUILTIN_CHAINS.get(cur.name, ())
+    if builtin and policy not in ("ACCEPT", "DROP"):
+        raise ParseError(f"bad policy {policy!r} for built-in chain", token=policy, **where)  # type: ignore[arg-type]
+    if not builtin and policy != "-":
+        raise ParseError(f"user chain {name!r} cannot have a policy", token=policy, **where)  # type: ignore[arg-type]
+    counters = None
+    if len(words) > 2:
+        m = _COUNTERS.match(words[2])
+        if not m:
+            raise ParseError("bad chain counters", token=words[2], **where)  # type: ignore[arg-type]
+        counters = Counters(int(m.group(1)), int(m.group(2)))
+    cur.chains[name] = (policy if builtin else None, counters)
