@@ -1,0 +1,378 @@
+"""Trust-store sandbox: a private mount namespace where the host is read-only and every trust
+store trustwall may change is a writable copy.
+
+Layout inside the sandbox (built by a long-lived *holder* process, see :func:`_hold`):
+
+- ``/etc`` is a sandbox directory (``<tmp>/etc``): each host entry is bind-mounted read-only
+  onto it, except the stores that live directly in /etc (``environment``, ``hosts``,
+  ``ca-certificates.conf``, ``ca-certificates/``, ``profile.d/``), which are plain copies. So
+  ``atomic_write('/etc/environment')`` (temp file + rename in /etc) works, while writing an
+  existing host file fails with EROFS and replacing it fails with EBUSY. A *new* file in /etc
+  lands in the sandbox directory, never on the host.
+- ``/usr``, ``/var`` and ``/root`` are read-only bind mounts of themselves (``/root`` because
+  the venv interpreters and the system certifi live under ``/root/.pyenv`` here).
+- Nested stores are writable copies bind-mounted over the real path: ``/etc/ssl/certs``
+  (with ``java/cacerts``, a JKS file), ``/usr/local/share/ca-certificates``,
+  ``/var/lib/ca-certificates-java`` and the certifi package directories.
+- ``/var/lib/dpkg`` (33 MB; ``cp -a`` takes 2 s) and ``/var/log`` are overlays with their upper
+  directory in the sandbox: the Debian Java hook runs ``dpkg --triggers-only``, which locks and
+  rewrites /var/lib/dpkg and appends to /var/log/dpkg.log (QUIRKS.md). Nothing is disabled:
+  ``update-ca-certificates`` inside the sandbox runs the real hook and updates the copy of
+  Java's cacerts.
+- ``HOME`` for sandboxed commands is ``<tmp>/home`` with a fresh, empty NSS db in
+  ``~/.pki/nssdb``.
+
+The copies live in a host directory ``/tmp/tw-sandbox-<pid>-<n>`` so the host can inspect them
+(:meth:`Sandbox.path`). The holder runs ``unshare --mount --propagation private`` (inside
+``ip netns exec`` when given a :class:`~trustwall.lab.netns.Netns`, so the netns' own
+/etc/hosts is what gets copied); commands enter with ``nsenter --target <holder> --mount``
+(``--wdns`` for the working directory: ``--wd`` resolves in the caller's namespace, QUIRKS.md).
+When the holder dies the namespace and all its mounts vanish; the holder also exits when its
+parent does (EOF on stdin), and :func:`cleanup_stale` removes directories of dead creators.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from trustwall.errors import EnvironmentMissing
+from trustwall.lab.netns import Netns, require_root
+from trustwall.proc import CommandFailed
+
+#: Stores that are direct children of /etc: copied into the sandbox's own /etc directory.
+ETC_COPIES = ("environment", "hosts", "ca-certificates.conf", "ca-certificates", "profile.d")
+#: Nested stores: copied, then bind-mounted over the real path.
+NESTED_COPIES = (
+    "/etc/ssl/certs",
+    "/usr/local/share/ca-certificates",
+    "/var/lib/ca-certificates-java",
+)
+#: Large or log-like directories the Java hook writes: overlays (upper dir in the sandbox).
+OVERLAYS = ("/var/lib/dpkg", "/var/log")
+#: Host trees made read-only inside (besides /etc, which is rebuilt entry by entry).
+READ_ONLY = ("/usr", "/var", "/root")
+
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_DIR_PREFIX = "tw-sandbox-"
+_DIR_RE = re.compile(r"^tw-sandbox-(?P<pid>\d+)-\d+$")
+_counter = itertools.count(1)
+
+
+def default_certifi_dirs() -> list[Path]:
+    """The certifi package of the interpreter running trustwall (the project venv)."""
+    try:
+        import certifi
+    except ImportError:
+        return []
+    return [Path(certifi.where()).parent]
+
+
+class Sandbox:
+    """A private mount namespace with writable copies of the trust stores (see module doc).
+
+    ``Sandbox(netns=None, certifi_dirs=None)``: ``certifi_dirs`` defaults to the certifi of the
+    running interpreter; pass more (e.g. a test venv's) to sandbox them too.
+    """
+
+    def __init__(self, netns: Netns | None = None, *,
+                 certifi_dirs: Sequence[str | os.PathLike[str]] | None = None) -> None:
+        require_root()
+        for tool in ("unshare", "nsenter"):
+            if shutil.which(tool, path=SYSTEM_PATH) is None:
+                raise EnvironmentMissing(f"{tool} is not installed",
+                                         hint="apt-get install util-linux")
+        self.netns = netns
+        self.root = _new_sandbox_dir()
+        self.home = self.root / "home"
+        self._procs: list[subprocess.Popen] = []
+        self._holder: subprocess.Popen | None = None
+        dirs = default_certifi_dirs() if certifi_dirs is None else [Path(d) for d in certifi_dirs]
+        self.nested = [*NESTED_COPIES, *(str(Path(d).resolve()) for d in dirs)]
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    # ---- life cycle -------------------------------------------------------------------------
+    def _start(self) -> None:
+        self.home.mkdir(mode=0o700)
+        nssdb = self.home / ".pki" / "nssdb"
+        nssdb.mkdir(parents=True)
+        certutil = shutil.which("certutil", path=SYSTEM_PATH)
+        if certutil is not None:  # a fresh, empty NSS db as browsers/NSS clients create it
+            subprocess.run([certutil, "-N", "-d", f"sql:{nssdb}", "--empty-password"],
+                           check=True, capture_output=True, timeout=30)
+        plan = {"root": str(self.root), "etc_copies": list(ETC_COPIES),
+                "nested": self.nested, "overlays": list(OVERLAYS), "read_only": list(READ_ONLY)}
+        argv = ["unshare", "--mount", "--propagation", "private",
+                sys.executable, "-m", "trustwall.lab.sandbox", "--hold", json.dumps(plan)]
+        if self.netns is not None:
+            argv = self.netns.argv(argv)
+        env = {"PATH": SYSTEM_PATH, "LANG": "C.UTF-8", "PYTHONPATH": _package_root()}
+        self._holder = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, env=env, text=True,
+                                        start_new_session=True)
+        line = self._holder.stdout.readline() if self._holder.stdout else ""
+        if line.strip() != "ready":
+            self._holder.kill()
+            _, err = self._holder.communicate(timeout=10)
+            raise CommandFailed([*argv[:1], "sandbox holder"], self._holder.returncode or 1,
+                                line, err or line)
+
+    @property
+    def pid(self) -> int:
+        """PID of the holder process (its mount namespace is the sandbox)."""
+        if self._holder is None:
+            raise RuntimeError("sandbox is closed")
+        return self._holder.pid
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Kill what runs inside (by PID), then the holder; the mounts vanish with it."""
+        for proc in self._procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        self._procs.clear()
+        holder, self._holder = self._holder, None
+        if holder is not None:
+            if holder.poll() is None:
+                _kill_namespace_members(holder.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(holder.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    holder.kill()
+            holder.communicate(timeout=10)
+        if self.root.exists():
+            _safe_rmtree(self.root)
+
+    # ---- running inside ---------------------------------------------------------------------
+    def base_env(self, **extra: str) -> dict[str, str]:
+        """The scrubbed environment commands get unless the caller passes one."""
+        return {"PATH": SYSTEM_PATH, "HOME": str(self.home), "LANG": "C.UTF-8", **extra}
+
+    def argv(self, argv: Sequence[str], *, cwd: str | None = None) -> list[str]:
+        """The command line that runs ``argv`` inside the sandbox (and its netns, if any)."""
+        full = ["nsenter", "--target", str(self.pid), "--mount"]
+        if self.netns is not None:
+            full.append("--net")
+        full += [f"--wdns={cwd or '/'}", "--", *argv]
+        return full
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        input: str | bytes | None = None,
+        check: bool = True,
+        timeout: float = 120,
+        cwd: str | None = None,
+        text: bool = True,
+    ) -> subprocess.CompletedProcess:
+        """Run ``argv`` inside; ``env`` replaces (not extends) :meth:`base_env`."""
+        env = self.base_env() if env is None else dict(env)
+        proc = subprocess.run(self.argv(argv, cwd=cwd), input=input, capture_output=True,
+                              text=text, timeout=timeout, env=env, check=False)
+        if check and proc.returncode != 0:
+            out = proc.stdout if text else proc.stdout.decode(errors="replace")
+            err = proc.stderr if text else proc.stderr.decode(errors="replace")
+            raise CommandFailed(list(argv), proc.returncode, out, err)
+        return proc
+
+    def popen(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+              cwd: str | None = None, **popen_kw: object) -> subprocess.Popen:
+        """Start ``argv`` inside in the background; killed by :meth:`close`."""
+        popen_kw.setdefault("start_new_session", True)
+        env = self.base_env() if env is None else dict(env)
+        proc = subprocess.Popen(self.argv(argv, cwd=cwd), env=env,  # type: ignore[call-overload]
+                                **popen_kw)
+        self._procs.append(proc)
+        return proc
+
+    def path(self, real_path: str | os.PathLike[str]) -> Path:
+        """Host-side path of what the sandbox sees at ``real_path`` (writable copies directly
+        in the sandbox directory; anything else, e.g. the overlays, via /proc/<holder>/root)."""
+        real = Path(real_path)
+        if not real.is_absolute():
+            raise ValueError(f"{real_path}: not an absolute path")
+        parts = real.parts
+        if len(parts) >= 3 and parts[1] == "etc" and parts[2] in ETC_COPIES:
+            return self.root / "etc" / Path(*parts[2:])
+        for store in self.nested:
+            if real == Path(store) or Path(store) in real.parents:
+                return self.root / "stores" / real.relative_to("/")
+        if real == self.home or self.home in real.parents:
+            return real
+        return Path(f"/proc/{self.pid}/root") / real.relative_to("/")
+
+
+def _new_sandbox_dir() -> Path:
+    """``/tmp/tw-sandbox-<pid>-<n>``: the creator's PID in the name is the clean-up record."""
+    while True:
+        candidate = Path("/tmp") / f"{_DIR_PREFIX}{os.getpid()}-{next(_counter)}"
+        try:
+            candidate.mkdir(mode=0o755)
+        except FileExistsError:  # left by an earlier process with our (reused) PID
+            continue
+        candidate.chmod(0o755)
+        return candidate
+
+
+def _package_root() -> str:
+    """Directory holding the ``trustwall`` package, for the holder's ``-m`` import."""
+    return str(Path(__file__).resolve().parents[2])
+
+
+def _kill_namespace_members(holder_pid: int) -> None:
+    """SIGKILL every other process that shares the holder's mount namespace."""
+    try:
+        target = os.readlink(f"/proc/{holder_pid}/ns/mnt")
+    except OSError:
+        return
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == holder_pid:
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/mnt") == target:
+                os.kill(int(entry), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue
+
+
+def _safe_rmtree(root: Path) -> None:
+    """Remove a sandbox directory; refuse if anything under it is still a mount point."""
+    mounts = Path("/proc/self/mounts").read_text().split("\n")
+    prefix = str(root) + "/"
+    for line in mounts:
+        fields = line.split()
+        if len(fields) > 1 and (fields[1] == str(root) or fields[1].startswith(prefix)):
+            raise RuntimeError(f"{fields[1]} is still mounted; not removing {root}")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def cleanup_stale() -> list[str]:
+    """Remove sandbox directories whose creating process is dead (after a ``kill -9``)."""
+    removed = []
+    for entry in Path("/tmp").glob(f"{_DIR_PREFIX}*"):
+        match = _DIR_RE.match(entry.name)
+        if match is None:
+            continue
+        try:
+            os.kill(int(match["pid"]), 0)
+        except ProcessLookupError:
+            _safe_rmtree(entry)
+            removed.append(str(entry))
+        except PermissionError:
+            continue
+    return removed
+
+
+# ---- the holder (runs inside the new mount namespace) -----------------------------------------
+_MS_RDONLY = 1
+_MS_REMOUNT = 32
+_MS_BIND = 4096
+_MS_REC = 16384
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int,
+           data: str | None = None) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    rc = libc.mount(source.encode() if source else None, target.encode(),
+                    fstype.encode() if fstype else None, flags,
+                    data.encode() if data else None)
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {source} on {target}: {os.strerror(err)}")
+
+
+def _bind(source: str, target: str, *, read_only: bool) -> None:
+    _mount(source, target, None, _MS_BIND | _MS_REC)
+    if read_only:
+        _mount(None, target, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY)
+
+
+def _copy(source: str, dest: Path) -> None:
+    if os.path.isdir(source) and not os.path.islink(source):
+        shutil.copytree(source, dest, symlinks=True)
+        shutil.copystat(source, dest)
+    else:
+        shutil.copy2(source, dest, follow_symlinks=False)
+
+
+def _hold(plan: dict) -> None:
+    root = Path(plan["root"])
+    # 1. The sandbox /etc: copies of the /etc-level stores, read-only binds of the rest.
+    etc = root / "etc"
+    etc.mkdir()
+    shutil.copystat("/etc", etc)
+    read_only_binds = []
+    for entry in os.scandir("/etc"):
+        dest = etc / entry.name
+        if entry.name in plan["etc_copies"]:
+            _copy(entry.path, dest)
+        elif entry.is_symlink():
+            os.symlink(os.readlink(entry.path), dest)
+        else:
+            if entry.is_dir():
+                dest.mkdir()
+            else:
+                dest.touch()
+            read_only_binds.append((entry.path, str(dest)))
+    for source, dest in read_only_binds:
+        _bind(source, dest, read_only=True)
+    _mount(str(etc), "/etc", None, _MS_BIND | _MS_REC)
+    # 2. /usr, /var, /root read-only.
+    for tree in plan["read_only"]:
+        if os.path.isdir(tree) and not os.path.islink(tree):
+            _bind(tree, tree, read_only=True)
+    # 3. Nested stores: writable copies over the real paths.
+    for store in plan["nested"]:
+        if not os.path.exists(store):
+            continue
+        copy = root / "stores" / store.lstrip("/")
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        _copy(store, copy)
+        _bind(str(copy), store, read_only=False)
+    # 4. Overlays for the big dpkg database and the logs.
+    for n, lower in enumerate(plan["overlays"]):
+        if not os.path.isdir(lower):
+            continue
+        upper, work = root / "overlay" / str(n) / "upper", root / "overlay" / str(n) / "work"
+        upper.mkdir(parents=True)
+        work.mkdir()
+        _mount("overlay", lower, "overlay", 0,
+               f"lowerdir={lower},upperdir={upper},workdir={work}")
+    print("ready", flush=True)
+    # Block until the creator closes our stdin (or dies); the namespace dies with us.
+    sys.stdin.read()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--hold":
+        try:
+            _hold(json.loads(sys.argv[2]))
+        except Exception as exc:
+            print(f"error: {exc}", flush=True)
+            sys.exit(1)
+    else:
+        sys.exit("usage: python -m trustwall.lab.sandbox --hold <plan-json>")
