@@ -281,7 +281,12 @@ class Cert:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    if "ParseError" in text[0]:  # cryptography's Rust parser: keep the field it stopped at
+        where = text[0].rsplit('"', 2)
+        return f"malformed ASN.1 at {where[1]}" if len(where) == 3 else "malformed ASN.1"
+    return text[0]
 
 
 def subject_hash(cert: Cert, old: bool = False) -> str:

@@ -32,6 +32,16 @@ VISIBLESTRING = 0x1A
 _ONE_BYTE = frozenset({PRINTABLESTRING, T61STRING, IA5STRING, VISIBLESTRING})
 _CANON_TYPES = _ONE_BYTE | {UTF8STRING, BMPSTRING, UNIVERSALSTRING}
 
+# Value tags OpenSSL's X509_NAME decoder accepts (ASN1_PRINTABLE: B_ASN1_PRINTABLE plus the
+# tags ASN1_tag2bit maps to B_ASN1_UNKNOWN). Any other tag -- VisibleString, GeneralString,
+# OCTET STRING, INTEGER... -- makes d2i_X509 fail, so OpenSSL cannot use the certificate at all.
+_DECODABLE = frozenset({0x03, 0x07, 0x09, 0x0A, 0x0C, 0x0D, 0x0E, 0x0F, 0x12, 0x13, 0x14,
+                        0x16, 0x1C, 0x1D, 0x1E, 0x30})
+_TAG_NAMES = {0x01: "BOOLEAN", 0x02: "INTEGER", 0x04: "OCTET STRING", 0x05: "NULL",
+              0x06: "OBJECT IDENTIFIER", 0x15: "VideotexString", 0x17: "UTCTime",
+              0x18: "GeneralizedTime", 0x19: "GraphicString", 0x1A: "VisibleString",
+              0x1B: "GeneralString", 0x31: "SET"}
+
 # ossl_isspace: space, \t, \n, \v, \f, \r (ASCII only; bytes >= 0x80 are never space).
 _SPACE = frozenset(b" \t\n\v\f\r")
 _LOWER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
@@ -46,30 +56,47 @@ def decode_string(tag: int, content: bytes) -> str:
             raise BadInput("name holds an invalid UTF8String") from exc
     if tag in _ONE_BYTE:
         return content.decode("latin-1")  # OpenSSL maps T61String byte-for-byte to U+00xx
-    if tag == BMPSTRING:
-        if len(content) % 2:
-            raise BadInput("name holds a BMPString of odd length")
-        return "".join(chr(int.from_bytes(content[i:i + 2], "big"))
-                       for i in range(0, len(content), 2))
-    if tag == UNIVERSALSTRING:
-        if len(content) % 4:
-            raise BadInput("name holds a UniversalString whose length is not a multiple of 4")
-        chars = [int.from_bytes(content[i:i + 4], "big") for i in range(0, len(content), 4)]
-        if any(c > 0x10FFFF for c in chars):
-            raise BadInput("name holds a UniversalString beyond U+10FFFF")
+    if tag in (BMPSTRING, UNIVERSALSTRING):
+        # UCS-2 / UCS-4 big-endian. OpenSSL does not pair surrogates: each one is an illegal
+        # character and the name does not decode (a_mbstr.c, is_unicode_valid).
+        width = 2 if tag == BMPSTRING else 4
+        if len(content) % width:
+            raise BadInput(f"name holds a {_kind(tag)} of length {len(content)}")
+        chars = [int.from_bytes(content[i:i + width], "big")
+                 for i in range(0, len(content), width)]
+        if any(c > 0x10FFFF or 0xD800 <= c <= 0xDFFF for c in chars):
+            raise BadInput(f"name holds a {_kind(tag)} with an invalid character")
         return "".join(map(chr, chars))
     raise BadInput(f"not a string type (tag 0x{tag:02x})")
 
 
+def _kind(tag: int) -> str:
+    return {BMPSTRING: "BMPString", UNIVERSALSTRING: "UniversalString"}.get(
+        tag, _TAG_NAMES.get(tag, f"value with tag 0x{tag:02x}"))
+
+
+def _undecodable(tag: int) -> BadInput:
+    return BadInput(f"name holds a value of type {_kind(tag)}, which OpenSSL cannot decode")
+
+
+def check_decodable(name_der: bytes) -> None:
+    """Raise BadInput when OpenSSL's decoder would reject this Name (so every OpenSSL-based
+    client rejects the certificate): a value of a type it does not allow, or a string that
+    does not convert to UTF-8."""
+    for rdn in rdns(name_der):
+        for _, vtag, content, _ in rdn:
+            if vtag not in _DECODABLE:
+                raise _undecodable(vtag)
+            if vtag in _CANON_TYPES:
+                decode_string(vtag, content)
+
+
 def _canon_value(tag: int, content: bytes) -> bytes:
     if tag == UTF8STRING:
-        try:
-            content.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise BadInput("name holds an invalid UTF8String") from exc
+        decode_string(tag, content)  # validates
         data = content
     else:
-        data = decode_string(tag, content).encode("utf-8", "surrogatepass")
+        data = decode_string(tag, content).encode("utf-8")
     start, end = 0, len(data)
     while start < end and data[start] in _SPACE:
         start += 1
@@ -124,8 +151,12 @@ def canonical_name(name_der: bytes) -> bytes:
     for rdn in rdns(name_der):
         encoded = []
         for oid, vtag, content, value_tlv in rdn:
+            if vtag not in _DECODABLE:
+                raise _undecodable(vtag)
             value = _canon_value(vtag, content) if vtag in _CANON_TYPES else value_tlv
             encoded.append(encode_tlv(SEQUENCE, oid + value))
+        if not encoded:
+            continue  # an empty RDN holds no entries, so OpenSSL's canon has nothing for it
         encoded.sort()  # DER SET OF order: bytewise, a shorter prefix first (der_cmp)
         parts.append(encode_tlv(SET, b"".join(encoded)))
     return b"".join(parts)

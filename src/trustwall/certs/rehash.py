@@ -1,0 +1,297 @@
+"""``openssl rehash`` in Python: the same links, the same choices, on one directory.
+
+OpenSSL finds a CA in a CApath directory by the file name ``HHHHHHHH.N`` (subject hash, then
+the lowest free collision number), ``HHHHHHHH.rN`` for CRLs. This module follows
+apps/rehash.c (OpenSSL 3.0) step by step, including its less obvious choices, because a
+directory we rehash must look exactly like one ``openssl rehash`` produced:
+
+* only names ending in .pem/.crt/.cer/.crl (any case) are read, as PEM only (DER is ignored);
+* a file counts only if PEM_X509_INFO_read finds exactly one item: a certificate, a CRL, or
+  a certificate/CRL with the key that follows it (a bundle of several is skipped, which is
+  why a multi-certificate .crt is in the bundle but not in CApath);
+* a second file with the same SHA-1 fingerprint under the same hash is a duplicate: skipped;
+* existing hash links are read first: one already pointing at the right file keeps its
+  number if that number is below the count of files needing a link; new links take the
+  lowest free numbers; links nobody needs are removed (unless ``remove_links=False``).
+
+Start-up matters (the goal is parity with the C tool as whole processes), so this imports
+only the standard library and reads names from raw DER without building certificate objects.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+
+from trustwall.certs import der as _der
+from trustwall.certs import names as _names
+from trustwall.errors import BadInput
+
+EXTENSIONS = frozenset({"pem", "crt", "cer", "crl"})
+MAX_COLLISIONS = 256
+CERT, CRL = 0, 1
+_SUFFIX = {CERT: "", CRL: "r"}
+
+_PEM = re.compile(rb"^-----BEGIN ([^\r\n]*?)-----[ \t\r]*$(.*?)^-----END \1-----", re.M | re.S)
+_LINK_NAME = re.compile(r"([0-9a-fA-F]{8})\.([rR]?)([0-9]*)")
+_CERT_LABELS = frozenset({b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"})
+
+
+@dataclass(frozen=True)
+class LinkChange:
+    """One hash link and what happened to it: ``created``, ``kept`` or ``removed``."""
+
+    link: str
+    target: str
+    action: str
+
+
+@dataclass(frozen=True)
+class RehashResult:
+    directory: str
+    changes: tuple[LinkChange, ...]
+    warnings: tuple[str, ...]
+    errors: tuple[str, ...]
+    dry_run: bool = False
+
+    @property
+    def links(self) -> dict[str, str]:
+        """The hash links present afterwards: ``{"HHHHHHHH.N": target}``."""
+        return {c.link: c.target for c in self.changes if c.action != "removed"}
+
+
+@dataclass
+class _Entry:
+    filename: str
+    old_id: int = 0xFFFF  # "no existing link" (OpenSSL's unsigned short ~0)
+    need_symlink: bool = False
+    digest: bytes = b""
+
+
+@dataclass
+class _Bucket:
+    kind: int
+    hash: int
+    entries: list[_Entry] = field(default_factory=list)
+    num_needed: int = 0
+
+
+class _Table:
+    def __init__(self) -> None:
+        self.buckets: dict[tuple[int, int], _Bucket] = {}
+
+    def add(self, kind: int, hash_value: int, filename: str, digest: bytes | None,
+            need_symlink: bool, old_id: int, warnings: list[str], errors: list[str]) -> None:
+        """add_entry() of apps/rehash.c."""
+        bucket = self.buckets.get((kind, hash_value))
+        if bucket is None:
+            bucket = self.buckets[(kind, hash_value)] = _Bucket(kind, hash_value)
+        found = None
+        for entry in bucket.entries:
+            if digest is not None and entry.digest == digest:
+                what = "certificate" if kind == CERT else "CRL"
+                warnings.append(f"skipping duplicate {what} in {filename}")
+                return
+            if entry.filename == filename:
+                found = entry
+                if digest is None:
+                    break
+        if found is None:
+            if bucket.num_needed >= MAX_COLLISIONS:
+                errors.append(f"hash table overflow for {filename}")
+                return
+            found = _Entry(filename)
+            bucket.entries.append(found)
+        found.old_id = min(found.old_id, old_id)
+        if need_symlink and not found.need_symlink:
+            found.need_symlink = True
+            bucket.num_needed += 1
+            found.digest = digest or b""
+
+
+def _pem_items(data: bytes) -> list[tuple[int, bytes]] | None:
+    """The X509_INFO items PEM_X509_INFO_read would return, as ``(kind, der)`` of each item's
+    certificate or CRL (kind -1 for a key alone); None when OpenSSL would fail to read."""
+    items: list[list] = []  # [cert_der, crl_der, has_key]
+    current: list = [None, None, False]
+    for match in _PEM.finditer(data):
+        label = match.group(1)
+        if label in _CERT_LABELS or label == b"X509 CRL" or label.endswith(b"PRIVATE KEY"):
+            body = match.group(2)
+            if b":" in body:  # RFC 1421 headers (encrypted keys) end at the first empty line
+                _, sep, rest = body.partition(b"\n\n")
+                if not sep:
+                    _, sep, rest = body.partition(b"\r\n\r\n")
+                body = rest if sep else body
+            try:
+                der = binascii.a2b_base64(b"".join(body.split()), strict_mode=True)
+            except binascii.Error:
+                return None
+            slot = 0 if label in _CERT_LABELS else 1 if label == b"X509 CRL" else 2
+            if current[slot]:
+                items.append(current)
+                current = [None, None, False]
+            current[slot] = der if slot < 2 else True
+    if any(current):
+        items.append(current)
+    out = []
+    for cert, crl, _ in items:
+        if cert is not None:
+            out.append((CERT, cert))
+        elif crl is not None:
+            out.append((CRL, crl))
+        else:
+            out.append((-1, b""))
+    return out
+
+
+def _read_item(kind: int, der: bytes) -> tuple[bytes, bytes]:
+    """``(name_der, sha1 digest)`` of a certificate (subject) or CRL (issuer); BadInput when
+    OpenSSL would not decode it."""
+    _, _, end = _der.read_tlv(der, 0)
+    der = der[:end]  # TRUSTED CERTIFICATE: the trust settings follow the certificate
+    if kind == CERT:
+        issuer, name = _der.certificate_names(der)
+        _names.check_decodable(issuer)
+    else:
+        name = _der.crl_issuer(der)
+    _names.check_decodable(name)
+    return name, hashlib.sha1(der).digest()
+
+
+def default_dirs() -> list[str]:
+    """SSL_CERT_DIR (colon-separated) or OpenSSL's compiled-in certificate directory."""
+    env = os.environ.get("SSL_CERT_DIR")
+    if env is not None:
+        return [d for d in env.split(":") if d]
+    import ssl
+
+    return [ssl.get_default_verify_paths().openssl_capath]
+
+
+def rehash_dir(directory: str, *, old: bool = False, compat: bool = False,
+               remove_links: bool = True, dry_run: bool = False) -> RehashResult:
+    """Bring the hash links of ``directory`` up to date, as ``openssl rehash`` does.
+
+    ``old``: MD5 (pre-1.0) hashes only; ``compat``: both kinds; ``dry_run``: decide and
+    report, change nothing.
+    """
+    if not os.path.isdir(directory):
+        raise BadInput(f"{directory}: not a directory")
+    if not dry_run and not os.access(directory, os.W_OK):
+        raise BadInput(f"{directory}: cannot write there (rehash needs write access)")
+    use_new = compat or not old
+    use_old = compat or old
+    warnings: list[str] = []
+    errors: list[str] = []
+    table = _Table()
+    with os.scandir(directory) as it:
+        entries = sorted(it, key=lambda e: os.fsencode(e.name))
+    for entry in entries:
+        name = entry.name
+        try:
+            is_link = entry.is_symlink()
+        except OSError as exc:
+            errors.append(f"{name}: {exc.strerror}")
+            continue
+        if is_link:
+            match = _LINK_NAME.fullmatch(name)
+            if match:
+                try:
+                    target = os.readlink(entry.path)
+                except OSError:
+                    target = None
+                if target is not None:
+                    kind = CRL if match.group(2) else CERT
+                    old_id = int(match.group(3) or 0) & 0xFFFF
+                    table.add(kind, int(match.group(1), 16), target, None, False, old_id,
+                              warnings, errors)
+                    continue
+        _do_file(entry, table, use_new, use_old, warnings, errors)
+    changes = _apply(directory, table, remove_links, dry_run, errors)
+    return RehashResult(directory, tuple(changes), tuple(warnings), tuple(errors), dry_run)
+
+
+def _do_file(entry: os.DirEntry[str], table: _Table, use_new: bool, use_old: bool,
+             warnings: list[str], errors: list[str]) -> None:
+    name = entry.name
+    dot = name.rfind(".")
+    if dot < 0 or name[dot + 1:].lower() not in EXTENSIONS:
+        return
+    try:
+        with open(entry.path, "rb") as handle:
+            data = handle.read()
+    except IsADirectoryError:
+        warnings.append(f"skipping {name}: is a directory")
+        return
+    except OSError as exc:
+        errors.append(f"skipping {name}, cannot open file ({exc.strerror})")
+        return
+    items = _pem_items(data)
+    if items is None:
+        warnings.append(f"skipping {name}: unreadable PEM")
+        return
+    if len(items) != 1:
+        warnings.append(f"skipping {name}: it does not contain exactly one certificate or CRL"
+                        f" ({len(items)} found)")
+        return
+    kind, der = items[0]
+    if kind < 0:
+        errors.append(f"skipping {name}: a private key without certificate or CRL")
+        return
+    try:
+        name_der, digest = _read_item(kind, der)
+        new_hash = int(_names.name_hash(name_der), 16) if use_new else 0
+    except BadInput as exc:
+        warnings.append(f"skipping {name}: OpenSSL cannot read it ({exc})")
+        return
+    if use_new:
+        table.add(kind, new_hash, name, digest, True, 0xFFFF, warnings, errors)
+    if use_old:
+        table.add(kind, int(_names.name_hash_old(name_der), 16), name, digest, True, 0xFFFF,
+                  warnings, errors)
+
+
+def _apply(directory: str, table: _Table, remove_links: bool, dry_run: bool,
+           errors: list[str]) -> list[LinkChange]:
+    """The link phase of do_dir(): keep, create or remove, bucket by bucket."""
+    changes = []
+    for bucket in table.buckets.values():
+        used = {e.old_id for e in bucket.entries if e.old_id < bucket.num_needed}
+        next_id = 0
+        for entry in bucket.entries:
+            if entry.old_id < bucket.num_needed:
+                link = f"{bucket.hash:08x}.{_SUFFIX[bucket.kind]}{entry.old_id}"
+                changes.append(LinkChange(link, entry.filename, "kept"))
+            elif entry.need_symlink:
+                while next_id in used:
+                    next_id += 1
+                link = f"{bucket.hash:08x}.{_SUFFIX[bucket.kind]}{next_id}"
+                used.add(next_id)
+                changes.append(LinkChange(link, entry.filename, "created"))
+                if not dry_run:
+                    path = os.path.join(directory, link)
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        pass
+                    except OSError as exc:
+                        errors.append(f"cannot unlink {link}: {exc.strerror}")
+                    try:
+                        os.symlink(entry.filename, path)
+                    except OSError as exc:
+                        errors.append(f"cannot symlink {entry.filename}: {exc.strerror}")
+            elif remove_links:
+                link = f"{bucket.hash:08x}.{_SUFFIX[bucket.kind]}{entry.old_id}"
+                changes.append(LinkChange(link, entry.filename, "removed"))
+                if not dry_run:
+                    try:
+                        os.unlink(os.path.join(directory, link))
+                    except FileNotFoundError:
+                        pass
+                    except OSError as exc:
+                        errors.append(f"cannot unlink {link}: {exc.strerror}")
+    return changes
