@@ -1,0 +1,133 @@
+"""The trust-store sandbox: stores are writable copies, the host stays read-only and untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trustwall.lab.netns import Netns
+from trustwall.lab.sandbox import Sandbox, cleanup_stale
+
+pytestmark = [pytest.mark.lab,
+              pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mount namespaces)")]
+
+WATCHED = ["/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/certs/java/cacerts",
+           "/etc/passwd", "/etc/environment", "/etc/hosts", "/etc/ca-certificates.conf",
+           "/var/log/dpkg.log", "/var/lib/dpkg/status"]
+
+
+def _digest(path: str) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return "absent"
+
+
+def _host_state() -> dict[str, object]:
+    state: dict[str, object] = {p: _digest(p) for p in WATCHED}
+    for directory in ("/etc/ssl/certs", "/usr/local/share/ca-certificates",
+                      "/etc/profile.d", "/etc"):
+        state[directory] = sorted(os.listdir(directory))
+    return state
+
+
+@pytest.fixture(scope="module")
+def ca_pem(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throw-away root CA made with openssl itself."""
+    d = tmp_path_factory.mktemp("sandbox-ca")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"),
+                    "-subj", "/CN=Trustwall Sandbox Test CA", "-days", "2"],
+                   check=True, capture_output=True)
+    return d / "ca.crt"
+
+
+def test_store_write_lands_in_the_copy_and_host_files_are_read_only() -> None:
+    before = _host_state()
+    with Sandbox() as sandbox:
+        sandbox.run(["sh", "-c", "echo sandboxed > /etc/ssl/certs/tw-probe.pem"])
+        assert sandbox.path("/etc/ssl/certs/tw-probe.pem").read_text() == "sandboxed\n"
+        assert not Path("/etc/ssl/certs/tw-probe.pem").exists()
+
+        passwd = sandbox.run(["sh", "-c", "echo x >> /etc/passwd"], check=False)
+        assert passwd.returncode != 0
+        assert "Read-only file system" in passwd.stderr
+        for target in ("/usr/tw-probe", "/var/tw-probe", "/root/tw-probe"):
+            touched = sandbox.run(["touch", target], check=False)
+            assert "Read-only file system" in touched.stderr, target
+        replaced = sandbox.run(["sh", "-c", "echo x > /etc/tw-new && mv /etc/tw-new /etc/passwd"],
+                               check=False)
+        assert "Device or resource busy" in replaced.stderr
+        assert not Path("/etc/tw-new").exists()
+    assert _host_state() == before
+
+
+def test_etc_environment_can_be_replaced_atomically_inside() -> None:
+    """Later issues write /etc/environment with atomic_write (temp file + rename in /etc)."""
+    before = _host_state()
+    script = ("from trustwall.journal.atomic import atomic_write;"
+              "atomic_write('/etc/environment', b'REQUESTS_CA_BUNDLE=/x\\n')")
+    with Sandbox() as sandbox:
+        env = sandbox.base_env(PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"))
+        sandbox.run([sys.executable, "-c", script], env=env)
+        assert sandbox.path("/etc/environment").read_text() == "REQUESTS_CA_BUNDLE=/x\n"
+        seen = sandbox.run(["cat", "/etc/environment"]).stdout
+        assert seen == "REQUESTS_CA_BUNDLE=/x\n"
+    assert _host_state() == before
+
+
+def test_update_ca_certificates_runs_with_the_java_hook_inside(ca_pem: Path) -> None:
+    before = _host_state()
+    with Sandbox() as sandbox:
+        crt = sandbox.path("/usr/local/share/ca-certificates") / "tw-sandbox-test.crt"
+        crt.write_bytes(ca_pem.read_bytes())
+        out = sandbox.run(["update-ca-certificates"], timeout=120).stdout
+        assert "1 added" in out or "2 added" in out
+        assert "Processing triggers for ca-certificates-java" in out
+        bundle = sandbox.path("/etc/ssl/certs/ca-certificates.crt").read_text()
+        assert ca_pem.read_text().strip() in bundle
+        cacerts = sandbox.path("/etc/ssl/certs/java/cacerts")
+        assert cacerts.read_bytes()[:4] == b"\xfe\xed\xfe\xed"  # still JKS
+        listing = subprocess.run(["keytool", "-list", "-keystore", str(cacerts),
+                                  "-storepass", "changeit", "-alias", "debian:tw-sandbox-test.pem"],
+                                 capture_output=True, text=True)
+        assert listing.returncode == 0, listing.stdout + listing.stderr
+        log = sandbox.run(["tail", "-n", "5", "/var/log/dpkg.log"]).stdout
+        assert "ca-certificates-java" in log
+        # An NSS db under the sandbox HOME, empty and usable.
+        nss = sandbox.run(["certutil", "-L", "-d", "sql:" + str(sandbox.home / ".pki/nssdb")])
+        assert "Certificate Nickname" in nss.stdout
+    assert _host_state() == before
+
+
+def test_sandbox_in_a_netns_sees_the_netns_hosts_and_network(tmp_path: Path) -> None:
+    with Netns.create("sbx") as ns:
+        hosts_dir = Path("/etc/netns") / ns.name
+        hosts_dir.mkdir(parents=True)
+        try:
+            (hosts_dir / "hosts").write_text("198.18.9.9 probe.lab.test\n")
+            with Sandbox(ns) as sandbox:
+                assert "probe.lab.test" in sandbox.path("/etc/hosts").read_text()
+                links = sandbox.run(["ip", "-o", "link"]).stdout
+                assert [line.split(":")[1].strip() for line in links.splitlines()] == ["lo"]
+                resolved = sandbox.run(["getent", "hosts", "probe.lab.test"]).stdout
+                assert resolved.split()[0] == "198.18.9.9"
+        finally:
+            (hosts_dir / "hosts").unlink()
+            hosts_dir.rmdir()
+
+
+def test_close_kills_what_runs_inside_and_removes_the_directory() -> None:
+    sandbox = Sandbox()
+    sleeper = sandbox.popen(["sleep", "300"])
+    holder, root = sandbox.pid, sandbox.root
+    sandbox.close()
+    assert sleeper.poll() is not None
+    assert not root.exists()
+    assert not Path(f"/proc/{holder}").exists()
+    assert cleanup_stale() == []
