@@ -1,0 +1,481 @@
+"""The lab network: four hosts in network namespaces, joined through an edge router.
+
+::
+
+    client 198.18.1.2 ──── 198.18.1.1  edge (router + mitmproxy) 198.18.2.1 ──── 198.18.2.2 origin
+                                          198.18.3.1                              (HTTPS sites)
+                                              │
+                                          198.18.3.2 server (tcp/18745 behind a RHEL-like
+                                                             INPUT chain ending in REJECT)
+
+Every address is in 198.18.0.0/15 (RFC 2544, reserved for lab networks) and every interface
+lives inside a namespace: nothing is added to the host's network. Lab names resolve through a
+hosts file that ``ip netns exec`` bind-mounts over /etc/hosts (/etc/netns/<namespace>/hosts).
+
+By default the edge intercepts like a corporate network: forwarded tcp/443 is REDIRECTed to
+mitmproxy (re-signing with the "Acme Widgets Inspection CA" root, leaf only), and the same
+mitmproxy is an explicit proxy at :attr:`Lab.proxy_url`. :meth:`Lab.intercepting` switches the
+redirect to another proxy, or off (``None``) to reach the origin's own chains.
+
+Each lab records itself in /run/trustwall-lab/<id>.json (namespaces, PIDs, work directory);
+:func:`cleanup_labs` uses only that record and the namespace names to tear a lab down, also
+when the process that built it was killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from trustwall.lab import netns as _netns
+from trustwall.lab.ca import DEFAULT_SEED, LabCAs, lab_cas
+from trustwall.lab.netns import Netns, veth
+from trustwall.lab.proxy import ProxyConfig, ProxyInfo, start_proxy, wait_listening, wait_proxy
+from trustwall.lab.sites import DOMAIN, SITES, write_site_files
+
+STATE_DIR = Path("/run/trustwall-lab")
+ETC_NETNS = Path("/etc/netns")
+
+CLIENT_IP = "198.18.1.2"
+EDGE_CLIENT_IP = "198.18.1.1"
+EDGE_ORIGIN_IP = "198.18.2.1"
+ORIGIN_IP = "198.18.2.2"
+EDGE_SERVER_IP = "198.18.3.1"
+SERVER_IP = "198.18.3.2"
+HTTPS_PORT = 443
+PROXY_PORT = 8080  # explicit; the transparent listener is PROXY_PORT + 1
+JMX_PORT = 18745
+SERVER_NAME = f"server.{DOMAIN}"
+PROXY_NAME = f"proxy.{DOMAIN}"
+
+# A RHEL-like INPUT chain: rules 1-9 accept, rule 10 rejects everything else. A new ACCEPT
+# appended after rule 10 is never reached; it must go at position 10.
+SEED_RULESET = """\
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -p icmp -j ACCEPT
+-A INPUT -i lo -j ACCEPT
+-A INPUT -p tcp -m state --state NEW -m tcp --dport 22 -j ACCEPT
+-A INPUT -p tcp -m state --state NEW -m tcp --dport 80 -j ACCEPT
+-A INPUT -p tcp -m state --state NEW -m tcp --dport 443 -j ACCEPT
+-A INPUT -p udp -m state --state NEW -m udp --dport 161 -j ACCEPT
+-A INPUT -p tcp -m state --state NEW -m tcp --dport 5666 -j ACCEPT
+-A INPUT -p tcp -m state --state NEW -m tcp --dport 9090 -j ACCEPT
+-A INPUT -j REJECT --reject-with icmp-host-prohibited
+-A FORWARD -j REJECT --reject-with icmp-host-prohibited
+COMMIT
+"""
+
+# The stand-in for a JMX agent: accepts, says who it is, closes. Prints nothing.
+_JMX_LISTENER = """\
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", {port}))
+s.listen(16)
+while True:
+    c, _ = s.accept()
+    c.sendall(b"JMX lab listener\\n")
+    c.close()
+"""
+
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class LabState:
+    """What a running lab is made of; written to /run/trustwall-lab/<id>.json."""
+
+    id: str
+    owner_pid: int
+    kind: str  # "session" (owned by a Python process) or "up" (held by `trustwall lab up`)
+    started_at: float
+    startup_seconds: float
+    namespaces: dict[str, str]
+    pids: dict[str, int]
+    workdir: str
+    etc_netns: tuple[str, ...]
+    proxy_url: str
+    hosts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def owner_alive(self) -> bool:
+        return _alive(self.owner_pid)
+
+    @classmethod
+    def load(cls, path: Path) -> LabState:
+        data = json.loads(path.read_text())
+        data["etc_netns"] = tuple(data.get("etc_netns", ()))
+        return cls(**data)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def lab_hosts() -> dict[str, str]:
+    """Lab name -> address, as the client (and the proxy) resolve them."""
+    hosts = {site.name: ORIGIN_IP for site in SITES}
+    hosts[SERVER_NAME] = SERVER_IP
+    hosts[PROXY_NAME] = EDGE_CLIENT_IP
+    return hosts
+
+
+def hosts_text(hosts: dict[str, str]) -> str:
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+    lines += [f"{ip}\t{name}" for name, ip in hosts.items()]
+    return "# trustwall lab names\n" + "\n".join(lines) + "\n"
+
+
+class Lab:
+    """The whole lab; ``with Lab() as lab:`` builds it and always tears it down.
+
+    Attributes once started: ``client``, ``edge``, ``origin``, ``server`` (:class:`Netns`),
+    ``cas`` (:class:`LabCAs`), ``workdir`` (CA files, site chains, proxy confdirs, hosts),
+    ``default_proxy`` (:class:`ProxyInfo`), ``startup_seconds``.
+    """
+
+    def __init__(self, *, seed: bytes = DEFAULT_SEED, kind: str = "session",
+                 intercept: bool = True) -> None:
+        self.id = f"lab-{os.getpid()}-{next(_ids)}"
+        self.kind = kind
+        self.cas: LabCAs = lab_cas(seed)
+        self.workdir = STATE_DIR / self.id
+        self.state_file = STATE_DIR / f"{self.id}.json"
+        self.hosts = lab_hosts()
+        self.startup_seconds = 0.0
+        self.started_at = time.time()
+        self._intercept_at_start = intercept
+        self._namespaces: dict[str, Netns] = {}
+        self._pids: dict[str, int] = {}
+        self._proxies: dict[ProxyConfig, ProxyInfo] = {}
+        self._intercepted_by: ProxyInfo | None = None
+        self._etc_netns: list[Path] = []
+        self._started = False
+
+    # -- namespaces -------------------------------------------------------------------------
+    @property
+    def client(self) -> Netns:
+        return self._namespaces["client"]
+
+    @property
+    def edge(self) -> Netns:
+        return self._namespaces["edge"]
+
+    @property
+    def origin(self) -> Netns:
+        return self._namespaces["origin"]
+
+    @property
+    def server(self) -> Netns:
+        return self._namespaces["server"]
+
+    # -- files ------------------------------------------------------------------------------
+    @property
+    def ca_dir(self) -> Path:
+        return self.workdir / "ca"
+
+    @property
+    def hosts_file(self) -> Path:
+        """A hosts file with the lab names (for sandboxes that bind-mount their own /etc)."""
+        return self.workdir / "hosts"
+
+    def ca_file(self, name: str) -> Path:
+        """PEM file of a lab CA: public-root, public-intermediate, acme-root,
+        acme-intermediate, acme-weak, acme-expired."""
+        path = self.ca_dir / f"{name}.pem"
+        if not path.exists():
+            raise FileNotFoundError(path)
+        return path
+
+    # -- life cycle -------------------------------------------------------------------------
+    def __enter__(self) -> Lab:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> Lab:
+        _netns.require_root()
+        t0 = time.perf_counter()
+        try:
+            self._build()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.perf_counter() - t0
+        self._write_state()
+        return self
+
+    def _build(self) -> None:
+        from trustwall.journal.atomic import atomic_write
+
+        self._started = True
+        self.workdir.mkdir(parents=True, exist_ok=True, mode=0o755)
+        self._write_state()  # early, so a kill during the build still leaves a record
+        self._write_ca_files()
+        atomic_write(self.hosts_file, hosts_text(self.hosts).encode())
+        for role in ("client", "edge", "origin", "server"):
+            self._namespaces[role] = Netns.create(f"lab{role}")
+            self._write_state()
+        self._wire()
+        for role in ("client", "edge"):
+            self._install_hosts(self._namespaces[role])
+        sites_config = write_site_files(self.cas, self.workdir / "sites", ORIGIN_IP, HTTPS_PORT)
+        # Start the slow one (mitmproxy, ~1 s) first and let the others come up meanwhile.
+        proxy, proxy_proc = start_proxy(
+            self.edge, self.cas, ProxyConfig(), workdir=self.workdir, address=EDGE_CLIENT_IP,
+            explicit_port=PROXY_PORT, transparent_port=PROXY_PORT + 1,
+            upstream_ca_file=self.ca_file("public-root"), wait=False)
+        self._pids["mitmproxy"] = proxy_proc.pid
+        site_log = self.workdir / "sites" / "server.log"
+        with open(site_log, "wb") as out:
+            sites_proc = self.origin.popen([sys.executable, "-m", "trustwall.lab.sites",
+                                            str(sites_config)], stdin=subprocess.DEVNULL,
+                                           stdout=out, stderr=subprocess.STDOUT)
+        self._pids["sites"] = sites_proc.pid
+        jmx_proc = self.server.popen([sys.executable, "-c", _JMX_LISTENER.format(port=JMX_PORT)],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        self._pids["jmx"] = jmx_proc.pid
+        self._write_state()
+        self.server.run(["iptables-restore"], input=SEED_RULESET)
+        wait_listening(sites_proc, (HTTPS_PORT,), "the origin's HTTPS sites", site_log)
+        wait_listening(jmx_proc, (JMX_PORT,), "the JMX stand-in")
+        wait_proxy(proxy, proxy_proc)
+        self._proxies[proxy.config] = proxy
+        self.default_proxy = proxy
+        if self._intercept_at_start:
+            self.set_interception(proxy)
+
+    def _write_ca_files(self) -> None:
+        from trustwall.journal.atomic import atomic_write
+
+        self.ca_dir.mkdir(parents=True, exist_ok=True)
+        cas = self.cas
+        files = {"public-root": cas.public_root, "public-intermediate": cas.public_inter,
+                 "acme-root": cas.acme_root, "acme-intermediate": cas.acme_inter,
+                 "acme-weak": cas.acme_weak, "acme-expired": cas.acme_expired}
+        for name, cred in files.items():
+            atomic_write(self.ca_dir / f"{name}.pem", cred.cert_pem)
+
+    def _wire(self) -> None:
+        client, edge, origin, server = self.client, self.edge, self.origin, self.server
+        veth(client, "eth0", f"{CLIENT_IP}/24", edge, "c0", f"{EDGE_CLIENT_IP}/24")
+        veth(origin, "eth0", f"{ORIGIN_IP}/24", edge, "o0", f"{EDGE_ORIGIN_IP}/24")
+        veth(server, "eth0", f"{SERVER_IP}/24", edge, "s0", f"{EDGE_SERVER_IP}/24")
+        client.run(["ip", "route", "add", "default", "via", EDGE_CLIENT_IP])
+        origin.run(["ip", "route", "add", "default", "via", EDGE_ORIGIN_IP])
+        server.run(["ip", "route", "add", "default", "via", EDGE_SERVER_IP])
+        edge.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+
+    def _install_hosts(self, ns: Netns) -> None:
+        # `ip netns exec NAME` bind-mounts every file of /etc/netns/NAME over /etc.
+        directory = ETC_NETNS / ns.name
+        directory.mkdir(parents=True, exist_ok=True)
+        self._etc_netns.append(directory)
+        self._write_state()
+        shutil.copyfile(self.hosts_file, directory / "hosts")
+
+    def stop(self) -> None:
+        """Tear down everything this lab made (idempotent, safe after a failed start)."""
+        if not self._started:
+            return
+        for ns in reversed(list(self._namespaces.values())):
+            ns.delete()
+        for directory in self._etc_netns:
+            shutil.rmtree(directory, ignore_errors=True)
+        _remove_etc_netns_if_empty()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.state_file.unlink()
+        self._namespaces.clear()
+        self._proxies.clear()
+        self._started = False
+
+    # -- state ------------------------------------------------------------------------------
+    def state(self) -> LabState:
+        proxy = self._proxies.get(ProxyConfig())
+        return LabState(
+            id=self.id, owner_pid=os.getpid(), kind=self.kind, started_at=self.started_at,
+            startup_seconds=round(self.startup_seconds, 3),
+            namespaces={role: ns.name for role, ns in self._namespaces.items()},
+            pids=dict(self._pids), workdir=str(self.workdir),
+            etc_netns=tuple(str(d) for d in self._etc_netns),
+            proxy_url=proxy.url if proxy else "", hosts=dict(self.hosts))
+
+    def _write_state(self) -> None:
+        from trustwall.journal.atomic import atomic_write
+
+        STATE_DIR.mkdir(parents=True, exist_ok=True, mode=0o755)
+        atomic_write(self.state_file, json.dumps(asdict(self.state()), indent=1).encode())
+
+    # -- proxies and interception -----------------------------------------------------------
+    @property
+    def proxy_url(self) -> str:
+        """https_proxy for clients: the default mitmproxy (inspection root, leaf only)."""
+        return self.default_proxy.url
+
+    def proxy(self, config: ProxyConfig | None = None, **kw: object) -> ProxyInfo:
+        """The mitmproxy for ``config`` (or ``ProxyConfig(**kw)``), started on first use."""
+        config = config or ProxyConfig(**kw)  # type: ignore[arg-type]
+        if config in self._proxies:
+            return self._proxies[config]
+        port = PROXY_PORT + 10 * len(self._proxies)
+        info, proc = start_proxy(self.edge, self.cas, config, workdir=self.workdir,
+                                 address=EDGE_CLIENT_IP, explicit_port=port,
+                                 transparent_port=port + 1,
+                                 upstream_ca_file=self.ca_file("public-root"))
+        self._proxies[config] = info
+        self._pids[f"mitmproxy-{config.key}"] = proc.pid
+        self._write_state()
+        return info
+
+    @property
+    def intercepted_by(self) -> ProxyInfo | None:
+        """The proxy forwarded tcp/443 is redirected to, or None (clients reach the origin)."""
+        return self._intercepted_by
+
+    def set_interception(self, proxy: ProxyInfo | None) -> None:
+        """Redirect forwarded tcp/443 from the client to ``proxy``'s transparent port, or stop
+        intercepting (``None``). One atomic iptables-restore of the edge's nat table."""
+        rules = ["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]",
+                 ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]"]
+        if proxy is not None:
+            rules.append(f"-A PREROUTING -i c0 -p tcp -m tcp --dport {HTTPS_PORT} "
+                         f"-j REDIRECT --to-ports {proxy.transparent_port}")
+        rules.append("COMMIT")
+        self.edge.run(["iptables-restore"], input="\n".join(rules) + "\n")
+        self._intercepted_by = proxy
+
+    @contextlib.contextmanager
+    def intercepting(self, proxy: ProxyInfo | None) -> Iterator[ProxyInfo | None]:
+        """``with lab.intercepting(None):`` reach the origin directly; restored on exit."""
+        before = self._intercepted_by
+        self.set_interception(proxy)
+        try:
+            yield proxy
+        finally:
+            self.set_interception(before)
+
+
+# -- clean-up across processes ------------------------------------------------------------------
+def recorded_labs() -> list[tuple[Path, LabState]]:
+    labs = []
+    for path in sorted(STATE_DIR.glob("lab-*.json")):
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            labs.append((path, LabState.load(path)))
+    return labs
+
+
+def _in_namespace(pid: int, names: set[str]) -> bool:
+    """True when ``pid`` lives in one of the network namespaces ``names`` (by inode)."""
+    try:
+        inode = os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return False
+    for name in names:
+        with contextlib.suppress(OSError):
+            if os.stat(_netns.NETNS_DIR / name).st_ino == inode:
+                return True
+    return False
+
+
+def teardown_recorded(path: Path, state: LabState) -> None:
+    """Tear down a recorded lab by its recorded PIDs and namespace names only."""
+    names = set(state.namespaces.values())
+    for pid in state.pids.values():
+        # A recorded PID is killed only while it still lives in one of the lab's namespaces:
+        # after a reboot or PID reuse it is somebody else's process.
+        if _in_namespace(pid, names):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    for name in names:
+        if (_netns.NETNS_DIR / name).exists():
+            _netns.kill_inside(name)
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+    for directory in state.etc_netns:
+        if Path(directory).parent == ETC_NETNS and Path(directory).name in names:
+            shutil.rmtree(directory, ignore_errors=True)
+    workdir = Path(state.workdir)
+    if workdir.parent == STATE_DIR:
+        shutil.rmtree(workdir, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def cleanup_labs(*, all_of_them: bool = False, kinds: tuple[str, ...] = ()) -> list[str]:
+    """Tear down recorded labs whose owner is dead (plus every lab of ``kinds``, or all).
+
+    Then delete stale tw-* namespaces and /etc/netns entries left without a namespace.
+    Returns the ids of the labs torn down.
+    """
+    removed = []
+    for path, state in recorded_labs():
+        if all_of_them or state.kind in kinds or not state.owner_alive:
+            if state.owner_alive and state.owner_pid != os.getpid():
+                _stop_owner(state)
+            teardown_recorded(path, state)
+            removed.append(state.id)
+    _netns.cleanup_stale()
+    if ETC_NETNS.is_dir():
+        for directory in ETC_NETNS.glob(f"{_netns.PREFIX}*"):
+            if not (_netns.NETNS_DIR / directory.name).exists():
+                shutil.rmtree(directory, ignore_errors=True)
+    _remove_etc_netns_if_empty()
+    return removed
+
+
+def _remove_etc_netns_if_empty() -> None:
+    with contextlib.suppress(OSError):
+        ETC_NETNS.rmdir()  # only when empty: it may hold other tools' entries
+
+
+def _stop_owner(state: LabState, timeout: float = 5.0) -> None:
+    """Ask a `lab up` holder to tear its lab down itself; the record is used if it does not."""
+    if state.kind != "up":
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(state.owner_pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(state.owner_pid):
+        time.sleep(0.05)
+
+
+def hold() -> None:
+    """Build a lab and keep it until SIGTERM/SIGINT (what `trustwall lab up` runs detached)."""
+    stop = False
+
+    def _stop(_sig: int, _frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    with Lab(kind="up"):
+        while not stop:
+            signal.pause()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["hold"]:
+        hold()
