@@ -20,6 +20,9 @@ from trustwall.errors import EXIT_BAD_INPUT, TrustwallError
 COMMANDS: dict[str, tuple[str, str]] = {
     "lab": ("trustwall.cli.lab:lab", "Build, inspect and tear down the lab; run the demo."),
     "fw": ("trustwall.cli.fw:fw", "Read, trace, lint and change the iptables firewall."),
+    "probe": ("trustwall.cli.probe:probe", "Show the presented TLS chain; which clients trust it."),
+    "explain": ("trustwall.cli.probe:explain", "Explain a pasted TLS/connection error; next step."),
+    "scan": ("trustwall.cli.probe:scan", "Probe many endpoints concurrently (asyncio)."),
 }
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in trustwall, not in the input.

@@ -1,0 +1,47 @@
+"""``trustwall ca fetch URL -o FILE``: write the certificate(s) to trust for an endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from trustwall.cli.output import console, emit, json_option
+
+
+def _render(result: Any) -> None:
+    out = console()
+    fetched = result["fetched"]
+    for cert, source in zip(fetched.certs, fetched.sources, strict=True):
+        out.print(f"[bold]{cert.subject_str}[/]  [dim]({source}; sha256 {cert.sha256})[/]")
+    colour = "green" if fetched.root_found else "yellow"
+    out.print(f"[{colour}]{fetched.message}[/]")
+    out.print(f"wrote {len(fetched.certs)} certificate(s) to {result['output']}; next: "
+              f"[bold]sudo trustwall ca install {result['output']}[/]")
+
+
+@click.command("fetch")
+@click.argument("url")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="PEM file to write (atomically).")
+@click.option("--proxy", metavar="URL", help="HTTP CONNECT proxy; default: https_proxy.")
+@click.option("--servername", metavar="NAME", help="SNI name to send.")
+@click.option("--timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True)
+@json_option
+@click.pass_context
+def fetch(ctx: click.Context, url: str, output: str, proxy: str | None, servername: str | None,
+          timeout: float, as_json: bool) -> None:
+    """Write the root the endpoint presents, or its top intermediate plus the root fetched
+    from the AIA caIssuers URL (through the same proxy). Exit 1 when no root was found."""
+    import os
+
+    from trustwall.journal.atomic import atomic_write
+    from trustwall.tls.fetch import fetch as fetch_anchors
+    from trustwall.tls.probe import parse_proxy, parse_target, proxy_from_env
+
+    target = parse_target(url)
+    via = parse_proxy(proxy) if proxy else proxy_from_env(target, os.environ)
+    fetched = fetch_anchors(target, proxy=via, servername=servername, timeout=timeout)
+    atomic_write(output, "".join(c.pem for c in fetched.certs).encode())
+    emit({"output": output, "fetched": fetched, "root_found": fetched.root_found}, _render)
+    ctx.exit(0 if fetched.root_found else 1)
