@@ -28,8 +28,7 @@ def _render(result: Any) -> None:
 @click.option("--servername", metavar="NAME", help="SNI name to send.")
 @click.option("--timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True)
 @json_option
-@click.pass_context
-def fetch(ctx: click.Context, url: str, output: str, proxy: str | None, servername: str | None,
+def fetch(url: str, output: str, proxy: str | None, servername: str | None,
           timeout: float, as_json: bool) -> None:
     """Write the root the endpoint presents, or its top intermediate plus the root fetched
     from the AIA caIssuers URL (through the same proxy). Exit 1 when no root was found."""
@@ -44,4 +43,7 @@ def fetch(ctx: click.Context, url: str, output: str, proxy: str | None, serverna
     fetched = fetch_anchors(target, proxy=via, servername=servername, timeout=timeout)
     atomic_write(output, "".join(c.pem for c in fetched.certs).encode())
     emit({"output": output, "fetched": fetched, "root_found": fetched.root_found}, _render)
-    ctx.exit(0 if fetched.root_found else 1)
+    if not fetched.root_found:
+        from trustwall.errors import ProblemFound
+
+        raise ProblemFound("no root certificate: the file holds the top of the presented chain")

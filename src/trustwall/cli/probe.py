@@ -83,8 +83,7 @@ def _render_report(report: Any) -> None:
               help="Seconds for the whole connection (DNS, TCP, proxy, TLS).")
 @click.option("--no-java", is_flag=True, help="Skip the Java cacerts store (no keytool run).")
 @json_option
-@click.pass_context
-def probe(ctx: click.Context, target: str, proxy: str | None, servername: str | None,
+def probe(target: str, proxy: str | None, servername: str | None,
           timeout: float, no_java: bool, as_json: bool) -> None:
     """Show the chain an endpoint presents and which clients here would trust it.
 
@@ -98,7 +97,20 @@ def probe(ctx: click.Context, target: str, proxy: str | None, servername: str | 
     report = probe_report(parsed, proxy=parse_proxy(proxy) if proxy else None,
                           servername=servername, timeout=timeout, java=not no_java)
     emit(report, _render_report)
-    ctx.exit(report.exit_code)
+    _exit_with(report)
+
+
+def _exit_with(report: Any) -> None:
+    """Exit 1/3 through the error hierarchy (a one-line reason on stderr)."""
+    from trustwall.errors import EXIT_UNREACHABLE, ProblemFound, Unreachable
+
+    if report.exit_code == EXIT_UNREACHABLE:
+        raise Unreachable(f"{report.target}: {report.connection.failure_detail}")
+    if report.exit_code:
+        failing = [n for n, v in report.clients.items() if not v.trusted]
+        what = (f"{len(failing)} of {len(report.clients)} clients would not connect "
+                f"({', '.join(failing)})") if failing else report.connection.failure_detail
+        raise ProblemFound(f"{report.target}: {what}")
 
 
 def _render_explanation(explanation: Any) -> None:
@@ -117,8 +129,7 @@ def _render_explanation(explanation: Any) -> None:
 @click.command("explain")
 @click.argument("text", nargs=-1, required=True)
 @json_option
-@click.pass_context
-def explain(ctx: click.Context, text: tuple[str, ...], as_json: bool) -> None:
+def explain(text: tuple[str, ...], as_json: bool) -> None:
     """Explain a TLS or connection error a client printed: cause and the next command.
 
     TEXT is the error as pasted (curl, wget, Python, pip, Java, Node, git, openssl verify
@@ -129,7 +140,10 @@ def explain(ctx: click.Context, text: tuple[str, ...], as_json: bool) -> None:
     joined = sys.stdin.read() if text == ("-",) else " ".join(text)
     result = explain_text(joined)
     emit(result, _render_explanation)
-    ctx.exit(0 if result.recognised else 1)
+    if not result.recognised:
+        from trustwall.errors import ProblemFound
+
+        raise ProblemFound("the text was not recognised")
 
 
 @click.command("scan")
@@ -139,8 +153,7 @@ def explain(ctx: click.Context, text: tuple[str, ...], as_json: bool) -> None:
 @_proxy_option
 @click.option("--no-java", is_flag=True, help="Skip the Java cacerts store (no keytool run).")
 @json_option
-@click.pass_context
-def scan(ctx: click.Context, file: str, concurrency: int, timeout: float, proxy: str | None,
+def scan(file: str, concurrency: int, timeout: float, proxy: str | None,
          no_java: bool, as_json: bool) -> None:
     """Probe every URL/HOST[:PORT] in FILE (one per line) concurrently.
 
@@ -184,6 +197,11 @@ def scan(ctx: click.Context, file: str, concurrency: int, timeout: float, proxy:
         console().print(f"ok {summary.all_clients_ok}, trust problems "
                         f"{summary.trust_problems}, unreachable {summary.unreachable}, "
                         f"intercepted {summary.intercepted}")
-    codes = {1 if summary.trust_problems else 0, 3 if summary.unreachable else 0}
-    ctx.exit(1 if 1 in codes else max(codes))
+    from trustwall.errors import ProblemFound, Unreachable
+
+    if summary.trust_problems:
+        raise ProblemFound(f"{summary.trust_problems} of {summary.endpoints} endpoints have "
+                           "a trust problem")
+    if summary.unreachable:
+        raise Unreachable(f"{summary.unreachable} of {summary.endpoints} endpoints unreachable")
 
