@@ -114,9 +114,13 @@ class Cert:
         return _names.canonical_name(self.subject_der) == _names.canonical_name(self.issuer_der)
 
     # -- validity and identity ------------------------------------------------------------
-    @property
+    @cached_property
     def serial(self) -> int:
-        return self.x509.serial_number
+        import warnings
+
+        with warnings.catch_warnings():  # non-positive serials of real roots: see from_der
+            warnings.simplefilter("ignore")
+            return self.x509.serial_number
 
     @property
     def not_before(self) -> dt.datetime:

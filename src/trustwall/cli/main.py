@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "probe": ("trustwall.cli.probe:probe", "Show the presented TLS chain; which clients trust it."),
     "explain": ("trustwall.cli.probe:explain", "Explain a pasted TLS/connection error; next step."),
     "scan": ("trustwall.cli.probe:scan", "Probe many endpoints concurrently (asyncio)."),
+    "cert": ("trustwall.cli.cert:cert", "Show, convert, lint and hash certificates (any format)."),
+    "rehash": ("trustwall.cli.rehash:rehash", "Make OpenSSL CApath hash links, as openssl rehash."),
 }
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in trustwall, not in the input.
