@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from trustwall.errors import TrustwallError
 from trustwall.lab import netns as _netns
 from trustwall.lab.ca import DEFAULT_SEED, LabCAs, lab_cas
 from trustwall.lab.netns import Netns, veth
@@ -110,6 +111,7 @@ class LabState:
     etc_netns: tuple[str, ...]
     proxy_url: str
     hosts: dict[str, str] = field(default_factory=dict)
+    ready: bool = False
 
     @property
     def owner_alive(self) -> bool:
@@ -171,6 +173,7 @@ class Lab:
         self._intercepted_by: ProxyInfo | None = None
         self._etc_netns: list[Path] = []
         self._started = False
+        self._ready = False
 
     # -- namespaces -------------------------------------------------------------------------
     @property
@@ -223,6 +226,7 @@ class Lab:
             self.stop()
             raise
         self.startup_seconds = time.perf_counter() - t0
+        self._ready = True
         self._write_state()
         return self
 
@@ -253,7 +257,9 @@ class Lab:
                                             str(sites_config)], stdin=subprocess.DEVNULL,
                                            stdout=out, stderr=subprocess.STDOUT)
         self._pids["sites"] = sites_proc.pid
-        jmx_proc = self.server.popen([sys.executable, "-c", _JMX_LISTENER.format(port=JMX_PORT)],
+        # The work directory in its argv only marks the process as this lab's.
+        jmx_proc = self.server.popen([sys.executable, "-c", _JMX_LISTENER.format(port=JMX_PORT),
+                                      str(self.workdir)],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         self._pids["jmx"] = jmx_proc.pid
@@ -310,7 +316,7 @@ class Lab:
             self.state_file.unlink()
         self._namespaces.clear()
         self._proxies.clear()
-        self._started = False
+        self._started = self._ready = False
 
     # -- state ------------------------------------------------------------------------------
     def state(self) -> LabState:
@@ -321,7 +327,7 @@ class Lab:
             namespaces={role: ns.name for role, ns in self._namespaces.items()},
             pids=dict(self._pids), workdir=str(self.workdir),
             etc_netns=tuple(str(d) for d in self._etc_netns),
-            proxy_url=proxy.url if proxy else "", hosts=dict(self.hosts))
+            proxy_url=proxy.url if proxy else "", hosts=dict(self.hosts), ready=self._ready)
 
     def _write_state(self) -> None:
         from trustwall.journal.atomic import atomic_write
@@ -461,8 +467,72 @@ def _stop_owner(state: LabState, timeout: float = 5.0) -> None:
         time.sleep(0.05)
 
 
-def hold() -> None:
-    """Build a lab and keep it until SIGTERM/SIGINT (what `trustwall lab up` runs detached)."""
+@dataclass(frozen=True)
+class LabStatus:
+    """One recorded lab as it is now: its record plus what is actually still there."""
+
+    state: LabState
+    owner_alive: bool
+    namespaces_present: dict[str, bool]
+    processes_alive: dict[str, bool]
+
+    @property
+    def healthy(self) -> bool:
+        return (self.state.ready and self.owner_alive and all(self.namespaces_present.values())
+                and all(self.processes_alive.values()))
+
+    def to_json(self) -> dict[str, object]:
+        return {**asdict(self.state), "owner_alive": self.owner_alive,
+                "namespaces_present": self.namespaces_present,
+                "processes_alive": self.processes_alive, "healthy": self.healthy}
+
+
+def lab_status() -> list[LabStatus]:
+    """Every recorded lab, checked against the namespaces and processes that really exist."""
+    result = []
+    for _path, state in recorded_labs():
+        names = set(state.namespaces.values())
+        result.append(LabStatus(
+            state, state.owner_alive,
+            {role: (_netns.NETNS_DIR / name).exists() for role, name in state.namespaces.items()},
+            {what: _in_namespace(pid, names) for what, pid in state.pids.items()}))
+    return result
+
+
+def start_held_lab(timeout: float = 60.0) -> LabState:
+    """Build a lab that outlives this process (`trustwall lab up`): a detached holder process
+    owns it until `trustwall lab down` sends it SIGTERM."""
+    _netns.require_root()
+    STATE_DIR.mkdir(parents=True, exist_ok=True, mode=0o755)
+    log = STATE_DIR / f"holder-{os.getpid()}.log"
+    with open(log, "wb") as out:
+        holder = subprocess.Popen([sys.executable, "-m", "trustwall.lab.topology", "hold",
+                                   str(log)],
+                                  stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for _path, state in recorded_labs():
+                if state.owner_pid == holder.pid and state.ready:
+                    return state
+            if holder.poll() is not None:
+                lines = log.read_text(errors="replace").strip().splitlines()
+                raise TrustwallError("the lab did not come up"
+                                     + (f": {lines[-1]}" if lines else ""))
+            time.sleep(0.05)
+        holder.terminate()
+        raise TrustwallError(f"the lab did not come up within {timeout:.0f}s")
+    finally:
+        if holder.poll() is not None:
+            log.unlink(missing_ok=True)
+
+
+def hold(log: Path | None = None) -> None:
+    """Build a lab and keep it until SIGTERM/SIGINT (what `trustwall lab up` runs detached).
+
+    ``log`` (the holder's own output) is removed once the lab is up: nothing went wrong.
+    """
     stop = False
 
     def _stop(_sig: int, _frame: object) -> None:
@@ -472,10 +542,12 @@ def hold() -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     with Lab(kind="up"):
+        if log is not None:
+            log.unlink(missing_ok=True)
         while not stop:
-            signal.pause()
+            time.sleep(0.2)
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["hold"]:
-        hold()
+    if sys.argv[1:2] == ["hold"]:
+        hold(Path(sys.argv[2]) if len(sys.argv) > 2 else None)

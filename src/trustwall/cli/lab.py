@@ -1,0 +1,167 @@
+"""`trustwall lab up|down|status|demo`: the lab from the command line (parse, call, render)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import click
+
+from trustwall.cli.output import console, emit, json_option, json_wanted
+
+
+@dataclass(frozen=True)
+class DownResult:
+    removed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    labs: tuple[Any, ...]
+
+
+@click.group()
+def lab() -> None:
+    """Build, inspect and tear down the lab (network namespaces; needs root); run the demo."""
+
+
+@lab.command()
+@json_option
+def up(as_json: bool) -> None:
+    """Build a lab that stays up until `trustwall lab down`."""
+    from trustwall.lab.topology import start_held_lab
+
+    emit(start_held_lab(), _render_up)
+
+
+@lab.command()
+@click.option("--all", "all_of_them", is_flag=True,
+              help="Also labs owned by running processes (e.g. a test session).")
+@json_option
+def down(all_of_them: bool, as_json: bool) -> None:
+    """Tear down labs from `lab up` and any left by killed processes (by recorded PID and
+    namespace name only)."""
+    from trustwall.lab.netns import require_root
+    from trustwall.lab.topology import cleanup_labs
+
+    require_root()
+    removed = cleanup_labs(all_of_them=all_of_them, kinds=("up",))
+    emit(DownResult(tuple(removed)), _render_down)
+
+
+@lab.command()
+@json_option
+def status(as_json: bool) -> None:
+    """Show recorded labs and whether their namespaces and processes are really there."""
+    from trustwall.lab.topology import lab_status
+
+    emit(StatusResult(tuple(lab_status())), _render_status)
+
+
+@lab.command()
+def demo() -> None:
+    """The guided story: interception breaks every client; a firewall hides the JMX port."""
+    from trustwall.lab.demo import run_demo
+
+    if json_wanted():
+        emit(run_demo(), lambda _r: None)
+        return
+    renderer = _DemoRenderer(console())
+    report = run_demo(on_step=renderer.step, on_progress=renderer.progress)
+    renderer.finish(report)
+
+
+def _render_up(state: Any) -> None:
+    out = console()
+    out.print(f"[bold green]lab up[/] {state.id} in {state.startup_seconds:.2f} s "
+              f"(held by pid {state.owner_pid})")
+    for role, name in state.namespaces.items():
+        out.print(f"  {role:<7} ip netns exec {name} …")
+    out.print(f"  proxy   https_proxy={state.proxy_url}")
+    out.print(f"  CA files {state.workdir}/ca/   hosts {state.workdir}/hosts")
+    out.print("  tear down with: trustwall lab down")
+
+
+def _render_down(result: DownResult) -> None:
+    out = console()
+    if not result.removed:
+        out.print("no lab to tear down")
+    for lab_id in result.removed:
+        out.print(f"[green]removed[/] {lab_id}")
+
+
+def _render_status(result: StatusResult) -> None:
+    from rich.table import Table
+
+    out = console()
+    if not result.labs:
+        out.print("no lab recorded (start one with: trustwall lab up)")
+        return
+    table = Table("lab", "kind", "owner", "namespaces", "processes", "proxy", "state")
+    for entry in result.labs:
+        state = entry.state
+        present = sum(entry.namespaces_present.values())
+        alive = sum(entry.processes_alive.values())
+        table.add_row(state.id, state.kind,
+                      f"{state.owner_pid} ({'alive' if entry.owner_alive else 'dead'})",
+                      f"{present}/{len(entry.namespaces_present)}",
+                      f"{alive}/{len(entry.processes_alive)}", state.proxy_url,
+                      "[green]up[/]" if entry.healthy else "[red]broken[/] (trustwall lab down)")
+    out.print(table)
+
+
+class _DemoRenderer:
+    """Draws the demo as a story: a panel per step, a spinner while the lab works."""
+
+    _STYLE: ClassVar[dict[str, str]] = {"OK": "bold green", "FAIL": "bold red", "INFO": "cyan"}
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.number = 0
+        self.chapter = ""
+        self.status: Any = None
+
+    def progress(self, message: str) -> None:
+        if self.status is None:
+            self.status = self.out.status(message)
+            self.status.start()
+        else:
+            self.status.update(message)
+
+    def _pause_status(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+    def step(self, step: Any) -> None:
+        from rich.panel import Panel
+        from rich.table import Table
+        from rich.text import Text
+
+        self._pause_status()
+        if step.chapter != self.chapter:
+            self.chapter = step.chapter
+            self.out.rule(f"[bold]{step.chapter}")
+        self.number += 1
+        body = Table.grid(padding=(0, 1))
+        body.add_column()
+        body.add_row(Text(step.story))
+        body.add_row(Text(f"$ {step.command}", style="dim"))
+        rows = Table(show_header=False, box=None, padding=(0, 1), expand=False)
+        rows.add_column(style="bold", no_wrap=True)
+        rows.add_column(no_wrap=True)
+        rows.add_column(overflow="fold")
+        for row in step.rows:
+            rows.add_row(row.subject, Text(row.verdict, style=self._STYLE.get(row.verdict, "")),
+                         row.detail)
+        body.add_row(rows)
+        self.out.print(Panel(body, title=f"[bold]{self.number}. {step.title}",
+                             subtitle=f"{step.seconds:.1f} s", title_align="left",
+                             subtitle_align="right"))
+
+    def finish(self, report: Any) -> None:
+        self._pause_status()
+        verdict = "[green]nothing left behind[/]" if not report.left_behind else (
+            f"[red]left behind: {', '.join(report.left_behind)}[/]")
+        self.out.print(f"lab start-up {report.startup_seconds:.2f} s · demo "
+                       f"{report.total_seconds:.1f} s · {verdict}")

@@ -1,0 +1,288 @@
+"""`trustwall lab demo`: the seed stories, told on the lab with real clients and a real kernel.
+
+The demo is a list of steps; each returns a :class:`Step` (what happened, what it means, the
+command a user would type, and one row per observation). The CLI draws the steps as they come
+(``on_step``); ``--json`` prints the whole :class:`DemoReport`. The lab is always torn down,
+also on Ctrl-C or an error, and the last step checks that nothing is left.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from trustwall.lab.sites import DOMAIN
+from trustwall.lab.topology import (
+    CLIENT_IP,
+    EDGE_CLIENT_IP,
+    JMX_PORT,
+    ORIGIN_IP,
+    SERVER_IP,
+    SERVER_NAME,
+    Lab,
+)
+
+GOOD_URL = f"https://good.{DOMAIN}/"
+STORY_CLIENTS = ("curl", "python", "java", "node")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One observation: who/what, the verdict (OK, FAIL or INFO) and the exact detail."""
+
+    subject: str
+    verdict: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Step:
+    chapter: str
+    title: str
+    story: str
+    command: str
+    rows: tuple[Row, ...]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    steps: tuple[Step, ...]
+    startup_seconds: float
+    total_seconds: float
+    left_behind: tuple[str, ...]
+
+
+def _connect(lab: Lab, ns_name: str, host: str, port: int) -> str:
+    """Connect from inside a namespace; return the first line received or the OS error."""
+    ns = {"client": lab.client, "server": lab.server}[ns_name]
+    script = ("import socket,sys\n"
+              "try:\n"
+              " s=socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=3)\n"
+              " print(s.recv(100).decode().strip() or 'connected')\n"
+              "except OSError as e:\n"
+              " print(e.strerror or e)\n")
+    proc = ns.run([sys.executable, "-I", "-c", script, host, str(port)], check=False,
+                  env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+    return proc.stdout.strip() or proc.stderr.strip()
+
+
+_CHAIN_LINE = re.compile(r"^\s*(\d+) s:(.*)$")
+_ISSUER_LINE = re.compile(r"^\s+i:(.*)$")
+
+
+def presented_chain(lab: Lab, *, proxy: str | None) -> tuple[list[tuple[str, str]], str]:
+    """(subject, issuer) of each certificate the client is shown, and OpenSSL's verdict."""
+    argv = ["openssl", "s_client", "-connect", f"good.{DOMAIN}:443", "-servername",
+            f"good.{DOMAIN}", "-showcerts", "-verify_hostname", f"good.{DOMAIN}"]
+    if proxy:
+        argv += ["-proxy", proxy.removeprefix("http://")]
+    proc = lab.client.run(argv, input="", check=False, env={"PATH": "/usr/bin:/bin"})
+    chain: list[tuple[str, str]] = []
+    for line in proc.stdout.splitlines():
+        if m := _CHAIN_LINE.match(line):
+            chain.append((m[2].strip(), ""))
+        elif (m := _ISSUER_LINE.match(line)) and chain and not chain[-1][1]:
+            chain[-1] = (chain[-1][0], m[1].strip())
+    verdict = next((line.split(":", 1)[1].strip() for line in proc.stdout.splitlines()
+                    if line.strip().startswith("Verify return code")), "no handshake")
+    return chain, verdict
+
+
+def _reject_counter(lab: Lab) -> int:
+    """Packets counted so far by the server's final REJECT rule (iptables-save -c)."""
+    text = lab.server.run(["iptables-save", "-c", "-t", "filter"]).stdout
+    for line in text.splitlines():
+        if line.endswith("-A INPUT -j REJECT --reject-with icmp-host-prohibited"):
+            return int(line[1:].split(":", 1)[0])
+    return 0
+
+
+def _input_rules(lab: Lab) -> list[str]:
+    text = lab.server.run(["iptables-save", "-t", "filter"]).stdout
+    return [line for line in text.splitlines() if line.startswith("-A INPUT ")]
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Ctrl-C and SIGTERM both end the demo through the same clean-up path."""
+    def _raise(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_demo(on_step: Callable[[Step], None] | None = None,
+             on_progress: Callable[[str], None] | None = None) -> DemoReport:
+    """Build the lab, tell the stories, tear it all down. Returns what happened."""
+    from trustwall.lab.clients import run_all, run_client
+
+    steps: list[Step] = []
+    say = on_progress or (lambda _msg: None)
+
+    def record(step: Step) -> None:
+        steps.append(step)
+        if on_step:
+            on_step(step)
+
+    t_total = time.perf_counter()
+    lab = Lab()
+    names: list[str] = []
+    with _sigterm_as_interrupt():
+        try:
+            say("building the lab: 4 network namespaces, HTTPS sites, mitmproxy, a firewall")
+            lab.start()
+            names = [ns.name for ns in (lab.client, lab.edge, lab.origin, lab.server)]
+            record(Step(
+                "The lab", "A small corporate network, built in namespaces",
+                "Four hosts, each in its own network namespace, nothing on the host's network. "
+                "The edge router intercepts HTTPS like a corporate proxy: it re-signs every "
+                "site with the Acme Widgets Inspection CA.",
+                "trustwall lab up",
+                (Row("client", "INFO", f"{CLIENT_IP}  (curl, python, java, node)"),
+                 Row("edge", "INFO", f"{EDGE_CLIENT_IP}  router + mitmproxy "
+                                     f"(explicit {lab.proxy_url}, transparent on :443)"),
+                 Row("origin", "INFO", f"{ORIGIN_IP}  https://good.{DOMAIN}/ and 4 broken "
+                                       "sites"),
+                 Row("server", "INFO", f"{SERVER_IP}  {SERVER_NAME}: JMX on tcp/{JMX_PORT}, "
+                                       "RHEL-like INPUT chain"),
+                 Row("start-up", "INFO", f"{lab.startup_seconds:.2f} s")),
+                lab.startup_seconds))
+
+            t = time.perf_counter()
+            say("asking the site directly, interception off")
+            with lab.intercepting(None):
+                direct = run_client("curl", GOOD_URL, netns=lab.client,
+                                    env={"CURL_CA_BUNDLE": str(lab.ca_file("public-root"))})
+                chain, verdict = presented_chain(lab, proxy=None)
+            record(Step(
+                "Getting out", "The site itself is fine",
+                "Without the proxy, the origin presents its leaf and intermediate, and curl "
+                "trusting the (lab's) public root gets through.",
+                f"curl --cacert public-root.pem {GOOD_URL}",
+                (Row("curl", "OK" if direct.ok else "FAIL", direct.error or "HTTP 200"),
+                 *(Row(f"chain[{i}]", "INFO", f"{subj}  (issued by {iss})")
+                   for i, (subj, iss) in enumerate(chain))),
+                time.perf_counter() - t))
+
+            t = time.perf_counter()
+            say("running curl, python, java and node through the proxy")
+            results = run_all(GOOD_URL, clients=STORY_CLIENTS, netns=lab.client,
+                              proxy=lab.proxy_url)
+            record(Step(
+                "Getting out", "Through the inspection proxy, every client fails",
+                "Each client uses this host's own trust store, which does not know the Acme "
+                "Widgets Inspection CA. Each says so in its own words. node ignores "
+                "https_proxy; the transparent interception catches it anyway.",
+                f"https_proxy={lab.proxy_url} curl {GOOD_URL}",
+                tuple(Row(name, "OK" if r.ok else "FAIL", r.error or "HTTP 200")
+                      for name, r in results.items()),
+                time.perf_counter() - t))
+
+            t = time.perf_counter()
+            chain, verdict = presented_chain(lab, proxy=lab.proxy_url)
+            record(Step(
+                "Getting out", "Why: the proxy signs the site's certificate itself",
+                "The certificate the client sees for good.lab.test was made on the fly by the "
+                "proxy. It sends the leaf only, so the client must already trust the "
+                "inspection root.",
+                f"openssl s_client -proxy {EDGE_CLIENT_IP}:8080 -connect good.{DOMAIN}:443 "
+                "-showcerts",
+                (*(Row(f"chain[{i}]", "INFO", f"{subj}  (issued by {iss})")
+                   for i, (subj, iss) in enumerate(chain)),
+                 Row("openssl", "FAIL" if not verdict.startswith("0 ") else "OK", verdict)),
+                time.perf_counter() - t))
+
+            t = time.perf_counter()
+            say("trusting the inspection CA, by hand, for curl and python only")
+            acme = str(lab.ca_file("acme-root"))
+            fixed = (run_client("curl", GOOD_URL, netns=lab.client, proxy=lab.proxy_url,
+                                env={"CURL_CA_BUNDLE": acme}),
+                     run_client("python", GOOD_URL, netns=lab.client, proxy=lab.proxy_url,
+                                env={"SSL_CERT_FILE": acme}))
+            record(Step(
+                "Getting out", "Trusting the inspection CA fixes it",
+                "Pointed at the Acme Widgets Inspection CA, curl and python get through. Done "
+                "by hand here, per process; trustwall's job is to place it in every store, "
+                "safely and undoably.",
+                f"CURL_CA_BUNDLE=acme-root.pem https_proxy={lab.proxy_url} curl {GOOD_URL}",
+                tuple(Row(r.name, "OK" if r.ok else "FAIL", r.error or "HTTP 200")
+                      for r in fixed),
+                time.perf_counter() - t))
+
+            t = time.perf_counter()
+            say(f"connecting to the JMX port tcp/{JMX_PORT}")
+            before = _reject_counter(lab)
+            from_client = _connect(lab, "client", SERVER_NAME, JMX_PORT)
+            hits = _reject_counter(lab) - before
+            on_server = _connect(lab, "server", "127.0.0.1", JMX_PORT)
+            rules = _input_rules(lab)
+            record(Step(
+                "Letting in", f"The JMX port tcp/{JMX_PORT} answers: No route to host",
+                "The JMX agent is listening, but the server's INPUT chain ends in a REJECT "
+                "with icmp-host-prohibited, which the client reports as 'No route to host' "
+                "(not 'Connection refused').",
+                f"python -c 'socket.create_connection((\"{SERVER_NAME}\", {JMX_PORT}))'",
+                (Row("from client", "FAIL" if "connected" not in from_client
+                     and "JMX" not in from_client else "OK", from_client),
+                 Row("on the server", "OK" if "JMX" in from_client + on_server else "FAIL",
+                     on_server),
+                 Row("decisive rule", "INFO",
+                     f"rule {len(rules)}: {rules[-1]}  (+{hits} packets)")),
+                time.perf_counter() - t))
+
+            t = time.perf_counter()
+            say("adding the ACCEPT rule: appended, then at position 10")
+            accept = ["-p", "tcp", "-m", "state", "--state", "NEW", "-m", "tcp", "--dport",
+                      str(JMX_PORT), "-j", "ACCEPT"]
+            lab.server.run(["iptables", "-A", "INPUT", *accept])
+            appended = _connect(lab, "client", SERVER_NAME, JMX_PORT)
+            lab.server.run(["iptables", "-D", "INPUT", *accept])
+            position = len(rules)
+            lab.server.run(["iptables", "-I", "INPUT", str(position), *accept])
+            inserted = _connect(lab, "client", SERVER_NAME, JMX_PORT)
+            record(Step(
+                "Letting in", "Where the new rule goes decides everything",
+                "Appended after the REJECT, the ACCEPT is never reached. Inserted at position "
+                f"{position}, before the REJECT, it works.",
+                f"iptables -I INPUT {position} {' '.join(accept)}",
+                (Row("iptables -A INPUT …", "OK" if "JMX" in appended else "FAIL", appended),
+                 Row(f"iptables -I INPUT {position} …", "OK" if "JMX" in inserted else "FAIL",
+                     inserted)),
+                time.perf_counter() - t))
+        finally:
+            say("tearing the lab down")
+            t = time.perf_counter()
+            lab.stop()
+            left = _left_behind(names)
+            record(Step(
+                "The lab", "Torn down",
+                "Every namespace, process and file of the lab is gone.",
+                "trustwall lab down",
+                (Row("left behind", "OK" if not left else "FAIL",
+                     ", ".join(left) or "nothing"),),
+                time.perf_counter() - t))
+    return DemoReport(tuple(steps), round(lab.startup_seconds, 3),
+                      round(time.perf_counter() - t_total, 3), tuple(left))
+
+
+def _left_behind(names: list[str]) -> list[str]:
+    from trustwall.lab.netns import NETNS_DIR
+
+    left = [name for name in names if (NETNS_DIR / name).exists()]
+    left += [f"/etc/netns/{name}" for name in names if os.path.exists(f"/etc/netns/{name}")]
+    return left
