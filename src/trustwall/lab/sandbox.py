@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import itertools
 import json
 import os
@@ -224,6 +225,34 @@ class Sandbox:
         if real == self.home or self.home in real.parents:
             return real
         return Path(f"/proc/{self.pid}/root") / real.relative_to("/")
+
+
+def store_fingerprint(certifi_dirs: Sequence[str | os.PathLike[str]] | None = None
+                      ) -> dict[str, str]:
+    """SHA-256 per store the sandbox protects, over names, link targets and bytes (as seen by
+    the calling process): equal before and after a test means the host stores were not touched.
+    """
+    dirs = default_certifi_dirs() if certifi_dirs is None else [Path(d) for d in certifi_dirs]
+    paths = [*(f"/etc/{name}" for name in ETC_COPIES), *NESTED_COPIES, *map(str, dirs),
+             "/var/lib/dpkg/status", "/var/lib/dpkg/triggers", "/var/log/dpkg.log",
+             "/root/.pki/nssdb"]
+    return {path: _tree_digest(Path(path)) for path in paths}
+
+
+def _tree_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    if not root.exists() and not root.is_symlink():
+        return "absent"
+    entries = [root] if not root.is_dir() else sorted(
+        [root, *(e for e in root.rglob("*") if "__pycache__" not in e.parts)])
+    for entry in entries:
+        digest.update(str(entry.relative_to(root) if entry != root else ".").encode() + b"\0")
+        if entry.is_symlink():
+            digest.update(b"L" + os.readlink(entry).encode())
+        elif entry.is_file():
+            digest.update(b"F" + entry.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def _new_sandbox_dir() -> Path:
