@@ -50,7 +50,7 @@ class Site:
 
 SITES: tuple[Site, ...] = (
     Site(f"good.{DOMAIN}", "", 0),
-    Site(f"nointer.{DOMAIN}", "the server does not send its intermediate certificate", 20),
+    Site(f"nointer.{DOMAIN}", "the server does not send its intermediate certificate", 21),
     Site(f"expired.{DOMAIN}", "the server certificate has expired", 10),
     Site(f"wronghost.{DOMAIN}", "the certificate is for other.lab.test", 62),
     Site(f"selfsigned.{DOMAIN}", "the certificate is self-signed", 18),
