@@ -92,7 +92,7 @@ def write_pem(path: Path, *certs: Issued) -> Path:
 
 
 class _QuietHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         body = self.server.payload if self.path.endswith(".crt") else b"ok\n"  # type: ignore
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))

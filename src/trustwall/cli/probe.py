@@ -82,9 +82,11 @@ def _render_report(report: Any) -> None:
 @click.option("--timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True,
               help="Seconds for the whole connection (DNS, TCP, proxy, TLS).")
 @click.option("--no-java", is_flag=True, help="Skip the Java cacerts store (no keytool run).")
+@click.option("--root", default="/", show_default=True, type=click.Path(file_okay=False),
+              help="Read the system trust stores under this directory (an image, a chroot).")
 @json_option
 def probe(target: str, proxy: str | None, servername: str | None,
-          timeout: float, no_java: bool, as_json: bool) -> None:
+          timeout: float, no_java: bool, root: str, as_json: bool) -> None:
     """Show the chain an endpoint presents and which clients here would trust it.
 
     TARGET is a URL or HOST[:PORT]. Exit 0 when every client would connect, 1 when a trust
@@ -95,7 +97,7 @@ def probe(target: str, proxy: str | None, servername: str | None,
 
     parsed = parse_target(target)
     report = probe_report(parsed, proxy=parse_proxy(proxy) if proxy else None,
-                          servername=servername, timeout=timeout, java=not no_java)
+                          servername=servername, timeout=timeout, java=not no_java, root=root)
     emit(report, _render_report)
     _exit_with(report)
 

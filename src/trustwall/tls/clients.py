@@ -83,6 +83,28 @@ def _java_truststore(environ: Mapping[str, str], root: Path) -> str | None:
     return next((c for c in candidates if os.path.isfile(c)), None)
 
 
+def _wgetrc_ca(environ: Mapping[str, str], root: Path
+               ) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """ca_certificate / ca_directory from /etc/wgetrc and $WGETRC (or ~/.wgetrc); wget adds
+    them to GnuTLS's system trust."""
+    files: list[str] = []
+    dirs: list[str] = []
+    user = environ.get("WGETRC") or os.path.join(environ.get("HOME", "/root"), ".wgetrc")
+    for rc in (_under(root, "etc/wgetrc"), user):
+        try:
+            text = Path(rc).read_text(errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            key, sep, value = line.split("#", 1)[0].partition("=")
+            key = key.strip().lower().replace("_", "")
+            if sep and key == "cacertificate":
+                files.append(os.path.expanduser(value.strip()))
+            elif sep and key == "cadirectory":
+                dirs.append(os.path.expanduser(value.strip()))
+    return (tuple(files), tuple(dirs)) if files or dirs else None
+
+
 def _java_password(environ: Mapping[str, str]) -> str:
     for var in ("JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS"):
         m = re.search(r"-Djavax\.net\.ssl\.trustStorePassword=(\S+)", environ.get(var, ""))
@@ -143,17 +165,21 @@ def discover(environ: Mapping[str, str], root: str | os.PathLike[str] = "/", *,
     # OpenSSL's default paths as Python's ssl (and pip's truststore) load them.
     openssl_file = environ.get("SSL_CERT_FILE") or _under(root_path, "usr/lib/ssl/cert.pem")
     openssl_dir = environ.get("SSL_CERT_DIR") or _under(root_path, "usr/lib/ssl/certs")
-    stores["openssl-default"] = Anchors(
-        "openssl-default", files=(openssl_file,) if os.path.isfile(openssl_file) else (),
-        dirs=(openssl_dir,) if os.path.isdir(openssl_dir) else ())
+    stores["openssl-default"] = Anchors("openssl-default", files=(openssl_file,),
+                                        dirs=(openssl_dir,), optional=True)
     node_options = shlex.split(environ.get("NODE_OPTIONS", ""))
     node_base = stores["openssl-default"] if "--use-openssl-ca" in node_options else \
         stores["certifi"]
     extra = environ.get("NODE_EXTRA_CA_CERTS")
     stores["node"] = Anchors(
         "node", files=node_base.files + ((extra,) if extra else ()), dirs=node_base.dirs,
+        optional=True,
         note=None if node_base is stores["openssl-default"] else
         "node's built-in roots approximated with certifi (both are Mozilla's set)")
+    wgetrc = _wgetrc_ca(environ, root_path)
+    if wgetrc:
+        stores["wget"] = Anchors("wget", files=(bundle, *wgetrc[0]), dirs=wgetrc[1],
+                                 optional=True)
     java_store = _java_truststore(environ, root_path) if java else None
     if java_store is not None:
         try:
@@ -177,7 +203,9 @@ def _clients(environ: Mapping[str, str], stores: dict[str, Anchors]) -> dict[str
     store, why = env_or(("CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"), "system-bundle",
                         "compiled-in CA bundle")
     uses["curl"] = ClientUse("curl", store, why, partial_chain=True)
-    uses["wget"] = ClientUse("wget", "system-bundle", "GnuTLS system trust", partial_chain=True)
+    uses["wget"] = ClientUse("wget", "wget" if "wget" in stores else "system-bundle",
+                             "GnuTLS system trust + wgetrc ca_certificate" if "wget" in stores
+                             else "GnuTLS system trust", partial_chain=True)
     modern = sys.version_info >= (3, 13)
     uses["python"] = ClientUse(
         "python", "openssl-default",

@@ -35,6 +35,7 @@ class Anchors:
     certs: tuple[bytes, ...] = ()
     note: str | None = None  # how faithful this is, e.g. node's built-in roots ~ certifi
     error: str | None = None  # the store exists but could not be read (e.g. keytool failed)
+    optional: bool = False  # a composite store: missing parts are skipped, as clients do
 
     @property
     def key(self) -> tuple:
@@ -52,6 +53,11 @@ class Anchors:
         """Why this store cannot be read, or None."""
         if self.error:
             return self.error
+        if self.optional:
+            present = [p for p in self.files if os.path.isfile(p)] + \
+                [p for p in self.dirs if os.path.isdir(p)]
+            return None if present or self.certs else \
+                f"none of {', '.join(self.files + self.dirs)} exists"
         for path in self.files:
             if not os.path.isfile(path):
                 return f"store file {path} does not exist"
