@@ -1,0 +1,149 @@
+"""``trustwall fw import|compile|apply|confirm|expire``: the firewall as a policy file."""
+
+from __future__ import annotations
+
+import click
+
+from trustwall.cli.output import console, emit, json_option
+from trustwall.errors import ProblemFound
+
+
+def _options(dry_run: bool, force: bool, keep: tuple[str, ...], confirm_within: float | None,
+             no_persist: bool, persist_file: tuple[str, ...], state_dir: str | None):
+    from trustwall.firewall.apply import Flow, Options
+
+    files = {}
+    for item in persist_file:
+        family, _, path = item.partition("=")
+        if family not in ("4", "6") or not path:
+            raise click.BadParameter("use 4=PATH or 6=PATH", param_hint="--persist-file")
+        files[int(family)] = path
+    return Options(dry_run=dry_run, force=force, keep=[Flow.parse(k) for k in keep],
+                   confirm_within=confirm_within, persist=not no_persist,
+                   persist_files=files, state_dir=state_dir)
+
+
+def _apply_options(func):  # type: ignore[no-untyped-def]
+    for decorator in reversed([
+        click.option("--dry-run", is_flag=True, help="Check and show the change; apply nothing."),
+        click.option("--force", is_flag=True, help="Apply even if the lockout check fails."),
+        click.option("--keep", multiple=True, metavar="FLOW",
+                     help="A flow that must survive, [tcp:]SRC[:PORT]->DST:PORT (repeatable)."),
+        click.option("--confirm-within", type=float, default=None, metavar="SECONDS",
+                     help="Roll back unless `fw confirm` runs from a new connection in time "
+                          "(default 60 over SSH, else off; 0 turns it off)."),
+        click.option("--no-persist", is_flag=True, help="Do not rewrite the boot-time file."),
+        click.option("--persist-file", multiple=True, metavar="4=PATH|6=PATH",
+                     help="Boot-time file to write instead of the distro's."),
+        click.option("--state-dir", default=None, help="Journal directory (default "
+                     "/var/lib/trustwall)."),
+    ]):
+        func = decorator(func)
+    return func
+
+
+def _render_apply(result) -> None:  # type: ignore[no-untyped-def]
+    out = console()
+    if not result.changed:
+        out.print("Nothing to do: the running firewall already matches.")
+        return
+    for change in result.changes:
+        out.print(f"[bold]IPv{change.family}[/bold]: tables {', '.join(change.tables)} change")
+        for line in change.effect:
+            out.print(f"  {line}")
+    for warning in result.warnings:
+        out.print(f"[yellow]warning:[/yellow] {warning}")
+    if result.dry_run:
+        out.print("Dry run: nothing applied.")
+        return
+    out.print(f"Applied as transaction {result.txn_id} (undo: trustwall undo {result.txn_id}).")
+    for path in result.persisted:
+        out.print(f"Saved for boot: {path}")
+    if result.confirm_deadline:
+        out.print(f"[bold]Confirm from a NEW connection before {result.confirm_deadline}[/bold]"
+                  ": trustwall fw confirm — otherwise the previous ruleset comes back.")
+
+
+@click.command("import")
+@click.option("--file", "-f", "files", multiple=True, type=click.Path(dir_okay=False),
+              help="iptables-save / ip6tables-save file(s) instead of the live firewall.")
+@click.option("--live", is_flag=True, help="Read the running firewall (the default).")
+@click.option("--owner", default="unknown", show_default=True, help="Owner for every rule.")
+def import_(files: tuple[str, ...], live: bool, owner: str) -> None:
+    """Write a policy (YAML) that compiles back to the running (or saved) ruleset."""
+    from pathlib import Path
+
+    from trustwall.firewall.apply import read_live
+    from trustwall.firewall.parse import parse_save
+    from trustwall.firewall.policy import import_policy
+
+    if files and live:
+        raise click.UsageError("give either --file or --live, not both")
+    if files:
+        rulesets = [parse_save(Path(f).read_text(), source=f) for f in files]
+    else:
+        rulesets = [read_live(4), read_live(6)]
+    click.echo(import_policy(rulesets, owner=owner), nl=False)
+
+
+@click.command("compile")
+@click.argument("policy", type=click.Path(dir_okay=False))
+@click.option("-6", "--ipv6", is_flag=True, help="Print the IPv6 part.")
+def compile_(policy: str, ipv6: bool) -> None:
+    """Print the iptables-restore text a policy compiles to (deterministic)."""
+    from trustwall.firewall.policy import compile_text, load_policy
+
+    texts = compile_text(load_policy(policy))
+    click.echo(texts.get(6 if ipv6 else 4, ""), nl=False)
+
+
+@click.command()
+@click.argument("policy", type=click.Path(dir_okay=False))
+@_apply_options
+@click.option("--yes", is_flag=True, help="Do not ask before applying.")
+@json_option
+def apply(policy: str, dry_run: bool, force: bool, keep: tuple[str, ...],
+          confirm_within: float | None, no_persist: bool, persist_file: tuple[str, ...],
+          state_dir: str | None, yes: bool, as_json: bool) -> None:
+    """Make the running firewall match POLICY: checked, atomic, journaled, undoable."""
+    from trustwall.firewall.policy_apply import apply_policy
+
+    options = _options(dry_run, force, keep, confirm_within, no_persist, persist_file,
+                       state_dir)
+    if not yes and not dry_run and not as_json:
+        preview = apply_policy(policy, options=_options(True, force, keep, confirm_within,
+                                                        no_persist, persist_file, state_dir))
+        _render_apply(preview)
+        if not preview.changed:
+            return
+        click.confirm("Apply this change?", abort=True)
+    emit(apply_policy(policy, options=options), _render_apply)
+
+
+@click.command()
+@click.option("--state-dir", default=None, help="Journal directory.")
+@json_option
+def confirm(state_dir: str | None, as_json: bool) -> None:
+    """Keep a pending change (run from a NEW connection before the deadline)."""
+    from trustwall.firewall.apply import confirm as confirm_change
+
+    result = confirm_change(state_dir=state_dir)
+    emit(result, lambda r: console().print(f"Confirmed transaction {r.txn_id}."))
+
+
+@click.command()
+@_apply_options
+@json_option
+def expire(dry_run: bool, force: bool, keep: tuple[str, ...], confirm_within: float | None,
+           no_persist: bool, persist_file: tuple[str, ...], state_dir: str | None,
+           as_json: bool) -> None:
+    """Remove temporary rules whose time is up (run by the trustwall-expire timer)."""
+    from trustwall.firewall.expire import expire as expire_rules
+
+    result, removed = expire_rules(options=_options(dry_run, force, keep, confirm_within,
+                                                    no_persist, persist_file, state_dir))
+    emit({"removed": removed, "result": result},
+         lambda _: [console().print(f"removed {line}") for line in removed]
+         or console().print("No expired rules."))
+    if removed and dry_run:
+        raise ProblemFound(f"{len(removed)} expired rule(s) would be removed")

@@ -1,0 +1,390 @@
+"""Changing the running firewall safely: one journaled, atomic restore per family.
+
+The sequence for every change (a policy apply, a quick ``fw allow --apply``, an expiry):
+
+1. read the live ruleset; work out which tables change (text of each table as iptables-save
+   would print it, counters ignored) — nothing to do when none does;
+2. ``iptables-restore --test`` of the new text (the kernel's own parser as validator);
+3. **static lockout check**: the operator's own SSH flow (``SSH_CONNECTION``) and every
+   ``--keep`` flow must still be accepted, both the established session and a new one, by a
+   trace through the *new* ruleset; otherwise refuse unless forced;
+4. a journal transaction records the full ``iptables-save`` before-image and then runs one
+   ``iptables-restore`` per family holding only the changed tables. iptables-restore commits
+   per table (QUIRKS), so if a later table fails the transaction's rollback restores the
+   before-image — no half-applied state survives, not even a kill -9 (the next run's
+   recovery restores it);
+5. optionally **confirm-or-rollback**: a detached watcher (its own session, outliving the
+   operator's SSH connection) restores the previous ruleset unless ``fw confirm`` runs from a
+   new connection within the deadline;
+6. **persistence**: the distro's boot file (/etc/iptables/rules.v4|v6, /etc/sysconfig/iptables)
+   is rewritten atomically from the applied state, inside the same transaction.
+
+This is ARCHITECTURE.md's ``live.py`` apply half, kept in its own module: reading the live
+state (live.py) is needed by every read-only command and must not import the journal.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trustwall.errors import BadInput, LockoutRisk, TrustwallError
+from trustwall.firewall.model import Ruleset
+from trustwall.journal.atomic import atomic_write
+from trustwall.journal.lock import HostLock
+from trustwall.journal.transaction import Transaction, state_dir_for
+
+PENDING = "fw-pending-confirm.json"
+ROLLING_BACK = "fw-rolling-back.json"
+
+#: Boot files the distro's iptables service loads, by family, in order of preference.
+PERSIST_FILES = {
+    4: ("/etc/iptables/rules.v4", "/etc/sysconfig/iptables"),
+    6: ("/etc/iptables/rules.v6", "/etc/sysconfig/ip6tables"),
+}
+
+
+def tool(family: int, verb: str) -> str:
+    """``iptables-save`` / ``ip6tables-restore`` … (the distro's alternative picks nft/legacy)."""
+    return f"{'ip6tables' if family == 6 else 'iptables'}-{verb}"
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A connection that must survive a change: ``tcp 198.18.0.2:51234 -> 198.18.0.1:22``."""
+
+    proto: str
+    src: str
+    sport: int | None
+    dst: str
+    dport: int
+
+    @classmethod
+    def parse(cls, text: str) -> Flow:
+        """``[tcp|udp:]SRC[:SPORT]->DST:DPORT`` (IPv6 addresses in brackets)."""
+        proto = "tcp"
+        body = text.strip()
+        if body[:4] in ("tcp:", "udp:"):
+            proto, body = body[:3], body[4:]
+        try:
+            left, right = (part.strip() for part in body.split("->"))
+            src, sport = _host_port(left, optional_port=True)
+            dst, dport = _host_port(right, optional_port=False)
+        except ValueError:
+            raise BadInput(f"bad flow {text!r}: expected [tcp:]SRC[:PORT]->DST:PORT") from None
+        assert dport is not None
+        return cls(proto, src, sport, dst, dport)
+
+    @classmethod
+    def from_ssh_connection(cls, value: str) -> Flow | None:
+        """SSH_CONNECTION is ``client_ip client_port server_ip server_port``."""
+        parts = value.split()
+        if len(parts) != 4:
+            return None
+        return cls("tcp", parts[0], int(parts[1]), parts[2], int(parts[3]))
+
+    def __str__(self) -> str:
+        sport = f":{self.sport}" if self.sport else ""
+        return f"{self.proto} {self.src}{sport} -> {self.dst}:{self.dport}"
+
+
+def _host_port(text: str, *, optional_port: bool) -> tuple[str, int | None]:
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.lstrip(":") or None
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    elif optional_port and ":" not in text:
+        host, port = text, None
+    elif optional_port and text.count(":") > 1:
+        host, port = text, None  # a bare IPv6 address
+    else:
+        raise ValueError(text)
+    if port is None and not optional_port:
+        raise ValueError(text)
+    return host, int(port) if port is not None else None
+
+
+@dataclass(frozen=True)
+class FamilyChange:
+    family: int
+    tables: tuple[str, ...]
+    restore_text: str  # only the changed tables
+    effect: tuple[str, ...] = ()  # semantic differences, one rule-like line each
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    changes: tuple[FamilyChange, ...]
+    applied: bool
+    dry_run: bool
+    txn_id: str | None = None
+    confirm_deadline: str | None = None
+    persisted: tuple[str, ...] = ()
+    kept_flows: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+
+@dataclass
+class Options:
+    """How to apply: the knobs every entry point (CLI, Ansible, expiry timer) shares."""
+
+    dry_run: bool = False
+    force: bool = False
+    keep: Sequence[Flow] = ()
+    confirm_within: float | None = None  # seconds; None: on (60 s) over SSH, else off
+    persist: bool = True
+    persist_files: dict[int, str] = field(default_factory=dict)  # override detection
+    root: str | None = None
+    state_dir: str | None = None
+    environ: dict[str, str] | None = None  # for SSH_CONNECTION (tests pass their own)
+
+
+def read_live(family: int) -> Ruleset:
+    from trustwall.firewall.parse import parse_save
+    from trustwall.proc import run
+
+    text = run([tool(family, "save")]).stdout
+    return parse_save(text, family=family, source=f"live {tool(family, 'save')}")
+
+
+def changed_tables(live: Ruleset, target: Ruleset) -> tuple[str, ...]:
+    """Tables that differ as values (the model compares as iptables-save prints, counters
+    excluded). A table the target does not mention is left alone; a new one is changed."""
+    return tuple(t.name for t in target.tables if live.table(t.name) != t)
+
+
+def restore_text(target: Ruleset, tables: Sequence[str]) -> str:
+    from trustwall.firewall.render import render_save
+
+    return "".join(render_save(target, table=name) for name in tables)
+
+
+def _effect(live: Ruleset, target: Ruleset) -> tuple[str, ...]:
+    """The semantic difference, when the analysis module is available."""
+    try:
+        from trustwall.firewall.plan import semantic_diff
+    except ImportError:
+        return ()
+    try:
+        return tuple(str(line) for line in semantic_diff(live, target))
+    except TrustwallError:
+        return ()
+
+
+def check_lockout(target: Ruleset, flows: Sequence[Flow]) -> list[str]:
+    """Flows the target ruleset would cut: the session itself (ESTABLISHED, both directions)
+    and a new connection (NEW), which ``fw confirm`` needs."""
+    if not flows:
+        return []
+    from trustwall.firewall.trace import Packet, trace
+
+    problems = []
+    for flow in flows:
+        if (":" in flow.dst) != (target.family == 6):
+            continue
+        checks = [
+            ("the session", Packet(proto=flow.proto, src=flow.src, sport=flow.sport or 40000,
+                                   dst=flow.dst, dport=flow.dport, state="ESTABLISHED"),
+             [flow.dst]),
+            ("a new connection", Packet(proto=flow.proto, src=flow.src,
+                                        sport=flow.sport or 40000, dst=flow.dst,
+                                        dport=flow.dport, state="NEW"), [flow.dst]),
+            ("the replies", Packet(proto=flow.proto, src=flow.dst, sport=flow.dport,
+                                   dst=flow.src, dport=flow.sport or 40000,
+                                   state="ESTABLISHED", local=True), [flow.dst]),
+        ]
+        for what, packet, local in checks:
+            result = trace(target, packet, local_addresses=local)
+            if result.verdict != "ACCEPT" or result.unknown:
+                who = result.decided_by
+                where = (f" by {who.table} {who.chain} rule {who.rule}: {who.text}"
+                         if who is not None else "")
+                problems.append(f"{flow}: {what} would be {result.verdict}{where}")
+    return problems
+
+
+def _flows(options: Options) -> list[Flow]:
+    env = options.environ if options.environ is not None else dict(os.environ)
+    flows = list(options.keep)
+    ssh = Flow.from_ssh_connection(env.get("SSH_CONNECTION", ""))
+    if ssh is not None:
+        flows.append(ssh)
+    return flows
+
+
+def _confirm_seconds(options: Options) -> float | None:
+    env = options.environ if options.environ is not None else dict(os.environ)
+    if options.confirm_within is None:
+        return 60.0 if env.get("SSH_CONNECTION") else None
+    return options.confirm_within or None
+
+
+def persist_target(family: int, options: Options) -> Path | None:
+    if family in options.persist_files:
+        return Path(options.persist_files[family])
+    root = Path(options.root or "/")
+    for candidate in PERSIST_FILES[family]:
+        path = root / candidate.lstrip("/")
+        if path.parent.is_dir():
+            return path
+    return None
+
+
+def apply_rulesets(targets: dict[int, Ruleset], *, description: str, kind: str = "fw-apply",
+                   options: Options | None = None,
+                   live: dict[int, Ruleset] | None = None) -> ApplyResult:
+    """Make the kernel hold ``targets`` (per family), safely. See the module docstring."""
+    from trustwall.proc import CommandFailed, run
+
+    options = options or Options()
+    live = live if live is not None else {f: read_live(f) for f in targets}
+    changes = []
+    for family, target in sorted(targets.items()):
+        tables = changed_tables(live[family], target)
+        if tables:
+            changes.append(FamilyChange(family, tables, restore_text(target, tables),
+                                        _effect(live[family], target)))
+    flows = _flows(options)
+    kept = tuple(str(f) for f in flows)
+    if not changes:
+        return ApplyResult((), applied=False, dry_run=options.dry_run, kept_flows=kept)
+    for change in changes:
+        try:
+            run([tool(change.family, "restore"), "--test"], input=change.restore_text)
+        except CommandFailed as exc:
+            raise BadInput(f"the kernel refuses the new ruleset: {exc}") from None
+    problems = [p for change in changes for p in check_lockout(targets[change.family], flows)]
+    warnings: list[str] = []
+    if problems:
+        if not options.force:
+            raise LockoutRisk("refusing: " + "; ".join(problems),
+                              hint="fix the policy, or --force with --confirm-within N")
+        warnings.extend(f"forced despite lockout risk: {p}" for p in problems)
+    confirm = _confirm_seconds(options)
+    if options.dry_run:
+        return ApplyResult(tuple(changes), applied=False, dry_run=True, kept_flows=kept,
+                           warnings=tuple(warnings))
+    persisted: list[str] = []
+    with Transaction(kind, description, root=options.root, state_dir=options.state_dir) as txn:
+        for change in changes:
+            save, restore = tool(change.family, "save"), tool(change.family, "restore")
+            before = run([save]).stdout.encode()
+            txn.record(f"iptables-v{change.family}", before, [restore], capture_argv=[save],
+                       label=", ".join(change.tables))
+            txn.run([restore], input=change.restore_text)
+        if options.persist and confirm is None:
+            persisted = _persist(txn, [c.family for c in changes], options)
+    deadline = None
+    if confirm is not None:
+        deadline = _arm_rollback(txn.id, confirm, options, [c.family for c in changes])
+    return ApplyResult(tuple(changes), applied=True, dry_run=False, txn_id=txn.id,
+                       confirm_deadline=deadline, persisted=tuple(persisted), kept_flows=kept,
+                       warnings=tuple(warnings))
+
+
+def _persist(txn: Transaction, families: Sequence[int], options: Options) -> list[str]:
+    from trustwall.proc import run
+
+    written = []
+    for family in families:
+        path = persist_target(family, options)
+        if path is None:
+            continue
+        txn.write_file(path, run([tool(family, "save")]).stdout.encode(), mode=0o640)
+        written.append(str(path))
+    return written
+
+
+# -- confirm or roll back ------------------------------------------------------------------
+
+
+def _arm_rollback(txn_id: str | None, seconds: float, options: Options,
+                  families: Sequence[int]) -> str:
+    state = state_dir_for(options.root, options.state_dir)
+    env = options.environ if options.environ is not None else dict(os.environ)
+    deadline = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(seconds=seconds)
+    pending = {"txn": txn_id, "deadline": deadline.isoformat(), "families": list(families),
+               "ssh_connection": env.get("SSH_CONNECTION"), "persist": options.persist,
+               "persist_files": {str(k): v for k, v in options.persist_files.items()},
+               "root": options.root}
+    atomic_write(state / PENDING, json.dumps(pending).encode(), mode=0o600)
+    # Double fork into a new session: the watcher must survive the operator's SSH session
+    # and the applying process (even a kill -9 of it).
+    argv = [sys.executable, "-m", "trustwall.firewall.apply", "--watch", str(state),
+            str(txn_id), str(seconds)]
+    subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
+                     cwd="/")
+    return deadline.isoformat()
+
+
+@dataclass(frozen=True)
+class ConfirmResult:
+    txn_id: str
+    persisted: tuple[str, ...]
+
+
+def confirm(*, root: str | None = None, state_dir: str | None = None,
+            environ: dict[str, str] | None = None) -> ConfirmResult:
+    """Keep the pending change: the new ruleset let this (new) connection in."""
+    env = environ if environ is not None else dict(os.environ)
+    state = state_dir_for(root, state_dir)
+    with HostLock(state):
+        path = state / PENDING
+        if not path.exists():
+            if (state / ROLLING_BACK).exists():
+                raise TrustwallError("too late: the change was already rolled back")
+            raise BadInput("no firewall change is waiting for confirmation")
+        pending = json.loads(path.read_text())
+        ssh = env.get("SSH_CONNECTION")
+        if ssh and pending.get("ssh_connection") == ssh:
+            raise BadInput("confirm from a NEW connection: this is the session that applied "
+                           "the change, so it does not prove that new connections get in")
+        path.unlink()
+    persisted: list[str] = []
+    if pending.get("persist"):
+        options = Options(root=pending.get("root"), state_dir=state_dir,
+                          persist_files={int(k): v
+                                         for k, v in pending.get("persist_files", {}).items()})
+        with Transaction("fw-persist", f"persist confirmed change {pending['txn']}",
+                         root=options.root, state_dir=state_dir) as txn:
+            persisted = _persist(txn, pending["families"], options)
+    return ConfirmResult(str(pending["txn"]), tuple(persisted))
+
+
+def watch(state: Path, txn_id: str, seconds: float) -> bool:
+    """The detached watcher: wait, then roll back unless confirmed. True if it rolled back."""
+    import time
+
+    from trustwall.journal.transaction import undo
+
+    time.sleep(seconds)
+    with HostLock(state):
+        path = state / PENDING
+        if not path.exists():
+            return False
+        pending = json.loads(path.read_text())
+        if str(pending.get("txn")) != txn_id:
+            return False
+        os.replace(path, state / ROLLING_BACK)
+    try:
+        undo(txn_id, state_dir=state, force=True)
+    finally:
+        (state / ROLLING_BACK).unlink(missing_ok=True)
+    return True
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--watch":
+        watch(Path(sys.argv[2]), sys.argv[3], float(sys.argv[4]))

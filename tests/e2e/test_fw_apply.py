@@ -1,0 +1,196 @@
+"""The seed's JConsole story on a real kernel: policy import → edit → diff → apply → connect
+works → undo → byte-identical ruleset; expiry; dry-run; refusal of a broken policy; rollback
+unless confirmed. Everything runs inside lab namespaces (``ip netns exec``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from trustwall.lab.netns import Netns, veth
+
+pytestmark = [pytest.mark.lab,
+              pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")]
+
+SERVER_IP, CLIENT_IP = "198.18.200.1", "198.18.200.2"
+SEED_RULES = f"""*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -p icmp -j ACCEPT
+-A INPUT -i lo -j ACCEPT
+-A INPUT -p tcp -m state --state NEW -m tcp --dport 22 -j ACCEPT
+-A INPUT -p tcp -m state --state NEW -m tcp --dport 80 -j ACCEPT
+-A INPUT -p tcp -m state --state NEW -m tcp --dport 443 -j ACCEPT
+-A INPUT -p tcp -m state --state NEW -m tcp --dport 8080 -j ACCEPT
+-A INPUT -p udp -m udp --dport 161 -j ACCEPT
+-A INPUT -s {CLIENT_IP}/32 -p tcp -m tcp --dport 9090 -j ACCEPT
+-A INPUT -j REJECT --reject-with icmp-host-prohibited
+-A FORWARD -j REJECT --reject-with icmp-host-prohibited
+COMMIT
+"""
+LISTENER = ("import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, "
+            "socket.SO_REUSEADDR, 1)\ns.bind(('0.0.0.0', 18745)); s.listen(16)\n"
+            "while True:\n    c, _ = s.accept(); c.sendall(b'JMX'); c.close()\n")
+CONNECT = ("import socket\ntry:\n"
+           f"    s=socket.create_connection(('{SERVER_IP}', 18745), timeout=3)\n"
+           "    print('OK', s.recv(3).decode())\nexcept OSError as e:\n"
+           "    print('FAIL', e.strerror or e)\n")
+
+
+@pytest.fixture
+def hosts():
+    server = Netns.create("fwserver")
+    client = Netns.create("fwclient")
+    try:
+        veth(server, "eth0", f"{SERVER_IP}/24", client, "eth0", f"{CLIENT_IP}/24")
+        server.run(["iptables-restore"], input=SEED_RULES)
+        server.popen([sys.executable, "-c", LISTENER], stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+        yield server, client
+    finally:
+        client.delete()
+        server.delete()
+
+
+def connect(client: Netns) -> str:
+    return client.run([sys.executable, "-c", CONNECT]).stdout.strip()
+
+
+def tw(ns: Netns, *args: str, check: bool = True, env: dict[str, str] | None = None
+       ) -> subprocess.CompletedProcess:
+    full_env = {"PATH": os.environ["PATH"], "HOME": "/root", "NO_COLOR": "1", **(env or {})}
+    proc = ns.run([sys.executable, "-m", "trustwall", *args], check=False, env=full_env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"trustwall {' '.join(args)} exited {proc.returncode}: "
+                             f"{proc.stderr}{proc.stdout}")
+    return proc
+
+
+def saved(ns: Netns) -> str:
+    """iptables-save without its dated comment lines and chain counters (traffic moves them)."""
+    return "".join(line + "\n" for line in no_counters(ns.run(["iptables-save"]).stdout))
+
+
+def no_counters(text: str) -> list[str]:
+    return [re.sub(r" \[\d+:\d+\]$", "", line) for line in text.splitlines()
+            if not line.startswith("#")]
+
+
+def add_jmx_rule(policy_text: str, **extra: str) -> str:
+    doc = yaml.safe_load(policy_text)
+    rules = doc["ipv4"]["filter"]["INPUT"]["rules"]
+    rules.insert(len(rules) - 1, {"name": "jmx",
+                                  "rule": "-p tcp -m state --state NEW -m tcp --dport 18745 "
+                                          "-j ACCEPT",
+                                  "reason": "JConsole", "owner": "app-team", **extra})
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def test_jconsole_story_apply_then_undo_byte_identical(hosts, tmp_path):
+    server, client = hosts
+    assert connect(client) == "FAIL No route to host"
+    before = saved(server)
+
+    imported = tw(server, "fw", "import", "--live", "--owner", "netops").stdout
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(add_jmx_rule(imported))
+    state, persist = tmp_path / "state", tmp_path / "rules.v4"
+    common = ["--state-dir", str(state), "--persist-file", f"4={persist}"]
+
+    dry = tw(server, "fw", "apply", str(policy), "--dry-run", "--json", *common)
+    assert json.loads(dry.stdout)["dry_run"] is True
+    assert saved(server) == before
+
+    result = json.loads(tw(server, "fw", "apply", str(policy), "--yes", "--json",
+                           "--confirm-within", "0", *common).stdout)
+    assert result["applied"] is True
+    assert [c["tables"] for c in result["changes"]] == [["filter"]]
+    assert connect(client) == "OK JMX"
+
+    rules = [line for line in saved(server).splitlines() if line.startswith("-A INPUT")]
+    assert "--dport 18745" in rules[9] and '"tw:jmx"' in rules[9]  # position 10
+    assert "REJECT" in rules[10]
+    assert no_counters(persist.read_text()) == saved(server).splitlines()
+
+    # Applying the same policy again changes nothing.
+    again = json.loads(tw(server, "fw", "apply", str(policy), "--yes", "--json",
+                          "--confirm-within", "0", *common).stdout)
+    assert again["applied"] is False and again["changes"] == [], again
+
+    code = ("from trustwall.journal.transaction import undo; import sys; "
+            f"print(undo(state_dir={str(state)!r}).undone)")
+    server.run([sys.executable, "-c", code])
+    assert saved(server) == before
+    assert not persist.exists()
+    assert connect(client) == "FAIL No route to host"
+
+
+def test_expired_rule_is_removed_by_fw_expire(hosts, tmp_path):
+    server, client = hosts
+    imported = tw(server, "fw", "import", "--live").stdout
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(add_jmx_rule(imported, expires="2020-01-01T00:00:00Z"))
+    common = ["--state-dir", str(tmp_path / "state"), "--no-persist"]
+    tw(server, "fw", "apply", str(policy), "--yes", "--confirm-within", "0", *common)
+    assert connect(client) == "OK JMX"
+    out = tw(server, "fw", "expire", "--json", *common).stdout
+    removed = json.loads(out)["removed"]
+    assert len(removed) == 1 and "tw:jmx expires=2020-01-01T00:00:00Z" in removed[0]
+    assert connect(client) == "FAIL No route to host"
+    assert "18745" not in saved(server)
+
+
+def test_broken_policy_is_refused_and_kernel_untouched(hosts, tmp_path):
+    server, _ = hosts
+    before = saved(server)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(add_jmx_rule(tw(server, "fw", "import", "--live").stdout)
+                      .replace("--dport 18745", "--dport 77777"))
+    proc = tw(server, "fw", "apply", str(policy), "--yes", "--state-dir",
+              str(tmp_path / "state"), check=False)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "77777" in proc.stderr
+    assert saved(server) == before
+
+
+def test_unconfirmed_change_rolls_back_even_if_the_applier_dies(hosts, tmp_path):
+    server, client = hosts
+    before = saved(server)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(add_jmx_rule(tw(server, "fw", "import", "--live").stdout))
+    state = tmp_path / "state"
+    tw(server, "fw", "apply", str(policy), "--yes", "--confirm-within", "2", "--no-persist",
+       "--state-dir", str(state))
+    assert connect(client) == "OK JMX"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and saved(server) != before:
+        time.sleep(0.3)
+    assert saved(server) == before
+    assert connect(client) == "FAIL No route to host"
+    late = tw(server, "fw", "confirm", "--state-dir", str(state), check=False)
+    assert late.returncode != 0
+
+
+def test_confirmed_change_stays(hosts, tmp_path):
+    server, client = hosts
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(add_jmx_rule(tw(server, "fw", "import", "--live").stdout))
+    state = tmp_path / "state"
+    persist = tmp_path / "rules.v4"
+    tw(server, "fw", "apply", str(policy), "--yes", "--confirm-within", "3",
+       "--persist-file", f"4={persist}", "--state-dir", str(state))
+    assert not persist.exists()  # nothing persisted before the confirmation
+    tw(server, "fw", "confirm", "--state-dir", str(state))
+    time.sleep(3.5)
+    assert connect(client) == "OK JMX"
+    assert "18745" in persist.read_text()
