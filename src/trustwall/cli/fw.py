@@ -26,6 +26,11 @@ FW_COMMANDS: dict[str, tuple[str, str]] = {
                "Plan (or apply) a rule that rejects the described traffic."),
     "delete": ("trustwall.cli.fw_plan:delete", "Plan (or apply) the removal of a rule."),
     "diff": ("trustwall.cli.fw_plan:diff", "Semantic difference between two rulesets."),
+    "import": ("trustwall.cli.fw_policy:import_", "Write a policy file from the running rules."),
+    "compile": ("trustwall.cli.fw_policy:compile_", "Print the restore text a policy gives."),
+    "apply": ("trustwall.cli.fw_policy:apply", "Apply a policy: checked, atomic, undoable."),
+    "confirm": ("trustwall.cli.fw_policy:confirm", "Keep a change waiting for confirmation."),
+    "expire": ("trustwall.cli.fw_policy:expire", "Remove temporary rules whose time is up."),
 }
 
 
