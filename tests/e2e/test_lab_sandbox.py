@@ -130,4 +130,41 @@ def test_close_kills_what_runs_inside_and_removes_the_directory() -> None:
     assert sleeper.poll() is not None
     assert not root.exists()
     assert not Path(f"/proc/{holder}").exists()
-    assert cleanup_stale() == []
+    assert str(root) not in cleanup_stale()
+
+
+def test_cleanup_stale_after_the_creator_was_killed() -> None:
+    """kill -9 of the creating process: the holder leaves by itself (EOF on its stdin); a
+    command still running inside is found by its mount table and killed, the directory goes."""
+    script = ("import sys, time\n"
+              "from trustwall.lab.sandbox import Sandbox\n"
+              "sandbox = Sandbox()\n"
+              "sandbox.popen(['sleep', '300'])\n"
+              "print(sandbox.root, sandbox.pid, flush=True)\n"
+              "time.sleep(300)\n")
+    creator = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert creator.stdout is not None
+    root, holder = creator.stdout.readline().split()
+    creator.kill()
+    creator.wait()
+    inside = [pid for pid in os.listdir("/proc") if pid.isdigit()
+              and _mentions(Path(f"/proc/{pid}/mountinfo"), f" {root}/")]
+    assert inside, "the command started inside should have outlived its creator"
+    assert root in cleanup_stale()
+    assert not Path(root).exists()
+    for pid in (*inside, holder):
+        assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
+
+
+def _mentions(path: Path, text: str) -> bool:
+    try:
+        return text in path.read_text()
+    except OSError:
+        return False
+
+
+def _zombie(pid: str) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except OSError:
+        return True

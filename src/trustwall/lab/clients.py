@@ -209,6 +209,9 @@ def run_client(
     ``env`` adds to the scrubbed environment (e.g. ``REQUESTS_CA_BUNDLE``); nothing is
     inherited from this process. ``proxy`` is an explicit proxy URL (``http://host:port``).
     """
+    if sandbox is not None and sandbox.netns is not None and netns is not None \
+            and netns.name != sandbox.netns.name:
+        raise BadInput(f"the sandbox lives in {sandbox.netns.name}, not in {netns.name}")
     argv = client_argv(name, url, proxy=proxy, timeout=timeout)
     scratch_home = None
     if sandbox is not None:

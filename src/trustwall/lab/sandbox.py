@@ -44,6 +44,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -300,7 +301,12 @@ def _safe_rmtree(root: Path) -> None:
 
 
 def cleanup_stale() -> list[str]:
-    """Remove sandbox directories whose creating process is dead (after a ``kill -9``)."""
+    """Remove sandboxes whose creating process is dead (after a ``kill -9``).
+
+    The holder exits by itself when its creator dies (EOF on its stdin), but a command started
+    inside keeps the namespace alive: such processes are found by their mount table, which
+    names the sandbox directory, and killed before the directory is removed.
+    """
     removed = []
     for entry in Path("/tmp").glob(f"{_DIR_PREFIX}*"):
         match = _DIR_RE.match(entry.name)
@@ -309,11 +315,30 @@ def cleanup_stale() -> list[str]:
         try:
             os.kill(int(match["pid"]), 0)
         except ProcessLookupError:
+            _kill_processes_mounting(entry)
             _safe_rmtree(entry)
             removed.append(str(entry))
         except PermissionError:
             continue
     return removed
+
+
+def _kill_processes_mounting(root: Path) -> None:
+    marker = f" {root}/"
+    for _ in range(50):
+        found = False
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                if marker in Path(f"/proc/{entry}/mountinfo").read_text():
+                    found = True
+                    os.kill(int(entry), signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                continue
+        if not found:
+            return
+        time.sleep(0.02)
 
 
 # ---- the holder (runs inside the new mount namespace) -----------------------------------------
