@@ -23,6 +23,7 @@ from trustwall.lab.topology import (
     EDGE_CLIENT_IP,
     JMX_PORT,
     ORIGIN_IP,
+    SEED_RULESET,
     SERVER_IP,
     SERVER_NAME,
     Lab,
@@ -127,8 +128,13 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def run_demo(on_step: Callable[[Step], None] | None = None,
-             on_progress: Callable[[str], None] | None = None) -> DemoReport:
-    """Build the lab, tell the stories, tear it all down. Returns what happened."""
+             on_progress: Callable[[str], None] | None = None,
+             lab: Lab | None = None) -> DemoReport:
+    """Build the lab, tell the stories, tear it all down. Returns what happened.
+
+    Given a running ``lab`` (tests), the demo borrows it: it restores the server's firewall
+    and the interception at the end instead of tearing the lab down.
+    """
     from trustwall.lab.clients import run_all, run_client
 
     steps: list[Step] = []
@@ -140,12 +146,14 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
             on_step(step)
 
     t_total = time.perf_counter()
-    lab = Lab()
+    borrowed = lab is not None
+    lab = lab or Lab()
     names: list[str] = []
     with _sigterm_as_interrupt():
         try:
-            say("building the lab: 4 network namespaces, HTTPS sites, mitmproxy, a firewall")
-            lab.start()
+            if not borrowed:
+                say("building the lab: 4 network namespaces, HTTPS sites, mitmproxy, a firewall")
+                lab.start()
             names = [ns.name for ns in (lab.client, lab.edge, lab.origin, lab.server)]
             record(Step(
                 "The lab", "A small corporate network, built in namespaces",
@@ -265,14 +273,20 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
                      inserted)),
                 time.perf_counter() - t))
         finally:
-            say("tearing the lab down")
+            if borrowed:
+                lab.server.run(["iptables-restore"], input=SEED_RULESET)
+                lab.set_interception(lab.default_proxy)
+            else:
+                say("tearing the lab down")
             t = time.perf_counter()
-            lab.stop()
-            left = _left_behind(names)
+            if not borrowed:
+                lab.stop()
+            left = _left_behind(names) if not borrowed else []
             record(Step(
-                "The lab", "Torn down",
-                "Every namespace, process and file of the lab is gone.",
-                "trustwall lab down",
+                "The lab", "Restored" if borrowed else "Torn down",
+                "The server's firewall and the interception are as they were." if borrowed
+                else "Every namespace, process and file of the lab is gone.",
+                "iptables-restore < seed.rules" if borrowed else "trustwall lab down",
                 (Row("left behind", "OK" if not left else "FAIL",
                      ", ".join(left) or "nothing"),),
                 time.perf_counter() - t))
