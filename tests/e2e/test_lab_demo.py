@@ -1,0 +1,84 @@
+"""`trustwall lab demo` tells the seed stories with real clients and a real kernel, and the
+suite's host fingerprint notices a change to what it watches."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import pytest
+
+from trustwall.lab.demo import DemoReport, Step, run_demo
+from trustwall.lab.topology import SEED_RULESET, Lab
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def report(lab: Lab) -> DemoReport:
+    return run_demo(lab=lab)
+
+
+def _step(report: DemoReport, words: str) -> Step:
+    return next(step for step in report.steps if words in step.title)
+
+
+def test_demo_shows_each_client_failing_with_its_own_error(report: DemoReport) -> None:
+    rows = {row.subject: row for row in _step(report, "every client fails").rows}
+    assert {name: row.verdict for name, row in rows.items()} == {
+        "curl": "FAIL", "python": "FAIL", "java": "FAIL", "node": "FAIL"}
+    assert "(60) SSL certificate problem: unable to get local issuer certificate" in \
+        rows["curl"].detail
+    assert "CERTIFICATE_VERIFY_FAILED" in rows["python"].detail
+    assert "PKIX path building failed" in rows["java"].detail
+    assert rows["node"].detail.startswith("UNABLE_TO_VERIFY_LEAF_SIGNATURE")
+    assert all(row.verdict == "OK" for row in _step(report, "fixes it").rows)
+
+
+def test_demo_shows_the_forged_chain_and_the_jmx_story(report: DemoReport) -> None:
+    forged = _step(report, "signs the site's certificate").rows
+    assert "issued by O = Acme Widgets, CN = Acme Widgets Inspection CA" in forged[0].detail
+    jmx = {row.subject: row for row in _step(report, "No route to host").rows}
+    assert jmx["from client"].detail == "No route to host"
+    assert jmx["on the server"].detail == "JMX lab listener"
+    assert jmx["decisive rule"].detail.startswith("rule 10: -A INPUT -j REJECT")
+    placed = [row.verdict for row in _step(report, "new rule goes").rows]
+    assert placed == ["FAIL", "OK"]
+
+
+def test_borrowed_lab_is_given_back_as_it_was(report: DemoReport, lab: Lab) -> None:
+    rules = lab.server.run(["iptables-save", "-t", "filter"]).stdout
+    assert [ln for ln in rules.splitlines() if ln.startswith("-A")] == \
+        [ln for ln in SEED_RULESET.splitlines() if ln.startswith("-A")]
+    assert lab.intercepted_by == lab.default_proxy
+    assert report.left_behind == ()
+
+
+def test_demo_renders_as_numbered_panels(report: DemoReport) -> None:
+    from rich.console import Console
+
+    from trustwall.cli.lab import _DemoRenderer
+
+    buffer = io.StringIO()
+    renderer = _DemoRenderer(Console(file=buffer, width=100, no_color=True))
+    for step in report.steps:
+        renderer.step(step)
+    renderer.finish(report)
+    text = buffer.getvalue()
+    assert "3. Through the inspection proxy, every client fails" in text
+    assert "Letting in" in text and "nothing left behind" in text
+
+
+def test_host_fingerprint_notices_a_changed_store(tmp_path, monkeypatch) -> None:
+    conftest = sys.modules[next(name for name, mod in sys.modules.items()
+                                if name.endswith("conftest") and hasattr(mod, "host_fingerprint"))]
+    store = tmp_path / "certs"
+    store.mkdir()
+    (store / "a.pem").write_text("A")
+    (store / "link.pem").symlink_to("a.pem")
+    monkeypatch.setattr(conftest, "TRUST_TREES", (str(store),))
+    before = conftest.host_fingerprint()
+    assert before == conftest.host_fingerprint()
+    (store / "link.pem").unlink()
+    (store / "link.pem").symlink_to("b.pem")
+    assert conftest.host_fingerprint() != before
