@@ -183,6 +183,9 @@ class _ProxyHandler(socketserver.BaseRequestHandler):
             sock.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
                          b"Proxy-Authenticate: Basic realm=\"lab\"\r\nContent-Length: 0\r\n\r\n")
             return
+        if not refuse and first.startswith("GET http://"):
+            _forward_get(sock, head)
+            return
         if refuse or not first.startswith("CONNECT "):
             sock.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
             return
@@ -194,6 +197,18 @@ class _ProxyHandler(socketserver.BaseRequestHandler):
             return
         sock.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
         _pipe(sock, upstream)
+
+
+def _forward_get(sock: socket.socket, head: bytes) -> None:
+    """Plain-HTTP proxying of ``GET http://host:port/path`` (how AIA downloads go out)."""
+    from urllib.parse import urlsplit
+
+    first, rest = head.split(b"\r\n", 1)
+    url = urlsplit(first.split()[1].decode())
+    with socket.create_connection((url.hostname, url.port or 80), timeout=5) as upstream:
+        upstream.sendall(b"GET " + (url.path or "/").encode() + b" HTTP/1.0\r\n" + rest)
+        while data := upstream.recv(65536):
+            sock.sendall(data)
 
 
 def _pipe(a: socket.socket, b: socket.socket) -> None:

@@ -162,8 +162,8 @@ def parse_target(text: str) -> Target:
             "]", 1)[-1] else _valid_port(port_value, text)
         return Target(_valid_host(host, text), port, scheme)
     if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if not _is_ip(host) or (rest and not rest.startswith(":")):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or not _is_ip(host) or (rest and not rest.startswith(":")):
             raise BadInput(f"malformed address {text!r}")
         return Target(host, _valid_port(rest[1:], text) if rest else 443)
     if text.count(":") > 1:  # a bare IPv6 address
