@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from trustwall.lab.netns import Netns
-from trustwall.lab.sandbox import Sandbox, cleanup_stale
+from trustwall.lab.sandbox import Sandbox, cleanup_stale, default_certifi_dirs
 
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mount namespaces)")]
@@ -32,7 +32,8 @@ def _host_state() -> dict[str, object]:
     state: dict[str, object] = {p: _digest(p) for p in WATCHED}
     for directory in ("/etc/ssl/certs", "/usr/local/share/ca-certificates",
                       "/etc/profile.d", "/etc"):
-        state[directory] = sorted(os.listdir(directory))
+        # /etc/netns comes and goes with the labs of tests running in parallel.
+        state[directory] = sorted(set(os.listdir(directory)) - {"netns"})
     return state
 
 
@@ -168,3 +169,18 @@ def _zombie(pid: str) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
     except OSError:
         return True
+
+
+def test_certifi_bundles_of_the_project_and_a_test_venv_are_writable_copies(
+        tmp_path: Path) -> None:
+    test_venv_certifi = tmp_path / "venv/lib/python3.11/site-packages/certifi"
+    test_venv_certifi.mkdir(parents=True)
+    (test_venv_certifi / "cacert.pem").write_text("# test venv bundle\n")
+    project = default_certifi_dirs()[0]
+    project_before = (project / "cacert.pem").read_bytes()
+    with Sandbox(certifi_dirs=[project, test_venv_certifi]) as sandbox:
+        for bundle in (project / "cacert.pem", test_venv_certifi / "cacert.pem"):
+            sandbox.run(["sh", "-c", f"echo '# appended' >> {bundle}"])
+            assert sandbox.path(str(bundle)).read_text().endswith("# appended\n")
+    assert (project / "cacert.pem").read_bytes() == project_before
+    assert (test_venv_certifi / "cacert.pem").read_text() == "# test venv bundle\n"
