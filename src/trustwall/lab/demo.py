@@ -148,13 +148,11 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
     t_total = time.perf_counter()
     borrowed = lab is not None
     lab = lab or Lab()
-    names: list[str] = []
     with _sigterm_as_interrupt():
         try:
             if not borrowed:
                 say("building the lab: 4 network namespaces, HTTPS sites, mitmproxy, a firewall")
                 lab.start()
-            names = [ns.name for ns in (lab.client, lab.edge, lab.origin, lab.server)]
             record(Step(
                 "The lab", "A small corporate network, built in namespaces",
                 "Four hosts, each in its own network namespace, nothing on the host's network. "
@@ -273,6 +271,7 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
                      inserted)),
                 time.perf_counter() - t))
         finally:
+            names = [ns.name for ns in lab.namespaces.values()]
             if borrowed:
                 lab.server.run(["iptables-restore"], input=SEED_RULESET)
                 lab.set_interception(lab.default_proxy)
@@ -281,7 +280,7 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
             t = time.perf_counter()
             if not borrowed:
                 lab.stop()
-            left = _left_behind(names) if not borrowed else []
+            left = _left_behind(lab, names) if not borrowed else []
             record(Step(
                 "The lab", "Restored" if borrowed else "Torn down",
                 "The server's firewall and the interception are as they were." if borrowed
@@ -294,9 +293,11 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
                       round(time.perf_counter() - t_total, 3), tuple(left))
 
 
-def _left_behind(names: list[str]) -> list[str]:
+def _left_behind(lab: Lab, names: list[str]) -> list[str]:
+    """Namespaces, /etc/netns entries and lab files still present after the teardown."""
     from trustwall.lab.netns import NETNS_DIR
 
     left = [name for name in names if (NETNS_DIR / name).exists()]
     left += [f"/etc/netns/{name}" for name in names if os.path.exists(f"/etc/netns/{name}")]
+    left += [str(path) for path in (lab.workdir, lab.state_file) if path.exists()]
     return left

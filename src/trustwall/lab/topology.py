@@ -177,6 +177,11 @@ class Lab:
 
     # -- namespaces -------------------------------------------------------------------------
     @property
+    def namespaces(self) -> dict[str, Netns]:
+        """role -> namespace, for the namespaces made so far."""
+        return dict(self._namespaces)
+
+    @property
     def client(self) -> Netns:
         return self._namespaces["client"]
 
