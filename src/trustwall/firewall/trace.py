@@ -95,12 +95,17 @@ class Packet:
 
 @dataclass(frozen=True)
 class RuleRef:
-    """A rule by table, chain and 1-based number (None: the chain's policy) with its text."""
+    """A rule by table, chain and 1-based number (None: the chain's policy) with its text.
+
+    ``hook`` is the built-in chain the packet was in when the rule decided (the rule's own
+    chain may be a user chain reached from it).
+    """
 
     table: str
     chain: str
     rule: int | None
     text: str
+    hook: str = ""
 
 
 @dataclass(frozen=True)
@@ -201,7 +206,8 @@ class _Ctx:
     """The packet while it travels (mutable: NAT and MARK change it)."""
 
     __slots__ = ("ctmark", "dport", "dst", "family", "flags", "hook", "icmp_code", "icmp_type",
-                 "iin", "iout", "mark", "notrack", "proto", "sport", "src", "state")
+                 "iin", "iout", "mark", "notrack", "out_given", "proto", "sport", "src",
+                 "state")
 
     def __init__(self, p: Packet, family: int) -> None:
         self.family = family
@@ -210,8 +216,11 @@ class _Ctx:
         self.proto = _proto_number(p.proto)
         self.sport = p.sport
         self.dport = p.dport
-        self.iin = p.in_iface
-        self.iout = p.out_iface
+        # Before the routing decision a packet has no output interface, and one the host sends
+        # has no input interface: iptables compares those against "".
+        self.iin = "" if p.local else p.in_iface
+        self.iout = p.out_iface if p.local else ""
+        self.out_given = p.out_iface
         state = p.state.upper()
         if state not in STATES:
             raise BadInput(f"unknown conntrack state {p.state!r}",
@@ -499,8 +508,8 @@ class Tracer:
             self._texts[key] = text
         return text
 
-    def _ref(self, table: str, cr: _CRule) -> RuleRef:
-        return RuleRef(table, cr.chain, cr.number, self._text(cr))
+    def _ref(self, table: str, cr: _CRule, hook: str) -> RuleRef:
+        return RuleRef(table, cr.chain, cr.number, self._text(cr), hook)
 
     # -- walk --
 
@@ -522,6 +531,8 @@ class Tracer:
             if verdict is not None:
                 return verdict
             to_me = self._is_local(run, ctx)
+            if not to_me:
+                ctx.iout = ctx.out_given
             main = "INPUT" if to_me else "FORWARD"
             order = [("INPUT", ("mangle", "filter", "security", "nat"))] if to_me else [
                 ("FORWARD", ("mangle", "filter", "security"))]
@@ -568,7 +579,7 @@ class Tracer:
                 ctx.state = "UNTRACKED" if ctx.notrack else saved_state
             if result is None:
                 policy = cchain.policy or "ACCEPT"
-                ref = RuleRef(table, hook, None, f"-P {hook} {policy}")
+                ref = RuleRef(table, hook, None, f"-P {hook} {policy}", hook)
                 if run.with_path:
                     run.path.append(Step(table, hook, None, ref.text, f"policy {policy}"))
                 verdict = policy
@@ -604,19 +615,19 @@ class Tracer:
             if kind in (_ACCEPT, _VERDICT):
                 verdict = "ACCEPT" if kind == _ACCEPT else cr.target
                 self._step(run, table, cr, verdict)
-                return verdict, self._ref(table, cr)
+                return verdict, self._ref(table, cr, ctx.hook)
             if kind == _ACTION:
                 note = cr.action(ctx) if cr.action is not None else cr.target
                 self._step(run, table, cr, note)
                 if cr.target in _NAT_TARGETS:
-                    return "ACCEPT", self._ref(table, cr)
+                    return "ACCEPT", self._ref(table, cr, ctx.hook)
                 continue
             # A target trustwall does not know: it may decide the packet or let it continue.
             u = Unknown(table, cr.chain, cr.number, self._text(cr),
                         f"target {cr.target} is not modelled: it may stop the packet")
             if run.decide(u):
                 self._step(run, table, cr, f"{cr.target} (assumed to decide)")
-                return "UNKNOWN", self._ref(table, cr)
+                return "UNKNOWN", self._ref(table, cr, ctx.hook)
             self._step(run, table, cr, f"{cr.target} (assumed to continue)")
         return None
 

@@ -32,7 +32,9 @@ Limits (what the oracle can and cannot produce):
 * IPv4 only (``family=4``); TCP, UDP and ICMP only; no fragments, no IP options.
 * Packets the firewalled kernel itself answers (a TCP RST, an ICMP error of REJECT) go through
   its OUTPUT and POSTROUTING chains: their counters move too. :meth:`Hit.decision` only replays
-  the hook asked for, so this matters only when OUTPUT jumps into the same user chains.
+  the hook asked for, so this matters only when OUTPUT jumps into the same user chains, or
+  when the source is one of the oracle's local addresses: the answer then loops back through
+  INPUT. Do not send from a local address when INPUT is what you check.
 * The sender-side MAC is the veth's random one; ``-m mac`` rules cannot be targeted.
 """
 
@@ -262,8 +264,9 @@ class KernelOracle:
         # must not forward (they swallow what the firewall lets through).
         sysctls = ["net.ipv4.ip_forward=1", "net.ipv4.conf.all.send_redirects=0"]
         for conf in ("all", "default", self.sender_if, self.beyond_if):
-            sysctls += [f"net.ipv4.conf.{conf}.rp_filter=0",
-                        f"net.ipv4.conf.{conf}.accept_local=1"]
+            # slash form: an interface name such as eth0.10 holds a dot
+            sysctls += [f"net/ipv4/conf/{conf}/rp_filter=0",
+                        f"net/ipv4/conf/{conf}/accept_local=1"]
         self.fw.run(["sysctl", "-q", "-w", *sysctls])
         for ns in (self.sender, self.beyond):
             ns.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=0"])
