@@ -78,7 +78,8 @@ def _render_up(state: Any) -> None:
     for role, name in state.namespaces.items():
         out.print(f"  {role:<7} ip netns exec {name} …")
     out.print(f"  proxy   https_proxy={state.proxy_url}")
-    out.print(f"  CA files {state.workdir}/ca/   hosts {state.workdir}/hosts")
+    out.print(f"  CA files {state.workdir}/ca/")
+    out.print(f"  hosts   {state.workdir}/hosts")
     out.print("  tear down with: trustwall lab down")
 
 
@@ -97,13 +98,17 @@ def _render_status(result: StatusResult) -> None:
     if not result.labs:
         out.print("no lab recorded (start one with: trustwall lab up)")
         return
-    table = Table("lab", "kind", "owner", "namespaces", "processes", "proxy", "state")
+    from rich import box
+
+    table = Table(box=box.SIMPLE_HEAD)
+    for name in ("lab", "kind", "owner", "netns", "procs", "proxy", "state"):
+        table.add_column(name, no_wrap=name in ("lab", "proxy", "owner"))
     for entry in result.labs:
         state = entry.state
         present = sum(entry.namespaces_present.values())
         alive = sum(entry.processes_alive.values())
         table.add_row(state.id, state.kind,
-                      f"{state.owner_pid} ({'alive' if entry.owner_alive else 'dead'})",
+                      f"{state.owner_pid}" + ("" if entry.owner_alive else " (dead)"),
                       f"{present}/{len(entry.namespaces_present)}",
                       f"{alive}/{len(entry.processes_alive)}", state.proxy_url,
                       "[green]up[/]" if entry.healthy else "[red]broken[/] (trustwall lab down)")
