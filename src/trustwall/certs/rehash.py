@@ -23,8 +23,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import os
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from trustwall.certs import der as _der
 from trustwall.certs import names as _names
@@ -35,8 +34,7 @@ MAX_COLLISIONS = 256
 CERT, CRL = 0, 1
 _SUFFIX = {CERT: "", CRL: "r"}
 
-_PEM = re.compile(rb"^-----BEGIN ([^\r\n]*?)-----[ \t\r]*$(.*?)^-----END \1-----", re.M | re.S)
-_LINK_NAME = re.compile(r"([0-9a-fA-F]{8})\.([rR]?)([0-9]*)")
+_HEX = frozenset("0123456789abcdefABCDEF")
 _CERT_LABELS = frozenset({b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"})
 
 
@@ -63,20 +61,26 @@ class RehashResult:
         return {c.link: c.target for c in self.changes if c.action != "removed"}
 
 
-@dataclass
+# The two mutable working records below are plain slotted classes, not dataclasses: class
+# creation of a dataclass costs about a millisecond of start-up each.
 class _Entry:
-    filename: str
-    old_id: int = 0xFFFF  # "no existing link" (OpenSSL's unsigned short ~0)
-    need_symlink: bool = False
-    digest: bytes = b""
+    __slots__ = ("digest", "filename", "need_symlink", "old_id")
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.old_id = 0xFFFF  # "no existing link" (OpenSSL's unsigned short ~0)
+        self.need_symlink = False
+        self.digest = b""
 
 
-@dataclass
 class _Bucket:
-    kind: int
-    hash: int
-    entries: list[_Entry] = field(default_factory=list)
-    num_needed: int = 0
+    __slots__ = ("entries", "hash", "kind", "num_needed")
+
+    def __init__(self, kind: int, hash_value: int) -> None:
+        self.kind = kind
+        self.hash = hash_value
+        self.entries: list[_Entry] = []
+        self.num_needed = 0
 
 
 class _Table:
@@ -112,15 +116,43 @@ class _Table:
             found.digest = digest or b""
 
 
+def _pem_blocks(data: bytes) -> list[tuple[bytes, bytes]] | None:
+    """``(label, body)`` of each PEM block; None when a block has no END line (OpenSSL then
+    fails the whole read). Plain ``find`` rather than a regex: no compile at start-up."""
+    out = []
+    pos = 0
+    while True:
+        begin = data.find(b"-----BEGIN ", pos)
+        if begin < 0:
+            return out
+        eol = data.find(b"\n", begin)
+        eol = len(data) if eol < 0 else eol
+        if begin and data[begin - 1] not in (10, 13):
+            pos = eol
+            continue
+        line = data[begin + 11:eol].rstrip()
+        if not line.endswith(b"-----"):
+            pos = eol
+            continue
+        label = line[:-5]
+        marker = b"-----END " + label + b"-----"
+        end = data.find(marker, eol)
+        if end < 0:
+            return None
+        out.append((label, data[eol + 1:end]))
+        pos = end + len(marker)
+
+
 def _pem_items(data: bytes) -> list[tuple[int, bytes]] | None:
     """The X509_INFO items PEM_X509_INFO_read would return, as ``(kind, der)`` of each item's
     certificate or CRL (kind -1 for a key alone); None when OpenSSL would fail to read."""
+    blocks = _pem_blocks(data)
+    if blocks is None:
+        return None
     items: list[list] = []  # [cert_der, crl_der, has_key]
     current: list = [None, None, False]
-    for match in _PEM.finditer(data):
-        label = match.group(1)
+    for label, body in blocks:
         if label in _CERT_LABELS or label == b"X509 CRL" or label.endswith(b"PRIVATE KEY"):
-            body = match.group(2)
             if b":" in body:  # RFC 1421 headers (encrypted keys) end at the first empty line
                 _, sep, rest = body.partition(b"\n\n")
                 if not sep:
@@ -162,6 +194,20 @@ def _read_item(kind: int, der: bytes) -> tuple[bytes, bytes]:
     return name, hashlib.sha1(der).digest()
 
 
+def _link_name(name: str) -> tuple[int, int, int] | None:
+    """``(hash, kind, number)`` of a name like ``1a2b3c4d.0`` / ``1a2b3c4d.r1``
+    (handle_symlink: 8 hex digits, a dot, an optional r, digits -- none means 0)."""
+    if len(name) < 9 or name[8] != "." or not all(c in _HEX for c in name[:8]):
+        return None
+    rest = name[9:]
+    kind = CERT
+    if rest[:1] in ("r", "R"):
+        kind, rest = CRL, rest[1:]
+    if rest and not (rest.isascii() and rest.isdigit()):
+        return None
+    return int(name[:8], 16), kind, int(rest or 0) & 0xFFFF
+
+
 def default_dirs() -> list[str]:
     """SSL_CERT_DIR (colon-separated) or OpenSSL's compiled-in certificate directory."""
     env = os.environ.get("SSL_CERT_DIR")
@@ -198,16 +244,14 @@ def rehash_dir(directory: str, *, old: bool = False, compat: bool = False,
             errors.append(f"{name}: {exc.strerror}")
             continue
         if is_link:
-            match = _LINK_NAME.fullmatch(name)
-            if match:
+            parsed = _link_name(name)
+            if parsed is not None:
                 try:
                     target = os.readlink(entry.path)
                 except OSError:
                     target = None
                 if target is not None:
-                    kind = CRL if match.group(2) else CERT
-                    old_id = int(match.group(3) or 0) & 0xFFFF
-                    table.add(kind, int(match.group(1), 16), target, None, False, old_id,
+                    table.add(parsed[1], parsed[0], target, None, False, parsed[2],
                               warnings, errors)
                     continue
         _do_file(entry, table, use_new, use_old, warnings, errors)

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 
 import click
 
-from trustwall.cli.output import json_option, json_wanted
-
 
 @dataclass(frozen=True)
 class _Rehashed:
@@ -25,8 +23,9 @@ class _Rehashed:
 @click.option("-n", "no_remove", is_flag=True, help="Do not remove existing links.")
 @click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
 @click.option("-v", "--verbose", is_flag=True, help="List every link made or removed.")
-@json_option
-def rehash(dirs: tuple[str, ...], old: bool, compat: bool,
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def rehash(ctx: click.Context, dirs: tuple[str, ...], old: bool, compat: bool,
            no_remove: bool, dry_run: bool, verbose: bool, as_json: bool) -> None:
     """Make HHHHHHHH.N links for certificates and CRLs in DIRS (default: SSL_CERT_DIR, else
     OpenSSL's certificate directory). Exit 1 when a file could not be handled."""
@@ -34,8 +33,8 @@ def rehash(dirs: tuple[str, ...], old: bool, compat: bool,
 
     results = [rehash_dir(d, old=old, compat=compat, remove_links=not no_remove,
                           dry_run=dry_run) for d in (dirs or default_dirs())]
-    if json_wanted():
-        from trustwall.cli.output import dumps
+    if as_json or (ctx.find_root().obj or {}).get("json"):
+        from trustwall.cli.output import dumps  # not at the top: rehash start-up is measured
 
         click.echo(dumps(_Rehashed(results)))
     else:

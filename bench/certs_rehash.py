@@ -1,0 +1,123 @@
+"""``trustwall rehash`` vs ``openssl rehash`` vs ``c_rehash`` on ~1,000 certificates.
+
+Whole processes (start-up included), interleaved so machine noise hits all alike; the hash
+links are removed (untimed) before every run so each tool does the full job. Goal: trustwall
+within 1.5x of ``openssl rehash``. Only a temporary directory is ever rehashed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import TRUSTWALL, summary, version_of, write_result
+
+N_CERTS = 1000
+REPEAT = 9
+ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C"}  # no SSL_CERT_DIR leaks in
+
+
+def populate(directory: Path, n: int = N_CERTS) -> None:
+    """``n`` EC certificates (one key: signing is the slow part), 1 in 20 sharing a subject
+    with its neighbour (hash collisions), plus a few CRLs, multi-cert files and junk."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.timezone.utc)
+    for i in range(n):
+        label = i - 1 if i % 20 == 1 else i
+        name = x509.Name([
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "DE"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"Bench Org {label % 37}"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"Bench CA {label}"),
+        ])
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(key.public_key()).serial_number(i + 1)
+                .not_valid_before(now - dt.timedelta(days=1))
+                .not_valid_after(now + dt.timedelta(days=365))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(key, hashes.SHA256()))
+        (directory / f"cert{i:04d}.pem").write_bytes(cert.public_bytes(Encoding.PEM))
+        if i % 100 == 0:
+            crl = (x509.CertificateRevocationListBuilder().issuer_name(name)
+                   .last_update(now).next_update(now + dt.timedelta(days=7))
+                   .sign(key, hashes.SHA256()))
+            (directory / f"crl{i:04d}.crl").write_bytes(crl.public_bytes(Encoding.PEM))
+    (directory / "bundle.crt").write_bytes(
+        (directory / "cert0000.pem").read_bytes() + (directory / "cert0002.pem").read_bytes())
+    (directory / "README.txt").write_text("not a certificate\n")
+
+
+def clear_links(directory: Path) -> None:
+    for entry in os.scandir(directory):
+        if entry.is_symlink():
+            os.unlink(entry.path)
+
+
+def time_once(argv: list[str], directory: Path) -> float:
+    clear_links(directory)
+    start = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
+                   check=False)
+    return time.perf_counter() - start
+
+
+def links(directory: Path) -> dict[str, str]:
+    return {e.name: os.readlink(e.path) for e in os.scandir(directory) if e.is_symlink()}
+
+
+def main() -> None:
+    openssl = shutil.which("openssl", path=ENV["PATH"])
+    c_rehash = shutil.which("c_rehash", path=ENV["PATH"])
+    with tempfile.TemporaryDirectory(prefix="tw-bench-rehash-") as tmp:
+        directory = Path(tmp) / "certs"
+        directory.mkdir()
+        populate(directory)
+        tools = {"trustwall": [TRUSTWALL, "rehash", str(directory)],
+                 "openssl": [openssl, "rehash", str(directory)]}
+        samples: dict[str, list[float]] = {name: [] for name in tools}
+        for name, argv in tools.items():  # warm-up, and the link sets must agree
+            time_once(argv, directory)
+            samples.setdefault(f"_{name}_links", [])
+        clear_links(directory)
+        subprocess.run(tools["openssl"], env=ENV, capture_output=True, check=False)
+        expected = links(directory)
+        clear_links(directory)
+        subprocess.run(tools["trustwall"], env=ENV, capture_output=True, check=False)
+        agree = links(directory) == expected
+        for _ in range(REPEAT):
+            for name, argv in tools.items():
+                samples[name].append(time_once(argv, directory))
+        c_rehash_s = time_once([c_rehash, str(directory)], directory) if c_rehash else None
+        n_links = len(expected)
+    tw, ossl = summary(samples["trustwall"]), summary(samples["openssl"])
+    write_result("certs_rehash", {
+        "files": N_CERTS + N_CERTS // 100 + 2,
+        "links": n_links,
+        "link_sets_agree": agree,
+        "trustwall": {"command": "trustwall rehash DIR", **tw},
+        "openssl": {"command": "openssl rehash DIR", "version": version_of([openssl, "version"]),
+                    **ossl},
+        "c_rehash": ({"command": "c_rehash DIR (one run)", "seconds": c_rehash_s}
+                     if c_rehash_s is not None else "not installed"),
+        "ratio_trustwall_vs_openssl": round(tw["median_s"] / ossl["median_s"], 2),
+        "ratio_c_rehash_vs_openssl": (round(c_rehash_s / ossl["median_s"], 1)
+                                      if c_rehash_s is not None else None),
+        "spread_note": f"medians of {REPEAT} interleaved runs; stdev trustwall "
+                       f"{statistics.pstdev(samples['trustwall']):.4f}s",
+        "goal": "ratio_trustwall_vs_openssl <= 1.5",
+    })
+
+
+if __name__ == "__main__":
+    main()
