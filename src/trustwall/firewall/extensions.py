@@ -41,10 +41,17 @@ class ExtSpec:
     proto: tuple[str, ...] = ()  # the rule's -p must be one of these (save spelling)
 
     def option(self, name: str) -> OptSpec | None:
-        for o in self.options:
-            if o.name == name or name in o.aliases:
-                return o
-        return None
+        """The option called ``name`` or one of its aliases (exact; no prefixes)."""
+        return _option_index(self).get(name)
+
+
+@cache
+def _option_index(spec: ExtSpec) -> dict[str, OptSpec]:
+    index: dict[str, OptSpec] = {}
+    for o in spec.options:
+        for n in (o.name, *o.aliases):
+            index.setdefault(n, o)
+    return index
 
 
 def _spec(name: str, text: str, *, family: int = 0, required: tuple[str, ...] = (),
@@ -147,7 +154,7 @@ def tcp_flag_set(text: str) -> str:
 def hexmark(text: str, *, default_mask: bool = False) -> str:
     value, slash, mask = text.partition("/")
     v = _int(value)
-    if slash:
+    if slash and (default_mask or _int(mask) != 0xFFFFFFFF):
         return f"{v:#x}/{_int(mask):#x}"
     return f"{v:#x}/0xffffffff" if default_mask else f"{v:#x}"
 
@@ -302,9 +309,20 @@ def len_range(text: str) -> str:
     return _range(text, 0xFFFF)
 
 
+def _id_range(text: str) -> str:
+    a, dash, b = text.partition("-")
+    lo = _int(a)
+    if not dash:
+        return str(lo)
+    hi = _int(b)
+    if lo > hi:
+        raise BadValue(f"invalid id range {text!r}")
+    return f"{lo}-{hi}"
+
+
 def user(text: str) -> str:
-    if text.replace(":", "").replace("-", "").isdigit():
-        return text.replace("-", ":")
+    if text.replace("-", "").isdigit():
+        return _id_range(text)
     import pwd
 
     try:
@@ -314,8 +332,8 @@ def user(text: str) -> str:
 
 
 def group(text: str) -> str:
-    if text.replace(":", "").replace("-", "").isdigit():
-        return text.replace("-", ":")
+    if text.replace("-", "").isdigit():
+        return _id_range(text)
     import grp
 
     try:
@@ -326,6 +344,10 @@ def group(text: str) -> str:
 
 def nat_ports(text: str) -> str:
     """``ssh`` -> ``22``, ``512-512`` -> ``512`` (REDIRECT/MASQUERADE --to-ports)."""
+    try:
+        return str(port(text))
+    except BadValue:
+        pass
     a, dash, b = text.partition("-")
     lo = port(a)
     if not dash:
@@ -351,14 +373,78 @@ def nat_to(text: str) -> str:
     if not ports:
         return addr if not text.endswith(":") else text
     main, slash, base = ports.partition("/")
-    out = nat_ports(main) if main.replace("-", "").isdigit() or main.isalpha() \
-        or "-" in main else main
-    if "-" in main:
-        a, _, b = main.partition("-")
-        out = f"{port(a)}-{port(b)}"
+    out = nat_ports(main)
+    if "-" in out:
+        a, _, b = out.partition("-")
+        out = f"{a}-{b}"
     if slash:
         out += f"/{port(base)}"
     return f"{addr}:{out}"
+
+
+DSCP_CLASSES = {"CS0": 0, "CS1": 8, "CS2": 16, "CS3": 24, "CS4": 32, "CS5": 40, "CS6": 48,
+                "CS7": 56, "BE": 0, "AF11": 10, "AF12": 12, "AF13": 14, "AF21": 18, "AF22": 20,
+                "AF23": 22, "AF31": 26, "AF32": 28, "AF33": 30, "AF41": 34, "AF42": 36,
+                "AF43": 38, "EF": 46}
+
+
+def dscp(text: str) -> str:
+    if text.upper() in DSCP_CLASSES:
+        return f"{DSCP_CLASSES[text.upper()]:#04x}"
+    return f"{_int(text, 0, 63):#04x}"
+
+
+TOS_NAMES = {"minimize-delay": 0x10, "maximize-throughput": 0x08,
+             "maximize-reliability": 0x04, "minimize-cost": 0x02, "normal-service": 0x00}
+
+
+def tos(text: str) -> str:
+    """``Minimize-Delay`` -> ``0x10/0x3f``, ``0x1f`` -> ``0x1f/0xff``."""
+    if text.lower() in TOS_NAMES:
+        return f"{TOS_NAMES[text.lower()]:#04x}/0x3f"
+    value, slash, mask = text.partition("/")
+    v = _int(value, 0, 255)
+    m = _int(mask, 0, 255) if slash else 0xFF
+    return f"{v:#04x}/{m:#04x}"
+
+
+def connbytes(text: str) -> str:
+    a, colon, b = text.partition(":")
+    lo = _int(a) if a else 0
+    if not colon or not b:
+        return str(lo)
+    hi = _int(b)
+    if lo > hi:
+        raise BadValue(f"invalid range {text!r}")
+    return f"{lo}:{hi}"
+
+
+def mh_range(text: str) -> str:
+    return _range(text, 255)
+
+
+def queue_range(text: str) -> str:
+    a, colon, b = text.partition(":")
+    lo = _int(a, 0, 65535) if a else 0
+    hi = _int(b, 0, 65535) if b else 65534
+    if not colon or lo >= hi:
+        raise BadValue(f"bad --queue-balance range {text!r}")
+    return f"{lo}:{hi}"
+
+
+def netmask_addr(text: str) -> str:
+    """``1.2.3.4/255.255.255.0`` -> ``1.2.3.4/24``; a bare address gets its full prefix."""
+    addr, slash, mask = text.partition("/")
+    try:
+        ip = ipaddress.ip_address(addr)
+        if not slash:
+            return str(ip)
+        if mask.isdigit():
+            return f"{ip}/{int(mask)}"
+        net = ipaddress.ip_network(f"0.0.0.0/{mask}" if ip.version == 4 else f"::/{mask}")
+        return f"{ip}/{net.prefixlen}"
+    except ValueError:
+        raise BadValue(f"invalid address {text!r}") from None
 
 
 def quoted(text: str) -> str:
@@ -382,6 +468,9 @@ CANON: dict[str, Callable[[str], str]] = {
     "loglevel": log_level, "str": string_value, "uint": uint, "intrange": int_range,
     "protonum": protonum, "spirange": spi_range, "lenrange": len_range, "user": user,
     "group": group, "natports": nat_ports, "natto": nat_to, "qstr": quoted,
+    "dscp": dscp, "tos": tos, "connbytes": connbytes, "mhrange": mh_range,
+    "queuerange": queue_range, "addrmask": netmask_addr,
+    "netmapto": lambda t: netmask_addr(t if "/" in t else f"{t}/{128 if ':' in t else 32}"),
 }
 
 #: Values that iptables-save prints through xtables_save_string (quoted when not a plain word).
@@ -394,7 +483,8 @@ DROP_FULL = {("tcp", "sport"): "0:65535", ("tcp", "dport"): "0:65535",
              ("udp", "sport"): "0:65535", ("udp", "dport"): "0:65535",
              ("udplite", "sport"): "0:65535", ("udplite", "dport"): "0:65535",
              ("esp", "espspi"): "0:4294967295", ("ah", "ahspi"): "0:4294967295",
-             ("ipcomp", "ipcompspi"): "0:4294967295"}
+             ("ipcomp", "ipcompspi"): "0:4294967295", ("frag", "fragid"): "0:4294967295",
+             ("rt", "rt-segsleft"): "0:4294967295", ("mh", "mh-type"): "0:255"}
 
 MATCHES: dict[str, ExtSpec] = {s.name: s for s in (
     _spec("tcp", "sport/source-port:portrange dport/destination-port:portrange "
@@ -432,7 +522,23 @@ MATCHES: dict[str, ExtSpec] = {s.name: s for s in (
     _spec("dccp", "sport/source-port:portrange dport/destination-port:portrange dccp-types "
                   "dccp-option:uint", proto=("dccp",)),
     _spec("esp", "espspi:spirange", proto=("esp",)),
-    _spec("ah", "ahspi:spirange", family=4, proto=("ah",)),
+    _spec("ah", "ahspi:spirange ahlen:uint ahres=0"),
+    _spec("frag", "fragid:spirange fraglen:uint fragres=0 fragfirst=0 fragmore=0 fraglast=0",
+          family=6),
+    _spec("rt", "rt-type:uint rt-segsleft:spirange rt-len:uint rt-0-res=0 rt-0-addrs "
+                "rt-0-not-strict=0", family=6),
+    _spec("mh", "mh-type:mhrange", family=6),
+    _spec("dscp", "dscp:dscp dscp-class:dscp", required=("dscp", "dscp-class")),
+    _spec("tos", "tos:tos", required=("tos",)),
+    _spec("connbytes", "connbytes:connbytes connbytes-mode connbytes-dir",
+          required=("connbytes",)),
+    _spec("u32", "u32:qstr", required=("u32",)),
+    _spec("ipvs", "ipvs=0 vproto:protonum vaddr:addrmask vport:port vdir vmethod "
+                  "vportctl:port"),
+    _spec("connlimit", "connlimit-upto:uint connlimit-above:uint connlimit-mask:uint "
+                       "connlimit-saddr=0 connlimit-daddr=0"),
+    _spec("recent", "set=0 rcheck=0 update=0 remove=0 seconds:uint reap=0 hitcount:uint "
+                    "rttl=0 name mask rsource=0 rdest=0"),
     _spec("ipcomp", "ipcompspi:spirange compres=0", proto=("ipcomp",)),
     _spec("tcpmss", "mss:portrange", required=("mss",), proto=("tcp",)),
     _spec("owner", "uid-owner:user gid-owner:group suppl-groups=0 socket-exists=0"),
@@ -452,6 +558,15 @@ TARGETS: dict[str, ExtSpec] = {s.name: s for s in (
     _spec("SNAT", "to-source:natto random=0 random-fully=0 persistent=0"),
     _spec("REDIRECT", "to-ports:natports random=0"),
     _spec("MASQUERADE", "to-ports:natports random=0 random-fully=0"),
+    _spec("NETMAP", "to:netmapto"),
+    _spec("CONNMARK", "set-xmark:xmark save-mark=0 restore-mark=0 nfmask:mark ctmask:mark "
+                      "set-mark:xmark and-mark or-mark xor-mark mask:mark"),
+    _spec("DSCP", "set-dscp:dscp set-dscp-class:dscp"),
+    _spec("TOS", "set-tos:tos and-tos:uint or-tos:uint xor-tos:uint"),
+    _spec("NFLOG", "nflog-prefix:str nflog-group:uint nflog-range:uint nflog-size:uint "
+                   "nflog-threshold:uint"),
+    _spec("NFQUEUE", "queue-num:uint queue-balance:queuerange queue-bypass=0 "
+                     "queue-cpu-fanout=0", family=0),
     _spec("LED", "led-trigger-id:qstr led-delay led-always-blink=0"),
     _spec("MARK", "set-xmark:xmark set-mark:xmark and-mark or-mark xor-mark"),
 )}

@@ -78,6 +78,17 @@ MAX_CHAIN_NAME = 28  # XT_EXTENSION_MAXNAMELEN - 1 (xtables.h): the kernel's lim
 MAX_IFACE_NAME = 15  # IFNAMSIZ - 1
 
 
+def address_text(addr: IPAddress) -> str:
+    """An address as glibc's inet_ntop prints it (``::ffff:127.0.0.1``, not ``::ffff:7f00:1``)."""
+    if addr.version == 6:
+        packed = addr.packed
+        if packed[:10] == bytes(10) and packed[10:12] in (b"\xff\xff", b"\x00\x00") \
+                and (packed[10:12] == b"\xff\xff" or packed[12:14] != b"\x00\x00"):
+            v4 = ".".join(str(b) for b in packed[12:])
+            return f"::ffff:{v4}" if packed[10:12] == b"\xff\xff" else f"::{v4}"
+    return str(addr)
+
+
 def builtin_chains(table: str) -> tuple[str, ...]:
     """The hooks a table attaches to; empty for an unknown table name."""
     return BUILTIN_CHAINS.get(table, ())
@@ -109,15 +120,15 @@ class Address:
     @property
     def text(self) -> str:
         """The save form, always with a prefix length (``10.0.0.1/32``), as iptables-save prints."""
-        return str(self.network)
+        return f"{address_text(self.network.network_address)}/{self.network.prefixlen}"
 
     @property
     def short(self) -> str:
         """The ``iptables -L`` form: a host address without its full-length mask."""
         net = self.network
         if net.prefixlen == net.max_prefixlen:
-            return str(net.network_address)
-        return str(net)
+            return address_text(net.network_address)
+        return self.text
 
     def to_json(self) -> dict[str, object]:
         return {"network": self.text, "negated": self.negated}

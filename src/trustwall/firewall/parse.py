@@ -18,7 +18,7 @@ import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from functools import cache
+from functools import cache, lru_cache
 
 from trustwall.errors import ParseError
 from trustwall.firewall import extensions as ext
@@ -55,7 +55,7 @@ _GLOBAL_LONG = {
 }
 _SHORT_WITH_ARG = set("sdiopmjgc")
 
-_TARGET_NAME = re.compile(r"^[A-Za-z0-9_.:+-]+$")
+_TARGET_NAME = re.compile(r"^[^\s!-][^\s]*$")
 
 
 @cache
@@ -99,6 +99,8 @@ def protocol_name(number: int) -> str:
 
 def tokenize(line: str) -> list[str]:
     """Split a restore line into words the way iptables-restore does (double quotes only)."""
+    if '"' not in line:
+        return line.split()
     words: list[str] = []
     cur: list[str] = []
     in_word = quoted = False
@@ -131,6 +133,7 @@ def tokenize(line: str) -> list[str]:
     return words
 
 
+@lru_cache(maxsize=65536)
 def _network(text: str, family: int) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     addr, slash, mask = text.partition("/")
     try:
@@ -182,7 +185,8 @@ class _RuleReader:
     """Reads one rule specification (everything after ``-A CHAIN``)."""
 
     def __init__(self, words: Sequence[str], chain: str, family: int, where: dict[str, object],
-                 text: str) -> None:
+                 text: str, strict: bool = True) -> None:
+        self.strict = strict
         self.words = list(words)
         self.chain = chain
         self.family = family
@@ -296,7 +300,9 @@ class _RuleReader:
     def load_match(self, name: str, word: str) -> _Ext:
         spec = ext.MATCHES.get(name)
         if spec is not None and spec.family not in (0, self.family):
-            raise self.fail(f"match {name!r} is IPv{spec.family} only", name)
+            if self.strict:
+                raise self.fail(f"match {name!r} is IPv{spec.family} only", name)
+            spec = None
         item = _Ext(name, spec)
         self.exts.append(item)
         return item
@@ -315,6 +321,13 @@ class _RuleReader:
         owners: list[_Ext] = list(reversed(self.exts))
         if self.target is not None:
             owners.insert(0, self.target)
+        if name in _GLOBAL_LONG:
+            return [(None, _GLOBAL_LONG[name])]
+        for owner in owners:  # fast path: an exact name, most recently loaded first
+            if owner.spec is not None:
+                hit = owner.spec.option(name)
+                if hit is not None:
+                    return [(owner, hit.name)]
         exact: list[tuple[_Ext | None, str]] = []
         prefix: list[tuple[_Ext | None, str]] = []
         for glob, letter in _GLOBAL_LONG.items():
@@ -354,6 +367,8 @@ class _RuleReader:
             raise self.fail(f"option {word!r} is ambiguous", word)
         if not found:
             generic = self._generic_owner()
+            if generic is None and not self.strict and self.exts:
+                generic = self.exts[-1]
             if generic is None:
                 raise self.fail("unknown option", word)
             self.generic_option(generic, name, negate)
@@ -409,7 +424,10 @@ class _RuleReader:
         try:
             values = [canon(v) for v in values] if spec.kind != "raw" else values
         except ext.BadValue as exc:
-            raise self.fail(str(exc), " ".join(values) or word) from None
+            if self.strict:
+                raise self.fail(str(exc), " ".join(values) or word) from None
+            # A saved file is what some iptables once printed (anonymised MACs, reversed
+            # port ranges of iptables 1.4): keep the value as written.
         if owner.spec is not None and any(o.name == spec.name for o in owner.options):
             raise self.fail(f"multiple --{spec.name} flags not allowed", word)
         owner.options.append(Option(spec.name, negate, tuple(values)))
@@ -500,6 +518,26 @@ class _RuleReader:
         elif item.name == "string":
             options = [o for o in options if not (o.name == "from" and o.values == ("0",))
                        and not (o.name == "to" and o.values == ("65535",))]
+        elif item.name == "connlimit":
+            options = _with_defaults(options, [
+                ("connlimit-mask", ("32" if self.family == 4 else "128",))])
+            if not given & {"connlimit-saddr", "connlimit-daddr"}:
+                options.append(Option("connlimit-saddr"))
+            if not given & {"connlimit-upto", "connlimit-above"}:
+                raise self.fail("connlimit needs --connlimit-upto or --connlimit-above",
+                                item.name)
+        elif item.name == "recent":
+            if len(given & {"set", "rcheck", "update", "remove"}) != 1:
+                raise self.fail("recent needs exactly one of --set/--rcheck/--update/--remove",
+                                item.name)
+            options = _with_defaults(options, [
+                ("name", ("DEFAULT",)),
+                ("mask", ("255.255.255.255" if self.family == 4
+                          else "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",))])
+            if not given & {"rsource", "rdest"}:
+                options.append(Option("rsource"))
+        elif item.name == "dscp":
+            options = [Option("dscp", o.negated, o.values) for o in options]
         elif item.name == "multiport" and len({"sports", "dports", "ports"} & given) > 1:
             raise self.fail("multiport can only have one option", item.name)
         order = {o.name: i for i, o in enumerate(spec.options)}
@@ -520,6 +558,22 @@ class _RuleReader:
             if value == "tcp-reset" and (proto is None or proto.name != "tcp" or proto.negated):
                 raise self.fail("--reject-with tcp-reset needs -p tcp", "tcp-reset")
             options = [Option("reject-with", False, (value,))]
+        elif item.name == "CONNMARK":
+            names = {o.name for o in options}
+            if not names:
+                raise self.fail("CONNMARK needs an option", "CONNMARK")
+            if names & {"save-mark", "restore-mark"}:
+                options = _with_defaults(options, [("nfmask", ("0xffffffff",)),
+                                                   ("ctmask", ("0xffffffff",))])
+        elif item.name == "DSCP":
+            options = [Option("set-dscp", o.negated, o.values) for o in options]
+        elif item.name == "TOS":
+            options = [_finish_tos_target(o) for o in options]
+        elif item.name == "NFLOG":
+            options = [o for o in options if not (o.name == "nflog-group" and o.values == ("0",))]
+        elif item.name == "NFQUEUE":
+            if not any(o.name in ("queue-num", "queue-balance") for o in options):
+                options.insert(0, Option("queue-num", False, ("0",)))
         elif item.name == "MARK":
             if not options:
                 raise self.fail("MARK target needs --set-xmark/--set-mark/…", "MARK")
@@ -566,6 +620,25 @@ def _finish_tcp(options: list[Option]) -> list[Option]:
         else:
             out.append(o)
     return out
+
+
+def _with_defaults(options: list[Option], defaults: list[tuple[str, tuple[str, ...]]]
+                   ) -> list[Option]:
+    """Add the options iptables fills in (and prints) when the user leaves them out."""
+    have = {o.name for o in options}
+    return [*options, *(Option(n, False, v) for n, v in defaults if n not in have)]
+
+
+def _finish_tos_target(o: Option) -> Option:
+    """--and/--or/--xor-tos are stored as --set-tos value/mask (libxt_TOS)."""
+    if o.name == "set-tos":
+        return o
+    v = int(o.values[0])
+    if o.name == "and-tos":
+        return Option("set-tos", False, (f"0x00/{(~v) & 0xFF:#04x}",))
+    if o.name == "or-tos":
+        return Option("set-tos", False, (f"{v:#04x}/{v:#04x}",))
+    return Option("set-tos", False, (f"{v:#04x}/0x00",))
 
 
 def _finish_mark_target(o: Option) -> Option:
@@ -657,29 +730,36 @@ class _TableBuilder:
 
     def build(self) -> Table:
         builtin = BUILTIN_CHAINS.get(self.name, ())
-        order = [c for c in builtin if c in self.chains]
-        order += [c for c in self.chains if c not in builtin]
+        for c in builtin:
+            # iptables-restore creates every built-in chain of a table it loads
+            self.chains.setdefault(c, ("ACCEPT", None))
+        order = [*builtin, *(c for c in self.chains if c not in builtin)]
         return Table(self.name, tuple(
             Chain(name, self.chains[name][0], self.chains[name][1],
                   tuple(self.rules.get(name, ()))) for name in order))
 
 
 def _guess_family(text: str) -> int:
+    """ip6tables-save names itself in its header; else the addresses (or ICMPv6) tell."""
     head = text[:400]
     if "ip6tables" in head:
         return 6
-    for line in text.splitlines():
-        if line.startswith(("-A", "[")) and re.search(r" -[sd] [0-9a-fA-F]*:[0-9a-fA-F:]*[/ ]",
-                                                      line):
-            return 6
-    return 4
+    if "iptables-save" in head:
+        return 4
+    m = re.search(r" -[sd] (?:! )?([0-9a-fA-F.:]+)", text)
+    if m is not None:
+        return 6 if ":" in m.group(1) else 4
+    return 6 if re.search(r"-p (?:ipv6-icmp|icmpv6)|--reject-with icmp6", text) else 4
 
 
-def parse_save(text: str, *, family: int | None = None, source: str | None = None) -> Ruleset:
+def parse_save(text: str, *, family: int | None = None, source: str | None = None,
+               strict: bool = False) -> Ruleset:
     """Parse iptables-save / ip6tables-save output into a Ruleset.
 
     A table that appears again (a file with several dumps) replaces the earlier one, as
-    iptables-restore would do. ``family`` is guessed from the text when not given.
+    iptables-restore would do. ``family`` is guessed from the text when not given. Unless
+    ``strict``, a value iptables 1.8 would refuse (an anonymised ``XX:XX:..`` MAC, a reversed
+    port range from iptables 1.4) or an option no loaded match knows is kept as written.
     """
     fam = family or _guess_family(text)
     tables: dict[str, Table] = {}
@@ -727,6 +807,8 @@ def parse_save(text: str, *, family: int | None = None, source: str | None = Non
             raise ParseError("expected -A CHAIN, :CHAIN, *table or COMMIT", token=words[0],
                              **where)  # type: ignore[arg-type]
         chain = words[1]
+        if chain not in cur.chains and chain in BUILTIN_CHAINS[cur.name]:
+            cur.chains[chain] = ("ACCEPT", None)  # restore creates a used built-in chain
         if chain not in cur.chains:
             raise ParseError(f"chain {chain!r} does not exist", token=chain, **where)  # type: ignore[arg-type]
         spec = words[2:]
@@ -736,7 +818,7 @@ def parse_save(text: str, *, family: int | None = None, source: str | None = Non
             if spec and spec[0].isdigit():
                 position = int(spec[0]) - 1
                 spec = spec[1:]
-        rule = _RuleReader(spec, chain, fam, where, raw.rstrip()).read()
+        rule = _RuleReader(spec, chain, fam, where, raw.rstrip(), strict).read()
         if counters is not None:
             rule = replace(rule, counters=counters)
         bucket = cur.rules.setdefault(chain, [])

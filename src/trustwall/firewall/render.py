@@ -9,9 +9,11 @@ xtables_save_string.
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 
+from trustwall.errors import BadInput
 from trustwall.firewall import extensions as ext
-from trustwall.firewall.model import Match, Option, Rule, Ruleset, Target
+from trustwall.firewall.model import HOOKS, Address, Chain, Match, Option, Rule, Ruleset, Target
 
 _NO_QUOTE = frozenset("_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
@@ -140,6 +142,14 @@ def _unquoted_words(rule: Rule) -> list[str]:
             if len(w) >= 2 and w[0] == '"' and w[-1] == '"' else w for w in rule_words(rule)]
 
 
+def save_order(chains: tuple[Chain, ...]) -> list[Chain]:
+    """Built-in chains in hook order, then user chains sorted by name, as iptables-save does."""
+    builtin = [c for c in chains if c.builtin]
+    hooks = {name: i for i, name in enumerate(HOOKS)}
+    builtin.sort(key=lambda c: hooks.get(c.name, len(hooks)))
+    return builtin + sorted((c for c in chains if not c.builtin), key=lambda c: c.name)
+
+
 def render_save(ruleset: Ruleset, *, table: str | None = None, counters: bool = False) -> str:
     """iptables-save text (without the dated ``#`` comment lines)."""
     out: list[str] = []
@@ -147,11 +157,304 @@ def render_save(ruleset: Ruleset, *, table: str | None = None, counters: bool = 
         if table is not None and t.name != table:
             continue
         out.append(f"*{t.name}")
-        for c in t.chains:
+        chains = save_order(t.chains)
+        for c in chains:
             cc = c.counters
             ctr = f"[{cc.packets if cc else 0}:{cc.bytes if cc else 0}]"
             out.append(f":{c.name} {c.policy or '-'} {ctr}")
-        for c in t.chains:
+        for c in chains:
             out.extend(render_rule(r, counters=counters) for r in c.rules)
         out.append("COMMIT")
     return "\n".join(out) + "\n" if out else ""
+
+
+# -- iptables -L -n [-v] [-x] --line-numbers ---------------------------------------------------
+
+_TCP_FLAG_BITS = {"FIN": 0x01, "SYN": 0x02, "RST": 0x04, "PSH": 0x08, "ACK": 0x10, "URG": 0x20,
+                  "ECE": 0x40, "CWR": 0x80}
+
+
+def _num(n: int, exact: bool, width: int = 5) -> str:
+    """xtables_print_num: exact ``%8llu`` or K/M/G/T with rounding in 5 columns."""
+    if exact:
+        return f"{n:8d} "
+    if n <= 99999:
+        return f"{n:{width}d} "
+    for unit in "KMGT":
+        n = (n + 500) // 1000
+        if n <= 9999 or unit == "T":
+            return f"{n:{width - 1}d}{unit} "
+    raise AssertionError("unreachable")
+
+
+def _policy_num(n: int, exact: bool) -> str:
+    if exact or n <= 99999:
+        return f"{n} "
+    for unit in "KMGT":
+        n = (n + 500) // 1000
+        if n <= 9999 or unit == "T":
+            return f"{n}{unit} "
+    raise AssertionError("unreachable")
+
+
+def _ports_l(name: str, opt: Option | None) -> str:
+    if opt is None or not opt.values:
+        return ""
+    lo, _, hi = opt.values[0].partition(":")
+    bang = "!" if opt.negated else ""
+    if not hi or lo == hi:
+        return f" {name}:{bang}{lo}"
+    return f" {name}s:{bang}{lo}:{hi}"
+
+
+def _flags_l(opt: Option | None) -> str:
+    if opt is None or len(opt.values) != 2:
+        return ""
+    mask, comp = (sum(_TCP_FLAG_BITS.get(f, 0) for f in v.split(",")) for v in opt.values)
+    return f" flags:{'!' if opt.negated else ''}0x{mask:02X}/0x{comp:02X}"
+
+
+def _match_l(m: Match) -> str:
+    """The trailing text ``iptables -L -n`` prints for one match (libxt_*.c print functions)."""
+    o = m.option
+    bang = lambda opt: "!" if opt is not None and opt.negated else ""  # noqa: E731
+    if m.module in ("tcp", "udp", "udplite"):
+        text = f" {m.module}" + _ports_l("spt", o("sport")) + _ports_l("dpt", o("dport"))
+        if m.module == "tcp":
+            text += _flags_l(o("tcp-flags"))
+            opt = o("tcp-option")
+            if opt is not None:
+                text += f" option={bang(opt)}{opt.value}"
+        return text
+    if m.module == "multiport":
+        for key in ("sports", "dports", "ports"):
+            opt = o(key)
+            if opt is not None:
+                return f" multiport {key} {'!' if opt.negated else ''}{opt.value}"
+    if m.module == "comment":
+        return f" /* {m.comment} */"
+    if m.module in ("state", "conntrack"):
+        parts = []
+        for opt in m.options:
+            word = {"state": "state", "ctstate": "ctstate", "ctproto": "ctproto",
+                    "ctstatus": "ctstatus", "ctdir": "ctdir", "ctexpire": "ctexpire"}.get(opt.name)
+            if word is None:
+                return " " + " ".join(match_words(m)[2:])
+            parts.append(f"{'! ' if opt.negated else ''}{word} {opt.value or ''}".rstrip())
+        return "".join(" " + p for p in parts)
+    if m.module in ("icmp", "icmp6"):
+        opt = o("icmp-type") or o("icmpv6-type")
+        if opt is None or opt.value is None:
+            return ""
+        word = "icmptype" if m.module == "icmp" else "ipv6-icmptype"
+        if opt.value == "any":
+            return f" {word} {bang(opt)}any"
+        itype, _, code = opt.value.partition("/")
+        text = f" {word} {bang(opt)}{itype}"
+        if code:
+            lo, _, hi = code.partition(":")
+            text += f" code {lo}" if not hi else f" codes {lo}-{hi}"
+        return text
+    if m.module == "limit":
+        lim = m.limit
+        if lim is None:
+            return ""
+        return f" limit: avg {lim.rate} burst {lim.burst}"
+    if m.module == "mark":
+        opt = o("mark")
+        return f" mark match {'! ' if opt and opt.negated else ''}{opt.value if opt else ''}"
+    if m.module == "mac":
+        opt = o("mac-source")
+        if opt is None or opt.value is None:
+            return ""
+        return f" MAC {'! ' if opt.negated else ''}{opt.value.upper()}"
+    if m.module == "iprange":
+        text = ""
+        for key, word in (("src-range", "source"), ("dst-range", "destination")):
+            opt = o(key)
+            if opt is not None:
+                text += f" {'! ' if opt.negated else ''}{word} IP range {opt.value}"
+        return text
+    return " " + " ".join(match_words(m)[2:]) if m.options else ""
+
+
+def _target_l(t: Target) -> str:
+    o = t.option
+    if t.name == "REJECT":
+        opt = o("reject-with")
+        return f" reject-with {opt.value}" if opt else ""
+    if t.name == "LOG":
+        level = o("log-level")
+        flags = 0
+        for i, key in enumerate(("log-tcp-sequence", "log-tcp-options", "log-ip-options",
+                                 "log-uid", "log-macdecode")):
+            if o(key) is not None:
+                flags |= 1 << i
+        text = f" LOG flags {flags} level {level.value if level else '4'}"
+        prefix = o("log-prefix")
+        if prefix is not None:
+            text += f' prefix "{prefix.value}"'
+        return text
+    if t.name in ("DNAT", "SNAT"):
+        opt = o("to-destination") or o("to-source")
+        text = f" to:{opt.value}" if opt else ""
+        for flag in ("random", "random-fully", "persistent"):
+            if o(flag) is not None:
+                text += f" {flag}"
+        return text
+    if t.name == "MASQUERADE":
+        opt = o("to-ports")
+        text = f" masq ports: {opt.value}" if opt else ""
+        return text + "".join(f" {f}" for f in ("random", "random-fully") if o(f) is not None)
+    if t.name == "REDIRECT":
+        opt = o("to-ports")
+        return (f" redir ports {opt.value}" if opt else "") + (
+            " random" if o("random") is not None else "")
+    if t.name == "MARK":
+        opt = o("set-xmark")
+        if opt is not None and opt.value is not None:
+            value, _, mask = opt.value.partition("/")
+            if mask == "0xffffffff":
+                return f" MARK set {value}"
+            return f" MARK xset {opt.value}"
+    if not t.options:
+        return ""
+    return " " + " ".join(target_words(t)[2:])
+
+
+def _addr_l(addr: Address | None, family: int) -> str:
+    if addr is None:
+        return "0.0.0.0/0" if family == 4 else "::/0"
+    return addr.short
+
+
+def listing_line(rule: Rule, number: int, *, family: int = 4, verbose: bool = False,
+                 exact: bool = False) -> str:
+    """One rule as ``iptables -L -n [-v] [-x] --line-numbers`` prints it (nft backend)."""
+    out = [f"{number:<4d} "]
+    if verbose:
+        c = rule.counters
+        out.append(_num(c.packets if c else 0, exact) + _num(c.bytes if c else 0, exact))
+    target = rule.target.name if rule.target is not None else ""
+    out.append(f"{target:<9} ")
+    proto = rule.protocol
+    out.append("!" if proto is not None and proto.negated else " ")
+    number_of = _protocol_number(proto.name) if proto is not None else 0
+    out.append(f"{number_of:<5d}")
+    frag = rule.fragment
+    out.append(("!" if frag is False else "-") + ("f" if frag is not None else "-") + " ")
+    if verbose:
+        for lead, iface in ((" ", rule.in_interface), ("", rule.out_interface)):
+            name = "*" if iface is None else ("!" if iface.negated else "") + iface.name
+            out.append(f"{lead}{name:<6} ")
+    for addr in (rule.source, rule.destination):
+        out.append("!" if addr is not None and addr.negated else " ")
+        out.append(f"{_addr_l(addr, family):<19} ")
+    for m in rule.matches:
+        out.append(_match_l(m))
+    if rule.target is not None:
+        out.append(_target_l(rule.target))
+    return "".join(out)
+
+
+def _protocol_number(name: str) -> int:
+    from trustwall.firewall.parse import protocol_number
+
+    return protocol_number(name)
+
+
+@dataclass(frozen=True)
+class ListedRule:
+    """One row of ``fw show --json``."""
+
+    number: int
+    packets: int | None
+    bytes: int | None
+    target: str | None
+    rule: str  # the save form after -A CHAIN
+    text: str  # the line iptables -L prints
+
+
+@dataclass(frozen=True)
+class ListedChain:
+    name: str
+    policy: str | None
+    references: int
+    rules: tuple[ListedRule, ...]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What ``fw show`` shows: one table (and optionally one chain) of one family."""
+
+    family: int
+    table: str
+    chains: tuple[ListedChain, ...]
+
+
+def _references(ruleset: Ruleset, table: str) -> dict[str, int]:
+    refs: dict[str, int] = {}
+    t = ruleset.table(table)
+    if t is None:
+        return refs
+    for r in t.rules:
+        if r.target is not None:
+            refs[r.target.name] = refs.get(r.target.name, 0) + 1
+    return refs
+
+
+def _chains_to_list(ruleset: Ruleset, table: str, chain: str | None) -> list[Chain]:
+    t = ruleset.table(table)
+    if t is None:
+        raise BadInput(f"table {table!r} is not in this ruleset",
+                       hint="tables here: " + (", ".join(x.name for x in ruleset.tables) or
+                                               "none"))
+    if chain is None:
+        return save_order(t.chains)
+    c = t.chain(chain)
+    if c is None:
+        raise BadInput(f"no chain {chain!r} in table {table}")
+    return [c]
+
+
+def listing_view(ruleset: Ruleset, table: str = "filter", chain: str | None = None) -> Listing:
+    """The typed result behind ``fw show`` (also its --json)."""
+    refs = _references(ruleset, table)
+    chains = []
+    for c in _chains_to_list(ruleset, table, chain):
+        rows = tuple(ListedRule(
+            i, r.counters.packets if r.counters else None, r.counters.bytes if r.counters else None,
+            r.target_name, rule_spec(r),
+            listing_line(r, i, family=ruleset.family, verbose=True, exact=True))
+            for i, r in enumerate(c.rules, 1))
+        chains.append(ListedChain(c.name, c.policy, refs.get(c.name, 0), rows))
+    return Listing(ruleset.family, table, tuple(chains))
+
+
+def render_listing(ruleset: Ruleset, table: str = "filter", chain: str | None = None, *,
+                   verbose: bool = False, exact: bool = False) -> str:
+    """``iptables [-t T] -L [CHAIN] -n [-v] [-x] --line-numbers``, as the nft backend prints."""
+    refs = _references(ruleset, table)
+    blocks = []
+    for c in _chains_to_list(ruleset, table, chain):
+        if c.builtin:
+            head = f"Chain {c.name} (policy {c.policy}"
+            if verbose:
+                cc = c.counters
+                head += (f" {_policy_num(cc.packets if cc else 0, exact)}packets, "
+                         f"{_policy_num(cc.bytes if cc else 0, exact)}bytes")
+            head += ")"
+        else:
+            head = f"Chain {c.name} ({refs.get(c.name, 0)} references)"
+        cols = "num  "
+        if verbose:
+            cols += f"{'pkts':>8} {'bytes':>10} " if exact else f"{'pkts':>5} {'bytes':>5} "
+        cols += f"{'target':<9}  prot opt"
+        if verbose:
+            cols += f" {'in':<6} {'out':<6} "
+        cols += f" {'source':<19}  {'destination':<19} "
+        lines = [head, cols]
+        lines += [listing_line(r, i, family=ruleset.family, verbose=verbose, exact=exact)
+                  for i, r in enumerate(c.rules, 1)]
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)

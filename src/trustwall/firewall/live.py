@@ -1,0 +1,110 @@
+"""The running firewall, read-only: which backend holds rules, and its current ruleset.
+
+iptables 1.8 ships two backends behind the same command names: ``nf_tables`` (iptables-nft)
+and ``legacy`` (x_tables). Rules loaded through one are invisible to the other, so a host where
+both hold rules is a trap: ``iptables -L`` shows only half of what the kernel enforces. This
+module says which one ``iptables`` talks to and whether the other one holds rules as well.
+
+Everything here may run inside a network namespace (``netns=``) so tests never read or change
+the host's own firewall.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from trustwall.errors import BadInput, EnvironmentMissing
+from trustwall.firewall.model import Ruleset
+from trustwall.firewall.parse import parse_save
+from trustwall.proc import CommandFailed, run
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What ``iptables`` is on this host and where rules live."""
+
+    default: str  # "nft" or "legacy": the backend the plain iptables command uses
+    version: str  # "1.8.9"
+    nft_rules: bool | None  # True when the nft backend holds any rule (None: not checked)
+    legacy_rules: bool | None  # True when x_tables holds any rule (None: tool missing)
+
+    @property
+    def both_hold_rules(self) -> bool:
+        return bool(self.nft_rules and self.legacy_rules)
+
+
+def _argv(argv: list[str], netns: str | None) -> list[str]:
+    return ["ip", "netns", "exec", netns, *argv] if netns else argv
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise EnvironmentMissing("reading the live firewall needs root",
+                                 hint="run as root, or read a saved file with --file")
+
+
+def _holds_rules(save_text: str) -> bool:
+    """True when a dump has any rule or a built-in chain whose policy is not ACCEPT."""
+    for line in save_text.splitlines():
+        if line.startswith(("-A ", "[")) and " -A " in f" {line}":
+            return True
+        if line.startswith(":") and " DROP " in f"{line} ":
+            return True
+    return False
+
+
+def _try_save(program: str, netns: str | None) -> bool | None:
+    try:
+        proc = run(_argv([program], netns), check=False, timeout=60)
+    except EnvironmentMissing:
+        return None
+    if proc.returncode != 0:
+        return None
+    return _holds_rules(proc.stdout)
+
+
+def detect_backend(*, netns: str | None = None) -> Backend:
+    """Which backend ``iptables`` uses and whether nft and/or legacy hold rules (IPv4)."""
+    proc = run(_argv(["iptables", "-V"], netns), timeout=30)
+    m = re.search(r"v(\d+(?:\.\d+)*)\s*(?:\((\w+)\))?", proc.stdout)
+    if m is None:
+        raise EnvironmentMissing(f"cannot read the iptables version from {proc.stdout!r}")
+    version, flavour = m.group(1), (m.group(2) or "legacy")
+    default = "nft" if flavour == "nf_tables" else "legacy"
+    _require_root()
+    return Backend(default, version, _try_save("iptables-nft-save", netns),
+                   _try_save("iptables-legacy-save", netns))
+
+
+def save_text(*, family: int = 4, counters: bool = False, table: str | None = None,
+              netns: str | None = None) -> str:
+    """The raw output of iptables-save / ip6tables-save (with ``-c`` when ``counters``)."""
+    _require_root()
+    argv = ["iptables-save" if family == 4 else "ip6tables-save"]
+    if counters:
+        argv.append("-c")
+    if table is not None:
+        argv += ["-t", table]
+    try:
+        return run(_argv(argv, netns), timeout=120).stdout
+    except CommandFailed as exc:
+        raise EnvironmentMissing(f"{argv[0]} failed: {exc}") from None
+
+
+def read_live(*, family: int = 4, counters: bool = False, netns: str | None = None) -> Ruleset:
+    """The running ruleset of one family, parsed."""
+    return parse_save(save_text(family=family, counters=counters, netns=netns), family=family,
+                      source=f"{'iptables' if family == 4 else 'ip6tables'}-save")
+
+
+def read_file(path: str | Path, *, family: int | None = None) -> Ruleset:
+    """A saved iptables-save / ip6tables-save file, parsed (family guessed unless given)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        raise BadInput(f"cannot read {p}: {exc.strerror}") from None
+    return parse_save(text, family=family, source=str(p))
