@@ -194,3 +194,66 @@ def test_confirmed_change_stays(hosts, tmp_path):
     time.sleep(3.5)
     assert connect(client) == "OK JMX"
     assert "18745" in persist.read_text()
+
+
+ECHO_22 = ("import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, "
+           "socket.SO_REUSEADDR, 1)\ns.bind(('0.0.0.0', 22)); s.listen(4)\n"
+           "c, _ = s.accept()\nwhile True:\n    d = c.recv(100)\n    if not d: break\n"
+           "    c.sendall(d)\n")
+# Stands for the operator's SSH session: connects, prints its own port, then echoes lines.
+SESSION = ("import socket,sys\n"
+           f"s=socket.create_connection(('{SERVER_IP}', 22), timeout=5)\n"
+           "print(s.getsockname()[1], flush=True)\n"
+           "for line in sys.stdin:\n    s.sendall(line.encode()); print(s.recv(100).decode().strip(),"
+           " flush=True)\n")
+
+
+def cut_ssh(policy_text: str) -> str:
+    """The policy minus the ESTABLISHED and port-22 rules: it would cut the operator off."""
+    doc = yaml.safe_load(policy_text)
+    rules = doc["ipv4"]["filter"]["INPUT"]["rules"]
+    doc["ipv4"]["filter"]["INPUT"]["rules"] = [
+        r for r in rules if "ESTABLISHED" not in r["rule"] and "--dport 22 " not in r["rule"]]
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def test_lockout_is_refused_statically_and_rolled_back_when_forced(hosts, tmp_path):
+    server, client = hosts
+    server.popen([sys.executable, "-c", ECHO_22], stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    session = client.popen([sys.executable, "-c", SESSION], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+    port = int(session.stdout.readline())
+    ssh = {"SSH_CONNECTION": f"{CLIENT_IP} {port} {SERVER_IP} 22"}
+    before = saved(server)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(cut_ssh(tw(server, "fw", "import", "--live").stdout))
+    state = tmp_path / "state"
+
+    refused = tw(server, "fw", "apply", str(policy), "--yes", "--no-persist", "--state-dir",
+                 str(state), env=ssh, check=False)
+    assert refused.returncode == 1, refused.stderr
+    assert "lockout" not in refused.stdout
+    assert "the session would be REJECT" in refused.stderr
+    assert saved(server) == before
+
+    # Forced, with a short confirmation window, and the applying process killed right after:
+    # the detached watcher still restores the old ruleset.
+    applier = server.popen([sys.executable, "-m", "trustwall", "fw", "apply", str(policy),
+                            "--yes", "--force", "--confirm-within", "2", "--no-persist",
+                            "--state-dir", str(state)],
+                           env={"PATH": os.environ["PATH"], "HOME": "/root", **ssh},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and saved(server) == before:
+        time.sleep(0.05)
+    assert saved(server) != before, "the forced apply never happened"
+    applier.kill()
+    while time.monotonic() < deadline and saved(server) != before:
+        time.sleep(0.2)
+    assert saved(server) == before
+    session.stdin.write("still here\n")
+    session.stdin.flush()
+    assert session.stdout.readline().strip() == "still here"
+    session.stdin.close()

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from trustwall.errors import BadInput, LockoutRisk, TrustwallError
 from trustwall.firewall.model import Ruleset
+from trustwall.firewall.routing import LocalAddresses
 from trustwall.journal.atomic import atomic_write
 from trustwall.journal.lock import HostLock
 from trustwall.journal.transaction import Transaction, state_dir_for
@@ -182,36 +183,57 @@ def _effect(live: Ruleset, target: Ruleset) -> tuple[str, ...]:
         return ()
 
 
-def check_lockout(target: Ruleset, flows: Sequence[Flow]) -> list[str]:
+def check_lockout(target: Ruleset, flows: Sequence[Flow],
+                  local: LocalAddresses | None = None) -> list[str]:
     """Flows the target ruleset would cut: the session itself (ESTABLISHED, both directions)
-    and a new connection (NEW), which ``fw confirm`` needs."""
+    and a new connection (NEW), which ``fw confirm`` needs. A verdict the trace cannot be sure
+    of counts as a cut: a lockout check that guesses is no check."""
     if not flows:
         return []
-    from trustwall.firewall.trace import Packet, trace
+    from trustwall.firewall import routing
+    from trustwall.firewall.trace import Packet, Tracer
 
+    if local is None:
+        try:
+            local = routing.read_live()
+        except TrustwallError:
+            local = routing.from_args([f.dst for f in flows])
+    tracer = Tracer(target, local)
     problems = []
     for flow in flows:
         if (":" in flow.dst) != (target.family == 6):
             continue
+        iface = _interface_of(local, flow.dst)
+        sport = flow.sport or 40000
         checks = [
-            ("the session", Packet(proto=flow.proto, src=flow.src, sport=flow.sport or 40000,
-                                   dst=flow.dst, dport=flow.dport, state="ESTABLISHED"),
-             [flow.dst]),
-            ("a new connection", Packet(proto=flow.proto, src=flow.src,
-                                        sport=flow.sport or 40000, dst=flow.dst,
-                                        dport=flow.dport, state="NEW"), [flow.dst]),
-            ("the replies", Packet(proto=flow.proto, src=flow.dst, sport=flow.dport,
-                                   dst=flow.src, dport=flow.sport or 40000,
-                                   state="ESTABLISHED", local=True), [flow.dst]),
+            ("the session", Packet(src=flow.src, dst=flow.dst, proto=flow.proto, sport=sport,
+                                   dport=flow.dport, in_iface=iface, state="ESTABLISHED")),
+            ("a new connection", Packet(src=flow.src, dst=flow.dst, proto=flow.proto,
+                                        sport=sport, dport=flow.dport, in_iface=iface,
+                                        state="NEW")),
+            ("the replies", Packet(src=flow.dst, dst=flow.src, proto=flow.proto,
+                                   sport=flow.dport, dport=sport, out_iface=iface,
+                                   state="ESTABLISHED", local=True)),
         ]
-        for what, packet, local in checks:
-            result = trace(target, packet, local_addresses=local)
-            if result.verdict != "ACCEPT" or result.unknown:
-                who = result.decided_by
-                where = (f" by {who.table} {who.chain} rule {who.rule}: {who.text}"
-                         if who is not None else "")
-                problems.append(f"{flow}: {what} would be {result.verdict}{where}")
+        for what, packet in checks:
+            result = tracer.trace(packet, with_path=False)
+            if result.verdict == "ACCEPT" and result.certain:
+                continue
+            who = result.decided_by
+            where = f" by {who.table} {who.chain} rule {who.rule}: {who.text}" if who else ""
+            verdict = result.verdict if result.certain else f"{result.verdict} (uncertain)"
+            problems.append(f"{flow}: {what} would be {verdict}{where}")
     return problems
+
+
+def _interface_of(local: LocalAddresses, address: str) -> str | None:
+    import ipaddress
+
+    wanted = ipaddress.ip_address(address)
+    for iface, addresses in local.by_interface.items():
+        if wanted in addresses:
+            return iface
+    return None
 
 
 def _flows(options: Options) -> list[Flow]:
@@ -276,18 +298,25 @@ def apply_rulesets(targets: dict[int, Ruleset], *, description: str, kind: str =
         return ApplyResult(tuple(changes), applied=False, dry_run=True, kept_flows=kept,
                            warnings=tuple(warnings))
     persisted: list[str] = []
+    deadline = None
     with Transaction(kind, description, root=options.root, state_dir=options.state_dir) as txn:
-        for change in changes:
-            save, restore = tool(change.family, "save"), tool(change.family, "restore")
-            before = run([save]).stdout.encode()
-            txn.record(f"iptables-v{change.family}", before, [restore], capture_argv=[save],
-                       label=", ".join(change.tables))
-            txn.run([restore], input=change.restore_text)
+        if confirm is not None:
+            # Armed before anything changes: if this process dies mid-way (kill -9, lost SSH
+            # session), the watcher's recovery still brings the old ruleset back.
+            deadline = _arm_rollback(txn.id, confirm, options, [c.family for c in changes])
+        try:
+            for change in changes:
+                save, restore = tool(change.family, "save"), tool(change.family, "restore")
+                before = run([save]).stdout.encode()
+                txn.record(f"iptables-v{change.family}", before, [restore],
+                           capture_argv=[save], label=", ".join(change.tables))
+                txn.run([restore], input=change.restore_text)
+        except BaseException:
+            # The transaction rolls back as this propagates; nothing is left to confirm.
+            (state_dir_for(options.root, options.state_dir) / PENDING).unlink(missing_ok=True)
+            raise
         if options.persist and confirm is None:
             persisted = _persist(txn, [c.family for c in changes], options)
-    deadline = None
-    if confirm is not None:
-        deadline = _arm_rollback(txn.id, confirm, options, [c.family for c in changes])
     return ApplyResult(tuple(changes), applied=True, dry_run=False, txn_id=txn.id,
                        confirm_deadline=deadline, persisted=tuple(persisted), kept_flows=kept,
                        warnings=tuple(warnings))
@@ -367,7 +396,7 @@ def watch(state: Path, txn_id: str, seconds: float) -> bool:
     """The detached watcher: wait, then roll back unless confirmed. True if it rolled back."""
     import time
 
-    from trustwall.journal.transaction import undo
+    from trustwall.journal.transaction import recover, transactions, undo
 
     time.sleep(seconds)
     with HostLock(state):
@@ -379,7 +408,10 @@ def watch(state: Path, txn_id: str, seconds: float) -> bool:
             return False
         os.replace(path, state / ROLLING_BACK)
     try:
-        undo(txn_id, state_dir=state, force=True)
+        recover(state_dir=state)  # an apply that died mid-way is rolled back right here
+        summary = next((t for t in transactions(state_dir=state) if t.id == txn_id), None)
+        if summary is not None and summary.status == "committed" and summary.undone_by is None:
+            undo(txn_id, state_dir=state, force=True)
     finally:
         (state / ROLLING_BACK).unlink(missing_ok=True)
     return True
