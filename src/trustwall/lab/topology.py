@@ -243,19 +243,21 @@ class Lab:
         self._write_state()  # early, so a kill during the build still leaves a record
         self._write_ca_files()
         atomic_write(self.hosts_file, hosts_text(self.hosts).encode())
-        for role in ("client", "edge", "origin", "server"):
-            self._namespaces[role] = Netns.create(f"lab{role}")
-            self._write_state()
-        self._wire()
-        for role in ("client", "edge"):
-            self._install_hosts(self._namespaces[role])
         sites_config = write_site_files(self.cas, self.workdir / "sites", ORIGIN_IP, HTTPS_PORT)
-        # Start the slow one (mitmproxy, ~1 s) first and let the others come up meanwhile.
+        # mitmproxy is the slow one (~1 s of imports): start it as soon as the edge exists
+        # (it listens on the wildcard address) and build the rest meanwhile.
+        self._namespaces["edge"] = Netns.create("labedge")
+        self._install_hosts(self.edge)
         proxy, proxy_proc = start_proxy(
             self.edge, self.cas, ProxyConfig(), workdir=self.workdir, address=EDGE_CLIENT_IP,
             explicit_port=PROXY_PORT, transparent_port=PROXY_PORT + 1,
             upstream_ca_file=self.ca_file("public-root"), wait=False)
         self._pids["mitmproxy"] = proxy_proc.pid
+        for role in ("client", "origin", "server"):
+            self._namespaces[role] = Netns.create(f"lab{role}")
+            self._write_state()
+        self._wire()
+        self._install_hosts(self.client)
         site_log = self.workdir / "sites" / "server.log"
         with open(site_log, "wb") as out:
             sites_proc = self.origin.popen([sys.executable, "-m", "trustwall.lab.sites",
