@@ -1,0 +1,630 @@
+"""Transactions: every change trustwall makes, journaled before it happens, undoable after.
+
+A transaction lives in ``<state_dir>/txns/<NNNNNN>/``:
+
+* ``meta.json``     id, kind, description, who, when, and which transaction it undoes;
+* ``journal.jsonl`` one line per step, appended and fsynced *before* the step changes
+  anything: the before-image of a file (bytes in ``blobs/<sha256>``, mode, owner; or a
+  symlink target; or "absent"), a command with its undo command, or a non-file before-image
+  (``record``: e.g. an ``iptables-save`` dump and the command that restores it);
+* ``status.json``   written atomically at the end: committed (with after-images) or
+  rolled-back.
+
+Every file write is atomic (temp + fsync + rename), so a kill -9 at any point leaves each
+file either old or new, and the journal knows every file that may be new. A transaction
+without ``status.json`` is a crashed one: the next run (holding the host lock, so the crashed
+run is certainly dead) rolls it back to the before-images. ``undo`` is itself a transaction,
+so it is crash-safe and can be undone in turn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import stat
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from trustwall import proc
+from trustwall.errors import BadInput, StoreError
+from trustwall.journal.atomic import atomic_write
+from trustwall.journal.audit import AuditLog, who
+from trustwall.journal.lock import HostLock
+
+DEFAULT_STATE_DIR = "var/lib/trustwall"  # under --root (/ by default)
+ABSENT = "absent"
+
+
+def state_dir_for(root: str | os.PathLike[str] | None = None,
+                  state_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``--state-dir`` / TRUSTWALL_STATE_DIR as given, else ``<root>/var/lib/trustwall``."""
+    explicit = state_dir or os.environ.get("TRUSTWALL_STATE_DIR")
+    if explicit:
+        return Path(explicit)
+    return Path(root or "/") / DEFAULT_STATE_DIR
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _append_line(path: Path, obj: dict[str, Any]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, (json.dumps(obj, sort_keys=True) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    """Journal lines; a torn last line (kill -9 mid-write) was never acted upon: skip it."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_bytes().splitlines():
+        try:
+            out.append(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+    return out
+
+
+def describe_image(image: dict[str, Any]) -> str:
+    """One word for a before/after image: a sha256, ``symlink:<target>``, ``dir`` or absent."""
+    kind = image["type"]
+    if kind == "file":
+        return str(image["sha256"])
+    if kind == "symlink":
+        return f"symlink:{image['target']}"
+    return str(kind)
+
+
+def capture(path: Path) -> tuple[dict[str, Any], bytes | None]:
+    """The image of ``path`` as it is now, and its bytes when it is a regular file."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return {"type": ABSENT}, None
+    if stat.S_ISLNK(st.st_mode):
+        return {"type": "symlink", "target": os.readlink(path)}, None
+    if stat.S_ISDIR(st.st_mode):
+        return {"type": "dir", "mode": stat.S_IMODE(st.st_mode),
+                "uid": st.st_uid, "gid": st.st_gid}, None
+    if not stat.S_ISREG(st.st_mode):
+        raise StoreError(f"{path}: not a regular file, symlink or directory")
+    data = path.read_bytes()
+    return {"type": "file", "sha256": _sha256(data), "mode": stat.S_IMODE(st.st_mode),
+            "uid": st.st_uid, "gid": st.st_gid}, data
+
+
+def atomic_symlink(path: Path, target: str) -> None:
+    """Point ``path`` at ``target`` atomically (new link under a temp name, then rename)."""
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tw-tmp"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        if path.is_dir() and not path.is_symlink():
+            with contextlib.suppress(OSError):  # only directories we created, and only if empty
+                path.rmdir()
+        else:
+            path.unlink()
+            _fsync_dir(path.parent)
+
+
+def restore_image(path: Path, image: dict[str, Any], blobs: Path) -> None:
+    """Make ``path`` be ``image`` again, atomically (the reverse of a recorded step)."""
+    kind = image["type"]
+    if kind == ABSENT:
+        _remove(path)
+    elif kind == "symlink":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_symlink(path, image["target"])
+    elif kind == "dir":
+        if not path.is_dir():
+            path.mkdir(parents=True, exist_ok=True)
+            os.chmod(path, image["mode"])
+    else:
+        data = (blobs / image["sha256"]).read_bytes()
+        if _sha256(data) != image["sha256"]:
+            raise StoreError(f"journal blob for {path} is corrupt; not restoring it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            _remove(path)
+        atomic_write(path, data, mode=image["mode"], owner=(image["uid"], image["gid"]))
+    _clean_temp_files(path)
+
+
+def _clean_temp_files(path: Path) -> None:
+    """Temp files a killed atomic write left next to ``path`` (never visible under its name)."""
+    with contextlib.suppress(OSError):
+        for leftover in path.parent.glob(f".{path.name}.*tw-tmp"):
+            leftover.unlink()
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class TxnSummary:
+    """A transaction as `trustwall log` and `undo` see it."""
+
+    id: str
+    kind: str
+    description: str
+    status: str  # committed | rolled-back | open
+    started: str
+    finished: str | None
+    who: dict[str, Any]
+    undoes: str | None
+    undone_by: str | None
+    files: tuple[FileChange, ...]
+    commands: tuple[tuple[str, ...], ...]
+    records: tuple[str, ...]
+
+
+class Transaction:
+    """``with Transaction("ca-install", "trust Corp Root", root=...) as txn: txn.write_file(...)``.
+
+    Holds the host lock from enter to exit. Leaving the block normally commits; an exception
+    rolls every step back (before the exception propagates). ``dry_run=True`` records the plan
+    in :attr:`planned` and changes nothing.
+    """
+
+    def __init__(self, kind: str, description: str, *,
+                 root: str | os.PathLike[str] | None = None,
+                 state_dir: str | os.PathLike[str] | None = None,
+                 undoes: str | None = None, dry_run: bool = False,
+                 lock_timeout: float | None = 300) -> None:
+        self.kind = kind
+        self.description = description
+        self.root = str(root or "/")
+        self.state_dir = state_dir_for(root, state_dir)
+        self.undoes = undoes
+        self.dry_run = dry_run
+        self.planned: list[str] = []
+        self.id: str | None = None
+        self.dir: Path | None = None
+        self._lock = HostLock(self.state_dir, timeout=lock_timeout)
+        self._seen: set[str] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> Transaction:
+        if self.dry_run:
+            return self
+        self._lock.acquire()
+        try:
+            recover(state_dir=self.state_dir, _locked=True)
+            txns = self.state_dir / "txns"
+            txns.mkdir(parents=True, exist_ok=True, mode=0o700)
+            numbers = [int(p.name) for p in txns.iterdir() if p.name.isdigit()]
+            number = max(numbers, default=0) + 1
+            self.id = str(number)
+            self.dir = txns / f"{number:06d}"
+            (self.dir / "blobs").mkdir(parents=True)
+            meta = {"id": self.id, "kind": self.kind, "description": self.description,
+                    "root": self.root, "started": _now(), "pid": os.getpid(), "who": who(),
+                    "undoes": self.undoes}
+            atomic_write(self.dir / "meta.json", json.dumps(meta, indent=1).encode(), mode=0o600)
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.dry_run:
+            return
+        try:
+            assert self.dir is not None
+            if exc_type is None:
+                _finish(self.state_dir, self.dir, "committed")
+            else:
+                _rollback(self.dir)
+                _finish(self.state_dir, self.dir, "rolled-back",
+                        error=f"{exc_type.__name__}: {exc}")
+        finally:
+            self._lock.release()
+
+    # -- steps -----------------------------------------------------------------------------
+    def _journal(self, entry: dict[str, Any]) -> None:
+        assert self.dir is not None, "use the Transaction as a context manager"
+        _append_line(self.dir / "journal.jsonl", entry)
+
+    def _store_blob(self, data: bytes) -> str:
+        assert self.dir is not None
+        digest = _sha256(data)
+        blob = self.dir / "blobs" / digest
+        if not blob.exists():
+            # Named by its content and only referenced by a journal line written after this
+            # fsync, so a torn blob is never used: no temp + rename needed.
+            fd = os.open(blob, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return digest
+
+    def snapshot(self, path: str | os.PathLike[str]) -> None:
+        """Record the before-image of ``path`` (once per transaction) without changing it.
+
+        Call this before :meth:`run` for every file the command may change.
+        """
+        target = Path(path)
+        key = str(target)
+        if self.dry_run or key in self._seen:
+            return
+        image, data = capture(target)
+        if data is not None:
+            self._store_blob(data)
+        self._journal({"op": "file", "path": key, "before": image})
+        self._seen.add(key)
+
+    def snapshot_tree(self, directory: str | os.PathLike[str]) -> None:
+        """Before-images of everything under ``directory``; undo removes what appears later."""
+        top = Path(directory)
+        if self.dry_run or not top.is_dir():
+            return
+        names = []
+        for dirpath, dirnames, filenames in os.walk(top):
+            for name in sorted(filenames + [d for d in dirnames
+                                            if os.path.islink(os.path.join(dirpath, d))]):
+                full = Path(dirpath) / name
+                names.append(str(full.relative_to(top)))
+                self.snapshot(full)
+        self._journal({"op": "tree", "path": str(top), "names": sorted(names)})
+
+    def _make_parents(self, target: Path) -> None:
+        missing = []
+        parent = target.parent
+        while not parent.exists():
+            missing.append(parent)
+            parent = parent.parent
+        for directory in reversed(missing):
+            self._journal({"op": "file", "path": str(directory), "before": {"type": ABSENT}})
+            self._seen.add(str(directory))
+            directory.mkdir(mode=0o755)
+
+    def write_file(self, path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644,
+                   owner: tuple[int, int] | None = (0, 0)) -> None:
+        """Atomically replace ``path`` with ``data`` (missing parent directories are made)."""
+        target = Path(path)
+        if self.dry_run:
+            self.planned.append(f"write {target} ({len(data)} bytes, mode {mode:o})")
+            return
+        self._make_parents(target)
+        self.snapshot(target)
+        if target.is_symlink():
+            target.unlink()  # replace the link itself, never write through it
+        atomic_write(target, data, mode=mode, owner=owner)
+
+    def symlink(self, path: str | os.PathLike[str], target: str) -> None:
+        link = Path(path)
+        if self.dry_run:
+            self.planned.append(f"link {link} -> {target}")
+            return
+        self._make_parents(link)
+        self.snapshot(link)
+        atomic_symlink(link, target)
+
+    def remove_file(self, path: str | os.PathLike[str]) -> None:
+        target = Path(path)
+        if self.dry_run:
+            self.planned.append(f"remove {target}")
+            return
+        if not target.exists() and not target.is_symlink():
+            return
+        if target.is_dir() and not target.is_symlink():
+            raise BadInput(f"{target}: is a directory")
+        self.snapshot(target)
+        target.unlink()
+        _fsync_dir(target.parent)
+
+    def run(self, argv: Sequence[str], *, undo_argv: Sequence[str] | None = None,
+            input: str | bytes | None = None, env: dict[str, str] | None = None,
+            timeout: float | None = 300) -> subprocess.CompletedProcess | None:
+        """Run a command that changes state. Files it changes must be snapshotted first;
+        ``undo_argv`` (if any) is run on rollback/undo."""
+        if self.dry_run:
+            self.planned.append("run " + " ".join(argv))
+            return None
+        self._journal({"op": "run", "argv": list(argv),
+                       "undo_argv": list(undo_argv) if undo_argv else None})
+        return proc.run(argv, input=input, env=env, timeout=timeout,
+                        text=not isinstance(input, bytes))
+
+    def record(self, kind: str, before: bytes, undo_argv: Sequence[str], *,
+               capture_argv: Sequence[str] | None = None, label: str = "") -> None:
+        """Record a non-file before-image (say an ``iptables-save`` dump) *before* changing it.
+
+        Rollback/undo runs ``undo_argv`` with ``before`` on stdin (``iptables-restore``).
+        ``capture_argv`` prints the current state; undo uses it to make itself undoable.
+        """
+        if self.dry_run:
+            self.planned.append(f"record {kind} {label}".rstrip())
+            return
+        digest = self._store_blob(before)
+        self._journal({"op": "record", "kind": kind, "label": label, "before": digest,
+                       "undo_argv": list(undo_argv),
+                       "capture_argv": list(capture_argv) if capture_argv else None})
+
+
+# -- commit, rollback, recovery ------------------------------------------------------------
+
+def _finish(state_dir: Path, txn_dir: Path, status: str, *, error: str | None = None) -> None:
+    """Write status.json, then chain the audit record (idempotent: recovery may redo it)."""
+    entries = _read_lines(txn_dir / "journal.jsonl")
+    after: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        if entry["op"] == "file":
+            after[entry["path"]] = capture(Path(entry["path"]))[0]
+    status_path = txn_dir / "status.json"
+    if not status_path.exists():
+        doc = {"status": status, "finished": _now(), "after": after, "error": error}
+        atomic_write(status_path, json.dumps(doc, indent=1).encode(), mode=0o600)
+    _audit(state_dir, txn_dir)
+
+
+def _audit(state_dir: Path, txn_dir: Path) -> None:
+    log = AuditLog(state_dir)
+    meta = json.loads((txn_dir / "meta.json").read_text())
+    if (txn_dir / "audited").exists():
+        return
+    records = list(log.records())
+    last = records[-1] if records else None
+    if last is None or str(last.get("id")) != meta["id"]:
+        summary = _summary(txn_dir)
+        log.append({
+            "id": meta["id"], "time": summary.finished or _now(), "who": meta["who"],
+            "kind": meta["kind"], "description": meta["description"], "root": meta["root"],
+            "status": summary.status, "undoes": meta.get("undoes"),
+            "files": [{"path": f.path, "before": f.before, "after": f.after}
+                      for f in summary.files],
+            "commands": [list(c) for c in summary.commands],
+            "records": list(summary.records),
+        })
+    atomic_write(txn_dir / "audited", b"", mode=0o600)
+
+
+def _rollback(txn_dir: Path) -> None:
+    """Undo every journaled step of a failed or crashed transaction, newest first."""
+    blobs = txn_dir / "blobs"
+    entries = _read_lines(txn_dir / "journal.jsonl")
+    for entry in reversed(entries):
+        op = entry["op"]
+        if op == "file":
+            restore_image(Path(entry["path"]), entry["before"], blobs)
+        elif op == "tree":
+            _prune_tree(Path(entry["path"]), set(entry["names"]), None)
+        elif op == "run" and entry.get("undo_argv"):
+            proc.run(entry["undo_argv"], check=False)
+        elif op == "record":
+            proc.run(entry["undo_argv"], input=(blobs / entry["before"]).read_bytes(),
+                     text=False, check=False)
+
+
+def _prune_tree(top: Path, keep: set[str], txn: Transaction | None) -> None:
+    """Remove files under ``top`` that a command created (not in the snapshot ``keep``)."""
+    if not top.is_dir():
+        return
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            full = Path(dirpath) / name
+            if str(full.relative_to(top)) not in keep:
+                if txn is None:
+                    _remove(full)
+                else:
+                    txn.remove_file(full)
+
+
+def _txn_dirs(state_dir: Path) -> list[Path]:
+    txns = state_dir / "txns"
+    if not txns.is_dir():
+        return []
+    return sorted((p for p in txns.iterdir() if p.name.isdigit() and (p / "meta.json").exists()),
+                  key=lambda p: int(p.name))
+
+
+def recover(*, root: str | os.PathLike[str] | None = None,
+            state_dir: str | os.PathLike[str] | None = None, _locked: bool = False) -> list[str]:
+    """Roll back every transaction a crash left open; return their ids.
+
+    Safe to run at any time: it takes the host lock, so a transaction still running elsewhere
+    is waited for rather than rolled back under its feet.
+    """
+    directory = state_dir_for(root, state_dir)
+    if not (directory / "txns").is_dir():
+        return []
+    rolled = []
+    with contextlib.ExitStack() as stack:
+        if not _locked:
+            stack.enter_context(HostLock(directory))
+        for txn_dir in _txn_dirs(directory):
+            if not (txn_dir / "status.json").exists():
+                _rollback(txn_dir)
+                _finish(directory, txn_dir, "rolled-back", error="interrupted; rolled back")
+                rolled.append(str(int(txn_dir.name)))
+            elif not (txn_dir / "audited").exists():
+                _audit(directory, txn_dir)
+    return rolled
+
+
+# -- reading -------------------------------------------------------------------------------
+
+def _summary(txn_dir: Path, undone_by: str | None = None) -> TxnSummary:
+    meta = json.loads((txn_dir / "meta.json").read_text())
+    status_doc: dict[str, Any] = {}
+    if (txn_dir / "status.json").exists():
+        status_doc = json.loads((txn_dir / "status.json").read_text())
+    after = status_doc.get("after", {})
+    files, commands, records = [], [], []
+    for entry in _read_lines(txn_dir / "journal.jsonl"):
+        if entry["op"] == "file":
+            files.append(FileChange(entry["path"], describe_image(entry["before"]),
+                                    describe_image(after[entry["path"]])
+                                    if entry["path"] in after else "?"))
+        elif entry["op"] == "run":
+            commands.append(tuple(entry["argv"]))
+        elif entry["op"] == "record":
+            records.append(f"{entry['kind']} {entry.get('label', '')}".rstrip())
+    return TxnSummary(
+        id=meta["id"], kind=meta["kind"], description=meta["description"],
+        status=status_doc.get("status", "open"), started=meta["started"],
+        finished=status_doc.get("finished"), who=meta["who"], undoes=meta.get("undoes"),
+        undone_by=undone_by, files=tuple(files), commands=tuple(commands),
+        records=tuple(records))
+
+
+def transactions(*, root: str | os.PathLike[str] | None = None,
+                 state_dir: str | os.PathLike[str] | None = None) -> list[TxnSummary]:
+    """Every transaction, oldest first, with which undo (if any) reverted it."""
+    directory = state_dir_for(root, state_dir)
+    dirs = _txn_dirs(directory)
+    metas = {d: json.loads((d / "meta.json").read_text()) for d in dirs}
+    undone_by: dict[str, str] = {}
+    for d, meta in metas.items():
+        if meta.get("undoes") and _status(d) == "committed":
+            undone_by[str(meta["undoes"])] = meta["id"]
+    return [_summary(d, undone_by.get(metas[d]["id"])) for d in dirs]
+
+
+def _status(txn_dir: Path) -> str:
+    try:
+        return str(json.loads((txn_dir / "status.json").read_text())["status"])
+    except FileNotFoundError:
+        return "open"
+
+
+# -- undo ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UndoResult:
+    undone: str
+    description: str
+    undo_txn: str | None  # None on --dry-run
+    actions: tuple[str, ...]
+    dry_run: bool
+
+
+def _pick(summaries: list[TxnSummary], txn_id: str | None) -> TxnSummary:
+    if txn_id is not None:
+        wanted = txn_id.lstrip("#")
+        for s in summaries:
+            if s.id == wanted or (wanted.isdigit() and s.id == str(int(wanted))):
+                if s.status != "committed":
+                    raise BadInput(f"transaction {s.id} is {s.status}; nothing to undo")
+                if s.undone_by:
+                    raise BadInput(f"transaction {s.id} was already undone by {s.undone_by}",
+                                   hint=f"trustwall undo {s.undone_by} redoes it")
+                return s
+        raise BadInput(f"no transaction {txn_id}", hint="trustwall log lists them")
+    for s in reversed(summaries):
+        if s.status == "committed" and not s.undone_by and not s.undoes:
+            return s
+    raise BadInput("nothing to undo", hint="trustwall log lists past transactions")
+
+
+def undo(txn_id: str | None = None, *, root: str | os.PathLike[str] | None = None,
+         state_dir: str | os.PathLike[str] | None = None, dry_run: bool = False,
+         force: bool = False) -> UndoResult:
+    """Restore what transaction ``txn_id`` (default: the latest not yet undone) changed.
+
+    Files come back byte-identical with their mode and owner. A file changed again since
+    (by a later transaction or by hand) is a conflict and refused unless ``force``.
+    """
+    directory = state_dir_for(root, state_dir)
+    with HostLock(directory):
+        recover(state_dir=directory, _locked=True)
+        target = _pick(transactions(state_dir=directory), txn_id)
+        txn_dir = directory / "txns" / f"{int(target.id):06d}"
+        entries = _read_lines(txn_dir / "journal.jsonl")
+        after = json.loads((txn_dir / "status.json").read_text())["after"]
+        actions = _undo_actions(entries)
+        conflicts = [p for p, image in after.items()
+                     if describe_image(capture(Path(p))[0]) != describe_image(image)]
+        if conflicts and not force:
+            raise StoreError(
+                f"transaction {target.id}: {len(conflicts)} file(s) changed since "
+                f"(e.g. {conflicts[0]})", hint="undo the later transactions first, or --force")
+        if dry_run:
+            return UndoResult(target.id, target.description, None, tuple(actions), True)
+        blobs = txn_dir / "blobs"
+        with Transaction("undo", f"undo {target.id}: {target.description}",
+                         root=root, state_dir=directory, undoes=target.id) as txn:
+            _apply_undo(txn, entries, blobs)
+        return UndoResult(target.id, target.description, txn.id, tuple(actions), False)
+
+
+def _undo_actions(entries: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for entry in reversed(entries):
+        if entry["op"] == "file":
+            out.append(f"restore {entry['path']} ({describe_image(entry['before'])})")
+        elif entry["op"] == "tree":
+            out.append(f"remove files created under {entry['path']}")
+        elif entry["op"] == "run" and entry.get("undo_argv"):
+            out.append("run " + " ".join(entry["undo_argv"]))
+        elif entry["op"] == "record":
+            out.append(f"restore {entry['kind']} with " + " ".join(entry["undo_argv"]))
+    return out
+
+
+def _apply_undo(txn: Transaction, entries: list[dict[str, Any]], blobs: Path) -> None:
+    for entry in reversed(entries):
+        op = entry["op"]
+        if op == "file":
+            path = Path(entry["path"])
+            txn.snapshot(path)
+            restore_image(path, entry["before"], blobs)
+        elif op == "tree":
+            _prune_tree(Path(entry["path"]), set(entry["names"]), txn)
+        elif op == "run" and entry.get("undo_argv"):
+            txn.run(entry["undo_argv"], undo_argv=entry["argv"])
+        elif op == "record":
+            before = (blobs / entry["before"]).read_bytes()
+            if entry.get("capture_argv"):
+                now = proc.run(entry["capture_argv"], text=False).stdout
+                txn.record(entry["kind"], now, entry["undo_argv"],
+                           capture_argv=entry["capture_argv"], label=entry.get("label", ""))
+            txn.run(entry["undo_argv"], input=before)
+
+
+def iter_audit(*, root: str | os.PathLike[str] | None = None,
+               state_dir: str | os.PathLike[str] | None = None) -> Iterator[dict[str, Any]]:
+    yield from AuditLog(state_dir_for(root, state_dir)).records()
+
