@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("trustwall.cli.probe:scan", "Probe many endpoints concurrently (asyncio)."),
     "cert": ("trustwall.cli.cert:cert", "Show, convert, lint and hash certificates (any format)."),
     "rehash": ("trustwall.cli.rehash:rehash", "Make OpenSSL CApath hash links, as openssl rehash."),
+    "log": ("trustwall.cli.journal:log", "Show the audit journal of changes; --verify the chain."),
+    "undo": ("trustwall.cli.journal:undo_cmd", "Undo a transaction (default: the latest)."),
 }
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in trustwall, not in the input.
