@@ -71,18 +71,15 @@ def _render_apply(result) -> None:  # type: ignore[no-untyped-def]
 @click.option("--owner", default="unknown", show_default=True, help="Owner for every rule.")
 def import_(files: tuple[str, ...], live: bool, owner: str) -> None:
     """Write a policy (YAML) that compiles back to the running (or saved) ruleset."""
-    from pathlib import Path
-
-    from trustwall.firewall.apply import read_live
-    from trustwall.firewall.parse import parse_save
+    from trustwall.firewall.live import read_file, read_live
     from trustwall.firewall.policy import import_policy
 
     if files and live:
         raise click.UsageError("give either --file or --live, not both")
     if files:
-        rulesets = [parse_save(Path(f).read_text(), source=f) for f in files]
+        rulesets = [read_file(f) for f in files]
     else:
-        rulesets = [read_live(4), read_live(6)]
+        rulesets = [read_live(family=4), read_live(family=6)]
     click.echo(import_policy(rulesets, owner=owner), nl=False)
 
 

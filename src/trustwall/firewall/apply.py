@@ -151,14 +151,6 @@ class Options:
     environ: dict[str, str] | None = None  # for SSH_CONNECTION (tests pass their own)
 
 
-def read_live(family: int) -> Ruleset:
-    from trustwall.firewall.parse import parse_save
-    from trustwall.proc import run
-
-    text = run([tool(family, "save")]).stdout
-    return parse_save(text, family=family, source=f"live {tool(family, 'save')}")
-
-
 def changed_tables(live: Ruleset, target: Ruleset) -> tuple[str, ...]:
     """Tables that differ as values (the model compares as iptables-save prints, counters
     excluded). A table the target does not mention is left alone; a new one is changed."""
@@ -270,7 +262,10 @@ def apply_rulesets(targets: dict[int, Ruleset], *, description: str, kind: str =
     from trustwall.proc import CommandFailed, run
 
     options = options or Options()
-    live = live if live is not None else {f: read_live(f) for f in targets}
+    if live is None:
+        from trustwall.firewall.live import read_live
+
+        live = {f: read_live(family=f) for f in targets}
     changes = []
     for family, target in sorted(targets.items()):
         tables = changed_tables(live[family], target)
@@ -297,6 +292,8 @@ def apply_rulesets(targets: dict[int, Ruleset], *, description: str, kind: str =
     if options.dry_run:
         return ApplyResult(tuple(changes), applied=False, dry_run=True, kept_flows=kept,
                            warnings=tuple(warnings))
+    from trustwall.firewall.live import save_text
+
     persisted: list[str] = []
     deadline = None
     with Transaction(kind, description, root=options.root, state_dir=options.state_dir) as txn:
@@ -307,7 +304,7 @@ def apply_rulesets(targets: dict[int, Ruleset], *, description: str, kind: str =
         try:
             for change in changes:
                 save, restore = tool(change.family, "save"), tool(change.family, "restore")
-                before = run([save]).stdout.encode()
+                before = save_text(family=change.family).encode()
                 txn.record(f"iptables-v{change.family}", before, [restore],
                            capture_argv=[save], label=", ".join(change.tables))
                 txn.run([restore], input=change.restore_text)
@@ -323,14 +320,14 @@ def apply_rulesets(targets: dict[int, Ruleset], *, description: str, kind: str =
 
 
 def _persist(txn: Transaction, families: Sequence[int], options: Options) -> list[str]:
-    from trustwall.proc import run
+    from trustwall.firewall.live import save_text
 
     written = []
     for family in families:
         path = persist_target(family, options)
         if path is None:
             continue
-        txn.write_file(path, run([tool(family, "save")]).stdout.encode(), mode=0o640)
+        txn.write_file(path, save_text(family=family).encode(), mode=0o640)
         written.append(str(path))
     return written
 

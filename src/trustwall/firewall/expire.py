@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import replace
 
-from trustwall.firewall.apply import ApplyResult, Options, apply_rulesets, read_live
+from trustwall.firewall.apply import ApplyResult, Options, apply_rulesets
+from trustwall.firewall.live import read_live
 from trustwall.firewall.model import Ruleset
 from trustwall.firewall.policy import rule_expiry
 
@@ -38,7 +39,7 @@ def expire(*, families: tuple[int, ...] = (4, 6), now: _dt.datetime | None = Non
            options: Options | None = None) -> tuple[ApplyResult, list[str]]:
     now = now or _dt.datetime.now(_dt.timezone.utc)
     options = options or Options()
-    live = {f: read_live(f) for f in families}
+    live = {f: read_live(family=f) for f in families}
     targets, removed = {}, []
     for family, ruleset in live.items():
         pruned, gone = without_expired(ruleset, now)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trustwall.firewall.apply import ApplyResult, Options, apply_rulesets, read_live
+from trustwall.firewall.apply import ApplyResult, Options, apply_rulesets
+from trustwall.firewall.live import read_live
 from trustwall.firewall.policy import compile_policy, load_policy, merge_unmanaged
 
 
 def apply_policy(path: str | Path, *, options: Options | None = None) -> ApplyResult:
     policy = load_policy(path)
     compiled = compile_policy(policy)
-    live = {family: read_live(family) for family in compiled}
+    live = {family: read_live(family=family) for family in compiled}
     targets = {family: merge_unmanaged(ruleset, live[family], policy)
                for family, ruleset in compiled.items()}
     return apply_rulesets(targets, description=f"apply policy {path}", options=options,
