@@ -64,12 +64,12 @@ PKI = make_pki()
 SCENARIOS = _scenarios(PKI)
 
 
-def _openssl_verify(tmp: Path, sc: Scenario) -> int:
+def _openssl_verify(tmp: Path, sc: Scenario, *extra: str) -> int:
     leaf = write_pem(tmp / "ov-leaf.pem", sc.presented[0])
     untrusted = write_pem(tmp / "ov-untrusted.pem", *sc.presented[1:]) if sc.presented[1:] \
         else None
     bundle = write_pem(tmp / "ov-bundle.pem", *sc.trusted)
-    argv = ["openssl", "verify", "-CAfile", str(bundle), "-purpose", "sslserver",
+    argv = ["openssl", "verify", *extra, "-CAfile", str(bundle), "-purpose", "sslserver",
             "-verify_hostname", "localhost"]
     if untrusted:
         argv += ["-untrusted", str(untrusted)]
@@ -93,6 +93,16 @@ def test_store_verdict_matches_openssl_verify(tmp_path: Path, sc: Scenario) -> N
     assert oracle == sc.expect_code
     assert verdict.code == oracle
     assert verdict.trusted == (oracle == 0)
+
+
+@pytest.mark.parametrize("sc", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_strict_verdict_matches_openssl_x509_strict(tmp_path: Path, sc: Scenario) -> None:
+    """What Python 3.13+ (VERIFY_X509_STRICT) would say, against the host's OpenSSL 3.0."""
+    bundle = write_pem(tmp_path / "bundle.pem", *sc.trusted)
+    verdict = Verifier().verify(tuple(c.der for c in sc.presented),
+                                Anchors("bundle", files=(str(bundle),)), "localhost",
+                                strict=True)
+    assert verdict.code == _openssl_verify(tmp_path, sc, "-x509_strict")
 
 
 def _java_truststore(tmp: Path, certs: tuple[Issued, ...]) -> Path:

@@ -353,7 +353,7 @@ def _verify_rules() -> list[tuple[re.Pattern[str], str]]:
     """Patterns for every verify code: its name (Node prints it bare), then its message."""
     rules: list[tuple[re.Pattern[str], str]] = []
     by_length = sorted(VERIFY_CODES.items(), key=lambda kv: -len(kv[1][1]))
-    for _, (name, _) in VERIFY_CODES.items():
+    for _, (name, _) in sorted(VERIFY_CODES.items(), key=lambda kv: -len(kv[1][0])):
         if name == "X509_V_OK":
             continue
         bare = _norm(name.removeprefix("X509_V_ERR_"))
