@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
@@ -90,9 +91,12 @@ req.on("error", (err) => { console.error(`${err.code || err.name}: ${err.message
   process.exit(1); });
 """
 
-# git answers that prove the handshake passed (the lab origin is not a git server).
-_GIT_AFTER_HANDSHAKE = ("not valid: is this a git repository", "not found",
-                        "The requested URL returned error")
+# git answers that prove the handshake passed (the lab origin is not a git server). A
+# transport failure reads "unable to access '<url>': <reason>", except for an HTTP error
+# status, which git reports the same way.
+_GIT_HTTP_STATUS = "The requested URL returned error"
+_GIT_AFTER_HANDSHAKE = re.compile(r"not valid: is this a git repository|repository '[^']*' "
+                                  r"not found")
 
 _java_lock = threading.Lock()
 
@@ -179,7 +183,8 @@ def _error_text(name: str, exit_code: int, stdout: str, stderr: str) -> tuple[bo
         return False, _one_line(" ".join(errors) or (lines[-1] if lines else f"exit {exit_code}"))
     if name == "git":
         text = _one_line(" ".join(lines))
-        if exit_code == 0 or any(marker in text for marker in _GIT_AFTER_HANDSHAKE):
+        if exit_code == 0 or _GIT_HTTP_STATUS in text or (
+                "unable to access" not in text and _GIT_AFTER_HANDSHAKE.search(text)):
             return True, ""
         fatal = next((ln for ln in lines if ln.startswith("fatal:")), text or f"exit {exit_code}")
         return False, fatal.removeprefix("fatal:").strip()
