@@ -137,6 +137,17 @@ def default_cache_dir(environ: Mapping[str, str]) -> Path:
     return Path(base) / "trustwall"
 
 
+def running_certifi() -> str:
+    """certifi's bundle for the running Python, found without importing certifi (its
+    importlib.resources start-up costs ~50 ms); certifi ships cacert.pem beside __init__."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("certifi")
+    if spec is None or spec.origin is None:
+        return "certifi-is-not-installed"
+    return os.path.join(os.path.dirname(spec.origin), "cacert.pem")
+
+
 def discover(environ: Mapping[str, str], root: str | os.PathLike[str] = "/", *,
              certifi_path: str | None = None, java: bool = True,
              cache_dir: Path | None = None) -> Environment:
@@ -146,9 +157,7 @@ def discover(environ: Mapping[str, str], root: str | os.PathLike[str] = "/", *,
     """
     root_path = Path(root)
     if certifi_path is None:
-        import certifi
-
-        certifi_path = certifi.where()
+        certifi_path = running_certifi()
     stores: dict[str, Anchors] = {}
     bundle = _system_bundle(root_path)
     stores["system-bundle"] = Anchors("system-bundle", files=(bundle,))

@@ -10,6 +10,7 @@ The probe reports its findings with the same ``code`` keys, so ``explain`` and `
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -349,6 +350,7 @@ _TEXT_RULES: list[tuple[str, str, str | None]] = [
 ]
 
 
+@functools.cache
 def _verify_rules() -> list[tuple[re.Pattern[str], str]]:
     """Patterns for every verify code: its name (Node prints it bare), then its message."""
     rules: list[tuple[re.Pattern[str], str]] = []
@@ -451,7 +453,7 @@ def explain(text: str) -> Explanation:
     for pattern, code, who in _TEXT_RULES:
         if re.search(pattern, norm):
             add(code, who or client)
-    for regex, name in _VERIFY_RULES:
+    for regex, name in _verify_rules():
         if regex.search(norm):
             add(name, client)
             break  # the longest message that matches is the precise one
@@ -459,5 +461,3 @@ def explain(text: str) -> Explanation:
                   for code, who in codes)
     return Explanation(text=text, host=host, findings=found)
 
-
-_VERIFY_RULES = _verify_rules()

@@ -167,7 +167,8 @@ def _diagnosis(target: Target, clients: dict[str, ClientVerdict],
     notes: list[str] = []
     python = environment.clients.get("python")
     if python is not None and not python.strict and clients["python"].trusted:
-        strict = verifier.verify(chain, environment.stores[python.store], name, strict=True)
+        strict = verifier.verify(chain, environment.stores[python.store], name,
+                                 partial_chain=True, strict=True)
         if not strict.trusted:
             notes.append(f"Python 3.13+ (VERIFY_X509_STRICT) would reject this chain: "
                          f"{strict.error}")

@@ -97,22 +97,28 @@ def _x509(der: bytes) -> crypto.X509:
 
 
 class Verifier:
-    """Builds OpenSSL stores once per (anchors, flags, name, time) and verifies chains.
+    """Builds OpenSSL stores once per (anchors, name) and verifies chains.
 
     One verifier per probe or per scan: loading a 140-root bundle costs ~10 ms, so stores are
-    cached; the host name lives in the store's parameters, hence in the key.
+    cached; the host name lives in the store's parameters, hence in the key. Verification
+    flags can only be added to a store (OpenSSL ORs them in), so a store is reused while the
+    flags asked for grow (plain -> partial chain -> strict) and rebuilt otherwise.
     """
 
     def __init__(self, *, at: dt.datetime | None = None, max_stores: int = 256) -> None:
         self.at = at
-        self._stores: dict[tuple, crypto.X509Store] = {}
+        self._stores: dict[tuple, tuple[crypto.X509Store, int]] = {}
         self._max = max_stores
 
     def _store(self, anchors: Anchors, name: str | None, flags: int) -> crypto.X509Store:
-        key = (anchors.key, name, flags)
+        key = (anchors.key, name)
         cached = self._stores.get(key)
-        if cached is not None:
-            return cached
+        if cached is not None and cached[1] & ~flags == 0:
+            store, has = cached
+            if flags != has:
+                store.set_flags(flags)
+                self._stores[key] = (store, flags)
+            return store
         store = crypto.X509Store()
         for path in anchors.files:
             # A file without certificates: OpenSSL clients go on with what they have.
@@ -126,9 +132,9 @@ class Verifier:
             store.set_flags(flags)
         _lib.X509_STORE_set_purpose(store._store, _lib.X509_PURPOSE_SSL_SERVER)
         _set_params(store, name, self.at)
-        if len(self._stores) >= self._max:
+        if len(self._stores) >= self._max and key not in self._stores:
             self._stores.pop(next(iter(self._stores)))
-        self._stores[key] = store
+        self._stores[key] = (store, flags)
         return store
 
     def verify(self, presented: Sequence[bytes], anchors: Anchors, name: str | None, *,
