@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -59,7 +60,7 @@ class ClientResult:
 _URLLIB_SCRIPT = """
 import sys, urllib.error, urllib.request
 url, proxy, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
-handlers = [urllib.request.ProxyHandler({"https": proxy} if proxy else {})]
+handlers = [urllib.request.ProxyHandler({"https": proxy})] if proxy else []
 try:
     with urllib.request.build_opener(*handlers).open(url, timeout=timeout) as resp:
         print(resp.status)
@@ -105,11 +106,12 @@ def java_classes() -> Path:
     """Compile HttpsGet.java once per source version into a cache directory and return it."""
     source = resources.files("trustwall.lab").joinpath("data/HttpsGet.java").read_bytes()
     digest = hashlib.sha256(source).hexdigest()[:12]
-    cache = Path(tempfile.gettempdir()) / f"trustwall-httpsget-{digest}"
+    cache = _cache_root() / f"httpsget-{digest}"
     with _java_lock:
         if (cache / "HttpsGet.class").exists():
             return cache
-        build = Path(tempfile.mkdtemp(prefix="trustwall-httpsget-build-"))
+        cache.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        build = Path(tempfile.mkdtemp(prefix=".build-", dir=cache.parent))
         try:
             (build / "HttpsGet.java").write_bytes(source)
             subprocess.run(["javac", "-d", str(build), str(build / "HttpsGet.java")],
@@ -122,6 +124,14 @@ def java_classes() -> Path:
         finally:
             shutil.rmtree(build, ignore_errors=True)
     return cache
+
+
+def _cache_root() -> Path:
+    """Where compiled lab helpers live: root's /var/cache (not a world-writable /tmp name that
+    anyone could create first and fill with a class of their own), else the user's cache."""
+    if os.geteuid() == 0:
+        return Path("/var/cache/trustwall-lab")
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "trustwall-lab"
 
 
 def _proxy_host_port(proxy: str) -> tuple[str, int]:
@@ -138,10 +148,9 @@ def client_argv(name: str, url: str, *, proxy: str | None = None,
     venv_python = [sys.executable, "-I", "-c"]
     if name == "curl":
         return ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}\\n", "--max-time", secs,
-                *(["--proxy", proxy] if proxy else ["--noproxy", "*"]), url]
+                *(["--proxy", proxy] if proxy else []), url]
     if name == "wget":
-        proxy_opts = ["-e", "use_proxy=yes", "-e", f"https_proxy={proxy}"] if proxy else \
-            ["--no-proxy"]
+        proxy_opts = ["-e", "use_proxy=yes", "-e", f"https_proxy={proxy}"] if proxy else []
         return ["wget", "-nv", "-O", "/dev/null", "--tries=1", f"--timeout={secs}",
                 *proxy_opts, url]
     if name == "python":
@@ -158,7 +167,8 @@ def client_argv(name: str, url: str, *, proxy: str | None = None,
         return ["java", "-Xshare:auto", "-XX:TieredStopAtLevel=1", *props,
                 "-cp", str(java_classes()), "HttpsGet", url, secs]
     if name == "git":
-        return ["git", "-c", f"http.proxy={proxy or ''}", "-c", "http.lowSpeedTime=" + secs,
+        proxy_opts = ["-c", f"http.proxy={proxy}"] if proxy else []
+        return ["git", *proxy_opts, "-c", "http.lowSpeedLimit=1", "-c", f"http.lowSpeedTime={secs}",
                 "ls-remote", url]
     raise BadInput(f"unknown client {name!r} (known: {', '.join(CLIENTS)})")
 
@@ -212,7 +222,10 @@ def run_client(
     """Run one client against ``url`` inside ``sandbox`` (its own netns) or ``netns``.
 
     ``env`` adds to the scrubbed environment (e.g. ``REQUESTS_CA_BUNDLE``); nothing is
-    inherited from this process. ``proxy`` is an explicit proxy URL (``http://host:port``).
+    inherited from this process. ``proxy`` is an explicit proxy URL (``http://host:port``)
+    handed to each client in its own way (curl --proxy, wget -e https_proxy, urllib
+    ProxyHandler, requests proxies=, java -Dhttps.proxyHost/Port, git -c http.proxy; node has
+    none). Without it, an ``https_proxy`` in ``env`` reaches the clients that read it.
     """
     if sandbox is not None and sandbox.netns is not None and netns is not None \
             and netns.name != sandbox.netns.name:
