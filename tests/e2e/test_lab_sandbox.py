@@ -55,10 +55,15 @@ def test_store_write_lands_in_the_copy_and_host_files_are_read_only() -> None:
         assert sandbox.path("/etc/ssl/certs/tw-probe.pem").read_text() == "sandboxed\n"
         assert not Path("/etc/ssl/certs/tw-probe.pem").exists()
 
+        # The journal's default state directory is writable too, and also sandboxed.
+        sandbox.run(["touch", "/var/lib/trustwall/tw-probe"])
+        assert sandbox.path("/var/lib/trustwall/tw-probe").exists()
+        assert not Path("/var/lib/trustwall/tw-probe").exists()
+
         passwd = sandbox.run(["sh", "-c", "echo x >> /etc/passwd"], check=False)
         assert passwd.returncode != 0
         assert "Read-only file system" in passwd.stderr
-        for target in ("/usr/tw-probe", "/var/tw-probe", "/root/tw-probe"):
+        for target in ("/usr/tw-probe", "/var/tw-probe", "/root/tw-probe", "/var/lib/apt/tw-probe"):
             touched = sandbox.run(["touch", target], check=False)
             assert "Read-only file system" in touched.stderr, target
         replaced = sandbox.run(["sh", "-c", "echo x > /etc/tw-new && mv /etc/tw-new /etc/passwd"],

@@ -10,7 +10,9 @@ Layout inside the sandbox (built by a long-lived *holder* process, see :func:`_h
   existing host file fails with EROFS and replacing it fails with EBUSY. A *new* file in /etc
   lands in the sandbox directory, never on the host.
 - ``/usr``, ``/var`` and ``/root`` are read-only bind mounts of themselves (``/root`` because
-  the venv interpreters and the system certifi live under ``/root/.pyenv`` here).
+  the venv interpreters and the system certifi live under ``/root/.pyenv`` here). ``/var/lib``
+  is rebuilt like /etc so that ``/var/lib/trustwall`` (the journal's default state directory)
+  is writable, empty unless the host has one.
 - Nested stores are writable copies bind-mounted over the real path: ``/etc/ssl/certs``
   (with ``java/cacerts``, a JKS file), ``/usr/local/share/ca-certificates``,
   ``/var/lib/ca-certificates-java`` and the certifi package directories.
@@ -56,6 +58,10 @@ from trustwall.proc import CommandFailed
 
 #: Stores that are direct children of /etc: copied into the sandbox's own /etc directory.
 ETC_COPIES = ("environment", "hosts", "ca-certificates.conf", "ca-certificates", "profile.d")
+#: Directories rebuilt entry by entry (read-only binds of the host's entries) with these
+#: entries writable: copied if the host has them; a name ending in "/" is a directory created
+#: empty if absent (/var/lib/trustwall is the journal's default state directory).
+REBUILT = {"/etc": ETC_COPIES, "/var/lib": ("trustwall/",)}
 #: Nested stores: copied, then bind-mounted over the real path.
 NESTED_COPIES = (
     "/etc/ssl/certs",
@@ -120,7 +126,7 @@ class Sandbox:
         if certutil is not None:  # a fresh, empty NSS db as browsers/NSS clients create it
             subprocess.run([certutil, "-N", "-d", f"sql:{nssdb}", "--empty-password"],
                            check=True, capture_output=True, timeout=30)
-        plan = {"root": str(self.root), "etc_copies": list(ETC_COPIES),
+        plan = {"root": str(self.root), "rebuilt": {k: list(v) for k, v in REBUILT.items()},
                 "nested": self.nested, "overlays": list(OVERLAYS), "read_only": list(READ_ONLY)}
         argv = ["unshare", "--mount", "--propagation", "private",
                 sys.executable, "-m", "trustwall.lab.sandbox", "--hold", json.dumps(plan)]
@@ -223,9 +229,10 @@ class Sandbox:
         real = Path(real_path)
         if not real.is_absolute():
             raise ValueError(f"{real_path}: not an absolute path")
-        parts = real.parts
-        if len(parts) >= 3 and parts[1] == "etc" and parts[2] in ETC_COPIES:
-            return self.root / "etc" / Path(*parts[2:])
+        for base, names in REBUILT.items():
+            if any(real == Path(base, n) or Path(base, n) in real.parents
+                   for n in map(_entry_name, names)):
+                return self.root / "rebuilt" / real.relative_to("/")
         for store in self.nested:
             if real == Path(store) or Path(store) in real.parents:
                 return self.root / "stores" / real.relative_to("/")
@@ -240,7 +247,9 @@ def store_fingerprint(certifi_dirs: Sequence[str | os.PathLike[str]] | None = No
     the calling process): equal before and after a test means the host stores were not touched.
     """
     dirs = default_certifi_dirs() if certifi_dirs is None else [Path(d) for d in certifi_dirs]
-    paths = [*(f"/etc/{name}" for name in ETC_COPIES), *NESTED_COPIES, *map(str, dirs),
+    paths = [*(f"{base}/{_entry_name(name)}" for base, names in REBUILT.items()
+               for name in names),
+             *NESTED_COPIES, *map(str, dirs),
              "/var/lib/dpkg/status", "/var/lib/dpkg/triggers", "/var/log/dpkg.log",
              "/root/.pki/nssdb"]
     return {path: _tree_digest(Path(path)) for path in paths}
@@ -379,16 +388,21 @@ def _copy(source: str, dest: Path) -> None:
         shutil.copy2(source, dest, follow_symlinks=False)
 
 
-def _hold(plan: dict) -> None:
-    root = Path(plan["root"])
-    # 1. The sandbox /etc: copies of the /etc-level stores, read-only binds of the rest.
-    etc = root / "etc"
-    etc.mkdir()
-    shutil.copystat("/etc", etc)
+def _entry_name(name: str) -> str:
+    return name.rstrip("/")
+
+
+def _rebuild(real: str, writable: Sequence[str], root: Path) -> None:
+    """Replace directory ``real`` by a sandbox directory: the ``writable`` entries are copies
+    (or new empty directories), every other entry a read-only bind of the host's."""
+    rebuilt = root / "rebuilt" / real.lstrip("/")
+    rebuilt.mkdir(parents=True)
+    shutil.copystat(real, rebuilt)
+    names = {_entry_name(name) for name in writable}
     read_only_binds = []
-    for entry in os.scandir("/etc"):
-        dest = etc / entry.name
-        if entry.name in plan["etc_copies"]:
+    for entry in os.scandir(real):
+        dest = rebuilt / entry.name
+        if entry.name in names:
             _copy(entry.path, dest)
         elif entry.is_symlink():
             os.symlink(os.readlink(entry.path), dest)
@@ -398,13 +412,25 @@ def _hold(plan: dict) -> None:
             else:
                 dest.touch()
             read_only_binds.append((entry.path, str(dest)))
+    for name in writable:
+        if name.endswith("/") and not os.path.lexists(rebuilt / _entry_name(name)):
+            (rebuilt / _entry_name(name)).mkdir(mode=0o755)
     for source, dest in read_only_binds:
         _bind(source, dest, read_only=True)
-    _mount(str(etc), "/etc", None, _MS_BIND | _MS_REC)
-    # 2. /usr, /var, /root read-only.
+    _mount(str(rebuilt), real, None, _MS_BIND | _MS_REC)
+
+
+def _hold(plan: dict) -> None:
+    root = Path(plan["root"])
+    # 1. The sandbox /etc: copies of the /etc-level stores, read-only binds of the rest.
+    _rebuild("/etc", plan["rebuilt"]["/etc"], root)
+    # 2. /usr, /var, /root read-only; then /var/lib rebuilt inside the read-only /var.
     for tree in plan["read_only"]:
         if os.path.isdir(tree) and not os.path.islink(tree):
             _bind(tree, tree, read_only=True)
+    for real, writable in plan["rebuilt"].items():
+        if real != "/etc":
+            _rebuild(real, writable, root)
     # 3. Nested stores: writable copies over the real paths.
     for store in plan["nested"]:
         if not os.path.exists(store):
