@@ -99,3 +99,17 @@ def crl_issuer(der: bytes) -> bytes:
     if len(elems) < 2 or elems[1][0] != SEQUENCE:
         raise BadInput("not a DER CRL (no issuer)")
     return der[elems[1][1]:elems[1][3]]
+
+
+def replace_certificate_names(der: bytes, issuer: bytes, subject: bytes) -> bytes:
+    """The certificate with its issuer and subject Names replaced (signature left as is, so
+    it no longer verifies: for parsing only)."""
+    _, start, end = read_tlv(der, 0)
+    parts = children(der, start, end)
+    _, tbs_start, tbs_cstart, tbs_end = parts[0]
+    fields = [der[s:e] for _, s, _, e in children(der, tbs_cstart, tbs_end)]
+    offset = 1 if der[tbs_cstart] == 0xA0 else 0
+    fields[offset + 2] = issuer
+    fields[offset + 4] = subject
+    tbs = encode_tlv(der[tbs_start], b"".join(fields))
+    return encode_tlv(SEQUENCE, tbs + der[tbs_end:end])

@@ -47,7 +47,6 @@ class Cert:
         """Parse DER bytes; raises BadInput (naming ``source``) when they are not a certificate."""
         import warnings
 
-        from cryptography import x509
 
         where = f"{source}: " if source else ""
         try:
@@ -55,8 +54,7 @@ class Cert:
             with warnings.catch_warnings():
                 # Real roots (in certifi too) carry a non-positive serial; cryptography warns.
                 warnings.simplefilter("ignore")
-                parsed = x509.load_der_x509_certificate(data[:end])
-            _der.certificate_names(data[:end])
+                parsed = _parse_x509(data[:end])
         except (ValueError, BadInput) as exc:
             raise BadInput(f"{where}not a valid X.509 certificate ({_first_line(exc)})") from exc
         return cls(der=bytes(data[:end]), x509=parsed, source=source)
@@ -281,6 +279,28 @@ class Cert:
             "key_size": self.key_size,
             "self_issued": self.is_self_issued,
         }
+
+
+def _parse_x509(der: bytes) -> _x509.Certificate:
+    """cryptography's parse, tolerating names OpenSSL accepts and cryptography refuses
+    (unsorted multi-valued RDNs, PrintableString with any byte, T61String with Latin-1 bytes).
+    Such a certificate is parsed from a copy with friendly names: the object's fields are
+    right but its own encoding differs, which is why ``Cert.der``, fingerprints, hashes and
+    name strings always come from the original bytes."""
+    from cryptography import x509
+
+    issuer, subject = _der.certificate_names(der)
+    try:
+        parsed = x509.load_der_x509_certificate(der)
+        _ = parsed.subject, parsed.issuer  # decoded lazily: T61String raises only here
+        return parsed
+    except (ValueError, TypeError) as exc:  # TypeError: e.g. a BIT STRING under CN
+        if "Certificate::tbs_cert" in str(exc) and "issuer" not in str(exc) \
+                and "subject" not in str(exc) and "Attribute" not in str(exc):
+            raise
+    fixed = _der.replace_certificate_names(der, _names.friendly_name(issuer),
+                                           _names.friendly_name(subject))
+    return x509.load_der_x509_certificate(fixed)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -208,8 +208,8 @@ def _escape(text: str) -> str:
     for i, ch in enumerate(text):
         if ch in ',+"\\<>;' or (ch == "#" and i == 0) or (ch == " " and i in (0, len(text) - 1)):
             out.append("\\" + ch)
-        elif ch == "\0":
-            out.append("\\00")
+        elif ch < " " or ch == "\x7f":  # control characters as \XX (RFC 4514 2.4)
+            out.append(f"\\{ord(ch):02X}")
         else:
             out.append(ch)
     return "".join(out)
@@ -231,3 +231,24 @@ def name_string(name_der: bytes) -> str:
             avas.append(f"{key}={value}")
         parts.append("+".join(avas))
     return ",".join(parts)
+
+
+def friendly_name(name_der: bytes) -> bytes:
+    """The same Name as cryptography will read it: each multi-valued RDN's members in DER SET
+    OF order and every string value re-tagged UTF8String (text as OpenSSL reads it, else the
+    value's hex). OpenSSL accepts unsorted SETs, PrintableStrings with any byte and T61String
+    holding Latin-1; cryptography refuses them (at load or on ``.subject``)."""
+    sets = []
+    for rdn in rdns(name_der):
+        members = []
+        for oid, vtag, content, value_tlv in rdn:
+            if vtag in _CANON_TYPES:
+                try:
+                    value = encode_tlv(UTF8STRING, decode_string(vtag, content).encode())
+                except BadInput:
+                    value = encode_tlv(UTF8STRING, value_tlv.hex().encode())
+            else:  # cryptography allows few non-string types (BIT STRING only for one OID)
+                value = encode_tlv(UTF8STRING, b"#" + value_tlv.hex().encode())
+            members.append(encode_tlv(SEQUENCE, oid + value))
+        sets.append(encode_tlv(SET, b"".join(sorted(members))))
+    return encode_tlv(SEQUENCE, b"".join(sets))
