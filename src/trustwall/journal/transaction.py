@@ -24,6 +24,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -251,6 +252,11 @@ class Transaction:
             return
         try:
             assert self.dir is not None
+            if not (self.dir / "journal.jsonl").exists():
+                # Nothing was changed (an install that found everything in place): a no-op
+                # leaves no transaction and no audit record behind.
+                shutil.rmtree(self.dir)
+                return
             if exc_type is None:
                 _finish(self.state_dir, self.dir, "committed")
             else:

@@ -1,0 +1,140 @@
+"""``trustwall ca``: install, remove and list the CAs trusted across every store.
+
+``ca fetch`` (getting the CA from an endpoint) lives in ca_fetch.py and is attached here
+lazily.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any
+
+import click
+
+from trustwall.cli.lazy import LazyGroup
+from trustwall.cli.output import console, emit, json_option, json_wanted
+from trustwall.cli.stores import root_option, store_option
+
+SUBCOMMANDS = {
+    "fetch": ("trustwall.cli.ca_fetch:fetch", "Write the CA(s) to trust for an endpoint."),
+}
+
+state_option = click.option("--state-dir", type=click.Path(file_okay=False), default=None,
+                            envvar="TRUSTWALL_STATE_DIR",
+                            help="Journal directory [default: ROOT/var/lib/trustwall].")
+
+
+@click.group("ca", cls=LazyGroup, lazy=SUBCOMMANDS)
+def ca() -> None:
+    """Trust a CA everywhere, take it back, see what is trusted."""
+
+
+def _colon(fp: str) -> str:
+    return ":".join(fp[i:i + 2] for i in range(0, len(fp), 2)).upper()
+
+
+def _render_change(result: Any) -> None:
+    out = console()
+    verb, past = {"install": ("add", "added"), "remove": ("remove", "removed")}[result.action]
+    for s in result.stores:
+        done = s.added or s.removed
+        if done:
+            word = f"would {verb}" if result.dry_run else past
+            out.print(f"[green]{s.kind}[/] {s.path}: {word} {len(done)}")
+        if s.already:
+            out.print(f"[dim]{s.kind} {s.path}: already trusted ({len(s.already)})[/]")
+        if s.absent and result.action == "remove":
+            out.print(f"[dim]{s.kind} {s.path}: not there ({len(s.absent)})[/]")
+        for note in s.notes:
+            out.print(f"[yellow]note[/] ({s.kind}): {note}")
+    if result.txn:
+        out.print(f"transaction #{result.txn}; undo with: [bold]trustwall undo {result.txn}[/]")
+    elif not result.dry_run:
+        out.print("nothing to change")
+
+
+def _show_certs(certs: list[Any]) -> None:
+    out = console(stderr=True)
+    for cert in certs:
+        ca_word = "CA" if cert.is_ca else "[red]not a CA[/]"
+        out.print(f"[bold]{cert.subject_str}[/]  ({ca_word}, valid until "
+                  f"{cert.not_after:%Y-%m-%d})\n  SHA-256 {cert.sha256}")
+
+
+@ca.command("install")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@store_option
+@root_option
+@state_option
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force", is_flag=True, help="Also trust a non-CA or expired certificate.")
+@json_option
+def install(files: tuple[str, ...], kinds: tuple[str, ...], root: str | None,
+            state_dir: str | None, dry_run: bool, yes: bool, force: bool,
+            as_json: bool) -> None:
+    """Trust the CA certificate(s) in FILES in every store (idempotent)."""
+    from trustwall.errors import BadInput
+    from trustwall.stores.registry import install as do_install
+    from trustwall.stores.registry import load_for_install
+
+    certs = load_for_install(files, force=force)
+    plan = do_install(certs, root=root, kinds=kinds or None, dry_run=True, force=force)
+    if dry_run:
+        emit(plan, _render_change)
+        return
+    if not json_wanted():
+        _show_certs(certs)
+    if not plan.changed:
+        emit(dataclasses.replace(plan, dry_run=False), _render_change)
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise BadInput("refusing to trust a CA without confirmation",
+                           hint="check the fingerprint above, then rerun with --yes")
+        stores = ", ".join(sorted({s.kind for s in plan.stores if s.added}))
+        click.confirm(f"Trust {len(certs)} certificate(s) in: {stores}?", abort=True,
+                      err=True)
+    emit(do_install(certs, root=root, kinds=kinds or None, force=force, state_dir=state_dir),
+         _render_change)
+
+
+@ca.command("remove")
+@click.argument("items", nargs=-1, required=True, metavar="FILE|SHA256...")
+@store_option
+@root_option
+@state_option
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@json_option
+def remove(items: tuple[str, ...], kinds: tuple[str, ...], root: str | None,
+           state_dir: str | None, dry_run: bool, as_json: bool) -> None:
+    """Stop trusting CAs (given as certificate files or SHA-256 fingerprints)."""
+    from trustwall.stores.registry import fingerprints_for
+    from trustwall.stores.registry import remove as do_remove
+
+    emit(do_remove(fingerprints_for(items), root=root, kinds=kinds or None, dry_run=dry_run,
+                   state_dir=state_dir), _render_change)
+
+
+def _render_list(rows: list[Any]) -> None:
+    from rich.table import Table
+
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    for col in ("store", "subject", "sha256", "until"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(row.kind, row.subject, row.sha256[:16] + "…", row.not_after[:10])
+    console().print(table)
+
+
+@ca.command("list")
+@store_option
+@root_option
+@click.option("--added", is_flag=True, help="Only CAs added locally, not shipped ones.")
+@json_option
+def list_cmd(kinds: tuple[str, ...], root: str | None, added: bool, as_json: bool) -> None:
+    """List the CAs each store trusts."""
+    from trustwall.stores.registry import list_certs
+
+    emit(list_certs(root, kinds or None, added=added), _render_list)

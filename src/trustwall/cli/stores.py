@@ -1,0 +1,44 @@
+"""``trustwall stores``: which trust stores this host (or --root tree) has, who reads each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from trustwall.cli.output import console, emit, json_option
+
+root_option = click.option("--root", type=click.Path(file_okay=False, exists=True), default=None,
+                           help="Operate on the tree under DIR (an image or chroot).")
+store_option = click.option("--store", "kinds", multiple=True, metavar="KIND[:PATH]",
+                            help="Only these stores (debian, hashdir, bundle, java, nss); "
+                                 "KIND:PATH names one explicitly. Repeatable.")
+
+
+def _render(infos: list[Any]) -> None:
+    from rich.table import Table
+
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    for col in ("kind", "path", "CAs", "written with", "read by"):
+        table.add_column(col, overflow="fold")
+    for info in infos:
+        table.add_row(info.kind, info.path, str(info.count), info.writer,
+                      "\n".join(info.clients))
+    out = console()
+    out.print(table)
+    for info in infos:
+        for note in info.notes:
+            out.print(f"[yellow]note[/] ({info.kind}): {note}")
+    if not infos:
+        out.print("no trust store found")
+
+
+@click.command("stores")
+@root_option
+@store_option
+@json_option
+def stores(root: str | None, kinds: tuple[str, ...], as_json: bool) -> None:
+    """List the trust stores found and which programs read each."""
+    from trustwall.stores.registry import store_infos
+
+    emit(store_infos(root, kinds or None), _render)

@@ -1,0 +1,106 @@
+"""NSS databases (Firefox and Chromium profiles, ~/.pki/nssdb, /etc/pki/nssdb): certutil.
+
+certutil changes the SQLite files in place, so it runs on a private copy of the database and
+the changed files go back through the transaction atomically, keeping the user's ownership.
+Reading needs no certutil: certificate objects are rows of cert9.db's nssPublic table
+(CKA_CLASS in column a0, CKA_VALUE in a11, CKA_LABEL in a3).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from trustwall import proc
+from trustwall.stores.base import TrustStore, file_slug, fingerprint, owner_and_mode
+
+if TYPE_CHECKING:
+    from trustwall.certs import Cert
+    from trustwall.journal.transaction import Transaction
+
+PLACES = ("etc/pki/nssdb", "root/.pki/nssdb", "home/*/.pki/nssdb",
+          "home/*/.local/share/pki/nssdb", "root/.mozilla/firefox/*",
+          "home/*/.mozilla/firefox/*", "home/*/.config/mozilla/firefox/*",
+          "home/*/snap/chromium/current/.pki/nssdb",
+          "home/*/snap/firefox/common/.mozilla/firefox/*",
+          "home/*/.var/app/org.mozilla.firefox/.mozilla/firefox/*")
+DB_FILES = ("cert9.db", "key4.db", "pkcs11.txt")
+CKO_CERTIFICATE = bytes.fromhex("00000001")
+
+
+def _client_for(path: Path) -> str:
+    text = str(path)
+    if "firefox" in text:
+        return "firefox (profile)"
+    if "chromium" in text:
+        return "chromium (snap)"
+    if text.endswith("etc/pki/nssdb"):
+        return "system-wide NSS users"
+    return "chromium/chrome, NSS tools (user db)"
+
+
+class NssStore(TrustStore):
+    kind = "nss"
+    writer = "certutil"
+
+    @classmethod
+    def detect(cls, root: Path) -> list[TrustStore]:
+        found = []
+        for pattern in PLACES:
+            for directory in sorted(root.glob(pattern)):
+                if (directory / "cert9.db").is_file():
+                    found.append(cls(root, directory))
+        return found
+
+    def entries(self) -> list[tuple[str, bytes]]:
+        uri = f"file:{self.path / 'cert9.db'}?mode=ro"
+        with sqlite3.connect(uri, uri=True) as db:
+            rows = db.execute("SELECT a3, a11 FROM nssPublic WHERE a0 = ?",
+                              (CKO_CERTIFICATE,)).fetchall()
+        return [(bytes(label or b"").decode(errors="replace"), bytes(value))
+                for label, value in rows if value]
+
+    def ders(self) -> list[bytes]:
+        return [der for _, der in self.entries()]
+
+    def clients(self) -> tuple[str, ...]:
+        return (_client_for(self.path),)
+
+    def _edit(self, txn: Transaction, steps: list[list[str]]) -> None:
+        with tempfile.TemporaryDirectory(prefix="tw-nss-") as tmp:
+            work = Path(tmp)
+            for name in DB_FILES:
+                if (self.path / name).exists():
+                    shutil.copyfile(self.path / name, work / name)
+            for step in steps:
+                proc.run(["certutil", *step, "-d", f"sql:{work}"])
+            for name in DB_FILES:
+                new = work / name
+                if not new.exists():
+                    continue
+                data = new.read_bytes()
+                old = self.path / name
+                if old.exists() and old.read_bytes() == data:
+                    continue
+                owner, mode = owner_and_mode(old, 0o600)
+                txn.write_file(old, data, mode=mode, owner=owner)
+
+    def _add(self, certs: Sequence[Cert], txn: Transaction) -> None:
+        with tempfile.TemporaryDirectory(prefix="tw-nss-pem-") as tmp:
+            steps = []
+            for cert in certs:
+                pem = Path(tmp) / f"{file_slug(cert)}.pem"
+                pem.write_text(cert.pem)
+                # C,, : a trusted CA for TLS servers only (not e-mail, not code signing).
+                steps.append(["-A", "-n", f"trustwall-{file_slug(cert)}", "-t", "C,,",
+                              "-i", str(pem)])
+            self._edit(txn, steps)
+
+    def _remove(self, fingerprints: Sequence[str], txn: Transaction) -> None:
+        wanted = set(fingerprints)
+        nicks = [nick for nick, der in self.entries() if fingerprint(der) in wanted]
+        self._edit(txn, [["-D", "-n", nick] for nick in dict.fromkeys(nicks)])
