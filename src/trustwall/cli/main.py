@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rehash": ("trustwall.cli.rehash:rehash", "Make OpenSSL CApath hash links, as openssl rehash."),
     "log": ("trustwall.cli.journal:log", "Show the audit journal of changes; --verify the chain."),
     "undo": ("trustwall.cli.journal:undo_cmd", "Undo a transaction (default: the latest)."),
+    "stores": ("trustwall.cli.stores:stores", "List the trust stores found and who reads each."),
+    "ca": ("trustwall.cli.ca:ca", "Install, remove, list (and fetch) trusted CAs in every store."),
 }
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in trustwall, not in the input.
