@@ -204,8 +204,8 @@ ECHO_22 = ("import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, "
 SESSION = ("import socket,sys\n"
            f"s=socket.create_connection(('{SERVER_IP}', 22), timeout=5)\n"
            "print(s.getsockname()[1], flush=True)\n"
-           "for line in sys.stdin:\n    s.sendall(line.encode()); print(s.recv(100).decode().strip(),"
-           " flush=True)\n")
+           "for line in sys.stdin:\n    s.sendall(line.encode())\n"
+           "    print(s.recv(100).decode().strip(), flush=True)\n")
 
 
 def cut_ssh(policy_text: str) -> str:
@@ -257,3 +257,62 @@ def test_lockout_is_refused_statically_and_rolled_back_when_forced(hosts, tmp_pa
     session.stdin.flush()
     assert session.stdout.readline().strip() == "still here"
     session.stdin.close()
+
+
+def big_ruleset(n: int, marker: str) -> str:
+    """A filter table with n rules and a nat table with n/10, all tagged with ``marker``."""
+    lines = ["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
+             ":POSTROUTING ACCEPT [0:0]"]
+    lines += [f"-A PREROUTING -d 198.19.{i // 250}.{i % 250 + 1}/32 -p tcp -m tcp --dport 8080 "
+              f"-m comment --comment {marker} -j REDIRECT --to-ports 80" for i in range(n // 10)]
+    lines += ["COMMIT", "*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]",
+              ":OUTPUT ACCEPT [0:0]"]
+    lines += [f"-A INPUT -s 198.19.{i // 250}.{i % 250 + 1}/32 -p tcp -m tcp "
+              f"--dport {1000 + i % 999} -m comment --comment {marker} -j ACCEPT"
+              for i in range(n)]
+    lines += ["COMMIT"]
+    return "\n".join(lines) + "\n"
+
+
+def table_markers(ns: Netns) -> dict[str, set[str]]:
+    """Which markers each table's rules carry (one marker per table = not half-applied)."""
+    out: dict[str, set[str]] = {}
+    table = ""
+    for line in ns.run(["iptables-save"]).stdout.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+            out[table] = set()
+        elif line.startswith("-A"):
+            out[table].add(re.search(r"--comment \"?([a-z]+)", line).group(1))
+    return out
+
+
+def test_kill_9_during_apply_never_leaves_a_half_applied_table(tmp_path):
+    import random
+
+    rng = random.Random(1234)
+    with Netns.create("fwkill") as ns:
+        ns.run(["iptables-restore"], input=big_ruleset(1500, "old"))
+        (tmp_path / "new.v4").write_text(big_ruleset(1500, "new"))
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(tw(ns, "fw", "import", "--file", str(tmp_path / "new.v4")).stdout)
+        recover = ("from trustwall.journal.transaction import recover; "
+                   f"recover(state_dir={str(tmp_path / 'state')!r})")
+        outcomes = set()
+        for _ in range(6):
+            ns.run(["iptables-restore"], input=big_ruleset(1500, "old"))
+            proc = ns.popen([sys.executable, "-m", "trustwall", "fw", "apply", str(policy),
+                             "--yes", "--confirm-within", "0", "--no-persist", "--state-dir",
+                             str(tmp_path / "state")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0.2, 1.5))
+            proc.kill()
+            proc.wait()
+            time.sleep(0.3)  # an iptables-restore child may still be committing
+            for markers in table_markers(ns).values():
+                assert len(markers) == 1, markers  # each table wholly old or wholly new
+            ns.run([sys.executable, "-c", recover])
+            final = table_markers(ns)
+            assert final["filter"] == final["nat"], final  # and the tables agree after recovery
+            outcomes.add(next(iter(final["filter"])))
+        assert outcomes <= {"old", "new"}

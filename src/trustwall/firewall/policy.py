@@ -41,6 +41,7 @@ import datetime as _dt
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,10 @@ from trustwall.firewall.model import (
     Ruleset,
     Table,
 )
+
+# libyaml's C parser is ~20x faster than PyYAML's pure-Python one on a 10k-rule policy.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$")
 COMMENT_PREFIX = "tw:"
@@ -184,7 +189,7 @@ def _compose(path: Path) -> yaml.Node | None:
     except UnicodeDecodeError:
         raise ParseError("not UTF-8 text", source=str(path)) from None
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         raise ParseError(f"not valid YAML: {exc.problem}", source=str(path),
@@ -244,7 +249,7 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Policy:
         merged = _merge(merged, inc, doc)
     _check_names_and_groups(merged)
     if not stack:
-        _check_jumps(merged, compile_policy(merged))
+        _check_jumps(merged)
     return merged
 
 
@@ -347,16 +352,16 @@ def _check_names_and_groups(policy: Policy) -> None:
                 raise ParseError(f"unknown group @{ref}", source=policy.source, line=rule.line)
 
 
-def _check_jumps(policy: Policy, compiled: dict[int, Ruleset]) -> None:
-    """Every -j/-g names a target extension or a chain of the same table (iptables-restore
-    --test would accept a jump to a missing chain; only the real restore refuses it)."""
+def _check_jumps(policy: Policy) -> None:
+    """Every rule parses, and every -j/-g names a target extension or a chain of the same
+    table (iptables-restore --test accepts a jump to a missing chain; only the real restore
+    refuses it)."""
     from trustwall.firewall.extensions import TARGETS
 
     standard = {"ACCEPT", "DROP", "RETURN", "QUEUE"}
     for ptable in policy.tables:
-        table = compiled[ptable.family].table(ptable.name)
-        assert table is not None
-        chains = {c.name for c in table.chains}
+        chains = set(BUILTIN_CHAINS[ptable.name]) | {c.name for c in ptable.chains}
+        chains |= set(ptable.unmanaged)
         for pchain in ptable.chains:
             for prule in pchain.rules:
                 for rule in compile_rule(prule, policy.groups, ptable.family):
@@ -402,8 +407,16 @@ def _quote(word: str) -> str:
 def compile_rule(rule: PolicyRule, groups: dict[str, tuple[str, ...]], family: int
                  ) -> tuple[Rule, ...]:
     """The model rules one policy rule stands for, each marked with the rule's comment."""
+    return _compile_rule(rule, tuple(sorted(groups.items())), family)
+
+
+@lru_cache(maxsize=65536)
+def _compile_rule(rule: PolicyRule, groups_items: tuple[tuple[str, tuple[str, ...]], ...],
+                  family: int) -> tuple[Rule, ...]:
+    # Cached: validation (load_policy) and compile_policy parse the same rules.
     from trustwall.firewall.parse import parse_rule_spec
 
+    groups = dict(groups_items)
     out = []
     tag = Match("comment", (Option("comment", False, (rule.comment,)),))
     for spec in expand_groups(rule.spec, groups):
@@ -513,7 +526,7 @@ def import_policy(rulesets: Iterable[Ruleset], *, owner: str = "unknown",
         fam: dict[str, Any] = {}
         for table in ruleset.tables:
             tdoc: dict[str, Any] = {}
-            used: set[str] = set()
+            used: dict[str, int] = {}
             for chain in table.chains:
                 cdoc: dict[str, Any] = {}
                 if chain.policy is not None:
@@ -533,10 +546,11 @@ def import_policy(rulesets: Iterable[Ruleset], *, owner: str = "unknown",
         doc["ipv4" if ruleset.family == 4 else "ipv6"] = fam
     header = ("# trustwall firewall policy — edit, review in git, then:\n"
               "#   trustwall fw diff policy.yaml --live && trustwall fw apply policy.yaml\n")
-    return header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=1000)
+    return header + yaml.dump(doc, Dumper=_DUMPER, sort_keys=False, allow_unicode=True,
+                              width=1000)
 
 
-def _import_name(rule: Rule, chain: str, number: int, used: set[str]
+def _import_name(rule: Rule, chain: str, number: int, used: dict[str, int]
                  ) -> tuple[str, _dt.datetime | None, Rule]:
     """Name for an imported rule: its tw: comment, else its comment, else chain-number."""
     name = rule_name(rule)
@@ -550,11 +564,14 @@ def _import_name(rule: Rule, chain: str, number: int, used: set[str]
         comment = rule.comment or ""
         slug = re.sub(r"[^A-Za-z0-9_.:-]+", "-", comment).strip("-")[:40]
         name = slug if slug and NAME_RE.match(slug) else f"{chain.lower()}-{number}"
-    base, n = name, 2
+    # ``used`` maps each name taken to the next suffix to try (linear, not quadratic, when
+    # thousands of rules share one comment).
+    base = name
     while name in used:
-        name = f"{base}-{n}"
-        n += 1
-    used.add(name)
+        used[base] += 1
+        name = f"{base}-{used[base]}"
+    used.setdefault(base, 1)
+    used[name] = used.get(name, 1)
     return name, expires, stripped
 
 
