@@ -182,7 +182,9 @@ def test_render_equals_kernel_iptables_save() -> None:
             return subprocess.run(ns.argv(argv), input=input, capture_output=True, text=True,
                                   timeout=120, check=False)
 
-        agree, differ, refused = compare_with_kernel(ns_run)
+        listings: list[str] = []
+        agree, differ, refused = compare_with_kernel(ns_run, listings)
     assert not differ, "\n".join(differ)
+    assert not listings, "\n".join(listings)
     # The kernel refuses only the files QUIRKS.md describes (anonymised MACs and the like).
     assert len(agree) >= len(CLEAN) - len(refused)

@@ -447,6 +447,17 @@ def netmask_addr(text: str) -> str:
         raise BadValue(f"invalid address {text!r}") from None
 
 
+ADDR_TYPES = ("UNSPEC", "UNICAST", "LOCAL", "BROADCAST", "ANYCAST", "MULTICAST", "BLACKHOLE",
+              "UNREACHABLE", "PROHIBIT", "THROW", "NAT", "XRESOLVE")
+
+
+def addr_types(text: str) -> str:
+    given = {t.upper() for t in text.split(",")}
+    if not given <= set(ADDR_TYPES):
+        raise BadValue(f"unknown address type in {text!r}")
+    return ",".join(t for t in ADDR_TYPES if t in given)
+
+
 def quoted(text: str) -> str:
     return text
 
@@ -468,6 +479,7 @@ CANON: dict[str, Callable[[str], str]] = {
     "loglevel": log_level, "str": string_value, "uint": uint, "intrange": int_range,
     "protonum": protonum, "spirange": spi_range, "lenrange": len_range, "user": user,
     "group": group, "natports": nat_ports, "natto": nat_to, "qstr": quoted,
+    "addrtypes": addr_types, "xmask": lambda t: f"{_int(t):#x}",
     "dscp": dscp, "tos": tos, "connbytes": connbytes, "mhrange": mh_range,
     "queuerange": queue_range, "addrmask": netmask_addr,
     "netmapto": lambda t: netmask_addr(t if "/" in t else f"{t}/{128 if ':' in t else 32}"),
@@ -488,7 +500,7 @@ DROP_FULL = {("tcp", "sport"): "0:65535", ("tcp", "dport"): "0:65535",
 
 MATCHES: dict[str, ExtSpec] = {s.name: s for s in (
     _spec("tcp", "sport/source-port:portrange dport/destination-port:portrange "
-                 "tcp-flags=2:flags syn=0 tcp-option:uint", proto=("tcp",)),
+                 "tcp-option:uint tcp-flags=2:flags syn=0", proto=("tcp",)),
     _spec("udp", "sport/source-port:portrange dport/destination-port:portrange",
           proto=("udp",)),
     _spec("udplite", "sport/source-port:portrange dport/destination-port:portrange",
@@ -517,7 +529,8 @@ MATCHES: dict[str, ExtSpec] = {s.name: s for s in (
     _spec("physdev", "physdev-is-in=0 physdev-in physdev-is-out=0 physdev-out "
                      "physdev-is-bridged=0"),
     _spec("pkttype", "pkt-type", required=("pkt-type",)),
-    _spec("addrtype", "src-type dst-type limit-iface-in=0 limit-iface-out=0"),
+    _spec("addrtype", "src-type:addrtypes dst-type:addrtypes limit-iface-in=0 "
+                      "limit-iface-out=0"),
     _spec("length", "length:lenrange", required=("length",)),
     _spec("dccp", "sport/source-port:portrange dport/destination-port:portrange dccp-types "
                   "dccp-option:uint", proto=("dccp",)),
@@ -530,6 +543,12 @@ MATCHES: dict[str, ExtSpec] = {s.name: s for s in (
     _spec("mh", "mh-type:mhrange", family=6),
     _spec("dscp", "dscp:dscp dscp-class:dscp", required=("dscp", "dscp-class")),
     _spec("tos", "tos:tos", required=("tos",)),
+    _spec("hashlimit", "hashlimit-upto hashlimit-above hashlimit-burst hashlimit-mode "
+                       "hashlimit-name hashlimit-htable-size:uint hashlimit-htable-max:uint "
+                       "hashlimit-htable-gcinterval:uint hashlimit-htable-expire:uint "
+                       "hashlimit-srcmask:uint hashlimit-dstmask:uint hashlimit-rate-match=0 "
+                       "hashlimit-rate-interval:uint",
+          required=("hashlimit-name",)),
     _spec("connbytes", "connbytes:connbytes connbytes-mode connbytes-dir",
           required=("connbytes",)),
     _spec("u32", "u32:qstr", required=("u32",)),
@@ -559,8 +578,8 @@ TARGETS: dict[str, ExtSpec] = {s.name: s for s in (
     _spec("REDIRECT", "to-ports:natports random=0"),
     _spec("MASQUERADE", "to-ports:natports random=0 random-fully=0"),
     _spec("NETMAP", "to:netmapto"),
-    _spec("CONNMARK", "set-xmark:xmark save-mark=0 restore-mark=0 nfmask:mark ctmask:mark "
-                      "set-mark:xmark and-mark or-mark xor-mark mask:mark"),
+    _spec("CONNMARK", "set-xmark:xmark save-mark=0 restore-mark=0 nfmask:xmask ctmask:xmask "
+                      "set-mark:xmark and-mark:uint or-mark:uint xor-mark:uint mask:xmask"),
     _spec("DSCP", "set-dscp:dscp set-dscp-class:dscp"),
     _spec("TOS", "set-tos:tos and-tos:uint or-tos:uint xor-tos:uint"),
     _spec("NFLOG", "nflog-prefix:str nflog-group:uint nflog-range:uint nflog-size:uint "
@@ -568,5 +587,5 @@ TARGETS: dict[str, ExtSpec] = {s.name: s for s in (
     _spec("NFQUEUE", "queue-num:uint queue-balance:queuerange queue-bypass=0 "
                      "queue-cpu-fanout=0", family=0),
     _spec("LED", "led-trigger-id:qstr led-delay led-always-blink=0"),
-    _spec("MARK", "set-xmark:xmark set-mark:xmark and-mark or-mark xor-mark"),
+    _spec("MARK", "set-xmark:xmark set-mark:xmark and-mark:uint or-mark:uint xor-mark:uint"),
 )}

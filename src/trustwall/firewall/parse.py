@@ -536,6 +536,19 @@ class _RuleReader:
                           else "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",))])
             if not given & {"rsource", "rdest"}:
                 options.append(Option("rsource"))
+        elif item.name == "hashlimit":
+            if not given & {"hashlimit-upto", "hashlimit-above"}:
+                raise self.fail("hashlimit needs --hashlimit-upto or --hashlimit-above",
+                                item.name)
+            full = "32" if self.family == 4 else "128"
+            defaults = {"hashlimit-htable-gcinterval": "1000", "hashlimit-srcmask": full,
+                        "hashlimit-dstmask": full}
+            options = [o for o in options if o.name not in defaults
+                       or defaults[o.name] != o.value]
+            rate = next(o.value or "" for o in options
+                        if o.name in ("hashlimit-upto", "hashlimit-above"))
+            if "b/" not in rate:  # a byte rate has no default burst to print
+                options = _with_defaults(options, [("hashlimit-burst", ("5",))])
         elif item.name == "dscp":
             options = [Option("dscp", o.negated, o.values) for o in options]
         elif item.name == "multiport" and len({"sports", "dports", "ports"} & given) > 1:
@@ -563,12 +576,17 @@ class _RuleReader:
             if not names:
                 raise self.fail("CONNMARK needs an option", "CONNMARK")
             if names & {"save-mark", "restore-mark"}:
-                options = _with_defaults(options, [("nfmask", ("0xffffffff",)),
-                                                   ("ctmask", ("0xffffffff",))])
+                mask = next((o.values for o in options if o.name == "mask"), ("0xffffffff",))
+                options = _with_defaults([o for o in options if o.name != "mask"],
+                                         [("nfmask", mask), ("ctmask", mask)])
+            else:
+                options = [_finish_mark_target(o) for o in options]
         elif item.name == "DSCP":
             options = [Option("set-dscp", o.negated, o.values) for o in options]
         elif item.name == "TOS":
             options = [_finish_tos_target(o) for o in options]
+        elif item.name == "LOG":
+            options = [o for o in options if not (o.name == "log-level" and o.values == ("4",))]
         elif item.name == "NFLOG":
             options = [o for o in options if not (o.name == "nflog-group" and o.values == ("0",))]
         elif item.name == "NFQUEUE":
@@ -642,8 +660,14 @@ def _finish_tos_target(o: Option) -> Option:
 
 
 def _finish_mark_target(o: Option) -> Option:
+    """MARK/CONNMARK keep one form, ``--set-xmark value/mask`` (libxt_MARK revision 2)."""
     if o.name == "set-mark":
         return Option("set-xmark", o.negated, o.values)
+    if o.name in ("and-mark", "or-mark", "xor-mark") and o.values:
+        v = int(o.values[0])
+        xmark = {"and-mark": f"0x0/{(~v) & 0xFFFFFFFF:#x}", "or-mark": f"{v:#x}/{v:#x}",
+                 "xor-mark": f"{v:#x}/0x0"}[o.name]
+        return Option("set-xmark", o.negated, (xmark,))
     return o
 
 

@@ -221,36 +221,32 @@ def _match_l(m: Match) -> str:
     if m.module in ("tcp", "udp", "udplite"):
         text = f" {m.module}" + _ports_l("spt", o("sport")) + _ports_l("dpt", o("dport"))
         if m.module == "tcp":
-            text += _flags_l(o("tcp-flags"))
             opt = o("tcp-option")
             if opt is not None:
                 text += f" option={bang(opt)}{opt.value}"
+            text += _flags_l(o("tcp-flags"))
         return text
     if m.module == "multiport":
         for key in ("sports", "dports", "ports"):
             opt = o(key)
             if opt is not None:
-                return f" multiport {key} {'!' if opt.negated else ''}{opt.value}"
+                return f" multiport {key} {' !' if opt.negated else ''}{opt.value}"
     if m.module == "comment":
         return f" /* {m.comment} */"
     if m.module in ("state", "conntrack"):
-        parts = []
-        for opt in m.options:
-            word = {"state": "state", "ctstate": "ctstate", "ctproto": "ctproto",
-                    "ctstatus": "ctstatus", "ctdir": "ctdir", "ctexpire": "ctexpire"}.get(opt.name)
-            if word is None:
-                return " " + " ".join(match_words(m)[2:])
-            parts.append(f"{'! ' if opt.negated else ''}{word} {opt.value or ''}".rstrip())
-        return "".join(" " + p for p in parts)
+        return "".join(f" {'! ' if opt.negated else ''}{opt.name} {' '.join(opt.values)}".rstrip()
+                       for opt in m.options)
     if m.module in ("icmp", "icmp6"):
         opt = o("icmp-type") or o("icmpv6-type")
         if opt is None or opt.value is None:
             return ""
-        word = "icmptype" if m.module == "icmp" else "ipv6-icmptype"
+        # libipt_icmp: " icmp" [" !"] "type N" [" code C" | " codes A-B"]; any is type 255
+        text = " icmp" if m.module == "icmp" else " ipv6-icmp"
+        text += " !" if opt.negated else ""
         if opt.value == "any":
-            return f" {word} {bang(opt)}any"
+            return text + "type 255"
         itype, _, code = opt.value.partition("/")
-        text = f" {word} {bang(opt)}{itype}"
+        text += f"type {itype}"
         if code:
             lo, _, hi = code.partition(":")
             text += f" code {lo}" if not hi else f" codes {lo}-{hi}"
@@ -267,15 +263,120 @@ def _match_l(m: Match) -> str:
         opt = o("mac-source")
         if opt is None or opt.value is None:
             return ""
-        return f" MAC {'! ' if opt.negated else ''}{opt.value.upper()}"
+        return f" MAC {'! ' if opt.negated else ''}{opt.value}"
     if m.module == "iprange":
         text = ""
         for key, word in (("src-range", "source"), ("dst-range", "destination")):
             opt = o(key)
             if opt is not None:
-                text += f" {'! ' if opt.negated else ''}{word} IP range {opt.value}"
+                text += f" {word} IP range {'! ' if opt.negated else ''}{opt.value}"
         return text
-    return " " + " ".join(match_words(m)[2:]) if m.options else ""
+    if m.module == "connmark":
+        opt = o("mark")
+        return f" connmark match {' !' if opt and opt.negated else ''} {opt.value if opt else ''}"
+    if m.module == "owner":
+        text = ""
+        for key, label in (("socket-exists", "owner socket exists"),
+                           ("uid-owner", "owner UID match"), ("gid-owner", "owner GID match")):
+            opt = o(key)
+            if opt is not None:
+                text += (" !" if opt.negated else "") + f" {label}"
+                text += f" {opt.value}" if opt.value else ""
+        if o("suppl-groups") is not None:
+            text += " incl. suppl. groups"
+        return text
+    if m.module == "addrtype":
+        text = " ADDRTYPE match"
+        for key, label in (("src-type", "src-type"), ("dst-type", "dst-type")):
+            opt = o(key)
+            if opt is not None:
+                text += f" {label} {'!' if opt.negated else ''}{opt.value}"
+        text += " limit-in" if o("limit-iface-in") is not None else ""
+        text += " limit-out" if o("limit-iface-out") is not None else ""
+        return text
+    if m.module == "physdev":
+        return " PHYSDEV match" + "".join(
+            (" !" if opt.negated else "") + f" --{opt.name}" + "".join(f" {v}" for v in opt.values)
+            for opt in m.options)
+    if m.module == "recent":
+        return _recent_l(m)
+    if m.module == "hashlimit":
+        return _hashlimit_l(m)
+    if m.module == "pkttype":
+        opt = o("pkt-type")
+        return f" PKTTYPE {'!=' if opt and opt.negated else '='} {opt.value if opt else ''}"
+    if m.module == "connlimit":
+        above, upto, mask = o("connlimit-above"), o("connlimit-upto"), o("connlimit-mask")
+        side = "dst" if o("connlimit-daddr") is not None else "src"
+        limit = above or upto
+        op = ">" if above is not None else "<="
+        if limit is not None and limit.negated:
+            op = "<=" if op == ">" else ">"
+        return (f" #conn {side}/{mask.value if mask else ''} {op} "
+                f"{limit.value if limit else ''}")
+    if m.module in ("ttl", "hl"):
+        word = m.module.upper()
+        for opt in m.options:
+            op = {"eq": "!=" if opt.negated else "==", "lt": "<", "gt": ">"}.get(opt.name[-2:])
+            if op is not None:
+                return f" {word} match {word} {op} {opt.value}"
+    if m.module == "rt":
+        text = " rt"
+        for key, label in (("rt-type", "type"), ("rt-segsleft", "segsleft"), ("rt-len", "length")):
+            opt = o(key)
+            if opt is not None and opt.value is not None:
+                lo, _, hi = opt.value.partition(":")
+                text += f" {label}s:{bang(opt)}{lo}:{hi}" if hi else f" {label}:{bang(opt)}{lo}"
+        return text
+    if m.module == "policy":
+        return " policy match" + _dashless(m.options)
+    return f" {m.module}" + _dashless(m.options)
+
+
+def _dashless(options: tuple[Option, ...]) -> str:
+    """The common -L style of extensions without their own: ``name value`` per option."""
+    return "".join((" !" if opt.negated else "") + f" {opt.name}"
+                   + "".join(f" {save_string(v) if ' ' in v else v}" for v in opt.values)
+                   for opt in options)
+
+
+def _hashlimit_l(m: Match) -> str:
+    o = m.option
+    above = o("hashlimit-above")
+    rate = above or o("hashlimit-upto")
+    text = " limit: above " if above is not None else " limit: up to "
+    text += rate.value if rate and rate.value else ""
+    burst = o("hashlimit-burst")
+    text += f" burst {burst.value if burst else 5}"
+    mode = o("hashlimit-mode")
+    if mode is not None and mode.value:
+        text += " mode " + mode.value.replace(",", "-")
+    for key in ("htable-size", "htable-max", "htable-gcinterval", "htable-expire", "srcmask",
+                "dstmask"):
+        opt = o("hashlimit-" + key)
+        if opt is not None:
+            text += f" {key} {opt.value}"
+    return text
+
+
+def _recent_l(m: Match) -> str:
+    o = m.option
+    action = next((k for k in ("set", "rcheck", "update", "remove") if o(k) is not None), None)
+    neg = any(opt.negated for opt in m.options)
+    text = (" !" if neg else "") + " recent:"
+    text += {"set": " SET", "rcheck": " CHECK", "update": " UPDATE", "remove": " REMOVE",
+             None: ""}[action]
+    for key, label in (("seconds", "seconds: "), ("reap", "reap"), ("hitcount", "hit_count: "),
+                       ("rttl", "TTL-Match")):
+        opt = o(key)
+        if opt is not None:
+            text += f" {label}{opt.value or ''}"
+    name, mask = o("name"), o("mask")
+    text += f" name: {name.value if name else 'DEFAULT'}"
+    text += " side: dest" if o("rdest") is not None else " side: source"
+    if mask is not None:
+        text += f" mask: {mask.value}"
+    return text
 
 
 def _target_l(t: Target) -> str:
@@ -286,11 +387,11 @@ def _target_l(t: Target) -> str:
     if t.name == "LOG":
         level = o("log-level")
         flags = 0
-        for i, key in enumerate(("log-tcp-sequence", "log-tcp-options", "log-ip-options",
-                                 "log-uid", "log-macdecode")):
+        for bit, key in ((1, "log-tcp-sequence"), (2, "log-tcp-options"),
+                         (4, "log-ip-options"), (8, "log-uid"), (0x20, "log-macdecode")):
             if o(key) is not None:
-                flags |= 1 << i
-        text = f" LOG flags {flags} level {level.value if level else '4'}"
+                flags |= bit
+        text = f" LOG flags {flags} level {level.value if level else '4'}"  # XT_LOG_* bits
         prefix = o("log-prefix")
         if prefix is not None:
             text += f' prefix "{prefix.value}"'
@@ -310,16 +411,55 @@ def _target_l(t: Target) -> str:
         opt = o("to-ports")
         return (f" redir ports {opt.value}" if opt else "") + (
             " random" if o("random") is not None else "")
-    if t.name == "MARK":
+    if t.name in ("MARK", "CONNMARK"):
         opt = o("set-xmark")
         if opt is not None and opt.value is not None:
-            value, _, mask = opt.value.partition("/")
-            if mask == "0xffffffff":
-                return f" MARK set {value}"
-            return f" MARK xset {opt.value}"
-    if not t.options:
-        return ""
-    return " " + " ".join(target_words(t)[2:])
+            return f" {t.name} " + _xmark_l(opt.value)
+        if t.name == "CONNMARK":
+            return _connmark_save_l(t)
+    if t.name == "NETMAP":
+        opt = o("to")
+        return f" to:{opt.value}" if opt else ""
+    if t.name == "CT":
+        return " CT" + _dashless(t.options).replace(" notrack", " notrack")
+    if t.name == "NOTRACK":
+        return " NOTRACK"
+    if t.name == "TCPMSS":
+        opt = o("set-mss")
+        return f" TCPMSS set {opt.value}" if opt else " TCPMSS clamp to PMTU"
+    if t.name == "CHECKSUM":
+        return " CHECKSUM fill"
+    return _dashless(t.options)
+
+
+def _xmark_l(xmark: str) -> str:
+    """libxt_MARK's -L words for --set-xmark value/mask."""
+    v_text, _, m_text = xmark.partition("/")
+    value, mask = int(v_text, 16), int(m_text or "0xffffffff", 16)
+    if value == 0 and mask != 0:
+        return f"and {(~mask) & 0xFFFFFFFF:#x}"
+    if value == mask:
+        return f"or {value:#x}"
+    if mask == 0:
+        return f"xor {value:#x}"
+    if mask == 0xFFFFFFFF:
+        return f"set {value:#x}"
+    return f"xset {value:#x}/{mask:#x}"
+
+
+def _connmark_save_l(t: Target) -> str:
+    o = t.option
+    verb = "save" if o("save-mark") is not None else "restore"
+    nf, ct = o("nfmask"), o("ctmask")
+    nfv = nf.value if nf and nf.value else "0xffffffff"
+    ctv = ct.value if ct and ct.value else "0xffffffff"
+    if nfv == ctv == "0xffffffff":
+        return f" CONNMARK {verb}"
+    if nfv == ctv:
+        return f" CONNMARK {verb} mask {nfv}"
+    if verb == "save":
+        return f" CONNMARK save nfmask {nfv} ctmask ~{ctv}"
+    return f" CONNMARK restore ctmask {ctv} nfmask ~{nfv}"
 
 
 def _addr_l(addr: Address | None, family: int) -> str:
@@ -336,6 +476,8 @@ def listing_line(rule: Rule, number: int, *, family: int = 4, verbose: bool = Fa
         c = rule.counters
         out.append(_num(c.packets if c else 0, exact) + _num(c.bytes if c else 0, exact))
     target = rule.target.name if rule.target is not None else ""
+    if target == "NOTRACK":
+        target = "CT"  # nft stores -j NOTRACK as a CT expression and lists it so
     out.append(f"{target:<9} ")
     proto = rule.protocol
     out.append("!" if proto is not None and proto.negated else " ")
@@ -350,6 +492,8 @@ def listing_line(rule: Rule, number: int, *, family: int = 4, verbose: bool = Fa
     for addr in (rule.source, rule.destination):
         out.append("!" if addr is not None and addr.negated else " ")
         out.append(f"{_addr_l(addr, family):<19} ")
+    if rule.target is not None and rule.target.goto:
+        out.append("[goto] ")
     for m in rule.matches:
         out.append(_match_l(m))
     if rule.target is not None:

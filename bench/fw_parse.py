@@ -1,0 +1,104 @@
+"""Parse + render of the largest real ruleset (TUM, ~5.5k rules) against the kernel's own tools.
+
+Measured in one run, on the same text:
+- trustwall in-process: ``parse_save`` and ``render_save`` (median of several runs);
+- trustwall as a process: ``trustwall fw save --file F`` (start-up included);
+- the peers, in a lab namespace: ``iptables-restore --test`` (parse and validate without
+  committing), ``iptables-restore`` (commit), and ``iptables-save`` of the loaded ruleset;
+  ``ip netns exec NS true`` is measured too so the namespace entry cost can be read off.
+The TUM dumps anonymise MACs as XX:XX:..., which the kernel refuses; a fixed MAC stands in.
+Also checked: trustwall's rendering equals the kernel's iptables-save output (per table).
+
+Run: ``.venv/bin/python -m bench.fw_parse`` (root, for the kernel peers) ->
+bench/results/fw_parse.json
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from bench.common import TRUSTWALL, summary, time_call, time_process, version_of, write_result
+from trustwall.firewall.parse import parse_save
+from trustwall.firewall.render import render_save
+
+TUM = Path("/work/shared/corpora/real-rulesets/net-network/"
+           "configs_chair_for_Network_Architectures_and_Services/iptables-save-2016-06-27_16-29-01")
+REPEAT = 7
+
+
+def _tables(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    cur = None
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        if line.startswith("*"):
+            cur = line[1:]
+            out[cur] = ""
+        if cur is not None:
+            out[cur] += line + "\n"
+    return out
+
+
+def main() -> None:
+    text = TUM.read_text().replace("XX:XX:XX:XX:XX:XX", "02:00:00:00:00:01")
+    ruleset = parse_save(text)
+    payload: dict = {
+        "file": str(TUM), "rules": ruleset.rule_count, "bytes": len(text.encode()),
+        "versions": {"iptables": version_of(["iptables", "-V"])},
+    }
+    parse = summary(time_call(lambda: parse_save(text), repeat=REPEAT))
+    render = summary(time_call(lambda: render_save(ruleset), repeat=REPEAT))
+    both = summary(time_call(lambda: render_save(parse_save(text)), repeat=REPEAT))
+    payload["trustwall"] = {"parse": parse, "render_save": render, "parse_and_render": both}
+    with tempfile.NamedTemporaryFile("w", suffix=".rules", delete=False) as fh:
+        fh.write(text)
+        path = fh.name
+    try:
+        payload["trustwall"]["process_fw_save"] = summary(time_process(
+            [TRUSTWALL, "fw", "save", "--file", path], repeat=REPEAT))
+    finally:
+        os.unlink(path)
+    if os.geteuid() == 0:
+        payload["kernel"] = kernel_peers(text, ruleset)
+        k = payload["kernel"]
+        payload["ratios"] = {
+            "parse_and_render_vs_iptables_save": both["median_s"] / k["iptables_save"]["median_s"],
+            "parse_vs_restore_test": parse["median_s"] / k["iptables_restore_test"]["median_s"],
+            "process_fw_save_vs_iptables_save":
+                payload["trustwall"]["process_fw_save"]["median_s"]
+                / k["iptables_save"]["median_s"],
+        }
+    else:
+        payload["kernel"] = "skipped: needs root for a lab namespace"
+    write_result("fw_parse", payload)
+
+
+def kernel_peers(text: str, ruleset: object) -> dict:  # type: ignore[type-arg]
+    from trustwall.lab.netns import Netns
+
+    with Netns.create("fwbench") as ns:
+        def run(argv: list[str], input: str | None = None) -> str:
+            return subprocess.run(ns.argv(argv), input=input, capture_output=True, text=True,
+                                  check=True, timeout=300).stdout
+
+        def timed(argv: list[str], input: str | None = None) -> dict[str, float]:
+            return summary(time_call(lambda: run(argv, input), repeat=REPEAT))
+
+        out = {
+            "netns_exec_true": timed(["true"]),
+            "iptables_restore_test": timed(["iptables-restore", "--test"], text),
+            "iptables_restore": timed(["iptables-restore"], text),
+        }
+        out["iptables_save"] = timed(["iptables-save"])
+        kernel = _tables(run(["iptables-save"]))
+        mine = _tables(render_save(ruleset))  # type: ignore[arg-type]
+        out["render_equals_kernel_save"] = all(kernel.get(t) == s for t, s in mine.items())
+        return out
+
+
+if __name__ == "__main__":
+    main()
