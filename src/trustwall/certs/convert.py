@@ -22,7 +22,8 @@ def format_for(path: str) -> str | None:
 
 def encode(certs: Sequence[Cert], fmt: str) -> bytes:
     """``certs`` encoded as ``fmt``: PEM (all, concatenated), DER (exactly one) or a DER
-    PKCS#7 certs-only bundle (``.p7b``, what Windows and Java tools exchange)."""
+    PKCS#7 certs-only bundle (``.p7b``, what Windows and Java tools exchange). PKCS#7 holds
+    the certificates as a DER SET OF, so their order there is by encoding, not input order."""
     if not certs:
         raise BadInput("nothing to convert: no certificate")
     if fmt == "pem":

@@ -11,6 +11,7 @@ import base64
 import binascii
 import os
 import re
+import warnings
 
 from trustwall.certs import der as _der
 from trustwall.certs.model import Cert
@@ -66,7 +67,11 @@ def _pkcs7_certs(der: bytes, name: str) -> list[Cert]:
     from cryptography.hazmat.primitives.serialization import pkcs7
 
     try:
-        certs = pkcs7.load_der_pkcs7_certificates(der)
+        with warnings.catch_warnings():
+            # openssl crl2pkcs7 writes the SET OF certificates unsorted (BER); cryptography
+            # reads it with a warning. Nothing the user can act on.
+            warnings.simplefilter("ignore")
+            certs = pkcs7.load_der_pkcs7_certificates(der)
     except ValueError as exc:
         raise BadInput(f"{name}: not a valid PKCS#7 certificate bundle") from exc
     return [Cert.from_der(c.public_bytes(_encoding_der()), source=name) for c in certs]

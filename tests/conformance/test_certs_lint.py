@@ -1,0 +1,117 @@
+"""``cert lint`` claims which clients reject an anchor; ``openssl verify`` checks each claim.
+
+For every defect we build a CA with exactly that defect and a leaf it issues, then verify the
+leaf against the CA in three modes: plain, ``-x509_strict`` (what Python >= 3.13 uses) and
+``-auth_level 2`` (Debian's default security level). A finding must name the code OpenSSL
+reports in the mode its ``rejected_by`` implies, and a strict-only finding must pass plain.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from trustwall.certs import Cert
+from trustwall.certs.lint import OPENSSL, SECLEVEL2, STRICT, lint_anchor
+
+OPENSSL_BIN = shutil.which("openssl")
+pytestmark = pytest.mark.skipif(OPENSSL_BIN is None, reason="openssl not installed")
+ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
+MODES = {OPENSSL: [], STRICT: ["-x509_strict"], SECLEVEL2: ["-auth_level", "2"]}
+
+
+def build(defect: str):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.timezone.utc)
+    key = (rsa.generate_private_key(65537, 1024) if defect == "rsa1024"
+           else ec.generate_private_key(ec.SECP256R1()))
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"Proxy CA {defect}")])
+    start, end = now - dt.timedelta(days=1), now + dt.timedelta(days=90)
+    if defect == "expired":
+        start, end = now - dt.timedelta(days=90), now - dt.timedelta(days=2)
+    if defect == "not_yet_valid":
+        start = now + dt.timedelta(days=2)
+    b = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+         .public_key(key.public_key()).serial_number(11).not_valid_before(start)
+         .not_valid_after(end))
+    if defect != "no_bc":
+        b = b.add_extension(x509.BasicConstraints(ca=defect != "ca_false", path_length=None),
+                            critical=defect != "bc_not_critical")
+    if defect != "no_ku":
+        b = b.add_extension(x509.KeyUsage(True, False, False, False, False,
+                                          defect != "no_cert_sign", True, False, False),
+                            critical=True)
+    if defect != "no_ski":
+        b = b.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                            critical=False)
+    if defect != "no_aki":
+        b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            key.public_key()), critical=False)
+    ca = b.sign(key, hashes.SHA256())
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (x509.CertificateBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "site.test")]))
+        .issuer_name(name).public_key(leaf_key.public_key()).serial_number(12)
+        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=9))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("site.test")]), critical=False)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False,
+                                     False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()),
+                       critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()),
+                       critical=False)
+        .sign(key, hashes.SHA256()))
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return ca.public_bytes(Encoding.DER), leaf.public_bytes(Encoding.PEM)
+
+
+def verify_codes(ca_der: bytes, leaf_pem: bytes, flags: list[str], tmp_path) -> set[int]:
+    anchor = tmp_path / "anchor.pem"
+    anchor.write_text(Cert.from_der(ca_der).pem)
+    leaf = tmp_path / "leaf.pem"
+    leaf.write_bytes(leaf_pem)
+    proc = subprocess.run([OPENSSL_BIN, "verify", *flags, "-CAfile", str(anchor), str(leaf)],
+                          capture_output=True, text=True, env=ENV, check=False)
+    codes = {int(c) for c in re.findall(r"error (\d+) at", proc.stdout + proc.stderr)}
+    assert (proc.returncode == 0) == (not codes)
+    return codes
+
+
+DEFECTS = ["ca_false", "no_bc", "bc_not_critical", "no_ku", "no_cert_sign", "no_ski",
+           "expired", "not_yet_valid", "rsa1024"]
+
+
+@pytest.mark.parametrize("defect", DEFECTS)
+def test_lint_names_the_code_openssl_reports(defect, tmp_path):
+    ca_der, leaf_pem = build(defect)
+    report = lint_anchor(Cert.from_der(ca_der))
+    failed = [f for f in report.findings if f.severity == "fail"]
+    assert not report.fit and len(failed) == 1, report
+    finding = failed[0]
+    for client, flags in MODES.items():
+        if client in finding.rejected_by:
+            codes = verify_codes(ca_der, leaf_pem, flags, tmp_path)
+            assert finding.openssl_code in codes, (client, codes)
+    if OPENSSL not in finding.rejected_by:  # claimed strict/level-2 only: plain must pass
+        assert verify_codes(ca_der, leaf_pem, [], tmp_path) == set()
+
+
+@pytest.mark.parametrize("defect", ["good", "no_aki"])
+def test_fit_anchor_passes_every_mode(defect, tmp_path):
+    ca_der, leaf_pem = build(defect)
+    report = lint_anchor(Cert.from_der(ca_der))
+    assert report.fit
+    for flags in MODES.values():
+        assert verify_codes(ca_der, leaf_pem, flags, tmp_path) == set()
+    assert any(f.severity == "warn" for f in report.findings) == (defect == "no_aki")
