@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import ipaddress
 import os
 from collections.abc import Sequence
@@ -38,9 +39,9 @@ class Anchors:
     error: str | None = None  # the store exists but could not be read (e.g. keytool failed)
     optional: bool = False  # a composite store: missing parts are skipped, as clients do
 
-    @property
+    @functools.cached_property
     def key(self) -> tuple:
-        """Identity for caching: the paths and their current size and mtime."""
+        """Identity for caching: the paths and their size and mtime when first asked."""
         def stat(path: str) -> tuple:
             try:
                 st = os.stat(path)
@@ -97,28 +98,24 @@ def _x509(der: bytes) -> crypto.X509:
 
 
 class Verifier:
-    """Builds OpenSSL stores once per (anchors, name) and verifies chains.
+    """Builds OpenSSL stores once per (anchors, name, flags) and verifies chains.
 
     One verifier per probe or per scan: loading a 140-root bundle costs ~10 ms, so stores are
-    cached; the host name lives in the store's parameters, hence in the key. Verification
-    flags can only be added to a store (OpenSSL ORs them in), so a store is reused while the
-    flags asked for grow (plain -> partial chain -> strict) and rebuilt otherwise.
+    cached (the host name lives in the store's parameters, hence in the key), and so are
+    verdicts - a scan meets the same chain (often the same inspection CA's) again and again.
     """
 
     def __init__(self, *, at: dt.datetime | None = None, max_stores: int = 256) -> None:
         self.at = at
-        self._stores: dict[tuple, tuple[crypto.X509Store, int]] = {}
+        self._stores: dict[tuple, crypto.X509Store] = {}
+        self._verdicts: dict[tuple, Verdict] = {}
         self._max = max_stores
 
     def _store(self, anchors: Anchors, name: str | None, flags: int) -> crypto.X509Store:
-        key = (anchors.key, name)
+        key = (anchors.key, name, flags)
         cached = self._stores.get(key)
-        if cached is not None and cached[1] & ~flags == 0:
-            store, has = cached
-            if flags != has:
-                store.set_flags(flags)
-                self._stores[key] = (store, flags)
-            return store
+        if cached is not None:
+            return cached
         store = crypto.X509Store()
         for path in anchors.files:
             # A file without certificates: OpenSSL clients go on with what they have.
@@ -132,9 +129,9 @@ class Verifier:
             store.set_flags(flags)
         _lib.X509_STORE_set_purpose(store._store, _lib.X509_PURPOSE_SSL_SERVER)
         _set_params(store, name, self.at)
-        if len(self._stores) >= self._max and key not in self._stores:
+        if len(self._stores) >= self._max:
             self._stores.pop(next(iter(self._stores)))
-        self._stores[key] = (store, flags)
+        self._stores[key] = store
         return store
 
     def verify(self, presented: Sequence[bytes], anchors: Anchors, name: str | None, *,
@@ -146,11 +143,22 @@ class Verifier:
         """
         if not presented:
             return Verdict(False, NO_CHAIN, -1, message="no certificate was presented")
+        flags = (crypto.X509StoreFlags.PARTIAL_CHAIN if partial_chain else 0) | \
+            (crypto.X509StoreFlags.X509_STRICT if strict else 0)
+        memo = (anchors.key, name, flags, tuple(presented))
+        known = self._verdicts.get(memo)
+        if known is None:
+            known = self._verify(presented, anchors, name, flags, strict)
+            if len(self._verdicts) >= 16 * self._max:
+                self._verdicts.clear()
+            self._verdicts[memo] = known
+        return known
+
+    def _verify(self, presented: Sequence[bytes], anchors: Anchors, name: str | None,
+                flags: int, strict: bool) -> Verdict:
         problem = anchors.problem()
         if problem is not None:
             return Verdict(False, STORE_UNREADABLE, -1, message=problem)
-        flags = (crypto.X509StoreFlags.PARTIAL_CHAIN if partial_chain else 0) | \
-            (crypto.X509StoreFlags.X509_STRICT if strict else 0)
         store = self._store(anchors, name, flags)
         leaf, *rest = (_x509(der) for der in presented)
         context = crypto.X509StoreContext(store, leaf, chain=rest)
