@@ -86,9 +86,15 @@ def test_clients_fail_through_interception_then_succeed_with_the_ca_installed_by
         (local / "acme-inspection.crt").write_bytes(acme_root.read_bytes())
         out = sandbox.run(["update-ca-certificates"], timeout=120).stdout
         assert "Processing triggers for ca-certificates-java" in out  # the Java hook ran
+        bundle = sandbox.path(SYSTEM_BUNDLE).read_text()
+        assert acme_root.read_text().strip() in bundle
+        cacerts = sandbox.path("/etc/ssl/certs/java/cacerts")
+        assert cacerts.read_bytes()[:4] == b"\xfe\xed\xfe\xed"  # still JKS
         java_list = sandbox.run(["keytool", "-list", "-cacerts", "-storepass", "changeit",
                                  "-alias", "debian:acme-inspection.pem"], check=False)
         assert java_list.returncode == 0, java_list.stdout
+        # dpkg ran the ca-certificates-java trigger against the sandbox's overlay.
+        assert "ca-certificates-java" in sandbox.run(["tail", "-n5", "/var/log/dpkg.log"]).stdout
         assert not (os.path.exists("/usr/local/share/ca-certificates/acme-inspection.crt"))
 
         # 3. The system store is enough for curl, wget, urllib, java and git; requests reads
@@ -128,3 +134,33 @@ def test_client_outside_any_namespace_reports_a_connection_error_on_one_line() -
     result = run_client("curl", "https://127.0.0.1:9/", timeout=5)
     assert not result.ok
     assert result.error.startswith("(7) Failed to connect to 127.0.0.1 port 9")
+
+
+# What the proxy sends after its forged leaf changes the words (node most of all).
+CHAIN_WORDS = {
+    "leaf+root": {
+        "curl": "(60) SSL certificate problem: self-signed certificate in certificate chain",
+        "python": "certificate verify failed: self-signed certificate in certificate chain",
+        "node": "SELF_SIGNED_CERT_IN_CHAIN: self-signed certificate in certificate chain",
+    },
+    "leaf+intermediate": {
+        "curl": "(60) SSL certificate problem: unable to get local issuer certificate",
+        "python": "certificate verify failed: unable to get local issuer certificate",
+        "node": "UNABLE_TO_GET_ISSUER_CERT_LOCALLY: unable to get local issuer certificate",
+    },
+}
+
+
+@pytest.mark.parametrize("chain", sorted(CHAIN_WORDS))
+def test_the_chain_the_proxy_sends_changes_the_clients_words(clients_lab: object,
+                                                             chain: str) -> None:
+    from trustwall.lab.proxy import ChainMode
+
+    lab = clients_lab
+    ca = "intermediate" if chain == "leaf+intermediate" else "root"
+    proxy = lab.proxy(chain=ChainMode(chain), ca=ca)  # type: ignore[attr-defined]
+    with lab.intercepting(proxy), Sandbox(lab.client) as sandbox:  # type: ignore[attr-defined]
+        results = run_all(URL, clients=tuple(CHAIN_WORDS[chain]), sandbox=sandbox)
+    for name, words in CHAIN_WORDS[chain].items():
+        assert not results[name].ok
+        assert words in results[name].error, _summary(results)
