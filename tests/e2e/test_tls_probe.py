@@ -225,3 +225,15 @@ def test_cli_explain() -> None:
     assert found["code"] == "X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN"
     assert found["verify_code"] == 19 and found["client"] == "curl"
     assert _cli("explain", "nothing to see here").returncode == 1
+
+
+def test_cli_ca_fetch_writes_presented_root(tmp_path: Path) -> None:
+    out_file = tmp_path / "enterprise-ca.pem"
+    with https_server(tmp_path, PKI.leaf("localhost", issuer=PKI.corp), PKI.corp) as port:
+        out = _cli("ca", "fetch", f"https://localhost:{port}", "-o", str(out_file), "--json")
+        missing = _cli("ca", "fetch", f"127.0.0.1:{refused_port()}", "-o",
+                       str(tmp_path / "none.pem"))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["root_found"] is True
+    assert out_file.read_bytes() == PKI.corp.pem
+    assert missing.returncode == 3 and not (tmp_path / "none.pem").exists()
