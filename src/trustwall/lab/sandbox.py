@@ -9,8 +9,9 @@ Layout inside the sandbox (built by a long-lived *holder* process, see :func:`_h
   ``atomic_write('/etc/environment')`` (temp file + rename in /etc) works, while writing an
   existing host file fails with EROFS and replacing it fails with EBUSY. A *new* file in /etc
   lands in the sandbox directory, never on the host.
-- ``/usr``, ``/var`` and ``/root`` are read-only bind mounts of themselves (``/root`` because
-  the venv interpreters and the system certifi live under ``/root/.pyenv`` here). ``/var/lib``
+- ``/usr``, ``/var``, ``/root``, ``/home``, ``/opt`` and ``/srv`` are read-only bind mounts of
+  themselves (``/root`` because the venv interpreters and the system certifi live under
+  ``/root/.pyenv`` here). ``/var/lib``
   is rebuilt like /etc so that ``/var/lib/trustwall`` (the journal's default state directory)
   is writable, empty unless the host has one.
 - Nested stores are writable copies bind-mounted over the real path: ``/etc/ssl/certs``
@@ -70,8 +71,9 @@ NESTED_COPIES = (
 )
 #: Large or log-like directories the Java hook writes: overlays (upper dir in the sandbox).
 OVERLAYS = ("/var/lib/dpkg", "/var/log")
-#: Host trees made read-only inside (besides /etc, which is rebuilt entry by entry).
-READ_ONLY = ("/usr", "/var", "/root")
+#: Host trees made read-only inside (besides /etc, which is rebuilt entry by entry): /home and
+#: /opt too, since users' NSS dbs and JDKs unpacked in /opt are trust stores as well.
+READ_ONLY = ("/usr", "/var", "/root", "/home", "/opt", "/srv")
 
 #: Where sandbox directories live: a tmpfs the host can see (not remapped inside).
 SANDBOX_PARENT = Path("/dev/shm")
@@ -94,7 +96,13 @@ class Sandbox:
     """A private mount namespace with writable copies of the trust stores (see module doc).
 
     ``Sandbox(netns=None, certifi_dirs=None)``: ``certifi_dirs`` defaults to the certifi of the
-    running interpreter; pass more (e.g. a test venv's) to sandbox them too.
+    running interpreter; pass more (e.g. a test venv's) to sandbox them too. The netns'
+    /etc/hosts (lab names) is copied when the sandbox starts: create it after the lab.
+
+    Attributes: ``root`` (the sandbox directory on the host), ``home`` (HOME inside), ``pid``
+    (the holder), ``netns``. Everything outside /etc, /usr, /var, /root, /home, /opt and /srv
+    (e.g. /tmp, /work) stays shared with the host: no trust store lives there, except the
+    certifi packages, which are copied.
     """
 
     def __init__(self, netns: Netns | None = None, *,
