@@ -41,7 +41,10 @@ protocol (``-p tcp --dport``), so those phantom values never split a port-less p
 
 from __future__ import annotations
 
+import functools
+import heapq
 import ipaddress
+import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -93,6 +96,23 @@ def iv_and(a: Intervals, b: Intervals) -> Intervals:
     return tuple(out)
 
 
+def iv_meets(a: Intervals, b: Intervals) -> bool:
+    """a ∩ b ≠ ∅, with an early exit (no result built)."""
+    if a[0][0] >= b[-1][1] or b[0][0] >= a[-1][1]:
+        return False
+    if len(a) == 1 and len(b) == 1:
+        return True
+    i = j = 0
+    while i < len(a) and j < len(b):
+        if a[i][0] < b[j][1] and b[j][0] < a[i][1]:
+            return True
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return False
+
+
 def iv_sub(a: Intervals, b: Intervals) -> Intervals:
     out = []
     j = 0
@@ -127,10 +147,23 @@ def iv_or(a: Intervals, b: Intervals) -> Intervals:
 
 
 def iv_le(a: Intervals, b: Intervals) -> bool:
-    """a ⊆ b."""
-    if len(a) == 1 and len(b) == 1:
-        return b[0][0] <= a[0][0] and a[0][1] <= b[0][1]
-    return not iv_sub(a, b)
+    """a ⊆ b (two pointers, early exit; b may hold touching intervals)."""
+    if len(b) == 1:
+        return b[0][0] <= a[0][0] and a[-1][1] <= b[0][1]
+    j = 0
+    nb = len(b)
+    for lo, hi in a:
+        while j < nb and b[j][1] <= lo:
+            j += 1
+        if j == nb or b[j][0] > lo:
+            return False
+        end = b[j][1]
+        while end < hi:
+            j += 1
+            if j == nb or b[j][0] > end:
+                return False
+            end = b[j][1]
+    return True
 
 
 def iv_hull(a: Intervals) -> tuple[int, int]:
@@ -224,10 +257,9 @@ def cube_meets(a: Cube, b: Cube) -> bool:
         x, y = a[d], b[d]
         if x is y:
             continue
-        if len(x) == 1 and len(y) == 1:
-            if x[0][0] >= y[0][1] or y[0][0] >= x[0][1]:
-                return False
-        elif not iv_and(x, y):
+        if x[0][0] >= y[-1][1] or y[0][0] >= x[-1][1]:
+            return False
+        if (len(x) > 1 or len(y) > 1) and not iv_meets(x, y):
             return False
     return True
 
@@ -382,34 +414,93 @@ class Cover:
     covered: bool
     used: tuple[int, ...] = ()
     witness: Cube | None = None
+    gave_up: bool = False  # the work budget ran out: "not shown covered", not "uncovered"
 
 
-def cover(query: Cube, candidates: Sequence[Cube], order: Sequence[int] | None = None) -> Cover:
+def point_cube(p: Point) -> Cube:
+    return tuple(((v, v + 1),) if IS_INTERVAL[d] else 1 << v for d, v in enumerate(p))
+
+
+def cube_high(a: Cube) -> Point:
+    """The packet with the highest value in each dimension (for a quick coverage probe)."""
+    return tuple(a[d][-1][1] - 1 if IS_INTERVAL[d]
+                 else ((~a[d]).bit_length() if a[d] < 0 else a[d].bit_length() - 1)
+                 for d in range(11))
+
+
+@functools.lru_cache(maxsize=4096)
+def _set_bits(value: int) -> tuple[int, ...]:
+    limit = max(value.bit_length(), (~value).bit_length()) + 1 if value < 0 else value.bit_length()
+    return tuple(i for i in range(limit) if (value >> i) & 1)
+
+
+def _random_bit(value: int, rng: random.Random) -> int:
+    bits = _set_bits(value)
+    return bits[rng.randrange(len(bits))]
+
+
+def cube_random_point(a: Cube, rng: random.Random) -> Point:
+    out = []
+    for d in range(11):
+        v = a[d]
+        if IS_INTERVAL[d]:
+            lo, hi = v[rng.randrange(len(v))]
+            out.append(rng.randrange(lo, hi))
+        else:
+            out.append(_random_bit(v, rng))
+    return tuple(out)
+
+
+#: Random packets probed before any splitting: each is one pass over the candidates, and most
+#: rules that are not covered show a gap within these.
+PROBES = 8
+
+
+def cover(query: Cube, candidates: Sequence[Cube], order: Sequence[int] | None = None,
+          budget: int = 50_000) -> Cover:
     """Is ``query`` inside the union of ``candidates``? Depth-first, stops at the first gap.
 
-    ``order`` optionally restricts and orders the candidate indexes to try.
+    ``order`` optionally restricts and orders the candidate indexes to try. Two corner packets
+    are probed first: an uncovered corner answers "no" without splitting anything. ``budget``
+    bounds the number of cube differences; past it the answer is ``gave_up``.
     """
     idx = [i for i in (range(len(candidates)) if order is None else order)
            if cube_meets(query, candidates[i])]
+    rng = random.Random(hash(query))
+    probes = [cube_point(query), cube_high(query)]
+    probes += [cube_random_point(query, rng) for _ in range(PROBES)]
+    for probe in probes:
+        if not any(cube_contains(candidates[i], probe) for i in idx):
+            return Cover(False, (), point_cube(probe))
     used: list[int] = []
-    stack: list[tuple[Cube, list[int]]] = [(query, idx)]
+    # Pieces wait with their parent's candidate list and an offset; they are filtered only
+    # when popped, because the search usually ends (at a gap) before most are looked at.
+    stack: list[tuple[Cube, list[int], int]] = [(query, idx, 0)]
     while stack:
-        piece, cands = stack.pop()
-        while True:
-            if not cands:
-                return Cover(False, tuple(used), piece)
-            first = cands[0]
-            blocker = candidates[first]
-            if first not in used:
-                used.append(first)
-            if cube_le(piece, blocker):
-                break
-            parts = cube_sub(piece, blocker)
-            rest = cands[1:]
-            for part in parts[1:]:
-                stack.append((part, [i for i in rest if cube_meets(part, candidates[i])]))
-            piece = parts[0]
-            cands = [i for i in rest if cube_meets(piece, candidates[i])]
+        piece, parent, start = stack.pop()
+        cands = []
+        whole = None
+        for i in parent[start:] if start else parent:
+            c = candidates[i]
+            if cube_meets(piece, c):
+                if cube_le(piece, c):
+                    whole = i
+                    break
+                cands.append(i)
+        if whole is not None:
+            if whole not in used:
+                used.append(whole)
+            continue
+        if not cands:
+            return Cover(False, tuple(used), piece)
+        budget -= 1
+        if budget < 0:
+            return Cover(False, tuple(used), None, gave_up=True)
+        first = cands[0]
+        if first not in used:
+            used.append(first)
+        for part in cube_sub(piece, candidates[first]):
+            stack.append((part, cands, 1))
     return Cover(True, tuple(used))
 
 
@@ -429,6 +520,9 @@ def minimal_blockers(query: Cube, candidates: Sequence[Cube], used: Sequence[int
 
 # --------------------------------------------------------------------------- index
 
+_FEW_IFACES = 8
+
+
 class CubeIndex:
     """Finds the cubes that may intersect a query, one prefix trie per interval dimension.
 
@@ -447,6 +541,9 @@ class CubeIndex:
         # per dim: node key (level, prefix) -> [ids filed here], and subtree counts
         self._here: list[dict[tuple[int, int], list[int]]] = [{} for _ in self._dims]
         self._below: list[dict[tuple[int, int], int]] = [{} for _ in self._dims]
+        # Interfaces: id lists per named class bit, and the cubes that allow many or unnamed.
+        self._iface: dict[int, tuple[dict[int, list[int]], list[int]]] = {
+            IIF: ({}, []), OIF: ({}, [])}
         self.cubes: list[Cube] = []
 
     @staticmethod
@@ -471,7 +568,37 @@ class CubeIndex:
             for lv in range(0, level + 1, step):
                 key = (lv, prefix >> (level - lv))
                 below[key] = below.get(key, 0) + 1
+        for d, (buckets, wide) in self._iface.items():
+            bits = _set_bits(cube[d]) if cube[d] >= 0 else ()
+            if not bits or len(bits) > _FEW_IFACES:
+                wide.append(ident)
+            else:
+                for b in bits:
+                    buckets.setdefault(b, []).append(ident)
         return ident
+
+    def _iface_candidates(self, query: Cube) -> tuple[int, list[int]] | None:
+        """(count, ids) from the better interface dimension, or None when neither narrows."""
+        best = None
+        for d, (buckets, wide) in self._iface.items():
+            v = query[d]
+            if v < 0:
+                continue
+            bits = _set_bits(v)
+            if len(bits) > _FEW_IFACES:
+                continue
+            count = len(wide) + sum(len(buckets.get(b, ())) for b in bits)
+            if best is None or count < best[0]:
+                best = (count, d, bits)
+        if best is None:
+            return None
+        count, d, bits = best
+        buckets, wide = self._iface[d]
+        if len(bits) == 1:
+            found = list(heapq.merge(wide, buckets.get(bits[0], ())))
+        else:
+            found = sorted({*wide, *(i for b in bits for i in buckets.get(b, ()))})
+        return count, found
 
     def candidates(self, query: Cube) -> list[int]:
         """Ids of cubes that may meet ``query`` (a superset), in insertion order."""
@@ -487,6 +614,10 @@ class CubeIndex:
                 if count == 0:
                     return []
         assert best is not None
+        if best[0] > 16:
+            by_iface = self._iface_candidates(query)
+            if by_iface is not None and by_iface[0] < best[0]:
+                return by_iface[1]
         _, k, level, prefix = best
         d, bits, step = self._dims[k]
         here = self._here[k]

@@ -1,0 +1,392 @@
+"""Lint a ruleset: rules that can never take effect, and structures the kernel would refuse.
+
+Every built-in chain is unfolded (``unfold.py``) and each flat rule is checked against the
+rules before it **together**: a rule is *shadowed* when the union of the packets that earlier
+terminating rules certainly decide contains every packet the rule might match. Coverage is
+computed on the packet-space algebra, so claims are exact for modelled matches and stay true
+when a rule carries an unmodelled one (its ``may`` space is an over-approximation, blockers use
+their ``must`` space). A rule that user chains inline in several places is reported only when
+every copy is shadowed (or redundant).
+
+The blocker set named for a shadowed rule is irredundant (no member can be dropped) but found
+greedily, so it is not always the smallest possible one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from trustwall.firewall import extensions as ext
+from trustwall.firewall import space as sp
+from trustwall.firewall.model import (
+    BUILTIN_CHAINS,
+    HOOKS,
+    TERMINATING_TARGETS,
+    Rule,
+    Ruleset,
+    Table,
+    is_valid_hook,
+)
+from trustwall.firewall.render import render_rule
+from trustwall.firewall.unfold import (
+    FlatChain,
+    FlatIndex,
+    FlatRule,
+    action_of,
+    rule_space,
+    unfold,
+    universe_for,
+)
+
+KINDS = ("shadowed", "redundant", "after_terminal", "unreachable_chain", "missing_chain",
+         "empty_chain", "invalid", "bypass", "expired")
+
+#: ``tw:<name> expires=<ISO 8601>`` in a rule's comment (the policy module writes these).
+EXPIRES = re.compile(r"(?:^|\s)expires=(\S+)")
+
+#: Where the kernel accepts each NAT/REJECT target: (tables, hooks).
+_TARGET_PLACES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "DNAT": (frozenset({"nat"}), frozenset({"PREROUTING", "OUTPUT"})),
+    "REDIRECT": (frozenset({"nat"}), frozenset({"PREROUTING", "OUTPUT"})),
+    "SNAT": (frozenset({"nat"}), frozenset({"POSTROUTING", "INPUT"})),
+    "MASQUERADE": (frozenset({"nat"}), frozenset({"POSTROUTING"})),
+    "REJECT": (frozenset({"filter", "mangle", "raw", "security", "nat"}),
+               frozenset({"INPUT", "FORWARD", "OUTPUT"})),
+}
+_NO_IN = frozenset({"OUTPUT", "POSTROUTING"})  # "Can't use -i with OUTPUT" (iptables)
+_NO_OUT = frozenset({"PREROUTING", "INPUT"})
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One lint finding. ``rule`` is the 1-based number as ``--line-numbers`` shows it."""
+
+    kind: str
+    table: str
+    chain: str
+    rule: int | None
+    text: str
+    blocked_by: tuple[int | str, ...] = ()
+    different_verdict: bool = False
+    explanation: str = ""
+    depends_on: tuple[str, ...] = ()  # unmodelled matches this finding leans on
+
+
+@dataclass(frozen=True)
+class LintReport:
+    findings: tuple[Finding, ...]
+    rules: int
+    partial: tuple[str, ...] = field(default=())  # checks that gave up (work budget)
+
+    def to_json(self) -> dict[str, object]:
+        return {"findings": list(self.findings), "rules": self.rules,
+                "partial": list(self.partial)}
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _text(rule: Rule) -> str:
+    return rule.text or render_rule(rule)
+
+
+def _label(blocker: FlatRule, chain: str) -> int | str:
+    """A blocker as a rule number of ``chain`` when it lives there (itself or via a jump)."""
+    if blocker.origin.chain == chain:
+        return blocker.origin.number
+    for o in blocker.path:
+        if o.chain == chain:
+            return o.number
+    return blocker.origin.label
+
+
+def _numbers(labels: Iterable[int | str]) -> str:
+    out: list[str] = []
+    for x in labels:
+        if str(x) not in out:
+            out.append(str(x))
+    return ", ".join(out)
+
+
+def _is_user_target(table: Table, name: str) -> bool:
+    c = table.chain(name)
+    return c is not None and not c.builtin
+
+
+def expiry_of(rule: Rule) -> dt.datetime | None:
+    """The ``expires=`` time in the rule's comment, or None (naive times are UTC)."""
+    comment = rule.comment
+    if not comment:
+        return None
+    m = EXPIRES.search(comment)
+    if m is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(m.group(1).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+# --------------------------------------------------------------------------- structure
+
+def _structure(ruleset: Ruleset, now: dt.datetime) -> list[Finding]:
+    out: list[Finding] = []
+    for table in ruleset.tables:
+        reached: set[str] = set()
+        todo = [c.name for c in table.chains if c.builtin]
+        while todo:
+            name = todo.pop()
+            if name in reached:
+                continue
+            reached.add(name)
+            chain = table.chain(name)
+            for rule in chain.rules if chain is not None else ():
+                t = rule.target_name
+                if t and _is_user_target(table, t):
+                    todo.append(t)
+        for chain in table.chains:
+            if chain.builtin and not is_valid_hook(table.name, chain.name):
+                out.append(Finding(
+                    "invalid", table.name, chain.name, None, f":{chain.name} {chain.policy}",
+                    explanation=f"table {table.name} has no built-in chain {chain.name} "
+                    f"(it has {', '.join(BUILTIN_CHAINS.get(table.name, ()))}); "
+                    "iptables-restore refuses this file"))
+            if not chain.builtin and not chain.rules:
+                out.append(Finding("empty_chain", table.name, chain.name, None,
+                                   f":{chain.name} -", explanation="user chain has no rules; "
+                                   "a jump to it does nothing"))
+            if not chain.builtin and chain.name not in reached:
+                out.append(Finding(
+                    "unreachable_chain", table.name, chain.name, None, f":{chain.name} -",
+                    explanation="no built-in chain jumps to it (directly or through other "
+                    "chains), so none of its rules ever sees a packet"))
+            for number, rule in enumerate(chain.rules, 1):
+                t = rule.target_name
+                if t and not (_is_user_target(table, t) or t in ext.TARGETS
+                              or t in TERMINATING_TARGETS or t in ("RETURN", "ACCEPT", "DROP")):
+                    if table.chain(t) is not None:
+                        out.append(Finding(
+                            "invalid", table.name, chain.name, number, _text(rule),
+                            explanation=f"jump to the built-in chain {t}; the kernel refuses "
+                            "jumps to built-in chains"))
+                    else:
+                        out.append(Finding(
+                            "missing_chain", table.name, chain.name, number, _text(rule),
+                            explanation=f"jumps to {t}, which is neither a chain of table "
+                            f"{table.name} nor a target iptables knows; iptables-restore "
+                            "refuses the file (--test does not notice)"))
+                when = expiry_of(rule)
+                if when is not None and when <= now:
+                    out.append(Finding(
+                        "expired", table.name, chain.name, number, _text(rule),
+                        explanation=f"temporary rule expired at {when.isoformat()}; "
+                        f"remove it: iptables -t {table.name} -D {chain.name} {number}"))
+    return out
+
+
+def _placement(flat: FlatChain) -> list[Finding]:
+    """Targets and -i/-o the kernel refuses in this hook (also when reached via user chains)."""
+    out: list[Finding] = []
+    seen: set[tuple[str, int]] = set()
+    for r in flat.rules:
+        rule, o = r.origin.rule, r.origin
+        if (o.chain, o.number) in seen:
+            continue
+        why = None
+        places = _TARGET_PLACES.get(rule.target_name or "")
+        if places is not None and (flat.table not in places[0] or flat.hook not in places[1]):
+            why = (f"{rule.target_name} is valid only in table(s) {', '.join(sorted(places[0]))}"
+                   f", chains {', '.join(sorted(places[1]))}")
+        elif rule.in_interface is not None and flat.hook in _NO_IN:
+            why = f"-i cannot be used in {flat.hook} (no input interface there)"
+        elif rule.out_interface is not None and flat.hook in _NO_OUT:
+            why = f"-o cannot be used in {flat.hook} (no output interface yet)"
+        if why:
+            seen.add((o.chain, o.number))
+            via = f" (reached from {flat.hook})" if o.chain != flat.hook else ""
+            out.append(Finding("invalid", flat.table, o.chain, o.number, _text(rule),
+                               explanation=why + via + "; the kernel refuses this rule"))
+    return out
+
+
+# --------------------------------------------------------------------------- coverage
+
+@dataclass
+class _Verdicts:
+    """Per original rule: the result of every inlined copy."""
+
+    copies: int = 0
+    shadowed: list[tuple[list[FlatRule], bool]] = field(default_factory=list)
+    redundant: list[list[FlatRule | None]] = field(default_factory=list)
+
+
+def _unconditional(rule: Rule, flat: FlatChain) -> bool:
+    rs = rule_space(rule, flat.universe)
+    return (not rs.unknown and rs.must == (flat.universe.full,)
+            and (rule.target_name in TERMINATING_TARGETS or rule.target_name == "RETURN"))
+
+
+def _shadow_pass(flat: FlatChain, results: dict, partial: list[str]) -> set[int]:
+    """Check every flat rule against the union of earlier deciders; return shadowed positions."""
+    index = sp.CubeIndex(flat.universe)
+    owner: list[int] = []
+    shadowed: set[int] = set()
+    for pos, r in enumerate(flat.rules):
+        key = (flat.table, r.origin.chain, r.origin.number)
+        res = results[key]
+        res.copies += 1
+        blockers: set[int] = set()
+        covered = True
+        for q in r.may.cubes:
+            cands = index.candidates(q)
+            got = sp.cover(q, index.cubes, cands)
+            if not got.covered:
+                if got.gave_up:
+                    partial.append(f"{flat.table} {r.origin.label}: coverage not decided")
+                covered = False
+                break
+            blockers.update(owner[i] for i in sp.minimal_blockers(q, index.cubes, got.used))
+        if covered:
+            shadowed.add(pos)
+            blocking = [flat.rules[i] for i in sorted(blockers)]
+            diff = r.terminal and any(b.action != r.action for b in blocking)
+            res.shadowed.append((blocking, diff))
+        if r.terminal:
+            for c in r.must.cubes:
+                index.add(c)
+                owner.append(pos)
+    return shadowed
+
+
+def _redundant_pass(flat: FlatChain, results: dict, shadowed: set[int]) -> None:
+    fidx = FlatIndex(flat)
+    for pos, r in enumerate(flat.rules):
+        if not r.terminal or r.unknown or pos in shadowed:
+            continue
+        pieces = fidx.decide(r.may.cubes, pos + 1)
+        if all(p.verdict == r.action and not p.unsure
+               and (p.rule is None or flat.rules.index(p.rule) not in shadowed)
+               for p in pieces):
+            key = (flat.table, r.origin.chain, r.origin.number)
+            results[key].redundant.append([p.rule for p in pieces])
+
+
+def _report_coverage(ruleset: Ruleset, results: dict, after: set[tuple[str, str, int]],
+                     ) -> list[Finding]:
+    out: list[Finding] = []
+    for (table, chain, number), res in results.items():
+        if (table, chain, number) in after or res.copies == 0:
+            continue
+        rule = ruleset.chain(table, chain).rule(number)  # type: ignore[union-attr]
+        if len(res.shadowed) == res.copies:
+            blocking, diff = res.shadowed[0]
+            labels = tuple(dict.fromkeys(_label(b, chain) for b in blocking))
+            if not blocking:
+                why = ("no packet can reach it: the conditions of the jumps or RETURNs before "
+                       "it (or its own matches) exclude every packet")
+            else:
+                why = (f"never matches: {'rule' if len(labels) == 1 else 'rules'} "
+                       f"{_numbers(labels)} {'decides' if len(labels) == 1 else 'together decide'}"
+                       " every packet it matches first")
+                if diff:
+                    verdicts = sorted({b.verdict for b in blocking if b.action != action_of(rule)})
+                    why += (f", with a different verdict ({', '.join(verdicts)}): this "
+                            f"{rule.target_name} never takes effect; to make it work, insert it "
+                            f"above rule {min(x for x in labels if isinstance(x, int))}"
+                            if any(isinstance(x, int) for x in labels) else "")
+            out.append(Finding("shadowed", table, chain, number, _text(rule), labels, diff,
+                               why))
+        elif res.redundant and len(res.redundant) == res.copies:
+            takers = [x for x in res.redundant[0] if x is not None]
+            labels = tuple(dict.fromkeys(_label(b, chain) for b in takers))
+            tail = " and the policy" if any(x is None for x in res.redundant[0]) else ""
+            if not labels:
+                tail = "the chain policy"
+            why = ("removing it changes nothing: "
+                   f"{('rules ' + _numbers(labels)) if labels else ''}{tail} decide all its "
+                   f"packets the same way ({rule.target_name})")
+            out.append(Finding("redundant", table, chain, number, _text(rule), labels, False,
+                               why))
+    return out
+
+
+def _after_terminal(ruleset: Ruleset, universe: sp.Universe,
+                    ) -> tuple[list[Finding], set[tuple[str, str, int]]]:
+    out: list[Finding] = []
+    keys: set[tuple[str, str, int]] = set()
+    probe = FlatChain("", "", (), "ACCEPT", universe)
+    for table in ruleset.tables:
+        for chain in table.chains:
+            for number, rule in enumerate(chain.rules, 1):
+                if _unconditional(rule, probe) and number < len(chain.rules):
+                    for later in range(number + 1, len(chain.rules) + 1):
+                        keys.add((table.name, chain.name, later))
+                        out.append(Finding(
+                            "after_terminal", table.name, chain.name, later,
+                            _text(chain.rule(later)), (number,),
+                            chain.rule(later).target_name != rule.target_name,
+                            f"rule {number} ({rule.target_name} with no conditions) decides "
+                            "every packet before it; it can never match"))
+                    break
+    return out, keys
+
+
+def _bypass(ruleset: Ruleset, flats: dict[tuple[str, str], FlatChain]) -> list[Finding]:
+    nat = flats.get(("nat", "PREROUTING"))
+    filt_in = flats.get(("filter", "INPUT"))
+    if nat is None or filt_in is None:
+        return []
+    fidx = FlatIndex(filt_in)
+    out: list[Finding] = []
+    for r in nat.rules:
+        if r.action != "DNAT" or r.may.is_empty():
+            continue
+        denied = [p for p in fidx.decide(r.may.cubes) if p.verdict.split()[0] in (
+            "DROP", "REJECT")]
+        if not denied:
+            continue
+        by = sorted({p.rule.origin.number for p in denied if p.rule is not None
+                     and p.rule.origin.chain == "INPUT"})
+        where = f"filter INPUT rule(s) {_numbers(by)}" if by else "the INPUT policy"
+        to = r.origin.rule.target.option("to-destination") if r.origin.rule.target else None
+        sample = sp.describe(denied[0].cube, nat.universe)
+        out.append(Finding(
+            "bypass", "nat", r.origin.chain, r.origin.number, _text(r.origin.rule), tuple(by),
+            True, f"{sample}: DNATed to {to.value if to and to.value else '?'} before "
+            f"routing, so it goes through FORWARD, not INPUT: {where} would "
+            f"{denied[0].verdict.split()[0]} it but never sees it; filter it in FORWARD "
+            "(Docker: the DOCKER-USER chain) instead", depends_on=r.unknown))
+    return out
+
+
+# --------------------------------------------------------------------------- entry point
+
+def lint(ruleset: Ruleset, *, now: dt.datetime | None = None) -> LintReport:
+    """All findings for ``ruleset`` (see :data:`KINDS`), in table/chain/rule order."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    universe = universe_for(ruleset)
+    findings = _structure(ruleset, now)
+    flats: dict[tuple[str, str], FlatChain] = {}
+    for table in ruleset.tables:
+        for hook in HOOKS:
+            if is_valid_hook(table.name, hook) and table.chain(hook) is not None:
+                flats[(table.name, hook)] = unfold(ruleset, table.name, hook, universe)
+    after, after_keys = _after_terminal(ruleset, universe)
+    findings += after
+    results: dict = defaultdict(_Verdicts)
+    partial: list[str] = []
+    for flat in flats.values():
+        findings += _placement(flat)
+        shadowed = _shadow_pass(flat, results, partial)
+        _redundant_pass(flat, results, shadowed)
+    findings += _report_coverage(ruleset, results, after_keys)
+    findings += _bypass(ruleset, flats)
+    order = {t.name: i for i, t in enumerate(ruleset.tables)}
+    chain_order = {(t.name, c.name): i for t in ruleset.tables for i, c in enumerate(t.chains)}
+    findings.sort(key=lambda f: (order.get(f.table, 99), chain_order.get((f.table, f.chain), 0),
+                                 f.rule or 0, KINDS.index(f.kind)))
+    return LintReport(tuple(findings), ruleset.rule_count, tuple(partial))
