@@ -7,6 +7,7 @@ PKCS#7 in DER and PEM); outputs are read back by ``openssl x509``, ``openssl pkc
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 import subprocess
@@ -138,3 +139,24 @@ def test_loads_trusted_certificate_and_pkcs7_made_by_openssl(three, tmp_path):
     assert sorted(c.der for c in load_certs(p7_pem)) == sorted(c.der for c in certs)
     der = openssl("x509", "-in", str(src), "-outform", "DER")
     assert load_certs(der) == certs[:1]
+
+
+def test_show_json_agrees_with_openssl_x509(three, capsys):
+    import json
+
+    src, certs = three
+    assert cli_main(["cert", "show", "--json", str(src)]) == 0
+    shown = json.loads(capsys.readouterr().out)["certificates"]
+    assert len(shown) == 3
+    for info, cert in zip(shown, certs, strict=True):
+        text = openssl("x509", "-noout", "-serial", "-fingerprint", "-sha256", "-enddate",
+                       "-subject_hash", stdin=cert.pem.encode()).decode()
+        serial = re.search(r"serial=([0-9A-F]+)", text).group(1)
+        assert int(info["serial"], 16) == int(serial, 16)
+        assert info["sha256"] == sha256_of(text)
+        assert info["subject_hash"] in text.split()
+        end = re.search(r"notAfter=(.*)", text).group(1)
+        parsed = dt.datetime.strptime(end, "%b %d %H:%M:%S %Y GMT")
+        assert info["not_after"].startswith(parsed.strftime("%Y-%m-%dT%H:%M:%S"))
+        sha1 = openssl("x509", "-noout", "-fingerprint", "-sha1", stdin=cert.pem.encode())
+        assert info["sha1"] == sha1.decode().strip().split("=")[1]

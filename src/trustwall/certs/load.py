@@ -163,6 +163,8 @@ def _from_pem(data: bytes, name: str) -> list[Cert]:
         else:
             others.append(label)
     if not certs:
+        if not others:
+            raise BadInput(f"{name}: garbled PEM (a BEGIN line but no complete block)")
         if any("PRIVATE KEY" in o for o in others):
             raise BadInput(f"{name}: holds a private key, not a certificate")
         found = ", ".join(sorted(set(others))) or "nothing"
