@@ -2,7 +2,7 @@
 
 keytool rewrites a keystore in place, so it works on a private copy and the result goes
 back through the transaction as one atomic write. Reading needs no JVM: JKS is parsed here;
-PKCS12 is read with keytool. A JDK whose cacerts links to a store already found (Debian's
+PKCS12 is read with cryptography. A JDK whose cacerts links to a store already found (Debian's
 /etc/ssl/certs/java/cacerts) is the same store, listed once.
 """
 
@@ -24,7 +24,6 @@ from trustwall.stores.base import (
     fingerprint,
     inside,
     owner_and_mode,
-    pem_ders,
     resolve_in_root,
 )
 
@@ -84,6 +83,24 @@ def read_jks(data: bytes) -> list[tuple[str, bytes]]:
     return out
 
 
+def read_pkcs12(data: bytes, password: str) -> list[tuple[str, bytes]]:
+    """``(alias, der)`` of the certificates in a PKCS12 keystore (Java keeps trusted
+    certificates as bags with a friendly name, which is the alias)."""
+    from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
+
+    try:
+        bundle = pkcs12.load_pkcs12(data, password.encode())
+    except ValueError as exc:
+        raise StoreError(f"cannot open the PKCS12 keystore: {exc}",
+                         hint="is the store password right? (/etc/default/cacerts)") from exc
+    out = [((c.friendly_name or b"").decode(errors="replace"),
+            c.certificate.public_bytes(Encoding.DER)) for c in bundle.additional_certs]
+    if bundle.cert is not None:
+        out.append(((bundle.cert.friendly_name or b"").decode(errors="replace"),
+                    bundle.cert.certificate.public_bytes(Encoding.DER)))
+    return out
+
+
 class JavaStore(TrustStore):
     kind = "java"
     writer = "keytool"
@@ -131,14 +148,7 @@ class JavaStore(TrustStore):
         data = self.path.read_bytes()
         if data[:4] == b"\xfe\xed\xfe\xed":
             return read_jks(data)
-        listing = self._keytool(["-list", "-rfc", "-keystore", str(self.path)]).stdout
-        out, alias = [], ""
-        for block in listing.split("Alias name: ")[1:]:
-            alias = block.splitlines()[0].strip()
-            ders = pem_ders(block.encode())
-            if ders:
-                out.append((alias, ders[0]))
-        return out
+        return read_pkcs12(data, self.password)
 
     def ders(self) -> list[bytes]:
         return [der for _, der in self.entries()]
