@@ -51,8 +51,7 @@ def _serve(tmp: Path) -> tuple[int, ssl.SSLContext, threading.Event]:
             with contextlib.suppress(OSError), sock:
                 sock.settimeout(5)
                 with ctx.wrap_socket(sock, server_side=True) as tls:
-                    with contextlib.suppress(OSError):
-                        tls.recv(1)
+                    tls.recv(1)
         listener.close()
 
     threading.Thread(target=loop, daemon=True).start()

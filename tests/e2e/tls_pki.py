@@ -114,6 +114,7 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 class _TLSServer(_Server):
     def __init__(self, addr: tuple[str, int], context: ssl.SSLContext) -> None:
+        self.address_family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
         super().__init__(addr, _QuietHandler)
         self.context = context
 
