@@ -1,0 +1,156 @@
+"""``trustwall fw allow|deny|reject|delete --plan`` and ``fw diff``: where a change must go and
+what it does to packets. Only planning lives here; applying is a separate command."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from trustwall.cli.fw import _load, _source_options
+from trustwall.cli.output import console, emit, json_option
+from trustwall.errors import BadInput, ProblemFound
+
+
+def _show_plan(plan) -> None:  # type: ignore[no-untyped-def]
+    out = console()
+    for cmd in plan.commands:
+        out.print(cmd, markup=False, soft_wrap=True)
+    if not plan.commands:
+        out.print("# nothing to do", markup=False)
+    out.print(f"# {plan.explanation}", markup=False, soft_wrap=True)
+    if plan.effect:
+        out.print("# effect (packets whose verdict changes):", markup=False)
+        for change in plan.effect:
+            out.print(f"#   {change}", markup=False, soft_wrap=True)
+        if plan.more:
+            out.print(f"#   … and {plan.more} more", markup=False)
+    for line in plan.in_the_way:
+        out.print(f"# in the way: {line}", markup=False, soft_wrap=True)
+
+
+def _need_plan(plan: bool) -> None:
+    if not plan:
+        raise BadInput("add --plan: this command only plans (prints the iptables command and "
+                       "its effect); applying is not part of it")
+
+
+def _rule_command(verdict: str) -> Callable[..., Any]:
+    def command(file: str | None, live: bool, ipv6: bool, chain: str, table: str,
+                proto: str | None, dport: str | None, sport: str | None, src: str | None,
+                dst: str | None, state: str | None, in_iface: str | None,
+                out_iface: str | None, comment: str | None, plan: bool, as_json: bool,
+                reject_with: str | None = None) -> None:
+        from trustwall.firewall import plan as api
+
+        _need_plan(plan)
+        ruleset = _load(file, live, ipv6, counters=False)
+        rule = api.build_rule(verdict, chain=chain, proto=proto, dport=dport, sport=sport,
+                              src=src, dst=dst, state=state, in_iface=in_iface,
+                              out_iface=out_iface, comment=comment, reject_with=reject_with,
+                              family=ruleset.family)
+        result = api.plan_insert(ruleset, rule, table=table)
+        emit(result, _show_plan)
+        if not result.feasible:
+            raise ProblemFound("no position in this chain decides all of these packets")
+
+    command.__doc__ = (f"Plan a rule that {verdict}s the described packets, at the latest "
+                       "position where it decides all of them (before the first rule that "
+                       "would decide some of them differently), and show its effect.")
+    options = [
+        click.option("--plan", is_flag=True, help="Print the command and its effect (required)."),
+        click.option("--comment", help="Comment for the rule (-m comment)."),
+        click.option("--out", "out_iface", help="Output interface (-o; 'eth+' wildcards)."),
+        click.option("--in", "in_iface", help="Input interface (-i; 'eth+' wildcards)."),
+        click.option("--state", help="Conntrack states, e.g. NEW or NEW,ESTABLISHED."),
+        click.option("--dst", help="Destination address or CIDR (-d)."),
+        click.option("--src", help="Source address or CIDR (-s)."),
+        click.option("--sport", help="Source port or range a:b."),
+        click.option("--dport", help="Destination port or range a:b."),
+        click.option("--proto", "-p", help="Protocol: tcp, udp, icmp, …"),
+        click.option("--table", "-t", default="filter", show_default=True),
+        click.option("--chain", default="INPUT", show_default=True),
+    ]
+    if verdict == "REJECT":
+        options.insert(0, click.option("--reject-with", help="ICMP error or tcp-reset."))
+    for opt in options:
+        command = opt(command)
+    return click.command(name=verdict.lower())(json_option(_source_options(command)))
+
+
+allow = _rule_command("ACCEPT")
+allow.name = "allow"
+deny = _rule_command("DROP")
+deny.name = "deny"
+reject = _rule_command("REJECT")
+
+
+@click.command(context_settings={"ignore_unknown_options": True,
+                                 "allow_interspersed_args": False})
+@_source_options
+@click.option("--table", "-t", default="filter", show_default=True)
+@click.option("--plan", is_flag=True, help="Print the command and its effect (required).")
+@json_option
+@click.argument("chain")
+@click.argument("rule", nargs=-1, required=True)
+def delete(file: str | None, live: bool, ipv6: bool, table: str, plan: bool, as_json: bool,
+           chain: str, rule: tuple[str, ...]) -> None:
+    """Plan deleting CHAIN rule N, or the first rule equal to SPEC, and show its effect.
+
+    Example: trustwall fw delete --plan INPUT 5   or   fw delete --plan INPUT -p tcp --dport 22
+    -j ACCEPT
+    """
+    from trustwall.firewall import plan as api
+
+    words = list(rule)
+    # Options written after the rule words arrive here (the rule may hold "-f", "-t" …).
+    if "--file" in words[:-1]:
+        at = words.index("--file")
+        file = words[at + 1]
+        del words[at:at + 2]
+    words = [w for w in words if w not in ("--plan", "--json")]
+    plan = plan or "--plan" in rule
+    if "--json" in rule:
+        click.get_current_context().params["as_json"] = True
+    _need_plan(plan)
+    ruleset = _load(file, live, ipv6, counters=False)
+    if len(words) == 1 and words[0].isdigit():
+        result = api.plan_delete(ruleset, chain, int(words[0]), table=table)
+    else:
+        result = api.plan_delete(ruleset, chain, spec=" ".join(words), table=table)
+    emit(result, _show_plan)
+
+
+def _show_diff(result) -> None:  # type: ignore[no-untyped-def]
+    out = console()
+    if not result.different:
+        out.print("no packet changes verdict", markup=False)
+    for hook in result.hooks:
+        out.print(f"{hook.table} {hook.hook}:", markup=False)
+        for change in hook.changes:
+            out.print(f"  {change}", markup=False, soft_wrap=True)
+        if hook.more:
+            out.print(f"  … and {hook.more} more", markup=False)
+
+
+@click.command()
+@click.option("--live", is_flag=True, help="Compare the running firewall with FILE.")
+@click.option("-6", "--ipv6", "ipv6", is_flag=True, help="Live: read ip6tables.")
+@json_option
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def diff(live: bool, ipv6: bool, as_json: bool, files: tuple[str, ...]) -> None:
+    """Semantic difference of two rulesets (A B, or --live B): the packets whose verdict
+    changes, not a text diff. Exit 1 when they differ."""
+    from trustwall.firewall import plan as api
+
+    if live and len(files) == 1:
+        a, b = _load(None, True, ipv6, counters=False), _load(files[0], False, False, False)
+    elif not live and len(files) == 2:
+        a, b = (_load(f, False, False, False) for f in files)
+    else:
+        raise BadInput("give two files (A B), or --live and one file")
+    result = api.diff(a, b)
+    emit(result, _show_diff)
+    if result.different:
+        raise ProblemFound("the rulesets differ")

@@ -1,0 +1,354 @@
+"""Plan a rule change so that it takes effect, and say exactly which packets it changes.
+
+*Where to insert.* A new rule decides the packets it describes only if no earlier rule decides
+some of them *differently*. Walking the (unfolded) chain from the top, earlier rules with the
+same verdict are harmless (their packets end the same way), so the rule goes directly before the
+first terminating rule that might decide one of its still-undecided packets with another
+verdict: the latest position that works, which keeps rules such as ``ESTABLISHED,RELATED``
+first (the seed's ``-I INPUT 10``, before the catch-all REJECT). Tables that run before it at
+the same hook (raw, mangle, nat DNAT) can make every position useless; the plan then says
+which rule is in the way and proposes the smallest change there.
+
+*Semantic effect.* The packets whose verdict changes, split by the rule that decided them
+before, each described like a rule: ``tcp dport 18745 state NEW from any: REJECT → ACCEPT``.
+
+*Diff.* Only packets matched by a rule that differs between the two rulesets (aligned with a
+longest-common-subsequence match, so moved rules count as changed) can change verdict; those
+are traced through both flat chains and compared.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, replace
+
+from trustwall.errors import BadInput
+from trustwall.firewall import space as sp
+from trustwall.firewall.model import HOOKS, Rule, Ruleset, is_valid_hook
+from trustwall.firewall.parse import parse_rule_spec
+from trustwall.firewall.render import render_command, render_rule
+from trustwall.firewall.space import Space, Universe
+from trustwall.firewall.unfold import (
+    FlatChain,
+    FlatIndex,
+    FlatRule,
+    Piece,
+    action_of,
+    rule_space,
+    unfold,
+    universe_for,
+)
+
+MAX_LINES = 20  # effect lines shown; the rest are counted
+
+#: Tables that see a packet before ``filter`` at each filter hook, with their chains.
+_UPSTREAM = {
+    "INPUT": (("raw", "PREROUTING"), ("mangle", "PREROUTING"), ("nat", "PREROUTING"),
+              ("mangle", "INPUT")),
+    "FORWARD": (("raw", "PREROUTING"), ("mangle", "PREROUTING"), ("nat", "PREROUTING"),
+                ("mangle", "FORWARD")),
+    "OUTPUT": (("raw", "OUTPUT"), ("mangle", "OUTPUT"), ("nat", "OUTPUT")),
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    """Packets whose verdict changes. ``unsure`` names unmodelled matches that may interfere."""
+
+    packets: str
+    before: str
+    after: str
+    unsure: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        note = f"  (unless {', '.join(self.unsure)} decides first)" if self.unsure else ""
+        return f"{self.packets}: {self.before} → {self.after}{note}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A planned change: the commands, where, why, and its effect on packets."""
+
+    table: str
+    chain: str
+    commands: tuple[str, ...]
+    position: int | None
+    effect: tuple[Change, ...]
+    explanation: str
+    feasible: bool = True
+    more: int = 0  # effect lines not shown
+    in_the_way: tuple[str, ...] = ()  # rules of earlier tables that defeat any position
+
+
+@dataclass(frozen=True)
+class HookDiff:
+    table: str
+    hook: str
+    changes: tuple[Change, ...]
+    more: int = 0
+
+
+@dataclass(frozen=True)
+class Diff:
+    hooks: tuple[HookDiff, ...]
+
+    @property
+    def different(self) -> bool:
+        return any(h.changes for h in self.hooks)
+
+    def to_json(self) -> dict[str, object]:
+        return {"different": self.different, "hooks": list(self.hooks)}
+
+
+# --------------------------------------------------------------------------- building rules
+
+def build_rule(verdict: str, *, chain: str = "INPUT", proto: str | None = None,
+               dport: str | None = None, sport: str | None = None, src: str | None = None,
+               dst: str | None = None, state: str | None = None, in_iface: str | None = None,
+               out_iface: str | None = None, comment: str | None = None,
+               reject_with: str | None = None, family: int = 4) -> Rule:
+    """The rule ``iptables`` would build from these options, in canonical (save) form."""
+    words: list[str] = []
+    for flag, value in (("-s", src), ("-d", dst), ("-i", in_iface), ("-o", out_iface),
+                        ("-p", proto)):
+        if value:
+            words += [flag, value]
+    if state:
+        words += ["-m", "state", "--state", state.upper()]
+    if (dport or sport) and not proto:
+        raise BadInput("--dport/--sport need --proto (tcp, udp, sctp …)")
+    if dport or sport:
+        words += ["-m", proto]  # type: ignore[list-item]
+        if sport:
+            words += ["--sport", sport]
+        if dport:
+            words += ["--dport", dport]
+    if comment:
+        words += ["-m", "comment", "--comment", comment]
+    words += ["-j", verdict]
+    if verdict == "REJECT" and reject_with:
+        words += ["--reject-with", reject_with]
+    return parse_rule_spec(words, chain=chain, family=family)
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _top(flat_rule: FlatRule) -> int:
+    """The rule number, in the chain that was unfolded, that leads to this flat rule."""
+    return flat_rule.path[0].number if flat_rule.path else flat_rule.origin.number
+
+
+def _verdict_name(action: str) -> str:
+    return action.split(" ", 1)[0] if action else action
+
+
+def _changes(pieces: list[tuple[Piece, str]], universe: Universe) -> tuple[list[Change], int]:
+    """(piece, new action) pairs whose verdict differs -> grouped rule-like lines."""
+    out: list[Change] = []
+    for piece, after in pieces:
+        if piece.verdict == after:
+            continue
+        before_name, after_name = _verdict_name(piece.verdict), _verdict_name(after)
+        if before_name == after_name:  # e.g. REJECT with another --reject-with
+            before_name, after_name = piece.verdict, after
+        out.append(Change(sp.describe(piece.cube, universe), before_name, after_name,
+                          piece.unsure))
+    out.sort(key=lambda c: (c.before, c.after, c.packets))
+    return out[:MAX_LINES], max(0, len(out) - MAX_LINES)
+
+
+def _chain_flat(ruleset: Ruleset, table: str, chain: str, u: Universe) -> FlatChain:
+    c = ruleset.chain(table, chain)
+    if c is None:
+        raise BadInput(f"no chain {chain} in table {table}",
+                       hint=f"chains: {', '.join(x.name for x in ruleset.table(table).chains)}"
+                       if ruleset.table(table) else None)
+    flat = unfold(ruleset, table, chain, u)
+    if not c.builtin:
+        flat = replace(flat, policy="RETURN")
+    return flat
+
+
+def _upstream(ruleset: Ruleset, table: str, chain: str, new: tuple[sp.Cube, ...],
+              action: str, u: Universe) -> list[str]:
+    """Rules of earlier tables at the same hook that take some of ``new`` away first."""
+    if table != "filter" or chain not in _UPSTREAM:
+        return []
+    out: list[str] = []
+    for up_table, hook in _UPSTREAM[chain]:
+        if ruleset.chain(up_table, hook) is None:
+            continue
+        flat = unfold(ruleset, up_table, hook, u)
+        for piece in FlatIndex(flat).decide(new):
+            if piece.rule is None:
+                continue
+            verdict = piece.rule.verdict
+            o = piece.rule.origin
+            if verdict in ("DROP", "REJECT") and _verdict_name(action) != verdict:
+                out.append(f"{up_table} {o.chain} rule {o.number} ({render_rule(o.rule)}) "
+                           f"{verdict}s {sp.describe(piece.cube, u)} before filter {chain}; "
+                           f"smallest change: iptables -t {up_table} -I {o.chain} {o.number} "
+                           "with the same matches and -j ACCEPT, or narrow that rule")
+            elif verdict in ("DNAT", "REDIRECT"):
+                out.append(f"nat {o.chain} rule {o.number} ({render_rule(o.rule)}) rewrites "
+                           f"the destination of {sp.describe(piece.cube, u)}: filter {chain} "
+                           "sees the translated address/port, so match those instead")
+    return list(dict.fromkeys(out))
+
+
+# --------------------------------------------------------------------------- insert
+
+def plan_insert(ruleset: Ruleset, rule: Rule, *, table: str = "filter") -> Plan:
+    """Where ``rule`` must go in its chain to decide all its packets, and what that changes."""
+    u = universe_for(ruleset, extra_ifaces=[i.name for i in (rule.in_interface,
+                                                            rule.out_interface) if i])
+    flat = _chain_flat(ruleset, table, rule.chain, u)
+    rs = rule_space(rule, u)
+    action = action_of(rule)
+    wanted = Space(u, rs.may)
+    undecided = wanted
+    position: int | None = None
+    blocker: FlatRule | None = None
+    same: list[int] = []
+    for f in flat.rules:
+        if not f.terminal or undecided.is_empty():
+            continue
+        if f.action == action:
+            before = undecided
+            undecided = undecided - f.must
+            if len(undecided.cubes) != len(before.cubes) or not (before <= undecided):
+                same.append(_top(f))
+            continue
+        if any(sp.cube_meets(a, b) for a in undecided.cubes for b in f.may.cubes):
+            position, blocker = _top(f), f
+            break
+    pieces = FlatIndex(flat).decide(wanted.cubes)
+    effect, more = _changes([(p, action) for p in pieces], u)
+    in_the_way = _upstream(ruleset, table, rule.chain, rs.may, action, u)
+    n_rules = len(ruleset.chain(table, rule.chain).rules)  # type: ignore[union-attr]
+    family = ruleset.family
+    if position is not None and blocker is not None:
+        cmd = render_command(rule, table=table, family=family, action="-I", number=position)
+        why = (f"rule {position} ({blocker.verdict}) would otherwise decide some of these "
+               f"packets first; inserting directly before it keeps rules 1–{position - 1} "
+               "(e.g. ESTABLISHED,RELATED) first" if position > 1 else
+               f"rule 1 ({blocker.verdict}) already decides some of these packets, so the "
+               "rule must come first")
+    elif not effect:
+        cmd = None
+        position = None
+        already = f"rules {', '.join(map(str, dict.fromkeys(same)))}" if same else "the policy"
+        why = f"no change needed: {already} already give every such packet {action or 'it'}"
+    else:
+        cmd = render_command(rule, table=table, family=family, action="-A")
+        position = n_rules + 1
+        why = ("no rule decides these packets differently before the end of the chain; "
+               f"appending is enough (they currently fall through to {flat.policy})")
+    if rs.unknown:
+        why += f"; note: {', '.join(rs.unknown)} is not modelled, its packets were over-estimated"
+    feasible = not in_the_way
+    if in_the_way:
+        why += "; but no position in this chain can work for all of them: see in_the_way"
+    return Plan(table, rule.chain, (cmd,) if cmd else (), position, tuple(effect), why,
+                feasible, more, tuple(in_the_way))
+
+
+# --------------------------------------------------------------------------- delete
+
+def find_rule(ruleset: Ruleset, table: str, chain: str, spec: str) -> int:
+    """The number of the first rule equal to ``spec`` (what ``iptables -D CHAIN spec`` removes)."""
+    target = parse_rule_spec(spec, chain=chain, family=ruleset.family)
+    c = ruleset.chain(table, chain)
+    if c is None:
+        raise BadInput(f"no chain {chain} in table {table}")
+    for number, rule in enumerate(c.rules, 1):
+        if rule == target:
+            return number
+    raise BadInput(f"no rule in {table} {chain} matches: {render_rule(target)}")
+
+
+def without_rule(ruleset: Ruleset, table: str, chain: str, number: int) -> Ruleset:
+    tables = []
+    for t in ruleset.tables:
+        if t.name == table:
+            chains = tuple(replace(c, rules=c.rules[:number - 1] + c.rules[number:])
+                           if c.name == chain else c for c in t.chains)
+            t = replace(t, chains=chains)
+        tables.append(t)
+    return replace(ruleset, tables=tuple(tables))
+
+
+def plan_delete(ruleset: Ruleset, chain: str, number: int | None = None, spec: str | None = None,
+                *, table: str = "filter") -> Plan:
+    """Plan ``iptables -D``: the command and the packets whose verdict changes."""
+    c = ruleset.chain(table, chain)
+    if c is None:
+        raise BadInput(f"no chain {chain} in table {table}")
+    if number is None:
+        if spec is None:
+            raise BadInput("give a rule number or a rule specification")
+        number = find_rule(ruleset, table, chain, spec)
+    if not 1 <= number <= len(c.rules):
+        raise BadInput(f"{table} {chain} has {len(c.rules)} rules; there is no rule {number}")
+    after = without_rule(ruleset, table, chain, number)
+    result = diff(ruleset, after, tables=(table,))
+    effect = tuple(ch for h in result.hooks for ch in h.changes)
+    more = sum(h.more for h in result.hooks)
+    prefix = "ip6tables" if ruleset.family == 6 else "iptables"
+    table_opt = f" -t {table}" if table != "filter" else ""
+    cmd = f"{prefix}{table_opt} -D {chain} {number}"
+    text = render_rule(c.rule(number))
+    why = (f"deletes rule {number} ({text})" + ("; no packet changes verdict: the rule is "
+                                               "shadowed or redundant" if not effect else ""))
+    return Plan(table, chain, (cmd,), number, effect, why, True, more)
+
+
+# --------------------------------------------------------------------------- diff
+
+def _key(f: FlatRule) -> tuple[object, ...]:
+    return (f.origin.chain, f.origin.rule, f.action, tuple((o.chain, o.rule) for o in f.path))
+
+
+def _hook_diff(fa: FlatChain, fb: FlatChain, u: Universe) -> HookDiff:
+    region = Space.empty(u)
+    if fa.policy != fb.policy:
+        region = Space.full(u)
+    else:
+        ka, kb = [_key(f) for f in fa.rules], [_key(f) for f in fb.rules]
+        matcher = difflib.SequenceMatcher(None, ka, kb, autojunk=False)
+        changed: list[FlatRule] = []
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag != "equal":
+                changed += fa.rules[i1:i2]
+                changed += fb.rules[j1:j2]
+        for f in changed:
+            region = region | f.may
+    if region.is_empty():
+        return HookDiff(fa.table, fa.hook, ())
+    ia, ib = FlatIndex(fa), FlatIndex(fb)
+    pairs: list[tuple[Piece, str]] = []
+    for pa in ia.decide(region.cubes):
+        for pb in ib.decide([pa.cube]):
+            unsure = tuple(dict.fromkeys(pa.unsure + pb.unsure))
+            pairs.append((Piece(pb.cube, pa.rule, pa.verdict, unsure), pb.verdict))
+    changes, more = _changes(pairs, u)
+    return HookDiff(fa.table, fa.hook, tuple(changes), more)
+
+
+def diff(a: Ruleset, b: Ruleset, *, tables: tuple[str, ...] | None = None) -> Diff:
+    """The packets whose verdict differs between ``a`` and ``b``, per table and hook."""
+    if a.family != b.family:
+        raise BadInput(f"cannot compare an IPv{a.family} ruleset with an IPv{b.family} one")
+    u = universe_for(a, b)
+    names = tables or tuple(dict.fromkeys([t.name for t in a.tables] + [t.name for t in b.tables]))
+    out = []
+    for table in names:
+        for hook in HOOKS:
+            if not is_valid_hook(table, hook):
+                continue
+            if a.chain(table, hook) is None and b.chain(table, hook) is None:
+                continue
+            hd = _hook_diff(unfold(a, table, hook, u), unfold(b, table, hook, u), u)
+            if hd.changes:
+                out.append(hd)
+    return Diff(tuple(out))
