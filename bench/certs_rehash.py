@@ -64,12 +64,19 @@ def clear_links(directory: Path) -> None:
             os.unlink(entry.path)
 
 
-def time_once(argv: list[str], directory: Path) -> float:
+def time_once(argv: list[str], directory: Path) -> tuple[float, float]:
+    """``(wall seconds, CPU seconds user+system)`` of one whole run. CPU time is reported too
+    because this 2-core box is shared: wall time swings with the neighbours' load."""
     clear_links(directory)
+    before = os.times()
     start = time.perf_counter()
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
                    check=False)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = os.times()
+    cpu = (after.children_user - before.children_user
+           + after.children_system - before.children_system)
+    return wall, cpu
 
 
 def links(directory: Path) -> dict[str, str]:
@@ -77,6 +84,7 @@ def links(directory: Path) -> dict[str, str]:
 
 
 def main() -> None:
+    load_at_start = os.getloadavg()
     openssl = shutil.which("openssl", path=ENV["PATH"])
     c_rehash = shutil.which("c_rehash", path=ENV["PATH"])
     with tempfile.TemporaryDirectory(prefix="tw-bench-rehash-") as tmp:
@@ -86,10 +94,10 @@ def main() -> None:
         tools = {"trustwall": [TRUSTWALL, "rehash", str(directory)],
                  "openssl": [openssl, "rehash", str(directory)]}
         samples: dict[str, list[float]] = {name: [] for name in tools}
-        for name, argv in tools.items():  # warm-up, and the link sets must agree
+        cpu: dict[str, list[float]] = {name: [] for name in tools}
+        for argv in tools.values():  # warm-up (page cache, pyc files)
             time_once(argv, directory)
-            samples.setdefault(f"_{name}_links", [])
-        clear_links(directory)
+        clear_links(directory)  # and the link sets must agree
         subprocess.run(tools["openssl"], env=ENV, capture_output=True, check=False)
         expected = links(directory)
         clear_links(directory)
@@ -97,20 +105,27 @@ def main() -> None:
         agree = links(directory) == expected
         for _ in range(REPEAT):
             for name, argv in tools.items():
-                samples[name].append(time_once(argv, directory))
-        c_rehash_s = time_once([c_rehash, str(directory)], directory) if c_rehash else None
+                wall, used = time_once(argv, directory)
+                samples[name].append(wall)
+                cpu[name].append(used)
+        c_rehash_s = (time_once([c_rehash, str(directory)], directory)[0] if c_rehash
+                      else None)
         n_links = len(expected)
     tw, ossl = summary(samples["trustwall"]), summary(samples["openssl"])
     write_result("certs_rehash", {
         "files": N_CERTS + N_CERTS // 100 + 2,
         "links": n_links,
         "link_sets_agree": agree,
-        "trustwall": {"command": "trustwall rehash DIR", **tw},
+        "trustwall": {"command": "trustwall rehash DIR", **tw,
+                      "cpu_median_s": statistics.median(cpu["trustwall"])},
         "openssl": {"command": "openssl rehash DIR", "version": version_of([openssl, "version"]),
-                    **ossl},
+                    **ossl, "cpu_median_s": statistics.median(cpu["openssl"])},
         "c_rehash": ({"command": "c_rehash DIR (one run)", "seconds": c_rehash_s}
                      if c_rehash_s is not None else "not installed"),
         "ratio_trustwall_vs_openssl": round(tw["median_s"] / ossl["median_s"], 2),
+        "ratio_cpu_trustwall_vs_openssl": round(statistics.median(cpu["trustwall"])
+                                                / statistics.median(cpu["openssl"]), 2),
+        "load_average_at_start": load_at_start,
         "ratio_c_rehash_vs_openssl": (round(c_rehash_s / ossl["median_s"], 1)
                                       if c_rehash_s is not None else None),
         "spread_note": f"medians of {REPEAT} interleaved runs; stdev trustwall "
