@@ -88,7 +88,8 @@ def load_cases() -> list[Case]:
 def check(case: Case) -> str | None:
     """None when trustwall agrees with the expectation, else a one-line reason."""
     try:
-        rendered = [rule_spec(parse_rule_spec(case.args, chain=c, family=case.family))
+        rendered = [rule_spec(parse_rule_spec(case.args, chain=c, family=case.family,
+                                              table=case.table))
                     for c in case.chains]
     except ParseError as exc:
         if case.outcome == "FAIL":

@@ -9,14 +9,17 @@ from the dated ``#`` lines). Files the kernel refuses are reported with the kern
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import pytest
 
 from trustwall.errors import ParseError
+from trustwall.firewall.model import Ruleset
 from trustwall.firewall.parse import parse_save
 from trustwall.firewall.render import render_listing, render_save
 
@@ -54,6 +57,42 @@ def index() -> list[Entry]:
 ENTRIES = index()
 CLEAN = [e for e in ENTRIES if not e.junk and e.path not in NOT_PARSEABLE]
 
+# The TUM dumps (13 files of 2.8k-6.2k rules) dominate the run time and differ little from each
+# other: by default the kernel comparison loads only the largest IPv4 and IPv6 one. Set
+# TRUSTWALL_FW_FULL_CORPUS=1 to load every file (all of them agree; about 80 s on 2 cores).
+BIG = 2000
+FULL = os.environ.get("TRUSTWALL_FW_FULL_CORPUS") == "1"
+
+
+@cache
+def _text(path: str) -> str:
+    return (ROOT / path).read_text(errors="surrogateescape").replace(ANON_MAC, STAND_IN_MAC)
+
+
+@cache
+def _parsed(path: str) -> Ruleset:
+    return parse_save(_text(path), source=path)
+
+
+def kernel_entries() -> list[Entry]:
+    """Distinct files to load (byte-identical copies once; see BIG/FULL above)."""
+    seen: set[str] = set()
+    out = []
+    for e in CLEAN:
+        text = _text(e.path)
+        if text not in seen:
+            seen.add(text)
+            out.append(e)
+    if FULL:
+        return out
+    small = [e for e in out if e.rules <= BIG]
+    big = [e for e in out if e.rules > BIG]
+    for family in (4, 6):
+        group = [e for e in big if _parsed(e.path).family == family]
+        if group:
+            small.append(max(group, key=lambda e: e.rules))
+    return small
+
 
 def _strip(text: str) -> str:
     return "".join(line + "\n" for line in text.splitlines() if not line.startswith("#"))
@@ -76,13 +115,26 @@ def _tables(text: str) -> dict[str, str]:
 @pytest.mark.parametrize("entry", CLEAN, ids=lambda e: e.path.rsplit("/", 2)[-2] + "/"
                          + e.path.rsplit("/", 1)[-1])
 def test_clean_ruleset_parses(entry: Entry) -> None:
-    ruleset = parse_save((ROOT / entry.path).read_text(errors="surrogateescape"),
-                         source=entry.path)
-    assert ruleset.rule_count > 0
+    ruleset = _parsed(entry.path)
+    assert ruleset.tables and ruleset.rule_count == _count_rules(_text(entry.path))
     if ruleset.rule_count <= LISTING_MAX_RULES:
         # rendering our own output and parsing it again is a fixpoint
         text = render_save(ruleset)
         assert render_save(parse_save(text, family=ruleset.family)) == text
+
+
+def _count_rules(text: str) -> int:
+    """-A/-I lines of the last dump of each table (a repeated table replaces the earlier)."""
+    per_table: dict[str, int] = {}
+    table = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("*"):
+            table = line[1:]
+            per_table[table] = 0
+        elif table is not None and re.match(r"^(\[\d+:\d+\] )?-[AI] ", line):
+            per_table[table] += 1
+    return sum(per_table.values())
 
 
 def test_placeholder_file_is_refused_with_line_and_token() -> None:
@@ -119,14 +171,9 @@ def compare_with_kernel(ns_run, listings: list[str] | None = None  # type: ignor
     unchanged, which shows the rendering is what iptables-save prints.
     """
     agree, differ, refused = [], [], []
-    seen: set[str] = set()
-    for entry in CLEAN:
-        text = (ROOT / entry.path).read_text(errors="surrogateescape")
-        if text in seen:  # INDEX.md lists byte-identical copies; load each once
-            continue
-        seen.add(text)
-        text = text.replace(ANON_MAC, STAND_IN_MAC)
-        ruleset = parse_save(text, source=entry.path)
+    for entry in kernel_entries():
+        text = _text(entry.path)
+        ruleset = _parsed(entry.path)
         restore = "iptables-restore" if ruleset.family == 4 else "ip6tables-restore"
         save = "iptables-save" if ruleset.family == 4 else "ip6tables-save"
         mine_text = render_save(ruleset, counters=True)
@@ -186,5 +233,7 @@ def test_render_equals_kernel_iptables_save() -> None:
         agree, differ, refused = compare_with_kernel(ns_run, listings)
     assert not differ, "\n".join(differ)
     assert not listings, "\n".join(listings)
-    # The kernel refuses only the files QUIRKS.md describes (anonymised MACs and the like).
-    assert len(agree) >= len(CLEAN) - len(refused)
+    # Refused even through our rendering: ufw fragments that jump to chains defined in other
+    # ufw files, a set (ipset) the namespace lacks, and a contrived unknown option.
+    assert len(refused) <= 6, "\n".join(refused)
+    assert len(agree) == len(kernel_entries()) - len(refused)

@@ -153,6 +153,10 @@ WORDS = st.sampled_from([
     "state", "--state", "NEW", "-j", "ACCEPT", "DROP", "*filter", ":INPUT", "ACCEPT", "[0:0]",
     "COMMIT", '"', "-i", "eth+", "--comment", "comment", "multiport", "--dports", "80,443",
     "-d", "::1", "icmp", "--icmp-type", "any", "-f", "-c", "1", "--", "-", "\t", "x",
+    "statistic", "--mode", "nth", "--every", "--packet", "owner", "--suppl-groups",
+    "--gid-owner", "connbytes", "--connbytes-mode", "hashlimit", "--hashlimit-upto", "1/sec",
+    "recent", "--set", "DNAT", "--to-destination", "1.2.3.4:80", "MARK", "--and-mark", "7",
+    "addrtype", "--src-type", "LOCAL", "TOS", "--set-tos", "0x10", "--log-level", "LOG",
 ])
 
 

@@ -349,6 +349,8 @@ def nat_ports(text: str) -> str:
     except BadValue:
         pass
     a, dash, b = text.partition("-")
+    if not (a.isdigit() and b.isdigit()):
+        raise BadValue(f"invalid port range {text!r} (numbers only in a range)")
     lo = port(a)
     if not dash:
         return str(lo)
@@ -378,6 +380,8 @@ def nat_to(text: str) -> str:
         a, _, b = out.partition("-")
         out = f"{a}-{b}"
     if slash:
+        if port(base) == 0:
+            raise BadValue(f"invalid base port in {text!r}")
         out += f"/{port(base)}"
     return f"{addr}:{out}"
 
@@ -480,6 +484,8 @@ CANON: dict[str, Callable[[str], str]] = {
     "protonum": protonum, "spirange": spi_range, "lenrange": len_range, "user": user,
     "group": group, "natports": nat_ports, "natto": nat_to, "qstr": quoted,
     "addrtypes": addr_types, "xmask": lambda t: f"{_int(t):#x}",
+    "u8": lambda t: str(_int(t, 0, 255)), "u16": lambda t: str(_int(t, 0, 65535)),
+    "u8nz": lambda t: str(_int(t, 1, 255)),
     "dscp": dscp, "tos": tos, "connbytes": connbytes, "mhrange": mh_range,
     "queuerange": queue_range, "addrmask": netmask_addr,
     "netmapto": lambda t: netmask_addr(t if "/" in t else f"{t}/{128 if ':' in t else 32}"),
@@ -532,6 +538,9 @@ MATCHES: dict[str, ExtSpec] = {s.name: s for s in (
     _spec("addrtype", "src-type:addrtypes dst-type:addrtypes limit-iface-in=0 "
                       "limit-iface-out=0"),
     _spec("length", "length:lenrange", required=("length",)),
+    _spec("sctp", "sport/source-port:portrange dport/destination-port:portrange "
+                  "chunk-types=2", proto=("sctp",)),
+    _spec("statistic", "mode probability every:uint packet:uint", required=("mode",)),
     _spec("dccp", "sport/source-port:portrange dport/destination-port:portrange dccp-types "
                   "dccp-option:uint", proto=("dccp",)),
     _spec("esp", "espspi:spirange", proto=("esp",)),
@@ -556,7 +565,7 @@ MATCHES: dict[str, ExtSpec] = {s.name: s for s in (
                   "vportctl:port"),
     _spec("connlimit", "connlimit-upto:uint connlimit-above:uint connlimit-mask:uint "
                        "connlimit-saddr=0 connlimit-daddr=0"),
-    _spec("recent", "set=0 rcheck=0 update=0 remove=0 seconds:uint reap=0 hitcount:uint "
+    _spec("recent", "set=0 rcheck=0 update=0 remove=0 seconds:uint reap=0 hitcount:u16 "
                     "rttl=0 name mask rsource=0 rdest=0"),
     _spec("ipcomp", "ipcompspi:spirange compres=0", proto=("ipcomp",)),
     _spec("tcpmss", "mss:portrange", required=("mss",), proto=("tcp",)),
@@ -565,8 +574,9 @@ MATCHES: dict[str, ExtSpec] = {s.name: s for s in (
           required=("string", "hex-string")),
     _spec("cgroup", "path:qstr cgroup"),
     _spec("connlabel", "label:qstr set=0", required=("label",)),
-    _spec("ttl", "ttl-eq/ttl:uint ttl-lt:uint ttl-gt:uint", family=4),
-    _spec("hl", "hl-eq:uint hl-lt:uint hl-gt:uint", family=6),
+    _spec("ttl", "ttl-eq/ttl:u8 ttl-lt:u8 ttl-gt:u8", family=4,
+          required=("ttl-eq", "ttl-lt", "ttl-gt")),
+    _spec("hl", "hl-eq:u8 hl-lt:u8 hl-gt:u8", family=6, required=("hl-eq", "hl-lt", "hl-gt")),
 )}
 
 TARGETS: dict[str, ExtSpec] = {s.name: s for s in (
@@ -582,9 +592,13 @@ TARGETS: dict[str, ExtSpec] = {s.name: s for s in (
                       "set-mark:xmark and-mark:uint or-mark:uint xor-mark:uint mask:xmask"),
     _spec("DSCP", "set-dscp:dscp set-dscp-class:dscp"),
     _spec("TOS", "set-tos:tos and-tos:uint or-tos:uint xor-tos:uint"),
-    _spec("NFLOG", "nflog-prefix:str nflog-group:uint nflog-range:uint nflog-size:uint "
-                   "nflog-threshold:uint"),
-    _spec("NFQUEUE", "queue-num:uint queue-balance:queuerange queue-bypass=0 "
+    _spec("NFLOG", "nflog-prefix:str nflog-group:u16 nflog-range:uint nflog-size:uint "
+                   "nflog-threshold:u16"),
+    _spec("TTL", "ttl-set:u8 ttl-dec:u8nz ttl-inc:u8nz", family=4,
+          required=("ttl-set", "ttl-dec", "ttl-inc")),
+    _spec("HL", "hl-set:u8 hl-dec:u8nz hl-inc:u8nz", family=6,
+          required=("hl-set", "hl-dec", "hl-inc")),
+    _spec("NFQUEUE", "queue-num:u16 queue-balance:queuerange queue-bypass=0 "
                      "queue-cpu-fanout=0", family=0),
     _spec("LED", "led-trigger-id:qstr led-delay led-always-blink=0"),
     _spec("MARK", "set-xmark:xmark set-mark:xmark and-mark:uint or-mark:uint xor-mark:uint"),

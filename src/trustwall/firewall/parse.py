@@ -24,6 +24,7 @@ from trustwall.errors import ParseError
 from trustwall.firewall import extensions as ext
 from trustwall.firewall.model import (
     BUILTIN_CHAINS,
+    HOOKS,
     MAX_CHAIN_NAME,
     MAX_IFACE_NAME,
     Address,
@@ -503,6 +504,8 @@ class _RuleReader:
     def _finish_match(self, item: _Ext, proto: Protocol | None) -> Match:
         spec = item.spec
         if spec is None:
+            if self.strict and not item.options and item.name not in _BARE_MATCHES:
+                raise self.fail(f"match {item.name!r} needs an option", item.name)
             return Match(item.name, tuple(item.options))
         given = {o.name for o in item.options}
         if spec.required and not given & set(spec.required):
@@ -553,6 +556,10 @@ class _RuleReader:
             options = [Option("dscp", o.negated, o.values) for o in options]
         elif item.name == "multiport" and len({"sports", "dports", "ports"} & given) > 1:
             raise self.fail("multiport can only have one option", item.name)
+        if self.strict:
+            problem = _match_problem(item.name, options, self.chain)
+            if problem is not None:
+                raise self.fail(problem, item.name)
         order = {o.name: i for i, o in enumerate(spec.options)}
         options.sort(key=lambda o: order.get(o.name, len(order)))
         return Match(item.name, tuple(options))
@@ -561,6 +568,13 @@ class _RuleReader:
         item = self.target
         assert item is not None
         options = list(item.options)
+        if self.strict and item.name == "TCPOPTSTRIP" and (proto is None or proto.name != "tcp"):
+            raise self.fail("TCPOPTSTRIP needs -p tcp", item.name)
+        if self.strict and not options and item.name in _TARGETS_NEEDING_OPTIONS:
+            raise self.fail(f"target {item.name} needs an option", item.name)
+        if self.strict and item.spec is not None and item.spec.required \
+                and not {o.name for o in options} & set(item.spec.required):
+            raise self.fail(f"target {item.name} needs --{item.spec.required[0]}", item.name)
         spec = item.spec
         if item.name == "REJECT":
             default = "icmp-port-unreachable" if self.family == 4 else "icmp6-port-unreachable"
@@ -596,11 +610,90 @@ class _RuleReader:
             if not options:
                 raise self.fail("MARK target needs --set-xmark/--set-mark/…", "MARK")
             options = [_finish_mark_target(o) for o in options]
+        if self.strict and item.name in ("DNAT", "SNAT", "REDIRECT", "MASQUERADE") and any(
+                _has_ports(o) for o in options) and (
+                proto is None or proto.negated or proto.name not in _PORT_PROTOCOLS):
+            raise self.fail(f"{item.name}: ports need -p tcp, udp, sctp, dccp or udplite",
+                            item.name)
         if spec is not None:
             order = {o.name: i for i, o in enumerate(spec.options)}
             options.sort(key=lambda o: order.get(o.name, len(order)))
         return Target(item.name, tuple(options), goto=item.implicit)
 
+
+_PORT_PROTOCOLS = frozenset({"tcp", "udp", "sctp", "dccp", "udplite"})
+
+
+def _has_ports(o: Option) -> bool:
+    if o.name == "to-ports":
+        return True
+    if o.name in ("to-destination", "to-source") and o.value:
+        v = o.value
+        return "]:" in v or (not v.startswith("[") and v.count(":") == 1)
+    return False
+
+
+def _match_problem(module: str, options: list[Option], chain: str) -> str | None:
+    """Cross-option rules iptables enforces in an extension's final check."""
+    given = {o.name: o for o in options}
+    if module == "addrtype":
+        if not given.keys() & {"src-type", "dst-type"}:
+            return "addrtype needs --src-type or --dst-type"
+        if {"limit-iface-in", "limit-iface-out"} <= given.keys():
+            return "addrtype: --limit-iface-in and --limit-iface-out exclude each other"
+        if "limit-iface-in" in given and chain in ("OUTPUT", "POSTROUTING"):
+            return f"addrtype: --limit-iface-in is not valid in {chain}"
+        if "limit-iface-out" in given and chain in ("PREROUTING", "INPUT"):
+            return f"addrtype: --limit-iface-out is not valid in {chain}"
+    elif module == "connbytes":
+        mode, direction = given.get("connbytes-mode"), given.get("connbytes-dir")
+        if mode is None or direction is None:
+            return "connbytes needs --connbytes-mode and --connbytes-dir"
+        if mode.value not in ("packets", "bytes", "avgpkt"):
+            return f"connbytes: bad mode {mode.value!r}"
+        if direction.value not in ("original", "reply", "both"):
+            return f"connbytes: bad direction {direction.value!r}"
+    elif module == "owner":
+        names = [o.name for o in options]
+        if "suppl-groups" in names:
+            supp = given["suppl-groups"]
+            if supp.negated or "gid-owner" not in names[:names.index("suppl-groups")]:
+                return "owner: --suppl-groups needs a --gid-owner before it and cannot be negated"
+    elif module == "connlimit":
+        if {"connlimit-saddr", "connlimit-daddr"} <= given.keys():
+            return "connlimit: --connlimit-saddr and --connlimit-daddr exclude each other"
+    elif module == "statistic":
+        mode = given["mode"].value
+        if mode == "random":
+            p = given.get("probability")
+            try:
+                ok = p is not None and 0.0 <= float(p.value or "x") <= 1.0
+            except ValueError:
+                ok = False
+            if not ok or given.keys() & {"every", "packet"}:
+                return "statistic random needs --probability between 0 and 1"
+        elif mode == "nth":
+            every, packet = given.get("every"), given.get("packet")
+            if every is None or packet is None or int(packet.value or 0) >= int(every.value or 0):
+                return "statistic nth needs --every N and --packet P with P < N"
+        else:
+            return f"statistic: bad mode {mode!r}"
+    elif module == "pkttype":
+        value = given["pkt-type"].value
+        if value not in ("unicast", "broadcast", "multicast", "host", "otherhost"):
+            return f"pkttype: bad packet type {value!r}"
+    return None
+
+
+# Matches that are complete without options; any other unknown match needs at least one.
+_BARE_MATCHES = frozenset({"socket", "rpfilter", "limit", "eui64", "devgroup", "hbh", "dst",
+                           "srh", "rt", "frag"})
+# Targets iptables refuses without an option (their parse "final check").
+_TARGETS_NEEDING_OPTIONS = frozenset({
+    "AUDIT", "CHECKSUM", "CLASSIFY", "CONNSECMARK", "DSCP", "HMARK", "LED", "SECMARK",
+    "TCPMSS", "TEE", "TOS", "DNAT", "SNAT", "DNPT", "SNPT", "ECN", "CONNMARK",
+    "MARK", "IDLETIMER", "SET", "TTL", "HL", "NETMAP", "TPROXY", "RATEEST",
+})
 
 _REJECT4 = {"icmp-net-unreachable": "icmp-net-unreachable", "net-unreach": "icmp-net-unreachable",
             "icmp-host-unreachable": "icmp-host-unreachable",
@@ -672,8 +765,13 @@ def _finish_mark_target(o: Option) -> Option:
 
 
 def parse_rule_spec(words: Sequence[str] | str, *, chain: str, family: int = 4,
-                    source: str | None = None, line: int | None = None) -> Rule:
-    """Read the part of a rule after ``-A CHAIN`` (a string is split like iptables-restore)."""
+                    table: str | None = None, source: str | None = None,
+                    line: int | None = None) -> Rule:
+    """Read the part of a rule after ``-A CHAIN`` (a string is split like iptables-restore).
+
+    With ``table``, a rule in a built-in chain is also checked against what the kernel allows
+    at that hook (``-o`` in INPUT, DNAT outside nat PREROUTING/OUTPUT, ``-m owner`` in INPUT…).
+    """
     where: dict[str, object] = {"source": source, "line": line}
     if isinstance(words, str):
         text = words
@@ -683,7 +781,62 @@ def parse_rule_spec(words: Sequence[str] | str, *, chain: str, family: int = 4,
             raise ParseError(str(exc), token=text, source=source, line=line) from None
     else:
         text = " ".join(words)
-    return _RuleReader(words, chain, family, where, text).read()
+    rule = _RuleReader(words, chain, family, where, text).read()
+    if table is not None:
+        problem = hook_problem(rule, table)
+        if problem is not None:
+            raise ParseError(problem, token=chain, source=source, line=line)
+    return rule
+
+
+# Where the kernel accepts a target or match (xt_*.c .table / .hooks): table None = any table.
+_TARGET_PLACES: dict[str, tuple[str | None, frozenset[str]]] = {
+    "DNAT": ("nat", frozenset({"PREROUTING", "OUTPUT"})),
+    "REDIRECT": ("nat", frozenset({"PREROUTING", "OUTPUT"})),
+    "SNAT": ("nat", frozenset({"POSTROUTING", "INPUT"})),
+    "MASQUERADE": ("nat", frozenset({"POSTROUTING"})),
+    "NETMAP": ("nat", frozenset({"PREROUTING", "POSTROUTING", "OUTPUT", "INPUT"})),
+    "TPROXY": ("mangle", frozenset({"PREROUTING"})),
+    "CT": ("raw", frozenset({"PREROUTING", "OUTPUT"})),
+    "NOTRACK": ("raw", frozenset({"PREROUTING", "OUTPUT"})),
+    "REJECT": (None, frozenset({"INPUT", "FORWARD", "OUTPUT"})),
+    "TTL": ("mangle", frozenset(HOOKS)), "HL": ("mangle", frozenset(HOOKS)),
+    "ECN": ("mangle", frozenset(HOOKS)), "DSCP": ("mangle", frozenset(HOOKS)),
+    "TOS": ("mangle", frozenset(HOOKS)), "CHECKSUM": ("mangle", frozenset(HOOKS)),
+    "CLASSIFY": ("mangle", frozenset({"FORWARD", "OUTPUT", "POSTROUTING"})),
+    "TCPOPTSTRIP": ("mangle", frozenset(HOOKS)),
+    "SECMARK": (None, frozenset(HOOKS)), "CONNSECMARK": (None, frozenset(HOOKS)),
+    "DNPT": ("mangle", frozenset({"PREROUTING", "OUTPUT"})),
+    "SNPT": ("mangle", frozenset({"INPUT", "POSTROUTING"})),
+    "SYNPROXY": (None, frozenset({"INPUT", "FORWARD"})),
+}
+_MATCH_HOOKS: dict[str, frozenset[str]] = {
+    "owner": frozenset({"OUTPUT", "POSTROUTING"}),
+    "mac": frozenset({"PREROUTING", "INPUT", "FORWARD"}),
+    "eui64": frozenset({"PREROUTING", "INPUT", "FORWARD"}),
+}
+
+
+def hook_problem(rule: Rule, table: str) -> str | None:
+    """Why the kernel would refuse ``rule`` in its (built-in) chain of ``table``, or None."""
+    chain = rule.chain
+    if chain not in BUILTIN_CHAINS.get(table, ()):
+        return None  # user chains are checked where they are jumped to, at load time
+    if rule.in_interface is not None and chain in ("OUTPUT", "POSTROUTING"):
+        return f"can't use -i with {chain}"
+    if rule.out_interface is not None and chain in ("INPUT", "PREROUTING"):
+        return f"can't use -o with {chain}"
+    for m in rule.matches:
+        hooks = _MATCH_HOOKS.get(m.module)
+        if hooks is not None and chain not in hooks:
+            return f"match {m.module!r} is not valid in {chain}"
+    if rule.target is not None and rule.target.name in _TARGET_PLACES:
+        want_table, hooks = _TARGET_PLACES[rule.target.name]
+        if want_table is not None and table != want_table:
+            return f"target {rule.target.name} is only valid in the {want_table} table"
+        if chain not in hooks:
+            return f"target {rule.target.name} is not valid in {chain}"
+    return None
 
 
 def parse_command(argv: Sequence[str] | str, *, family: int = 4) -> Command:
