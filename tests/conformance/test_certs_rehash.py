@@ -63,6 +63,12 @@ def messy(tmp_path_factory) -> Path:
         make_crl(cn("Romeo"), key), "X509 CRL"))
     (d / "s.pem").mkdir()
     (d / "T61.crt").write_text(pem_encode(make_cert(cn("Tëst  Straße", 0x14), key=key)))
+    os.symlink("a.pem", d / "link-to-a.pem")  # not a hash name: read as a file (duplicate)
+    os.symlink(str(d / "l.PEM"), d / "DEADBEEF.2")  # upper-case hex, absolute target
+    os.symlink("d.pem", d / "abcdef01.")  # OpenSSL reads an empty number as 0
+    (d / "0early.pem").write_text(pem_encode(make_cert(cn("Alpha"), key=new_key())))
+    (d / "f2.crl").write_text(pem_encode(make_crl(cn("alpha"), key2), "X509 CRL"))
+    (d / "f3.crl").write_text((d / "f.crl").read_text())  # duplicate CRL
     os.symlink("gone.pem", d / "deadbeef.0")  # stale link
     os.symlink("a.pem", d / "deadbeef.r1")  # link under a wrong hash
     os.symlink("l.PEM", d / "12345678.1")
