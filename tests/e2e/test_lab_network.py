@@ -3,6 +3,7 @@ firewalled JMX port says "No route to host", and nothing of it appears on the ho
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -13,7 +14,8 @@ from trustwall.lab.proxy import ChainMode, ProxyConfig
 from trustwall.lab.sites import SITES
 from trustwall.lab.topology import JMX_PORT, ORIGIN_IP, SERVER_NAME, Lab
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab,
+              pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
 
 
 def s_client(lab: Lab, name: str, ca_file: str, proxy: str | None = None) -> tuple[int, list[str]]:

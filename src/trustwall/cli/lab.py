@@ -59,7 +59,8 @@ def status(as_json: bool) -> None:
 
 
 @lab.command()
-def demo() -> None:
+@json_option
+def demo(as_json: bool) -> None:
     """The guided story: interception breaks every client; a firewall hides the JMX port."""
     from trustwall.lab.demo import run_demo
 
