@@ -70,9 +70,11 @@ def _show_certs(certs: list[Any]) -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force", is_flag=True, help="Also trust a non-CA or expired certificate.")
+@click.option("--all-purposes", is_flag=True,
+              help="p11-kit stores: trust for every purpose, not TLS servers only.")
 @json_option
 def install(files: tuple[str, ...], kinds: tuple[str, ...], root: str | None,
-            state_dir: str | None, dry_run: bool, yes: bool, force: bool,
+            state_dir: str | None, dry_run: bool, yes: bool, force: bool, all_purposes: bool,
             as_json: bool) -> None:
     """Trust the CA certificate(s) in FILES in every store (idempotent)."""
     from trustwall.errors import BadInput
@@ -96,8 +98,8 @@ def install(files: tuple[str, ...], kinds: tuple[str, ...], root: str | None,
         stores = ", ".join(sorted({s.kind for s in plan.stores if s.added}))
         click.confirm(f"Trust {len(certs)} certificate(s) in: {stores}?", abort=True,
                       err=True)
-    emit(do_install(certs, root=root, kinds=kinds or None, force=force, state_dir=state_dir),
-         _render_change)
+    emit(do_install(certs, root=root, kinds=kinds or None, force=force,
+                    all_purposes=all_purposes, state_dir=state_dir), _render_change)
 
 
 @ca.command("remove")

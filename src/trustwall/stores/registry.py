@@ -28,6 +28,7 @@ from trustwall.stores.debian import DebianStore
 from trustwall.stores.hashdir import HashDirStore
 from trustwall.stores.java import JavaStore
 from trustwall.stores.nss import NssStore
+from trustwall.stores.p11kit import P11KitStore
 
 if TYPE_CHECKING:
     from trustwall.certs import Cert
@@ -38,6 +39,7 @@ KINDS: dict[str, type[TrustStore]] = {
     "bundle": BundleStore,
     "java": JavaStore,
     "nss": NssStore,
+    "p11kit": P11KitStore,
 }
 
 
@@ -108,13 +110,21 @@ def load_for_install(files: Sequence[str], *, force: bool = False) -> list[Cert]
 
 def install(certs: Sequence[Cert], *, root: str | os.PathLike[str] | None = None,
             kinds: Sequence[str] | None = None, dry_run: bool = False, force: bool = False,
+            all_purposes: bool = False,
             state_dir: str | os.PathLike[str] | None = None) -> ChangeResult:
-    """Trust ``certs`` in every store found (or those named); idempotent by fingerprint."""
+    """Trust ``certs`` in every store found (or those named); idempotent by fingerprint.
+
+    ``all_purposes``: where trust can be limited by purpose (p11-kit), trust the CA for
+    everything instead of TLS server authentication only.
+    """
     from trustwall.journal.transaction import Transaction
 
     for cert in certs:
         check_installable(cert, force=force)
     stores = detect_stores(root, kinds)
+    for store in stores:
+        if isinstance(store, P11KitStore):
+            store.all_purposes = all_purposes
     if not stores:
         raise BadInput("no trust store found" + (f" under {root}" if root else ""),
                        hint="trustwall stores lists what is detected")
