@@ -150,3 +150,19 @@ def test_convert_refuses_to_overwrite_without_force(tmp_path, ca_der, capsys):
     assert cli_main(["cert", "convert", str(src), str(out)]) == 2  # format unknown
     assert not out.exists()
     capsys.readouterr()
+
+
+def test_show_and_lint_human_output(tmp_path, ca_der, capsys):
+    src = tmp_path / "ca.pem"
+    src.write_text(pem_encode(ca_der))
+    cert = Cert.from_der(ca_der)
+    assert cli_main(["cert", "show", str(src)]) == 0
+    out = capsys.readouterr().out
+    assert cert.sha256 in out and "expires in" in out and cert.subject_hash in out
+    # synth CAs have no keyUsage/SKI: strict verifiers reject them, so lint says unfit
+    assert cli_main(["cert", "lint", str(src)]) == 1
+    captured = capsys.readouterr()
+    assert "NOT fit" in captured.out and "OpenSSL code 92" in captured.out
+    assert "rejected by: Python >= 3.13" in captured.out
+    assert captured.err.strip().splitlines() == [
+        "trustwall: error: 1 of 1 certificate(s) not fit as a trust anchor"]
