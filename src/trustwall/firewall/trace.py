@@ -33,8 +33,11 @@ packet only visits the rules that can match it. ``Tracer.trace_many`` reuses all
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
-from collections.abc import Callable, Iterable, Sequence
+import socket
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from trustwall.errors import BadInput
@@ -57,6 +60,7 @@ CONTINUING_TARGETS = frozenset({
     "RATEEST", "HMARK", "ECN", "TEE", "CT", "NOTRACK", "MARK", "CONNMARK",
 })
 _NAT_TARGETS = frozenset({"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP"})
+_CHANGING_TARGETS = _NAT_TARGETS | {"MARK", "CONNMARK", "CT", "NOTRACK"}
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,7 @@ class Outcome:
     path: tuple[Step, ...]
     hooks: tuple[str, ...]
     assuming: tuple[Assumption, ...]
-    final_packet: Packet
+    final_packet: Packet | None = None  # None: no target changed the packet
 
     def to_json(self) -> dict[str, object]:
         return {"verdict": self.verdict, "decided_by": self.decided_by,
@@ -205,9 +209,9 @@ Check = Callable[["_Ctx"], "bool | str"]  # True/False, or the reason it cannot 
 class _Ctx:
     """The packet while it travels (mutable: NAT and MARK change it)."""
 
-    __slots__ = ("ctmark", "dport", "dst", "family", "flags", "hook", "icmp_code", "icmp_type",
-                 "iin", "iout", "mark", "notrack", "out_given", "proto", "sport", "src",
-                 "state")
+    __slots__ = ("ctmark", "dport", "dst", "family", "flags", "hook", "icmp",
+                 "icmp_code", "icmp_type", "iin", "iout", "mark", "notrack", "out_given", "proto",
+                 "sport", "src", "state", "version")
 
     def __init__(self, p: Packet, family: int) -> None:
         self.family = family
@@ -237,6 +241,11 @@ class _Ctx:
             self.flags = frozenset()
         self.hook = ""
         self.notrack = False
+        self.version = 0  # bumped whenever a target changes the packet
+        if self.proto not in (1, 58):
+            self.icmp: tuple[int, int] | None = (-1, -1)
+        else:
+            self.icmp = None if p.icmp_type is None else (p.icmp_type, p.icmp_code or 0)
 
     def copy(self) -> _Ctx:
         new = _Ctx.__new__(_Ctx)
@@ -246,6 +255,9 @@ class _Ctx:
 
 
 def _addr_int(text: str, family: int, what: str) -> int:
+    with contextlib.suppress(OSError, TypeError):  # the common, fast case
+        return int.from_bytes(socket.inet_pton(socket.AF_INET if family == 4 else
+                                               socket.AF_INET6, text), "big")
     try:
         addr = ipaddress.ip_address(text)
     except ValueError:
@@ -272,8 +284,8 @@ def _proto_number(proto: str) -> int:
 class _CRule:
     """One rule flattened for speed."""
 
-    __slots__ = ("action", "chain", "checks", "dport", "dst", "frag", "iin", "iout", "kind",
-                 "number", "proto", "rule", "src", "target")
+    __slots__ = ("action", "chain", "checks", "dims", "dst", "extra", "frag", "iin", "iout",
+                 "kind", "number", "proto", "rule", "src", "target")
 
     def __init__(self) -> None:
         self.checks: tuple[Check, ...] = ()
@@ -295,65 +307,194 @@ def _iface(iface: object) -> tuple[str, bool, bool] | None:
     return (name[:-1] if wildcard else name), wildcard, iface.negated  # type: ignore[attr-defined]
 
 
-class _CChain:
-    """A chain's compiled rules with an optional index on one exact field."""
+class _RangeDim:
+    """Rules' constraints on one numeric field as a sweep of bitmasks over value intervals."""
 
-    __slots__ = ("buckets", "dim", "name", "policy", "rules", "wild")
+    __slots__ = ("attr", "masks", "points", "ports", "unconstrained")
+
+    def __init__(self, attr: str, constraints: list[tuple[int, list[tuple[int, int]], bool]],
+                 everyone: int) -> None:
+        self.attr = {"src_r": "src", "dst_r": "dst"}.get(attr, attr)
+        self.ports = attr in ("sport", "dport")
+        constrained = 0
+        base = 0
+        events: dict[int, list[int]] = {}
+        for i, ranges, negated in constraints:
+            bit = 1 << i
+            constrained |= bit
+            if negated:
+                base |= bit
+            for lo, hi in ranges:
+                events.setdefault(lo, [0, 0])[1 if negated else 0] |= bit
+                events.setdefault(hi + 1, [0, 0])[0 if negated else 1] |= bit
+        self.unconstrained = everyone & ~constrained
+        cur = self.unconstrained | base
+        self.points = [0]
+        self.masks = [cur]
+        for point in sorted(events):
+            add, remove = events[point]
+            cur = (cur & ~remove) | add
+            if point == self.points[-1]:
+                self.masks[-1] = cur
+            else:
+                self.points.append(point)
+                self.masks.append(cur)
+
+    def lookup(self, ctx: _Ctx) -> int | None:
+        value = getattr(ctx, self.attr)
+        if value is None:
+            # A protocol without ports: only rules that say nothing about ports can match
+            # (iptables ties every port match to its -p).
+            return self.unconstrained if self.ports and ctx.proto not in _PORT_PROTOS else None
+        return self.masks[bisect_right(self.points, value) - 1]
+
+
+class _PredDim:
+    """Rules' constraints on one field with few distinct values; masks cached per value."""
+
+    __slots__ = ("attr", "cache", "preds", "unconstrained")
+
+    def __init__(self, attr: str, preds: list[tuple[int, Callable[[object], bool]]],
+                 everyone: int) -> None:
+        self.attr = attr
+        self.preds = preds
+        self.unconstrained = everyone & ~sum(1 << i for i, _ in preds)
+        self.cache: dict[object, int] = {}
+
+    def lookup(self, ctx: _Ctx) -> int | None:
+        value = getattr(ctx, self.attr)
+        if value is None:
+            return None
+        mask = self.cache.get(value)
+        if mask is None:
+            mask = self.unconstrained
+            for i, pred in self.preds:
+                if pred(value):
+                    mask |= 1 << i
+            if len(self.cache) < 4096:
+                self.cache[value] = mask
+        return mask
+
+
+class _CChain:
+    """A chain's compiled rules, with a bitmask index over every field the rules test."""
+
+    __slots__ = ("base", "dims", "name", "policy", "rules")
 
     def __init__(self, chain: Chain, rules: list[_CRule]) -> None:
         self.name = chain.name
         self.policy = chain.policy
         self.rules = tuple(rules)
-        self.dim = ""
-        self.buckets: dict[int, tuple[_CRule, ...]] = {}
-        self.wild = self.rules
-        if len(rules) > 12:
-            self._build_index()
+        everyone = (1 << len(rules)) - 1
+        self.base = everyone & ~sum(1 << i for i, cr in enumerate(rules) if cr.frag is True)
+        ranges: dict[str, list[tuple[int, list[tuple[int, int]], bool]]] = {}
+        preds: dict[str, list[tuple[int, Callable[[object], bool]]]] = {}
+        for i, cr in enumerate(rules):
+            for dim, constraint in cr.dims.items():
+                if dim in _RANGE_DIMS:
+                    spans, negated = constraint  # type: ignore[misc]
+                    ranges.setdefault(dim, []).append((i, spans, negated))
+                else:
+                    preds.setdefault(dim, []).append((i, constraint))  # type: ignore[arg-type]
+        dims: list[_RangeDim | _PredDim] = [_RangeDim(d, c, everyone) for d, c in ranges.items()]
+        dims += [_PredDim(d, p, everyone) for d, p in preds.items()]
+        self.dims = tuple(dims)
 
-    def _build_index(self) -> None:
-        best: tuple[int, str, dict[int, list[int]], list[int]] | None = None
-        for dim in ("src", "dst", "dport", "proto"):
-            keyed: dict[int, list[int]] = {}
-            wild: list[int] = []
-            for i, cr in enumerate(self.rules):
-                key = _index_key(cr, dim)
-                (wild if key is None else keyed.setdefault(key, [])).append(i)
-            if not keyed:
-                continue
-            biggest = max(len(v) for v in keyed.values())
-            cost = len(wild) + biggest
-            if best is None or cost < best[0]:
-                best = (cost, dim, keyed, wild)
-        if best is None or best[0] * 2 > len(self.rules):
-            return
-        _, self.dim, keyed, wild = best
-        self.wild = tuple(self.rules[i] for i in wild)
-        self.buckets = {k: tuple(self.rules[i] for i in sorted(v + wild))
-                        for k, v in keyed.items()}
-
-    def candidates(self, ctx: _Ctx) -> tuple[_CRule, ...]:
-        dim = self.dim
-        if not dim:
-            return self.rules
-        value = getattr(ctx, dim)
-        if value is None:
-            return self.rules
-        return self.buckets.get(value, self.wild)
+    def fast_mask(self, ctx: _Ctx) -> int | None:
+        """Bits of the rules whose indexed fields all match; None if a field is unknown."""
+        mask = self.base
+        for dim in self.dims:
+            m = dim.lookup(ctx)
+            if m is None:
+                return None
+            mask &= m
+            if not mask:
+                return 0
+        return mask
 
 
-def _index_key(cr: _CRule, dim: str) -> int | None:
-    if dim in ("src", "dst"):
+_RANGE_DIMS = frozenset({"src", "dst", "src_r", "dst_r", "sport", "dport"})
+
+
+def _merge(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(spans):
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(hi, out[-1][1]))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _fast_parts(rule: Rule, cr: _CRule, local: LocalAddresses, family: int
+                ) -> tuple[dict[str, object], tuple[Check, ...]]:
+    """Split a rule into indexable field constraints and the checks left to run one by one."""
+    dims: dict[str, object] = {}
+    full = 0xFFFFFFFF if family == 4 else (1 << 128) - 1
+    for dim in ("src", "dst"):
         net = getattr(cr, dim)
-        if net is not None and not net[2] and net[1] == _full_mask(net[1]):
-            return net[0]
-        return None
-    if dim == "proto":
-        return cr.proto[0] if cr.proto is not None and not cr.proto[1] else None
-    return cr.dport
+        if net is not None:
+            dims[dim] = ([(net[0], net[0] | (full & ~net[1]))], net[2])
+    if cr.proto is not None:
+        number, negated = cr.proto
+        dims["proto"] = lambda v, n=number, neg=negated: (v == n) != neg
+    for dim in ("iin", "iout"):
+        iface = getattr(cr, dim)
+        if iface is not None:
+            name, wild, neg = iface
+            dims[dim] = (lambda v, n=name, neg=neg: v.startswith(n) != neg) if wild else \
+                (lambda v, n=name, neg=neg: (v == n) != neg)
+    extra: list[Check] = []
+    for m in rule.matches:
+        extra += _fast_match(m, dims, local, family)
+    return dims, tuple(extra)
 
 
-def _full_mask(mask: int) -> int:
-    return (1 << 128) - 1 if mask > 0xFFFFFFFF else 0xFFFFFFFF
+def _fast_match(m: Match, dims: dict[str, object], local: LocalAddresses, family: int
+                ) -> list[Check]:
+    module = m.module
+    if module in _QUIET_OPTIONS:
+        extra: list[Check] = []
+        for opt in m.options:
+            if opt.name not in _QUIET_OPTIONS[module]:
+                extra.append(_unknown(f"-m {module} --{opt.name} is not modelled by trustwall"))
+                break
+        for dim, ports, flag in (("sport", m.source_ports, "source port (--sport)"),
+                                 ("dport", m.destination_ports, "destination port (--dport)")):
+            if ports is None:
+                continue
+            spans = [(r.first, r.last) for r in ports.ranges]
+            if dim in dims:
+                extra.append(_port_check(dim, spans, ports.negated, flag))
+            else:
+                dims[dim] = (_merge(spans), ports.negated)
+        either = m.either_ports
+        if either is not None:
+            extra.append(_either_port_check([(r.first, r.last) for r in either.ranges],
+                                            either.negated))
+        for dim, value in (("flags", m.tcp_flags), ("state", m.states)):
+            if value is None:
+                continue
+            if dim == "state" and value.states & {"SNAT", "DNAT"}:  # type: ignore[union-attr]
+                extra.append(_unknown("conntrack states SNAT/DNAT are not modelled"))
+            elif dim in dims:
+                extra.append(lambda ctx, d=dim, v=value: v.matches(getattr(ctx, d)))  # type: ignore[union-attr]
+            else:
+                dims[dim] = value.matches  # type: ignore[union-attr]
+        return extra
+    if module in ("icmp", "icmp6") and m.icmp is not None and "icmp" not in dims:
+        icmp = m.icmp
+        dims["icmp"] = lambda v: v[0] >= 0 and icmp.matches(v[0], v[1])  # type: ignore[index]
+        return []
+    if module == "iprange" and "src_r" not in dims and "dst_r" not in dims:
+        for dim, rng in (("src_r", m.source_range), ("dst_r", m.destination_range)):
+            if rng is not None:
+                dims[dim] = ([(int(rng.first), int(rng.last))], rng.negated)
+        return []
+    if module == "mark" and m.mark is not None and "mark" not in dims:
+        dims["mark"] = m.mark.matches
+        return []
+    return _compile_match(m, local, family)
 
 
 # --- the tracer ---------------------------------------------------------------------------------
@@ -393,12 +534,23 @@ class Tracer:
         self.max_outcomes = max_outcomes
         self._chains: dict[tuple[str, str], _CChain] = {}
         self._texts: dict[int, str] = {}
+        self._local_ints: frozenset[int] | None = None
+        self._local_nets: tuple[tuple[int, int], ...] = ()
+        if self.local.known:
+            self._local_ints = frozenset(
+                int(a) for a in self.local.addresses | self.local.broadcasts
+                if a.version == self.family)
+            self._local_nets = tuple((int(n.network_address), int(n.netmask))
+                                     for n in self.local.networks if n.version == self.family)
         for table in ruleset.tables:
             names = {c.name for c in table.chains}
             for chain in table.chains:
                 rules = [self._compile(table.name, chain, i, r, names)
                          for i, r in enumerate(chain.rules, 1)]
                 self._chains[(table.name, chain.name)] = _CChain(chain, rules)
+        self._points = self._class_points()
+        self._cache: dict[tuple[object, ...], TraceResult] = {}
+        self._addr_classes: dict[str, int] = {}
 
     # -- public API --
 
@@ -417,6 +569,11 @@ class Tracer:
             run = _Run(answers, with_path)
             ctx = ctx0.copy()
             verdict, decided = self._walk(run, ctx, packet.local)
+            if not run.met and not answers:  # the common case: nothing unknown on the way
+                path, hooks = tuple(run.path), tuple(run.hooks)
+                final = self._packet_of(packet, ctx)
+                return TraceResult(packet, verdict, decided, path, hooks, (), (
+                    Outcome(verdict, decided, path, hooks, (), final),), True, final or packet)
             for u in run.met:
                 seen.setdefault(u, None)
             # Every unknown met after the forced prefix could have gone the other way.
@@ -435,12 +592,82 @@ class Tracer:
             verdict=first.verdict if certain else "UNKNOWN",
             decided_by=first.decided_by if certain else None,
             path=first.path, hooks=first.hooks, unknown=tuple(seen), outcomes=tuple(outcomes),
-            certain=certain, final_packet=first.final_packet, complete=complete)
+            certain=certain, final_packet=first.final_packet or packet, complete=complete)
 
     def trace_many(self, packets: Iterable[Packet], *, with_path: bool = False
                    ) -> list[TraceResult]:
-        """Trace many packets against the compiled ruleset (paths off by default, for speed)."""
-        return [self.trace(p, with_path=with_path) for p in packets]
+        """Trace many packets against the compiled ruleset (paths off by default, for speed).
+
+        Without paths, packets that no rule can tell apart (every field in the same interval
+        between the boundaries the rules draw) share one walk: the answer is cached per class.
+        """
+        if with_path or self._points is None:
+            return [self.trace(p, with_path=with_path) for p in packets]
+        out = []
+        cache = self._cache
+        for p in packets:
+            key = self._signature(p)
+            hit = cache.get(key)
+            if hit is None:
+                result = self.trace(p, with_path=False)
+                if all(o.final_packet is None for o in result.outcomes) \
+                        and len(cache) < 500_000:
+                    cache[key] = result
+                out.append(result)
+            else:
+                out.append(TraceResult(p, hit.verdict, hit.decided_by, hit.path, hit.hooks,
+                                       hit.unknown, hit.outcomes, hit.certain, p, hit.complete))
+        return out
+
+    def _signature(self, p: Packet) -> tuple[object, ...]:
+        """The packet's equivalence class: which interval each field falls in, and the rest."""
+        addrs, ports = self._points  # type: ignore[misc]
+        classes = self._addr_classes
+        src = classes.get(p.src)
+        if src is None:
+            if len(classes) > 1_000_000:
+                classes.clear()
+            src = classes[p.src] = bisect_right(addrs, _addr_int(p.src, self.family, "source"))
+        dst = classes.get(p.dst)
+        if dst is None:
+            dst = classes[p.dst] = bisect_right(addrs, _addr_int(p.dst, self.family,
+                                                                 "destination"))
+        return (src, dst,
+                None if p.sport is None else bisect_right(ports, p.sport),
+                None if p.dport is None else bisect_right(ports, p.dport),
+                p.proto, p.in_iface, p.out_iface, p.state, p.icmp_type, p.icmp_code, p.mark,
+                p.tcp_flags, p.local)
+
+    def _class_points(self) -> tuple[list[int], list[int]] | None:
+        """Every boundary any rule (or the routing decision) draws on addresses and ports."""
+        addrs: set[int] = {0}
+        ports: set[int] = {0}
+        for cchain in self._chains.values():
+            for cr in cchain.rules:
+                if cr.kind == _ACTION and cr.target == "NETMAP":
+                    return None  # rewrites low address bits: no interval class survives it
+                for dim, constraint in cr.dims.items():
+                    if dim in _RANGE_DIMS:
+                        target = ports if dim in ("sport", "dport") else addrs
+                        for lo, hi in constraint[0]:  # type: ignore[index]
+                            target.update((lo, hi + 1))
+                for m in cr.rule.matches:
+                    for ps in (m.source_ports, m.destination_ports, m.either_ports):
+                        for r in ps.ranges if ps is not None else ():
+                            ports.update((r.first, r.last + 1))
+                    for rng in (m.source_range, m.destination_range):
+                        if rng is not None:
+                            addrs.update((int(rng.first), int(rng.last) + 1))
+        for a in self._local_ints or ():
+            addrs.update((a, a + 1))
+        for net, mask in self._local_nets:
+            addrs.update((net, net + (~mask & ((1 << 128) - 1 if self.family == 6
+                                                else 0xFFFFFFFF)) + 1))
+        if self.family == 4:
+            addrs.update((0xE0000000, 0xF0000000, 0xFFFFFFFF))  # multicast, broadcast
+        else:
+            addrs.update((0xFF << 120,))
+        return sorted(addrs), sorted(ports)
 
     # -- compile --
 
@@ -463,16 +690,11 @@ class Tracer:
             elif rule.protocol.negated:  # "! -p all" matches nothing
                 cr.proto = (-1, False)
         checks: list[Check] = []
-        dports: int | None = None
         for m in rule.matches:
             checks.extend(_compile_match(m, self.local, self.family))
-            ports = m.destination_ports if m.module in ("tcp", "udp", "multiport") else None
-            if ports is not None and not ports.negated and len(ports.ranges) == 1 \
-                    and ports.ranges[0].first == ports.ranges[0].last:
-                dports = ports.ranges[0].first
         cr.checks = tuple(checks)
+        cr.dims, cr.extra = _fast_parts(rule, cr, self.local, self.family)
         cr.target = None
-        cr.dport = dports
         target = rule.target
         if target is None:
             cr.kind = _NONE
@@ -513,7 +735,10 @@ class Tracer:
 
     # -- walk --
 
-    def _packet_of(self, p: Packet, ctx: _Ctx) -> Packet:
+    def _packet_of(self, p: Packet, ctx: _Ctx) -> Packet | None:
+        if ctx.version == 0 and not ctx.notrack:  # no target changed the packet
+            return None
+
         def addr(value: int | None, old: str) -> str:
             return old if value is None else str(ipaddress.ip_address(value)) \
                 if self.family == 4 else str(ipaddress.IPv6Address(value))
@@ -548,12 +773,16 @@ class Tracer:
     def _is_local(self, run: _Run, ctx: _Ctx) -> bool:
         if ctx.dst is None:  # REDIRECT to an address we do not know: still this host
             return True
-        addr = ipaddress.ip_address(ctx.dst) if self.family == 4 else \
-            ipaddress.IPv6Address(ctx.dst)
-        local = self.local.is_local(addr)
+        dst = ctx.dst
+        if self._local_ints is not None:
+            local: bool | None = dst in self._local_ints or any(
+                dst & mask == net for net, mask in self._local_nets)
+        else:
+            local = None
+        addr = _addr_obj(dst, self.family)
         if local is None:
             local = run.decide(Unknown(
-                "", "routing", None, f"destination {addr}",
+                "", "routing", None, "routing decision",
                 "is the destination an address of this host? give --local-addr (or --live)"))
         if run.with_path:
             run.path.append(Step("", "routing", None, f"destination {addr}",
@@ -595,9 +824,7 @@ class Tracer:
         """Walk a chain; None means it returned (RETURN or its end)."""
         if depth > 100:
             raise BadInput(f"chain {cchain.name} jumps too deep (a loop?)")
-        for cr in cchain.candidates(ctx):
-            if not self._matches(run, table, cr, ctx):
-                continue
+        for cr in self._matching(run, table, cchain, ctx):
             kind = cr.kind
             if kind == _NONE:
                 self._step(run, table, cr, "match (no target)")
@@ -618,6 +845,8 @@ class Tracer:
                 return verdict, self._ref(table, cr, ctx.hook)
             if kind == _ACTION:
                 note = cr.action(ctx) if cr.action is not None else cr.target
+                if cr.target in _CHANGING_TARGETS:
+                    ctx.version += 1
                 self._step(run, table, cr, note)
                 if cr.target in _NAT_TARGETS:
                     return "ACCEPT", self._ref(table, cr, ctx.hook)
@@ -630,6 +859,45 @@ class Tracer:
                 return "UNKNOWN", self._ref(table, cr, ctx.hook)
             self._step(run, table, cr, f"{cr.target} (assumed to continue)")
         return None
+
+    def _matching(self, run: _Run, table: str, cchain: _CChain, ctx: _Ctx
+                  ) -> Iterator[_CRule]:
+        """The chain's rules that match, in order: by the index when every field is known."""
+        mask = cchain.fast_mask(ctx)
+        rules = cchain.rules
+        if mask is None:
+            for cr in rules:
+                if self._matches(run, table, cr, ctx):
+                    yield cr
+            return
+        while mask:
+            low = mask & -mask
+            mask ^= low
+            cr = rules[low.bit_length() - 1]
+            if cr.extra and not self._extra(run, table, cr, ctx):
+                continue
+            version = ctx.version
+            yield cr
+            if ctx.version != version:  # a MARK/CONNMARK changed what the later rules see
+                fresh = cchain.fast_mask(ctx)
+                if fresh is None:
+                    for later in rules[low.bit_length():]:
+                        if self._matches(run, table, later, ctx):
+                            yield later
+                    return
+                mask = fresh & ~((low << 1) - 1)
+
+    def _extra(self, run: _Run, table: str, cr: _CRule, ctx: _Ctx) -> bool:
+        reason = ""
+        for check in cr.extra:
+            result = check(ctx)
+            if result is False:
+                return False
+            if result is not True:
+                reason = reason or str(result)
+        if not reason:
+            return True
+        return run.decide(Unknown(table, cr.chain, cr.number, self._text(cr), reason))
 
     def _step(self, run: _Run, table: str, cr: _CRule, action: str) -> None:
         if run.with_path:
