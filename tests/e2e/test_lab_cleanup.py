@@ -110,3 +110,30 @@ def test_lab_down_leaves_labs_of_live_sessions_alone(lab) -> None:
     assert lab.id not in json.loads(down.stdout)["removed"]
     assert all(ns.exists for ns in (lab.client, lab.edge, lab.origin, lab.server))
     assert lab.state_file.exists()
+
+
+LEAKY_TEST = """
+from trustwall.lab.netns import Netns
+
+
+def test_forgets_to_delete_its_namespace():
+    Netns.create("leak")
+"""
+
+
+def test_session_fails_when_a_test_leaves_a_namespace(tmp_path: Path) -> None:
+    """The session-end guard of tests/conftest.py turns a leak into a failed run."""
+    (tmp_path / "test_leaky.py").write_text(LEAKY_TEST)
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "conftest",
+                           "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
+                           str(tmp_path / "test_leaky.py")],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    from trustwall.lab.netns import cleanup_stale
+
+    removed = cleanup_stale()  # the leaky run is over: its namespace is stale now
+    assert any(name.startswith("tw-leak-") for name in removed)
+    assert "1 passed" in proc.stdout
+    assert "namespace left behind: tw-leak-" in proc.stdout
+    assert proc.returncode == 1
