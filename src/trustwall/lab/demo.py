@@ -136,7 +136,9 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
     and the interception at the end instead of tearing the lab down.
     """
     from trustwall.lab.clients import run_all, run_client
+    from trustwall.lab.netns import require_root
 
+    require_root()
     steps: list[Step] = []
     say = on_progress or (lambda _msg: None)
 

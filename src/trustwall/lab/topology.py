@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from trustwall.errors import TrustwallError
@@ -120,6 +120,8 @@ class LabState:
     @classmethod
     def load(cls, path: Path) -> LabState:
         data = json.loads(path.read_text())
+        known = {f.name for f in fields(cls)}  # a record from another version still loads
+        data = {key: value for key, value in data.items() if key in known}
         data["etc_netns"] = tuple(data.get("etc_netns", ()))
         return cls(**data)
 
