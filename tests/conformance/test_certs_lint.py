@@ -115,3 +115,15 @@ def test_fit_anchor_passes_every_mode(defect, tmp_path):
     for flags in MODES.values():
         assert verify_codes(ca_der, leaf_pem, flags, tmp_path) == set()
     assert any(f.severity == "warn" for f in report.findings) == (defect == "no_aki")
+
+
+def test_certificate_openssl_cannot_load_is_unfit(tmp_path):
+    from trustwall.certs.synth import make_cert, name_der
+
+    der = make_cert(name_der([[("2.5.4.3", 0x1A, b"Visible CA")]]))
+    report = lint_anchor(Cert.from_der(der))
+    failed = [f.check for f in report.findings if f.severity == "fail"]
+    assert "openssl_load" in failed
+    proc = subprocess.run([OPENSSL_BIN, "x509", "-inform", "DER", "-noout"], input=der,
+                          capture_output=True, env=ENV, check=False)
+    assert proc.returncode != 0

@@ -55,9 +55,16 @@ def _ok(check: str, message: str) -> Finding:
 def lint_anchor(cert: Cert, now: dt.datetime | None = None) -> LintReport:
     """Every anchor check on ``cert``, passing ones included (so the report shows coverage)."""
     now = now or dt.datetime.now(dt.timezone.utc)
-    out = [_ca_flag(cert), _bc_critical(cert), _key_usage(cert), _ski(cert), _aki(cert),
-           _validity(cert, now), _signature(cert), _key_strength(cert)]
+    out = [_openssl_load(cert), _ca_flag(cert), _bc_critical(cert), _key_usage(cert),
+           _ski(cert), _aki(cert), _validity(cert, now), _signature(cert), _key_strength(cert)]
     return LintReport(cert.source, cert.subject_str, cert.sha256, tuple(out))
+
+
+def _openssl_load(cert: Cert) -> Finding:
+    if cert.openssl_problem is None:
+        return _ok("openssl_load", "OpenSSL can load it")
+    return Finding("openssl_load", "fail", f"OpenSSL cannot load this certificate at all"
+                   f" ({cert.openssl_problem}): it is skipped in every store", (OPENSSL,))
 
 
 def _ca_flag(cert: Cert) -> Finding:

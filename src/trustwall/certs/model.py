@@ -47,7 +47,6 @@ class Cert:
         """Parse DER bytes; raises BadInput (naming ``source``) when they are not a certificate."""
         import warnings
 
-
         where = f"{source}: " if source else ""
         try:
             _, _, end = _der.read_tlv(data, 0)
@@ -109,7 +108,22 @@ class Cert:
         """Subject equals issuer under OpenSSL's name comparison (the canonical encodings)."""
         if self.subject_der == self.issuer_der:
             return True
-        return _names.canonical_name(self.subject_der) == _names.canonical_name(self.issuer_der)
+        try:
+            return (_names.canonical_name(self.subject_der)
+                    == _names.canonical_name(self.issuer_der))
+        except BadInput:  # a name OpenSSL cannot read: only byte equality is left
+            return False
+
+    @cached_property
+    def openssl_problem(self) -> str | None:
+        """Why OpenSSL (and so every client built on it) cannot load this certificate at all,
+        e.g. a VisibleString in the subject; None when it can."""
+        try:
+            _names.check_decodable(self.issuer_der)
+            _names.check_decodable(self.subject_der)
+        except BadInput as exc:
+            return str(exc)
+        return None
 
     # -- validity and identity ------------------------------------------------------------
     @cached_property
@@ -263,8 +277,9 @@ class Cert:
             "days_left": self.days_left(),
             "sha256": self.sha256,
             "sha1": self.sha1,
-            "subject_hash": self.subject_hash,
+            "subject_hash": None if self.openssl_problem else self.subject_hash,
             "subject_hash_old": self.subject_hash_old,
+            "openssl_problem": self.openssl_problem,
             "is_ca": self.is_ca,
             "path_length": self.path_length,
             "basic_constraints_critical": (self.basic_constraints.critical
@@ -272,8 +287,8 @@ class Cert:
             "key_usage": self.key_usage,
             "extended_key_usage": self.extended_key_usage,
             "name_constraints": self.name_constraints,
-            "ski": self.ski.hex(":") if self.ski is not None else None,
-            "aki": self.aki.hex(":") if self.aki is not None else None,
+            "ski": colon_hex(self.ski) if self.ski is not None else None,
+            "aki": colon_hex(self.aki) if self.aki is not None else None,
             "signature_algorithm": self.signature_algorithm,
             "key_type": self.key_type,
             "key_size": self.key_size,

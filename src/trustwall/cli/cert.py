@@ -54,7 +54,9 @@ def _render_show(result: _Shown) -> None:
             ("Valid", f"{info['not_before']} .. {info['not_after']} ({when})"),
             ("SHA-256", info["sha256"]),
             ("SHA-1", info["sha1"]),
-            ("Subject hash", f"{info['subject_hash']} (old {info['subject_hash_old']})"),
+            ("Subject hash", f"{info['subject_hash']} (old {info['subject_hash_old']})"
+             if info["openssl_problem"] is None
+             else f"[red]none: OpenSSL cannot load it ({info['openssl_problem']})[/]"),
             ("CA", ca),
             ("Key usage", ", ".join(info["key_usage"]) if info["key_usage"] is not None
              else "(none)"),
