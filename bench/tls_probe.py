@@ -10,6 +10,8 @@ recorded: the in-process time of ``probe_report`` (no interpreter start-up). Goa
 from __future__ import annotations
 
 import contextlib
+import os
+import resource
 import ssl
 import statistics
 import subprocess
@@ -70,12 +72,17 @@ def main() -> None:
             # Warm-up: the Java cacerts keytool read is cached by content digest.
             subprocess.run(probe, capture_output=True, check=False)
             samples: dict[str, list[float]] = {"trustwall": [], "openssl": []}
+            cpu: dict[str, list[float]] = {"trustwall": [], "openssl": []}
             for _ in range(REPEAT):
                 for name, argv in (("trustwall", probe), ("openssl", s_client)):
+                    before = resource.getrusage(resource.RUSAGE_CHILDREN)
                     start = time.perf_counter()
                     subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
                                    check=False)
                     samples[name].append(time.perf_counter() - start)
+                    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    cpu[name].append(after.ru_utime + after.ru_stime - before.ru_utime
+                                     - before.ru_stime)
             from trustwall.tls.probe import parse_target
             from trustwall.tls.report import probe_report
 
@@ -97,6 +104,12 @@ def main() -> None:
         "openssl_s_client_process": summary(samples["openssl"]),
         "trustwall_in_process_probe_report": summary(in_process),
         "ratio_trustwall_over_openssl": round(ratio, 2),
+        # CPU seconds (user + sys) of the client process: less sensitive to a loaded machine.
+        "trustwall_cpu": summary(cpu["trustwall"]),
+        "openssl_cpu": summary(cpu["openssl"]),
+        "cpu_ratio_trustwall_over_openssl": round(
+            statistics.median(cpu["trustwall"]) / statistics.median(cpu["openssl"]), 2),
+        "load_average_1min": os.getloadavg()[0],
         "goal": "<= 1.5",
         "python": sys.version.split()[0],
     })

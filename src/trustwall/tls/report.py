@@ -136,11 +136,12 @@ def diagnose(handshake: Handshake, environment: Environment, *,
     clients: dict[str, ClientVerdict] = {}
     for client, use in environment.clients.items():
         anchors = environment.stores[use.store]
-        if use.partial_chain or use.strict:
+        v = verdicts[use.store]
+        # Trusted without partial chains is trusted with them (they only shorten the path);
+        # otherwise this client's own flags decide.
+        if use.strict or (use.partial_chain and not v.trusted):
             v = verifier.verify(chain, anchors, name, partial_chain=use.partial_chain,
                                 strict=use.strict)
-        else:
-            v = verdicts[use.store]
         clients[client] = ClientVerdict(v.trusted, use.store, v.error, use.because, use.note)
     public = verdicts.get("certifi") or verifier.verify(chain, environment.stores["certifi"],
                                                         name)
