@@ -541,6 +541,9 @@ MATCHES: dict[str, ExtSpec] = {s.name: s for s in (
     _spec("sctp", "sport/source-port:portrange dport/destination-port:portrange "
                   "chunk-types=2", proto=("sctp",)),
     _spec("statistic", "mode probability every:uint packet:uint", required=("mode",)),
+    _spec("cluster", "cluster-local-nodemask cluster-total-nodes:uint cluster-hash-seed "
+                     "cluster-local-node:uint",
+          required=("cluster-total-nodes",)),
     _spec("dccp", "sport/source-port:portrange dport/destination-port:portrange dccp-types "
                   "dccp-option:uint", proto=("dccp",)),
     _spec("esp", "espspi:spirange", proto=("esp",)),

@@ -552,6 +552,17 @@ class _RuleReader:
                         if o.name in ("hashlimit-upto", "hashlimit-above"))
             if "b/" not in rate:  # a byte rate has no default burst to print
                 options = _with_defaults(options, [("hashlimit-burst", ("5",))])
+        elif item.name == "cluster":
+            # libxt_cluster stores --cluster-local-node N as the bit mask 1 << (N - 1)
+            node = next((o for o in options if o.name == "cluster-local-node"), None)
+            if self.strict and ((node is None and "cluster-local-nodemask" not in given)
+                                or "cluster-hash-seed" not in given):
+                raise self.fail("cluster needs a local node and --cluster-hash-seed", item.name)
+            if node is not None and node.value is not None and node.value.isdigit() \
+                    and 1 <= int(node.value) <= 32:
+                mask = Option("cluster-local-nodemask", node.negated,
+                              (f"0x{1 << (int(node.value) - 1):08x}",))
+                options = [mask if o is node else o for o in options]
         elif item.name == "dscp":
             options = [Option("dscp", o.negated, o.values) for o in options]
         elif item.name == "multiport" and len({"sports", "dports", "ports"} & given) > 1:
