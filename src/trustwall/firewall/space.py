@@ -42,7 +42,6 @@ protocol (``-p tcp --dport``), so those phantom values never split a port-less p
 from __future__ import annotations
 
 import functools
-import heapq
 import ipaddress
 import random
 from collections.abc import Iterable, Iterator, Sequence
@@ -595,7 +594,7 @@ class CubeIndex:
         count, d, bits = best
         buckets, wide = self._iface[d]
         if len(bits) == 1:
-            found = list(heapq.merge(wide, buckets.get(bits[0], ())))
+            found = sorted(wide + buckets.get(bits[0], []))  # two sorted runs: linear in C
         else:
             found = sorted({*wide, *(i for b in bits for i in buckets.get(b, ()))})
         return count, found

@@ -16,9 +16,10 @@ and to the jumps that led to it (``path``).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 
 from trustwall.firewall import space as sp
 from trustwall.firewall.model import (
@@ -262,7 +263,16 @@ def _match_into(b: _Builder, m: Match, mark_touched: bool) -> None:
 
 
 def rule_space(rule: Rule, universe: Universe, *, mark_touched: bool = False) -> RuleSpace:
-    """The packets ``rule``'s matches select: ``may`` ⊇ exact ⊇ ``must``."""
+    """The packets ``rule``'s matches select: ``may`` ⊇ exact ⊇ ``must``.
+
+    Cached by value: the same rule seen from several hooks, or in both sides of a diff, is
+    translated once.
+    """
+    return _rule_space(rule, universe, mark_touched)
+
+
+@lru_cache(maxsize=1 << 16)
+def _rule_space(rule: Rule, universe: Universe, mark_touched: bool) -> RuleSpace:
     b = _Builder(universe)
     if rule.protocol is not None:
         try:
@@ -410,18 +420,24 @@ class FlatIndex:
     def first_meeting(self, cube: Cube, start: int) -> int | None:
         """Position of the first terminating rule at or after ``start`` that may match."""
         cubes = self.index.cubes
-        for cid in self.index.candidates(cube):
-            pos = self.owner[cid]
-            if pos >= start and sp.cube_meets(cube, cubes[cid]):
-                return pos
+        cands = self.index.candidates(cube)
+        # cube ids grow with the position of their rule: skip those before ``start`` at once
+        first = bisect.bisect_left(cands, bisect.bisect_left(self.owner, start)) if start else 0
+        for cid in cands[first:]:
+            if sp.cube_meets(cube, cubes[cid]):
+                return self.owner[cid]
         return None
 
-    def decide(self, cubes: Iterable[Cube], start: int = 0) -> list[Piece]:
-        """Split ``cubes`` by the rule (from position ``start``) that decides each part."""
+    def decide(self, cubes: Iterable[Cube], start: int = 0, limit: int | None = None,
+               ) -> list[Piece]:
+        """Split ``cubes`` by the rule (from position ``start``) that decides each part.
+
+        With ``limit``, stop once that many pieces are out (the caller sees a full list).
+        """
         u = self.flat.universe
         out: list[Piece] = []
         work: list[tuple[Cube, int, tuple[str, ...]]] = [(c, start, ()) for c in cubes]
-        while work:
+        while work and (limit is None or len(out) < limit):
             cube, pos, unsure = work.pop()
             hit = self.first_meeting(cube, pos)
             if hit is None:
