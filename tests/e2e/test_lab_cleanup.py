@@ -94,18 +94,19 @@ def test_lab_up_status_down_across_invocations() -> None:
         # The holder keeps the lab alive after `lab up` returned.
         assert all((NETNS_DIR / n).exists() for n in state.namespaces.values())
     finally:
-        down = subprocess.run([*TRUSTWALL, "lab", "down", "--json"], capture_output=True,
-                              text=True, timeout=60)
+        # --id: a default `lab down` would also take down other runs' `lab up` labs.
+        down = subprocess.run([*TRUSTWALL, "lab", "down", "--id", state.id, "--json"],
+                              capture_output=True, text=True, timeout=60)
     assert down.returncode == 0, down.stderr
-    assert state.id in json.loads(down.stdout)["removed"]
+    assert json.loads(down.stdout)["removed"] == [state.id]
     _assert_gone(state)
     with pytest.raises(ProcessLookupError):
         os.kill(state.owner_pid, 0)
 
 
 def test_lab_down_leaves_labs_of_live_sessions_alone(lab) -> None:
-    down = subprocess.run([*TRUSTWALL, "lab", "down", "--json"], capture_output=True, text=True,
-                          timeout=60)
+    down = subprocess.run([*TRUSTWALL, "lab", "down", "--stale", "--json"], capture_output=True,
+                          text=True, timeout=60)
     assert down.returncode == 0, down.stderr
     assert lab.id not in json.loads(down.stdout)["removed"]
     assert all(ns.exists for ns in (lab.client, lab.edge, lab.origin, lab.server))

@@ -35,17 +35,20 @@ def up(as_json: bool) -> None:
 
 
 @lab.command()
+@click.option("--id", "ids", multiple=True, metavar="LAB",
+              help="Only this lab (repeatable), whoever owns it.")
+@click.option("--stale", is_flag=True, help="Only labs whose owner process is gone.")
 @click.option("--all", "all_of_them", is_flag=True,
               help="Also labs owned by running processes (e.g. a test session).")
 @json_option
-def down(all_of_them: bool, as_json: bool) -> None:
+def down(ids: tuple[str, ...], stale: bool, all_of_them: bool, as_json: bool) -> None:
     """Tear down labs from `lab up` and any left by killed processes (by recorded PID and
     namespace name only)."""
     from trustwall.lab.netns import require_root
     from trustwall.lab.topology import cleanup_labs
 
     require_root()
-    removed = cleanup_labs(all_of_them=all_of_them, kinds=("up",))
+    removed = cleanup_labs(all_of_them=all_of_them, kinds=() if stale else ("up",), ids=ids)
     emit(DownResult(tuple(removed)), _render_down)
 
 

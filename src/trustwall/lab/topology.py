@@ -452,15 +452,19 @@ def teardown_recorded(path: Path, state: LabState) -> None:
         path.unlink()
 
 
-def cleanup_labs(*, all_of_them: bool = False, kinds: tuple[str, ...] = ()) -> list[str]:
-    """Tear down recorded labs whose owner is dead (plus every lab of ``kinds``, or all).
+def cleanup_labs(*, all_of_them: bool = False, kinds: tuple[str, ...] = (),
+                 ids: tuple[str, ...] = ()) -> list[str]:
+    """Tear down recorded labs whose owner is dead (plus every lab of ``kinds``, or all);
+    with ``ids``, exactly those labs, whoever owns them.
 
     Then delete stale tw-* namespaces and /etc/netns entries left without a namespace.
     Returns the ids of the labs torn down.
     """
     removed = []
     for path, state in recorded_labs():
-        if all_of_them or state.kind in kinds or not state.owner_alive:
+        chosen = state.id in ids if ids else (
+            all_of_them or state.kind in kinds or not state.owner_alive)
+        if chosen:
             if state.owner_alive and state.owner_pid != os.getpid():
                 _stop_owner(state)
             teardown_recorded(path, state)
