@@ -55,7 +55,6 @@ SITES: tuple[Site, ...] = (
     Site(f"wronghost.{DOMAIN}", "the certificate is for other.lab.test", 62),
     Site(f"selfsigned.{DOMAIN}", "the certificate is self-signed", 18),
 )
-SITE_BY_NAME = {site.name: site for site in SITES}
 WRONG_NAME = f"other.{DOMAIN}"
 
 
