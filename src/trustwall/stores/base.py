@@ -90,8 +90,13 @@ def file_slug(cert: Cert) -> str:
     Lower-case letters, digits and dashes only: update-ca-certificates mangles spaces, commas
     and parentheses in names, and `sort` orders other characters differently per locale.
     """
-    cn = next((part[3:] for part in cert.subject_str.split(",") if part.startswith("CN=")),
-              cert.subject_str)
+    from cryptography.x509.oid import NameOID
+
+    try:
+        names = cert.x509.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        cn = str(names[0].value) if names else cert.subject_str
+    except ValueError:  # a subject cryptography cannot decode (see QUIRKS): use our string
+        cn = cert.subject_str
     slug = re.sub(r"[^a-z0-9]+", "-", cn.lower()).strip("-")[:40] or "ca"
     return f"{slug}-{fp_of(cert)[:8]}"
 

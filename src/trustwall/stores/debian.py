@@ -10,6 +10,7 @@ rewrites bytes). The update.d hooks are not run: the Java store is handled by it
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -108,8 +109,18 @@ class DebianStore(TrustStore):
         return tuple(notes)
 
     def clients(self) -> tuple[str, ...]:
-        return ("curl, wget, git, python ssl/urllib, openssl (ca-certificates.crt and CApath)",
-                "requests/node only via REQUESTS_CA_BUNDLE / NODE_EXTRA_CA_CERTS")
+        out = ["curl, wget, git, python ssl/urllib, openssl (ca-certificates.crt and CApath)"]
+        if str(self.root) == "/":
+            from trustwall.stores.bundle import BUNDLE_VARIABLES
+
+            bundle = os.path.realpath(self.bundle)
+            pointing = [v for v in BUNDLE_VARIABLES
+                        if os.environ.get(v) and os.path.realpath(os.environ[v]) == bundle]
+            if pointing:
+                out.append("programs run with " + ", ".join(pointing))
+        if len(out) == 1:
+            out.append("requests/node only via REQUESTS_CA_BUNDLE / NODE_EXTRA_CA_CERTS")
+        return tuple(out)
 
     def build_bundle(self) -> bytes:
         """ca-certificates.crt as update-ca-certificates concatenates it."""

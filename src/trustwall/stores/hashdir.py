@@ -16,13 +16,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trustwall.errors import TrustwallError
-from trustwall.stores.base import TrustStore, file_slug, fingerprint, pem_ders, resolve_in_root
+from trustwall.stores.base import (
+    TrustStore,
+    file_slug,
+    fingerprint,
+    inside,
+    pem_ders,
+    resolve_in_root,
+)
 
 if TYPE_CHECKING:
     from trustwall.certs import Cert
     from trustwall.journal.transaction import Transaction
 
 CERT_EXTENSIONS = (".pem", ".crt", ".cer")
+ETC_CERTS = "/etc/ssl/certs"
 
 
 def is_hash_link(name: str) -> bool:
@@ -113,8 +121,13 @@ class HashDirStore(TrustStore):
     def detect(cls, root: Path) -> list[TrustStore]:
         if str(root) != "/":
             return []
+        # The Debian-managed /etc/ssl/certs is the debian kind's (it keeps it in step with
+        # the bundle); a second writer there would add each CA twice.
+        managed = {os.path.realpath(inside(root, ETC_CERTS))} \
+            if inside(root, "/etc/ca-certificates.conf").exists() else set()
         dirs = [d for d in os.environ.get("SSL_CERT_DIR", "").split(":") if d]
-        return [cls(root, Path(d)) for d in dirs if Path(d).is_dir()]
+        return [cls(root, Path(d)) for d in dict.fromkeys(dirs)
+                if Path(d).is_dir() and os.path.realpath(d) not in managed]
 
     def ders(self) -> list[bytes]:
         return list(single_cert_files(self.path, self.root).values())
