@@ -3,6 +3,7 @@ firewalled JMX port says "No route to host", and nothing of it appears on the ho
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import subprocess
@@ -70,7 +71,7 @@ def test_curl_through_origin_directly_and_through_interception(lab: Lab, clean_e
 
 PROXY_MODES = (ProxyConfig(chain=ChainMode.LEAF_ROOT),
                ProxyConfig(ca="intermediate", chain=ChainMode.LEAF_INTERMEDIATE),
-               ProxyConfig(ca="intermediate"))
+               ProxyConfig(ca="intermediate"), ProxyConfig(ca="weak"))
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +142,31 @@ def test_starting_without_mitmproxy_fails_clearly_and_leaves_nothing(monkeypatch
     assert set(list_lab_namespaces()) <= before
     assert not broken.state_file.exists()
     assert not broken.workdir.exists()
+
+
+FETCH_TRUSTING = """
+import ssl, sys, urllib.request as u
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+opener = u.build_opener(u.ProxyHandler({"https": sys.argv[3]}), u.HTTPSHandler(context=ctx))
+try:
+    print(opener.open(sys.argv[1], timeout=10).read().decode().strip())
+except Exception as exc:
+    print(exc)
+"""
+
+
+def test_weak_inspection_ca_is_refused_by_python_313_even_once_trusted(proxy_modes: Lab) -> None:
+    python313 = sorted(glob.glob("/root/.pyenv/versions/3.13*/bin/python3.13"))
+    if not python313:
+        pytest.skip("no Python 3.13 on this machine")
+    lab = proxy_modes
+    proxy = lab.proxy(ca="weak")
+    weak = str(lab.ca_file("acme-weak"))
+    argv = ["-c", FETCH_TRUSTING, "https://good.lab.test/", weak, proxy.url]
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    # -I: the project venv (3.11, no strict flag); -S: no site hooks in the system 3.13.
+    relaxed = lab.client.run([sys.executable, "-I", *argv], env=env).stdout.strip()
+    assert relaxed == "hello from good.lab.test"
+    strict = lab.client.run([python313[-1], "-S", "-I", *argv], env=env).stdout.strip()
+    assert "CERTIFICATE_VERIFY_FAILED" in strict
+    assert "Basic Constraints of CA cert not marked critical" in strict
