@@ -20,7 +20,7 @@ are traced through both flat chains and compared.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from trustwall.errors import BadInput
 from trustwall.firewall import space as sp
@@ -59,6 +59,7 @@ class Change:
     before: str
     after: str
     unsure: tuple[str, ...] = ()
+    _cube: sp.Cube | None = field(default=None, compare=False, repr=False)  # for callers/tests
 
     def __str__(self) -> str:
         note = f"  (unless {', '.join(self.unsure)} decides first)" if self.unsure else ""
@@ -143,7 +144,8 @@ def _verdict_name(action: str) -> str:
     return action.split(" ", 1)[0] if action else action
 
 
-def _changes(pieces: list[tuple[Piece, str]], universe: Universe) -> tuple[list[Change], int]:
+def _changes(pieces: list[tuple[Piece, str]], universe: Universe, lines: int = MAX_LINES,
+             ) -> tuple[list[Change], int]:
     """(piece, new action) pairs whose verdict differs -> grouped rule-like lines."""
     out: list[Change] = []
     for piece, after in pieces:
@@ -153,9 +155,9 @@ def _changes(pieces: list[tuple[Piece, str]], universe: Universe) -> tuple[list[
         if before_name == after_name:  # e.g. REJECT with another --reject-with
             before_name, after_name = piece.verdict, after
         out.append(Change(sp.describe(piece.cube, universe), before_name, after_name,
-                          piece.unsure))
+                          piece.unsure, piece.cube))
     out.sort(key=lambda c: (c.before, c.after, c.packets))
-    return out[:MAX_LINES], max(0, len(out) - MAX_LINES)
+    return out[:lines], max(0, len(out) - lines)
 
 
 def _chain_flat(ruleset: Ruleset, table: str, chain: str, u: Universe) -> FlatChain:
@@ -310,7 +312,7 @@ def _key(f: FlatRule) -> tuple[object, ...]:
     return (f.origin.chain, f.origin.rule, f.action, tuple((o.chain, o.rule) for o in f.path))
 
 
-def _hook_diff(fa: FlatChain, fb: FlatChain, u: Universe, limit: int) -> HookDiff:
+def _hook_diff(fa: FlatChain, fb: FlatChain, u: Universe, limit: int, lines: int) -> HookDiff:
     ka, kb = [_key(f) for f in fa.rules], [_key(f) for f in fb.rules]
     changed_a: set[int] = set()
     changed_b: list[int] = []
@@ -353,12 +355,12 @@ def _hook_diff(fa: FlatChain, fb: FlatChain, u: Universe, limit: int) -> HookDif
         if len(pairs) >= limit:
             truncated = True
             break
-    changes, more = _changes(pairs, u)
+    changes, more = _changes(pairs, u, lines)
     return HookDiff(fa.table, fa.hook, tuple(changes), more, truncated)
 
 
 def diff(a: Ruleset, b: Ruleset, *, tables: tuple[str, ...] | None = None,
-         limit: int = 2000) -> Diff:
+         limit: int = 2000, lines: int = MAX_LINES) -> Diff:
     """The packets whose verdict differs between ``a`` and ``b``, per table and hook.
 
     At most about ``limit`` pieces are traced per hook; past that ``truncated`` is set and the
@@ -375,7 +377,8 @@ def diff(a: Ruleset, b: Ruleset, *, tables: tuple[str, ...] | None = None,
                 continue
             if a.chain(table, hook) is None and b.chain(table, hook) is None:
                 continue
-            hd = _hook_diff(unfold(a, table, hook, u), unfold(b, table, hook, u), u, limit)
+            hd = _hook_diff(unfold(a, table, hook, u), unfold(b, table, hook, u), u, limit,
+                            lines)
             if hd.changes:
                 out.append(hd)
     return Diff(tuple(out))

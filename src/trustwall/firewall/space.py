@@ -214,6 +214,18 @@ class Universe:
             return FULL_IFACE
         return bits
 
+    def iface_class(self, name: str) -> int:
+        """The class (bit) a concrete interface name falls in: itself, the longest listed
+        wildcard prefix, or "unnamed" (``len(ifaces)``)."""
+        if name in self.ifaces:
+            return self.ifaces.index(name)
+        best, best_len = len(self.ifaces), -1
+        for i, cls_name in enumerate(self.ifaces):
+            if cls_name.endswith("+") and name.startswith(cls_name[:-1]) \
+                    and len(cls_name) > best_len:
+                best, best_len = i, len(cls_name)
+        return best
+
     def iface_label(self, bit: int) -> str:
         if bit < len(self.ifaces):
             name = self.ifaces[bit]
