@@ -379,6 +379,8 @@ def _check_jumps(policy: Policy) -> None:
 
 def expand_groups(spec: str, groups: dict[str, tuple[str, ...]]) -> list[str]:
     """Replace @group references: joined for list options, else one spec per member."""
+    if "@" not in spec:
+        return [spec]
     from trustwall.firewall.parse import tokenize
 
     words = tokenize(spec)
