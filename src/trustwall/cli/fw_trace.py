@@ -37,7 +37,8 @@ def _icmp(text: str | None) -> tuple[int | None, int | None]:
 @click.option("--file", "-f", "file", type=click.Path(dir_okay=False),
               help="Trace against an iptables-save file instead of the running firewall.")
 @click.option("--live", is_flag=True, help="Trace against the running firewall (the default).")
-@click.option("-6", "--ipv6", "ipv6", is_flag=True, help="Live: read ip6tables.")
+@click.option("-6", "--ipv6", "ipv6", is_flag=True,
+              help="Live: read ip6tables (implied by IPv6 addresses).")
 @click.option("--local-addr", "local_addrs", multiple=True, metavar="ADDR[/LEN]",
               help="An address of the host (repeatable). Decides INPUT vs FORWARD; live "
                    "default: `ip -j addr`. Without it, a file trace follows both paths.")
@@ -69,6 +70,7 @@ def trace(file: str | None, live: bool, ipv6: bool, local_addrs: tuple[str, ...]
     trustwall does not model, both outcomes are shown instead of a guess.
     """
     tr = import_module("trustwall.firewall.trace")
+    ipv6 = ipv6 or ":" in (src or "") + (dst or "")  # an IPv6 packet needs ip6tables
     tracer = tr.Tracer(*_ruleset_and_locals(file, live, ipv6, local_addrs))
     if batch is not None:
         _run_batch(tr, tracer, batch)

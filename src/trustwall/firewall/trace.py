@@ -247,12 +247,6 @@ class _Ctx:
         else:
             self.icmp = None if p.icmp_type is None else (p.icmp_type, p.icmp_code or 0)
 
-    def copy(self) -> _Ctx:
-        new = _Ctx.__new__(_Ctx)
-        for name in _Ctx.__slots__:
-            setattr(new, name, getattr(self, name))
-        return new
-
 
 def _addr_int(text: str, family: int, what: str) -> int:
     with contextlib.suppress(OSError, TypeError):  # the common, fast case
@@ -551,12 +545,13 @@ class Tracer:
         self._points = self._class_points()
         self._cache: dict[tuple[object, ...], TraceResult] = {}
         self._addr_classes: dict[str, int] = {}
+        self._hook_chains: dict[tuple[str, ...], list[tuple[str, _CChain]]] = {}
 
     # -- public API --
 
     def trace(self, packet: Packet, *, with_path: bool = True) -> TraceResult:
         """Trace one packet (all outcomes when something is unknown)."""
-        ctx0 = _Ctx(packet, self.family)
+        ctx: _Ctx | None = _Ctx(packet, self.family)  # validates the packet once, up front
         outcomes: list[Outcome] = []
         seen: dict[Unknown, None] = {}
         pending: list[list[bool]] = [[]]
@@ -567,13 +562,16 @@ class Tracer:
                 break
             answers = pending.pop()
             run = _Run(answers, with_path)
-            ctx = ctx0.copy()
+            if ctx is None:
+                ctx = _Ctx(packet, self.family)
             verdict, decided = self._walk(run, ctx, packet.local)
             if not run.met and not answers:  # the common case: nothing unknown on the way
                 path, hooks = tuple(run.path), tuple(run.hooks)
                 final = self._packet_of(packet, ctx)
                 return TraceResult(packet, verdict, decided, path, hooks, (), (
                     Outcome(verdict, decided, path, hooks, (), final),), True, final or packet)
+            final = self._packet_of(packet, ctx)
+            ctx = None
             for u in run.met:
                 seen.setdefault(u, None)
             # Every unknown met after the forced prefix could have gone the other way.
@@ -582,7 +580,7 @@ class Tracer:
             assuming = tuple(Assumption(u, run.answers[i] if i < len(run.answers) else False)
                              for i, u in enumerate(run.met))
             outcomes.append(Outcome(verdict, decided, tuple(run.path), tuple(run.hooks),
-                                    assuming, self._packet_of(packet, ctx)))
+                                    assuming, final))
         first = outcomes[0]
         agree = all(o.verdict == first.verdict and o.decided_by == first.decided_by
                     for o in outcomes)
@@ -789,14 +787,19 @@ class Tracer:
                                  "local: INPUT" if local else "not local: FORWARD"))
         return local
 
+    def _present(self, hook: str, tables: Sequence[str]) -> list[tuple[str, _CChain]]:
+        key = (hook, *tables)
+        found = self._hook_chains.get(key)
+        if found is None:
+            found = self._hook_chains[key] = [
+                (t, self._chains[(t, hook)]) for t in tables if (t, hook) in self._chains]
+        return found
+
     def _hook_tables(self, run: _Run, ctx: _Ctx, hook: str, tables: Sequence[str]
                      ) -> tuple[str, RuleRef | None] | None:
         """Walk one hook through its tables; a final verdict (DROP…) is returned, else None."""
         run.hooks.append(hook)
-        for table in tables:
-            cchain = self._chains.get((table, hook))
-            if cchain is None:
-                continue
+        for table, cchain in self._present(hook, tables):
             if table == "nat" and ctx.state != "NEW":
                 continue  # NAT rules see only a connection's first packet
             ctx.hook = hook
