@@ -1,0 +1,126 @@
+"""The planned command, applied to a real kernel: target packets change verdict, others don't.
+
+The lab's kernel oracle loads the seed ruleset into a namespace, runs the exact command that
+``plan_insert``/``plan_delete`` printed, and sends real packets before and after. The verdicts
+that changed must be exactly those of packets inside the plan's predicted effect.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import random
+import shlex
+
+import pytest
+
+from trustwall.firewall import space as sp
+from trustwall.firewall.parse import parse_save
+from trustwall.firewall.plan import build_rule, plan_delete, plan_insert
+from trustwall.firewall.trace import Packet
+from trustwall.firewall.unfold import universe_for
+
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the kernel oracle needs root"),
+]
+
+SEED = """\
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -p icmp -j ACCEPT
+-A INPUT -i lo -j ACCEPT
+-A INPUT -p tcp -m state --state NEW -m tcp --dport 22 -j ACCEPT
+-A INPUT -p tcp -m state --state NEW -m tcp --dport 80 -j ACCEPT
+-A INPUT -p tcp -m state --state NEW -m tcp --dport 443 -j ACCEPT
+-A INPUT -p tcp -m state --state NEW -m tcp --dport 8080 -j ACCEPT
+-A INPUT -p tcp -m state --state NEW -m tcp --dport 9090 -j ACCEPT
+-A INPUT -p udp -m state --state NEW -m udp --dport 161 -j ACCEPT
+-A INPUT -j REJECT --reject-with icmp-host-prohibited
+-A FORWARD -j REJECT --reject-with icmp-host-prohibited
+COMMIT
+"""
+
+SOURCES = ["198.18.0.2", "10.1.2.3", "203.0.113.9"]
+DST = "198.18.0.1"  # the firewalled namespace's own address: INPUT
+
+
+def _sample(rng: random.Random, n: int) -> list[Packet]:
+    out = [Packet("198.18.0.2", DST, "tcp", 40000, 18745, in_iface="eth0", state="NEW")]
+    while len(out) < n:
+        proto = rng.choice(["tcp", "tcp", "udp"])
+        state = rng.choice(["NEW", "NEW", "ESTABLISHED"] + (["INVALID"] if proto == "tcp"
+                                                            else []))
+        out.append(Packet(rng.choice(SOURCES), DST, proto, rng.choice([1024, 40000]),
+                          rng.choice([22, 161, 18745, 18746, 9090]), in_iface="eth0",
+                          state=state))
+    return out
+
+
+def _point(u: sp.Universe, p: Packet) -> sp.Point:
+    proto = {"tcp": 6, "udp": 17}[p.proto]
+    flags = 0
+    if p.proto == "tcp":  # the oracle sends SYN for NEW, ACK otherwise
+        flags = 1 << sp.TCP_FLAGS.index("SYN" if p.state == "NEW" else "ACK")
+    return (int(ipaddress.ip_address(p.src)), int(ipaddress.ip_address(p.dst)), proto,
+            p.sport or 0, p.dport or 0, u.iface_class(p.in_iface or ""), len(u.ifaces),
+            sp.STATES.index(p.state), 0, flags, 0)
+
+
+def _verdicts(oracle, packets: list[Packet]) -> list[str]:  # type: ignore[no-untyped-def]
+    out = []
+    for hit in oracle.send_many(packets):
+        decision = hit.decision("filter", "INPUT")
+        assert decision is not None, hit
+        out.append(decision.verdict)
+    return out
+
+
+def _check(plan, packets: list[Packet], before: list[str], after: list[str],  # type: ignore[no-untyped-def]
+           u: sp.Universe) -> None:
+    cubes = [c._cube for c in plan.effect]
+    assert not plan.more
+    for p, v0, v1 in zip(packets, before, after, strict=True):
+        predicted = any(sp.cube_contains(c, _point(u, p)) for c in cubes if c is not None)
+        assert (v0 != v1) == predicted, (p, v0, v1)
+
+
+def test_planned_insert_takes_effect_in_the_kernel() -> None:
+    from trustwall.lab.oracle import KernelOracle
+
+    rs = parse_save(SEED)
+    rule = build_rule("ACCEPT", proto="tcp", dport="18745", state="NEW")
+    plan = plan_insert(rs, rule)
+    assert plan.position == 10
+    u = universe_for(rs)  # the universe the plan used (eth0 is an unnamed interface)
+    packets = _sample(random.Random(7), 16)
+    with KernelOracle(sender_if="eth0") as oracle:
+        oracle.load(SEED)
+        before = _verdicts(oracle, packets)
+        (cmd,) = plan.commands
+        oracle.fw.run(shlex.split(cmd))  # exactly what the plan printed
+        after = _verdicts(oracle, packets)
+    assert before[0] == "REJECT" and after[0] == "ACCEPT"  # the target packet
+    assert len(set(zip(before, after, strict=True))) > 1  # others kept theirs
+    _check(plan, packets, before, after, u)
+
+
+def test_planned_delete_takes_effect_in_the_kernel() -> None:
+    from trustwall.lab.oracle import KernelOracle
+
+    rs = parse_save(SEED)
+    plan = plan_delete(rs, "INPUT", 4)
+    u = universe_for(rs)  # the universe the plan used (eth0 is an unnamed interface)
+    packets = [*_sample(random.Random(11), 12),
+               Packet("10.1.2.3", DST, "tcp", 40000, 22, in_iface="eth0", state="NEW")]
+    with KernelOracle(sender_if="eth0") as oracle:
+        oracle.load(SEED)
+        before = _verdicts(oracle, packets)
+        (cmd,) = plan.commands
+        oracle.fw.run(shlex.split(cmd))
+        after = _verdicts(oracle, packets)
+    assert (before[-1], after[-1]) == ("ACCEPT", "REJECT")
+    _check(plan, packets, before, after, u)
