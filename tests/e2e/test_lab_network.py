@@ -71,7 +71,7 @@ def test_curl_through_origin_directly_and_through_interception(lab: Lab, clean_e
 
 PROXY_MODES = (ProxyConfig(chain=ChainMode.LEAF_ROOT),
                ProxyConfig(ca="intermediate", chain=ChainMode.LEAF_INTERMEDIATE),
-               ProxyConfig(ca="intermediate"), ProxyConfig(ca="weak"))
+               ProxyConfig(ca="intermediate"), ProxyConfig(ca="weak"), ProxyConfig(ca="expired"))
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +107,14 @@ def test_issuing_ca_alone_is_not_enough_when_the_proxy_sends_the_leaf_only(
     code, subjects = s_client(lab, "good.lab.test", str(lab.ca_file("acme-root")), proxy.url)
     assert subjects == ["CN = good.lab.test"]
     assert code == 21  # the client has the root but not the issuing CA in between
+
+
+def test_expired_inspection_ca_fails_even_once_trusted(proxy_modes: Lab) -> None:
+    proxy = proxy_modes.proxy(ca="expired")
+    code, subjects = s_client(proxy_modes, "good.lab.test",
+                              str(proxy_modes.ca_file("acme-expired")), proxy.url)
+    assert subjects == ["CN = good.lab.test"]
+    assert code == 10  # certificate has expired (the CA, at depth 1)
 
 
 def test_jmx_port_is_refused_with_no_route_to_host(lab: Lab) -> None:
