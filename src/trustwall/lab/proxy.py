@@ -116,8 +116,14 @@ def listening(pid: int, port: int) -> bool:
     """True when the network namespace of ``pid`` has a TCP socket listening on ``port``.
 
     /proc/PID/net/tcp shows the sockets of that process's namespace, so this works from the
-    host without entering the namespace.
+    host without entering the namespace. Until ``ip netns exec`` has switched namespaces, the
+    process is still in ours, whose listeners must not count.
     """
+    try:
+        if os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat("/proc/self/ns/net").st_ino:
+            return False
+    except OSError:
+        return False
     for table in ("tcp", "tcp6"):
         try:
             lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
