@@ -18,8 +18,10 @@ from trustwall.firewall.policy import (
     import_policy,
     load_policy,
     merge_unmanaged,
+    rule_changes,
     rule_expiry,
     rule_name,
+    strip_names,
 )
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "real-rulesets"
@@ -168,13 +170,8 @@ def test_unmanaged_chains_keep_their_live_rules_and_jumps(tmp_path):
 
 
 def strip_tw(ruleset: Ruleset) -> Ruleset:
-    def clean(rule):
-        return replace(rule, matches=tuple(
-            m for m in rule.matches
-            if not (m.module == "comment" and (m.comment or "").startswith("tw:"))))
-
     return replace(ruleset, tables=tuple(
-        replace(t, chains=tuple(replace(c, rules=tuple(clean(r) for r in c.rules))
+        replace(t, chains=tuple(replace(c, rules=tuple(strip_names(r) for r in c.rules))
                                 for c in t.chains)) for t in ruleset.tables))
 
 
@@ -207,3 +204,16 @@ def test_import_round_trips_real_rulesets(tmp_path):
         assert strip_tw(compiled).tables == strip_tw(original).tables, source
         checked += 1
     assert checked >= 3
+
+
+def test_rule_changes_by_name(tmp_path):
+    policy = load_policy(write(tmp_path, SEED))
+    compiled = compile_policy(policy)[4]
+    unnamed = strip_tw(compiled)
+    assert rule_changes(unnamed, compiled) == [
+        "= 5 running rule(s) now named by the policy (filter INPUT)"]
+    edited = load_policy(write(tmp_path, SEED.replace("--dports @web", "--dports 8443")
+                               .replace("name: jmx", "name: jconsole"), "b.yaml"))
+    assert rule_changes(compiled, compile_policy(edited)[4]) == [
+        "+ jconsole (filter INPUT)", "- jmx (filter INPUT)", "~ web (filter INPUT)"]
+    assert rule_changes(compiled, compiled) == []

@@ -163,16 +163,18 @@ def restore_text(target: Ruleset, tables: Sequence[str]) -> str:
     return "".join(render_save(target, table=name) for name in tables)
 
 
-def _effect(live: Ruleset, target: Ruleset) -> tuple[str, ...]:
-    """The semantic difference, when the analysis module is available."""
-    try:
-        from trustwall.firewall.plan import semantic_diff
-    except ImportError:
-        return ()
-    try:
-        return tuple(str(line) for line in semantic_diff(live, target))
-    except TrustwallError:
-        return ()
+def _effect(live: Ruleset, target: Ruleset, tables: Sequence[str]) -> tuple[str, ...]:
+    """The semantic difference (packets whose verdict changes) and the named rule changes,
+    one line each, for the preview and the audit record."""
+    from trustwall.firewall.plan import diff
+    from trustwall.firewall.policy import rule_changes
+
+    lines = [f"{hook.table} {hook.hook}: {change}"
+             for hook in diff(live, target, tables=tuple(tables)).hooks
+             for change in hook.changes]
+    if not lines:
+        lines.append("no packet changes verdict")
+    return (*lines, *rule_changes(live, target))
 
 
 def check_lockout(target: Ruleset, flows: Sequence[Flow],
@@ -271,7 +273,7 @@ def apply_rulesets(targets: dict[int, Ruleset], *, description: str, kind: str =
         tables = changed_tables(live[family], target)
         if tables:
             changes.append(FamilyChange(family, tables, restore_text(target, tables),
-                                        _effect(live[family], target)))
+                                        _effect(live[family], target, tables)))
     flows = _flows(options)
     kept = tuple(str(f) for f in flows)
     if not changes:
@@ -296,7 +298,9 @@ def apply_rulesets(targets: dict[int, Ruleset], *, description: str, kind: str =
 
     persisted: list[str] = []
     deadline = None
-    with Transaction(kind, description, root=options.root, state_dir=options.state_dir) as txn:
+    effect = "; ".join(line for change in changes for line in change.effect)
+    with Transaction(kind, f"{description}: {effect}"[:2000], root=options.root,
+                     state_dir=options.state_dir) as txn:
         if confirm is not None:
             # Armed before anything changes: if this process dies mid-way (kill -9, lost SSH
             # session), the watcher's recovery still brings the old ruleset back.

@@ -515,6 +515,55 @@ def rule_expiry(rule: Rule) -> _dt.datetime | None:
     return None
 
 
+def rule_changes(before: Ruleset, after: Ruleset) -> list[str]:
+    """Named rules added, removed or changed between two rulesets (``+ jmx (filter INPUT)``).
+
+    Rules are matched by their ``tw:`` name; unnamed rules are counted per chain.
+    """
+    def named(ruleset: Ruleset) -> dict[tuple[str, str, str], list[Rule]]:
+        out: dict[tuple[str, str, str], list[Rule]] = {}
+        for table in ruleset.tables:
+            for chain in table.chains:
+                for rule in chain.rules:
+                    out.setdefault((table.name, chain.name, rule_name(rule) or ""), []
+                                   ).append(rule)
+        return out
+
+    a, b = named(before), named(after)
+    lines = []
+    adopted: dict[tuple[str, str], int] = {}
+    for key in sorted(set(a) | set(b)):
+        table, chain, name = key
+        old, new = a.get(key, []), b.get(key, [])
+        where = f"({table} {chain})"
+        if name and not old:
+            # A rule that ran unnamed and now carries its policy name is adopted, not new.
+            unnamed = a.get((table, chain, ""), [])
+            if all(strip_names(r) in unnamed for r in new):
+                adopted[(table, chain)] = adopted.get((table, chain), 0) + len(new)
+                continue
+            lines.append(f"+ {name} {where}")
+        elif name and not new:
+            lines.append(f"- {name} {where}")
+        elif name and old != new:
+            lines.append(f"~ {name} {where}")
+    for (table, chain), count in sorted(adopted.items()):
+        lines.append(f"= {count} running rule(s) now named by the policy ({table} {chain})")
+    for table, chain in sorted({(t, c) for t, c, n in set(a) | set(b) if not n}):
+        left = len(b.get((table, chain, ""), []))
+        gone = len(a.get((table, chain, ""), [])) - adopted.get((table, chain), 0) - left
+        if gone > 0:
+            lines.append(f"- {gone} unnamed rule(s) ({table} {chain})")
+    return lines
+
+
+def strip_names(rule: Rule) -> Rule:
+    """The rule without its ``tw:`` comment match (what it was before the policy named it)."""
+    return replace(rule, matches=tuple(
+        m for m in rule.matches
+        if not (m.module == "comment" and (m.comment or "").startswith(COMMENT_PREFIX))))
+
+
 # -- importing -------------------------------------------------------------------------------
 
 
@@ -559,9 +608,7 @@ def _import_name(rule: Rule, chain: str, number: int, used: dict[str, int]
     expires = rule_expiry(rule)
     stripped = rule
     if name is not None:
-        stripped = replace(rule, matches=tuple(
-            m for m in rule.matches
-            if not (m.module == "comment" and (m.comment or "").startswith(COMMENT_PREFIX))))
+        stripped = strip_names(rule)
     else:
         comment = rule.comment or ""
         slug = re.sub(r"[^A-Za-z0-9_.:-]+", "-", comment).strip("-")[:40]
