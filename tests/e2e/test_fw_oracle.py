@@ -9,6 +9,11 @@ import pytest
 from trustwall.firewall.trace import Packet
 from trustwall.lab.netns import list_lab_namespaces
 
+
+def mine() -> set[str]:
+    """Lab namespaces this test process made (other test runs may work in parallel)."""
+    return {n for n in list_lab_namespaces() if f"-{os.getpid()}-" in n}
+
 pytestmark = [
     pytest.mark.lab,
     pytest.mark.skipif(os.geteuid() != 0, reason="the kernel oracle needs root"),
@@ -55,7 +60,7 @@ EXPECTED = [
 def test_oracle_agrees_with_hand_written_expectation_on_user_chain_ruleset():
     from trustwall.lab.oracle import KernelOracle
 
-    before = set(list_lab_namespaces())
+    before = mine()
     with KernelOracle(local_addrs=[HOST]) as oracle:
         oracle.load(RULESET)
         hits = oracle.send_many([p for p, _ in EXPECTED])
@@ -68,13 +73,13 @@ def test_oracle_agrees_with_hand_written_expectation_on_user_chain_ruleset():
             assert hit.decision("filter", other) is None, packet
         # the user chain's RETURN rule counted exactly the one packet from 10.1/16 to port 80
         assert [m.packets for m in hits[1].moved_in("filter", "SERVICES")] == [1]
-    assert set(list_lab_namespaces()) == before
+    assert mine() == before
 
 
 def test_oracle_cleans_up_its_namespaces_after_a_failure():
     from trustwall.lab.oracle import KernelOracle
 
-    before = set(list_lab_namespaces())
+    before = mine()
     with pytest.raises(RuntimeError), KernelOracle():
         raise RuntimeError("boom")
-    assert set(list_lab_namespaces()) == before
+    assert mine() == before
