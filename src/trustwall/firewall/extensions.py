@@ -42,16 +42,33 @@ class ExtSpec:
 
     def option(self, name: str) -> OptSpec | None:
         """The option called ``name`` or one of its aliases (exact; no prefixes)."""
-        return _option_index(self).get(name)
+        index = _INDEX.get(id(self))
+        if index is None:
+            index = {}
+            for o in self.options:
+                for n in (o.name, *o.aliases):
+                    index.setdefault(n, o)
+            _INDEX[id(self)] = index
+        return index.get(name)
+
+
+# id(spec) -> {option name or alias: OptSpec}; specs live for the whole process (module tables)
+_INDEX: dict[int, dict[str, OptSpec]] = {}
+_ORDER: dict[int, dict[str, int]] = {}
+
+
+def save_order(spec: ExtSpec) -> dict[str, int]:
+    """Option name -> its position in iptables-save output for this extension."""
+    order = _ORDER.get(id(spec))
+    if order is None:
+        order = _ORDER[id(spec)] = {o.name: i for i, o in enumerate(spec.options)}
+    return order
 
 
 @cache
-def _option_index(spec: ExtSpec) -> dict[str, OptSpec]:
-    index: dict[str, OptSpec] = {}
-    for o in spec.options:
-        for n in (o.name, *o.aliases):
-            index.setdefault(n, o)
-    return index
+def canonical(kind: str, value: str) -> str:
+    """CANON[kind](value), remembered: real rulesets repeat the same ports and flags a lot."""
+    return CANON[kind](value)
 
 
 def _spec(name: str, text: str, *, family: int = 0, required: tuple[str, ...] = (),

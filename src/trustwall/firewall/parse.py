@@ -421,9 +421,9 @@ class _RuleReader:
                 values.append(self.take(word))
         if spec.name == "tcp-flags" and len(values) == 2 and values[0] == "!":
             raise self.fail("bad --tcp-flags", word)
-        canon = ext.CANON[spec.kind]
         try:
-            values = [canon(v) for v in values] if spec.kind != "raw" else values
+            if spec.kind != "raw":
+                values = [ext.canonical(spec.kind, v) for v in values]
         except ext.BadValue as exc:
             if self.strict:
                 raise self.fail(str(exc), " ".join(values) or word) from None
@@ -571,8 +571,9 @@ class _RuleReader:
             problem = _match_problem(item.name, options, self.chain)
             if problem is not None:
                 raise self.fail(problem, item.name)
-        order = {o.name: i for i, o in enumerate(spec.options)}
-        options.sort(key=lambda o: order.get(o.name, len(order)))
+        if len(options) > 1:
+            order = ext.save_order(spec)
+            options.sort(key=lambda o: order.get(o.name, len(order)))
         return Match(item.name, tuple(options))
 
     def _finish_target(self, proto: Protocol | None) -> Target:
@@ -627,7 +628,7 @@ class _RuleReader:
             raise self.fail(f"{item.name}: ports need -p tcp, udp, sctp, dccp or udplite",
                             item.name)
         if spec is not None:
-            order = {o.name: i for i, o in enumerate(spec.options)}
+            order = ext.save_order(spec)
             options.sort(key=lambda o: order.get(o.name, len(order)))
         return Target(item.name, tuple(options), goto=item.implicit)
 
