@@ -546,6 +546,7 @@ class Tracer:
         self._cache: dict[tuple[object, ...], TraceResult] = {}
         self._addr_classes: dict[str, int] = {}
         self._hook_chains: dict[tuple[str, ...], list[tuple[str, _CChain]]] = {}
+        self._refs: dict[tuple[object, str], RuleRef] = {}  # rule or policy refs, made once
 
     # -- public API --
 
@@ -729,7 +730,11 @@ class Tracer:
         return text
 
     def _ref(self, table: str, cr: _CRule, hook: str) -> RuleRef:
-        return RuleRef(table, cr.chain, cr.number, self._text(cr), hook)
+        key = (id(cr), hook)
+        ref = self._refs.get(key)
+        if ref is None:
+            ref = self._refs[key] = RuleRef(table, cr.chain, cr.number, self._text(cr), hook)
+        return ref
 
     # -- walk --
 
@@ -811,7 +816,10 @@ class Tracer:
                 ctx.state = "UNTRACKED" if ctx.notrack else saved_state
             if result is None:
                 policy = cchain.policy or "ACCEPT"
-                ref = RuleRef(table, hook, None, f"-P {hook} {policy}", hook)
+                ref = self._refs.get((table, hook))
+                if ref is None:
+                    ref = self._refs[(table, hook)] = RuleRef(table, hook, None,
+                                                              f"-P {hook} {policy}", hook)
                 if run.with_path:
                     run.path.append(Step(table, hook, None, ref.text, f"policy {policy}"))
                 verdict = policy
