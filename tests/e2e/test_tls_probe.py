@@ -237,3 +237,22 @@ def test_cli_ca_fetch_writes_presented_root(tmp_path: Path) -> None:
     assert json.loads(out.stdout)["root_found"] is True
     assert out_file.read_bytes() == PKI.corp.pem
     assert missing.returncode == 3 and not (tmp_path / "none.pem").exists()
+
+
+def test_cli_scan_json_lines_and_table(tmp_path: Path) -> None:
+    urls = tmp_path / "urls.txt"
+    with https_server(tmp_path, PKI.leaf("localhost", issuer=PKI.corp), PKI.corp) as port:
+        urls.write_text(f"# lab\nhttps://localhost:{port}\n127.0.0.1:{refused_port()}\n")
+        lines = _cli("scan", str(urls), "--json", "--no-java", "--concurrency", "2")
+        table = _cli("scan", str(urls), "--no-java")
+    assert lines.returncode == 1  # a trust problem outranks the unreachable endpoint
+    records = [json.loads(line) for line in lines.stdout.splitlines()]
+    assert records[-1]["summary"]["endpoints"] == 2
+    by_target = {r["target"]: r for r in records[:-1]}
+    assert by_target[f"https://localhost:{port}"]["interception"]["product"] == \
+        "Fortinet FortiGate"
+    assert table.returncode == 1 and "connection_refused" in table.stdout
+    bad = tmp_path / "bad.txt"
+    bad.write_text("ok.example\nftp://nope\n")
+    out = _cli("scan", str(bad))
+    assert out.returncode == 2 and "bad.txt:2:" in out.stderr

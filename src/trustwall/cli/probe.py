@@ -187,15 +187,21 @@ def scan(file: str, concurrency: int, timeout: float, proxy: str | None,
             reports, summary = run_scan(targets, on_report=lambda r: bar.advance(task),
                                         **kwargs)
         table = Table(title=f"{summary.endpoints} endpoints in {summary.elapsed_s}s")
-        for col in ("endpoint", "result", "clients failing", "interception", "next"):
-            table.add_column(col)
+        table.add_column("endpoint", no_wrap=True)
+        table.add_column("result", no_wrap=True)
+        table.add_column("clients failing")
+        table.add_column("interception")
+        first_next: dict[str, str] = {}
         for r in sorted(reports, key=lambda r: r.target):
             failing = [n for n, v in r.clients.items() if not v.trusted]
-            table.add_row(r.target, _mark(r.diagnosis.code == "ok", r.diagnosis.code),
-                          ", ".join(failing), r.interception.product or
-                          ("yes" if r.interception.detected else ""),
-                          r.diagnosis.next_command if r.diagnosis.code != "ok" else "")
+            code = r.diagnosis.code
+            if code != "ok":
+                first_next.setdefault(code, r.diagnosis.next_command)
+            table.add_row(r.target, _mark(code == "ok", code), ", ".join(failing),
+                          r.interception.product or ("yes" if r.interception.detected else ""))
         console().print(table)
+        for code, command in first_next.items():
+            console().print(f"{code}: next, e.g. [bold]{command}[/]")
         console().print(f"ok {summary.all_clients_ok}, trust problems "
                         f"{summary.trust_problems}, unreachable {summary.unreachable}, "
                         f"intercepted {summary.intercepted}")
