@@ -282,3 +282,46 @@ def test_trace_agrees_with_kernel_on_real_rulesets():
         assert not failures, name + "\n" + "\n".join(failures[:5])
         report[name.split("/")[0]] = dict(tally)
     print(f"\nreal rulesets vs kernel: {report}")
+
+
+DOCKER = """*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:DOCKER - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+-A DOCKER ! -i eth1 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80
+COMMIT
+*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:DOCKER - [0:0]
+-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
+-A FORWARD -o eth1 -j DOCKER
+-A DOCKER -d 172.17.0.2/32 ! -i eth1 -o eth1 -p tcp -m tcp --dport 80 -j ACCEPT
+COMMIT
+"""
+
+
+def test_published_docker_port_is_decided_in_forward_by_kernel_and_trace():
+    from trustwall.lab.oracle import KernelOracle
+
+    host = "192.0.2.10"
+    packets = [Packet("198.51.100.7", host, sport=40000, dport=8080, in_iface="eth0"),
+               Packet("198.51.100.7", host, sport=40000, dport=22, in_iface="eth0"),
+               Packet("198.51.100.7", host, sport=40000, dport=8081, in_iface="eth0")]
+    expected = [("FORWARD", "DOCKER", 1, "ACCEPT"), ("INPUT", "INPUT", 1, "ACCEPT"),
+                ("INPUT", "INPUT", None, "DROP")]
+    tracer = Tracer(parse_save(DOCKER), from_args([host, "198.18.0.1", "198.18.1.1"]))
+    with KernelOracle(local_addrs=[host]) as oracle:
+        oracle.load(DOCKER)
+        hits = oracle.send_many(packets)
+    for packet, hit, (hook, chain, rule, verdict) in zip(packets, hits, expected, strict=True):
+        result = tracer.trace(replace(packet, out_iface="eth1"))
+        assert result.certain
+        d = result.decided_by
+        assert (d.hook, d.chain, d.rule, result.verdict) == (hook, chain, rule, verdict)
+        k = hit.decision("filter", hook)
+        assert (k.chain, k.rule, k.verdict) == (chain, rule, verdict)
