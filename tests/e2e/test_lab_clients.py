@@ -11,7 +11,9 @@ from collections.abc import Iterator
 import pytest
 
 from trustwall.lab.clients import CLIENTS, login_env, run_all, run_client
+from trustwall.lab.proxy import ChainMode
 from trustwall.lab.sandbox import Sandbox, store_fingerprint
+from trustwall.lab.topology import Lab
 
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces)")]
@@ -41,15 +43,15 @@ UNTRUSTED = {
 
 
 @pytest.fixture(scope="module")
-def clients_lab(request: pytest.FixtureRequest) -> Iterator[object]:
+def clients_lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     """The session lab from tests/conftest.py when there is one, else a lab of our own."""
     try:
-        yield request.getfixturevalue("lab")
-        return
+        shared = request.getfixturevalue("lab")
     except pytest.FixtureLookupError:
-        pass
-    from trustwall.lab.topology import Lab
-
+        shared = None
+    if shared is not None:
+        yield shared
+        return
     with Lab() as own:
         yield own
 
@@ -60,19 +62,19 @@ def _summary(results: dict) -> str:
 
 
 def test_clients_fail_through_interception_then_succeed_with_the_ca_installed_by_hand(
-        clients_lab: object, monkeypatch: pytest.MonkeyPatch) -> None:
+        clients_lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     lab = clients_lab
     before = store_fingerprint()
-    acme_root = lab.ca_file("acme-root")  # type: ignore[attr-defined]
+    acme_root = lab.ca_file("acme-root")
     # The machine exports CA variables; point them at a bundle that WOULD trust the proxy.
     # The runner must not pass them on, or the failures below could not happen.
     for var in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS",
                 "GIT_SSL_CAINFO", "WGETRC"):
         monkeypatch.setenv(var, str(acme_root))
-    proxy = lab.proxy_url  # type: ignore[attr-defined]
-    assert lab.intercepted_by is not None  # type: ignore[attr-defined]
+    proxy = lab.proxy_url
+    assert lab.intercepted_by is not None
 
-    with Sandbox(lab.client) as sandbox:  # type: ignore[attr-defined]
+    with Sandbox(lab.client) as sandbox:
         # 1. Fails: explicit proxy and transparent interception, each client its own error.
         for results in (run_all(URL, clients=EXPLICIT, sandbox=sandbox, proxy=proxy),
                         run_all(URL, sandbox=sandbox)):
@@ -112,10 +114,10 @@ def test_clients_fail_through_interception_then_succeed_with_the_ca_installed_by
     assert store_fingerprint() == before
 
 
-def test_login_env_reads_the_sandboxed_environment_and_profile_d(clients_lab: object) -> None:
+def test_login_env_reads_the_sandboxed_environment_and_profile_d(clients_lab: Lab) -> None:
     lab = clients_lab
     before = store_fingerprint()
-    with Sandbox(lab.client) as sandbox:  # type: ignore[attr-defined]
+    with Sandbox(lab.client) as sandbox:
         assert "REQUESTS_CA_BUNDLE" not in login_env(sandbox)
         sandbox.path("/etc/environment").write_text(
             f'# trustwall\nREQUESTS_CA_BUNDLE="{SYSTEM_BUNDLE}"\n')
@@ -152,14 +154,12 @@ CHAIN_WORDS = {
 
 
 @pytest.mark.parametrize("chain", sorted(CHAIN_WORDS))
-def test_the_chain_the_proxy_sends_changes_the_clients_words(clients_lab: object,
+def test_the_chain_the_proxy_sends_changes_the_clients_words(clients_lab: Lab,
                                                              chain: str) -> None:
-    from trustwall.lab.proxy import ChainMode
-
     lab = clients_lab
     ca = "intermediate" if chain == "leaf+intermediate" else "root"
-    proxy = lab.proxy(chain=ChainMode(chain), ca=ca)  # type: ignore[attr-defined]
-    with lab.intercepting(proxy), Sandbox(lab.client) as sandbox:  # type: ignore[attr-defined]
+    proxy = lab.proxy(chain=ChainMode(chain), ca=ca)
+    with lab.intercepting(proxy), Sandbox(lab.client) as sandbox:
         results = run_all(URL, clients=tuple(CHAIN_WORDS[chain]), sandbox=sandbox)
     for name, words in CHAIN_WORDS[chain].items():
         assert not results[name].ok
