@@ -56,9 +56,13 @@ def test_every_store_gets_the_ca_and_undo_restores_them_byte_identical(
     (cert,) = load_certs(pem)
     before = snapshot(tree)
     kinds = sorted(s.kind for s in detect_stores(tree))
-    assert kinds == ["debian", "java", "nss"]
+    assert kinds == ["debian", "env", "java", "nss"]
     result = install([cert], root=tree)
     assert all(s.added == (fp_of(cert),) for s in result.stores)
+    environment = (tree / "etc/environment").read_text()
+    assert 'REQUESTS_CA_BUNDLE="/etc/ssl/certs/ca-certificates.crt"' in environment
+    assert 'NODE_EXTRA_CA_CERTS="/etc/ssl/certs/ca-certificates.crt"' in environment
+    assert "export NODE_EXTRA_CA_CERTS=" in (tree / "etc/profile.d/trustwall-ca.sh").read_text()
     listing = _keytool_list(tree / CACERTS)
     assert "trustwall-corp-proxy-ca-" in listing and _colon(fp_of(cert)) in listing
     assert "trustedCertEntry" in listing

@@ -11,7 +11,8 @@ from trustwall.cli.output import console, emit, json_option
 root_option = click.option("--root", type=click.Path(file_okay=False, exists=True), default=None,
                            help="Operate on the tree under DIR (an image or chroot).")
 store_option = click.option("--store", "kinds", multiple=True, metavar="KIND[:PATH]",
-                            help="Only these stores (debian, hashdir, bundle, java, nss, p11kit); "
+                            help="Only these stores (debian, hashdir, bundle, java, nss, p11kit, "
+                                 "env); "
                                  "KIND:PATH names one explicitly. Repeatable.")
 
 

@@ -8,6 +8,7 @@ Reading needs no certutil: certificate objects are rows of cert9.db's nssPublic 
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -49,12 +50,15 @@ class NssStore(TrustStore):
 
     @classmethod
     def detect(cls, root: Path) -> list[TrustStore]:
-        found = []
-        for pattern in PLACES:
-            for directory in sorted(root.glob(pattern)):
-                if (directory / "cert9.db").is_file():
-                    found.append(cls(root, directory))
-        return found
+        candidates = [d for pattern in PLACES for d in sorted(root.glob(pattern))]
+        home = os.environ.get("HOME")
+        if str(root) == "/" and home:  # the invoking user's own db, wherever HOME is
+            candidates.append(Path(home) / ".pki/nssdb")
+        found: dict[str, TrustStore] = {}
+        for directory in candidates:
+            if (directory / "cert9.db").is_file():
+                found.setdefault(os.path.realpath(directory), cls(root, directory))
+        return list(found.values())
 
     def entries(self) -> list[tuple[str, bytes]]:
         uri = f"file:{self.path / 'cert9.db'}?mode=ro"

@@ -25,6 +25,7 @@ from trustwall.stores.base import (
 )
 from trustwall.stores.bundle import BundleStore
 from trustwall.stores.debian import DebianStore
+from trustwall.stores.env import EnvStore
 from trustwall.stores.hashdir import HashDirStore
 from trustwall.stores.java import JavaStore
 from trustwall.stores.nss import NssStore
@@ -40,6 +41,7 @@ KINDS: dict[str, type[TrustStore]] = {
     "java": JavaStore,
     "nss": NssStore,
     "p11kit": P11KitStore,
+    "env": EnvStore,  # last: it points at the system bundle the kinds above have updated
 }
 
 
