@@ -1,0 +1,66 @@
+"""The seed story with trustwall doing the work, on real clients in the lab sandbox: through
+the intercepting proxy every client fails; `trustwall ca install --yes` puts the proxy's CA in
+every store of the sandbox (and points requests/node at the system bundle for new logins);
+every client gets through; `trustwall undo` makes every store byte-identical to before and
+every client fails again. The host's stores are untouched throughout."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+from stores_tree import diff, snapshot
+
+from trustwall.lab.clients import login_env, run_all
+from trustwall.lab.sandbox import Sandbox, store_fingerprint
+
+pytestmark = [pytest.mark.lab,
+              pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces)")]
+
+URL = "https://good.lab.test/"
+STORES = ("/etc/ssl/certs", "/usr/local/share/ca-certificates", "/etc/environment",
+          "/etc/profile.d")
+
+
+def _stores(sandbox: Sandbox) -> dict[str, dict]:
+    out = {}
+    for path in (*STORES, str(sandbox.home / ".pki/nssdb")):
+        host = sandbox.path(path)
+        out[path] = snapshot(host) if host.is_dir() else {"": host.read_bytes()}
+    return out
+
+
+def _summary(results: dict) -> str:
+    return "\n".join(f"{r.name}: ok={r.ok} error={r.error!r}" for r in results.values())
+
+
+def test_trustwall_install_makes_every_client_work_and_undo_takes_it_back(lab: object) -> None:
+    host_before = store_fingerprint()
+    acme_root = lab.ca_file("acme-root")  # type: ignore[attr-defined]
+    tw = [sys.executable, "-m", "trustwall"]
+    with Sandbox(lab.client) as sandbox:  # type: ignore[attr-defined]
+        failing = run_all(URL, sandbox=sandbox, env=login_env(sandbox))
+        assert not any(r.ok for r in failing.values()), _summary(failing)
+        before = _stores(sandbox)
+
+        out = sandbox.run([*tw, "ca", "install", str(acme_root), "--yes", "--json"]).stdout
+        result = json.loads(out)
+        changed = {s["kind"] for s in result["stores"] if s["added"]}
+        assert changed == {"debian", "java", "nss", "env"}, out
+        listing = sandbox.run(["keytool", "-list", "-cacerts", "-storepass", "changeit"]).stdout
+        assert "trustwall-" in listing
+
+        working = run_all(URL, sandbox=sandbox, env=login_env(sandbox))
+        assert all(r.ok for r in working.values()), _summary(working)
+
+        undone = json.loads(sandbox.run([*tw, "undo", "--json"]).stdout)
+        assert undone["undone"] == result["txn"]
+        changed_paths = {k: diff(v, _stores(sandbox)[k]) for k, v in before.items()}
+        assert not any(changed_paths.values()), changed_paths
+        again = run_all(URL, sandbox=sandbox, env=login_env(sandbox))
+        assert not any(r.ok for r in again.values()), _summary(again)
+        log = sandbox.run([*tw, "log", "--verify", "--json"])
+        assert json.loads(log.stdout)["verified"] is True
+    assert store_fingerprint() == host_before
