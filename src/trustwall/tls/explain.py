@@ -166,9 +166,9 @@ _NET_ENTRIES = [
           "tcp-reset.",
           "trustwall why {url}"),
     Entry("timeout", "The connection timed out.",
-          "Packets are silently dropped (a DROP rule, a missing route via the proxy) or the "
-          "server never answered; in enterprise networks direct egress is usually blocked and "
-          "only the proxy may go out.",
+          "Packets are silently dropped (a DROP rule on the way or in this host's own OUTPUT "
+          "chain) or the server never answered; in enterprise networks direct egress is "
+          "usually blocked and only the proxy may go out.",
           "env | grep -i _proxy; trustwall probe {url} --proxy http://PROXY:PORT"),
     Entry("no_route", "No route to host (ICMP host unreachable / administratively prohibited).",
           "A router or firewall answered with ICMP unreachable - iptables "
@@ -179,7 +179,8 @@ _NET_ENTRIES = [
           "IPv6 connectivity).",
           "ip route; ip -6 route"),
     Entry("blocked_locally", "The connection was blocked by this host's own firewall.",
-          "connect() failed with EPERM/EACCES: a local OUTPUT rule rejects it.",
+          "The kernel refused to send (EPERM/EACCES): a local OUTPUT rule. For TCP a local "
+          "DROP looks like a timeout instead, and a local REJECT like a refusal.",
           "sudo iptables-save | grep -n -E 'OUTPUT|REJECT|DROP'"),
     Entry("connection_reset", "The connection was reset.",
           "Something on the path (often a proxy or IPS that dislikes the TLS handshake or the "
