@@ -447,7 +447,7 @@ def mh_range(text: str) -> str:
 def queue_range(text: str) -> str:
     a, colon, b = text.partition(":")
     lo = _int(a, 0, 65535) if a else 0
-    hi = _int(b, 0, 65535) if b else 65534
+    hi = _int(b, 0, 65534) if b else 65534
     if not colon or lo >= hi:
         raise BadValue(f"bad --queue-balance range {text!r}")
     return f"{lo}:{hi}"
@@ -502,7 +502,7 @@ CANON: dict[str, Callable[[str], str]] = {
     "group": group, "natports": nat_ports, "natto": nat_to, "qstr": quoted,
     "addrtypes": addr_types, "xmask": lambda t: f"{_int(t):#x}",
     "u8": lambda t: str(_int(t, 0, 255)), "u16": lambda t: str(_int(t, 0, 65535)),
-    "u8nz": lambda t: str(_int(t, 1, 255)),
+    "u8nz": lambda t: str(_int(t, 1, 255)), "u64": lambda t: str(_int(t, 0, 2**64 - 1)),
     "dscp": dscp, "tos": tos, "connbytes": connbytes, "mhrange": mh_range,
     "queuerange": queue_range, "addrmask": netmask_addr,
     "netmapto": lambda t: netmask_addr(t if "/" in t else f"{t}/{128 if ':' in t else 32}"),
@@ -562,14 +562,16 @@ MATCHES: dict[str, ExtSpec] = {s.name: s for s in (
                      "cluster-local-node:uint",
           required=("cluster-total-nodes",)),
     _spec("dccp", "sport/source-port:portrange dport/destination-port:portrange dccp-types "
-                  "dccp-option:uint", proto=("dccp",)),
+                  "dccp-option:u8", proto=("dccp",)),
     _spec("esp", "espspi:spirange", proto=("esp",)),
     _spec("ah", "ahspi:spirange ahlen:uint ahres=0"),
     _spec("frag", "fragid:spirange fraglen:uint fragres=0 fragfirst=0 fragmore=0 fraglast=0",
           family=6),
     _spec("rt", "rt-type:uint rt-segsleft:spirange rt-len:uint rt-0-res=0 rt-0-addrs "
                 "rt-0-not-strict=0", family=6),
-    _spec("mh", "mh-type:mhrange", family=6),
+    _spec("mh", "mh-type:mhrange", family=6, proto=("mobility-header",)),
+    _spec("cpu", "cpu:uint", required=("cpu",)),
+    _spec("quota", "quota:u64", required=("quota",)),
     _spec("dscp", "dscp:dscp dscp-class:dscp", required=("dscp", "dscp-class")),
     _spec("tos", "tos:tos", required=("tos",)),
     _spec("hashlimit", "hashlimit-upto hashlimit-above hashlimit-burst hashlimit-mode "

@@ -569,6 +569,8 @@ class _RuleReader:
             raise self.fail("multiport can only have one option", item.name)
         if self.strict:
             problem = _match_problem(item.name, options, self.chain)
+            if item.name == "ah" and self.family == 4 and (proto is None or proto.name != "ah"):
+                problem = "match 'ah' needs -p ah"
             if problem is not None:
                 raise self.fail(problem, item.name)
         if len(options) > 1:
@@ -582,6 +584,10 @@ class _RuleReader:
         options = list(item.options)
         if self.strict and item.name == "TCPOPTSTRIP" and (proto is None or proto.name != "tcp"):
             raise self.fail("TCPOPTSTRIP needs -p tcp", item.name)
+        if self.strict:
+            problem = _target_problem(item.name, options, proto)
+            if problem is not None:
+                raise self.fail(problem, item.name)
         if self.strict and not options and item.name in _TARGETS_NEEDING_OPTIONS:
             raise self.fail(f"target {item.name} needs an option", item.name)
         if self.strict and item.spec is not None and item.spec.required \
@@ -645,6 +651,32 @@ def _has_ports(o: Option) -> bool:
     return False
 
 
+def _target_problem(name: str, options: list[Option], proto: Protocol | None) -> str | None:
+    """A target's own final check (libxt_<TARGET>.c)."""
+    given = {o.name: o for o in options}
+    if any(o.negated for o in options):
+        return f"{name}: target options cannot be negated"
+    if name in ("TTL", "HL") and len(options) != 1:
+        return f"{name}: give exactly one of --{name.lower()}-set/-dec/-inc"
+    if name == "DSCP" and len(options) != 1:
+        return "DSCP: --set-dscp and --set-dscp-class exclude each other"
+    if name == "TPROXY" and (proto is None or proto.name not in ("tcp", "udp")):
+        return "TPROXY needs -p tcp or -p udp"
+    if name == "AUDIT" and given.get("type") is not None and \
+            given["type"].value not in ("accept", "drop", "reject"):
+        return "AUDIT: --type is accept, drop or reject"
+    if name == "IDLETIMER" and "label" not in given:
+        return "IDLETIMER needs --label"
+    if name == "TCPOPTSTRIP":
+        opt = given.get("strip-options")
+        if opt is not None and any(v in ("0", "1", "eol", "nop")
+                                   for v in (opt.value or "").split(",")):
+            return "TCPOPTSTRIP cannot strip EOL or NOP"
+    if name in ("SNPT", "DNPT") and not {"src-pfx", "dst-pfx"} <= given.keys():
+        return f"{name} needs --src-pfx and --dst-pfx"
+    return None
+
+
 def _match_problem(module: str, options: list[Option], chain: str) -> str | None:
     """Cross-option rules iptables enforces in an extension's final check."""
     given = {o.name: o for o in options}
@@ -690,6 +722,20 @@ def _match_problem(module: str, options: list[Option], chain: str) -> str | None
                 return "statistic nth needs --every N and --packet P with P < N"
         else:
             return f"statistic: bad mode {mode!r}"
+    elif module in ("ttl", "hl") and len(options) > 1:
+        return f"{module}: give only one of --{module}-eq, --{module}-lt, --{module}-gt"
+    elif module == "dscp" and len(options) > 1:
+        return "dscp: --dscp and --dscp-class exclude each other"
+    elif module == "frag" and {"fraglast", "fragmore"} <= given.keys():
+        return "frag: --fraglast and --fragmore exclude each other"
+    elif module == "string":
+        pattern = given.get("string") or given.get("hex-string")
+        if pattern is not None and len(pattern.value or "") > 128:
+            return "string: pattern longer than 128 bytes"
+    elif module == "recent" and "rttl" in given and not given.keys() & {"rcheck", "update"}:
+        return "recent: --rttl only goes with --rcheck or --update"
+    elif module == "cgroup" and len(given.keys() & {"path", "cgroup"}) != 1:
+        return "cgroup needs one of --path or --cgroup"
     elif module == "pkttype":
         value = given["pkt-type"].value
         if value not in ("unicast", "broadcast", "multicast", "host", "otherhost"):
