@@ -64,3 +64,25 @@ def test_trustwall_install_makes_every_client_work_and_undo_takes_it_back(lab: o
         log = sandbox.run([*tw, "log", "--verify", "--json"])
         assert json.loads(log.stdout)["verified"] is True
     assert store_fingerprint() == host_before
+
+
+def test_fix_fetches_the_proxy_ca_trusts_it_and_proves_every_client_then_undo(
+        lab: object) -> None:
+    """`trustwall fix URL --yes`: before (all fail) -> CA fetched from what the proxy sends ->
+    installed everywhere -> after (all ok); `trustwall undo` -> `verify` fails again."""
+    from trustwall.lab.proxy import ChainMode
+
+    host_before = store_fingerprint()
+    tw = [sys.executable, "-m", "trustwall"]
+    proxy = lab.proxy(chain=ChainMode.LEAF_ROOT, ca="root")  # type: ignore[attr-defined]
+    with lab.intercepting(proxy), Sandbox(lab.client) as sandbox:  # type: ignore[attr-defined]
+        done = sandbox.run([*tw, "fix", URL, "--yes", "--json"], timeout=300)
+        result = json.loads(done.stdout)
+        assert not any(c["ok"] for c in result["before"]["clients"]), done.stdout
+        assert all(c["ok"] for c in result["after"]["clients"]), done.stdout
+        assert result["anchors"] and result["install"]["txn"]
+        sandbox.run([*tw, "undo"])
+        again = sandbox.run([*tw, "verify", URL, "--json"], check=False)
+        assert again.returncode == 1
+        assert not any(c["ok"] for c in json.loads(again.stdout)["clients"])
+    assert store_fingerprint() == host_before

@@ -1,0 +1,108 @@
+"""``trustwall verify URL`` and ``trustwall fix URL``: run the real clients, and the whole
+getting-out story -- fetch the CA the endpoint (or the proxy in front of it) presents, install
+it into every store, prove each client now connects, say how to undo.
+
+Clients run with the environment a *new login shell* would get (pam_env's /etc/environment,
+then ``bash -l``'s /etc/profile.d), plus the proxy variables of the caller, with the caller's
+HOME: that is what the user's next terminal will see, not this process's environment (which
+may carry CA variables that hide the problem).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from trustwall.errors import ProblemFound
+from trustwall.stores.env import parse_environment
+from trustwall.stores.registry import CertSummary, ChangeResult
+
+PROXY_VARIABLES = ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy",
+                   "ALL_PROXY", "no_proxy", "NO_PROXY")
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+NOISE = ("_", "SHLVL", "PWD", "OLDPWD")
+
+
+def login_environment() -> dict[str, str]:
+    """The environment a new login shell of the current user gets on this host."""
+    home = os.environ.get("HOME") or str(Path.home())
+    initial = {"HOME": home, "LANG": "C.UTF-8", "PATH": SYSTEM_PATH, "TERM": "dumb",
+               "USER": os.environ.get("USER", "root"), "SHELL": "/bin/bash"}
+    with contextlib.suppress(FileNotFoundError):
+        initial.update(parse_environment(Path("/etc/environment").read_text(errors="replace")))
+    proc = subprocess.run(["bash", "-lc", "env -0"], env=initial, capture_output=True,
+                          text=True, timeout=30, check=False)
+    env = dict(item.split("=", 1) for item in proc.stdout.split("\0") if "=" in item) \
+        if proc.returncode == 0 else initial
+    for noise in NOISE:
+        env.pop(noise, None)
+    for var in PROXY_VARIABLES:
+        if var in os.environ and var not in env:
+            env[var] = os.environ[var]
+    return env
+
+
+@dataclass(frozen=True)
+class ClientVerdict:
+    name: str
+    ok: bool
+    error: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    url: str
+    clients: tuple[ClientVerdict, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.clients)
+
+
+def verify(url: str, *, clients: Sequence[str] | None = None, timeout: float = 15,
+           env: dict[str, str] | None = None) -> VerifyResult:
+    """Run each real client against ``url`` as a new login session would."""
+    from trustwall.lab.clients import CLIENTS, run_all
+
+    environment = login_environment() if env is None else env
+    results = run_all(url, clients=tuple(clients or CLIENTS), env=environment, timeout=timeout)
+    return VerifyResult(url, tuple(ClientVerdict(r.name, r.ok, r.error, r.seconds)
+                                   for r in results.values()))
+
+
+@dataclass(frozen=True)
+class FixResult:
+    url: str
+    anchors: tuple[CertSummary, ...]
+    before: VerifyResult
+    install: ChangeResult | None
+    after: VerifyResult | None
+
+
+def fetch_anchors(url: str, *, timeout: float = 10) -> tuple[list, str]:
+    """The certificates to trust for ``url`` (through the caller's proxy), and the message."""
+    from trustwall.tls.fetch import fetch
+    from trustwall.tls.probe import parse_target, proxy_from_env
+
+    target = parse_target(url)
+    fetched = fetch(target, proxy=proxy_from_env(target, os.environ), timeout=timeout)
+    if not fetched.root_found:
+        raise ProblemFound(fetched.message)
+    return list(fetched.certs), fetched.message
+
+
+def fix(url: str, certs: Sequence, *, before: VerifyResult,
+        clients: Sequence[str] | None = None, kinds: Sequence[str] | None = None,
+        timeout: float = 15, state_dir: str | None = None) -> FixResult:
+    """Install ``certs`` (from :func:`fetch_anchors`, after the user confirmed) into every
+    store, then verify the clients again."""
+    from trustwall.stores.registry import install
+
+    change = install(certs, kinds=kinds, state_dir=state_dir)
+    after = verify(url, clients=clients or [c.name for c in before.clients], timeout=timeout)
+    return FixResult(url, tuple(CertSummary.of(c) for c in certs), before, change, after)
