@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "undo": ("trustwall.cli.journal:undo_cmd", "Undo a transaction (default: the latest)."),
     "stores": ("trustwall.cli.stores:stores", "List the trust stores found and who reads each."),
     "ca": ("trustwall.cli.ca:ca", "Install, remove, list (and fetch) trusted CAs in every store."),
+    "verify": ("trustwall.cli.stores:verify", "Run the real clients against a URL (ok/FAIL)."),
+    "fix": ("trustwall.cli.stores:fix", "Fetch the CA in the way, trust it everywhere, verify."),
 }
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in trustwall, not in the input.
