@@ -25,7 +25,7 @@ Conventions that the other modules rely on:
   kept, in order, as an :class:`Option` (name without the leading ``--``, a negation flag and the
   argument words). On top of that, :class:`Match` offers typed accessors (``destination_ports``,
   ``states``, ``icmp``, ``source_range``, ``mark``, ``comment``, ``mac``, ``limit``,
-  ``tcp_flags``) for the modules listed in :data:`TYPED_MODULES`; for any other module
+  ``tcp_flags``) for the options listed in :data:`TYPED_OPTIONS`; for anything else
   ``Match.typed`` is False and a reader must treat the match as "unknown" rather than guess.
 * **Rule numbers** are positions: rule ``i`` of a chain is ``chain.rules[i - 1]``, the number
   that ``iptables -L --line-numbers`` shows.
@@ -68,11 +68,24 @@ TERMINATING_TARGETS = frozenset({
     "NETMAP", "TPROXY", "CT_NOTRACK_LEGACY", "SYNPROXY", "TARPIT",
 })
 
-#: Match modules whose meaning the typed accessors of :class:`Match` capture completely.
-TYPED_MODULES = frozenset({
-    "tcp", "udp", "udplite", "sctp", "dccp", "multiport", "state", "conntrack", "icmp",
-    "icmp6", "iprange", "mark", "comment", "mac", "limit", "physdev", "pkttype", "addrtype",
-})
+#: Match options the typed accessors of :class:`Match` capture, per module. A match is
+#: ``typed`` when its module is here and every option it carries is listed for it.
+TYPED_OPTIONS: dict[str, frozenset[str]] = {
+    "tcp": frozenset({"sport", "dport", "tcp-flags"}),
+    "udp": frozenset({"sport", "dport"}),
+    "udplite": frozenset({"sport", "dport"}),
+    "multiport": frozenset({"sports", "dports", "ports"}),
+    "state": frozenset({"state"}),
+    "conntrack": frozenset({"ctstate"}),
+    "icmp": frozenset({"icmp-type"}),
+    "icmp6": frozenset({"icmpv6-type"}),
+    "iprange": frozenset({"src-range", "dst-range"}),
+    "mark": frozenset({"mark"}),
+    "comment": frozenset({"comment"}),
+    "mac": frozenset({"mac-source"}),
+    "limit": frozenset({"limit", "limit-burst"}),
+}
+TYPED_MODULES = frozenset(TYPED_OPTIONS)
 
 MAX_CHAIN_NAME = 28  # XT_EXTENSION_MAXNAMELEN - 1 (xtables.h): the kernel's limit
 MAX_IFACE_NAME = 15  # IFNAMSIZ - 1
@@ -289,7 +302,9 @@ class Match:
 
     @property
     def typed(self) -> bool:
-        return self.module in TYPED_MODULES
+        """True when the typed accessors capture every option of this match."""
+        known = TYPED_OPTIONS.get(self.module)
+        return known is not None and all(o.name in known for o in self.options)
 
     def option(self, name: str) -> Option | None:
         """The first option called ``name`` (without dashes), or None."""
