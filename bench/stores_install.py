@@ -19,6 +19,7 @@ from pathlib import Path
 from bench.common import TRUSTWALL, summary, version_of, write_result
 
 REPEAT = 5
+KINDS = ("debian", "java", "nss")  # what the native side does too (env settings excluded)
 BINDS = ("etc/ssl/certs", "usr/share/ca-certificates", "usr/local/share/ca-certificates",
          "etc/ca-certificates.conf")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -53,7 +54,8 @@ def _native(tree: Path, pem: Path) -> None:
 
 
 def _trustwall(tree: Path, pem: Path) -> None:
-    subprocess.run([TRUSTWALL, "ca", "install", str(pem), "--root", str(tree), "--yes"],
+    subprocess.run([TRUSTWALL, "ca", "install", str(pem), "--root", str(tree), "--yes",
+                    *(arg for kind in KINDS for arg in ("--store", kind))],
                    check=True, capture_output=True)
 
 
