@@ -518,7 +518,10 @@ class _Run:
 
 
 class Tracer:
-    """A ruleset compiled for tracing. Build once, then :meth:`trace` or :meth:`trace_many`."""
+    """A ruleset compiled for tracing. Build once, then :meth:`trace` or :meth:`trace_many`.
+
+    Not thread-safe (it keeps per-call scratch space); use one Tracer per thread.
+    """
 
     def __init__(self, ruleset: Ruleset, local: LocalAddresses | None = None, *,
                  max_outcomes: int = 64) -> None:
@@ -547,12 +550,14 @@ class Tracer:
         self._addr_classes: dict[str, int] = {}
         self._hook_chains: dict[tuple[str, ...], list[tuple[str, _CChain]]] = {}
         self._refs: dict[tuple[object, str], RuleRef] = {}  # rule or policy refs, made once
+        self._masks: dict[tuple[object, ...], int | None] = {}  # per trace() call
 
     # -- public API --
 
     def trace(self, packet: Packet, *, with_path: bool = True) -> TraceResult:
         """Trace one packet (all outcomes when something is unknown)."""
         ctx: _Ctx | None = _Ctx(packet, self.family)  # validates the packet once, up front
+        self._masks.clear()
         outcomes: list[Outcome] = []
         seen: dict[Unknown, None] = {}
         pending: list[list[bool]] = [[]]
@@ -874,7 +879,13 @@ class Tracer:
     def _matching(self, run: _Run, table: str, cchain: _CChain, ctx: _Ctx
                   ) -> Iterator[_CRule]:
         """The chain's rules that match, in order: by the index when every field is known."""
-        mask = cchain.fast_mask(ctx)
+        if ctx.version == 0:  # unchanged packet: forked walks share the chain's mask
+            key = (id(cchain), ctx.hook, ctx.state, ctx.iout)
+            mask = self._masks.get(key, -1)
+            if mask == -1:
+                mask = self._masks[key] = cchain.fast_mask(ctx)
+        else:
+            mask = cchain.fast_mask(ctx)
         rules = cchain.rules
         if mask is None:
             for cr in rules:
