@@ -69,6 +69,14 @@ def messy(tmp_path_factory) -> Path:
     (d / "0early.pem").write_text(pem_encode(make_cert(cn("Alpha"), key=new_key())))
     (d / "f2.crl").write_text(pem_encode(make_crl(cn("alpha"), key2), "X509 CRL"))
     (d / "f3.crl").write_text((d / "f.crl").read_text())  # duplicate CRL
+    (d / "u.pem").write_text("  " + pem_encode(make_cert(cn("Uniform"), key=key)))
+    (d / "v.pem").write_text(pem_encode(make_cert(cn("Victor"), key=key))
+                             + "-----BEGIN PUBLIC KEY-----\n@@notbase64@@\n"
+                             "-----END PUBLIC KEY-----\n")
+    (d / "w.pem").write_text(pem_encode(make_cert(cn("Whiskey"), key=key))
+                             + pem_encode(b"\x30\x03\x02\x01\x01", "X509 CRL"))
+    (d / "x.pem").write_text(pem_encode(make_cert(cn("Xray"), key=key))
+                             + pem_encode(b"\x30\x00", "CERTIFICATE REQUEST"))
     os.symlink("gone.pem", d / "deadbeef.0")  # stale link
     os.symlink("a.pem", d / "deadbeef.r1")  # link under a wrong hash
     os.symlink("l.PEM", d / "12345678.1")

@@ -143,40 +143,48 @@ def _pem_blocks(data: bytes) -> list[tuple[bytes, bytes]] | None:
         pos = end + len(marker)
 
 
-def _pem_items(data: bytes) -> list[tuple[int, bytes]] | None:
-    """The X509_INFO items PEM_X509_INFO_read would return, as ``(kind, der)`` of each item's
-    certificate or CRL (kind -1 for a key alone); None when OpenSSL would fail to read."""
+def _pem_items(data: bytes) -> list[tuple[int, bytes, bytes]]:
+    """The X509_INFO items PEM_X509_INFO_read would return, as ``(kind, name_der, sha1)`` of
+    each item's certificate or CRL (kind -1 for a key alone). Raises BadInput where OpenSSL
+    fails the whole read: a block without END, bad base64 (whatever the label), or a
+    certificate or CRL that does not decode (even when another item of the file is fine)."""
     blocks = _pem_blocks(data)
     if blocks is None:
-        return None
-    items: list[list] = []  # [cert_der, crl_der, has_key]
+        raise BadInput("a PEM block has no END line")
+    items: list[list] = []  # [cert, crl, has_key], cert and crl as (name_der, sha1)
     current: list = [None, None, False]
     for label, body in blocks:
-        if label in _CERT_LABELS or label == b"X509 CRL" or label.endswith(b"PRIVATE KEY"):
-            if b":" in body:  # RFC 1421 headers (encrypted keys) end at the first empty line
-                _, sep, rest = body.partition(b"\n\n")
-                if not sep:
-                    _, sep, rest = body.partition(b"\r\n\r\n")
-                body = rest if sep else body
-            try:
-                der = binascii.a2b_base64(b"".join(body.split()), strict_mode=True)
-            except binascii.Error:
-                return None
-            slot = 0 if label in _CERT_LABELS else 1 if label == b"X509 CRL" else 2
-            if current[slot]:
-                items.append(current)
-                current = [None, None, False]
-            current[slot] = der if slot < 2 else True
+        if b":" in body:  # RFC 1421 headers (encrypted keys) end at the first empty line
+            _, sep, rest = body.partition(b"\n\n")
+            if not sep:
+                _, sep, rest = body.partition(b"\r\n\r\n")
+            body = rest if sep else body
+        try:
+            der = binascii.a2b_base64(b"".join(body.split()), strict_mode=True)
+        except binascii.Error as exc:
+            raise BadInput(f"bad base64 in BEGIN {label.decode(errors='replace')}") from exc
+        if label in _CERT_LABELS:
+            slot = 0
+        elif label == b"X509 CRL":
+            slot = 1
+        elif label.endswith(b"PRIVATE KEY"):
+            slot = 2
+        else:
+            continue  # CSRs, public keys, PKCS#7...: read past, not counted
+        if current[slot]:
+            items.append(current)
+            current = [None, None, False]
+        current[slot] = _read_item(CERT if slot == 0 else CRL, der) if slot < 2 else True
     if any(current):
         items.append(current)
     out = []
     for cert, crl, _ in items:
         if cert is not None:
-            out.append((CERT, cert))
+            out.append((CERT, *cert))
         elif crl is not None:
-            out.append((CRL, crl))
+            out.append((CRL, *crl))
         else:
-            out.append((-1, b""))
+            out.append((-1, b"", b""))
     return out
 
 
@@ -274,25 +282,21 @@ def _do_file(entry: os.DirEntry[str], table: _Table, use_new: bool, use_old: boo
     except OSError as exc:
         errors.append(f"skipping {name}, cannot open file ({exc.strerror})")
         return
-    items = _pem_items(data)
-    if items is None:
-        warnings.append(f"skipping {name}: unreadable PEM")
+    try:
+        items = _pem_items(data)
+    except BadInput as exc:
+        warnings.append(f"skipping {name}: OpenSSL cannot read it ({exc})")
         return
     if len(items) != 1:
         warnings.append(f"skipping {name}: it does not contain exactly one certificate or CRL"
                         f" ({len(items)} found)")
         return
-    kind, der = items[0]
+    kind, name_der, digest = items[0]
     if kind < 0:
         errors.append(f"skipping {name}: a private key without certificate or CRL")
         return
-    try:
-        name_der, digest = _read_item(kind, der)
-        new_hash = int(_names.name_hash(name_der), 16) if use_new else 0
-    except BadInput as exc:
-        warnings.append(f"skipping {name}: OpenSSL cannot read it ({exc})")
-        return
     if use_new:
+        new_hash = int(_names.name_hash(name_der), 16)
         table.add(kind, new_hash, name, digest, True, 0xFFFF, warnings, errors)
     if use_old:
         table.add(kind, int(_names.name_hash_old(name_der), 16), name, digest, True, 0xFFFF,
