@@ -6,14 +6,18 @@ SSL_CERT_DIR from the session cannot point it anywhere else.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from trustwall.certs.model import pem_encode
+from trustwall.certs.names import name_hash
 from trustwall.certs.rehash import rehash_dir
 from trustwall.certs.synth import cn, make_cert, make_crl, name_der, new_key
 
@@ -137,3 +141,54 @@ def test_rehash_dry_run_changes_nothing(messy, tmp_path):
     assert _links(d) == before
     assert any(c.action == "created" for c in result.changes)
     assert any(c.action == "removed" for c in result.changes)
+
+
+# --- generated directories --------------------------------------------------------------
+# A pool made once: colliding subjects (same name, other key), CRLs, junk. Hypothesis picks
+# which files exist under which names and which hash links (right, wrong, stale, numbered
+# anyhow) are already there; openssl and we must leave the same link set behind.
+def _pool() -> list[str]:
+    keys = [new_key() for _ in range(3)]
+    out = [pem_encode(make_cert(cn(subject), key=key))
+           for subject in ("Pool A", "pool  a", "Pool B") for key in keys[:2]]
+    out.append(pem_encode(make_crl(cn("Pool A"), keys[0]), "X509 CRL"))
+    out.append(pem_encode(make_crl(cn("Pool B"), keys[2]), "X509 CRL"))
+    out.append(out[0] + out[1])  # two certificates: skipped
+    out.append("junk\n")
+    return out
+
+
+POOL = _pool()
+LINK_HASHES = [name_hash(cn("Pool A")), name_hash(cn("Pool B")), "deadbeef"]
+FILE_NAMES = ["a.pem", "b.crt", "c.cer", "d.crl", "e.PEM", "f.pem", "0.pem"]
+
+directories = st.fixed_dictionaries({
+    "files": st.dictionaries(st.sampled_from(FILE_NAMES), st.integers(0, len(POOL) - 1),
+                             max_size=6),
+    "links": st.dictionaries(
+        st.tuples(st.sampled_from(LINK_HASHES), st.sampled_from(["", "r"]),
+                  st.integers(0, 4)),
+        st.sampled_from([*FILE_NAMES, "gone.pem"]), max_size=5),
+})
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(layout=directories, remove_links=st.booleans())
+def test_rehash_matches_openssl_on_generated_directories(layout, remove_links, tmp_path):
+    run = tmp_path / f"run{next(_RUNS)}"
+    ours, theirs = run / "ours", run / "theirs"
+    for d in (ours, theirs):
+        d.mkdir(parents=True)
+        for name, index in layout["files"].items():
+            (d / name).write_text(POOL[index])
+        for (h, r, n), target in layout["links"].items():
+            os.symlink(target, d / f"{h}.{r}{n}")
+    flags = [] if remove_links else ["-n"]
+    subprocess.run([OPENSSL, "rehash", *flags, str(theirs)], env=CLEAN_ENV,
+                   capture_output=True, check=False)
+    rehash_dir(str(ours), remove_links=remove_links)
+    assert _links(ours) == _links(theirs)
+
+
+_RUNS = itertools.count()
