@@ -1,8 +1,8 @@
 """The seed story with trustwall doing the work, on real clients in the lab sandbox: through
-the intercepting proxy every client fails; `trustwall ca install --yes` puts the proxy's CA in
-every store of the sandbox (and points requests/node at the system bundle for new logins);
-every client gets through; `trustwall undo` makes every store byte-identical to before and
-every client fails again. The host's stores are untouched throughout."""
+the intercepting proxy every client fails; `trustwall fix URL --yes` fetches the proxy's CA,
+puts it in every store of the sandbox (and points requests/node at the system bundle for new
+logins); every client gets through; `trustwall undo` makes every store byte-identical to
+before and every client fails again. The host's stores are untouched throughout."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import sys
 import pytest
 from stores_tree import diff, snapshot
 
-from trustwall.lab.clients import login_env, run_all
 from trustwall.lab.sandbox import Sandbox, store_fingerprint
 
 pytestmark = [pytest.mark.lab,
@@ -32,40 +31,6 @@ def _stores(sandbox: Sandbox) -> dict[str, dict]:
     return out
 
 
-def _summary(results: dict) -> str:
-    return "\n".join(f"{r.name}: ok={r.ok} error={r.error!r}" for r in results.values())
-
-
-def test_trustwall_install_makes_every_client_work_and_undo_takes_it_back(lab: object) -> None:
-    host_before = store_fingerprint()
-    acme_root = lab.ca_file("acme-root")  # type: ignore[attr-defined]
-    tw = [sys.executable, "-m", "trustwall"]
-    with Sandbox(lab.client) as sandbox:  # type: ignore[attr-defined]
-        failing = run_all(URL, sandbox=sandbox, env=login_env(sandbox))
-        assert not any(r.ok for r in failing.values()), _summary(failing)
-        before = _stores(sandbox)
-
-        out = sandbox.run([*tw, "ca", "install", str(acme_root), "--yes", "--json"]).stdout
-        result = json.loads(out)
-        changed = {s["kind"] for s in result["stores"] if s["added"]}
-        assert changed == {"debian", "java", "nss", "env"}, out
-        listing = sandbox.run(["keytool", "-list", "-cacerts", "-storepass", "changeit"]).stdout
-        assert "trustwall-" in listing
-
-        working = run_all(URL, sandbox=sandbox, env=login_env(sandbox))
-        assert all(r.ok for r in working.values()), _summary(working)
-
-        undone = json.loads(sandbox.run([*tw, "undo", "--json"]).stdout)
-        assert undone["undone"] == result["txn"]
-        changed_paths = {k: diff(v, _stores(sandbox)[k]) for k, v in before.items()}
-        assert not any(changed_paths.values()), changed_paths
-        again = run_all(URL, sandbox=sandbox, env=login_env(sandbox))
-        assert not any(r.ok for r in again.values()), _summary(again)
-        log = sandbox.run([*tw, "log", "--verify", "--json"])
-        assert json.loads(log.stdout)["verified"] is True
-    assert store_fingerprint() == host_before
-
-
 def test_fix_fetches_the_proxy_ca_trusts_it_and_proves_every_client_then_undo(
         lab: object) -> None:
     """`trustwall fix URL --yes`: before (all fail) -> CA fetched from what the proxy sends ->
@@ -76,13 +41,26 @@ def test_fix_fetches_the_proxy_ca_trusts_it_and_proves_every_client_then_undo(
     tw = [sys.executable, "-m", "trustwall"]
     proxy = lab.proxy(chain=ChainMode.LEAF_ROOT, ca="root")  # type: ignore[attr-defined]
     with lab.intercepting(proxy), Sandbox(lab.client) as sandbox:  # type: ignore[attr-defined]
+        before = _stores(sandbox)
         done = sandbox.run([*tw, "fix", URL, "--yes", "--json"], timeout=300)
         result = json.loads(done.stdout)
         assert not any(c["ok"] for c in result["before"]["clients"]), done.stdout
         assert all(c["ok"] for c in result["after"]["clients"]), done.stdout
         assert result["anchors"] and result["install"]["txn"]
-        sandbox.run([*tw, "undo"])
+        changed = {s["kind"] for s in result["install"]["stores"] if s["added"]}
+        assert changed == {"debian", "java", "nss", "env"}, done.stdout
+        listing = sandbox.run(["keytool", "-list", "-cacerts", "-storepass", "changeit"]).stdout
+        assert "trustwall-" in listing
+        again_fix = json.loads(sandbox.run([*tw, "fix", URL, "--yes", "--json"]).stdout)
+        assert again_fix["install"] is None  # every client connects: nothing to do
+
+        undone = json.loads(sandbox.run([*tw, "undo", "--json"]).stdout)
+        assert undone["undone"] == result["install"]["txn"]
+        changed_paths = {k: diff(v, _stores(sandbox)[k]) for k, v in before.items()}
+        assert not any(changed_paths.values()), changed_paths
         again = sandbox.run([*tw, "verify", URL, "--json"], check=False)
         assert again.returncode == 1
         assert not any(c["ok"] for c in json.loads(again.stdout)["clients"])
+        log = sandbox.run([*tw, "log", "--verify", "--json"])
+        assert json.loads(log.stdout)["verified"] is True
     assert store_fingerprint() == host_before
