@@ -54,12 +54,21 @@ def _render_change(result: Any) -> None:
         out.print("nothing to change")
 
 
-def _show_certs(certs: list[Any]) -> None:
+def show_certs(certs: list[Any]) -> None:
+    """Subject, fingerprint and the anchor lint (on stderr) before anything is trusted."""
+    from trustwall.certs.lint import lint_anchor
+
     out = console(stderr=True)
     for cert in certs:
         ca_word = "CA" if cert.is_ca else "[red]not a CA[/]"
         out.print(f"[bold]{cert.subject_str}[/]  ({ca_word}, valid until "
                   f"{cert.not_after:%Y-%m-%d})\n  SHA-256 {cert.sha256}")
+        for finding in lint_anchor(cert).findings:
+            if finding.severity != "ok":
+                colour = "red" if finding.severity == "fail" else "yellow"
+                who = f" (rejected by {', '.join(finding.rejected_by)})" \
+                    if finding.rejected_by else ""
+                out.print(f"  [{colour}]{finding.severity}[/] {finding.message}{who}")
 
 
 @ca.command("install")
@@ -87,7 +96,7 @@ def install(files: tuple[str, ...], kinds: tuple[str, ...], root: str | None,
         emit(plan, _render_change)
         return
     if not json_wanted():
-        _show_certs(certs)
+        show_certs(certs)
     if not plan.changed:
         emit(dataclasses.replace(plan, dry_run=False), _render_change)
         return

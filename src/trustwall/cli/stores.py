@@ -123,8 +123,10 @@ def fix(url: str, clients: tuple[str, ...], kinds: tuple[str, ...], state_dir: s
     if not json_wanted():
         _render_matrix("before", before)
         err.print(message)
-    for cert in certs:
-        err.print(f"[bold]{cert.subject_str}[/]\n  SHA-256 {cert.sha256}")
+    if not json_wanted():
+        from trustwall.cli.ca import show_certs
+
+        show_certs(certs)
     if not yes:
         if not sys.stdin.isatty():
             raise BadInput("refusing to trust a CA without confirmation",
