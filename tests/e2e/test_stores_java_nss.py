@@ -176,3 +176,19 @@ def test_kill_9_during_install_never_leaves_a_store_half_written(tree: Path,
         assert diff(snapshot(tree), before) == []
     statuses = [t.status for t in transactions(root=tree) if t.kind == "ca-install"]
     assert statuses.count("rolled-back") >= 2, statuses
+
+
+def test_nss_cert_present_but_untrusted_gets_trusted(tmp_path: Path) -> None:
+    db = tmp_path / "nssdb"
+    db.mkdir()
+    subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True)
+    pem = write_pem(tmp_path / "corp.pem", issue("Corp NSS CA", ca=True))
+    subprocess.run(["certutil", "-A", "-d", f"sql:{db}", "-n", "corp", "-t", ",,", "-i",
+                    str(pem)], check=True)
+    (cert,) = load_certs(pem)
+    (store,) = detect_stores(tmp_path, [f"nss:{db}"])
+    assert not store.contains(cert)  # in the db, trusted for nothing
+    result = install([cert], root=tmp_path, kinds=[f"nss:{db}"])
+    assert result.stores[0].added == (fp_of(cert),)
+    assert store.contains(cert)
+    assert "C,," in _certutil_list(db)

@@ -3,11 +3,12 @@
 certutil changes the SQLite files in place, so it runs on a private copy of the database and
 the changed files go back through the transaction atomically, keeping the user's ownership.
 Reading needs no certutil: certificate objects are rows of cert9.db's nssPublic table
-(CKA_CLASS in column a0, CKA_VALUE in a11, CKA_LABEL in a3).
+(CKA_CLASS in column a0, CKA_VALUE in a11, CKA_LABEL in a3), and their trust objects.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sqlite3
@@ -31,6 +32,12 @@ PLACES = ("etc/pki/nssdb", "root/.pki/nssdb", "home/*/.pki/nssdb",
           "home/*/.var/app/org.mozilla.firefox/.mozilla/firefox/*")
 DB_FILES = ("cert9.db", "key4.db", "pkcs11.txt")
 CKO_CERTIFICATE = bytes.fromhex("00000001")
+# NSS vendor attributes (lib/util/pkcs11n.h): CKO_NSS_TRUST objects carry the SHA-1 of the
+# certificate and its trust per purpose; "C" for TLS is CKT_NSS_TRUSTED_DELEGATOR.
+CKO_NSS_TRUST = bytes.fromhex("ce534353")
+CKT_NSS_TRUSTED_DELEGATOR = bytes.fromhex("ce534352")
+SERVER_AUTH_COLUMN = "ace536358"  # CKA_TRUST_SERVER_AUTH
+SHA1_COLUMN = "ace5363b4"  # CKA_CERT_SHA1_HASH
 
 
 def _client_for(path: Path) -> str:
@@ -69,7 +76,18 @@ class NssStore(TrustStore):
                 for label, value in rows if value]
 
     def ders(self) -> list[bytes]:
-        return [der for _, der in self.entries()]
+        """Certificates trusted as a CA for TLS servers (a trust object saying so), not
+        merely present: a cert imported with ``-t ,,`` is in the db but trusted for nothing."""
+        uri = f"file:{self.path / 'cert9.db'}?mode=ro"
+        try:
+            with sqlite3.connect(uri, uri=True) as db:
+                rows = db.execute(f"SELECT {SHA1_COLUMN} FROM nssPublic WHERE a0 = ? AND "
+                                  f"{SERVER_AUTH_COLUMN} = ?",
+                                  (CKO_NSS_TRUST, CKT_NSS_TRUSTED_DELEGATOR)).fetchall()
+        except sqlite3.OperationalError:  # no trust attribute was ever stored in this db
+            return []
+        trusted = {bytes(sha1) for (sha1,) in rows if sha1}
+        return [der for _, der in self.entries() if hashlib.sha1(der).digest() in trusted]
 
     def clients(self) -> tuple[str, ...]:
         return (_client_for(self.path),)
