@@ -35,6 +35,7 @@ SHARED = "/usr/share/ca-certificates"
 CONF = "/etc/ca-certificates.conf"
 ETC_CERTS = "/etc/ssl/certs"
 BUNDLE = "ca-certificates.crt"
+HOOKS = "/etc/ca-certificates/update.d"
 
 
 def pem_link_name(crt_name: str) -> str:
@@ -93,6 +94,13 @@ class DebianStore(TrustStore):
 
     def notes(self) -> tuple[str, ...]:
         notes = []
+        hooks = inside(self.root, HOOKS)
+        if hooks.is_dir():
+            for hook in sorted(hooks.iterdir()):
+                if hook.name != "jks-keystore" and os.access(hook, os.X_OK):
+                    notes.append(f"hook {hook} is not run by trustwall (the java kind "
+                                 "replaces jks-keystore); run update-ca-certificates if the "
+                                 "program it feeds needs the change")
         if self.local.is_dir():
             for p in sorted(self.local.rglob("*")):
                 if p.is_file() and not p.name.endswith(".crt"):
