@@ -59,6 +59,7 @@ _TARGET_PLACES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 }
 _NO_IN = frozenset({"OUTPUT", "POSTROUTING"})  # "Can't use -i with OUTPUT" (iptables)
 _NO_OUT = frozenset({"PREROUTING", "INPUT"})
+_REDUNDANT_BUDGET = 200  # pieces traced per rule before giving up on a "redundant" claim
 
 
 @dataclass(frozen=True)
@@ -264,15 +265,19 @@ def _shadow_pass(flat: FlatChain, results: dict, partial: list[str]) -> set[int]
 
 def _redundant_pass(flat: FlatChain, results: dict, shadowed: set[int]) -> None:
     fidx = FlatIndex(flat)
+    position = {id(f): i for i, f in enumerate(flat.rules)}
     for pos, r in enumerate(flat.rules):
         if not r.terminal or r.unknown or pos in shadowed:
             continue
-        pieces = fidx.decide(r.may.cubes, pos + 1)
-        if all(p.verdict == r.action and not p.unsure
-               and (p.rule is None or flat.rules.index(p.rule) not in shadowed)
-               for p in pieces):
-            key = (flat.table, r.origin.chain, r.origin.number)
-            results[key].redundant.append([p.rule for p in pieces])
+        takers: list[FlatRule | None] = []
+        for n, p in enumerate(fidx.iter_decide(r.may.cubes, pos + 1)):
+            if (p.verdict != r.action or p.unsure or n >= _REDUNDANT_BUDGET
+                    or (p.rule is not None and position[id(p.rule)] in shadowed)):
+                break  # a counter-example (or too much work: no claim)
+            if p.rule not in takers:
+                takers.append(p.rule)
+        else:
+            results[(flat.table, r.origin.chain, r.origin.number)].redundant.append(takers)
 
 
 def _report_coverage(ruleset: Ruleset, results: dict, after: set[tuple[str, str, int]],

@@ -17,7 +17,7 @@ and to the jumps that led to it (``path``).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
@@ -434,20 +434,27 @@ class FlatIndex:
 
         With ``limit``, stop once that many pieces are out (the caller sees a full list).
         """
-        u = self.flat.universe
         out: list[Piece] = []
+        for piece in self.iter_decide(cubes, start):
+            out.append(piece)
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    def iter_decide(self, cubes: Iterable[Cube], start: int = 0) -> Iterator[Piece]:
+        """Lazy :meth:`decide`: a caller looking for one counter-example stops early."""
+        u = self.flat.universe
         work: list[tuple[Cube, int, tuple[str, ...]]] = [(c, start, ()) for c in cubes]
-        while work and (limit is None or len(out) < limit):
+        while work:
             cube, pos, unsure = work.pop()
             hit = self.first_meeting(cube, pos)
             if hit is None:
-                out.append(Piece(cube, None, self.flat.policy, unsure))
+                yield Piece(cube, None, self.flat.policy, unsure)
                 continue
             rule = self.flat.rules[hit]
             here = Space.of(u, cube)
-            decided = here & rule.must
-            for c in decided.cubes:
-                out.append(Piece(c, rule, rule.action, unsure))
+            for c in (here & rule.must).cubes:
+                yield Piece(c, rule, rule.action, unsure)
             for c in (here - rule.may).cubes:
                 work.append((c, hit + 1, unsure))
             if rule.unknown:
@@ -455,4 +462,3 @@ class FlatIndex:
                 maybe = unsure + tuple(x for x in rule.unknown if x not in unsure)
                 for c in ((here & rule.may) - rule.must).cubes:
                     work.append((c, hit + 1, maybe))
-        return out
