@@ -84,3 +84,15 @@ def test_debug_shows_the_traceback(monkeypatch):
     monkeypatch.setitem(app.cli.commands, "boom", boom)
     with pytest.raises(BadInput):
         cli_main.main(["--debug", "boom"])
+
+
+def test_ctx_exit_code_of_a_command_is_the_process_exit_code(monkeypatch):
+    from trustwall.cli import app
+
+    @click.command("findings")
+    @click.pass_context
+    def findings(ctx: click.Context) -> None:
+        ctx.exit(1)
+
+    monkeypatch.setitem(app.cli.commands, "findings", findings)
+    assert cli_main.main(["findings"]) == 1

@@ -106,7 +106,8 @@ def _run_click(args: list[str]) -> int:
 
     debug = _debug_requested(args)
     try:
-        cli.main(args=args, prog_name="trustwall", standalone_mode=False)
+        # With standalone_mode=False a command's ctx.exit(n) comes back as the return value.
+        returned = cli.main(args=args, prog_name="trustwall", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:
@@ -135,7 +136,7 @@ def _run_click(args: list[str]) -> int:
         click.echo(f"trustwall: internal error: {type(exc).__name__}: {exc} (rerun with --debug)",
                    err=True)
         return EXIT_INTERNAL
-    return 0
+    return returned if isinstance(returned, int) else 0
 
 
 if __name__ == "__main__":
