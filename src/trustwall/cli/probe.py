@@ -173,7 +173,7 @@ def scan(file: str, concurrency: int, timeout: float, proxy: str | None,
               "proxy": parse_proxy(proxy) if proxy else None}
     if json_wanted():
         def line(report: Any) -> None:
-            sys.stdout.write(json.dumps(to_jsonable(report), ensure_ascii=False) + "\n")
+            sys.stdout.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")
 
         _, summary = run_scan(targets, on_report=line, **kwargs)
         sys.stdout.write(json.dumps({"summary": to_jsonable(summary)}) + "\n")

@@ -9,6 +9,7 @@ Two kinds of evidence:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ class Interception:
     confidence: str  # none | low | medium | high
 
 
+@functools.lru_cache(maxsize=4096)
 def match_product(name: str) -> str | None:
     """The inspection product a subject/issuer string names, if any."""
     for product, regex in _COMPILED:

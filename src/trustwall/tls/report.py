@@ -7,6 +7,7 @@ store/client map into a :class:`ProbeReport`. ``probe_report`` adds the connecti
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from collections import Counter
 from collections.abc import Mapping
@@ -86,6 +87,21 @@ class ProbeReport:
     clients: dict[str, ClientVerdict]
     diagnosis: Diagnosis
 
+    def to_json(self) -> dict:
+        """The JSON document (stable keys), built directly: a scan writes one per endpoint."""
+        return {
+            "target": self.target,
+            "connection": dict(vars(self.connection)),
+            "chain": [dict(vars(c)) for c in self.chain],
+            "interception": {"detected": self.interception.detected,
+                             "product": self.interception.product,
+                             "evidence": list(self.interception.evidence),
+                             "confidence": self.interception.confidence},
+            "stores": {n: dict(vars(v)) for n, v in self.stores.items()},
+            "clients": {n: dict(vars(v)) for n, v in self.clients.items()},
+            "diagnosis": {**vars(self.diagnosis), "notes": list(self.diagnosis.notes)},
+        }
+
     @property
     def exit_code(self) -> int:
         if not self.chain:
@@ -94,6 +110,13 @@ class ProbeReport:
         return EXIT_OK if ok else EXIT_PROBLEM
 
 
+@functools.lru_cache(maxsize=4096)
+def _cert(der: bytes) -> Cert:
+    """Parsed once per process: a scan meets the same CA certificates behind every site."""
+    return Cert.from_der(der, source="presented")
+
+
+@functools.lru_cache(maxsize=4096)
 def _entry(cert: Cert) -> ChainEntry:
     return ChainEntry(cert.subject_str, cert.issuer_str, cert.sha256,
                       cert.not_before.isoformat(), cert.not_after.isoformat(), cert.is_ca)
@@ -112,8 +135,7 @@ def diagnose(handshake: Handshake, environment: Environment, *,
     verifier = verifier or Verifier()
     target = handshake.target
     name = handshake.verify_name
-    certs = tuple(Cert.from_der(der, source=f"presented[{i}]")
-                  for i, der in enumerate(handshake.presented_chain))
+    certs = tuple(_cert(der) for der in handshake.presented_chain)
     failure = handshake.failure
     connection = Connection(handshake.address, handshake.proxy, handshake.servername,
                             handshake.protocol, handshake.cipher, handshake.alpn,

@@ -93,7 +93,9 @@ STORE_UNREADABLE = "STORE_UNREADABLE"
 NO_CHAIN = "NO_CHAIN"
 
 
+@functools.lru_cache(maxsize=4096)
 def _x509(der: bytes) -> crypto.X509:
+    """Parsed once: a chain is verified against every store (the objects are only read)."""
     return crypto.load_certificate(crypto.FILETYPE_ASN1, der)
 
 
