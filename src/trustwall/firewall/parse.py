@@ -167,6 +167,26 @@ class _Ext:
     implicit: bool = False
 
 
+_TAIL_CACHE: dict[tuple[object, ...], tuple[tuple[Match, ...], Target | None]] = {}
+_TAIL_OPENERS = frozenset({"-m", "--match", "-j", "--jump", "-g", "--goto"})
+_HEADER_WORDS = frozenset({"-s", "-d", "-i", "-o", "-p", "-f", "-c", "-4", "-6"})
+
+
+def _tail_start(words: list[str]) -> int | None:
+    """Index where the matches and target begin, when the rule is "header, then tail"."""
+    for i, w in enumerate(words):
+        if w in _TAIL_OPENERS:
+            if i > 0 and words[i - 1] == "!":
+                return None
+            for t in words[i:]:
+                if t[:2] in _HEADER_WORDS:
+                    return None
+            return i
+        if _looks_like_option(w) and w not in _HEADER_WORDS:
+            return None  # e.g. an implied match's --dport before the first -m/-j
+    return None
+
+
 @dataclass(frozen=True)
 class Command:
     """A parsed iptables command: ``action`` is A, I, D or R; ``number`` the rule position."""
@@ -219,6 +239,33 @@ class _RuleReader:
         return False
 
     def read(self) -> Rule:
+        """Parse the words; the matches and target come from a cache when seen before.
+
+        Real rulesets repeat the same tail (``-m tcp --dport 22 -j ACCEPT``) under many
+        addresses, and the tail's meaning depends only on itself, the protocol, the family,
+        the chain and strictness: so a rule whose header (``-s -d -i -o -p -f``) comes before
+        its first ``-m``/``-j``/``-g`` reuses the parsed tail.
+        """
+        split = _tail_start(self.words)
+        if split is None:
+            self._consume()
+            return self.finish()
+        tail = self.words[split:]
+        self.words = self.words[:split]
+        self._consume()
+        key = (tuple(tail), self.family, self.strict, self.chain, self.fields.get("p"))
+        cached = _TAIL_CACHE.get(key)
+        if cached is not None:
+            return self.finish(cached)
+        before = (dict(self.fields), self.counters)
+        self.words += tail
+        self._consume()
+        rule = self.finish()
+        if (dict(self.fields), self.counters) == before and len(_TAIL_CACHE) < 50_000:
+            _TAIL_CACHE[key] = (rule.matches, rule.target)
+        return rule
+
+    def _consume(self) -> None:
         negate = False
         while self.pos < len(self.words):
             word = self.words[self.pos]
@@ -240,7 +287,6 @@ class _RuleReader:
             negate = False
         if negate:
             raise self.fail("trailing ! without an option", "!")
-        return self.finish()
 
     def short_option(self, word: str, negate: bool) -> None:
         letter, rest = word[1], word[2:]
@@ -446,10 +492,13 @@ class _RuleReader:
         owner.options.append(Option(name, negate, tuple(values)))
 
     # -- building the rule --
-    def finish(self) -> Rule:
+    def finish(self, tail: tuple[tuple[Match, ...], Target | None] | None = None) -> Rule:
         proto = self._protocol()
-        matches = tuple(self._finish_match(e, proto) for e in self.exts)
-        target = self._finish_target(proto) if self.target is not None else None
+        if tail is not None:
+            matches, target = tail
+        else:
+            matches = tuple(self._finish_match(e, proto) for e in self.exts)
+            target = self._finish_target(proto) if self.target is not None else None
         iface: dict[str, Interface | None] = {}
         for key in "io":
             iface[key] = None
