@@ -12,21 +12,22 @@ from trustwall.errors import ProblemFound
 def _human(report) -> None:  # type: ignore[no-untyped-def]
     out = console()
     if not report.findings:
-        out.print(f"no findings in {report.rules} rules", markup=False)
+        out.print(f"no findings in {report.rules} rules", markup=False, soft_wrap=True)
     for f in report.findings:
         where = f"{f.table} {f.chain}" + (f" {f.rule}" if f.rule is not None else "")
-        out.print(f"{where}: {f.kind}: {f.text}", markup=False)
-        out.print(f"    {f.explanation}", markup=False)
+        out.print(f"{where}: {f.kind}: {f.text}", markup=False, soft_wrap=True)
+        out.print(f"    {f.explanation}", markup=False, soft_wrap=True)
         if f.depends_on:
-            out.print(f"    depends on unmodelled: {', '.join(f.depends_on)}", markup=False)
+            out.print(f"    depends on unmodelled: {', '.join(f.depends_on)}", markup=False,
+                      soft_wrap=True)
     for note in report.partial:
-        out.print(f"partial: {note}", markup=False)
+        out.print(f"partial: {note}", markup=False, soft_wrap=True)
     if report.findings:
         kinds: dict[str, int] = {}
         for f in report.findings:
             kinds[f.kind] = kinds.get(f.kind, 0) + 1
         out.print(f"{len(report.findings)} findings in {report.rules} rules: "
-                  + ", ".join(f"{n} {k}" for k, n in kinds.items()), markup=False)
+                  + ", ".join(f"{n} {k}" for k, n in kinds.items()), markup=False, soft_wrap=True)
 
 
 @click.command()

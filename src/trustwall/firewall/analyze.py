@@ -57,6 +57,14 @@ _TARGET_PLACES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "REJECT": (frozenset({"filter", "mangle", "raw", "security", "nat"}),
                frozenset({"INPUT", "FORWARD", "OUTPUT"})),
 }
+#: Target extensions of the kernel that the extension table may not list (jumps to these are
+#: not "missing chains").
+_KNOWN_TARGETS = frozenset({
+    "NOTRACK", "TRACE", "CT", "AUDIT", "CHECKSUM", "CLASSIFY", "CONNMARK", "CONNSECMARK",
+    "DSCP", "ECN", "HL", "HMARK", "IDLETIMER", "LED", "LOG", "MARK", "NFLOG", "NFQUEUE",
+    "RATEEST", "SECMARK", "SET", "TCPMSS", "TCPOPTSTRIP", "TEE", "TOS", "TTL", "ULOG",
+    "MIRROR", "SAME", "CLUSTERIP", "REJECT", "RETURN", "ACCEPT", "DROP", "QUEUE",
+})
 _NO_IN = frozenset({"OUTPUT", "POSTROUTING"})  # "Can't use -i with OUTPUT" (iptables)
 _NO_OUT = frozenset({"PREROUTING", "INPUT"})
 _REDUNDANT_BUDGET = 200  # pieces traced per rule before giving up on a "redundant" claim
@@ -168,7 +176,7 @@ def _structure(ruleset: Ruleset, now: dt.datetime) -> list[Finding]:
             for number, rule in enumerate(chain.rules, 1):
                 t = rule.target_name
                 if t and not (_is_user_target(table, t) or t in ext.TARGETS
-                              or t in TERMINATING_TARGETS or t in ("RETURN", "ACCEPT", "DROP")):
+                              or t in TERMINATING_TARGETS or t in _KNOWN_TARGETS):
                     if table.chain(t) is not None:
                         out.append(Finding(
                             "invalid", table.name, chain.name, number, _text(rule),
@@ -308,12 +316,13 @@ def _report_coverage(ruleset: Ruleset, results: dict, after: set[tuple[str, str,
         elif res.redundant and len(res.redundant) == res.copies:
             takers = [x for x in res.redundant[0] if x is not None]
             labels = tuple(dict.fromkeys(_label(b, chain) for b in takers))
-            tail = " and the policy" if any(x is None for x in res.redundant[0]) else ""
-            if not labels:
-                tail = "the chain policy"
-            why = ("removing it changes nothing: "
-                   f"{('rules ' + _numbers(labels)) if labels else ''}{tail} decide all its "
-                   f"packets the same way ({rule.target_name})")
+            policy = any(x is None for x in res.redundant[0])
+            parts = ([f"rule{'s' if len(labels) > 1 else ''} {_numbers(labels)}"] if labels
+                     else []) + (["the chain policy"] if policy or not labels else [])
+            plural = len(labels) + policy > 1
+            why = (f"removing it changes nothing: {' and '.join(parts)} "
+                   f"{'decide' if plural else 'decides'} all its packets the same way "
+                   f"({rule.target_name})")
             out.append(Finding("redundant", table, chain, number, _text(rule), labels, False,
                                why))
     return out
