@@ -107,6 +107,14 @@ def test_proxy_refusal_keeps_status_line(tmp_path: Path) -> None:
     assert hs.failure.detail == "HTTP/1.1 403 Forbidden"
 
 
+def test_proxy_that_cannot_reach_the_site_is_upstream_failure() -> None:
+    with connect_proxy() as (pport, _):
+        hs = probe(parse_target(f"127.0.0.1:{refused_port()}"),
+                   proxy=Proxy("127.0.0.1", pport), timeout=3)
+    assert (hs.failure.kind, hs.failure.detail) == ("proxy_upstream_failed",
+                                                    "HTTP/1.1 502 Bad Gateway")
+
+
 def test_proxy_wanting_credentials_is_407(tmp_path: Path) -> None:
     with connect_proxy(credentials="x") as (pport, _):
         hs = probe(parse_target("site.example:443"), proxy=Proxy("127.0.0.1", pport), timeout=3)

@@ -56,6 +56,8 @@ def test_each_documented_code_has_its_own_entry(code: int) -> None:
     ("wget: unable to resolve host address 'site.invalid'", "dns_failure", None),
     ("getaddrinfo ENOTFOUND site.invalid", "dns_failure", None),
     ("curl: (56) Received HTTP code 403 from proxy after CONNECT", "proxy_refused", "curl"),
+    ("curl: (56) Received HTTP code 502 from proxy after CONNECT", "proxy_upstream_failed",
+     "curl"),
     ("curl: (56) Received HTTP code 407 from proxy after CONNECT", "proxy_auth_required",
      "curl"),
     ("[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)", "not_tls", None),

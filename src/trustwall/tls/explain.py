@@ -190,6 +190,10 @@ _NET_ENTRIES = [
           "The HTTP proxy answered CONNECT with an error status: the destination or port is "
           "not allowed by its policy.",
           "curl -v -x $https_proxy {url} -o /dev/null"),
+    Entry("proxy_upstream_failed", "The proxy could not reach the destination (502/504).",
+          "The proxy accepted the request but its own DNS lookup or connection to the site "
+          "failed: the problem is beyond the proxy, not on this host.",
+          "curl -v -x $https_proxy {url} -o /dev/null"),
     Entry("proxy_auth_required", "The proxy wants credentials (407).",
           "The proxy requires authentication; give it as http://USER:PASS@proxy:port.",
           "trustwall probe {url} --proxy http://USER:PASS@PROXY:PORT"),
@@ -330,7 +334,8 @@ _TEXT_RULES: list[tuple[str, str, str | None]] = [
     (r"wrong version number|unknown protocol|packet length too long", "not_tls", None),
     (r"http code 407|407 proxy authentication|proxy authentication required",
      "proxy_auth_required", None),
-    (r"(http code |tunnel connection failed: ?)(403|502|503|400|405)|"
+    (r"(http code |tunnel connection failed: ?)(502|504)", "proxy_upstream_failed", None),
+    (r"(http code |tunnel connection failed: ?)(403|503|400|405)|"
      r"proxy connect aborted|tunnel connection failed", "proxy_refused", None),
     (r"could not resolve|name or service not known|temporary failure in name resolution|"
      r"getaddrinfo enotfound|unknownhostexception|nodename nor servname|"

@@ -77,7 +77,8 @@ class Failure:
 
     kind: str  # dns_failure, connection_refused, timeout, no_route, network_unreachable,
     #            blocked_locally, connection_reset, proxy_refused, proxy_auth_required,
-    #            proxy_unreachable, handshake_alert, handshake_eof, not_tls
+    #            proxy_upstream_failed, proxy_unreachable, handshake_alert, handshake_eof,
+    #            not_tls
     stage: str  # dns | connect | proxy | tls
     message: str
     detail: str | None = None  # errno name, the proxy's status line, the alert text
@@ -348,6 +349,11 @@ async def _connect_tunnel(proxy: Proxy, target: Target, deadline: float
         writer.close()
         raise _ProbeFailed(Failure("proxy_auth_required", "proxy",
                                    f"proxy {proxy.display} wants authentication", status_line))
+    if status in (502, 504):  # the proxy tried and could not reach the destination
+        writer.close()
+        raise _ProbeFailed(Failure("proxy_upstream_failed", "proxy",
+                                   f"proxy {proxy.display} could not reach {authority}",
+                                   status_line))
     if not 200 <= status < 300:
         writer.close()
         raise _ProbeFailed(Failure("proxy_refused", "proxy",
