@@ -25,10 +25,14 @@ routing decision without the host's addresses is not guessed: the trace is re-ru
 unknown taken both ways (depth-first over the choices) and every outcome is kept. The result is
 *certain* when all outcomes agree on the verdict and the deciding rule.
 
-**Speed.** :class:`Tracer` compiles the ruleset once: every rule becomes a flat record of
-integer comparisons plus closures for its matches, and every long chain gets an index on the
-most selective exact field (source or destination host, destination port, protocol), so a
-packet only visits the rules that can match it. ``Tracer.trace_many`` reuses all of it.
+**Speed.** :class:`Tracer` compiles the ruleset once. Per chain, every field the rules test
+(addresses, ports, protocol, interfaces, state, TCP flags, ICMP type, mark) becomes a sorted
+list of interval boundaries with one bitmask of rules per interval; ANDing the masks of a
+packet's fields leaves exactly the rules whose indexed parts match, and the walk visits only
+those (the lowest bit first), running closures just for what the index cannot hold. When a
+field is unknown the chain falls back to the plain rule-by-rule walk, which the tests check the
+index against. ``Tracer.trace_many`` also caches the answer per packet class: packets whose
+every field falls between the same boundaries of the whole ruleset get the same answer.
 """
 
 from __future__ import annotations
