@@ -37,7 +37,6 @@ every field falls between the same boundaries of the whole ruleset get the same 
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import socket
 from bisect import bisect_right
@@ -229,7 +228,7 @@ class _Ctx:
         self.iin = "" if p.local else p.in_iface
         self.iout = p.out_iface if p.local else ""
         self.out_given = p.out_iface
-        state = p.state.upper()
+        state = p.state if p.state in STATES else p.state.upper()
         if state not in STATES:
             raise BadInput(f"unknown conntrack state {p.state!r}",
                            hint="one of " + ", ".join(STATES))
@@ -240,22 +239,28 @@ class _Ctx:
         self.icmp_code = p.icmp_code
         if self.proto == 6:
             self.flags = p.tcp_flags if p.tcp_flags is not None else (
-                frozenset({"SYN"}) if state == "NEW" else frozenset({"ACK"}))
+                _SYN if state == "NEW" else _ACK)
         else:
-            self.flags = frozenset()
+            self.flags = _NO_FLAGS
         self.hook = ""
         self.notrack = False
         self.version = 0  # bumped whenever a target changes the packet
         if self.proto not in (1, 58):
-            self.icmp: tuple[int, int] | None = (-1, -1)
+            self.icmp: tuple[int, int] | None = _NO_ICMP
         else:
             self.icmp = None if p.icmp_type is None else (p.icmp_type, p.icmp_code or 0)
 
 
+_SYN, _ACK, _NO_FLAGS = frozenset({"SYN"}), frozenset({"ACK"}), frozenset()
+_NO_ICMP = (-1, -1)
+
+
 def _addr_int(text: str, family: int, what: str) -> int:
-    with contextlib.suppress(OSError, TypeError):  # the common, fast case
+    try:  # the common, fast case
         return int.from_bytes(socket.inet_pton(socket.AF_INET if family == 4 else
                                                socket.AF_INET6, text), "big")
+    except (OSError, TypeError):
+        pass
     try:
         addr = ipaddress.ip_address(text)
     except ValueError:
@@ -266,6 +271,9 @@ def _addr_int(text: str, family: int, what: str) -> int:
 
 
 def _proto_number(proto: str) -> int:
+    number = _PROTO_NUMBERS.get(proto)  # type: ignore[call-overload]
+    if number is not None:
+        return number
     text = str(proto).lower()
     if text.isdigit():
         return int(text)
