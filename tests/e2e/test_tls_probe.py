@@ -264,3 +264,27 @@ def test_cli_scan_json_lines_and_table(tmp_path: Path) -> None:
     bad.write_text("ok.example\nftp://nope\n")
     out = _cli("scan", str(bad))
     assert out.returncode == 2 and "bad.txt:2:" in out.stderr
+
+
+def test_chain_is_kept_when_the_server_then_demands_a_client_certificate(tmp_path: Path) -> None:
+    import ssl
+
+    from tls_pki import _serving, _TLSServer
+
+    leaf = PKI.leaf("localhost", issuer=PKI.corp)
+    chain = write_pem(tmp_path / "c.pem", leaf)
+    key = tmp_path / "k.pem"
+    from cryptography.hazmat.primitives import serialization
+
+    key.write_bytes(leaf.key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # 1.2: the refusal comes inside the handshake
+    ctx.load_cert_chain(chain, key)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cadata=PKI.root.pem.decode())
+    with _serving(_TLSServer(("127.0.0.1", 0), ctx)) as port:
+        hs = probe(parse_target(f"localhost:{port}"), timeout=5)
+    assert hs.presented_chain == (leaf.der,)
+    assert hs.failure is not None and hs.failure.kind in ("handshake_alert", "handshake_eof")

@@ -188,3 +188,19 @@ def test_diagnose_unreachable(tmp_path: Path) -> None:
     report = diagnose(hs, envr)
     assert report.exit_code == 3 and report.diagnosis.code == "no_route"
     assert "ip route get" in report.diagnosis.next_command
+
+
+def test_diagnose_trusted_chain_but_failed_handshake(tmp_path: Path) -> None:
+    from trustwall.tls.probe import Failure
+
+    root, certifi = _fs(tmp_path, ROOT)
+    envr = discover({"HOME": str(tmp_path)}, root, certifi_path=str(certifi), java=False)
+    leaf = issue_leaf(ROOT, ["site.example"])
+    hs = Handshake(Target("site.example", 443), "site.example", None, "192.0.2.1",
+                   (_der(leaf.cert_pem),), None, None, None,
+                   Failure("handshake_alert", "tls", "TLS handshake failed: sslv3 alert "
+                           "handshake failure", "sslv3 alert handshake failure"), 5.0)
+    report = diagnose(hs, envr)
+    assert all(c.trusted for c in report.clients.values())
+    assert report.exit_code == 1 and report.diagnosis.code == "handshake_alert"
+    assert "sslv3 alert handshake failure" in report.diagnosis.summary

@@ -20,6 +20,7 @@ from trustwall.tls.explain import finding
 from trustwall.tls.intercept import Interception, detect
 from trustwall.tls.probe import (
     DEFAULT_TIMEOUT,
+    Failure,
     Handshake,
     Proxy,
     Target,
@@ -173,7 +174,7 @@ def diagnose(handshake: Handshake, environment: Environment, *,
     interception = detect(certs, public_trusted=public.trusted, public_error=public.error,
                           name_matches=name_matches)
     diagnosis = _diagnosis(target, clients, stores, interception, environment, verifier,
-                           chain, name, failure.message if failure else None)
+                           chain, name, failure)
     return ProbeReport(target.url, connection, tuple(_entry(c) for c in certs), interception,
                        stores, clients, diagnosis)
 
@@ -186,7 +187,7 @@ def _names_host(verifier: Verifier, chain: tuple[bytes, ...], name: str) -> bool
 def _diagnosis(target: Target, clients: dict[str, ClientVerdict],
                stores: dict[str, StoreVerdict], interception: Interception,
                environment: Environment, verifier: Verifier, chain: tuple[bytes, ...],
-               name: str, failure: str | None) -> Diagnosis:
+               name: str, failure: Failure | None) -> Diagnosis:
     notes: list[str] = []
     python = environment.clients.get("python")
     if python is not None and not python.strict and clients["python"].trusted:
@@ -199,8 +200,14 @@ def _diagnosis(target: Target, clients: dict[str, ClientVerdict],
         if verdict.note:
             notes.append(f"{client}: {verdict.note}")
     failing = [c for c, v in clients.items() if not v.trusted]
+    if failure is not None and not failing:
+        # Trusted, but the handshake still failed after the certificates (a demanded client
+        # certificate, no common cipher): that failure is the diagnosis.
+        f = finding(failure.kind, host=target.host, port=target.port, url=target.url)
+        return Diagnosis(failure.kind, f"{f.summary} {failure.message}", f.next_command,
+                         f.cause, tuple(notes))
     if failure is not None:
-        notes.append(f"the handshake itself failed: {failure}")
+        notes.append(f"the handshake itself failed: {failure.message}")
     if not failing:
         f = finding("ok", host=target.host, port=target.port, url=target.url)
         return Diagnosis("ok", f.summary, f.next_command, f.cause, tuple(notes))
