@@ -135,3 +135,8 @@ def test_live_read_in_a_namespace(rules_file: Path) -> None:
         kernel = subprocess.run(ns.argv(["iptables", "-L", "-n", "-v", "--line-numbers"]),
                                 capture_output=True, text=True, check=True)
         assert cli.stdout == kernel.stdout
+        if shutil.which("iptables-legacy") and Path("/proc/net/ip_tables_names").exists():
+            # a legacy rule next to the nft ones: half of the firewall is invisible to
+            # plain `iptables -L`; detect_backend must say both hold rules
+            subprocess.run(ns.argv(["iptables-legacy", "-A", "INPUT", "-j", "DROP"]), check=True)
+            assert detect_backend(netns=ns.name).both_hold_rules

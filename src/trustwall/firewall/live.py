@@ -66,6 +66,22 @@ def _try_save(program: str, netns: str | None) -> bool | None:
     return _holds_rules(proc.stdout)
 
 
+def _legacy_rules(netns: str | None) -> bool | None:
+    """Whether x_tables (the legacy backend) holds rules, without loading its kernel module.
+
+    iptables-legacy-save modprobes ip_tables when it is not loaded; reading
+    /proc/net/ip_tables_names first avoids that side effect: no file means no module, an
+    empty file means no legacy table in this network namespace.
+    """
+    try:
+        proc = run(_argv(["cat", "/proc/net/ip_tables_names"], netns), check=False, timeout=30)
+    except EnvironmentMissing:
+        return None
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return False
+    return _try_save("iptables-legacy-save", netns)
+
+
 def detect_backend(*, netns: str | None = None) -> Backend:
     """Which backend ``iptables`` uses and whether nft and/or legacy hold rules (IPv4)."""
     proc = run(_argv(["iptables", "-V"], netns), timeout=30)
@@ -75,8 +91,7 @@ def detect_backend(*, netns: str | None = None) -> Backend:
     version, flavour = m.group(1), (m.group(2) or "legacy")
     default = "nft" if flavour == "nf_tables" else "legacy"
     _require_root()
-    return Backend(default, version, _try_save("iptables-nft-save", netns),
-                   _try_save("iptables-legacy-save", netns))
+    return Backend(default, version, _try_save("iptables-nft-save", netns), _legacy_rules(netns))
 
 
 def save_text(*, family: int = 4, counters: bool = False, table: str | None = None,
