@@ -153,6 +153,19 @@ def test_published_docker_port_goes_to_forward_not_input():
     assert (r.final_packet.dst, r.final_packet.dport) == ("172.17.0.2", 80)
 
 
+def test_route_lookup_gives_the_output_interface_after_dnat():
+    from dataclasses import replace
+
+    def route(addr: str) -> str:
+        return "docker0" if addr.startswith("172.17.") else "eth0"
+
+    local = replace(LOCAL, route_lookup=route)
+    r = trace(rs(DOCKER), Packet("198.51.100.1", HOST, sport=40000, dport=8080,
+                                 in_iface="eth0"), local)
+    assert r.certain and decided(r) == ("ACCEPT", "FORWARD", 1)
+    assert r.final_packet.out_iface == "docker0"
+
+
 def test_redirect_goes_to_input_with_the_new_port():
     local = from_ip_json([{"ifname": "eth0", "addr_info": [{"local": HOST, "prefixlen": 24,
                                                            "broadcast": "192.0.2.255"}]}])

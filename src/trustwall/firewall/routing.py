@@ -7,14 +7,18 @@ answers None and the trace follows both paths instead of guessing.
 
 Loopback (127.0.0.0/8, ::1) is always local once any address is known: the kernel puts
 ``local 127.0.0.0/8 dev lo`` in its local routing table on every host.
+
+On the live host the output interface of a forwarded packet comes from the kernel's own route
+lookup (``ip -j route get``); for a file it is whatever ``--out`` says, or unknown.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from trustwall.errors import BadInput
 from trustwall.firewall.model import IPAddress, IPNetwork
@@ -31,6 +35,12 @@ class LocalAddresses:
     addresses: frozenset[IPAddress] = frozenset()
     broadcasts: frozenset[IPAddress] = frozenset()
     by_interface: Mapping[str, tuple[IPAddress, ...]] = field(default_factory=dict)
+    #: The live host's route lookup: destination -> output interface (None: no route known).
+    route_lookup: Callable[[str], str | None] | None = field(default=None, compare=False)
+
+    def out_interface(self, addr: str) -> str | None:
+        """The interface a packet to ``addr`` leaves by, when a route lookup is available."""
+        return self.route_lookup(addr) if self.route_lookup is not None else None
 
     def is_local(self, addr: IPAddress) -> bool | None:
         """True/False, or None when the host's addresses are unknown."""
@@ -96,11 +106,27 @@ def from_ip_json(data: Iterable[Mapping[str, object]]) -> LocalAddresses:
 
 
 def read_live() -> LocalAddresses:
-    """The running host's addresses (``ip -j addr``)."""
+    """The running host's addresses (``ip -j addr``) and its route lookup."""
     from trustwall.proc import run
 
     try:
         data = json.loads(run(["ip", "-j", "addr"]).stdout or "[]")
     except json.JSONDecodeError as exc:
         raise BadInput(f"cannot read `ip -j addr` output: {exc}") from None
-    return from_ip_json(data)
+    return replace(from_ip_json(data), route_lookup=_route_get)
+
+
+@lru_cache(maxsize=4096)
+def _route_get(addr: str) -> str | None:
+    """``ip -j route get ADDR`` -> its device (None for local, unreachable or an error)."""
+    from trustwall.proc import run
+
+    proc = run(["ip", "-j", "route", "get", addr], check=False)
+    try:
+        routes = json.loads(proc.stdout or "[]")
+    except json.JSONDecodeError:
+        return None
+    if proc.returncode != 0 or not routes or routes[0].get("type") == "local":
+        return None
+    dev = routes[0].get("dev")
+    return str(dev) if dev else None

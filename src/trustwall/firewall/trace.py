@@ -652,7 +652,9 @@ class Tracer:
                 None if p.sport is None else bisect_right(ports, p.sport),
                 None if p.dport is None else bisect_right(ports, p.dport),
                 p.proto, p.in_iface, p.out_iface, p.state, p.icmp_type, p.icmp_code, p.mark,
-                p.tcp_flags, p.local)
+                p.tcp_flags, p.local,
+                # the live route lookup may send two addresses of one class different ways
+                self.local.out_interface(p.dst) if self.local.route_lookup else None)
 
     def _class_points(self) -> tuple[list[int], list[int]] | None:
         """Every boundary any rule (or the routing decision) draws on addresses and ports."""
@@ -778,6 +780,8 @@ class Tracer:
             to_me = self._is_local(run, ctx)
             if not to_me:
                 ctx.iout = ctx.out_given
+                if ctx.iout is None and ctx.dst is not None:
+                    ctx.iout = self.local.out_interface(str(_addr_obj(ctx.dst, self.family)))
             main = "INPUT" if to_me else "FORWARD"
             order = [("INPUT", ("mangle", "filter", "security", "nat"))] if to_me else [
                 ("FORWARD", ("mangle", "filter", "security"))]
