@@ -140,3 +140,7 @@ def test_live_read_in_a_namespace(rules_file: Path) -> None:
             # plain `iptables -L`; detect_backend must say both hold rules
             subprocess.run(ns.argv(["iptables-legacy", "-A", "INPUT", "-j", "DROP"]), check=True)
             assert detect_backend(netns=ns.name).both_hold_rules
+            warned = subprocess.run(ns.argv([str(Path(sys.executable).with_name("trustwall")),
+                                             "fw", "save", "--live"]),
+                                    capture_output=True, text=True, check=True)
+            assert "legacy backend holds rules too" in warned.stderr

@@ -77,7 +77,13 @@ def _load(file: str | None, live: bool, ipv6: bool, counters: bool):  # type: ig
         raise click.UsageError("give either --file or --live, not both")
     if file is not None:
         return api.read_file(file)
-    return api.read_live(family=6 if ipv6 else 4, counters=counters)
+    ruleset = api.read_live(family=6 if ipv6 else 4, counters=counters)
+    backend = api.detect_backend()
+    if backend.both_hold_rules:
+        other = "legacy" if backend.default == "nft" else "nft"
+        click.echo(f"trustwall: warning: the {other} backend holds rules too; this shows only "
+                   f"the {backend.default} ones (iptables-{other}-save shows the rest)", err=True)
+    return ruleset
 
 
 @fw.command()
