@@ -156,3 +156,24 @@ def test_save_and_listing_agree_with_the_kernel() -> None:
                 assert listed == render_listing(rs, table, **kw), (table, flags)
         assert run(["iptables", "-L", "INPUT", "-n", "--line-numbers"]) == \
             render_listing(rs, "filter", "INPUT")
+
+
+@pytest.mark.lab
+@pytest.mark.skipif(not _lab(), reason="needs root and iptables")
+def test_rendered_commands_recreate_the_rules() -> None:
+    """Each `render_command` line, run by a shell, gives back the same iptables-save line."""
+    from trustwall.lab.netns import Netns
+
+    rs = parse_save(RULES)
+    script = ["set -e", "iptables -N LOGDROP"]
+    for table in rs.tables:
+        for chain in table.chains:
+            script += [render_command(r, table=table.name) for r in chain.rules]
+    with Netns.create("fwcmd") as ns:
+        subprocess.run(ns.argv(["sh", "-c", "\n".join(script)]), check=True, timeout=60,
+                       capture_output=True)
+        for table in rs.tables:
+            saved = subprocess.run(ns.argv(["iptables-save", "-t", table.name]), check=True,
+                                   capture_output=True, text=True).stdout
+            kernel = [line for line in saved.splitlines() if line.startswith("-A ")]
+            assert sorted(kernel) == sorted(render_rule(r) for r in table.rules)
