@@ -204,3 +204,18 @@ def test_diagnose_trusted_chain_but_failed_handshake(tmp_path: Path) -> None:
     assert all(c.trusted for c in report.clients.values())
     assert report.exit_code == 1 and report.diagnosis.code == "handshake_alert"
     assert "sslv3 alert handshake failure" in report.diagnosis.summary
+
+
+def test_java_store_is_the_one_of_the_jdk_on_path(tmp_path: Path) -> None:
+    from trustwall.tls.clients import _java_truststore
+
+    jdk = tmp_path / "opt/jdk-21"
+    (jdk / "bin").mkdir(parents=True)
+    (jdk / "lib/security").mkdir(parents=True)
+    (jdk / "bin/java").write_text("#!/bin/sh\n")
+    (jdk / "bin/java").chmod(0o755)
+    (jdk / "lib/security/cacerts").write_bytes(b"\xfe\xed\xfe\xed")
+    got = _java_truststore({"PATH": str(jdk / "bin")}, Path("/"))
+    assert got == str(jdk / "lib/security/cacerts")
+    # Another root (an image): the host's PATH means nothing there.
+    assert _java_truststore({"PATH": str(jdk / "bin")}, tmp_path) is None

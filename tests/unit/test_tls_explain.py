@@ -62,6 +62,11 @@ def test_each_documented_code_has_its_own_entry(code: int) -> None:
      "curl"),
     ("[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)", "not_tls", None),
     ("connect ECONNRESET 10.0.0.1:443", "connection_reset", None),
+    ("Error response from daemon: Get \"https://registry.corp/v2/\": tls: failed to verify "
+     "certificate: x509: certificate signed by unknown authority", "go_unknown_authority",
+     "go"),
+    ("x509: certificate is valid for other.example, not site.example",
+     "X509_V_ERR_HOSTNAME_MISMATCH", "go"),
     ("connect: Network is unreachable", "network_unreachable", None),
 ])
 def test_client_texts(text: str, code: str, client: str | None) -> None:

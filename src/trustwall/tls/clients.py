@@ -11,8 +11,9 @@ Sources for each client's rule (checked against the real clients in tests/e2e):
     3.13+ adds VERIFY_X509_STRICT and VERIFY_X509_PARTIAL_CHAIN.
   * requests: REQUESTS_CA_BUNDLE > CURL_CA_BUNDLE > its certifi.
   * pip: PIP_CERT > REQUESTS_CA_BUNDLE > CURL_CA_BUNDLE > the system (truststore, pip >= 24.2).
-  * java: cacerts (or -Djavax.net.ssl.trustStore in JAVA_TOOL_OPTIONS); any trusted entry
-    is an anchor.
+  * java: -Djavax.net.ssl.trustStore in JAVA_TOOL_OPTIONS, else the cacerts of the JDK that
+    `java` on PATH belongs to (then JAVA_HOME's, then /etc/ssl/certs/java/cacerts); any
+    trusted entry is an anchor.
   * node: its built-in Mozilla roots (approximated with certifi) + NODE_EXTRA_CA_CERTS;
     ``--use-openssl-ca`` in NODE_OPTIONS switches to the OpenSSL default paths.
   * git (libcurl-gnutls on Debian): GIT_SSL_CAINFO > GIT_SSL_CAPATH > the system bundle.
@@ -24,6 +25,7 @@ import hashlib
 import os
 import re
 import shlex
+import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -77,10 +79,18 @@ def _java_truststore(environ: Mapping[str, str], root: Path) -> str | None:
         m = re.search(r"-Djavax\.net\.ssl\.trustStore=(\S+)", environ.get(var, ""))
         if m:
             return m.group(1)
-    candidates = [_under(root, "etc/ssl/certs/java/cacerts")]
+    # The JDK that runs is the `java` on PATH: a tarball JDK under /opt keeps its own
+    # lib/security/cacerts, which the distribution's tools never update (Debian's JDKs link
+    # theirs to /etc/ssl/certs/java/cacerts). Only meaningful for this host's own root.
+    candidates = []
+    java = shutil.which("java", path=environ.get("PATH", "")) if str(root) == "/" else None
+    if java:
+        home = Path(os.path.realpath(java)).parent.parent
+        candidates.append(str(home / "lib/security/cacerts"))
     if environ.get("JAVA_HOME"):
         candidates.append(os.path.join(environ["JAVA_HOME"], "lib/security/cacerts"))
-    return next((c for c in candidates if os.path.isfile(c)), None)
+    candidates.append(_under(root, "etc/ssl/certs/java/cacerts"))
+    return next((os.path.realpath(c) for c in candidates if os.path.isfile(c)), None)
 
 
 def _wgetrc_ca(environ: Mapping[str, str], root: Path

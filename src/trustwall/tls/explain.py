@@ -215,6 +215,11 @@ _NET_ENTRIES = [
     Entry("java_pkix", "Java cannot build a path to a trusted root (PKIX path building failed).",
           "The issuing CA (usually the enterprise inspection CA) is not in the JDK's cacerts.",
           _INSTALL + " --store java"),
+    Entry("go_unknown_authority", "A Go program (docker, kubectl, terraform…) does not know "
+          "the issuing CA.",
+          "Go reads the system bundle (or SSL_CERT_FILE / SSL_CERT_DIR): the inspection CA is "
+          "not there yet. Docker registries also read /etc/docker/certs.d/HOST/ca.crt.",
+          _INSTALL),
     Entry("gnutls_unknown_issuer", "GnuTLS (wget, git) does not know the issuer.",
           "The CA that signed the presented chain is not in the system bundle GnuTLS reads.",
           _INSTALL),
@@ -323,6 +328,12 @@ _TEXT_RULES: list[tuple[str, str, str | None]] = [
     (r"certificatenotyetvalidexception", "X509_V_ERR_CERT_NOT_YET_VALID", "java"),
     (r"no subject alternative (dns )?names? matching|no name matching",
      "X509_V_ERR_HOSTNAME_MISMATCH", "java"),
+    # Go (docker, kubectl, terraform, helm): crypto/x509's own wording.
+    (r"x509: certificate signed by unknown authority", "go_unknown_authority", "go"),
+    (r"x509: certificate has expired or is not yet valid", "X509_V_ERR_CERT_HAS_EXPIRED", "go"),
+    (r"x509: certificate is valid for .* not ", "X509_V_ERR_HOSTNAME_MISMATCH", "go"),
+    (r"the remote certificate is invalid|remotecertificatechainerrors",
+     "X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "dotnet"),
     (r"doesn.?t have a known issuer|issuer is not known|is not trusted",
      "gnutls_unknown_issuer", "wget"),
     (r"certificate owner does not match hostname|owner does not match",
