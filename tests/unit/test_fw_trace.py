@@ -166,6 +166,16 @@ def test_route_lookup_gives_the_output_interface_after_dnat():
     assert r.final_packet.out_iface == "docker0"
 
 
+def test_forwarding_off_drops_at_the_routing_decision():
+    from dataclasses import replace
+
+    r = trace(rs(DOCKER), Packet("198.51.100.1", HOST, sport=40000, dport=8080,
+                                 in_iface="eth0", out_iface="docker0"),
+              replace(LOCAL, forwarding=False))
+    assert r.verdict == "DROP" and r.decided_by.chain == "routing"
+    assert "ip_forward" in r.decided_by.text
+
+
 def test_redirect_goes_to_input_with_the_new_port():
     local = from_ip_json([{"ifname": "eth0", "addr_info": [{"local": HOST, "prefixlen": 24,
                                                            "broadcast": "192.0.2.255"}]}])

@@ -160,6 +160,7 @@ def _render(result: Any) -> None:
     if result.certain:
         d = result.decided_by
         by = "no rule (no table filters this path)" if d is None else (
+            f"the routing decision: {d.text}" if d.chain == "routing" else
             f"{d.table} {d.chain} policy" if d.rule is None else
             f"{d.table} {d.chain} rule {d.rule}: {d.text}")
         out.print(f"[bold {colour}]{result.verdict}[/bold {colour}]  decided by {by}")

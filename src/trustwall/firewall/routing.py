@@ -19,6 +19,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from pathlib import Path
 
 from trustwall.errors import BadInput
 from trustwall.firewall.model import IPAddress, IPNetwork
@@ -35,6 +36,8 @@ class LocalAddresses:
     addresses: frozenset[IPAddress] = frozenset()
     broadcasts: frozenset[IPAddress] = frozenset()
     by_interface: Mapping[str, tuple[IPAddress, ...]] = field(default_factory=dict)
+    #: Whether the host forwards IPv4 packets at all (ip_forward); None: unknown, assumed on.
+    forwarding: bool | None = None
     #: The live host's route lookup: destination -> output interface (None: no route known).
     route_lookup: Callable[[str], str | None] | None = field(default=None, compare=False)
 
@@ -113,7 +116,15 @@ def read_live() -> LocalAddresses:
         data = json.loads(run(["ip", "-j", "addr"]).stdout or "[]")
     except json.JSONDecodeError as exc:
         raise BadInput(f"cannot read `ip -j addr` output: {exc}") from None
-    return replace(from_ip_json(data), route_lookup=_route_get)
+    return replace(from_ip_json(data), route_lookup=_route_get, forwarding=_forwarding())
+
+
+def _forwarding() -> bool | None:
+    """``net.ipv4.ip_forward`` of this host (IPv4: the switch Docker turns on)."""
+    try:
+        return Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "1"
+    except OSError:
+        return None
 
 
 @lru_cache(maxsize=4096)

@@ -778,6 +778,13 @@ class Tracer:
             if verdict is not None:
                 return verdict
             to_me = self._is_local(run, ctx)
+            if not to_me and self.local.forwarding is False and self.family == 4:
+                # The kernel routes such a packet nowhere: no FORWARD, no counters, dropped.
+                ref = RuleRef("", "routing", None, "net.ipv4.ip_forward = 0 (forwarding off)",
+                              "routing")
+                if run.with_path:
+                    run.path.append(Step("", "routing", None, ref.text, "DROP"))
+                return "DROP", ref
             if not to_me:
                 ctx.iout = ctx.out_given
                 if ctx.iout is None and ctx.dst is not None:
