@@ -325,3 +325,20 @@ def test_published_docker_port_is_decided_in_forward_by_kernel_and_trace():
         assert (d.hook, d.chain, d.rule, result.verdict) == (hook, chain, rule, verdict)
         k = hit.decision("filter", hook)
         assert (k.chain, k.rule, k.verdict) == (chain, rule, verdict)
+
+
+def test_forwarding_off_means_no_forward_chain_at_all():
+    from trustwall.lab.oracle import KernelOracle
+
+    host = "192.0.2.10"
+    packet = Packet("198.51.100.7", host, sport=40000, dport=8080, in_iface="eth0")
+    local = replace(from_args([host, "198.18.0.1", "198.18.1.1"]), forwarding=False)
+    result = Tracer(parse_save(DOCKER), local).trace(replace(packet, out_iface="eth1"))
+    assert result.verdict == "DROP" and result.decided_by.chain == "routing"
+    with KernelOracle(local_addrs=[host]) as oracle:
+        oracle.load(DOCKER)
+        oracle.fw.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=0"])
+        hit = oracle.send(packet)
+    assert hit.decision("nat", "PREROUTING") is not None  # it did arrive and was DNATed
+    assert hit.decision("filter", "FORWARD") is None
+    assert hit.decision("filter", "INPUT") is None
