@@ -29,7 +29,9 @@ Limits (what the oracle can and cannot produce):
 * **ESTABLISHED** (TCP and UDP): a conntrack entry whose *reply* direction is the packet's
   5-tuple is inserted through ctnetlink first (TCP: state ESTABLISHED, window tracking liberal),
   then an ACK (TCP) or the datagram (UDP) is sent. **RELATED** is not produced.
-* IPv4 only (``family=4``); TCP, UDP and ICMP only; no fragments, no IP options.
+* IPv4 only (``family=4``); TCP, UDP and ICMP only; no fragments, no IP options; packets
+  arrive from outside (no OUTPUT); ``Packet.out_iface`` and ``mark`` are ignored (the route
+  decides the output interface: the other side; the mark starts at 0).
 * Packets the firewalled kernel itself answers (a TCP RST, an ICMP error of REJECT) go through
   its OUTPUT and POSTROUTING chains: their counters move too. :meth:`Hit.decision` only replays
   the hook asked for, so this matters only when OUTPUT jumps into the same user chains, or
@@ -349,6 +351,8 @@ class KernelOracle:
     def _prepare(self, packet: Packet) -> str:
         if ipaddress.ip_address(packet.src).version != 4:
             raise BadInput("the kernel oracle sends IPv4 packets only")
+        if packet.local:
+            raise BadInput("the kernel oracle sends packets into the host, not from it (OUTPUT)")
         if packet.state not in ("NEW", "INVALID", "ESTABLISHED"):
             raise BadInput(f"the kernel oracle cannot produce conntrack state {packet.state}")
         if packet.in_iface in (None, self.sender_if):
