@@ -1087,6 +1087,9 @@ def parse_save(text: str, *, family: int | None = None, source: str | None = Non
             words = tokenize(words_text)
         except ValueError as exc:
             raise ParseError(str(exc), token=line, **where) from None  # type: ignore[arg-type]
+        if words and words[0] in _RESTORE_COMMANDS:
+            _restore_command(cur, words, fam, where)
+            continue
         if len(words) < 2 or words[0] not in ("-A", "--append", "-I", "--insert"):
             raise ParseError("expected -A CHAIN, :CHAIN, *table or COMMIT", token=words[0],
                              **where)  # type: ignore[arg-type]
@@ -1113,6 +1116,53 @@ def parse_save(text: str, *, family: int | None = None, source: str | None = Non
     if cur is not None:
         raise ParseError(f"table {cur.name!r} has no COMMIT", source=source)
     return Ruleset(fam, tuple(tables.values()))
+
+
+_RESTORE_COMMANDS = frozenset({"-N", "--new-chain", "-P", "--policy", "-F", "--flush", "-X",
+                               "--delete-chain", "-D", "--delete"})
+
+
+def _restore_command(cur: _TableBuilder, words: list[str], family: int,
+                     where: dict[str, object]) -> None:
+    """The other commands iptables-restore runs inside a table: -N, -P, -F, -X, -D CHAIN N."""
+    def fail(message: str, token: str) -> ParseError:
+        return ParseError(message, token=token, **where)  # type: ignore[arg-type]
+
+    cmd, args = words[0], words[1:]
+    if cmd in ("-N", "--new-chain"):
+        if len(args) != 1:
+            raise fail("-N takes one chain name", cmd)
+        if args[0] in cur.chains or len(args[0]) > MAX_CHAIN_NAME:
+            raise fail(f"cannot create chain {args[0]!r}", args[0])
+        cur.chains[args[0]] = (None, None)
+    elif cmd in ("-P", "--policy"):
+        if len(args) != 2 or args[0] not in BUILTIN_CHAINS[cur.name] \
+                or args[1] not in ("ACCEPT", "DROP"):
+            raise fail("-P takes a built-in chain and ACCEPT or DROP", " ".join(args) or cmd)
+        cur.chains[args[0]] = (args[1], cur.chains.get(args[0], (None, None))[1])
+    elif cmd in ("-F", "--flush"):
+        for name in args or list(cur.rules):
+            cur.rules.pop(name, None)
+    elif cmd in ("-X", "--delete-chain"):
+        for name in args or [c for c, (policy, _) in cur.chains.items() if policy is None]:
+            if cur.chains.get(name, ("ACCEPT", None))[0] is not None:
+                raise fail(f"cannot delete chain {name!r}", name)
+            del cur.chains[name]
+            cur.rules.pop(name, None)
+    else:  # -D CHAIN NUMBER (a rule spec to delete is matched by value)
+        if not args or args[0] not in cur.chains:
+            raise fail("-D needs an existing chain", args[0] if args else cmd)
+        bucket = cur.rules.get(args[0], [])
+        if len(args) == 2 and args[1].isdigit():
+            index = int(args[1]) - 1
+            if not 0 <= index < len(bucket):
+                raise fail("no rule with that number", args[1])
+            del bucket[index]
+            return
+        gone = _RuleReader(args[1:], args[0], family, where, " ".join(words)).read()
+        if gone not in bucket:
+            raise fail("no rule matches the one to delete", " ".join(args[1:]))
+        bucket.remove(gone)
 
 
 def _chain_line(cur: _TableBuilder, line: str, where: dict[str, object]) -> None:
