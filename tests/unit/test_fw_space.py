@@ -78,7 +78,7 @@ def _disjoint(s: Space, p: sp.Point) -> bool:
     return sum(sp.cube_contains(c, p) for c in s.cubes) <= 1
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(spaces, spaces, st.lists(points(), min_size=5, max_size=5))
 def test_boolean_operations_agree_with_membership(a: Space, b: Space, pts) -> None:  # type: ignore[no-untyped-def]
     both, either, minus, comp = a & b, a | b, a - b, ~a
@@ -91,7 +91,7 @@ def test_boolean_operations_agree_with_membership(a: Space, b: Space, pts) -> No
             assert _disjoint(s, p)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(spaces, spaces)
 def test_set_laws(a: Space, b: Space) -> None:
     assert (a & b) <= a
@@ -104,7 +104,7 @@ def test_set_laws(a: Space, b: Space) -> None:
     assert (a | ~a) == Space.full(U4)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(cubes(), st.lists(cubes(), max_size=6))
 def test_cover_agrees_with_difference(query: sp.Cube, cands: list[sp.Cube]) -> None:
     result = sp.cover(query, cands)
@@ -119,7 +119,7 @@ def test_cover_agrees_with_difference(query: sp.Cube, cands: list[sp.Cube]) -> N
         assert not gap.is_empty()
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(cubes(), max_size=12), cubes())
 def test_index_returns_every_intersecting_cube(stored: list[sp.Cube], query: sp.Cube) -> None:
     index = sp.CubeIndex(U4)

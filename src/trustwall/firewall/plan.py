@@ -217,10 +217,9 @@ def plan_insert(ruleset: Ruleset, rule: Rule, *, table: str = "filter") -> Plan:
         if not f.terminal or undecided.is_empty():
             continue
         if f.action == action:
-            before = undecided
-            undecided = undecided - f.must
-            if len(undecided.cubes) != len(before.cubes) or not (before <= undecided):
+            if any(sp.cube_meets(a, b) for a in undecided.cubes for b in f.must.cubes):
                 same.append(_top(f))
+                undecided = undecided - f.must
             continue
         if any(sp.cube_meets(a, b) for a in undecided.cubes for b in f.may.cubes):
             position, blocker = _top(f), f
@@ -312,6 +311,14 @@ def _key(f: FlatRule) -> tuple[object, ...]:
     return (f.origin.chain, f.origin.rule, f.action, tuple((o.chain, o.rule) for o in f.path))
 
 
+#: Non-deciding flat rules that still change where packets go next.
+_FLOW = frozenset({"RETURN", "GOTO", "JUMP"})
+
+
+def _meets(cube: sp.Cube, rule: FlatRule) -> bool:
+    return any(sp.cube_meets(cube, c) for c in rule.may.cubes)
+
+
 def _hook_diff(fa: FlatChain, fb: FlatChain, u: Universe, limit: int, lines: int) -> HookDiff:
     ka, kb = [_key(f) for f in fa.rules], [_key(f) for f in fb.rules]
     changed_a: set[int] = set()
@@ -338,16 +345,19 @@ def _hook_diff(fa: FlatChain, fb: FlatChain, u: Universe, limit: int, lines: int
     truncated = False
     for pa in ia.decide(region.cubes, limit=limit):
         # A packet decided in A by a rule both sides share can only end differently in B if
-        # a changed rule of B, before that shared rule, may match it first.
+        # a changed rule of B before that shared rule may match it first, or a changed
+        # RETURN/jump/goto of A before it may have steered it.
         if pa.rule is None:
             shared, stop = fa.policy == fb.policy, len(fb.rules)
         else:
             shared = pos_a[id(pa.rule)] not in changed_a
             stop = b_of_a[pos_a[id(pa.rule)]] if shared else 0
-        if shared and not any(
-                fb.rules[j].terminal and j < stop and fb.rules[j].may.cubes
-                and any(sp.cube_meets(pa.cube, c) for c in fb.rules[j].may.cubes)
-                for j in changed_b):
+        until_a = pos_a[id(pa.rule)] if pa.rule is not None else len(fa.rules)
+        if shared and not pa.unsure and not any(
+                _meets(pa.cube, fa.rules[i]) for i in changed_a
+                if i < until_a and fa.rules[i].action in _FLOW) and not any(
+                _meets(pa.cube, fb.rules[j]) for j in changed_b
+                if j < stop and (fb.rules[j].terminal or fb.rules[j].action in _FLOW)):
             continue
         for pb in ib.decide([pa.cube], limit=limit):
             unsure = tuple(dict.fromkeys(pa.unsure + pb.unsure))
