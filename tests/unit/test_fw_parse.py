@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trustwall.errors import ParseError
+from trustwall.firewall import extensions as ext
 from trustwall.firewall.model import BUILTIN_CHAINS, is_valid_hook
 from trustwall.firewall.parse import parse_command, parse_rule_spec, parse_save, tokenize
 from trustwall.firewall.render import render_save, rule_spec
@@ -157,7 +158,11 @@ def test_valid_table_hook_combinations() -> None:
     assert len(BUILTIN_CHAINS["mangle"]) == 5
 
 
-WORDS = st.sampled_from([
+# every option name trustwall has a table row for, so the fuzzing reaches each final check
+_VOCABULARY = sorted({f"--{o.name}" for spec in [*ext.MATCHES.values(), *ext.TARGETS.values()]
+                      for o in spec.options} | set(ext.MATCHES) | set(ext.TARGETS))
+
+WORDS = st.sampled_from([*_VOCABULARY,
     "-A", "INPUT", "-p", "tcp", "udp", "!", "-s", "10.0.0.1", "--dport", "22", "1:2", "-m",
     "state", "--state", "NEW", "-j", "ACCEPT", "DROP", "*filter", ":INPUT", "ACCEPT", "[0:0]",
     "COMMIT", '"', "-i", "eth+", "--comment", "comment", "multiport", "--dports", "80,443",
@@ -169,8 +174,10 @@ WORDS = st.sampled_from([
 ])
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.lists(st.lists(WORDS, max_size=12).map(" ".join), max_size=8))
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.lists(WORDS, max_size=12).map(" ".join),
+                          st.lists(WORDS, max_size=12).map(lambda w: "-A INPUT " + " ".join(w))),
+                max_size=8))
 def test_parse_never_crashes_with_anything_but_parse_error(lines: list[str]) -> None:
     text = "\n".join(["*filter", ":INPUT ACCEPT [0:0]", *lines, "COMMIT"])
     for strict in (True, False):
