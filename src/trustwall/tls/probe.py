@@ -32,7 +32,6 @@ from trustwall.errors import BadInput
 DEFAULT_PORTS = {"https": 443, "wss": 443, "ldaps": 636, "imaps": 993, "smtps": 465,
                  "pop3s": 995, "ftps": 990}
 DEFAULT_TIMEOUT = 10.0
-_MAX_PROXY_HEADER = 64 * 1024
 
 
 @dataclass(frozen=True)
