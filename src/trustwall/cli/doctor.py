@@ -1,0 +1,72 @@
+"""``trustwall why URL`` and ``trustwall why-in PORT``: the connectivity doctor's ladders.
+
+Exit 0 when every rung passes, 1 at the first broken rung, 2 for bad input, 3 when the tool
+cannot run. Only argument parsing and rendering live here (:mod:`trustwall.doctor`)."""
+
+from __future__ import annotations
+
+import click
+
+from trustwall.cli.output import console, emit, json_option
+
+_MARK = {"ok": "ok", "broken": "BROKEN", "skipped": "skipped", "warning": "warning"}
+_STYLE = {"ok": "green", "broken": "bold red", "skipped": "dim", "warning": "yellow"}
+
+
+def _show(ladder) -> None:  # type: ignore[no-untyped-def]
+    from rich.markup import escape
+
+    out = console()
+    out.print(f"[bold]{escape(ladder.target)}[/bold]")
+    for rung in ladder.rungs:
+        style = _STYLE[rung.status]
+        out.print(f"[{style}]{_MARK[rung.status]:>8}[/{style}]  [bold]{rung.name}[/bold]: "
+                  f"{escape(rung.found)}", soft_wrap=True)
+        if rung.status != "skipped":
+            out.print(f"{'':>10}[dim]checked: {escape(rung.checked)}[/dim]", soft_wrap=True)
+        if rung.next_command and rung.status in ("broken", "warning"):
+            out.print(f"{'':>10}next: {escape(rung.next_command)}", soft_wrap=True)
+    if ladder.broken:
+        out.print(f"broken at: [bold red]{ladder.broken}[/bold red]")
+    else:
+        out.print("[green]every rung passes[/green]")
+
+
+@click.command()
+@click.argument("url")
+@click.option("--client", type=click.Choice(
+    ["curl", "wget", "python", "requests", "node", "java", "git"]), default="curl",
+    show_default=True, help="Whose view: its proxy variables and its trust store.")
+@click.option("--proxy", "proxy_url", metavar="URL",
+              help="Use this HTTP proxy instead of the client's environment.")
+@click.option("--timeout", type=click.FloatRange(0.1, 120), default=5.0, show_default=True,
+              help="Seconds for each connection attempt.")
+@json_option
+@click.pass_context
+def why(ctx: click.Context, url: str, client: str, proxy_url: str | None, timeout: float,
+        as_json: bool) -> None:
+    """Why can't this host reach URL? DNS, route, TCP, proxy, TLS, trust, HTTP: the first
+    broken rung and the command that fixes it."""
+    from trustwall.doctor.outbound import why as climb
+
+    ladder = climb(url, client=client, proxy_url=proxy_url, timeout=timeout)
+    emit(ladder, _show)
+    ctx.exit(ladder.exit_code)
+
+
+@click.command(name="why-in")
+@click.argument("port", type=int)
+@click.option("--proto", type=click.Choice(["tcp", "udp"]), default="tcp", show_default=True)
+@click.option("--from", "source", metavar="IP",
+              help="The remote address (default: any remote, tested as 192.0.2.10).")
+@json_option
+@click.pass_context
+def why_in(ctx: click.Context, port: int, proto: str, source: str | None,
+           as_json: bool) -> None:
+    """Why can't others reach PORT on this host? Listening socket, bind address, host name
+    (the JMX 127.0.1.1 trap), firewall INPUT, replies: the first broken rung and its fix."""
+    from trustwall.doctor.inbound import why_in as climb
+
+    ladder = climb(port, proto=proto, source=source)
+    emit(ladder, _show)
+    ctx.exit(ladder.exit_code)
