@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ca": ("trustwall.cli.ca:ca", "Install, remove, list (and fetch) trusted CAs in every store."),
     "verify": ("trustwall.cli.stores:verify", "Run the real clients against a URL (ok/FAIL)."),
     "fix": ("trustwall.cli.stores:fix", "Fetch the CA in the way, trust it everywhere, verify."),
+    "why": ("trustwall.cli.doctor:why", "Why can't this host reach URL? The broken rung, fix."),
+    "why-in": ("trustwall.cli.doctor:why_in", "Why can't others reach PORT here? Broken rung."),
 }
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in trustwall, not in the input.
