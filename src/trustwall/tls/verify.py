@@ -115,8 +115,9 @@ class Verifier:
 
     def _store(self, anchors: Anchors, name: str | None, flags: int) -> crypto.X509Store:
         key = (anchors.key, name, flags)
-        cached = self._stores.get(key)
+        cached = self._stores.pop(key, None)
         if cached is not None:
+            self._stores[key] = cached  # most recently used last: eviction takes the oldest
             return cached
         store = crypto.X509Store()
         for path in anchors.files:
@@ -131,9 +132,10 @@ class Verifier:
             store.set_flags(flags)
         _lib.X509_STORE_set_purpose(store._store, _lib.X509_PURPOSE_SSL_SERVER)
         _set_params(store, name, self.at)
-        if len(self._stores) >= self._max:
-            self._stores.pop(next(iter(self._stores)))
-        self._stores[key] = store
+        if anchors.files or anchors.dirs:  # certificate-only stores cost nothing to rebuild
+            if len(self._stores) >= self._max:
+                self._stores.pop(next(iter(self._stores)))
+            self._stores[key] = store
         return store
 
     def verify(self, presented: Sequence[bytes], anchors: Anchors, name: str | None, *,
