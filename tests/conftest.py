@@ -140,9 +140,11 @@ def leaked_lab_processes() -> list[str]:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     if IS_ROOT:
+        from trustwall.lab.sandbox import cleanup_stale as cleanup_sandboxes
         from trustwall.lab.topology import cleanup_labs
 
         cleanup_labs()  # labs of runs that were killed; never a live owner's
+        cleanup_sandboxes()  # sandboxes whose creator died (kill -9 of an earlier run)
     session.config.stash[_BEFORE] = (host_fingerprint(), _namespaces() if IS_ROOT else set())
 
 
@@ -159,6 +161,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         problems += [f"lab process left behind: {p}" for p in leaked_lab_processes()]
         problems += [f"lab record left behind: {p}"
                      for p in Path("/run/trustwall-lab").glob(f"lab-{os.getpid()}-*")]
+        problems += [f"sandbox left behind: {p}"
+                     for p in Path("/dev/shm").glob(f"tw-sandbox-{os.getpid()}-*")]
     if problems:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         lines = ["HOST NOT LEFT AS FOUND (the suite fails):", *problems[:50]]
