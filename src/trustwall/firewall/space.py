@@ -447,6 +447,64 @@ def _set_bits(value: int) -> tuple[int, ...]:
     return tuple(i for i in range(limit) if (value >> i) & 1)
 
 
+def _least_covered_value(q: Intervals, ivs: list[Intervals]) -> tuple[int, int]:
+    """(count, value): a value of ``q`` inside the fewest of ``ivs`` (a sweep over bounds)."""
+    events: list[tuple[int, int]] = []
+    for iv in ivs:
+        for lo, hi in iv:
+            events.append((lo, 1))
+            events.append((hi, -1))
+    for lo, hi in q:
+        events.append((lo, 0))
+        events.append((hi, 0))
+    events.sort()
+    count, best, i, n = 0, (len(ivs) + 1, q[0][0]), 0, len(events)
+    while i < n:
+        x = events[i][0]
+        while i < n and events[i][0] == x:
+            count += events[i][1]
+            i += 1
+        if count < best[0] and any(lo <= x < hi for lo, hi in q):
+            best = (count, x)
+            if count == 0:
+                break
+    return best
+
+
+def _least_covered_bit(q: int, sets: list[int]) -> int:
+    union = 0
+    for v in sets:
+        union |= v
+    free = q & ~union
+    if free:
+        return (free & -free).bit_length() - 1
+    best = (len(sets) + 1, 0)
+    for bit in _set_bits(q)[:64]:
+        n = sum((v >> bit) & 1 for v in sets)
+        if n < best[0]:
+            best = (n, bit)
+    return best[1]
+
+
+def gap_point(query: Cube, cands: Sequence[Cube]) -> Point | None:
+    """Greedily pick, dimension by dimension, the value of ``query`` that the fewest remaining
+    candidates contain; a packet no candidate contains is returned (a proof of "not covered"),
+    else None (no conclusion). Finds the small holes of spoofing-protection rules quickly."""
+    remaining = list(cands)
+    point = list(cube_point(query))
+    for d in range(11):
+        if IS_INTERVAL[d]:
+            _, v = _least_covered_value(query[d], [c[d] for c in remaining])
+            remaining = [c for c in remaining if any(lo <= v < hi for lo, hi in c[d])]
+        else:
+            v = _least_covered_bit(query[d], [c[d] for c in remaining])
+            remaining = [c for c in remaining if (c[d] >> v) & 1]
+        point[d] = v
+        if not remaining:
+            return tuple(point)
+    return None
+
+
 def cover(query: Cube, candidates: Sequence[Cube], order: Sequence[int] | None = None,
           budget: int = 50_000) -> Cover:
     """Is ``query`` inside the union of ``candidates``? Depth-first, stops at the first gap.
@@ -462,6 +520,10 @@ def cover(query: Cube, candidates: Sequence[Cube], order: Sequence[int] | None =
     for probe in (cube_point(query), cube_high(query)):
         if not any(cube_contains(candidates[i], probe) for i in idx):
             return Cover(False, (), point_cube(probe))
+    if len(idx) > 2:
+        gap = gap_point(query, [candidates[i] for i in idx])
+        if gap is not None:
+            return Cover(False, (), point_cube(gap))
     used: list[int] = []
     # Pieces wait with their parent's candidate list and an offset; they are filtered only
     # when popped, because the search usually ends (at a gap) before most are looked at.
