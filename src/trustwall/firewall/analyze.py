@@ -15,7 +15,6 @@ greedily, so it is not always the smallest possible one.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from trustwall.firewall.model import (
     Table,
     is_valid_hook,
 )
+from trustwall.firewall.policy import rule_expiry
 from trustwall.firewall.render import render_rule
 from trustwall.firewall.unfold import (
     FlatChain,
@@ -44,9 +44,6 @@ from trustwall.firewall.unfold import (
 
 KINDS = ("shadowed", "redundant", "after_terminal", "unreachable_chain", "missing_chain",
          "empty_chain", "invalid", "bypass", "expired")
-
-#: ``tw:<name> expires=<ISO 8601>`` in a rule's comment (the policy module writes these).
-EXPIRES = re.compile(r"(?:^|\s)expires=(\S+)")
 
 #: Where the kernel accepts each NAT/REJECT target: (tables, hooks).
 _TARGET_PLACES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -125,21 +122,6 @@ def _is_user_target(table: Table, name: str) -> bool:
     return c is not None and not c.builtin
 
 
-def expiry_of(rule: Rule) -> dt.datetime | None:
-    """The ``expires=`` time in the rule's comment, or None (naive times are UTC)."""
-    comment = rule.comment
-    if not comment:
-        return None
-    m = EXPIRES.search(comment)
-    if m is None:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(m.group(1).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
-
-
 # --------------------------------------------------------------------------- structure
 
 def _structure(ruleset: Ruleset, now: dt.datetime) -> list[Finding]:
@@ -188,7 +170,7 @@ def _structure(ruleset: Ruleset, now: dt.datetime) -> list[Finding]:
                             explanation=f"jumps to {t}, which is neither a chain of table "
                             f"{table.name} nor a target iptables knows; iptables-restore "
                             "refuses the file (--test does not notice)"))
-                when = expiry_of(rule)
+                when = rule_expiry(rule)  # tw:<name> expires=<ISO 8601>
                 if when is not None and when <= now:
                     out.append(Finding(
                         "expired", table.name, chain.name, number, _text(rule),
