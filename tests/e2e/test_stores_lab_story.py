@@ -10,6 +10,7 @@ import json
 import os
 import sys
 
+import certifi
 import pytest
 from stores_tree import diff, snapshot
 
@@ -25,7 +26,7 @@ STORES = ("/etc/ssl/certs", "/usr/local/share/ca-certificates", "/etc/environmen
 
 def _stores(sandbox: Sandbox) -> dict[str, dict]:
     out = {}
-    for path in (*STORES, str(sandbox.home / ".pki/nssdb")):
+    for path in (*STORES, str(sandbox.home / ".pki/nssdb"), certifi.where()):
         host = sandbox.path(path)
         out[path] = snapshot(host) if host.is_dir() else {"": host.read_bytes()}
     return out
@@ -48,7 +49,8 @@ def test_fix_fetches_the_proxy_ca_trusts_it_and_proves_every_client_then_undo(
         assert all(c["ok"] for c in result["after"]["clients"]), done.stdout
         assert result["anchors"] and result["install"]["txn"]
         changed = {s["kind"] for s in result["install"]["stores"] if s["added"]}
-        assert changed == {"debian", "java", "nss", "env"}, done.stdout
+        # certifi: the sandbox's copy of the running interpreter's certifi
+        assert changed == {"debian", "java", "nss", "certifi", "env"}, done.stdout
         listing = sandbox.run(["keytool", "-list", "-cacerts", "-storepass", "changeit"]).stdout
         assert "trustwall-" in listing
         again_fix = json.loads(sandbox.run([*tw, "fix", URL, "--yes", "--json"]).stdout)

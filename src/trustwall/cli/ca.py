@@ -14,7 +14,7 @@ import click
 
 from trustwall.cli.lazy import LazyGroup
 from trustwall.cli.output import console, emit, json_option, json_wanted
-from trustwall.cli.stores import root_option, store_option
+from trustwall.cli.stores import make_scope, root_option, scope_options, store_option
 
 SUBCOMMANDS = {
     "fetch": ("trustwall.cli.ca_fetch:fetch", "Write the CA(s) to trust for an endpoint."),
@@ -74,6 +74,7 @@ def show_certs(certs: list[Any]) -> None:
 @ca.command("install")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @store_option
+@scope_options
 @root_option
 @state_option
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
@@ -82,16 +83,18 @@ def show_certs(certs: list[Any]) -> None:
 @click.option("--all-purposes", is_flag=True,
               help="p11-kit stores: trust for every purpose, not TLS servers only.")
 @json_option
-def install(files: tuple[str, ...], kinds: tuple[str, ...], root: str | None,
-            state_dir: str | None, dry_run: bool, yes: bool, force: bool, all_purposes: bool,
-            as_json: bool) -> None:
+def install(files: tuple[str, ...], kinds: tuple[str, ...], venv_roots: tuple[str, ...],
+            registries: tuple[str, ...], root: str | None, state_dir: str | None,
+            dry_run: bool, yes: bool, force: bool, all_purposes: bool, as_json: bool) -> None:
     """Trust the CA certificate(s) in FILES in every store (idempotent)."""
     from trustwall.errors import BadInput
     from trustwall.stores.registry import install as do_install
     from trustwall.stores.registry import load_for_install
 
     certs = load_for_install(files, force=force)
-    plan = do_install(certs, root=root, kinds=kinds or None, dry_run=True, force=force)
+    scope = make_scope(venv_roots, registries)
+    plan = do_install(certs, root=root, kinds=kinds or None, dry_run=True, force=force,
+                      scope=scope)
     if dry_run:
         emit(plan, _render_change)
         return
@@ -108,24 +111,28 @@ def install(files: tuple[str, ...], kinds: tuple[str, ...], root: str | None,
         click.confirm(f"Trust {len(certs)} certificate(s) in: {stores}?", abort=True,
                       err=True)
     emit(do_install(certs, root=root, kinds=kinds or None, force=force,
-                    all_purposes=all_purposes, state_dir=state_dir), _render_change)
+                    all_purposes=all_purposes, state_dir=state_dir, scope=scope),
+         _render_change)
 
 
 @ca.command("remove")
 @click.argument("items", nargs=-1, required=True, metavar="FILE|SHA256...")
 @store_option
+@scope_options
 @root_option
 @state_option
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @json_option
-def remove(items: tuple[str, ...], kinds: tuple[str, ...], root: str | None,
-           state_dir: str | None, dry_run: bool, as_json: bool) -> None:
+def remove(items: tuple[str, ...], kinds: tuple[str, ...], venv_roots: tuple[str, ...],
+           registries: tuple[str, ...], root: str | None, state_dir: str | None,
+           dry_run: bool, as_json: bool) -> None:
     """Stop trusting CAs (given as certificate files or SHA-256 fingerprints)."""
     from trustwall.stores.registry import fingerprints_for
     from trustwall.stores.registry import remove as do_remove
 
     emit(do_remove(fingerprints_for(items), root=root, kinds=kinds or None, dry_run=dry_run,
-                   state_dir=state_dir), _render_change)
+                   state_dir=state_dir, scope=make_scope(venv_roots, registries)),
+         _render_change)
 
 
 def _render_list(rows: list[Any]) -> None:
@@ -141,11 +148,14 @@ def _render_list(rows: list[Any]) -> None:
 
 @ca.command("list")
 @store_option
+@scope_options
 @root_option
 @click.option("--added", is_flag=True, help="Only CAs added locally, not shipped ones.")
 @json_option
-def list_cmd(kinds: tuple[str, ...], root: str | None, added: bool, as_json: bool) -> None:
+def list_cmd(kinds: tuple[str, ...], venv_roots: tuple[str, ...], registries: tuple[str, ...],
+             root: str | None, added: bool, as_json: bool) -> None:
     """List the CAs each store trusts."""
     from trustwall.stores.registry import list_certs
 
-    emit(list_certs(root, kinds or None, added=added), _render_list)
+    emit(list_certs(root, kinds or None, added=added,
+                    scope=make_scope(venv_roots, registries)), _render_list)

@@ -12,8 +12,25 @@ root_option = click.option("--root", type=click.Path(file_okay=False, exists=Tru
                            help="Operate on the tree under DIR (an image or chroot).")
 store_option = click.option("--store", "kinds", multiple=True, metavar="KIND[:PATH]",
                             help="Only these stores (debian, hashdir, bundle, java, nss, p11kit, "
-                                 "env); "
+                                 "certifi, docker, git, npm, conda, env); "
                                  "KIND:PATH names one explicitly. Repeatable.")
+
+
+def scope_options(func: Any) -> Any:
+    """``--venv-root DIR`` and ``--registry HOST:PORT`` (both repeatable): more places to look."""
+    func = click.option("--registry", "registries", multiple=True, metavar="HOST[:PORT]",
+                        help="Docker registry whose certs.d directory gets the CA. "
+                             "Repeatable.")(func)
+    return click.option("--venv-root", "venv_roots", multiple=True, metavar="DIR",
+                        type=click.Path(file_okay=False),
+                        help="Also the certifi of every virtualenv under DIR (3 levels). "
+                             "Repeatable.")(func)
+
+
+def make_scope(venv_roots: tuple[str, ...], registries: tuple[str, ...]) -> Any:
+    from trustwall.stores.base import Scope
+
+    return Scope(tuple(venv_roots), tuple(registries))
 
 
 def _render(infos: list[Any]) -> None:
@@ -37,12 +54,14 @@ def _render(infos: list[Any]) -> None:
 @click.command("stores")
 @root_option
 @store_option
+@scope_options
 @json_option
-def stores(root: str | None, kinds: tuple[str, ...], as_json: bool) -> None:
+def stores(root: str | None, kinds: tuple[str, ...], venv_roots: tuple[str, ...],
+           registries: tuple[str, ...], as_json: bool) -> None:
     """List the trust stores found and which programs read each."""
     from trustwall.stores.registry import store_infos
 
-    emit(store_infos(root, kinds or None), _render)
+    emit(store_infos(root, kinds or None, make_scope(venv_roots, registries)), _render)
 
 
 clients_option = click.option("--clients", "clients", multiple=True, metavar="NAME",
@@ -99,12 +118,14 @@ def _render_fix(result: Any) -> None:
 @click.argument("url")
 @clients_option
 @store_option
+@scope_options
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None,
               envvar="TRUSTWALL_STATE_DIR", help="Journal directory.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before trusting the CA.")
 @click.option("--timeout", type=click.FloatRange(1, 120), default=15.0, show_default=True)
 @json_option
-def fix(url: str, clients: tuple[str, ...], kinds: tuple[str, ...], state_dir: str | None,
+def fix(url: str, clients: tuple[str, ...], kinds: tuple[str, ...],
+        venv_roots: tuple[str, ...], registries: tuple[str, ...], state_dir: str | None,
         yes: bool, timeout: float, as_json: bool) -> None:
     """Make every client reach URL: fetch the CA in the way, trust it everywhere, verify."""
     import sys
@@ -134,7 +155,8 @@ def fix(url: str, clients: tuple[str, ...], kinds: tuple[str, ...], state_dir: s
         click.confirm(f"Trust {len(certs)} certificate(s) in every store?", abort=True,
                       err=True)
     result = run_fix(url, certs, before=before, clients=clients or None,
-                     kinds=kinds or None, timeout=timeout, state_dir=state_dir)
+                     kinds=kinds or None, timeout=timeout, state_dir=state_dir,
+                     scope=make_scope(venv_roots, registries))
     emit(result, _render_fix)
     if result.after is not None and not result.after.ok:
         failed = ", ".join(c.name for c in result.after.clients if not c.ok)

@@ -115,6 +115,15 @@ def check_installable(cert: Cert, *, force: bool, now: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
+class Scope:
+    """Places to look beyond each kind's fixed ones: trees holding virtualenvs (certifi) and
+    registries (``HOST:PORT``) whose Docker certs.d directory should get the CA."""
+
+    venv_roots: tuple[str, ...] = ()
+    registries: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class StoreInfo:
     """What ``trustwall stores`` shows for one store."""
 
@@ -155,6 +164,11 @@ class TrustStore:
     @classmethod
     def detect(cls, root: Path) -> list[TrustStore]:
         raise NotImplementedError
+
+    @classmethod
+    def detect_in(cls, root: Path, scope: Scope) -> list[TrustStore]:
+        """``detect`` for kinds that also look where ``scope`` says (certifi, docker)."""
+        return cls.detect(root)
 
     def ders(self) -> list[bytes]:
         """DER of every certificate the store trusts."""

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from trustwall.certs import Cert
     from trustwall.journal.transaction import Transaction
 
-VARIABLES = ("REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "PIP_CERT", "AWS_CA_BUNDLE")
+VARIABLES = ("REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "PIP_CERT", "AWS_CA_BUNDLE",
+             "GIT_SSL_CAINFO")
 # The system bundle each family keeps in step with its store (first one present wins).
 SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
                   "/etc/ssl/ca-bundle.pem")
@@ -93,7 +94,7 @@ class EnvStore(TrustStore):
         return set()  # pointing at the system bundle stays right after a CA is removed
 
     def clients(self) -> tuple[str, ...]:
-        return ("python requests (certifi), node, pip, AWS SDKs -- new sessions; restart "
+        return ("python requests (certifi), node, pip, AWS SDKs, git -- new sessions; restart "
                 "running programs and services",)
 
     def notes(self) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trustwall.errors import ProblemFound
+from trustwall.stores.base import Scope
 from trustwall.stores.env import parse_environment
 from trustwall.stores.registry import CertSummary, ChangeResult
 
@@ -98,11 +99,12 @@ def fetch_anchors(url: str, *, timeout: float = 10) -> tuple[list, str]:
 
 def fix(url: str, certs: Sequence, *, before: VerifyResult,
         clients: Sequence[str] | None = None, kinds: Sequence[str] | None = None,
-        timeout: float = 15, state_dir: str | None = None) -> FixResult:
+        timeout: float = 15, state_dir: str | None = None,
+        scope: Scope | None = None) -> FixResult:
     """Install ``certs`` (from :func:`fetch_anchors`, after the user confirmed) into every
     store, then verify the clients again."""
     from trustwall.stores.registry import install
 
-    change = install(certs, kinds=kinds, state_dir=state_dir)
+    change = install(certs, kinds=kinds, state_dir=state_dir, scope=scope)
     after = verify(url, clients=clients or [c.name for c in before.clients], timeout=timeout)
     return FixResult(url, tuple(CertSummary.of(c) for c in certs), before, change, after)

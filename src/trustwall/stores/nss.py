@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trustwall import proc
-from trustwall.stores.base import TrustStore, file_slug, fingerprint, owner_and_mode
+from trustwall.stores.base import TrustStore, file_slug, fingerprint, inside, owner_and_mode
 
 if TYPE_CHECKING:
     from trustwall.certs import Cert
@@ -30,6 +30,11 @@ PLACES = ("etc/pki/nssdb", "root/.pki/nssdb", "home/*/.pki/nssdb",
           "home/*/snap/chromium/current/.pki/nssdb",
           "home/*/snap/firefox/common/.mozilla/firefox/*",
           "home/*/.var/app/org.mozilla.firefox/.mozilla/firefox/*")
+# Directories with a Firefox profiles.ini: its profiles may live anywhere (IsRelative=0).
+FIREFOX_DIRS = ("root/.mozilla/firefox", "home/*/.mozilla/firefox",
+                "root/.config/mozilla/firefox", "home/*/.config/mozilla/firefox",
+                "home/*/snap/firefox/common/.mozilla/firefox",
+                "home/*/.var/app/org.mozilla.firefox/.mozilla/firefox")
 DB_FILES = ("cert9.db", "key4.db", "pkcs11.txt")
 CKO_CERTIFICATE = bytes.fromhex("00000001")
 # NSS vendor attributes (lib/util/pkcs11n.h): CKO_NSS_TRUST objects carry the SHA-1 of the
@@ -38,6 +43,34 @@ CKO_NSS_TRUST = bytes.fromhex("ce534353")
 CKT_NSS_TRUSTED_DELEGATOR = bytes.fromhex("ce534352")
 SERVER_AUTH_COLUMN = "ace536358"  # CKA_TRUST_SERVER_AUTH
 SHA1_COLUMN = "ace5363b4"  # CKA_CERT_SHA1_HASH
+
+
+def firefox_profiles(root: Path, directory: Path) -> list[Path]:
+    """The profile directories a profiles.ini in ``directory`` names (relative or absolute)."""
+    import configparser
+
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read(directory / "profiles.ini", encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError):
+        return []
+    out = []
+    for section in parser.sections():
+        path = parser.get(section, "Path", fallback="")
+        if not section.startswith("Profile") or not path:
+            continue
+        relative = parser.get(section, "IsRelative", fallback="1").strip() != "0"
+        out.append(directory / path if relative else inside(root, path))
+    return out
+
+
+def _firefox_dirs(root: Path) -> list[Path]:
+    dirs = [d for pattern in FIREFOX_DIRS for d in sorted(root.glob(pattern))]
+    home = os.environ.get("HOME")
+    if str(root) == "/" and home:
+        config = os.environ.get("XDG_CONFIG_HOME") or f"{home}/.config"
+        dirs += [Path(home) / ".mozilla/firefox", Path(config) / "mozilla/firefox"]
+    return dirs
 
 
 def _client_for(path: Path) -> str:
@@ -61,6 +94,8 @@ class NssStore(TrustStore):
         home = os.environ.get("HOME")
         if str(root) == "/" and home:  # the invoking user's own db, wherever HOME is
             candidates.append(Path(home) / ".pki/nssdb")
+        for directory in _firefox_dirs(root):
+            candidates += firefox_profiles(root, directory)
         found: dict[str, TrustStore] = {}
         for directory in candidates:
             if (directory / "cert9.db").is_file():

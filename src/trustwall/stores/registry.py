@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from trustwall.errors import BadInput
 from trustwall.stores.base import (
+    Scope,
     StoreChange,
     StoreInfo,
     TrustStore,
@@ -24,10 +25,15 @@ from trustwall.stores.base import (
     fp_of,
 )
 from trustwall.stores.bundle import BundleStore
+from trustwall.stores.certifi import CertifiStore
+from trustwall.stores.conda import CondaStore
 from trustwall.stores.debian import DebianStore
+from trustwall.stores.docker import DockerStore
 from trustwall.stores.env import EnvStore
+from trustwall.stores.git import GitStore
 from trustwall.stores.hashdir import HashDirStore
 from trustwall.stores.java import JavaStore
+from trustwall.stores.npm import NpmStore
 from trustwall.stores.nss import NssStore
 from trustwall.stores.p11kit import P11KitStore
 
@@ -41,7 +47,13 @@ KINDS: dict[str, type[TrustStore]] = {
     "java": JavaStore,
     "nss": NssStore,
     "p11kit": P11KitStore,
-    "env": EnvStore,  # last: it points at the system bundle the kinds above have updated
+    "certifi": CertifiStore,
+    "docker": DockerStore,
+    # These point settings at the system bundle the kinds above have just updated.
+    "git": GitStore,
+    "npm": NpmStore,
+    "conda": CondaStore,
+    "env": EnvStore,
 }
 
 
@@ -53,10 +65,13 @@ def _root(root: str | os.PathLike[str] | None) -> Path:
 
 
 def detect_stores(root: str | os.PathLike[str] | None = None,
-                  kinds: Sequence[str] | None = None) -> list[TrustStore]:
+                  kinds: Sequence[str] | None = None, scope: Scope | None = None
+                  ) -> list[TrustStore]:
     """The stores present under ``root``. ``kinds`` entries are ``KIND`` or ``KIND:PATH``
-    (an explicit store, e.g. ``bundle:/opt/app/ca.pem`` or ``nss:/home/u/.pki/nssdb``)."""
+    (an explicit store, e.g. ``bundle:/opt/app/ca.pem`` or ``nss:/home/u/.pki/nssdb``);
+    ``scope`` adds virtualenv trees and Docker registries to look at."""
     top = _root(root)
+    scope = scope or Scope()
     stores: list[TrustStore] = []
     wanted = list(kinds or KINDS)
     for spec in wanted:
@@ -66,7 +81,7 @@ def detect_stores(root: str | os.PathLike[str] | None = None,
         if path:
             stores.append(KINDS[kind](top, Path(path)))
         else:
-            stores.extend(KINDS[kind].detect(top))
+            stores.extend(KINDS[kind].detect_in(top, scope))
     return stores
 
 
@@ -112,8 +127,8 @@ def load_for_install(files: Sequence[str], *, force: bool = False) -> list[Cert]
 
 def install(certs: Sequence[Cert], *, root: str | os.PathLike[str] | None = None,
             kinds: Sequence[str] | None = None, dry_run: bool = False, force: bool = False,
-            all_purposes: bool = False,
-            state_dir: str | os.PathLike[str] | None = None) -> ChangeResult:
+            all_purposes: bool = False, state_dir: str | os.PathLike[str] | None = None,
+            scope: Scope | None = None) -> ChangeResult:
     """Trust ``certs`` in every store found (or those named); idempotent by fingerprint.
 
     ``all_purposes``: where trust can be limited by purpose (p11-kit), trust the CA for
@@ -123,7 +138,7 @@ def install(certs: Sequence[Cert], *, root: str | os.PathLike[str] | None = None
 
     for cert in certs:
         check_installable(cert, force=force)
-    stores = detect_stores(root, kinds)
+    stores = detect_stores(root, kinds, scope)
     for store in stores:
         if isinstance(store, P11KitStore):
             store.all_purposes = all_purposes
@@ -164,10 +179,11 @@ def fingerprints_for(items: Sequence[str]) -> list[str]:
 
 def remove(fingerprints: Sequence[str], *, root: str | os.PathLike[str] | None = None,
            kinds: Sequence[str] | None = None, dry_run: bool = False,
-           state_dir: str | os.PathLike[str] | None = None) -> ChangeResult:
+           state_dir: str | os.PathLike[str] | None = None,
+           scope: Scope | None = None) -> ChangeResult:
     from trustwall.journal.transaction import Transaction
 
-    stores = detect_stores(root, kinds)
+    stores = detect_stores(root, kinds, scope)
     wanted = list(dict.fromkeys(fingerprints))
     if dry_run:
         changes = []
@@ -185,8 +201,9 @@ def remove(fingerprints: Sequence[str], *, root: str | os.PathLike[str] | None =
 
 
 def store_infos(root: str | os.PathLike[str] | None = None,
-                kinds: Sequence[str] | None = None) -> list[StoreInfo]:
-    return [s.info() for s in detect_stores(root, kinds)]
+                kinds: Sequence[str] | None = None,
+                scope: Scope | None = None) -> list[StoreInfo]:
+    return [s.info() for s in detect_stores(root, kinds, scope)]
 
 
 @dataclass(frozen=True)
@@ -199,12 +216,13 @@ class ListedCert:
 
 
 def list_certs(root: str | os.PathLike[str] | None = None,
-               kinds: Sequence[str] | None = None, *, added: bool = False) -> list[ListedCert]:
+               kinds: Sequence[str] | None = None, *, added: bool = False,
+               scope: Scope | None = None) -> list[ListedCert]:
     """Certificates per store (``added``: only those added locally, not shipped)."""
     from trustwall.certs import Cert
 
     out = []
-    for store in detect_stores(root, kinds):
+    for store in detect_stores(root, kinds, scope):
         for der in (store.added_ders() if added else store.ders()):
             try:
                 cert = Cert.from_der(der)
