@@ -190,8 +190,9 @@ class Connect:
 
 
 def _read_icmp(sock: socket.socket, family: int) -> tuple[str | None, str | None]:
+    sock.setblocking(False)  # with a timeout set, Python would first wait for readability
     try:
-        _, ancdata, _, _ = sock.recvmsg(512, 512, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+        _, ancdata, _, _ = sock.recvmsg(512, 512, socket.MSG_ERRQUEUE)
     except OSError:
         return None, None
     for _level, _type, data in ancdata:
