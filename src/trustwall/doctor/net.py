@@ -118,15 +118,15 @@ def decode_answer(data: bytes, ident: int) -> tuple[int, list[str]]:
     return flags & 0x000F, addresses
 
 
-def ask_dns(name: str, server: str, *, timeout: float = 1.0) -> DnsAnswer:
-    """Ask ``server`` (port 53, UDP) for A and AAAA of ``name``."""
+def ask_dns(name: str, server: str, *, timeout: float = 1.0, port: int = 53) -> DnsAnswer:
+    """Ask ``server`` (UDP ``port``) for A and AAAA of ``name``."""
     family = socket.AF_INET6 if ":" in server else socket.AF_INET
     addresses: list[str] = []
     rcode: int | None = None
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout)
         try:
-            sock.connect((server, 53))
+            sock.connect((server, port))
             for qtype in (1, 28):
                 ident = random.randrange(65536)
                 sock.send(encode_query(name, qtype, ident))
