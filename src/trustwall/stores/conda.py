@@ -71,7 +71,11 @@ class CondaStore(PointerStore):
         if not hits:
             lines.append(line)
         out = "\n".join(lines) + "\n"
-        if _load(out).get("ssl_verify") != bundle:  # e.g. a block value under the key
+        try:
+            done = _load(out).get("ssl_verify") == bundle
+        except StoreError:
+            done = False
+        if not done:  # e.g. a value continued on the next lines
             raise StoreError(f"{self.path}: cannot set ssl_verify by line edit",
                              hint=f"set it by hand: conda config --set ssl_verify {bundle}")
         return out
