@@ -110,6 +110,22 @@ def test_pointing_at_a_bundle_without_the_ca_is_refused(tree: Path, tmp_path: Pa
     assert diff(before, snapshot(tree)) == []
 
 
+def test_git_unset_follows_the_system_bundle_so_nothing_is_written(
+        tree: Path, tmp_path: Path) -> None:
+    """Unset sslCAInfo = libcurl's default = the system bundle: the dry run and the install
+    both leave the gitconfig alone, and git still contains the CA through the bundle."""
+    (cert,) = load_certs(write_pem(tmp_path / "ca.pem", issue("Plain CA", ca=True)))
+    gitconfig = tree / "etc/gitconfig"
+    gitconfig.write_text("[user]\n\tname = ops\n")
+    plan = install([cert], root=tree, kinds=["debian", "git"], dry_run=True)
+    assert [(s.kind, bool(s.added), bool(s.already)) for s in plan.stores] == \
+        [("debian", True, False), ("git", False, True)]
+    done = install([cert], root=tree, kinds=["debian", "git"], state_dir=tmp_path / "state")
+    assert [(s.kind, bool(s.added)) for s in done.stores] == [("debian", True), ("git", False)]
+    assert gitconfig.read_text() == "[user]\n\tname = ops\n"
+    assert detect_stores(tree, ["git"])[0].contains(cert)
+
+
 def test_npm_global_config_is_found_where_npm_reads_it(tmp_path: Path) -> None:
     env = {"PATH": PATH, "HOME": str(tmp_path)}
     npm = subprocess.run(["npm", "config", "get", "globalconfig"], capture_output=True,

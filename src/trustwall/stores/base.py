@@ -187,6 +187,11 @@ class TrustStore:
     def clients(self) -> tuple[str, ...]:
         return ()
 
+    def follows_system_bundle(self) -> bool:
+        """True when this store *is* the system bundle as seen through a setting (git, npm,
+        env…): it holds whatever the system kinds add, with nothing written here."""
+        return False
+
     def notes(self) -> tuple[str, ...]:
         return ()
 

@@ -90,6 +90,10 @@ class EnvStore(TrustStore):
             return []
         return pem_ders(inside(self.root, self.bundle).read_bytes())
 
+    def follows_system_bundle(self) -> bool:
+        values = self.current()
+        return self.bundle is not None and all(values.get(v) == self.bundle for v in VARIABLES)
+
     def removable(self) -> set[str]:
         return set()  # pointing at the system bundle stays right after a CA is removed
 

@@ -72,6 +72,9 @@ class PointerStore(TrustStore):
     def removable(self) -> set[str]:
         return set()
 
+    def follows_system_bundle(self) -> bool:
+        return self.bundle is not None and (self.current() or self.default()) == self.bundle
+
     def notes(self) -> tuple[str, ...]:
         now = self.current()
         if now and now != self.bundle:

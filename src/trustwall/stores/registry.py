@@ -57,6 +57,10 @@ KINDS: dict[str, type[TrustStore]] = {
 }
 
 
+# Kinds that regenerate the system bundle the pointer kinds and env point at.
+SYSTEM_KINDS = ("debian", "p11kit")
+
+
 def _root(root: str | os.PathLike[str] | None) -> Path:
     path = Path(root or "/")
     if not path.is_dir():
@@ -148,8 +152,13 @@ def install(certs: Sequence[Cert], *, root: str | os.PathLike[str] | None = None
     summaries = tuple(CertSummary.of(c) for c in certs)
     if dry_run:
         changes = []
+        bundled: set[str] = set()  # what the system kinds would add to the system bundle
         for store in stores:
             have = store.fingerprints()
+            if store.follows_system_bundle():
+                have |= bundled
+            if store.kind in SYSTEM_KINDS:
+                bundled |= {fp_of(c) for c in certs} - have
             changes.append(StoreChange(
                 store.kind, str(store.path),
                 added=tuple(fp_of(c) for c in certs if fp_of(c) not in have),
