@@ -402,3 +402,100 @@ def test_why_in_names_a_port_nobody_listens_on(lab: object, tmp_path: Path) -> N
     rung = _only_broken(report, "listen")
     assert rung["found"] == "nothing listens on tcp/18999 here"
 
+
+
+# -- a real JVM with JMX: the 127.0.1.1 trap as JConsole meets it ---------------------------
+JMX_CLIENT = """import javax.management.remote.*;
+public class JmxClient { public static void main(String[] a) throws Exception {
+  JMXServiceURL u = new JMXServiceURL("service:jmx:rmi:///jndi/rmi://" + a[0] + "/jmxrmi");
+  try (JMXConnector c = JMXConnectorFactory.connect(u)) {
+    System.out.println("connected: " + c.getMBeanServerConnection().getMBeanCount()); } } }
+"""
+JMX_PORT = 18803
+
+
+def _wrapped(tmp: Path, argv: list[str], *, hosts: str, hostname: str) -> list[str]:
+    """``argv`` in a private mount+UTS namespace with its own hosts, resolv.conf, host name."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "hosts").write_text(hosts)
+    (tmp / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+    script = (f"mount --bind {tmp / 'hosts'} /etc/hosts; "
+              f"mount --bind {tmp / 'resolv.conf'} /etc/resolv.conf; "
+              f"hostname {hostname}; exec \"$@\"")
+    return ["unshare", "-m", "-u", "sh", "-c", script, "sh", *argv]
+
+
+def _jvm(lab: object, tmp: Path, *flags: str) -> subprocess.Popen:
+    """A JVM with the JMX agent on; its main class (the JDK's RMI registry) needs no compiling
+    and runs until killed."""
+    argv = ["java", "-XX:TieredStopAtLevel=1",
+            f"-Dcom.sun.management.jmxremote.port={JMX_PORT}",
+            f"-Dcom.sun.management.jmxremote.rmi.port={JMX_PORT}",
+            "-Dcom.sun.management.jmxremote.authenticate=false",
+            "-Dcom.sun.management.jmxremote.ssl=false", *flags,
+            "-m", "java.rmi/sun.rmi.registry.RegistryImpl", str(JMX_PORT + 1)]
+    proc = lab.server.popen(_wrapped(tmp, argv, hosts=JMX_HOSTS, hostname="labserver"),  # type: ignore
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    for _ in range(300):
+        if f":{JMX_PORT} " in lab.server.run(["ss", "-Hltn"]).stdout:  # type: ignore
+            return proc
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError("the JVM did not open its JMX port")
+
+
+def _jconsole(lab: object, tmp: Path, classes: Path) -> subprocess.CompletedProcess:
+    """What a remote JConsole does: look up jmxrmi in the registry, then call the stub."""
+    argv = ["java", "-XX:TieredStopAtLevel=1", "-cp", str(classes), "JmxClient",
+            f"{SERVER_IP}:{JMX_PORT}"]
+    return lab.client.run(_wrapped(tmp, argv, hosts="127.0.0.1\tlocalhost\n",  # type: ignore
+                                   hostname="labclient"), check=False, timeout=60)
+
+
+def test_a_real_jmx_jvm_behind_the_127_0_1_1_trap(lab: object, tmp_path: Path) -> None:
+    if subprocess.run(["which", "javac"], capture_output=True).returncode != 0:
+        pytest.skip("no JDK")
+    classes = tmp_path / "classes"
+    (tmp_path / "JmxClient.java").write_text(JMX_CLIENT)
+    javac = subprocess.Popen(["javac", "-J-XX:TieredStopAtLevel=1", "-d", str(classes),
+                              str(tmp_path / "JmxClient.java")])
+    env = {"PATH": SYSTEM_PATH}
+    jvm = _jvm(lab, tmp_path / "jvm")
+    opened = False
+    try:
+        report = _doctor(lab.server, tmp_path / "doc", ["why-in", str(JMX_PORT)], env,  # type: ignore
+                         hosts=JMX_HOSTS, hostname="labserver")
+        rung = _only_broken(report, "hostname")
+        assert "by pid" in _rungs(report)["listen"]["found"]
+        assert "java" in _rungs(report)["listen"]["found"]
+        # Open the port as the doctor's planner says (the firewall rung's own command) ...
+        plan = lab.server.run([sys.executable, "-m", "trustwall", "fw", "allow", "--proto",  # type: ignore
+                               "tcp", "--dport", str(JMX_PORT), "--plan"], env=env)
+        insert = plan.stdout.splitlines()[0]
+        lab.server.run(insert.split())  # type: ignore[attr-defined]
+        opened = True
+        assert javac.wait(timeout=120) == 0
+        # ... and JConsole's symptom appears: the registry answers, the stub says 127.0.1.1.
+        jconsole = _jconsole(lab, tmp_path / "jc1", classes)
+        assert jconsole.returncode != 0
+        assert "Connection refused to host: 127.0.1.1" in jconsole.stderr, jconsole.stderr
+        # The doctor's fix: restart the JVM with -Djava.rmi.server.hostname=<routable IP>.
+        flag = rung["next_command"].split()[4]
+        assert flag == f"-Djava.rmi.server.hostname={SERVER_IP}"
+        jvm.kill()
+        jvm.wait()
+        jvm = _jvm(lab, tmp_path / "jvm", flag)
+        report = _doctor(lab.server, tmp_path / "doc", ["why-in", str(JMX_PORT)], env,  # type: ignore
+                         hosts=JMX_HOSTS, hostname="labserver")
+        assert report["broken"] is None, report
+        jconsole = _jconsole(lab, tmp_path / "jc2", classes)
+        assert jconsole.returncode == 0, jconsole.stderr
+        assert jconsole.stdout.startswith("connected: ")
+    finally:
+        javac.wait(timeout=120)
+        jvm.kill()
+        jvm.wait()
+        if opened:
+            lab.server.run(["iptables", "-D", "INPUT", "-p", "tcp", "-m", "tcp", "--dport",  # type: ignore
+                            str(JMX_PORT), "-j", "ACCEPT"])
