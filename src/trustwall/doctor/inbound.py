@@ -86,7 +86,9 @@ def _owners(inodes: set[int]) -> dict[int, tuple[int, str]]:
                     argv = (proc_dir / "cmdline").read_bytes().split(b"\0")
                 except OSError:
                     argv = []
-                command = " ".join(a.decode(errors="replace") for a in argv if a)
+                # One line: a `python -c SCRIPT` argv holds newlines.
+                command = " ".join(" ".join(a.decode(errors="replace").split())
+                                   for a in argv if a)
                 owners[wanted[link]] = (int(proc_dir.name), command)
     return owners
 
