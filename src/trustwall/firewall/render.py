@@ -197,14 +197,29 @@ def _policy_num(n: int, exact: bool) -> str:
     raise AssertionError("unreachable")
 
 
-def _ports_l(name: str, opt: Option | None) -> str:
-    if opt is None or not opt.values:
+def _ports_l(name: str, opt: Option | None, full: str = "0:65535") -> str:
+    """libxt_tcp's print_ports: ``spt:22``, ``dpts:1:1023``, ``spt:!5``; nothing for all."""
+    if opt is None or not opt.values or (opt.values[0] == full and not opt.negated):
         return ""
     lo, _, hi = opt.values[0].partition(":")
     bang = "!" if opt.negated else ""
     if not hi or lo == hi:
         return f" {name}:{bang}{lo}"
     return f" {name}s:{bang}{lo}:{hi}"
+
+
+_SCTP_CHUNKS = {"DATA": 0, "INIT": 1, "INIT_ACK": 2, "SACK": 3, "HEARTBEAT": 4,
+                "HEARTBEAT_ACK": 5, "ABORT": 6, "SHUTDOWN": 7, "SHUTDOWN_ACK": 8, "ERROR": 9,
+                "COOKIE_ECHO": 10, "COOKIE_ACK": 11, "ECN_ECNE": 12, "ECN_CWR": 13,
+                "SHUTDOWN_COMPLETE": 14, "I_DATA": 0x40, "ASCONF_ACK": 0x80, "RE_CONFIG": 0x82,
+                "PAD": 0x84, "FORWARD_TSN": 0xC0, "ASCONF": 0xC1, "I_FORWARD_TSN": 0xC2}
+
+
+def _range_l(opt: Option | None, full: str) -> str:
+    """``1``, ``4:123``, ``!0:255``: the plain range style of mh and length."""
+    if opt is None or not opt.values or (opt.values[0] == full and not opt.negated):
+        return ""
+    return ("!" if opt.negated else "") + opt.values[0]
 
 
 def _flags_l(opt: Option | None) -> str:
@@ -214,7 +229,7 @@ def _flags_l(opt: Option | None) -> str:
     return f" flags:{'!' if opt.negated else ''}0x{mask:02X}/0x{comp:02X}"
 
 
-def _match_l(m: Match) -> str:
+def _match_l(m: Match, family: int = 4) -> str:
     """The trailing text ``iptables -L -n`` prints for one match (libxt_*.c print functions)."""
     o = m.option
     bang = lambda opt: "!" if opt is not None and opt.negated else ""  # noqa: E731
@@ -226,6 +241,117 @@ def _match_l(m: Match) -> str:
                 text += f" option={bang(opt)}{opt.value}"
             text += _flags_l(o("tcp-flags"))
         return text
+    if m.module in ("sctp", "dccp"):
+        text = f" {m.module}" + _ports_l("spt", o("sport")) + _ports_l("dpt", o("dport"))
+        chunks = o("chunk-types")
+        if chunks is not None and len(chunks.values) == 2:
+            names = chunks.values[1].split(",")
+            if all(n.upper() in _SCTP_CHUNKS for n in names):
+                codes = sorted(_SCTP_CHUNKS[n.upper()] for n in names)
+                text += (f" {'!' if chunks.negated else ''}{chunks.values[0]} "
+                         + ",".join(f"0x{c:04X}" for c in codes))
+        opt = o("dccp-option")
+        if opt is not None:
+            text += f" option={bang(opt)}{opt.value}"
+        return text
+    if m.module in ("esp", "ah", "ipcomp"):
+        key = {"esp": "espspi", "ah": "ahspi", "ipcomp": "ipcompspi"}[m.module]
+        word = "comp" if m.module == "ipcomp" else m.module
+        spis = _ports_l("spi", o(key), "0:4294967295")
+        if m.module == "ipcomp":
+            return " comp " + spis.lstrip()
+        if m.module == "ah":  # libip*t_ah: " ah " then its fields
+            text = " ah " + spis.lstrip()
+            opt = o("ahlen")
+            if opt is not None:
+                text += f" length:{bang(opt)}{opt.value}"
+            return text + (" reserved" if o("ahres") is not None else "")
+        return f" {word}" + spis
+    if m.module == "mh":
+        rng = _range_l(o("mh-type"), "0:255")
+        return " mh" + (f" {rng}" if rng else "")
+    if m.module == "length":
+        return f" length {_range_l(o('length'), '')}"
+    if m.module == "quota":
+        opt = o("quota")
+        return f" quota: {opt.value if opt else 0} bytes"
+    if m.module == "dscp":
+        opt = o("dscp")
+        return f" DSCP match {bang(opt)}{opt.value if opt else ''}"
+    if m.module == "tos":
+        opt = o("tos")
+        return f" tos match{bang(opt)}{opt.value if opt else ''}"
+    if m.module == "connbytes":
+        count, mode, direction = o("connbytes"), o("connbytes-mode"), o("connbytes-dir")
+        return (f" connbytes {bang(count)}{count.value if count else ''}"
+                f" connbytes mode {mode.value if mode else ''}"
+                f" connbytes direction {direction.value if direction else ''}")
+    if m.module == "string":
+        text = f" STRING match {bang(o('string') or o('hex-string'))}"
+        for key in ("string", "hex-string"):
+            opt = o(key)
+            if opt is not None:
+                text += f' "{opt.value}"'
+        algo = o("algo")
+        text += f" ALGO name {algo.value}" if algo else ""
+        for key, word in (("from", "FROM"), ("to", "TO")):
+            opt = o(key)
+            text += f" {word} {opt.value}" if opt is not None else ""
+        return text + (" ICASE" if o("icase") is not None else "")
+    if m.module == "realm":
+        opt = o("realm")
+        return f" realm {bang(opt)}{opt.value if opt else ''}"
+    if m.module == "cluster":
+        mask, total, seed = o("cluster-local-nodemask"), o("cluster-total-nodes"), \
+            o("cluster-hash-seed")
+        return (f" cluster {bang(mask)}node_mask={mask.value if mask else ''}"
+                f" total_nodes={total.value if total else ''}"
+                f" hash_seed={seed.value if seed else ''}")
+    if m.module in ("helper", "u32"):
+        opt = o(m.module)
+        value = f'"{opt.value}"' if opt and opt.value is not None else ""
+        return f" {m.module}{' match' if m.module == 'helper' else ''} {bang(opt)}{value}"
+    if m.module == "tcpmss":
+        opt = o("mss")
+        return f" tcpmss match {bang(opt)}{opt.value if opt else ''}"
+    if m.module == "frag":
+        text = " frag " + _ports_l("id", o("fragid"), "0:4294967295").lstrip()
+        opt = o("fraglen")
+        if opt is not None:
+            text += f" length:{bang(opt)}{opt.value}"
+        for key, word in (("fragres", "reserved"), ("fragfirst", "first"),
+                          ("fragmore", "more"), ("fraglast", "last")):
+            text += f" {word}" if o(key) is not None else ""
+        return text
+    if m.module in ("dst", "hbh"):
+        text = f" {m.module}"
+        length, opts = o(f"{m.module}-len"), o(f"{m.module}-opts")
+        if length is not None:
+            text += f" length:{bang(length)}{length.value}"
+        if opts is not None:
+            text += f" opts {opts.value}"
+        return text
+    if m.module == "srh":
+        text = " srh"
+        for opt in m.options:
+            word = opt.name.removeprefix("srh-")
+            if word in ("psid", "nsid", "lsid"):
+                text += f" {word} {'!' if opt.negated else ''} {opt.value}"
+            else:
+                text += f" {word}:{bang(opt)}{opt.value}"
+        return text
+    if m.module in ("cgroup", "connlabel", "cpu"):
+        text = f" {m.module}"
+        for opt in m.options:
+            text += " set" if opt.name == "set" else f"{' !' if opt.negated else ''} {opt.value}"
+        return text
+    if m.module == "ecn":
+        words = {"ecn-tcp-cwr": "CWR", "ecn-tcp-ece": "ECE"}
+        return " ECN match" + "".join(
+            f" {'!' if opt.negated else ''}{words.get(opt.name, f'ECT={opt.value}')}"
+            for opt in m.options)
+    if m.module == "socket":
+        return " socket" + "".join(f" --{opt.name}" for opt in m.options)
     if m.module == "multiport":
         for key in ("sports", "dports", "ports"):
             opt = o(key)
@@ -327,7 +453,7 @@ def _match_l(m: Match) -> str:
             if opt is not None and opt.value is not None:
                 lo, _, hi = opt.value.partition(":")
                 text += f" {label}s:{bang(opt)}{lo}:{hi}" if hi else f" {label}:{bang(opt)}{lo}"
-        return text
+        return text + (" reserved" if o("rt-0-res") is not None else "")
     if m.module == "policy":
         return " policy match" + _dashless(m.options)
     return f" {m.module}" + _dashless(m.options)
@@ -347,15 +473,16 @@ def _hashlimit_l(m: Match) -> str:
     text = " limit: above " if above is not None else " limit: up to "
     text += rate.value if rate and rate.value else ""
     burst = o("hashlimit-burst")
-    text += f" burst {burst.value if burst else 5}"
+    if burst is not None:
+        text += f" burst {burst.value}"
     mode = o("hashlimit-mode")
     if mode is not None and mode.value:
         text += " mode " + mode.value.replace(",", "-")
     for key in ("htable-size", "htable-max", "htable-gcinterval", "htable-expire", "srcmask",
-                "dstmask"):
+                "dstmask", "rate-match", "rate-interval"):
         opt = o("hashlimit-" + key)
         if opt is not None:
-            text += f" {key} {opt.value}"
+            text += f" {key}" + (f" {opt.value}" if opt.value else "")
     return text
 
 
@@ -417,6 +544,51 @@ def _target_l(t: Target) -> str:
             return f" {t.name} " + _xmark_l(opt.value)
         if t.name == "CONNMARK":
             return _connmark_save_l(t)
+    if t.name in ("TTL", "HL"):
+        for key, words in (("set", "set to"), ("inc", "increment by"), ("dec", "decrement by")):
+            opt = o(f"{t.name.lower()}-{key}")
+            if opt is not None:
+                return f" {t.name} {words} {opt.value}"
+    if t.name == "TEE":
+        opt = o("gateway")
+        return f" TEE gw:{opt.value}" if opt else ""
+    if t.name in ("DNPT", "SNPT"):
+        return f" {t.name}" + _dashless(t.options)
+    if t.name == "ECN":
+        return " ECN" + ("".join(" TCP remove" if opt.name == "ecn-tcp-remove" else
+                                 f" {opt.name} {opt.value}" for opt in t.options))
+    if t.name == "TCPOPTSTRIP":
+        opt = o("strip-options")
+        return f" TCPOPTSTRIP options {opt.value if opt else ''}"
+    if t.name == "CLASSIFY":
+        opt = o("set-class")
+        if opt is not None and opt.value and ":" in opt.value:
+            major, minor = (int(x, 16) for x in opt.value.split(":", 1))
+            return f" CLASSIFY set {major:x}:{minor:x}"
+    if t.name == "TPROXY":
+        port, ip, mark = o("on-port"), o("on-ip"), o("tproxy-mark")
+        text = f" TPROXY redirect {ip.value if ip else '0.0.0.0'}:{port.value if port else 0}"
+        return text + (f" mark {mark.value}" if mark else "")
+    if t.name == "SYNPROXY":
+        return " SYNPROXY" + "".join(f" {opt.name}" + (f" {opt.value}" if opt.value else "")
+                                     for opt in t.options) + " "
+    if t.name == "RATEEST":
+        return "".join(f" {opt.name.removeprefix('rateest-')} {opt.value}"
+                       for opt in t.options)
+    if t.name in ("AUDIT", "CONNSECMARK"):
+        return f" {t.name}" + "".join(f" {opt.value or opt.name}" for opt in t.options)
+    if t.name == "IDLETIMER":
+        return "".join(f" {opt.name}:{opt.value}" if opt.value else f" {opt.name}"
+                       for opt in t.options)
+    if t.name == "NFQUEUE":
+        num, balance = o("queue-num"), o("queue-balance")
+        text = f" NFQUEUE balance {balance.value}" if balance else \
+            f" NFQUEUE num {num.value if num else 0}"
+        text += " bypass" if o("queue-bypass") is not None else ""
+        return text + (" cpu-fanout" if o("queue-cpu-fanout") is not None else "")
+    if t.name in ("DSCP", "TOS"):
+        opt = o("set-dscp") or o("set-tos")
+        return f" {t.name} set {opt.value}" if opt else ""
     if t.name == "NETMAP":
         opt = o("to")
         return f" to:{opt.value}" if opt else ""
@@ -495,7 +667,7 @@ def listing_line(rule: Rule, number: int, *, family: int = 4, verbose: bool = Fa
     if rule.target is not None and rule.target.goto:
         out.append("[goto] ")
     for m in rule.matches:
-        out.append(_match_l(m))
+        out.append(_match_l(m, family))
     if rule.target is not None:
         out.append(_target_l(rule.target))
     return "".join(out)
