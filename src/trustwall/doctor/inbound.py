@@ -307,7 +307,9 @@ def _rp_filter(dev: str | None) -> str:
 
 
 def _listener_words(s: Listener) -> str:
-    who = f" by pid {s.pid} ({s.command[:80]})" if s.pid and s.command else \
+    command = s.command or ""
+    shown = command if len(command) <= 80 else command[:79] + "…"
+    who = f" by pid {s.pid} ({shown})" if s.pid and s.command else \
         " (process not visible: run as root)"
     return f"{s.proto} {s.address}:{s.port}{who}"
 
