@@ -112,3 +112,10 @@ def test_certifi_shipped_roots_are_not_removable_and_venvs_are_found_by_virtual_
     found = [str(s.path) for s in CertifiStore.detect(Path("/"))]
     assert str(store.path) in found
     assert CertifiStore.detect_in(venv_tree, Scope()) == []  # no --venv-root: not looked for
+    assert store.notes() == ()  # no pip, no start-up hook in this venv
+    hook = store.path.parent.parent / "zz-certs.pth"
+    hook.write_text("import certifi_patch_hook\n")
+    try:
+        assert "zz-certs.pth" in store.notes()[0]
+    finally:
+        hook.unlink()

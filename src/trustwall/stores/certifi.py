@@ -132,8 +132,22 @@ class CertifiStore(BundleStore):
                 "or SSL_CERT_FILE is set)",)
 
     def notes(self) -> tuple[str, ...]:
+        if "_vendor" in self.path.parts:
+            return ()
+        return (*self._hooks(), *self._pip())
+
+    def _hooks(self) -> tuple[str, ...]:
+        """.pth start-up hooks that touch certifi (pip-system-certs and the like) run at every
+        interpreter start and may rewrite or bypass this file."""
+        site = self.path.parent.parent
+        hooks = [p.name for p in sorted(site.glob("*.pth"))
+                 if b"certifi" in p.read_bytes()[:100_000]]
+        return tuple(f"{name} in {site} touches certifi at every start: this file may be "
+                     "rewritten or bypassed" for name in hooks)
+
+    def _pip(self) -> tuple[str, ...]:
         prefix = _prefix_of(self.path)
-        if "_vendor" in self.path.parts or not list(prefix.glob("lib/python3*/site-packages/pip")):
+        if not list(prefix.glob("lib/python3*/site-packages/pip")):
             return ()
         cert = pip_cert(prefix, self.root)
         if cert:
