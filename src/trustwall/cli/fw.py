@@ -63,7 +63,7 @@ def fw() -> None:
 
 def _source_options(func):  # type: ignore[no-untyped-def]
     func = click.option("-6", "--ipv6", "ipv6", is_flag=True,
-                        help="Live: read ip6tables instead of iptables.")(func)
+                        help="ip6tables (live), or the IPv6 dump of a file holding both.")(func)
     func = click.option("--live", is_flag=True,
                         help="Read the running firewall (needs root; the default).")(func)
     func = click.option("--file", "-f", "file", type=click.Path(dir_okay=False),
@@ -76,7 +76,7 @@ def _load(file: str | None, live: bool, ipv6: bool, counters: bool):  # type: ig
     if file is not None and live:
         raise click.UsageError("give either --file or --live, not both")
     if file is not None:
-        return api.read_file(file)
+        return api.read_file(file, family=6 if ipv6 else None)
     ruleset = api.read_live(family=6 if ipv6 else 4, counters=counters)
     backend = api.detect_backend()
     if backend.both_hold_rules:

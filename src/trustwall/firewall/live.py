@@ -18,7 +18,7 @@ from pathlib import Path
 
 from trustwall.errors import BadInput, EnvironmentMissing
 from trustwall.firewall.model import Ruleset
-from trustwall.firewall.parse import parse_save
+from trustwall.firewall.parse import parse_dumps, parse_save
 from trustwall.proc import CommandFailed, run
 
 
@@ -116,10 +116,17 @@ def read_live(*, family: int = 4, counters: bool = False, netns: str | None = No
 
 
 def read_file(path: str | Path, *, family: int | None = None) -> Ruleset:
-    """A saved iptables-save / ip6tables-save file, parsed (family guessed unless given)."""
+    """A saved iptables-save / ip6tables-save file, parsed.
+
+    A file with both an IPv4 and an IPv6 dump gives the one ``family`` asks for (IPv4 when
+    not given); a file with one dump gives that dump, whatever its family.
+    """
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8", errors="surrogateescape")
     except OSError as exc:
         raise BadInput(f"cannot read {p}: {exc.strerror}") from None
-    return parse_save(text, family=family, source=str(p))
+    dumps = parse_dumps(text, source=str(p))
+    if len(dumps) == 1:
+        return next(iter(dumps.values()))
+    return dumps[family or 4]
