@@ -19,7 +19,7 @@ from trustwall.journal.transaction import undo
 from trustwall.stores.base import Scope, fp_of
 from trustwall.stores.npm import global_npmrc
 from trustwall.stores.nss import NssStore
-from trustwall.stores.registry import detect_stores, install, remove
+from trustwall.stores.registry import detect_stores, install, list_certs, remove
 
 pytestmark = pytest.mark.lab  # mount namespaces (unshare -m) need root
 
@@ -88,6 +88,9 @@ def test_git_and_npm_pointed_at_the_merged_bundle_connect_and_undo_restores_them
         pong = _npm(tree, home, *ping)
         assert pong.returncode == 0 and "PONG" in pong.stderr, pong.stderr
 
+        added = list_certs(tree, ["debian", "git", "npm"], added=True)
+        assert fp_of(cert) in {row.sha256 for row in added}
+        assert {row.kind for row in added} == {"debian"}  # the pointers add nothing of their own
         again = install([cert], root=tree, kinds=["debian", "git", "npm"],
                         state_dir=tmp_path / "state")
         assert again.txn is None

@@ -94,6 +94,9 @@ class EnvStore(TrustStore):
         values = self.current()
         return self.bundle is not None and all(values.get(v) == self.bundle for v in VARIABLES)
 
+    def added_ders(self) -> list[bytes]:
+        return []  # the bundle's added CAs are listed under the system store
+
     def removable(self) -> set[str]:
         return set()  # pointing at the system bundle stays right after a CA is removed
 

@@ -69,6 +69,9 @@ class PointerStore(TrustStore):
     def ders(self) -> list[bytes]:
         return self._read(self.current() or self.default())
 
+    def added_ders(self) -> list[bytes]:
+        return []  # nothing is added here: the system store lists what was added to the bundle
+
     def removable(self) -> set[str]:
         return set()
 
