@@ -304,6 +304,16 @@ def test_why_finds_interception_and_hands_to_fix(lab: object, dns: None,
     assert rung["next_command"] == f"sudo trustwall fix {GOOD}"
 
 
+def test_why_names_a_missing_route(tmp_path: Path) -> None:
+    from trustwall.lab.netns import Netns
+
+    with Netns.create("docroute") as ns:  # loopback only: no route anywhere
+        report = _doctor(ns, tmp_path, ["why", "https://198.51.100.7"],
+                         {"PATH": SYSTEM_PATH, "HOME": str(tmp_path)})
+    rung = _only_broken(report, "route")
+    assert "no route to 198.51.100.7" in rung["found"]
+
+
 # -- inbound -------------------------------------------------------------------------------
 SERVER_HOSTS = f"127.0.0.1\tlocalhost\n{SERVER_IP}\tlabserver\n"
 JMX_HOSTS = "127.0.0.1\tlocalhost\n127.0.1.1\tlabserver\n"
@@ -342,6 +352,12 @@ def test_why_in_finds_the_reject_and_its_planned_rule_fixes_it(lab: object, dns:
                              hosts=SERVER_HOSTS, hostname="labserver")
         assert report["broken"] is None, report
         assert "accepted by filter INPUT rule 10" in _rungs(report)["firewall"]["found"]
+        # From the client the connection now opens, and the next rung breaks: JMX is not TLS.
+        report = _doctor(lab.client, tmp_path / "out",  # type: ignore[attr-defined]
+                         ["why", "https://server.lab.test:18745", "--timeout", "2"], env,
+                         hosts=_lab_hosts(lab))
+        rung = _only_broken(report, "tls")
+        assert _rungs(report)["tcp"]["found"].startswith("connected to 198.18.3.2:18745")
     finally:
         lab.server.run(["iptables", "-D", "INPUT", "10"])  # type: ignore[attr-defined]
 
