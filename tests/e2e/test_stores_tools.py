@@ -94,6 +94,16 @@ def test_git_and_npm_pointed_at_the_merged_bundle_connect_and_undo_restores_them
         again = install([cert], root=tree, kinds=["debian", "git", "npm"],
                         state_dir=tmp_path / "state")
         assert again.txn is None
+        user = tree / "home/u"
+        user.mkdir(parents=True)
+        (user / ".gitconfig").write_text("[http]\n\tsslcainfo = /home/u/ca.pem\n")
+        (user / ".npmrc").write_text("cafile=/home/u/ca.pem\n")
+        notes = [n for s in detect_stores(tree, ["git", "npm"]) for n in s.notes()]
+        assert len(notes) == 2 and all("/home/u/ca.pem: that user's" in n for n in notes)
+        (user / ".gitconfig").unlink()
+        (user / ".npmrc").unlink()
+        user.rmdir()
+        (tree / "home").rmdir()
         gone = remove([fp_of(cert)], root=tree, kinds=["git", "npm"],
                       state_dir=tmp_path / "state")
         assert gone.txn is None  # pointing at the system bundle stays right

@@ -16,7 +16,7 @@ from pathlib import Path
 from trustwall import proc
 from trustwall.errors import EnvironmentMissing
 from trustwall.stores.base import TrustStore, inside
-from trustwall.stores.pointer import PointerStore, system_bundle
+from trustwall.stores.pointer import PointerStore, system_bundle, user_files
 
 GITCONFIG = "/etc/gitconfig"
 KEY = "http.sslCAInfo"
@@ -74,6 +74,10 @@ class GitStore(PointerStore):
 
     def notes(self) -> tuple[str, ...]:
         out = list(super().notes())
+        for path in user_files(self.root, ".gitconfig"):
+            value = self._config("--get", KEY, path=path)
+            if value and value != self.bundle:
+                out.append(f"{path} sets {KEY} = {value}: that user's git ignores this file")
         env = os.environ.get("GIT_SSL_CAINFO") if str(self.root) == "/" else None
         if env and env != self.bundle:
             out.append(f"GIT_SSL_CAINFO={env} in this environment overrides {KEY}")

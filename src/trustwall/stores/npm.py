@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from trustwall.stores.base import TrustStore, inside
-from trustwall.stores.pointer import PointerStore, system_bundle
+from trustwall.stores.pointer import PointerStore, system_bundle, user_files
 
 NPM_DIRS = ("/usr/local/lib/node_modules/npm", "/usr/lib/node_modules/npm",
             "/usr/share/nodejs/npm")
@@ -79,3 +79,11 @@ class NpmStore(PointerStore):
 
     def clients(self) -> tuple[str, ...]:
         return ("npm (unless ~/.npmrc or npm_config_cafile sets cafile)",)
+
+    def notes(self) -> tuple[str, ...]:
+        out = list(super().notes())
+        for path in user_files(self.root, ".npmrc"):
+            value = _ini_value(path, "cafile")
+            if value and value != self.bundle:
+                out.append(f"{path} sets cafile = {value}: that user's npm ignores this file")
+        return tuple(out)

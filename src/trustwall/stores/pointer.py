@@ -11,6 +11,7 @@ leaves the setting alone (pointing at the system bundle stays right).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +36,19 @@ if TYPE_CHECKING:
 def system_bundle(root: Path) -> str | None:
     """The merged system bundle (root-relative) this family keeps, if the root has one."""
     return next((b for b in SYSTEM_BUNDLES if inside(root, b).is_file()), None)
+
+
+def user_files(root: Path, rel: str) -> list[Path]:
+    """``rel`` (say ``.npmrc``) in every home under ``root``, and in $HOME on the host."""
+    paths = [*sorted(root.glob(f"home/*/{rel}")), inside(root, f"/root/{rel}")]
+    home = os.environ.get("HOME")
+    if str(root) == "/" and home:
+        paths.append(Path(home) / rel)
+    found: dict[str, Path] = {}
+    for path in paths:
+        if path.is_file():
+            found.setdefault(os.path.realpath(path), path)
+    return list(found.values())
 
 
 class PointerStore(TrustStore):
