@@ -43,3 +43,11 @@ if [ ! -x .venv-mitm/bin/mitmdump ]; then
   "$PY" -m venv .venv-mitm
   .venv-mitm/bin/pip install -q 'mitmproxy==11.0.2'
 fi
+
+# ansible-core drives the fleet tests and bench (the trustwall.core collection in
+# ansible_collections/). Its own venv: it never constrains trustwall's dependencies.
+if [ ! -x .venv-ansible/bin/ansible-playbook ]; then
+  echo "setup: creating .venv-ansible (ansible-core for the fleet tests)"
+  "$PY" -m venv .venv-ansible
+  .venv-ansible/bin/pip install -q 'ansible-core==2.17.14'
+fi

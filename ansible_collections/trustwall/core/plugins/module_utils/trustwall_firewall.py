@@ -1,0 +1,59 @@
+"""Firewall helpers shared by firewall_policy and firewall_rule: one apply path with
+Ansible's check mode (the API's dry run), diff mode (iptables-save text before/after plus the
+semantic diff) and honest ``changed``."""
+
+from __future__ import annotations
+
+import os
+
+FIREWALL_ARGS = dict(
+    confirm_within=dict(type="int", default=0),
+    force=dict(type="bool", default=False),
+    keep=dict(type="list", elements="str", default=[]),
+    persist=dict(type="bool", default=True),
+    persist_file=dict(type="path"),
+    state_dir=dict(type="path"),
+)
+
+
+def options_from(module, family_files=None):
+    """trustwall Options from the module's parameters. The module's own environment carries
+    Ansible's SSH_CONNECTION, so the lockout check protects the controller's flow."""
+    from trustwall.firewall.apply import Flow, Options
+
+    p = module.params
+    persist_files = dict(family_files or {})
+    if p["persist_file"]:
+        persist_files[4] = p["persist_file"]
+    return Options(dry_run=module.check_mode, force=p["force"],
+                   keep=[Flow.parse(text) for text in p["keep"]],
+                   confirm_within=float(p["confirm_within"]), persist=p["persist"],
+                   persist_files=persist_files, state_dir=p["state_dir"],
+                   environ=dict(os.environ))
+
+
+def apply_targets(module, targets, live, description, kind):
+    """Apply ``targets`` (family -> Ruleset) over ``live``; returns (result dict, diff)."""
+    from ansible_collections.trustwall.core.plugins.module_utils.trustwall_common import (
+        jsonable,
+        text_diff,
+    )
+
+    from trustwall.firewall.apply import apply_rulesets
+    from trustwall.firewall.render import render_save
+
+    result = apply_rulesets(targets, description=description, kind=kind,
+                            options=options_from(module), live=live)
+    for warning in result.warnings:
+        module.warn(warning)
+    before = "".join(render_save(live[c.family], table=t)
+                     for c in result.changes for t in c.tables if live[c.family].table(t))
+    after = "".join(c.restore_text for c in result.changes)
+    effect = [line for c in result.changes for line in c.effect]
+    out = dict(changed=result.changed, txn_id=result.txn_id,
+               confirm_deadline=result.confirm_deadline, persisted=list(result.persisted),
+               kept_flows=list(result.kept_flows),
+               changes=jsonable([dict(family=c.family, tables=list(c.tables),
+                                      effect=list(c.effect)) for c in result.changes]),
+               effect=effect)
+    return out, text_diff(before, after, effect)
