@@ -344,6 +344,11 @@ def test_why_in_finds_the_reject_and_its_planned_rule_fixes_it(lab: object, dns:
     assert rungs["bind"]["found"] == "bound to every address"
     assert "REJECT by filter INPUT rule 10" in rung["found"]
     assert rung["next_command"] == "iptables -I INPUT 10 -p tcp -m tcp --dport 18745 -j ACCEPT"
+    # Only from the client: the planned rule names the source.
+    report = _doctor(lab.server, tmp_path / "in", ["why-in", "18745", "--from", "198.18.1.2"],  # type: ignore
+                     env, hosts=SERVER_HOSTS, hostname="labserver")
+    assert _only_broken(report, "firewall")["next_command"] == \
+        "iptables -I INPUT 10 -s 198.18.1.2/32 -p tcp -m tcp --dport 18745 -j ACCEPT"
     assert not _connects(lab, 18745)
     lab.server.run(rung["next_command"].split())  # type: ignore[attr-defined]
     try:
@@ -410,6 +415,35 @@ def test_why_in_names_the_jmx_hostname_trap_and_the_flag_fixes_it(lab: object,
         proc.wait()
     assert _rungs(report)["hostname"]["status"] == "ok"
     assert report["broken"] == "firewall"
+
+
+def test_why_in_names_replies_dropped_by_output(lab: object, tmp_path: Path) -> None:
+    proc = _listener(lab, "0.0.0.0", 22)  # INPUT rule 4 accepts tcp/22
+    rule = ["OUTPUT", "-p", "tcp", "--sport", "22", "-j", "DROP"]
+    env = {"PATH": SYSTEM_PATH}
+    server = lab.server  # type: ignore[attr-defined]
+    server.run(["iptables", "-A", *rule])
+    before = server.run(["iptables-save", "-t", "filter"]).stdout
+    try:
+        report = _doctor(server, tmp_path, ["why-in", "22"], env, hosts=SERVER_HOSTS,
+                         hostname="labserver")
+        rung = _only_broken(report, "reverse")
+        assert "accepted by filter INPUT rule 4" in _rungs(report)["firewall"]["found"]
+        assert "the replies are stopped (DROP) by filter OUTPUT rule 1" in rung["found"]
+        # The suggested planner gives the exact rule; inserted, the replies get out.
+        plan = server.run([sys.executable, "-m", "trustwall",
+                           *rung["next_command"].split()[1:]], env=env)
+        insert = plan.stdout.splitlines()[0]
+        assert insert.startswith("iptables -I OUTPUT 1 -p tcp -m state --state ESTABLISHED")
+        server.run(insert.split())
+        report = _doctor(server, tmp_path, ["why-in", "22"], env, hosts=SERVER_HOSTS,
+                         hostname="labserver")
+        assert report["broken"] is None, report
+    finally:
+        server.run(["iptables-restore", "-T", "filter"], input=before)
+        server.run(["iptables", "-D", *rule])
+        proc.kill()
+        proc.wait()
 
 
 def test_why_in_names_a_port_nobody_listens_on(lab: object, tmp_path: Path) -> None:

@@ -204,3 +204,11 @@ def test_why_json_on_a_closed_local_port(capsys: pytest.CaptureFixture[str]) -> 
     report = json.loads(capsys.readouterr().out)
     assert code == 1 and report["broken"] == "tcp"
     assert [r["status"] for r in report["rungs"]] == ["ok", "ok", "broken"] + ["skipped"] * 4
+
+
+def test_why_in_reads_udp_sockets_too() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        ladder = why_in(sock.getsockname()[1], proto="udp")
+    assert ladder.broken == "bind"
+    assert ladder.rung("listen").found.startswith("udp 127.0.0.1:")

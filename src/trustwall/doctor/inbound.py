@@ -277,7 +277,7 @@ class _Inbound:
         if live.result is not None and live.blocks:
             self.ladder.add(Rung(
                 "reverse", "broken", checked,
-                f"the replies are {live.result.verdict}ed by "
+                f"the replies are stopped ({live.result.verdict}) by "
                 f"{describe(live.result.decided_by, live.result.verdict)}; {rp}",
                 f"trustwall fw allow --chain OUTPUT --proto {self.proto} --sport {self.port} "
                 "--state ESTABLISHED --live --plan"))
