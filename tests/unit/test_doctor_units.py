@@ -212,3 +212,18 @@ def test_why_in_reads_udp_sockets_too() -> None:
         ladder = why_in(sock.getsockname()[1], proto="udp")
     assert ladder.broken == "bind"
     assert ladder.rung("listen").found.startswith("udp 127.0.0.1:")
+
+
+def test_why_renders_the_ladder_for_people(capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        code = main(["why", f"https://127.0.0.1:{port}", "--timeout", "2"])
+    text = capsys.readouterr().out
+    assert code == 1
+    assert f"BROKEN  tcp: 127.0.0.1:{port}: Connection refused" in text
+    assert f"next: here: trustwall why-in {port} --from 127.0.0.1" in text
+    assert "skipped  proxy, tls, trust, http: not checked" in text
+    assert text.rstrip().endswith("broken at: tcp")

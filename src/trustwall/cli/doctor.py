@@ -18,7 +18,11 @@ def _show(ladder) -> None:  # type: ignore[no-untyped-def]
 
     out = console()
     out.print(f"[bold]{escape(ladder.target)}[/bold]")
+    skipped = [r.name for r in ladder.rungs if r.status == "skipped" and
+               r.found.startswith("not checked: the ")]
     for rung in ladder.rungs:
+        if rung.name in skipped:
+            continue
         style = _STYLE[rung.status]
         out.print(f"[{style}]{_MARK[rung.status]:>8}[/{style}]  [bold]{rung.name}[/bold]: "
                   f"{escape(rung.found)}", soft_wrap=True)
@@ -26,6 +30,9 @@ def _show(ladder) -> None:  # type: ignore[no-untyped-def]
             out.print(f"{'':>10}[dim]checked: {escape(rung.checked)}[/dim]", soft_wrap=True)
         if rung.next_command and rung.status in ("broken", "warning"):
             out.print(f"{'':>10}next: {escape(rung.next_command)}", soft_wrap=True)
+    if skipped:
+        out.print(f"[dim]{'skipped':>8}  {', '.join(skipped)}: not checked, they depend on "
+                  f"the broken rung[/dim]", soft_wrap=True)
     if ladder.broken:
         out.print(f"broken at: [bold red]{ladder.broken}[/bold red]")
     else:

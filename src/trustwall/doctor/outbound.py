@@ -241,7 +241,8 @@ class _Outbound:
                             "if only a proxy may go out here: export https_proxy=...")
         else:
             src = route.prefsrc or ""
-            next_command = f"on {failed.address}: trustwall why-in {port}" + \
+            where = "here" if route.kind == "local" else f"on {failed.address}"
+            next_command = f"{where}: trustwall why-in {port}" + \
                 (f" --from {src}" if src else "")
         found += _no_local(self.state)
         self.ladder.add(Rung("tcp", "broken", checked, found, next_command))
