@@ -96,3 +96,13 @@ def test_ctx_exit_code_of_a_command_is_the_process_exit_code(monkeypatch):
 
     monkeypatch.setitem(app.cli.commands, "findings", findings)
     assert cli_main.main(["findings"]) == 1
+
+
+def test_every_public_name_resolves():
+    import trustwall
+
+    for name in dir(trustwall):
+        if not name.startswith("_"):
+            assert getattr(trustwall, name) is not None, name
+    assert trustwall.Cert.__name__ == "Cert"
+    assert callable(trustwall.apply_policy)
