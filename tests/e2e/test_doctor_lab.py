@@ -314,6 +314,51 @@ def test_why_names_a_missing_route(tmp_path: Path) -> None:
     assert "no route to 198.51.100.7" in rung["found"]
 
 
+# An HTTPS site that is up but failing: every request gets 503.
+FAILING_SITE = r"""
+import ssl, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class Handler(BaseHTTPRequestHandler):
+    def do_HEAD(self):
+        self.send_response(503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = HTTPServer(("127.0.0.1", 8443), Handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"""
+
+
+def test_why_names_a_failing_http_answer(lab: object, dns: None, tmp_path: Path) -> None:
+    from trustwall.lab.ca import issue_leaf
+
+    leaf = issue_leaf(lab.cas.public_inter, ["down.lab.test"])  # type: ignore[attr-defined]
+    cert, key = tmp_path / "down.pem", tmp_path / "down.key"
+    cert.write_bytes(leaf.fullchain_pem)
+    key.write_bytes(leaf.key_pem)
+    proc = lab.client.popen([sys.executable, "-c", FAILING_SITE, str(cert), str(key)],  # type: ignore
+                            stdin=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            if "127.0.0.1:8443" in lab.client.run(["ss", "-Hltn"]).stdout:  # type: ignore
+                break
+            time.sleep(0.02)
+        env = _env(tmp_path, lab, "public-root")
+        report = _doctor(lab.client, tmp_path / "run",  # type: ignore[attr-defined]
+                         ["why", "https://down.lab.test:8443"], env,
+                         hosts=_lab_hosts(lab, extra="127.0.0.1\tdown.lab.test\n"))
+    finally:
+        proc.kill()
+        proc.wait()
+    rung = _only_broken(report, "http")
+    assert rung["found"] == "HTTP 503 Service Unavailable"
+    assert _rungs(report)["trust"]["status"] == "ok"
+
+
 # -- inbound -------------------------------------------------------------------------------
 SERVER_HOSTS = f"127.0.0.1\tlocalhost\n{SERVER_IP}\tlabserver\n"
 JMX_HOSTS = "127.0.0.1\tlocalhost\n127.0.1.1\tlabserver\n"
