@@ -24,7 +24,12 @@ if TYPE_CHECKING:
     from trustwall.journal.transaction import Transaction
 
 VARIABLES = ("REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "PIP_CERT", "AWS_CA_BUNDLE",
-             "GIT_SSL_CAINFO")
+             "GIT_SSL_CAINFO",
+             # uv (bundled Mozilla roots otherwise), Ruby and other OpenSSL users: the same
+             # bundle OpenSSL reads by default, so nothing that worked before changes.
+             "SSL_CERT_FILE",
+             "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",  # gRPC core (its own roots otherwise)
+             "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE")  # gcloud (its bundled certifi otherwise)
 # The system bundle each family keeps in step with its store (first one present wins).
 SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
                   "/etc/ssl/ca-bundle.pem")
@@ -101,8 +106,8 @@ class EnvStore(TrustStore):
         return set()  # pointing at the system bundle stays right after a CA is removed
 
     def clients(self) -> tuple[str, ...]:
-        return ("python requests (certifi), node, pip, AWS SDKs, git -- new sessions; restart "
-                "running programs and services",)
+        return ("python requests (certifi), node, pip, AWS SDKs, git, uv, gRPC, gcloud -- new "
+                "sessions; restart running programs and services",)
 
     def notes(self) -> tuple[str, ...]:
         missing = [v for v in VARIABLES if self.current().get(v) != self.bundle]
