@@ -338,7 +338,10 @@ class _Outbound:
             self.ladder.add(Rung("trust", "ok", checked,
                                  f"{store}: trusted (leaf issued by {issuer})"))
             return
-        found = f"{store}: {verdict.error}; leaf issued by {issuer}"
+        from trustwall.tls.explain import entry_for
+
+        words = entry_for(verdict.error).summary if verdict.error else "not trusted"
+        found = f"{store}: {words} [{verdict.error}]; leaf issued by {issuer}"
         if report.interception.detected:
             product = f" by {report.interception.product}" if report.interception.product \
                 else ""
