@@ -90,7 +90,8 @@ SITE = """\
       tags: [firewall]
     - name: open JMX to the lab network
       trustwall.core.firewall_rule:
-        {chain: APP, action: allow, proto: tcp, dport: "{{ jmx_port }}", src: 198.18.0.0/15}
+        {chain: APP, action: allow, proto: tcp, dport: "{{ jmx_port }}", src: 198.18.0.0/15,
+         name: jmx, expires: "2099-01-01T00:00:00Z"}
       tags: [firewall]
     - trustwall.core.trustwall_facts: {lint: true}
 """
@@ -200,7 +201,8 @@ def test_fleet_fix_policy_rule_idempotent_check_diff_and_lockout(tmp_path: Path)
         for host, text in _save(fleet).items():
             assert fleet.run(host, ["curl", "-sS", "-o", "/dev/null", url[host]]).returncode == 0
             app = [r for r in _rules(text) if r.startswith("-A APP")]
-            assert "--dport 9010 -j ACCEPT" in app[0] and "REJECT" in app[1], text
+            assert "--dport 9010" in app[0] and "REJECT" in app[1], text
+            assert '"tw:jmx expires=2099-01-01T00:00:00Z" -j ACCEPT' in app[0], text
             assert '-A INPUT -p tcp -m comment --comment "tw:app" -j APP' in text
         # confirmed: no rollback is pending, the ruleset stays
         for h in fleet.hosts:
@@ -221,8 +223,9 @@ def test_fleet_fix_policy_rule_idempotent_check_diff_and_lockout(tmp_path: Path)
             assert res["changed"] and "8080" in res["diff"]["prepared"], res
             assert "8080" in res["diff"]["after"] and "8080" not in res["diff"]["before"]
         for res in _task(check, "open JMX to the lab network").values():
-            # after the 9010 rule (disjoint), before the REJECT that would decide 9011 first
-            assert res["changed"] and res["position"] == 2 and "9011" in res["diff"]["prepared"]
+            # the rule named jmx is replaced: 9011 in front of the REJECT, 9010 no longer open
+            assert res["changed"] and res["position"] == 1, (res["explanation"], res["diff"])
+            assert "9011" in res["diff"]["prepared"] and "9010" in res["diff"]["prepared"], res
         assert _save(fleet) == before  # check mode changed nothing
 
         (work / "lockout.yaml").write_text(LOCKOUT)

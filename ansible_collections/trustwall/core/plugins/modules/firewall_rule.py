@@ -30,7 +30,18 @@ options:
   ctstate: {description: Conntrack states such as NEW, type: str}
   in_interface: {description: Input interface, type: str}
   out_interface: {description: Output interface, type: str}
-  comment: {description: Rule comment, type: str}
+  comment: {description: Rule comment (ignored when O(name) is set), type: str}
+  name:
+    description:
+      - Names the rule (comment C(tw:NAME), as a policy entry's); a rule of that name is
+        replaced, so re-running with new matches or a new expiry moves it rather than adding one.
+    type: str
+  expires:
+    description:
+      - With O(name), when C(trustwall fw expire) (the systemd timer) removes the rule
+        from the kernel. An ISO 8601 time (UTC if no zone) or a duration from now, C(2h),
+        C(30m), C(1d). A duration gives a new expiry on every run (the rule is replaced).
+    type: str
   reject_with: {description: ICMP error or tcp-reset for reject, type: str}
   confirm_within: {description: Roll back after N seconds unless confirmed (firewall_policy confirm=true), type: int, default: 0}
   force: {description: Apply despite the lockout check, type: bool, default: false}
@@ -57,6 +68,7 @@ effect: {description: Semantic diff lines, type: list, returned: always}
 """
 
 import dataclasses
+import datetime
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.trustwall.core.plugins.module_utils.trustwall_common import (
@@ -69,6 +81,32 @@ from ansible_collections.trustwall.core.plugins.module_utils.trustwall_firewall 
 )
 
 VERDICTS = {"allow": "ACCEPT", "deny": "DROP", "reject": "REJECT"}
+UNITS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def rule_comment(name, expires, comment):
+    """``tw:NAME[ expires=ISO]`` for a named rule (what ``fw expire`` reads), else ``comment``."""
+    from trustwall.errors import BadInput
+    from trustwall.firewall.policy import COMMENT_PREFIX, format_time, parse_time
+
+    if not name:
+        if expires:
+            raise BadInput("expires needs a name (the rule's comment carries both)")
+        return comment
+    text = f"{COMMENT_PREFIX}{name}"
+    if expires:
+        value = expires.strip()
+        if value[:-1].isdigit() and value[-1:] in UNITS:
+            now = datetime.datetime.now(datetime.timezone.utc)
+            moment = now + datetime.timedelta(seconds=int(value[:-1]) * UNITS[value[-1]])
+        else:
+            try:
+                moment = parse_time(value)
+            except ValueError:
+                raise BadInput(f"expires {expires!r}: not an ISO time or a duration "
+                               "such as 2h") from None
+        text += f" expires={format_time(moment)}"
+    return text
 
 
 def _with_chain(ruleset, table, chain):
@@ -97,18 +135,19 @@ def _set_rules(ruleset, table, chain, rules):
     return dataclasses.replace(ruleset, tables=tuple(tables))
 
 
-def plan_target(live, rule, table, state):
+def plan_target(live, rule, table, state, name=None):
     """The ruleset to hold. present: the rule as it is if it is there and in effect (some
     packets' verdict depends on it), else every copy removed and the rule inserted where the
     planner says it decides its packets; absent: every copy removed.
     Returns (target, position, explanation)."""
     from trustwall.errors import ProblemFound
     from trustwall.firewall.plan import diff, plan_insert
+    from trustwall.firewall.policy import rule_name
 
     current = live.chain(table, rule.chain).rules
-    others = [r for r in current if r != rule]
+    others = [r for r in current if r != rule and not (name and rule_name(r) == name)]
     base = _set_rules(live, table, rule.chain, others)
-    if state == "present" and len(others) < len(current) \
+    if state == "present" and rule in current and len(others) == len(current) - 1 \
             and diff(live, base, tables=(table,)).different:
         # Present and deciding packets: keep it where it is. A later exception placed before
         # it (a narrower allow in front of a catch-all deny) must not move it back on top.
@@ -135,7 +174,8 @@ def main():
             proto=dict(type="str"), dport=dict(type="str"), sport=dict(type="str"),
             src=dict(type="str"), dst=dict(type="str"), ctstate=dict(type="str"),
             in_interface=dict(type="str"), out_interface=dict(type="str"),
-            comment=dict(type="str"), reject_with=dict(type="str"), **FIREWALL_ARGS),
+            comment=dict(type="str"), reject_with=dict(type="str"), name=dict(type="str"),
+            expires=dict(type="str"), **FIREWALL_ARGS),
         supports_check_mode=True,
     )
     require_trustwall(module)
@@ -149,10 +189,11 @@ def main():
         rule = build_rule(VERDICTS[p["action"]], chain=p["chain"], proto=p["proto"],
                           dport=p["dport"], sport=p["sport"], src=p["src"], dst=p["dst"],
                           state=p["ctstate"], in_iface=p["in_interface"],
-                          out_iface=p["out_interface"], comment=p["comment"],
+                          out_iface=p["out_interface"],
+                          comment=rule_comment(p["name"], p["expires"], p["comment"]),
                           reject_with=p["reject_with"], family=family)
         live = _with_chain(read_live(family=family), p["table"], p["chain"])
-        target, position, why = plan_target(live, rule, p["table"], p["state"])
+        target, position, why = plan_target(live, rule, p["table"], p["state"], p["name"])
         out, diff = apply_targets(module, {family: target}, {family: live},
                                   f"ansible: {p['state']} rule {p['action']} in {p['chain']}",
                                   "fw-rule")
