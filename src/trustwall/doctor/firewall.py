@@ -33,9 +33,9 @@ def trace_live(packet: Packet) -> LiveTrace:
     try:
         ruleset = live.read_live(family=family)
         local = routing.read_live()
+        return LiveTrace(trace(ruleset, packet, local), ruleset)
     except TrustwallError as exc:
         return LiveTrace(None, None, str(exc))
-    return LiveTrace(trace(ruleset, packet, local), ruleset)
 
 
 def describe(ref: RuleRef | None, verdict: str) -> str:

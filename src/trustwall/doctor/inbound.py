@@ -179,7 +179,17 @@ class _Inbound:
         if specific:
             return specific[0]
         route = route_get(self.remote)
-        return route.prefsrc
+        if route.prefsrc:
+            return route.prefsrc
+        # No route back to the remote: any global address of this host, of its family.
+        from trustwall.firewall.routing import read_live
+
+        family = 6 if ":" in self.remote else 4
+        for addrs in read_live().by_interface.values():
+            for addr in addrs:
+                if addr.version == family and not addr.is_loopback and not addr.is_link_local:
+                    return str(addr)
+        return None
 
     def _hostname(self) -> None:
         name = socket.gethostname()

@@ -111,10 +111,10 @@ def decode_answer(data: bytes, ident: int) -> tuple[int, list[str]]:
         at += 10
         rdata = data[at:at + length]
         at += length
-        if rtype == 1 and length == 4:
-            addresses.append(socket.inet_ntop(socket.AF_INET, rdata))
-        elif rtype == 28 and length == 16:
-            addresses.append(socket.inet_ntop(socket.AF_INET6, rdata))
+        if (rtype, length) in ((1, 4), (28, 16)):
+            # ipaddress, not inet_ntop: the same text as getaddrinfo's answers compare with
+            # (they differ for v4-mapped IPv6 addresses).
+            addresses.append(str(ipaddress.ip_address(rdata)))
     return flags & 0x000F, addresses
 
 

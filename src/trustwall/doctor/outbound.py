@@ -8,10 +8,11 @@ the chain the client would see, with :mod:`trustwall.tls` (the probe and its ver
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from trustwall.doctor.firewall import describe, trace_live
@@ -164,7 +165,7 @@ class _Outbound:
         servers = nameservers()
         answer = ask_dns(host, servers[0], timeout=min(1.0, self.timeout)) if servers else None
         if answer is not None and answer.addresses and \
-                not set(answer.addresses) & {e.address for e in entries}:
+                not _same(answer.addresses) & _same(e.address for e in entries):
             self.overridden = (first, answer)
             self.ladder.add(Rung(
                 "dns", "warning", checked,
@@ -399,6 +400,17 @@ def _dns_said(answer: DnsAnswer) -> str:
     if answer.rcode is None:
         return f"nameserver {answer.server} does not answer ({answer.error})"
     return f"nameserver {answer.server} has no address for it (rcode {answer.rcode})"
+
+
+def _same(addresses: Iterable[str]) -> set[object]:
+    """Addresses compared as addresses, not as text (``::ffff:1.2.3.4`` has two spellings)."""
+    out: set[object] = set()
+    for text in addresses:
+        try:
+            out.add(ipaddress.ip_address(text.split("%", 1)[0]))
+        except ValueError:
+            out.add(text)
+    return out
 
 
 def _route_words(route: Route) -> str:
