@@ -103,11 +103,22 @@ LOCK = """\
     - trustwall.core.firewall_policy: {content: "{{ lookup('file', policy_file) }}"}
 """
 
-PING = """\
+# After the lockout refusal: the hosts are reachable over new connections, and trust_ca sees
+# the CA trust_fix installed (same fingerprints: ok), would remove it (check mode) and can
+# verify the site with the real curl.
+AFTER = """\
 - hosts: fleet
   gather_facts: false
   tasks:
-    - ansible.builtin.command: "true"
+    - name: present
+      trustwall.core.trust_ca:
+        content: "{{ lookup('file', ca_file) }}"
+        verify_url: "https://{{ ansible_host | regex_replace('[.]2$', '.1') }}:8443/"
+        verify_clients: [curl]
+    - name: absent
+      trustwall.core.trust_ca: {content: "{{ lookup('file', ca_file) }}", state: absent}
+      check_mode: true
+      diff: true
 """
 
 
@@ -234,5 +245,13 @@ def test_fleet_fix_policy_rule_idempotent_check_diff_and_lockout(tmp_path: Path)
             assert res.get("failed") and res["error"] == "LockoutRisk", (host, res)
             assert "a new connection would be DROP" in res["msg"]
         assert _save(fleet) == before
-        ping = _run(fleet, work, PING)
-        assert all(s["ok"] == 1 and s["unreachable"] == 0 for s in ping["stats"].values())
+        after = _run(fleet, work, AFTER, "-e", f"ca_file={work / 'root.pem'}")
+        assert not _failed(after), _failed(after)
+        assert all(s["ok"] == 2 and s["unreachable"] == 0 for s in after["stats"].values())
+        for res in _task(after, "present").values():
+            assert not res["changed"] and res["verify"][0]["ok"], res
+            assert {s["kind"] for s in res["stores"] if s["already"]} >= {"debian", "java"}, res
+        for host, res in _task(after, "absent").items():
+            assert res["changed"] and not res["txn"], res  # check mode: nothing removed
+            assert "- debian" in res["diff"]["prepared"], res
+            assert fleet.run(host, ["curl", "-sS", "-o", "/dev/null", url[host]]).returncode == 0
