@@ -29,6 +29,7 @@ from trustwall.doctor.net import (
     tcp_connect,
 )
 from trustwall.errors import BadInput
+from trustwall.tls.clients import Environment
 from trustwall.tls.probe import Handshake, Proxy, Target, parse_proxy, parse_target, probe
 
 RUNGS = ("dns", "route", "tcp", "proxy", "tls", "trust", "http")
@@ -119,11 +120,16 @@ class _Outbound:
             (target.host, target.port)
         self.role = f"the proxy {self.proxy.display}" if self.proxy else target.host
         self.overridden: tuple[HostsEntry, DnsAnswer] | None = None
+        # What earlier rungs found, for the later ones.
+        self.addresses: list[str] = []
+        self.routes: list[Route] = []
+        self.output_note = ""  # what this host's own OUTPUT chain does to the connection
+        self.handshake: Handshake | None = None
+        self.environment: Environment | None = None
 
     def climb(self) -> Ladder:
         steps = (self._dns, self._route, self._tcp, self._proxy_and_tls, self._trust,
                  self._http)
-        self.state: dict[str, object] = {}
         for step in steps:
             if self.ladder.stopped:
                 break
@@ -137,7 +143,7 @@ class _Outbound:
         if self.proxy is not None:
             checked += f" (the proxy resolves {self.target.host} itself)"
         if Target(host, port).is_ip:
-            self.state["addresses"] = [host]
+            self.addresses = [host]
             self.ladder.add(Rung("dns", "ok", checked, f"{host} is an address: no lookup"))
             return
         entries = hosts_entries(host)
@@ -154,7 +160,7 @@ class _Outbound:
                 f"can resolve needs https_proxy"))
             return
         addresses = list(dict.fromkeys(info[4][0] for info in infos))
-        self.state["addresses"] = addresses
+        self.addresses = addresses
         shown = ", ".join(f"{a} ({'IPv6' if ':' in a else 'IPv4'})" for a in addresses)
         if not entries:
             self.ladder.add(Rung("dns", "ok", checked, f"{host} -> {shown} (resolver; not in "
@@ -178,12 +184,12 @@ class _Outbound:
 
     # -- route --------------------------------------------------------------------------
     def _route(self) -> None:
-        addresses: list[str] = self.state["addresses"]  # type: ignore[assignment]
+        addresses = self.addresses
         checked = f"ip route get {addresses[0]}" + (" (and the next addresses)"
                                                     if len(addresses) > 1 else "")
         routes = [route_get(a) for a in addresses]
         usable = [r for r in routes if r.error is None and r.kind in ("unicast", "local")]
-        self.state["routes"] = usable
+        self.routes = usable
         if not usable:
             r = routes[0]
             self.ladder.add(Rung("route", "broken", checked,
@@ -201,7 +207,7 @@ class _Outbound:
 
     # -- tcp ----------------------------------------------------------------------------
     def _tcp(self) -> None:
-        routes: list[Route] = self.state["routes"]  # type: ignore[assignment]
+        routes = self.routes
         port = self.hop[1]
         tried = ", ".join(r.destination for r in routes)
         checked = f"TCP connect to {self.role} port {port} ({tried})"
@@ -225,7 +231,7 @@ class _Outbound:
             return
         on_the_way = failed.offender is not None and failed.offender != failed.address
         if on_the_way and self.proxy is None:
-            self.ladder.add(Rung("tcp", "warning", checked, found + _no_local(self.state)))
+            self.ladder.add(Rung("tcp", "warning", checked, found + self.output_note))
             self.ladder.add(Rung(
                 "proxy", "broken", f"the proxy {self.client} would use",
                 f"{self.choice.reason}, and {failed.offender} on the way forbids direct "
@@ -245,7 +251,7 @@ class _Outbound:
             where = "here" if route.kind == "local" else f"on {failed.address}"
             next_command = f"{where}: trustwall why-in {port}" + \
                 (f" --from {src}" if src else "")
-        found += _no_local(self.state)
+        found += self.output_note
         self.ladder.add(Rung("tcp", "broken", checked, found, next_command))
         if self.overridden is not None:
             entry, answer = self.overridden
@@ -265,12 +271,12 @@ class _Outbound:
         live = trace_live(Packet(src=src, dst=failed.address, proto="tcp",
                                  dport=failed.port, out_iface=route.dev, local=True))
         if live.result is None:
-            self.state["output"] = f"this host's OUTPUT chain not checked: {live.skipped}"
+            self.output_note = f"; this host's OUTPUT chain not checked: {live.skipped}"
             return None
         result = live.result
         ref = result.decided_by
         if not live.blocks or ref is None or ref.hook not in ("OUTPUT", "POSTROUTING"):
-            self.state["output"] = f"this host's OUTPUT chain lets it out " \
+            self.output_note = "; this host's OUTPUT chain lets it out " \
                 f"({describe(ref, result.verdict)})"
             return None
         where = describe(ref, result.verdict)
@@ -286,7 +292,7 @@ class _Outbound:
     # -- proxy and tls ------------------------------------------------------------------
     def _proxy_and_tls(self) -> None:
         handshake = probe(self.target, proxy=self.proxy, timeout=self.timeout)
-        self.state["handshake"] = handshake
+        self.handshake = handshake
         failure = handshake.failure
         from trustwall.tls.explain import finding
 
@@ -322,10 +328,11 @@ class _Outbound:
         from trustwall.tls.clients import discover
         from trustwall.tls.report import diagnose
 
-        handshake: Handshake = self.state["handshake"]  # type: ignore[assignment]
+        handshake = self.handshake
+        assert handshake is not None
         environment = discover(self.env, self.root, java=self.client == "java")
         report = diagnose(handshake, environment)
-        self.state["environment"] = environment
+        self.environment = environment
         verdict = report.clients.get(self.client)
         checked = f"the presented chain ({len(report.chain)} certificate(s)) against the " \
             f"store {self.client} reads"
@@ -358,8 +365,9 @@ class _Outbound:
         import http.client
         import ssl
 
-        environment = self.state["environment"]
-        anchors = environment.stores[environment.clients[self.client].store]  # type: ignore
+        environment = self.environment
+        assert environment is not None
+        anchors = environment.stores[environment.clients[self.client].store]
         checked = f"HEAD / over a connection verified with {anchors.name}"
         try:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -434,11 +442,6 @@ def _connect_words(c: Connect) -> str:
         return (f"{at}: {c.message}: a TCP reset from {c.address}: nothing listens on port "
                 f"{c.port} there (or a REJECT --reject-with tcp-reset)")
     return f"{at}: {c.message} ({c.errno_name})"
-
-
-def _no_local(state: dict[str, object]) -> str:
-    note = state.get("output")
-    return f"; {note}" if note else ""
 
 
 def _tls_words(h: Handshake) -> str:
