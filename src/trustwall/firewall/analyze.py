@@ -221,11 +221,47 @@ def _unconditional(rule: Rule, flat: FlatChain) -> bool:
             and (rule.target_name in TERMINATING_TARGETS or rule.target_name == "RETURN"))
 
 
+#: A query with more candidates than this is "broad": its gap is worth remembering.
+_BROAD = 64
+
+
+class _Witnesses:
+    """Packets recently shown to be decided by no earlier rule, each with how many of the
+    (only growing) decider cubes it has been checked against.
+
+    A broad rule (an unconditional jump, a catch-all) meets every earlier rule, so proving it
+    is not covered costs a pass over all of them; re-checking a remembered gap only against the
+    cubes added since keeps a chain of such rules linear instead of quadratic.
+    """
+
+    SIZE = 16
+
+    def __init__(self) -> None:
+        self.points: list[list] = []  # [point, checked_upto]
+
+    def remember(self, point: sp.Point, upto: int) -> None:
+        self.points.insert(0, [point, upto])
+        del self.points[self.SIZE:]
+
+    def uncovered(self, query: sp.Cube, cubes: list[sp.Cube]) -> bool:
+        for entry in list(self.points):
+            point, upto = entry
+            if not sp.cube_contains(query, point):
+                continue
+            if any(sp.cube_contains(c, point) for c in cubes[upto:]):
+                self.points.remove(entry)  # covered by now: forget it
+                continue
+            entry[1] = len(cubes)
+            return True
+        return False
+
+
 def _shadow_pass(flat: FlatChain, results: dict, partial: list[str]) -> set[int]:
     """Check every flat rule against the union of earlier deciders; return shadowed positions."""
     index = sp.CubeIndex(flat.universe)
     owner: list[int] = []
     shadowed: set[int] = set()
+    witnesses = _Witnesses()
     for pos, r in enumerate(flat.rules):
         key = (flat.table, r.origin.chain, r.origin.number)
         res = results[key]
@@ -233,11 +269,16 @@ def _shadow_pass(flat: FlatChain, results: dict, partial: list[str]) -> set[int]
         blockers: set[int] = set()
         covered = True
         for q in r.may.cubes:
+            if witnesses.uncovered(q, index.cubes):
+                covered = False
+                break
             cands = index.candidates(q)
             got = sp.cover(q, index.cubes, cands)
             if not got.covered:
                 if got.gave_up:
                     partial.append(f"{flat.table} {r.origin.label}: coverage not decided")
+                elif got.witness is not None and len(cands) > _BROAD:
+                    witnesses.remember(sp.cube_point(got.witness), len(index.cubes))
                 covered = False
                 break
             blockers.update(owner[i] for i in sp.minimal_blockers(q, index.cubes, got.used))
