@@ -8,12 +8,12 @@ DOCUMENTATION = r"""
 module: firewall_rule
 short_description: Allow, deny or delete one iptables rule at the position where it works
 description:
-  - Unlike C(ansible.builtin.iptables), the rule goes where it takes effect: directly before
+  - "Unlike C(ansible.builtin.iptables), the rule goes where it takes effect: directly before
     the first rule that would otherwise decide some of its packets differently (so
     ESTABLISHED,RELATED and other early rules stay first), or appended when nothing is in the
-    way. trustwall's planner works this out from the live ruleset.
-  - Idempotent by position, not only by presence, the same rule already at the planned
-    position is C(ok); a copy at a position where it does not take effect is moved.
+    way. trustwall's planner works this out from the live ruleset."
+  - "Idempotent by position, not only by presence: the same rule already in effect is C(ok);
+    a copy at a position where it decides nothing is moved where it does."
   - Applied like a policy (one atomic restore, lockout check against Ansible's own SSH
     connection, optional confirm-or-rollback); check mode and diff mode as firewall_policy.
 options:
@@ -43,7 +43,7 @@ options:
         C(30m), C(1d). A duration gives a new expiry on every run (the rule is replaced).
     type: str
   reject_with: {description: ICMP error or tcp-reset for reject, type: str}
-  confirm_within: {description: Roll back after N seconds unless confirmed (firewall_policy confirm=true), type: int, default: 0}
+  confirm_within: {description: 'Roll back after N seconds unless confirmed (firewall_policy confirm: true)', type: int, default: 0}
   force: {description: Apply despite the lockout check, type: bool, default: false}
   keep: {description: More flows that must survive, type: list, elements: str, default: []}
   persist: {description: Write the distro boot file if it has one, type: bool, default: true}
