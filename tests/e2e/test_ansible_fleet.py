@@ -6,7 +6,7 @@ one playbook fixes that with trust_fix, applies a firewall policy (confirm-or-ro
 confirmed by a second task over a new SSH connection) and opens JMX on the app chain with
 firewall_rule at the position where it works; a second run changes nothing; check + diff mode
 shows a further change without making it; a policy that would cut Ansible's own SSH flow is
-refused and every host stays reachable.
+refused, a change nobody confirms rolls back by itself, and every host stays reachable.
 """
 
 from __future__ import annotations
@@ -96,11 +96,18 @@ SITE = """\
     - trustwall.core.trustwall_facts: {lint: true}
 """
 
+# The lockout policy is refused; then a change applied with an 8 s deadline and never
+# confirmed rolls back by itself after Ansible's connection has gone.
 LOCK = """\
 - hosts: fleet
   gather_facts: false
   tasks:
-    - trustwall.core.firewall_policy: {content: "{{ lookup('file', policy_file) }}"}
+    - name: lockout
+      trustwall.core.firewall_policy: {content: "{{ lookup('file', policy_file) }}"}
+      ignore_errors: true
+    - name: unconfirmed
+      trustwall.core.firewall_policy:
+        {content: "{{ lookup('file', other_policy) }}", confirm_within: 8}
 """
 
 # After the lockout refusal: the hosts are reachable over new connections, and trust_ca sees
@@ -240,11 +247,14 @@ def test_fleet_fix_policy_rule_idempotent_check_diff_and_lockout(tmp_path: Path)
         assert _save(fleet) == before  # check mode changed nothing
 
         (work / "lockout.yaml").write_text(LOCKOUT)
-        locked = _run(fleet, work, LOCK, "-e", f"policy_file={work / 'lockout.yaml'}")
-        for host, res in locked["plays"][0]["tasks"][0]["hosts"].items():
+        locked = _run(fleet, work, LOCK, "-e", f"policy_file={work / 'lockout.yaml'}",
+                      "-e", f"other_policy={work / 'policy2.yaml'}")
+        for host, res in _task(locked, "lockout").items():
             assert res.get("failed") and res["error"] == "LockoutRisk", (host, res)
             assert "a new connection would be DROP" in res["msg"]
-        assert _save(fleet) == before
+        assert all(r["changed"] and r["confirm_deadline"]
+                   for r in _task(locked, "unconfirmed").values())
+        assert all("--dport 8080" in text for text in _save(fleet).values())
         after = _run(fleet, work, AFTER, "-e", f"ca_file={work / 'root.pem'}")
         assert not _failed(after), _failed(after)
         assert all(s["ok"] == 2 and s["unreachable"] == 0 for s in after["stats"].values())
@@ -255,3 +265,7 @@ def test_fleet_fix_policy_rule_idempotent_check_diff_and_lockout(tmp_path: Path)
             assert res["changed"] and not res["txn"], res  # check mode: nothing removed
             assert "- debian" in res["diff"]["prepared"], res
             assert fleet.run(host, ["curl", "-sS", "-o", "/dev/null", url[host]]).returncode == 0
+        deadline = time.monotonic() + 20
+        while _save(fleet) != before and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _save(fleet) == before  # every host rolled the unconfirmed change back
