@@ -93,7 +93,8 @@ SITE = """\
         {chain: APP, action: allow, proto: tcp, dport: "{{ jmx_port }}", src: 198.18.0.0/15,
          name: jmx, expires: "2099-01-01T00:00:00Z"}
       tags: [firewall]
-    - trustwall.core.trustwall_facts: {lint: true}
+    - name: facts
+      trustwall.core.trustwall_facts: {lint: true}
 """
 
 # The lockout policy is refused; then a change applied with an 8 s deadline and never
@@ -222,6 +223,12 @@ def test_fleet_fix_policy_rule_idempotent_check_diff_and_lockout(tmp_path: Path)
             assert "--dport 9010" in app[0] and "REJECT" in app[1], text
             assert '"tw:jmx expires=2099-01-01T00:00:00Z" -j ACCEPT' in app[0], text
             assert '-A INPUT -p tcp -m comment --comment "tw:app" -j APP' in text
+        for res in _task(first, "facts").values():
+            facts = res["ansible_facts"]["trustwall"]
+            assert {"debian", "java"} <= {s["kind"] for s in facts["stores"]}, facts
+            assert facts["firewall"]["backend"]["default"] == "nft"
+            assert facts["firewall"]["rules"] == 6 and isinstance(facts["firewall"]["findings"],
+                                                                  list)
         # confirmed: no rollback is pending, the ruleset stays
         for h in fleet.hosts:
             state = fleet.hosts[h][1].path("/var/lib/trustwall")
