@@ -266,6 +266,10 @@ def run_benchmark(workdir: Path) -> dict[str, object]:
 
 
 def main() -> None:
+    if not (ANSIBLE_BIN / "ansible-playbook").exists():
+        write_result("ansible_fleet", {"skipped": "ansible-core not installed (.venv-ansible: "
+                                                  "scripts/setup.sh)"})
+        return
     with tempfile.TemporaryDirectory(prefix="tw-bench-fleet-") as d:
         result = run_benchmark(Path(d))
     result["python"] = sys.version.split()[0]

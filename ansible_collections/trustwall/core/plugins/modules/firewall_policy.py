@@ -20,7 +20,10 @@ description:
     in; otherwise the change rolls back by itself after N seconds."
 options:
   content:
-    description: The policy text (e.g. C(lookup('file', 'policy.yaml')) on the controller).
+    description:
+      - The policy text (e.g. C(lookup('file', 'policy.yaml')) on the controller).
+      - It is compiled from a temporary file, so C(include:) has nothing to be relative to; for
+        a policy in several files, copy them to the host and use O(path).
     type: str
   path:
     description: A policy file already on the managed host.
