@@ -226,3 +226,16 @@ def test_cheating_variant_differs_exactly_by_the_removed_rule() -> None:
         assert change.before == "ACCEPT" and change.after != "ACCEPT"
         assert sp.Space.of(u, change._cube) <= inside
         assert "out eth1.152" in change.packets and "dport 4569,5000:65535" in change.packets
+
+
+def test_alternative_keeps_a_partial_drop_guard_in_front() -> None:
+    rules = parse_save("*filter\n:INPUT ACCEPT [0:0]\n"
+                       "-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT\n"
+                       "-A INPUT -p tcp ! --syn -m state --state NEW -j DROP\n"
+                       "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n"
+                       "-A INPUT -j REJECT\nCOMMIT\n")
+    plan = plan_insert(rules, build_rule("ACCEPT", proto="tcp", dport="18745", state="NEW"))
+    assert plan.position == 2  # all its packets, even NEW without SYN
+    assert plan.alternative == (
+        "iptables -I INPUT 4 -p tcp -m state --state NEW -m tcp --dport 18745 -j ACCEPT",)
+    assert "keeps 2 in front, which still DROP" in plan.alternative_why

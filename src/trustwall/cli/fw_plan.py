@@ -26,6 +26,9 @@ def _show_plan(plan) -> None:  # type: ignore[no-untyped-def]
             out.print(f"#   {change}", markup=False, soft_wrap=True)
         if plan.more:
             out.print(f"#   … and {plan.more} more", markup=False)
+    for cmd in plan.alternative:
+        out.print(f"# alternative: {cmd}", markup=False, soft_wrap=True)
+        out.print(f"#   {plan.alternative_why}", markup=False, soft_wrap=True)
     for line in plan.in_the_way:
         out.print(f"# in the way: {line}", markup=False, soft_wrap=True)
 

@@ -79,6 +79,8 @@ class Plan:
     feasible: bool = True
     more: int = 0  # effect lines not shown
     in_the_way: tuple[str, ...] = ()  # rules of earlier tables that defeat any position
+    alternative: tuple[str, ...] = ()  # a later position that keeps partial DROP/REJECT guards
+    alternative_why: str = ""
 
 
 @dataclass(frozen=True)
@@ -226,6 +228,22 @@ def plan_insert(ruleset: Ruleset, rule: Rule, *, table: str = "filter") -> Plan:
             break
     pieces = FlatIndex(flat).decide(wanted.cubes)
     effect, more = _changes([(p, action) for p in pieces], u)
+    alternative, alt_why = (), ""
+    if blocker is not None and position is not None:
+        alt = _keeping_guards(flat, wanted, action)
+        if alt is not None and alt[0] > position:
+            alt_pos, guards = alt
+            kept = [p for p in pieces if p.rule is not None and id(p.rule) in guards]
+            alternative = (render_command(rule, table=table, family=ruleset.family,
+                                          action="-I", number=alt_pos),)
+            labels = ", ".join(dict.fromkeys(
+                g.origin.label if g.origin.chain != rule.chain else str(g.origin.number)
+                for g in guards.values()))
+            verdicts = "/".join(sorted({g.verdict for g in guards.values()}))
+            what = "; ".join(sp.describe(p.cube, u) for p in kept[:3]) + (
+                " …" if len(kept) > 3 else "")
+            alt_why = (f"keeps {labels} in front, which still {verdicts} "
+                       + (what if what else "the packets they may match"))
     in_the_way = _upstream(ruleset, table, rule.chain, rs.may, action, u)
     n_rules = len(ruleset.chain(table, rule.chain).rules)  # type: ignore[union-attr]
     family = ruleset.family
@@ -252,7 +270,31 @@ def plan_insert(ruleset: Ruleset, rule: Rule, *, table: str = "filter") -> Plan:
     if in_the_way:
         why += "; but no position in this chain can work for all of them: see in_the_way"
     return Plan(table, rule.chain, (cmd,) if cmd else (), position, tuple(effect), why,
-                feasible, more, tuple(in_the_way))
+                feasible, more, tuple(in_the_way), alternative, alt_why)
+
+
+def _keeping_guards(flat: FlatChain, wanted: Space, action: str,
+                    ) -> tuple[int, dict[int, FlatRule]] | None:
+    """For an ACCEPT: the position if earlier DROP/REJECT rules that take only *some* of the
+    packets (sanity guards such as "NEW without SYN") are kept in front of the new rule."""
+    if _verdict_name(action) != "ACCEPT":
+        return None
+    undecided = wanted
+    guards: dict[int, FlatRule] = {}
+    for f in flat.rules:
+        if not f.terminal or undecided.is_empty():
+            continue
+        if f.action == action:
+            undecided = undecided - f.must
+            continue
+        if not any(sp.cube_meets(a, b) for a in undecided.cubes for b in f.may.cubes):
+            continue
+        if f.verdict in ("DROP", "REJECT") and not undecided <= f.must:
+            guards[id(f)] = f
+            undecided = undecided - f.may
+            continue
+        return _top(f), guards
+    return None
 
 
 # --------------------------------------------------------------------------- delete
