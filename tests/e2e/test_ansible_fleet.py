@@ -74,6 +74,7 @@ SITE = """\
   tasks:
     - name: fix interception
       trustwall.core.trust_fix: {url: "{{ site_url }}", clients: [curl, python]}
+      tags: [trust]
     - name: policy
       trustwall.core.firewall_policy:
         content: "{{ lookup('file', policy_file) }}"
@@ -204,6 +205,14 @@ def test_fleet_fix_policy_rule_idempotent_check_diff_and_lockout(tmp_path: Path)
         for h in fleet.hosts:  # untrusted CA: curl's "unable to get local issuer certificate"
             assert fleet.run(h, ["curl", "-sS", "-o", "/dev/null", url[h]], check=False
                              ).returncode == 60
+
+        dry = _run(fleet, work, SITE, *site_vars, "--check", "--diff", "--tags", "trust")
+        assert not _failed(dry), _failed(dry)
+        for host, res in _task(dry, "fix interception").items():
+            assert res["changed"] and not res["txn"] and res["anchors"], res
+            assert "+ debian /usr/local/share/ca-certificates" in res["diff"]["prepared"], res
+            assert fleet.run(host, ["curl", "-sS", "-o", "/dev/null", url[host]], check=False
+                             ).returncode == 60  # check mode installed nothing
 
         first = _run(fleet, work, SITE, *site_vars)
         stats = first["stats"]
