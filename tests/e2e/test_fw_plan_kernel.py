@@ -124,3 +124,31 @@ def test_planned_delete_takes_effect_in_the_kernel() -> None:
         after = _verdicts(oracle, packets)
     assert (before[-1], after[-1]) == ("ACCEPT", "REJECT")
     _check(plan, packets, before, after, u)
+
+
+def test_rules_lint_calls_shadowed_never_decide_in_the_kernel() -> None:
+    from trustwall.firewall.analyze import lint
+    from trustwall.lab.oracle import KernelOracle
+
+    text = ("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            "-A INPUT -s 10.0.0.0/9 -j DROP\n"
+            "-A INPUT -s 10.128.0.0/9 -p tcp -j DROP\n"
+            "-A INPUT -s 10.128.0.0/9 -p udp -j ACCEPT\n"
+            "-A INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 22 -j ACCEPT\n"
+            "-A INPUT -s 10.0.0.0/8 -p udp -j DROP\n"
+            "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n")
+    shadowed = {f.rule: set(f.blocked_by) for f in lint(parse_save(text)).findings
+                if f.kind == "shadowed"}
+    assert shadowed == {4: {1, 2}, 5: {1, 3}}
+    rng = random.Random(5)
+    packets = [Packet(f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+                      DST, rng.choice(["tcp", "udp"]), 40000, rng.choice([22, 53]),
+                      in_iface="eth0", state="NEW") for _ in range(12)]
+    packets.append(Packet("192.0.2.7", DST, "tcp", 40000, 22, in_iface="eth0", state="NEW"))
+    with KernelOracle(sender_if="eth0") as oracle:
+        oracle.load(text)
+        decided = [hit.decision("filter", "INPUT") for hit in oracle.send_many(packets)]
+    rules = [d.rule for d in decided if d is not None]
+    assert len(rules) == len(packets)
+    assert not set(rules) & set(shadowed)  # the kernel never picks a shadowed rule
+    assert set(rules[:-1]) <= {1, 2, 3} and rules[-1] == 6
