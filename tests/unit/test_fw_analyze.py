@@ -157,6 +157,14 @@ def test_structure_findings() -> None:
     assert ("invalid", "OUTPUT", 1) in kinds
 
 
+def test_targets_in_tables_that_refuse_them_are_invalid() -> None:
+    # both refused by iptables-restore 1.8.9 (nft), checked in a lab namespace
+    nat = ("-A PREROUTING -p tcp -m tcp --dport 25 -j DROP\n"
+           "-A OUTPUT -p tcp -j REJECT --reject-with icmp-port-unreachable\n")
+    invalid = {(f.table, f.chain, f.rule) for f in findings("", nat=nat) if f.kind == "invalid"}
+    assert invalid == {("nat", "PREROUTING", 1), ("nat", "OUTPUT", 1)}
+
+
 def test_docker_published_port_bypasses_input() -> None:
     nat = "-A PREROUTING -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80\n"
     rules = "-A INPUT -p tcp -m tcp --dport 8080 -j DROP\n"

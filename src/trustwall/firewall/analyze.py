@@ -51,8 +51,12 @@ _TARGET_PLACES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "REDIRECT": (frozenset({"nat"}), frozenset({"PREROUTING", "OUTPUT"})),
     "SNAT": (frozenset({"nat"}), frozenset({"POSTROUTING", "INPUT"})),
     "MASQUERADE": (frozenset({"nat"}), frozenset({"POSTROUTING"})),
-    "REJECT": (frozenset({"filter", "mangle", "raw", "security", "nat"}),
-               frozenset({"INPUT", "FORWARD", "OUTPUT"})),
+    # iptables 1.8.9 (nft) refuses REJECT in every table but filter (RULE_APPEND failed),
+    # checked with iptables-restore in a namespace; legacy also allows mangle/raw/security.
+    "REJECT": (frozenset({"filter"}), frozenset({"INPUT", "FORWARD", "OUTPUT"})),
+    # userspace: 'The "nat" table is not intended for filtering, the use of DROP is
+    # therefore inhibited.'
+    "DROP": (frozenset({"raw", "mangle", "filter", "security"}), frozenset(HOOKS)),
 }
 #: Target extensions of the kernel that the extension table may not list (jumps to these are
 #: not "missing chains").
