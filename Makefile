@@ -11,14 +11,14 @@ demo: setup
 	$(VENV)/bin/trustwall lab demo
 
 test: setup
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench ansible_collections
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-fast: setup
 	$(VENV)/bin/pytest -m "not lab and not slow" $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench ansible_collections
 
 bench: setup
 	$(VENV)/bin/python -m bench $(BENCH)

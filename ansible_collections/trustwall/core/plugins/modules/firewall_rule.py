@@ -67,8 +67,6 @@ explanation: {description: Why that position, type: str, returned: always}
 effect: {description: Semantic diff lines, type: list, returned: always}
 """
 
-import dataclasses
-import datetime
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.trustwall.core.plugins.module_utils.trustwall_common import (
@@ -81,87 +79,6 @@ from ansible_collections.trustwall.core.plugins.module_utils.trustwall_firewall 
 )
 
 VERDICTS = {"allow": "ACCEPT", "deny": "DROP", "reject": "REJECT"}
-UNITS = {"m": 60, "h": 3600, "d": 86400}
-
-
-def rule_comment(name, expires, comment):
-    """``tw:NAME[ expires=ISO]`` for a named rule (what ``fw expire`` reads), else ``comment``."""
-    from trustwall.errors import BadInput
-    from trustwall.firewall.policy import COMMENT_PREFIX, format_time, parse_time
-
-    if not name:
-        if expires:
-            raise BadInput("expires needs a name (the rule's comment carries both)")
-        return comment
-    text = f"{COMMENT_PREFIX}{name}"
-    if expires:
-        value = expires.strip()
-        if value[:-1].isdigit() and value[-1:] in UNITS:
-            now = datetime.datetime.now(datetime.timezone.utc)
-            moment = now + datetime.timedelta(seconds=int(value[:-1]) * UNITS[value[-1]])
-        else:
-            try:
-                moment = parse_time(value)
-            except ValueError:
-                raise BadInput(f"expires {expires!r}: not an ISO time or a duration "
-                               "such as 2h") from None
-        text += f" expires={format_time(moment)}"
-    return text
-
-
-def _with_chain(ruleset, table, chain):
-    """``ruleset`` with ``table``/``chain`` present (a fresh host has no tables at all)."""
-    from trustwall.firewall.model import Chain, Table, builtin_chains
-
-    t = ruleset.table(table)
-    if t is not None and t.chain(chain) is not None:
-        return ruleset
-    if t is None:
-        t = Table(table, tuple(Chain(name, "ACCEPT") for name in builtin_chains(table)))
-    if t.chain(chain) is None:
-        t = dataclasses.replace(t, chains=(*t.chains, Chain(chain)))
-    others = tuple(x for x in ruleset.tables if x.name != table)
-    return dataclasses.replace(ruleset, tables=(*others, t))
-
-
-def _set_rules(ruleset, table, chain, rules):
-    tables = []
-    for t in ruleset.tables:
-        if t.name == table:
-            t = dataclasses.replace(t, chains=tuple(
-                dataclasses.replace(c, rules=tuple(rules)) if c.name == chain else c
-                for c in t.chains))
-        tables.append(t)
-    return dataclasses.replace(ruleset, tables=tuple(tables))
-
-
-def plan_target(live, rule, table, state, name=None):
-    """The ruleset to hold. present: the rule as it is if it is there and in effect (some
-    packets' verdict depends on it), else every copy removed and the rule inserted where the
-    planner says it decides its packets; absent: every copy removed.
-    Returns (target, position, explanation)."""
-    from trustwall.errors import ProblemFound
-    from trustwall.firewall.plan import diff, plan_insert
-    from trustwall.firewall.policy import rule_name
-
-    current = live.chain(table, rule.chain).rules
-    others = [r for r in current if r != rule and not (name and rule_name(r) == name)]
-    base = _set_rules(live, table, rule.chain, others)
-    if state == "present" and rule in current and len(others) == len(current) - 1 \
-            and diff(live, base, tables=(table,)).different:
-        # Present and deciding packets: keep it where it is. A later exception placed before
-        # it (a narrower allow in front of a catch-all deny) must not move it back on top.
-        return live, current.index(rule) + 1, "already in place and in effect"
-    if state == "absent":
-        return base, None, f"removes {len(current) - len(others)} copies of the rule"
-    plan = plan_insert(base, rule, table=table)
-    if not plan.feasible:
-        raise ProblemFound("no position in this chain decides all of these packets: "
-                           + "; ".join(plan.in_the_way))
-    if plan.position is None:  # nothing decides these packets differently even without it
-        return live, None, plan.explanation
-    rules = [*others[:plan.position - 1], rule, *others[plan.position - 1:]]
-    return _set_rules(live, table, rule.chain, rules), plan.position, plan.explanation
 
 
 def main():
@@ -182,6 +99,7 @@ def main():
     from trustwall.errors import TrustwallError
     from trustwall.firewall.live import read_live
     from trustwall.firewall.plan import build_rule
+    from trustwall.firewall.quick import parse_expiry, plan_target, rule_tag, with_chain
 
     p = module.params
     try:
@@ -190,9 +108,11 @@ def main():
                           dport=p["dport"], sport=p["sport"], src=p["src"], dst=p["dst"],
                           state=p["ctstate"], in_iface=p["in_interface"],
                           out_iface=p["out_interface"],
-                          comment=rule_comment(p["name"], p["expires"], p["comment"]),
+                          comment=rule_tag(p["name"],
+                                           parse_expiry(p["expires"]) if p["expires"] else None,
+                                           p["comment"]),
                           reject_with=p["reject_with"], family=family)
-        live = _with_chain(read_live(family=family), p["table"], p["chain"])
+        live = with_chain(read_live(family=family), p["table"], p["chain"])
         target, position, why = plan_target(live, rule, p["table"], p["state"], p["name"])
         out, diff = apply_targets(module, {family: target}, {family: live},
                                   f"ansible: {p['state']} rule {p['action']} in {p['chain']}",
