@@ -316,3 +316,36 @@ def test_kill_9_during_apply_never_leaves_a_half_applied_table(tmp_path):
             assert final["filter"] == final["nat"], final  # and the tables agree after recovery
             outcomes.add(next(iter(final["filter"])))
         assert outcomes <= {"old", "new"}
+
+
+def test_quick_allow_for_two_hours_then_expiry_and_delete(hosts, tmp_path):
+    server, client = hosts
+    before = saved(server)
+    state = ["--state-dir", str(tmp_path / "state"), "--no-persist", "--confirm-within", "0"]
+    out = tw(server, "fw", "allow", "--proto", "tcp", "--dport", "18745", "--state", "NEW",
+             "--name", "jmx", "--for", "2h", "--apply", "--json", *state).stdout
+    result = json.loads(out)
+    assert result["position"] == 10 and result["result"]["applied"] is True
+    assert connect(client) == "OK JMX"
+    rules = [line for line in saved(server).splitlines() if line.startswith("-A INPUT")]
+    assert '"tw:jmx expires=' in rules[9] and "REJECT" in rules[10]
+
+    # Not expired yet: fw expire leaves it; the policy diff names it.
+    assert json.loads(tw(server, "fw", "expire", "--json", *state).stdout)["removed"] == []
+    # Deleting it by number through the planner restores the seed ruleset exactly.
+    tw(server, "fw", "delete", "--apply", "--yes", "INPUT", "10")
+    assert saved(server) == before
+    assert connect(client) == "FAIL No route to host"
+
+
+def test_diff_of_a_policy_against_the_live_ruleset_names_the_change(hosts, tmp_path):
+    server, _ = hosts
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(add_jmx_rule(tw(server, "fw", "import", "--live").stdout))
+    proc = tw(server, "fw", "diff", "--live", str(policy), "--json", check=False)
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout)
+    changes = [str(c["packets"]) + ": " + c["before"] + " → " + c["after"]
+               for h in doc["hooks"] for c in h["changes"]]
+    assert changes == ["tcp dport 18745 state NEW in not lo from any: REJECT → ACCEPT"], changes
+    assert "+ jmx (filter INPUT)" in doc["rules"]

@@ -144,3 +144,15 @@ def test_describe_reads_like_a_rule() -> None:
     assert sp.describe(cube, U4) == "tcp dport 18745 state NEW from any"
     neg = U4.cube(src=sp.iv_sub(U4.full[sp.SRC], ((10 << 24, 11 << 24),)))
     assert sp.describe(neg, U4) == "from not 10.0.0.0/8"
+
+
+def test_cube_merge_is_the_exact_union_or_none():
+    a = list(U4.full)
+    b = list(U4.full)
+    a[sp.DPORT] = ((22, 23),)
+    b[sp.DPORT] = ((80, 81),)
+    merged = sp.cube_merge(tuple(a), tuple(b))
+    assert merged is not None and merged[sp.DPORT] == ((22, 23), (80, 81))
+    b[sp.SRC] = ((5, 6),)
+    assert sp.cube_merge(tuple(a), tuple(b)) is None  # differ in two dimensions
+    assert sp.cube_merge(tuple(a), tuple(a)) == tuple(a)

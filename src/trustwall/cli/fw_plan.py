@@ -1,5 +1,6 @@
-"""``trustwall fw allow|deny|reject|delete --plan`` and ``fw diff``: where a change must go and
-what it does to packets. Only planning lives here; applying is a separate command."""
+"""``trustwall fw allow|deny|reject|delete --plan|--apply`` and ``fw diff``: where a change must
+go, what it does to packets, and (with ``--apply``) making it through the same checked, journaled
+path as a policy apply (firewall.quick)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,32 @@ from typing import Any
 import click
 
 from trustwall.cli.fw import _load, _source_options
+from trustwall.cli.fw_policy import APPLY_OPTIONS, make_options, render_apply
 from trustwall.cli.output import console, emit, json_option
 from trustwall.errors import BadInput, ProblemFound
+
+
+def _apply_rule(rule, table: str, name: str | None, live, yes: bool,  # type: ignore[no-untyped-def]
+                as_json: bool, apply_args: dict[str, Any]) -> None:
+    """Plan, preview (unless --yes/--json), then apply one rule through firewall.quick."""
+    from dataclasses import replace
+
+    from trustwall.firewall.quick import apply_rule
+
+    options = make_options(**apply_args)
+    if not yes and not as_json and not options.dry_run:
+        preview, position, why = apply_rule(rule, table=table, name=name, family=live.family,
+                                            options=replace(options, dry_run=True), live=live)
+        console().print(f"# position {position}: {why}", markup=False, soft_wrap=True)
+        render_apply(preview)
+        if not preview.changed:
+            return
+        click.confirm("Apply this change?", abort=True)
+    result, position, why = apply_rule(rule, table=table, name=name, family=live.family,
+                                       options=options, live=live)
+    emit({"position": position, "explanation": why, "result": result},
+         lambda _: (console().print(f"# position {position}: {why}", markup=False,
+                                    soft_wrap=True), render_apply(result)))
 
 
 def _show_plan(plan) -> None:  # type: ignore[no-untyped-def]
@@ -33,10 +58,10 @@ def _show_plan(plan) -> None:  # type: ignore[no-untyped-def]
         out.print(f"# in the way: {line}", markup=False, soft_wrap=True)
 
 
-def _need_plan(plan: bool) -> None:
-    if not plan:
-        raise BadInput("add --plan: this command only plans (prints the iptables command and "
-                       "its effect); applying is not part of it")
+def _need_plan(plan: bool, apply: bool = False) -> None:
+    if plan == apply:
+        raise BadInput("add --plan (print the iptables command and its effect) or --apply "
+                       "(make the change, checked and journaled)")
 
 
 def _rule_command(verdict: str) -> Callable[..., Any]:
@@ -44,15 +69,24 @@ def _rule_command(verdict: str) -> Callable[..., Any]:
                 proto: str | None, dport: str | None, sport: str | None, src: str | None,
                 dst: str | None, state: str | None, in_iface: str | None,
                 out_iface: str | None, comment: str | None, plan: bool, as_json: bool,
-                reject_with: str | None = None) -> None:
+                apply: bool, duration: str | None, name: str | None, yes: bool,
+                reject_with: str | None = None, **apply_args: Any) -> None:
         from trustwall.firewall import plan as api
+        from trustwall.firewall.quick import parse_expiry, rule_tag
 
-        _need_plan(plan)
+        _need_plan(plan, apply)
+        if apply and file is not None:
+            raise BadInput("--apply changes the running firewall; it cannot take --file")
+        expires = parse_expiry(duration) if duration else None
+        comment = rule_tag(name, expires, comment)
         ruleset = _load(file, live, ipv6, counters=False)
         rule = api.build_rule(verdict, chain=chain, proto=proto, dport=dport, sport=sport,
                               src=src, dst=dst, state=state, in_iface=in_iface,
                               out_iface=out_iface, comment=comment, reject_with=reject_with,
                               family=ruleset.family)
+        if apply:
+            _apply_rule(rule, table, name, ruleset, yes, as_json, apply_args)
+            return
         result = api.plan_insert(ruleset, rule, table=table)
         emit(result, _show_plan)
         if not result.feasible:
@@ -62,7 +96,15 @@ def _rule_command(verdict: str) -> Callable[..., Any]:
                        "position where it decides all of them (before the first rule that "
                        "would decide some of them differently), and show its effect.")
     options = [
-        click.option("--plan", is_flag=True, help="Print the command and its effect (required)."),
+        *APPLY_OPTIONS,
+        click.option("--yes", is_flag=True, help="With --apply: do not ask."),
+        click.option("--name", help="Name the rule (comment tw:NAME, as a policy entry's)."),
+        click.option("--for", "duration", metavar="DURATION",
+                     help="Temporary rule: expires after e.g. 2h (needs --name); removed by "
+                          "`fw expire`."),
+        click.option("--apply", is_flag=True,
+                     help="Make the change: checked, journaled, undoable (`trustwall undo`)."),
+        click.option("--plan", is_flag=True, help="Print the command and its effect."),
         click.option("--comment", help="Comment for the rule (-m comment)."),
         click.option("--out", "out_iface", help="Output interface (-o; 'eth+' wildcards)."),
         click.option("--in", "in_iface", help="Input interface (-i; 'eth+' wildcards)."),
@@ -93,15 +135,18 @@ reject = _rule_command("REJECT")
                                  "allow_interspersed_args": False})
 @_source_options
 @click.option("--table", "-t", default="filter", show_default=True)
-@click.option("--plan", is_flag=True, help="Print the command and its effect (required).")
+@click.option("--plan", is_flag=True, help="Print the command and its effect.")
+@click.option("--apply", is_flag=True, help="Delete it: checked, journaled, undoable.")
+@click.option("--yes", is_flag=True, help="With --apply: do not ask.")
 @json_option
 @click.argument("chain")
 @click.argument("rule", nargs=-1, required=True)
-def delete(file: str | None, live: bool, ipv6: bool, table: str, plan: bool, as_json: bool,
-           chain: str, rule: tuple[str, ...]) -> None:
-    """Plan deleting CHAIN rule N, or the first rule equal to SPEC, and show its effect.
+def delete(file: str | None, live: bool, ipv6: bool, table: str, plan: bool, apply: bool,
+           yes: bool, as_json: bool, chain: str, rule: tuple[str, ...]) -> None:
+    """Plan (--plan) or make (--apply [--yes]) the deletion of CHAIN rule N, or of the first
+    rule equal to SPEC, and show its effect.
 
-    Example: trustwall fw delete --plan INPUT 5   or   fw delete --plan INPUT -p tcp --dport 22
+    Example: trustwall fw delete --plan INPUT 5   or   fw delete --apply INPUT -p tcp --dport 22
     -j ACCEPT
     """
     from trustwall.firewall import plan as api
@@ -112,17 +157,51 @@ def delete(file: str | None, live: bool, ipv6: bool, table: str, plan: bool, as_
         at = words.index("--file")
         file = words[at + 1]
         del words[at:at + 2]
-    words = [w for w in words if w not in ("--plan", "--json")]
+    flags = {"--plan", "--json", "--apply", "--yes"}
+    words = [w for w in words if w not in flags]
     plan = plan or "--plan" in rule
+    apply = apply or "--apply" in rule
+    yes = yes or "--yes" in rule
     if "--json" in rule:
         click.get_current_context().params["as_json"] = True
-    _need_plan(plan)
+    _need_plan(plan, apply)
     ruleset = _load(file, live, ipv6, counters=False)
     if len(words) == 1 and words[0].isdigit():
         result = api.plan_delete(ruleset, chain, int(words[0]), table=table)
     else:
         result = api.plan_delete(ruleset, chain, spec=" ".join(words), table=table)
     emit(result, _show_plan)
+    if apply:
+        from trustwall.firewall.quick import delete_rule
+
+        if file is not None:
+            raise BadInput("--apply changes the running firewall; it cannot take --file")
+        if not yes and not as_json:
+            click.confirm("Delete this rule?", abort=True)
+        assert result.position is not None
+        done = delete_rule(table, chain, result.position, family=ruleset.family, live=ruleset,
+                           options=make_options(False, False, (), None, False, (), None))
+        emit(done, render_apply)
+
+
+def _ruleset_or_policy(path: str, other):  # type: ignore[no-untyped-def]
+    """An iptables-save file, or a policy file compiled for the other side's family (its
+    unmanaged chains filled from the other side, as apply would)."""
+    from trustwall.firewall.policy import (
+        compile_policy,
+        is_policy_file,
+        load_policy,
+        merge_unmanaged,
+    )
+
+    if not is_policy_file(path):
+        return _load(path, False, False, False)
+    policy = load_policy(path)
+    compiled = compile_policy(policy)
+    family = other.family if other is not None else min(compiled, default=4)
+    if family not in compiled:
+        raise BadInput(f"{path}: the policy has no ipv{family} part")
+    return merge_unmanaged(compiled[family], other, policy) if other else compiled[family]
 
 
 def _show_diff(result) -> None:  # type: ignore[no-untyped-def]
@@ -148,12 +227,19 @@ def diff(live: bool, ipv6: bool, as_json: bool, files: tuple[str, ...]) -> None:
     from trustwall.firewall import plan as api
 
     if live and len(files) == 1:
-        a, b = _load(None, True, ipv6, counters=False), _load(files[0], False, False, False)
+        a = _load(None, True, ipv6, counters=False)
+        b = _ruleset_or_policy(files[0], a)
     elif not live and len(files) == 2:
-        a, b = (_load(f, False, False, False) for f in files)
+        a = _ruleset_or_policy(files[0], None)
+        b = _ruleset_or_policy(files[1], a)
     else:
         raise BadInput("give two files (A B), or --live and one file")
     result = api.diff(a, b)
-    emit(result, _show_diff)
+    from trustwall.firewall.policy import rule_changes
+
+    names = rule_changes(a, b)
+    emit({"different": result.different, "hooks": result.hooks, "rules": names},
+         lambda _: (_show_diff(result),
+                    [console().print(line, markup=False, soft_wrap=True) for line in names]))
     if result.different:
         raise ProblemFound("the rulesets differ")

@@ -8,8 +8,10 @@ from trustwall.cli.output import console, emit, json_option
 from trustwall.errors import ProblemFound
 
 
-def _options(dry_run: bool, force: bool, keep: tuple[str, ...], confirm_within: float | None,
-             no_persist: bool, persist_file: tuple[str, ...], state_dir: str | None):
+def make_options(dry_run: bool, force: bool, keep: tuple[str, ...],
+                 confirm_within: float | None, no_persist: bool, persist_file: tuple[str, ...],
+                 state_dir: str | None):  # type: ignore[no-untyped-def]
+    """ApplyOptions from the shared apply flags (APPLY_OPTIONS)."""
     from trustwall.firewall.apply import Flow, Options
 
     files = {}
@@ -23,26 +25,29 @@ def _options(dry_run: bool, force: bool, keep: tuple[str, ...], confirm_within: 
                    persist_files=files, state_dir=state_dir)
 
 
+APPLY_OPTIONS = [
+    click.option("--dry-run", is_flag=True, help="Check and show the change; apply nothing."),
+    click.option("--force", is_flag=True, help="Apply even if the lockout check fails."),
+    click.option("--keep", multiple=True, metavar="FLOW",
+                 help="A flow that must survive, [tcp:]SRC[:PORT]->DST:PORT (repeatable)."),
+    click.option("--confirm-within", type=float, default=None, metavar="SECONDS",
+                 help="Roll back unless `fw confirm` runs from a new connection in time "
+                      "(default 60 over SSH, else off; 0 turns it off)."),
+    click.option("--no-persist", is_flag=True, help="Do not rewrite the boot-time file."),
+    click.option("--persist-file", multiple=True, metavar="4=PATH|6=PATH",
+                 help="Boot-time file to write instead of the distro's."),
+    click.option("--state-dir", default=None, help="Journal directory (default "
+                 "/var/lib/trustwall)."),
+]
+
+
 def _apply_options(func):  # type: ignore[no-untyped-def]
-    for decorator in reversed([
-        click.option("--dry-run", is_flag=True, help="Check and show the change; apply nothing."),
-        click.option("--force", is_flag=True, help="Apply even if the lockout check fails."),
-        click.option("--keep", multiple=True, metavar="FLOW",
-                     help="A flow that must survive, [tcp:]SRC[:PORT]->DST:PORT (repeatable)."),
-        click.option("--confirm-within", type=float, default=None, metavar="SECONDS",
-                     help="Roll back unless `fw confirm` runs from a new connection in time "
-                          "(default 60 over SSH, else off; 0 turns it off)."),
-        click.option("--no-persist", is_flag=True, help="Do not rewrite the boot-time file."),
-        click.option("--persist-file", multiple=True, metavar="4=PATH|6=PATH",
-                     help="Boot-time file to write instead of the distro's."),
-        click.option("--state-dir", default=None, help="Journal directory (default "
-                     "/var/lib/trustwall)."),
-    ]):
+    for decorator in reversed(APPLY_OPTIONS):
         func = decorator(func)
     return func
 
 
-def _render_apply(result) -> None:  # type: ignore[no-untyped-def]
+def render_apply(result) -> None:  # type: ignore[no-untyped-def]
     out = console()
     if not result.changed:
         out.print("Nothing to do: the running firewall already matches.")
@@ -105,16 +110,16 @@ def apply(policy: str, dry_run: bool, force: bool, keep: tuple[str, ...],
     """Make the running firewall match POLICY: checked, atomic, journaled, undoable."""
     from trustwall.firewall.policy_apply import apply_policy
 
-    options = _options(dry_run, force, keep, confirm_within, no_persist, persist_file,
+    options = make_options(dry_run, force, keep, confirm_within, no_persist, persist_file,
                        state_dir)
     if not yes and not dry_run and not as_json:
-        preview = apply_policy(policy, options=_options(True, force, keep, confirm_within,
+        preview = apply_policy(policy, options=make_options(True, force, keep, confirm_within,
                                                         no_persist, persist_file, state_dir))
-        _render_apply(preview)
+        render_apply(preview)
         if not preview.changed:
             return
         click.confirm("Apply this change?", abort=True)
-    emit(apply_policy(policy, options=options), _render_apply)
+    emit(apply_policy(policy, options=options), render_apply)
 
 
 @click.command()
@@ -137,7 +142,7 @@ def expire(dry_run: bool, force: bool, keep: tuple[str, ...], confirm_within: fl
     """Remove temporary rules whose time is up (run by the trustwall-expire timer)."""
     from trustwall.firewall.expire import expire as expire_rules
 
-    result, removed = expire_rules(options=_options(dry_run, force, keep, confirm_within,
+    result, removed = expire_rules(options=make_options(dry_run, force, keep, confirm_within,
                                                     no_persist, persist_file, state_dir))
     emit({"removed": removed, "result": result},
          lambda _: [console().print(f"removed {line}") for line in removed]

@@ -148,18 +148,48 @@ def _verdict_name(action: str) -> str:
 
 def _changes(pieces: list[tuple[Piece, str]], universe: Universe, lines: int = MAX_LINES,
              ) -> tuple[list[Change], int]:
-    """(piece, new action) pairs whose verdict differs -> grouped rule-like lines."""
-    out: list[Change] = []
+    """(piece, new action) pairs whose verdict differs -> grouped rule-like lines.
+
+    Pieces with the same change whose union is again a cube (they differ in one dimension:
+    "from X" and "from not X") are printed as one line.
+    """
+    groups: dict[tuple[str, str, tuple[str, ...]], list[sp.Cube]] = {}
     for piece, after in pieces:
         if piece.verdict == after:
             continue
         before_name, after_name = _verdict_name(piece.verdict), _verdict_name(after)
         if before_name == after_name:  # e.g. REJECT with another --reject-with
             before_name, after_name = piece.verdict, after
-        out.append(Change(sp.describe(piece.cube, universe), before_name, after_name,
-                          piece.unsure, piece.cube))
+        groups.setdefault((before_name, after_name, piece.unsure), []).append(piece.cube)
+    out: list[Change] = []
+    for (before_name, after_name, unsure), cubes in groups.items():
+        for cube in _merge_cubes(cubes):
+            out.append(Change(sp.describe(cube, universe), before_name, after_name, unsure,
+                              cube))
     out.sort(key=lambda c: (c.before, c.after, c.packets))
     return out[:lines], max(0, len(out) - lines)
+
+
+def _merge_cubes(cubes: list[sp.Cube], rounds: int = 4) -> list[sp.Cube]:
+    """Merge pairs whose union is a cube, a few rounds (bounded: diffs can be large)."""
+    if len(cubes) > 256:
+        return cubes
+    for _ in range(rounds):
+        merged: list[sp.Cube] = []
+        changed = False
+        for cube in cubes:
+            for i, other in enumerate(merged):
+                union = sp.cube_merge(other, cube)
+                if union is not None:
+                    merged[i] = union
+                    changed = True
+                    break
+            else:
+                merged.append(cube)
+        cubes = merged
+        if not changed:
+            break
+    return cubes
 
 
 def _chain_flat(ruleset: Ruleset, table: str, chain: str, u: Universe) -> FlatChain:

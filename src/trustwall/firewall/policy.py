@@ -196,6 +196,22 @@ def _compose(path: Path) -> yaml.Node | None:
                          line=mark.line + 1 if mark else None) from None
 
 
+def is_policy_file(path: str | Path) -> bool:
+    """A policy (YAML) rather than iptables-save text: by suffix, else by its first line."""
+    p = Path(path)
+    if p.suffix in (".yaml", ".yml"):
+        return True
+    try:
+        with p.open(encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.strip() and not line.lstrip().startswith("#"):
+                    return line.startswith(("version:", "ipv4:", "ipv6:", "groups:",
+                                            "include:"))
+    except OSError:
+        return False
+    return False
+
+
 def load_policy(path: str | Path) -> Policy:
     """Read and validate a policy file (and its includes). Errors name the file and line."""
     return _load(Path(path), stack=())

@@ -260,6 +260,19 @@ def cube_and(a: Cube, b: Cube) -> Cube | None:
     return tuple(out)
 
 
+def cube_merge(a: Cube, b: Cube) -> Cube | None:
+    """The union of two cubes when it is itself a cube (they differ in at most one
+    dimension), else None. Exact: used to print one line where a diff found two pieces."""
+    differ = [d for d in range(len(a)) if a[d] != b[d]]
+    if len(differ) > 1:
+        return None
+    if not differ:
+        return a
+    d = differ[0]
+    merged = iv_or(a[d], b[d]) if IS_INTERVAL[d] else a[d] | b[d]
+    return (*a[:d], merged, *a[d + 1:])
+
+
 def cube_meets(a: Cube, b: Cube) -> bool:
     """True when the cubes intersect (cheaper than :func:`cube_and`: no result tuple)."""
     # Bitset dimensions first: one AND each.
