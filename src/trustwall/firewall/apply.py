@@ -42,6 +42,7 @@ from trustwall.journal.lock import HostLock
 from trustwall.journal.transaction import Transaction, state_dir_for
 
 PENDING = "fw-pending-confirm.json"
+MAX_NAMED_LINES = 40  # rule-by-name lines in a preview and the audit record
 ROLLING_BACK = "fw-rolling-back.json"
 
 #: Boot files the distro's iptables service loads, by family, in order of preference.
@@ -174,7 +175,11 @@ def _effect(live: Ruleset, target: Ruleset, tables: Sequence[str]) -> tuple[str,
              for change in hook.changes]
     if not lines:
         lines.append("no packet changes verdict")
-    return (*lines, *rule_changes(live, target))
+    named = rule_changes(live, target)
+    if len(named) > MAX_NAMED_LINES:
+        named = [*named[:MAX_NAMED_LINES],
+                 f"… and {len(named) - MAX_NAMED_LINES} more rule changes"]
+    return (*lines, *named)
 
 
 def check_lockout(target: Ruleset, flows: Sequence[Flow],

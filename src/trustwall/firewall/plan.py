@@ -20,6 +20,7 @@ are traced through both flat chains and compared.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from trustwall.errors import BadInput
@@ -387,8 +388,23 @@ def _key(f: FlatRule) -> tuple[object, ...]:
 _FLOW = frozenset({"RETURN", "GOTO", "JUMP"})
 
 
-def _meets(cube: sp.Cube, rule: FlatRule) -> bool:
-    return any(sp.cube_meets(cube, c) for c in rule.may.cubes)
+class _MeetIndex:
+    """"Does some selected rule before position N meet this cube?" via a CubeIndex, so a diff
+    that adds thousands of rules does not test every piece against every added rule."""
+
+    def __init__(self, u: Universe, chain: FlatChain, positions: Iterable[int]) -> None:
+        self.index = sp.CubeIndex(u)
+        self.owner: list[int] = []
+        for pos in positions:
+            for cube in chain.rules[pos].may.cubes:
+                self.index.add(cube)
+                self.owner.append(pos)
+
+    def meets_before(self, cube: sp.Cube, stop: int) -> bool:
+        for cid in self.index.candidates(cube):
+            if self.owner[cid] < stop and sp.cube_meets(cube, self.index.cubes[cid]):
+                return True
+        return False
 
 
 def _hook_diff(fa: FlatChain, fb: FlatChain, u: Universe, limit: int, lines: int) -> HookDiff:
@@ -413,6 +429,9 @@ def _hook_diff(fa: FlatChain, fb: FlatChain, u: Universe, limit: int, lines: int
         return HookDiff(fa.table, fa.hook, ())
     ia, ib = FlatIndex(fa), FlatIndex(fb)
     pos_a = {id(f): i for i, f in enumerate(fa.rules)}
+    flow_a = _MeetIndex(u, fa, (i for i in changed_a if fa.rules[i].action in _FLOW))
+    steer_b = _MeetIndex(u, fb, (j for j in changed_b
+                                 if fb.rules[j].terminal or fb.rules[j].action in _FLOW))
     pairs: list[tuple[Piece, str]] = []
     truncated = False
     for pa in ia.decide(region.cubes, limit=limit):
@@ -425,11 +444,8 @@ def _hook_diff(fa: FlatChain, fb: FlatChain, u: Universe, limit: int, lines: int
             shared = pos_a[id(pa.rule)] not in changed_a
             stop = b_of_a[pos_a[id(pa.rule)]] if shared else 0
         until_a = pos_a[id(pa.rule)] if pa.rule is not None else len(fa.rules)
-        if shared and not pa.unsure and not any(
-                _meets(pa.cube, fa.rules[i]) for i in changed_a
-                if i < until_a and fa.rules[i].action in _FLOW) and not any(
-                _meets(pa.cube, fb.rules[j]) for j in changed_b
-                if j < stop and (fb.rules[j].terminal or fb.rules[j].action in _FLOW)):
+        if (shared and not pa.unsure and not flow_a.meets_before(pa.cube, until_a)
+                and not steer_b.meets_before(pa.cube, stop)):
             continue
         for pb in ib.decide([pa.cube], limit=limit):
             unsure = tuple(dict.fromkeys(pa.unsure + pb.unsure))
