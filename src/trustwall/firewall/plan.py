@@ -388,6 +388,9 @@ def _key(f: FlatRule) -> tuple[object, ...]:
 _FLOW = frozenset({"RETURN", "GOTO", "JUMP"})
 
 
+REGION_UNION_LIMIT = 256  # changed rules beyond which a diff decides the whole packet space
+
+
 class _MeetIndex:
     """"Does some selected rule before position N meet this cube?" via a CubeIndex, so a diff
     that adds thousands of rules does not test every piece against every added rule."""
@@ -419,11 +422,14 @@ def _hook_diff(fa: FlatChain, fb: FlatChain, u: Universe, limit: int, lines: int
         else:
             changed_a.update(range(i1, i2))
             changed_b.extend(range(j1, j2))
-    if fa.policy != fb.policy:
+    changed = [fa.rules[i] for i in sorted(changed_a)] + [fb.rules[j] for j in changed_b]
+    if fa.policy != fb.policy or len(changed) > REGION_UNION_LIMIT:
+        # Keeping the union of thousands of rule spaces disjoint is quadratic; deciding the
+        # whole space is a superset of the region, so the answer stays exact.
         region = Space.full(u)
     else:
         region = Space.empty(u)
-        for f in [fa.rules[i] for i in sorted(changed_a)] + [fb.rules[j] for j in changed_b]:
+        for f in changed:
             region = region | f.may
     if region.is_empty():
         return HookDiff(fa.table, fa.hook, ())
