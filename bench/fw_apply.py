@@ -41,7 +41,7 @@ def timed(ns: Netns, argv: list[str], **kw: object) -> float:
     return time.perf_counter() - start
 
 
-def apply_10k(tmp: Path, repeat: int = 3) -> dict[str, object]:
+def apply_10k(tmp: Path, repeat: int = 2) -> dict[str, object]:
     old, new = ruleset(10000, "old"), ruleset(10000, "new")
     (tmp / "new.v4").write_text(new)
     with Netns.create("benchapply") as ns:
