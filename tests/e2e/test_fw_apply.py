@@ -349,3 +349,26 @@ def test_diff_of_a_policy_against_the_live_ruleset_names_the_change(hosts, tmp_p
                for h in doc["hooks"] for c in h["changes"]]
     assert changes == ["tcp dport 18745 state NEW in not lo from any: REJECT → ACCEPT"], changes
     assert "+ jmx (filter INPUT)" in doc["rules"]
+
+
+def test_legacy_backend_is_managed_when_asked(tmp_path):
+    """On a host whose rules live in x_tables, TRUSTWALL_IPTABLES_BACKEND=legacy makes every
+    read and restore use iptables-legacy-*; the nft backend is never touched."""
+    with Netns.create("fwlegacy") as server, Netns.create("fwlegclient") as client:
+        veth(server, "eth0", f"{SERVER_IP}/24", client, "eth0", f"{CLIENT_IP}/24")
+        server.run(["iptables-legacy-restore"], input=SEED_RULES)
+        server.popen([sys.executable, "-c", LISTENER], stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+        assert connect(client) == "FAIL No route to host"
+        env = {"TRUSTWALL_IPTABLES_BACKEND": "legacy"}
+        out = tw(server, "fw", "allow", "--proto", "tcp", "--dport", "18745", "--apply",
+                 "--yes", "--json", "--confirm-within", "0", "--no-persist", "--state-dir",
+                 str(tmp_path / "state"), env=env).stdout
+        assert json.loads(out)["position"] == 10
+        assert connect(client) == "OK JMX"
+        legacy = server.run(["iptables-legacy-save"]).stdout
+        assert legacy.count("-A INPUT") == 11 and "--dport 18745" in legacy
+        assert "-A " not in server.run(["iptables-nft-save"]).stdout
+        bad = tw(server, "fw", "show", env={"TRUSTWALL_IPTABLES_BACKEND": "bpf"}, check=False)
+        assert bad.returncode == 2 and "nft or legacy" in bad.stderr

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trustwall.errors import BadInput, LockoutRisk, TrustwallError
+from trustwall.firewall.live import tool
 from trustwall.firewall.model import Ruleset
 from trustwall.firewall.routing import LocalAddresses
 from trustwall.journal.atomic import atomic_write
@@ -50,11 +51,6 @@ PERSIST_FILES = {
     4: ("/etc/iptables/rules.v4", "/etc/sysconfig/iptables"),
     6: ("/etc/iptables/rules.v6", "/etc/sysconfig/ip6tables"),
 }
-
-
-def tool(family: int, verb: str) -> str:
-    """``iptables-save`` / ``ip6tables-restore`` … (the distro's alternative picks nft/legacy)."""
-    return f"{'ip6tables' if family == 6 else 'iptables'}-{verb}"
 
 
 @dataclass(frozen=True)

@@ -94,11 +94,28 @@ def detect_backend(*, netns: str | None = None) -> Backend:
     return Backend(default, version, _try_save("iptables-nft-save", netns), _legacy_rules(netns))
 
 
+BACKEND_ENV = "TRUSTWALL_IPTABLES_BACKEND"
+
+
+def tool(family: int, verb: str) -> str:
+    """``iptables-save``, ``ip6tables-restore`` … for the backend in use.
+
+    By default the distro's alternative decides (nft on Debian 12); TRUSTWALL_IPTABLES_BACKEND
+    =legacy|nft picks ``iptables-legacy-*`` / ``iptables-nft-*`` explicitly, for a host where
+    both backends hold rules and the other one is the one to manage.
+    """
+    base = "ip6tables" if family == 6 else "iptables"
+    backend = os.environ.get(BACKEND_ENV, "").strip()
+    if backend not in ("", "nft", "legacy"):
+        raise BadInput(f"{BACKEND_ENV} must be nft or legacy, not {backend!r}")
+    return f"{base}-{backend}-{verb}" if backend else f"{base}-{verb}"
+
+
 def save_text(*, family: int = 4, counters: bool = False, table: str | None = None,
               netns: str | None = None) -> str:
     """The raw output of iptables-save / ip6tables-save (with ``-c`` when ``counters``)."""
     _require_root()
-    argv = ["iptables-save" if family == 4 else "ip6tables-save"]
+    argv = [tool(family, "save")]
     if counters:
         argv.append("-c")
     if table is not None:
