@@ -546,6 +546,7 @@ def rule_changes(before: Ruleset, after: Ruleset) -> list[str]:
         return out
 
     a, b = named(before), named(after)
+    unnamed = {(t, c): set(rules) for (t, c, n), rules in a.items() if not n}
     lines = []
     adopted: dict[tuple[str, str], int] = {}
     for key in sorted(set(a) | set(b)):
@@ -554,8 +555,8 @@ def rule_changes(before: Ruleset, after: Ruleset) -> list[str]:
         where = f"({table} {chain})"
         if name and not old:
             # A rule that ran unnamed and now carries its policy name is adopted, not new.
-            unnamed = a.get((table, chain, ""), [])
-            if all(strip_names(r) in unnamed for r in new):
+            was = unnamed.get((table, chain), set())
+            if all(strip_names(r) in was for r in new):
                 adopted[(table, chain)] = adopted.get((table, chain), 0) + len(new)
                 continue
             lines.append(f"+ {name} {where}")
