@@ -158,15 +158,27 @@ def test_kill_9_during_install_never_leaves_a_store_half_written(tree: Path,
     txns = state_dir_for(tree) / "txns"
     # debian + nss: the JVM start would make each round seconds long; the Java store goes
     # through the same copy-then-atomic-write path as NSS.
-    for _ in range(5):
+    argv = [*TW, "ca", "install", str(pem), "--root", str(tree), "--store", "debian",
+            "--store", "nss", "--yes"]
+
+    def start_and_wait_for_first_change() -> tuple[subprocess.Popen, float]:
         seen = set(txns.glob("*/journal.jsonl"))
-        child = subprocess.Popen([*TW, "ca", "install", str(pem), "--root", str(tree),
-                                  "--store", "debian", "--store", "nss", "--yes"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while set(txns.glob("*/journal.jsonl")) == seen and time.monotonic() < deadline:
-            time.sleep(0.005)  # the first change is under way
-        time.sleep(rng.uniform(0, 0.3))
+            time.sleep(0.002)  # the first change is under way
+        return child, time.monotonic()
+
+    # How long the changing part takes on this machine now: kill points are drawn inside it,
+    # so the test exercises mid-transaction kills whether the box is idle or loaded.
+    child, started = start_and_wait_for_first_change()
+    child.wait()
+    window = time.monotonic() - started
+    undo(root=tree)
+    assert diff(snapshot(tree), before) == []
+    for _ in range(5):
+        child, _started = start_and_wait_for_first_change()
+        time.sleep(rng.uniform(0, 0.7 * window))
         child.send_signal(signal.SIGKILL)
         child.wait()
         recover(root=tree)
