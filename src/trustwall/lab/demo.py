@@ -135,6 +135,7 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
     Given a running ``lab`` (tests), the demo borrows it: it restores the server's firewall
     and the interception at the end instead of tearing the lab down.
     """
+    from trustwall.doctor import story as doctor
     from trustwall.lab.clients import run_all, run_client
     from trustwall.lab.netns import require_root
 
@@ -201,6 +202,9 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
                       for name, r in results.items()),
                 time.perf_counter() - t))
 
+            say("asking the doctor: trustwall why")
+            record(doctor.why_step(lab, GOOD_URL))
+
             t = time.perf_counter()
             chain, verdict = presented_chain(lab, proxy=lab.proxy_url)
             record(Step(
@@ -252,6 +256,9 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
                  Row("decisive rule", "INFO",
                      f"rule {len(rules)}: {rules[-1]}  (+{hits} packets)")),
                 time.perf_counter() - t))
+
+            say(f"asking the doctor on the server: trustwall why-in {JMX_PORT}")
+            record(doctor.why_in_step(lab, JMX_PORT))
 
             t = time.perf_counter()
             say("adding the ACCEPT rule: appended, then at position 10")
