@@ -23,15 +23,14 @@ import random
 import subprocess
 import tempfile
 import time
-from pathlib import Path
 
 from bench.common import TRUSTWALL, summary, time_call, version_of, write_result
 from trustwall.firewall.analyze import lint
 from trustwall.firewall.parse import parse_save
 from trustwall.firewall.unfold import _rule_space
+from trustwall.lab.corpora import TUM_LARGEST
 
-TUM = Path("/work/shared/corpora/real-rulesets/net-network/"
-           "configs_chair_for_Network_Architectures_and_Services/iptables-save-2016-06-27_16-29-01")
+TUM = TUM_LARGEST
 SIZES = (1_000, 10_000, 100_000)
 
 

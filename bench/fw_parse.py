@@ -21,14 +21,13 @@ import statistics
 import subprocess
 import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
 from bench.common import TRUSTWALL, summary, time_call, time_process, version_of, write_result
 from trustwall.firewall.parse import _TAIL_CACHE, parse_save
 from trustwall.firewall.render import render_save
+from trustwall.lab.corpora import TUM_LARGEST
 
-TUM = Path("/work/shared/corpora/real-rulesets/net-network/"
-           "configs_chair_for_Network_Architectures_and_Services/iptables-save-2016-06-27_16-29-01")
+TUM = TUM_LARGEST
 REPEAT = 7
 
 

@@ -19,15 +19,14 @@ import random
 import re
 import statistics
 import time
-from pathlib import Path
 
 from bench.common import version_of, write_result
 from trustwall.firewall.parse import parse_save
 from trustwall.firewall.routing import from_args
 from trustwall.firewall.trace import Packet, Tracer
+from trustwall.lab.corpora import TUM_LARGEST
 
-TUM = Path("/work/shared/corpora/real-rulesets/net-network/"
-           "configs_chair_for_Network_Architectures_and_Services/iptables-save-2016-06-27_16-29-01")
+TUM = TUM_LARGEST
 BATCH = 20_000
 KERNEL_SAMPLE = 60
 

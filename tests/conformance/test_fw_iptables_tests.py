@@ -17,8 +17,9 @@ import pytest
 from trustwall.errors import ParseError
 from trustwall.firewall.parse import parse_rule_spec
 from trustwall.firewall.render import rule_spec
+from trustwall.lab.corpora import IPTABLES_TESTS
 
-CORPUS = Path("/work/shared/corpora/iptables-tests")
+CORPUS = IPTABLES_TESTS
 
 
 @dataclass(frozen=True)

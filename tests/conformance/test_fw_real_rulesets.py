@@ -14,7 +14,6 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 import pytest
 
@@ -22,8 +21,9 @@ from trustwall.errors import ParseError
 from trustwall.firewall.model import Ruleset
 from trustwall.firewall.parse import parse_save
 from trustwall.firewall.render import render_listing, render_save
+from trustwall.lab.corpora import REAL_RULESETS
 
-ROOT = Path("/work/shared/corpora/real-rulesets")
+ROOT = REAL_RULESETS
 
 # Files that are not iptables-save dumps a kernel could load, with the reason.
 NOT_PARSEABLE = {

@@ -12,21 +12,20 @@ import random
 import re
 from collections import Counter
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from trustwall.firewall.parse import parse_save
 from trustwall.firewall.routing import from_args
 from trustwall.firewall.trace import Outcome, Packet, Tracer, TraceResult
+from trustwall.lab.corpora import REAL_RULESETS
 
 pytestmark = [
     pytest.mark.lab,
     pytest.mark.skipif(os.geteuid() != 0, reason="the kernel oracle needs root"),
 ]
 
-CORPUS = Path("/work/shared/corpora/real-rulesets/iptables-semantics/thy/Iptables_Semantics/"
-              "Examples/IPPartEval")
+CORPUS = REAL_RULESETS / "iptables-semantics/thy/Iptables_Semantics/Examples/IPPartEval"
 
 NETS = ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.3/32", "192.0.2.0/24",
         "192.0.2.10/32", "203.0.113.0/25", "203.0.113.200/32", "172.16.0.0/12"]

@@ -16,6 +16,7 @@ from trustwall.firewall.plan import build_rule, diff, plan_delete, plan_insert
 from trustwall.firewall.routing import LocalAddresses
 from trustwall.firewall.trace import Packet, Tracer
 from trustwall.firewall.unfold import universe_for
+from trustwall.lab.corpora import REAL_RULESETS
 
 # A typical RHEL INPUT chain (the seed's): rule 10 is the catch-all REJECT.
 SEED = """\
@@ -37,7 +38,7 @@ SEED = """\
 COMMIT
 """
 
-TUM = Path("/work/shared/corpora/real-rulesets")
+TUM = REAL_RULESETS
 TUM_ORIG = TUM / ("net-network/configs_chair_for_Network_Architectures_and_Services/"
                   "iptables-save-2015-05-15_15-23-41")
 TUM_CHEAT = TUM / ("iptables-semantics/thy/Iptables_Semantics/Examples/TUM_Net_Firewall/"

@@ -23,8 +23,9 @@ from trustwall.firewall.policy import (
     rule_name,
     strip_names,
 )
+from trustwall.lab.corpora import REAL_RULESETS
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "real-rulesets"
+CORPUS = REAL_RULESETS
 
 SEED = textwrap.dedent("""\
     version: 1

@@ -29,8 +29,7 @@ from trustwall.lab.ca import LabCAs
 from trustwall.lab.netns import Netns
 
 MITMDUMP_CANDIDATES = (
-    Path(__file__).resolve().parents[3] / ".venv-mitm" / "bin" / "mitmdump",
-    Path("/work/main/.venv-mitm/bin/mitmdump"),
+    Path(__file__).resolve().parents[3] / ".venv-mitm" / "bin" / "mitmdump",  # scripts/setup.sh
 )
 START_TIMEOUT = 20.0
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
