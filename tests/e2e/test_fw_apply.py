@@ -15,28 +15,13 @@ import pytest
 import yaml
 
 from trustwall.lab.netns import Netns, veth
+from trustwall.lab.topology import SEED_RULESET
 
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")]
 
 SERVER_IP, CLIENT_IP = "198.18.200.1", "198.18.200.2"
-SEED_RULES = f"""*filter
-:INPUT ACCEPT [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
--A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT
--A INPUT -p icmp -j ACCEPT
--A INPUT -i lo -j ACCEPT
--A INPUT -p tcp -m state --state NEW -m tcp --dport 22 -j ACCEPT
--A INPUT -p tcp -m state --state NEW -m tcp --dport 80 -j ACCEPT
--A INPUT -p tcp -m state --state NEW -m tcp --dport 443 -j ACCEPT
--A INPUT -p tcp -m state --state NEW -m tcp --dport 8080 -j ACCEPT
--A INPUT -p udp -m udp --dport 161 -j ACCEPT
--A INPUT -s {CLIENT_IP}/32 -p tcp -m tcp --dport 9090 -j ACCEPT
--A INPUT -j REJECT --reject-with icmp-host-prohibited
--A FORWARD -j REJECT --reject-with icmp-host-prohibited
-COMMIT
-"""
+SEED_RULES = SEED_RULESET  # the seed's RHEL-like INPUT: rules 1-9 accept, 10 rejects
 LISTENER = ("import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, "
             "socket.SO_REUSEADDR, 1)\ns.bind(('0.0.0.0', 18745)); s.listen(16)\n"
             "while True:\n    c, _ = s.accept(); c.sendall(b'JMX'); c.close()\n")
