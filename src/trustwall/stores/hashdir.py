@@ -41,7 +41,28 @@ def is_hash_link(name: str) -> bool:
 
 def _shadow_parent() -> str | None:
     shm = "/dev/shm"
-    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+    if not (os.path.isdir(shm) and os.access(shm, os.W_OK)):
+        return None
+    _sweep_stale_shadows(shm)
+    return shm
+
+
+def _sweep_stale_shadows(parent: str) -> None:
+    """Remove shadow dirs of processes that died inside rehash_plan (kill -9): /dev/shm is RAM."""
+    import shutil
+
+    for entry in os.scandir(parent):
+        parts = entry.name.split("-")
+        if entry.name.startswith(_SHADOW_PREFIX) and len(parts) > 3 and parts[2].isdigit():
+            try:
+                os.kill(int(parts[2]), 0)
+            except ProcessLookupError:
+                shutil.rmtree(entry.path, ignore_errors=True)
+            except PermissionError:
+                continue
+
+
+_SHADOW_PREFIX = "tw-rehash-"
 
 
 def rehash_plan(directory: Path, root: Path,
@@ -62,7 +83,8 @@ def rehash_plan(directory: Path, root: Path,
             linked.add(target)
             if hashes is None or entry.name[:8] in hashes:
                 ours.add(target)
-    with tempfile.TemporaryDirectory(prefix="tw-rehash-", dir=_shadow_parent()) as shadow:
+    with tempfile.TemporaryDirectory(prefix=f"{_SHADOW_PREFIX}{os.getpid()}-",
+                                     dir=_shadow_parent()) as shadow:
         for entry in entries:
             dest = os.path.join(shadow, entry.name)
             if entry.is_symlink() and is_hash_link(entry.name):
