@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from trustwall.proc import pid_alive
+
 IS_ROOT = os.geteuid() == 0
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 REPO = Path(__file__).resolve().parents[1]
@@ -101,16 +103,6 @@ def _namespaces() -> set[str]:
     return {line.split()[0] for line in proc.stdout.splitlines() if line.strip()}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def leaked_namespaces(before: set[str]) -> list[str]:
     """Namespaces this session leaves behind: ours, or new ones whose creator is gone.
 
@@ -119,7 +111,7 @@ def leaked_namespaces(before: set[str]) -> list[str]:
     leaked = []
     for name in sorted(_namespaces() - before):
         match = _NETNS_NAME.match(name)
-        if match is None or int(match["pid"]) == os.getpid() or not _alive(int(match["pid"])):
+        if match is None or int(match["pid"]) == os.getpid() or not pid_alive(int(match["pid"])):
             leaked.append(name)
     return leaked
 

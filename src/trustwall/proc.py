@@ -6,6 +6,7 @@ one-line error with the program's own last line of stderr.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -28,6 +29,17 @@ class CommandFailed(TrustwallError):
 
 # System directories first: root's PATH may lack /usr/sbin (iptables, update-ca-certificates).
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one we may not signal counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def which(program: str) -> str:

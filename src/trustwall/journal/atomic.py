@@ -14,7 +14,8 @@ from pathlib import Path
 from trustwall.errors import BadInput
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or unlink in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -65,7 +66,7 @@ def atomic_write(
             except FileExistsError as exc:
                 raise BadInput(f"{target}: exists (use --force to overwrite)") from exc
             tmp.unlink()
-        _fsync_dir(directory)
+        fsync_dir(directory)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -35,7 +35,7 @@ from typing import Any
 
 from trustwall import proc
 from trustwall.errors import BadInput, StoreError
-from trustwall.journal.atomic import atomic_write
+from trustwall.journal.atomic import atomic_write, fsync_dir
 from trustwall.journal.audit import AuditLog, who
 from trustwall.journal.lock import HostLock
 
@@ -122,15 +122,7 @@ def atomic_symlink(path: Path, target: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
 
 
 def _remove(path: Path) -> None:
@@ -140,7 +132,7 @@ def _remove(path: Path) -> None:
                 path.rmdir()
         else:
             path.unlink()
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
 
 
 def restore_image(path: Path, image: dict[str, Any], blobs: Path) -> None:
@@ -359,7 +351,7 @@ class Transaction:
             raise BadInput(f"{target}: is a directory")
         self.snapshot(target)
         target.unlink()
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
 
     def run(self, argv: Sequence[str], *, undo_argv: Sequence[str] | None = None,
             input: str | bytes | None = None, env: dict[str, str] | None = None,

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from trustwall.errors import EnvironmentMissing
-from trustwall.proc import CommandFailed
+from trustwall.proc import CommandFailed, pid_alive
 
 PREFIX = "tw-"
 _NAME_RE = re.compile(r"^tw-(?P<purpose>[a-z0-9]+)-(?P<pid>\d+)-(?P<n>\d+)$")
@@ -161,16 +161,6 @@ def list_lab_namespaces() -> list[str]:
     return [n for n in names if n.startswith(PREFIX)]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def cleanup_stale(*, all_of_them: bool = False) -> list[str]:
     """Delete lab namespaces whose creating process is dead (or every one, if asked)."""
     removed = []
@@ -178,7 +168,7 @@ def cleanup_stale(*, all_of_them: bool = False) -> list[str]:
         match = _NAME_RE.match(name)
         if match is None:
             continue
-        if all_of_them or not _alive(int(match["pid"])):
+        if all_of_them or not pid_alive(int(match["pid"])):
             kill_inside(name)
             _ip("netns", "del", name, check=False)
             removed.append(name)

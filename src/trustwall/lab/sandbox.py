@@ -55,7 +55,7 @@ from pathlib import Path
 
 from trustwall.errors import EnvironmentMissing
 from trustwall.lab.netns import Netns, require_root
-from trustwall.proc import CommandFailed
+from trustwall.proc import CommandFailed, pid_alive
 
 #: Stores that are direct children of /etc: copied into the sandbox's own /etc directory.
 ETC_COPIES = ("environment", "hosts", "ca-certificates.conf", "ca-certificates", "profile.d")
@@ -335,14 +335,10 @@ def cleanup_stale() -> list[str]:
         match = _DIR_RE.match(entry.name)
         if match is None:
             continue
-        try:
-            os.kill(int(match["pid"]), 0)
-        except ProcessLookupError:
+        if not pid_alive(int(match["pid"])):
             _kill_processes_mounting(entry)
             _safe_rmtree(entry)
             removed.append(str(entry))
-        except PermissionError:
-            continue
     return removed
 
 

@@ -43,6 +43,7 @@ from trustwall.lab.ca import DEFAULT_SEED, LabCAs, lab_cas
 from trustwall.lab.netns import Netns, veth
 from trustwall.lab.proxy import ProxyConfig, ProxyInfo, start_proxy, wait_listening, wait_proxy
 from trustwall.lab.sites import DOMAIN, SITES, write_site_files
+from trustwall.proc import pid_alive
 
 STATE_DIR = Path("/run/trustwall-lab")
 ETC_NETNS = Path("/etc/netns")
@@ -115,7 +116,7 @@ class LabState:
 
     @property
     def owner_alive(self) -> bool:
-        return _alive(self.owner_pid)
+        return pid_alive(self.owner_pid)
 
     @classmethod
     def load(cls, path: Path) -> LabState:
@@ -124,16 +125,6 @@ class LabState:
         data = {key: value for key, value in data.items() if key in known}
         data["etc_netns"] = tuple(data.get("etc_netns", ()))
         return cls(**data)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def lab_hosts() -> dict[str, str]:
@@ -490,7 +481,7 @@ def _stop_owner(state: LabState, timeout: float = 5.0) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(state.owner_pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _alive(state.owner_pid):
+    while time.monotonic() < deadline and pid_alive(state.owner_pid):
         time.sleep(0.05)
 
 

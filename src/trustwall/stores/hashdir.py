@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trustwall.errors import TrustwallError
+from trustwall.proc import pid_alive
 from trustwall.stores.base import (
     TrustStore,
     file_slug,
@@ -53,13 +54,9 @@ def _sweep_stale_shadows(parent: str) -> None:
 
     for entry in os.scandir(parent):
         parts = entry.name.split("-")
-        if entry.name.startswith(_SHADOW_PREFIX) and len(parts) > 3 and parts[2].isdigit():
-            try:
-                os.kill(int(parts[2]), 0)
-            except ProcessLookupError:
-                shutil.rmtree(entry.path, ignore_errors=True)
-            except PermissionError:
-                continue
+        if (entry.name.startswith(_SHADOW_PREFIX) and len(parts) > 3 and parts[2].isdigit()
+                and not pid_alive(int(parts[2]))):
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 _SHADOW_PREFIX = "tw-rehash-"
