@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
@@ -218,3 +221,28 @@ def test_rule_changes_by_name(tmp_path):
     assert rule_changes(compiled, compile_policy(edited)[4]) == [
         "+ jconsole (filter INPUT)", "- jmx (filter INPUT)", "~ web (filter INPUT)"]
     assert rule_changes(compiled, compiled) == []
+
+
+def test_fw_lint_and_show_read_a_policy_file(tmp_path):
+    path = write(tmp_path, SEED.replace("expires: 2026-12-01T00:00:00Z",
+                                        "expires: 2020-01-01T00:00:00Z"))
+    argv = [sys.executable, "-m", "trustwall"]
+    shown = subprocess.run([*argv, "fw", "show", "--file", str(path)], capture_output=True,
+                           text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert "tw:jmx" in shown.stdout and "18745" in shown.stdout
+    linted = subprocess.run([*argv, "fw", "lint", "--file", str(path), "--json"],
+                            capture_output=True, text=True)
+    assert linted.returncode == 1, linted.stderr
+    kinds = {f["kind"] for f in json.loads(linted.stdout)["findings"]}
+    assert "expired" in kinds
+
+
+def test_errors_in_an_included_file_name_that_file(tmp_path):
+    write(tmp_path, "version: 1\nipv4:\n  filter:\n    INPUT:\n      rules:\n"
+          "        - {name: a, rule: '-s @nobody -j ACCEPT', reason: r, owner: o}\n",
+          "part.yaml")
+    main = write(tmp_path, "version: 1\ninclude: [part.yaml]\n")
+    with pytest.raises(ParseError) as info:
+        load_policy(main)
+    assert info.value.source == str(tmp_path / "part.yaml") and info.value.line == 6

@@ -76,6 +76,9 @@ def _load(file: str | None, live: bool, ipv6: bool, counters: bool):  # type: ig
     if file is not None and live:
         raise click.UsageError("give either --file or --live, not both")
     if file is not None:
+        policy = import_module("trustwall.firewall.policy")
+        if policy.is_policy_file(file):  # every --file command also reads a policy
+            return policy.policy_ruleset(file, family=6 if ipv6 else None)
         return api.read_file(file, family=6 if ipv6 else None)
     ruleset = api.read_live(family=6 if ipv6 else 4, counters=counters)
     backend = api.detect_backend()

@@ -185,23 +185,13 @@ def delete(file: str | None, live: bool, ipv6: bool, table: str, plan: bool, app
 
 
 def _ruleset_or_policy(path: str, other):  # type: ignore[no-untyped-def]
-    """An iptables-save file, or a policy file compiled for the other side's family (its
-    unmanaged chains filled from the other side, as apply would)."""
-    from trustwall.firewall.policy import (
-        compile_policy,
-        is_policy_file,
-        load_policy,
-        merge_unmanaged,
-    )
+    """An iptables-save file, or a policy compiled for the other side's family (its unmanaged
+    chains filled from the other side, as apply would)."""
+    from trustwall.firewall.policy import is_policy_file, policy_ruleset
 
-    if not is_policy_file(path):
-        return _load(path, False, False, False)
-    policy = load_policy(path)
-    compiled = compile_policy(policy)
-    family = other.family if other is not None else min(compiled, default=4)
-    if family not in compiled:
-        raise BadInput(f"{path}: the policy has no ipv{family} part")
-    return merge_unmanaged(compiled[family], other, policy) if other else compiled[family]
+    if is_policy_file(path):
+        return policy_ruleset(path, live=other)
+    return _load(path, False, False, False)
 
 
 def _show_diff(result) -> None:  # type: ignore[no-untyped-def]

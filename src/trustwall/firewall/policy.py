@@ -47,7 +47,7 @@ from typing import Any
 
 import yaml
 
-from trustwall.errors import ParseError
+from trustwall.errors import BadInput, ParseError
 from trustwall.firewall.model import (
     BUILTIN_CHAINS,
     Chain,
@@ -361,11 +361,11 @@ def _check_names_and_groups(policy: Policy) -> None:
         key = (table.family, table.name, rule.name)
         if key in seen:
             raise ParseError(f"rule name {rule.name!r} is used twice in table {table.name}",
-                             source=policy.source, line=rule.line)
+                             source=rule.source, line=rule.line)
         seen[key] = rule
         for ref in re.findall(r"@([A-Za-z0-9][A-Za-z0-9_.:-]*)", rule.spec):
             if ref not in policy.groups:
-                raise ParseError(f"unknown group @{ref}", source=policy.source, line=rule.line)
+                raise ParseError(f"unknown group @{ref}", source=rule.source, line=rule.line)
 
 
 def _check_jumps(policy: Policy) -> None:
@@ -639,6 +639,20 @@ def _import_name(rule: Rule, chain: str, number: int, used: dict[str, int]
     used.setdefault(base, 1)
     used[name] = used.get(name, 1)
     return name, expires, stripped
+
+
+def policy_ruleset(path: str | Path, *, family: int | None = None,
+                   live: Ruleset | None = None) -> Ruleset:
+    """The ruleset a policy file compiles to for one family (``live``'s, else the given one,
+    else the lowest it has); with ``live``, unmanaged chains are filled from it as apply does."""
+    policy = load_policy(path)
+    compiled = compile_policy(policy)
+    family = live.family if live is not None else family or min(compiled, default=4)
+    if family not in compiled:
+        raise BadInput(f"{path}: the policy has no ipv{family} part")
+    if live is None:
+        return compiled[family]
+    return merge_unmanaged(compiled[family], live, policy)
 
 
 def compile_text(policy: Policy) -> dict[int, str]:
