@@ -17,6 +17,7 @@ import pytest
 from trustwall.firewall import space as sp
 from trustwall.firewall.parse import parse_save
 from trustwall.firewall.plan import build_rule, plan_delete, plan_insert
+from trustwall.firewall.protocols import TCP_FLAGS
 from trustwall.firewall.trace import Packet
 from trustwall.firewall.unfold import universe_for
 
@@ -64,7 +65,7 @@ def _point(u: sp.Universe, p: Packet) -> sp.Point:
     proto = {"tcp": 6, "udp": 17}[p.proto]
     flags = 0
     if p.proto == "tcp":  # the oracle sends SYN for NEW, ACK otherwise
-        flags = 1 << sp.TCP_FLAGS.index("SYN" if p.state == "NEW" else "ACK")
+        flags = 1 << TCP_FLAGS.index("SYN" if p.state == "NEW" else "ACK")
     return (int(ipaddress.ip_address(p.src)), int(ipaddress.ip_address(p.dst)), proto,
             p.sport or 0, p.dport or 0, u.iface_class(p.in_iface or ""), len(u.ifaces),
             sp.STATES.index(p.state), 0, flags, 0)

@@ -13,6 +13,7 @@ from trustwall.cli.main import main
 from trustwall.firewall import space as sp
 from trustwall.firewall.parse import parse_save
 from trustwall.firewall.plan import build_rule, diff, plan_delete, plan_insert
+from trustwall.firewall.protocols import TCP_FLAGS
 from trustwall.firewall.routing import LocalAddresses
 from trustwall.firewall.trace import Packet, Tracer
 from trustwall.firewall.unfold import universe_for
@@ -155,7 +156,7 @@ def packets(draw) -> Packet:  # type: ignore[no-untyped-def]
 
 def _point(u: sp.Universe, p: Packet) -> sp.Point:
     proto = {"tcp": 6, "udp": 17, "icmp": 1}[p.proto]
-    flags = sum(1 << sp.TCP_FLAGS.index(f) for f in p.tcp_flags or ())
+    flags = sum(1 << TCP_FLAGS.index(f) for f in p.tcp_flags or ())
     return (int(ipaddress.ip_address(p.src)), int(ipaddress.ip_address(p.dst)), proto,
             p.sport or 0, p.dport or 0, u.iface_class(p.in_iface or ""), len(u.ifaces),
             sp.STATES.index(p.state), (p.icmp_type or 0) * 256 + (p.icmp_code or 0), flags, 0)

@@ -15,19 +15,16 @@ import click
 
 from trustwall.cli.output import console, dumps, emit, json_option, json_wanted
 from trustwall.errors import BadInput
+from trustwall.firewall.protocols import icmp_type_code
 
-_ICMP_NAMES = {"echo-reply": 0, "destination-unreachable": 3, "redirect": 5,
-               "echo-request": 8, "time-exceeded": 11, "parameter-problem": 12}
 _STATES = ("NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED")
 
 
-def _icmp(text: str | None) -> tuple[int | None, int | None]:
+def _icmp(text: str | None, family: int = 4) -> tuple[int | None, int | None]:
     if text is None:
         return None, None
-    itype, _, code = text.partition("/")
     try:
-        number = _ICMP_NAMES[itype] if itype in _ICMP_NAMES else int(itype)
-        return number, int(code) if code else None
+        return icmp_type_code(text, family)
     except ValueError:
         raise BadInput(f"--icmp-type {text!r}: give a number, TYPE/CODE or a name such as "
                        "echo-request") from None
@@ -77,7 +74,7 @@ def trace(file: str | None, live: bool, ipv6: bool, local_addrs: tuple[str, ...]
         return
     if not src or not dst:
         raise click.UsageError("give --src and --dst (or --batch FILE)")
-    itype, icode = _icmp(icmp_type)
+    itype, icode = _icmp(icmp_type, 6 if ipv6 else 4)
     try:
         mark_value = int(mark, 0)
     except ValueError:
@@ -113,7 +110,7 @@ def _run_batch(tr: Any, tracer: Any, stream: Any) -> None:
             data = json.loads(line)
             fields = {_BATCH_KEYS.get(k, k): v for k, v in data.items()}
             if "icmp_type" in fields and isinstance(fields["icmp_type"], str):
-                fields["icmp_type"], code = _icmp(fields["icmp_type"])
+                fields["icmp_type"], code = _icmp(fields["icmp_type"], tracer.family)
                 fields.setdefault("icmp_code", code)
             if isinstance(fields.get("mark"), str):
                 fields["mark"] = int(fields["mark"], 0)

@@ -12,14 +12,18 @@ Spec mini-language for one option: ``name[/alias...][=nargs][:kind]``; nargs is 
 from __future__ import annotations
 
 import ipaddress
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
-
-class BadValue(ValueError):
-    """An option value iptables would refuse; the message is shown to the user."""
+from trustwall.firewall.protocols import (
+    ICMP6_TYPES,
+    ICMP_TYPES,
+    TCP_FLAGS,
+    BadValue,
+    protocol_number,
+    service_port,
+)
 
 
 @dataclass(frozen=True)
@@ -95,20 +99,12 @@ def _int(text: str, lo: int = 0, hi: int = 0xFFFFFFFF) -> int:
     return value
 
 
-@cache
-def _service(name: str) -> int:
-    try:
-        return socket.getservbyname(name)
-    except OSError:
-        raise BadValue(f"invalid port/service {name!r}") from None
-
-
 def port(text: str) -> int:
     if text.isdigit():
         return _int(text, 0, 65535)
     if not text or text.startswith("-"):
         raise BadValue(f"invalid port/service {text!r}")
-    return _service(text)
+    return service_port(text)
 
 
 def port_range(text: str, *, keep_full: bool = False) -> str:
@@ -151,9 +147,6 @@ def states(text: str) -> str:
     return ",".join(s for s in CT_STATES if s in given)
 
 
-TCP_FLAGS = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
-
-
 def tcp_flag_set(text: str) -> str:
     given = set()
     for f in text.upper().split(","):
@@ -174,39 +167,6 @@ def hexmark(text: str, *, default_mask: bool = False) -> str:
     if slash and (default_mask or _int(mask) != 0xFFFFFFFF):
         return f"{v:#x}/{_int(mask):#x}"
     return f"{v:#x}/0xffffffff" if default_mask else f"{v:#x}"
-
-
-ICMP_TYPES = {
-    "any": "any", "echo-reply": "0", "pong": "0", "destination-unreachable": "3",
-    "network-unreachable": "3/0", "host-unreachable": "3/1", "protocol-unreachable": "3/2",
-    "port-unreachable": "3/3", "fragmentation-needed": "3/4", "source-route-failed": "3/5",
-    "network-unknown": "3/6", "host-unknown": "3/7", "network-prohibited": "3/9",
-    "host-prohibited": "3/10", "TOS-network-unreachable": "3/11",
-    "TOS-host-unreachable": "3/12", "communication-prohibited": "3/13",
-    "host-precedence-violation": "3/14", "precedence-cutoff": "3/15", "source-quench": "4",
-    "redirect": "5", "network-redirect": "5/0", "host-redirect": "5/1",
-    "TOS-network-redirect": "5/2", "TOS-host-redirect": "5/3", "echo-request": "8",
-    "ping": "8", "router-advertisement": "9", "router-solicitation": "10",
-    "time-exceeded": "11", "ttl-exceeded": "11", "ttl-zero-during-transit": "11/0",
-    "ttl-zero-during-reassembly": "11/1", "parameter-problem": "12", "ip-header-bad": "12/0",
-    "required-option-missing": "12/1", "timestamp-request": "13", "timestamp-reply": "14",
-    "address-mask-request": "17", "address-mask-reply": "18",
-}
-
-ICMP6_TYPES = {
-    "destination-unreachable": "1", "no-route": "1/0", "communication-prohibited": "1/1",
-    "beyond-scope": "1/2", "address-unreachable": "1/3", "port-unreachable": "1/4",
-    "failed-policy": "1/5", "reject-route": "1/6", "packet-too-big": "2",
-    "time-exceeded": "3", "ttl-exceeded": "3", "ttl-zero-during-transit": "3/0",
-    "ttl-zero-during-reassembly": "3/1", "parameter-problem": "4", "bad-header": "4/0",
-    "unknown-header-type": "4/1", "unknown-option": "4/2", "echo-request": "128",
-    "ping": "128", "echo-reply": "129", "pong": "129", "mld-listener-query": "130",
-    "mld-listener-report": "131", "mld-listener-done": "132",
-    "mld-listener-reduction": "132", "router-solicitation": "133",
-    "router-advertisement": "134", "neighbour-solicitation": "135",
-    "neighbor-solicitation": "135", "neighbour-advertisement": "136",
-    "neighbor-advertisement": "136", "redirect": "137",
-}
 
 
 def _icmp(text: str, names: dict[str, str], any_ok: bool) -> str:
@@ -484,8 +444,6 @@ def quoted(text: str) -> str:
 
 
 def protonum(text: str) -> str:
-    from trustwall.firewall.parse import protocol_number
-
     n = protocol_number(text)
     if n == 0:
         raise BadValue("rule would never match protocol")

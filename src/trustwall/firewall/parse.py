@@ -19,7 +19,7 @@ import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from functools import cache, lru_cache
+from functools import lru_cache
 
 from trustwall.errors import ParseError
 from trustwall.firewall import extensions as ext
@@ -40,10 +40,7 @@ from trustwall.firewall.model import (
     Table,
     Target,
 )
-
-# Protocol numbers for names iptables knows even without /etc/protocols (xtables_chain_protos).
-_BUILTIN_PROTOS = {"tcp": 6, "sctp": 132, "udp": 17, "udplite": 136, "icmp": 1,
-                   "icmpv6": 58, "ipv6-icmp": 58, "esp": 50, "ah": 51, "mh": 135, "all": 0}
+from trustwall.firewall.protocols import PORT_PROTOCOLS, protocol_name, protocol_number
 
 # Matches iptables loads by itself when -p names the protocol and an option needs it.
 _PROTO_MATCH = {"tcp": "tcp", "udp": "udp", "udplite": "udplite", "sctp": "sctp",
@@ -58,45 +55,6 @@ _GLOBAL_LONG = {
 _SHORT_WITH_ARG = set("sdiopmjgc")
 
 _TARGET_NAME = re.compile(r"^[^\s!-][^\s]*$")
-
-
-@cache
-def _protocols() -> tuple[dict[str, int], dict[int, str]]:
-    by_name = dict(_BUILTIN_PROTOS)
-    by_number: dict[int, str] = {}
-    try:
-        with open("/etc/protocols", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                words = line.split("#", 1)[0].split()
-                if len(words) >= 2 and words[1].isdigit():
-                    n = int(words[1])
-                    for w in (words[0], *words[2:]):
-                        by_name.setdefault(w.lower(), n)
-                    by_number.setdefault(n, words[0])
-    except OSError:
-        pass
-    for name, n in _BUILTIN_PROTOS.items():
-        by_number.setdefault(n, name)
-    by_number[58] = "ipv6-icmp"
-    return by_name, by_number
-
-
-def protocol_number(text: str) -> int:
-    """``tcp`` -> 6, ``47`` -> 47; raises BadValue for an unknown name."""
-    if text.isdigit():
-        n = int(text)
-        if n > 255:
-            raise ext.BadValue(f"unknown protocol {text!r}")
-        return n
-    n2 = _protocols()[0].get(text.lower())
-    if n2 is None:
-        raise ext.BadValue(f"unknown protocol {text!r} specified")
-    return n2
-
-
-def protocol_name(number: int) -> str:
-    """The spelling iptables-save prints for a protocol number (name from /etc/protocols)."""
-    return _protocols()[1].get(number, str(number))
 
 
 def tokenize(line: str) -> list[str]:
@@ -680,16 +638,13 @@ class _RuleReader:
             options = [_finish_mark_target(o) for o in options]
         if self.strict and item.name in ("DNAT", "SNAT", "REDIRECT", "MASQUERADE") and any(
                 _has_ports(o) for o in options) and (
-                proto is None or proto.negated or proto.name not in _PORT_PROTOCOLS):
+                proto is None or proto.negated or proto.name not in PORT_PROTOCOLS):
             raise self.fail(f"{item.name}: ports need -p tcp, udp, sctp, dccp or udplite",
                             item.name)
         if spec is not None:
             order = ext.save_order(spec)
             options.sort(key=lambda o: order.get(o.name, len(order)))
         return Target(item.name, tuple(options), goto=item.implicit)
-
-
-_PORT_PROTOCOLS = frozenset({"tcp", "udp", "sctp", "dccp", "udplite"})
 
 
 def _has_ports(o: Option) -> bool:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from trustwall.errors import BadInput
 from trustwall.firewall import extensions as ext
 from trustwall.firewall.model import HOOKS, Address, Chain, Match, Option, Rule, Ruleset, Target
+from trustwall.firewall.protocols import protocol_number
 
 _NO_QUOTE = frozenset("_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
@@ -653,7 +654,7 @@ def listing_line(rule: Rule, number: int, *, family: int = 4, verbose: bool = Fa
     out.append(f"{target:<9} ")
     proto = rule.protocol
     out.append("!" if proto is not None and proto.negated else " ")
-    number_of = _protocol_number(proto.name) if proto is not None else 0
+    number_of = protocol_number(proto.name) if proto is not None else 0
     out.append(f"{number_of:<5d}")
     frag = rule.fragment
     out.append(("!" if frag is False else "-") + ("f" if frag is not None else "-") + " ")
@@ -671,12 +672,6 @@ def listing_line(rule: Rule, number: int, *, family: int = 4, verbose: bool = Fa
     if rule.target is not None:
         out.append(_target_l(rule.target))
     return "".join(out)
-
-
-def _protocol_number(name: str) -> int:
-    from trustwall.firewall.parse import protocol_number
-
-    return protocol_number(name)
 
 
 @dataclass(frozen=True)

@@ -45,14 +45,11 @@ from dataclasses import dataclass, replace
 
 from trustwall.errors import BadInput
 from trustwall.firewall.model import Chain, Match, Rule, Ruleset
+from trustwall.firewall.protocols import PORT_PROTOCOL_NUMBERS, BadValue, protocol_number
 from trustwall.firewall.routing import UNKNOWN as UNKNOWN_LOCALS
 from trustwall.firewall.routing import LocalAddresses
 
 STATES = ("NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED")
-TCP_FLAGS = ("FIN", "SYN", "RST", "PSH", "ACK", "URG")
-_PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "ipv6-icmp": 58, "icmpv6": 58, "sctp": 132,
-                  "udplite": 136, "dccp": 33, "esp": 50, "ah": 51, "gre": 47, "all": 0}
-_PORT_PROTOS = {6, 17, 132, 136, 33}
 
 #: Targets that decide the packet for good (the rest of the hooks are not visited).
 FINAL_VERDICTS = frozenset({"DROP", "REJECT", "QUEUE", "NFQUEUE", "TARPIT"})
@@ -271,19 +268,9 @@ def _addr_int(text: str, family: int, what: str) -> int:
 
 
 def _proto_number(proto: str) -> int:
-    number = _PROTO_NUMBERS.get(proto)  # type: ignore[call-overload]
-    if number is not None:
-        return number
-    text = str(proto).lower()
-    if text.isdigit():
-        return int(text)
-    if text in _PROTO_NUMBERS:
-        return _PROTO_NUMBERS[text]
-    from trustwall.firewall.parse import protocol_number
-
     try:
-        return protocol_number(text)
-    except ValueError:
+        return protocol_number(str(proto))
+    except BadValue:
         raise BadInput(f"unknown protocol {proto!r}") from None
 
 
@@ -351,7 +338,8 @@ class _RangeDim:
         if value is None:
             # A protocol without ports: only rules that say nothing about ports can match
             # (iptables ties every port match to its -p).
-            return self.unconstrained if self.ports and ctx.proto not in _PORT_PROTOS else None
+            ports = self.ports and ctx.proto not in PORT_PROTOCOL_NUMBERS
+            return self.unconstrained if ports else None
         return self.masks[bisect_right(self.points, value) - 1]
 
 

@@ -31,6 +31,7 @@ from trustwall.firewall.model import (
     Ruleset,
     Table,
 )
+from trustwall.firewall.protocols import TCP_FLAGS, protocol_number
 from trustwall.firewall.space import Cube, Space, Universe
 
 #: Options of each match module that :func:`rule_space` models exactly; any other option (or
@@ -139,8 +140,8 @@ def _ports(ps: PortSet) -> sp.Intervals:
 
 @cache
 def _flags_bits(mask: frozenset[str], comp: frozenset[str], negated: bool) -> int:
-    m = sum(1 << sp.TCP_FLAGS.index(f) for f in mask if f in sp.TCP_FLAGS)
-    c = sum(1 << sp.TCP_FLAGS.index(f) for f in comp if f in sp.TCP_FLAGS)
+    m = sum(1 << TCP_FLAGS.index(f) for f in mask if f in TCP_FLAGS)
+    c = sum(1 << TCP_FLAGS.index(f) for f in comp if f in TCP_FLAGS)
     bits = 0
     for combo in range(256):
         if ((combo & m) == c) != negated:
@@ -150,14 +151,7 @@ def _flags_bits(mask: frozenset[str], comp: frozenset[str], negated: bool) -> in
 
 def proto_number(name: str) -> int | None:
     """Protocol number for a save spelling; None for ``all``/``0`` (any protocol)."""
-    key = name.lower()
-    if key in ("all", "0"):
-        return None
-    if key in sp.PROTO_NUMBERS:
-        return sp.PROTO_NUMBERS[key]
-    if key.isdigit():
-        return int(key)
-    raise ValueError(name)
+    return protocol_number(name) or None
 
 
 class _Builder:
