@@ -1,9 +1,13 @@
-"""What trustwall knows about iptables match and target extensions.
+"""The registry of iptables match and target extensions: each one declared once, here.
 
-One row per extension: its options in the order iptables-save prints them, how many argument
-words each takes, and how to bring a value to the spelling iptables-save uses (the kernel
-stores numbers, so ``--dport ssh`` comes back as ``--dport 22``). The parser reads this table;
-an extension missing from it is still parsed, generically, and kept verbatim.
+One declaration per extension (``match("tcp", ...)``, ``target("REJECT", ...)``, see
+:class:`Extension`): its options in the order iptables-save prints them, how many argument
+words each takes, how to bring a value to the spelling iptables-save uses (the kernel stores
+numbers, so ``--dport ssh`` comes back as ``--dport 22``), the defaults and final checks of its
+libxt_*.c, and which options trace and the packet spaces model exactly. The parser, the
+renderer, the model's typed accessors, the tracer and the packet spaces all ask this module;
+an extension missing from it is still parsed, generically, and kept verbatim (and is opaque to
+the analyses).
 
 Spec mini-language for one option: ``name[/alias...][=nargs][:kind]``; nargs is 0, 1 (default),
 2, or ``?`` (an optional argument); kind names a canonicaliser in :data:`CANON`.
@@ -16,9 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
+from trustwall.firewall.model import Option, Protocol
 from trustwall.firewall.protocols import (
     ICMP6_TYPES,
     ICMP_TYPES,
+    PORT_PROTOCOLS,
     TCP_FLAGS,
     BadValue,
     protocol_number,
@@ -479,107 +485,629 @@ DROP_FULL = {("tcp", "sport"): "0:65535", ("tcp", "dport"): "0:65535",
              ("ipcomp", "ipcompspi"): "0:4294967295", ("frag", "fragid"): "0:4294967295",
              ("rt", "rt-segsleft"): "0:4294967295", ("mh", "mh-type"): "0:255"}
 
-MATCHES: dict[str, ExtSpec] = {s.name: s for s in (
-    _spec("tcp", "sport/source-port:portrange dport/destination-port:portrange "
-                 "tcp-option:uint tcp-flags=2:flags syn=0", proto=("tcp",)),
-    _spec("udp", "sport/source-port:portrange dport/destination-port:portrange",
-          proto=("udp",)),
-    _spec("udplite", "sport/source-port:portrange dport/destination-port:portrange",
-          proto=("udplite",)),
-    _spec("multiport", "sports/source-ports:portlist dports/destination-ports:portlist "
-                       "ports:portlist", required=("sports", "dports", "ports"),
-          proto=("tcp", "udp", "udplite", "sctp", "dccp")),
-    _spec("state", "state:states", required=("state",)),
-    _spec("conntrack", "ctstate:states ctproto:protonum ctorigsrc ctorigdst ctreplsrc "
-                       "ctrepldst ctorigsrcport:portrange ctorigdstport:portrange "
-                       "ctreplsrcport:portrange ctrepldstport:portrange ctstatus "
-                       "ctexpire:intrange ctdir",
-          required=("ctstate", "ctproto", "ctorigsrc", "ctorigdst", "ctreplsrc", "ctrepldst",
-                    "ctorigsrcport", "ctorigdstport", "ctreplsrcport", "ctrepldstport",
-                    "ctstatus", "ctexpire", "ctdir")),
-    _spec("icmp", "icmp-type:icmp", family=4, required=("icmp-type",), proto=("icmp",)),
-    _spec("icmp6", "icmpv6-type:icmp6", family=6, required=("icmpv6-type",),
-          proto=("ipv6-icmp",)),
-    _spec("iprange", "src-range:iprange dst-range:iprange",
-          required=("src-range", "dst-range")),
-    _spec("mark", "mark:mark", required=("mark",)),
-    _spec("connmark", "mark:mark", required=("mark",)),
-    _spec("comment", "comment:str", required=("comment",)),
-    _spec("mac", "mac-source:mac", required=("mac-source",)),
-    _spec("limit", "limit:rate limit-burst:uint"),
-    _spec("physdev", "physdev-is-in=0 physdev-in physdev-is-out=0 physdev-out "
-                     "physdev-is-bridged=0"),
-    _spec("pkttype", "pkt-type", required=("pkt-type",)),
-    _spec("addrtype", "src-type:addrtypes dst-type:addrtypes limit-iface-in=0 "
-                      "limit-iface-out=0"),
-    _spec("length", "length:lenrange", required=("length",)),
-    _spec("sctp", "sport/source-port:portrange dport/destination-port:portrange "
-                  "chunk-types=2", proto=("sctp",)),
-    _spec("statistic", "mode probability every:uint packet:uint", required=("mode",)),
-    _spec("cluster", "cluster-local-nodemask cluster-total-nodes:uint cluster-hash-seed "
-                     "cluster-local-node:uint",
-          required=("cluster-total-nodes",)),
-    _spec("dccp", "sport/source-port:portrange dport/destination-port:portrange dccp-types "
-                  "dccp-option:u8", proto=("dccp",)),
-    _spec("esp", "espspi:spirange", proto=("esp",)),
-    _spec("ah", "ahspi:spirange ahlen:uint ahres=0"),
-    _spec("frag", "fragid:spirange fraglen:uint fragres=0 fragfirst=0 fragmore=0 fraglast=0",
-          family=6),
-    _spec("rt", "rt-type:uint rt-segsleft:spirange rt-len:uint rt-0-res=0 rt-0-addrs "
-                "rt-0-not-strict=0", family=6),
-    _spec("mh", "mh-type:mhrange", family=6, proto=("mobility-header",)),
-    _spec("cpu", "cpu:uint", required=("cpu",)),
-    _spec("quota", "quota:u64", required=("quota",)),
-    _spec("dscp", "dscp:dscp dscp-class:dscp", required=("dscp", "dscp-class")),
-    _spec("tos", "tos:tos", required=("tos",)),
-    _spec("hashlimit", "hashlimit-upto hashlimit-above hashlimit-burst hashlimit-mode "
-                       "hashlimit-name hashlimit-htable-size:uint hashlimit-htable-max:uint "
-                       "hashlimit-htable-gcinterval:uint hashlimit-htable-expire:uint "
-                       "hashlimit-srcmask:uint hashlimit-dstmask:uint hashlimit-rate-match=0 "
-                       "hashlimit-rate-interval:uint",
-          required=("hashlimit-name",)),
-    _spec("connbytes", "connbytes:connbytes connbytes-mode connbytes-dir",
-          required=("connbytes",)),
-    _spec("u32", "u32:qstr", required=("u32",)),
-    _spec("ipvs", "ipvs=0 vproto:protonum vaddr:addrmask vport:port vdir vmethod "
-                  "vportctl:port"),
-    _spec("connlimit", "connlimit-upto:uint connlimit-above:uint connlimit-mask:uint "
-                       "connlimit-saddr=0 connlimit-daddr=0"),
-    _spec("recent", "set=0 rcheck=0 update=0 remove=0 seconds:uint reap=0 hitcount:u16 "
-                    "rttl=0 name mask rsource=0 rdest=0"),
-    _spec("ipcomp", "ipcompspi:spirange compres=0", proto=("ipcomp",)),
-    _spec("tcpmss", "mss:portrange", required=("mss",), proto=("tcp",)),
-    _spec("owner", "uid-owner:user gid-owner:group suppl-groups=0 socket-exists=0"),
-    _spec("string", "string:qstr hex-string:qstr algo from:uint to:uint icase=0",
-          required=("string", "hex-string")),
-    _spec("cgroup", "path:qstr cgroup"),
-    _spec("connlabel", "label:qstr set=0", required=("label",)),
-    _spec("ttl", "ttl-eq/ttl:u8 ttl-lt:u8 ttl-gt:u8", family=4,
-          required=("ttl-eq", "ttl-lt", "ttl-gt")),
-    _spec("hl", "hl-eq:u8 hl-lt:u8 hl-gt:u8", family=6, required=("hl-eq", "hl-lt", "hl-gt")),
-)}
+# --- the registry -----------------------------------------------------------------------------
 
-TARGETS: dict[str, ExtSpec] = {s.name: s for s in (
-    _spec("REJECT", "reject-with"),
-    _spec("LOG", "log-prefix:str log-level:loglevel log-tcp-sequence=0 log-tcp-options=0 "
-                 "log-ip-options=0 log-uid=0 log-macdecode=0"),
-    _spec("DNAT", "to-destination:natto random=0 persistent=0"),
-    _spec("SNAT", "to-source:natto random=0 random-fully=0 persistent=0"),
-    _spec("REDIRECT", "to-ports:natports random=0"),
-    _spec("MASQUERADE", "to-ports:natports random=0 random-fully=0"),
-    _spec("NETMAP", "to:netmapto"),
-    _spec("CONNMARK", "set-xmark:xmark save-mark=0 restore-mark=0 nfmask:xmask ctmask:xmask "
-                      "set-mark:xmark and-mark:uint or-mark:uint xor-mark:uint mask:xmask"),
-    _spec("DSCP", "set-dscp:dscp set-dscp-class:dscp"),
-    _spec("TOS", "set-tos:tos and-tos:uint or-tos:uint xor-tos:uint"),
-    _spec("NFLOG", "nflog-prefix:str nflog-group:u16 nflog-range:uint nflog-size:uint "
-                   "nflog-threshold:u16"),
-    _spec("TTL", "ttl-set:u8 ttl-dec:u8nz ttl-inc:u8nz", family=4,
-          required=("ttl-set", "ttl-dec", "ttl-inc")),
-    _spec("HL", "hl-set:u8 hl-dec:u8nz hl-inc:u8nz", family=6,
-          required=("hl-set", "hl-dec", "hl-inc")),
-    _spec("NFQUEUE", "queue-num:u16 queue-balance:queuerange queue-bypass=0 "
-                     "queue-cpu-fanout=0", family=0),
-    _spec("LED", "led-trigger-id:qstr led-delay led-always-blink=0"),
-    _spec("MARK", "set-xmark:xmark set-mark:xmark and-mark:uint or-mark:uint xor-mark:uint"),
-)}
+
+@dataclass(frozen=True)
+class Context:
+    """What an extension's finish and check see of the rule around it."""
+
+    family: int
+    chain: str
+    proto: Protocol | None
+
+
+class Refused(BadValue):
+    """iptables refuses the extension as given; ``word`` is the word to point the user at."""
+
+    def __init__(self, message: str, word: str | None = None) -> None:
+        super().__init__(message)
+        self.word = word
+
+
+Finish = Callable[[list[Option], Context], list[Option]]
+Check = Callable[[list[Option], Context], "str | None"]
+
+
+@dataclass(frozen=True)
+class Extension:
+    """Everything trustwall knows about one match (``tcp``) or target (``REJECT``).
+
+    - ``spec``: options in iptables-save order with their argument counts and canonical
+      spellings; None: the extension is parsed generically and kept verbatim;
+    - ``finish``: brings the options to what the kernel stores and iptables-save prints
+      (defaults filled in, aliases folded); raises :class:`Refused` for what iptables always
+      refuses;
+    - ``check``: the extension's final check (libxt_*'s x6_fcheck), for strict input only; a
+      match's check sees its finished options, a target's the options as given;
+    - ``modelled``: the options whose meaning trace and packet spaces model exactly (None: the
+      extension is opaque to them, and so is any option outside the set);
+    - ``typed``: further options that the typed accessors of ``model.Match`` read;
+    - ``bare``: a match complete without options; ``needs_option``: a target refused without.
+    """
+
+    name: str
+    spec: ExtSpec | None = None
+    finish: Finish | None = None
+    check: Check | None = None
+    modelled: frozenset[str] | None = None
+    typed: frozenset[str] = frozenset()
+    bare: bool = False
+    needs_option: bool = False
+
+
+#: Every match and target extension trustwall knows, by name.
+MATCH_EXTENSIONS: dict[str, Extension] = {}
+TARGET_EXTENSIONS: dict[str, Extension] = {}
+
+
+def _declare(table: dict[str, Extension], name: str, options: str | None, *, family: int = 0,
+             required: tuple[str, ...] = (), proto: tuple[str, ...] = (),
+             modelled: str | None = None, typed: str = "", **hooks: object) -> None:
+    spec = _spec(name, options, family=family, required=required, proto=proto) \
+        if options is not None else None
+    table[name] = Extension(
+        name, spec, modelled=frozenset(modelled.split()) if modelled is not None else None,
+        typed=frozenset(typed.split()), **hooks)  # type: ignore[arg-type]
+
+
+def match(name: str, options: str | None, **kw: object) -> None:
+    """Declare a match extension (see :class:`Extension` for the keywords)."""
+    _declare(MATCH_EXTENSIONS, name, options, **kw)  # type: ignore[arg-type]
+
+
+def target(name: str, options: str | None, **kw: object) -> None:
+    """Declare a target extension (see :class:`Extension` for the keywords)."""
+    _declare(TARGET_EXTENSIONS, name, options, **kw)  # type: ignore[arg-type]
+
+
+def with_defaults(options: list[Option], defaults: list[tuple[str, tuple[str, ...]]]
+                  ) -> list[Option]:
+    """Add the options iptables fills in (and prints) when the user leaves them out."""
+    have = {o.name for o in options}
+    return [*options, *(Option(n, False, v) for n, v in defaults if n not in have)]
+
+
+def _given(options: list[Option]) -> dict[str, Option]:
+    return {o.name: o for o in options}
+
+
+def _full_mask(ctx: Context) -> str:
+    return "32" if ctx.family == 4 else "128"
+
+
+# --- matches ----------------------------------------------------------------------------------
+
+def _tcp_finish(options: list[Option], ctx: Context) -> list[Option]:
+    # --syn is stored as the flags it stands for
+    return [Option("tcp-flags", o.negated, ("FIN,SYN,RST,ACK", "SYN")) if o.name == "syn" else o
+            for o in options]
+
+
+match("tcp", "sport/source-port:portrange dport/destination-port:portrange "
+             "tcp-option:uint tcp-flags=2:flags syn=0", proto=("tcp",),
+      finish=_tcp_finish, modelled="sport dport tcp-flags")
+match("udp", "sport/source-port:portrange dport/destination-port:portrange", proto=("udp",),
+      modelled="sport dport")
+match("udplite", "sport/source-port:portrange dport/destination-port:portrange",
+      proto=("udplite",), modelled="sport dport")
+
+
+def _multiport_finish(options: list[Option], ctx: Context) -> list[Option]:
+    if len({"sports", "dports", "ports"} & {o.name for o in options}) > 1:
+        raise Refused("multiport can only have one option", "multiport")
+    return options
+
+
+match("multiport", "sports/source-ports:portlist dports/destination-ports:portlist "
+                   "ports:portlist", required=("sports", "dports", "ports"),
+      proto=("tcp", "udp", "udplite", "sctp", "dccp"), finish=_multiport_finish,
+      modelled="sports dports ports")
+match("state", "state:states", required=("state",), modelled="state")
+match("conntrack", "ctstate:states ctproto:protonum ctorigsrc ctorigdst ctreplsrc "
+                   "ctrepldst ctorigsrcport:portrange ctorigdstport:portrange "
+                   "ctreplsrcport:portrange ctrepldstport:portrange ctstatus "
+                   "ctexpire:intrange ctdir",
+      required=("ctstate", "ctproto", "ctorigsrc", "ctorigdst", "ctreplsrc", "ctrepldst",
+                "ctorigsrcport", "ctorigdstport", "ctreplsrcport", "ctrepldstport",
+                "ctstatus", "ctexpire", "ctdir"), modelled="ctstate")
+match("icmp", "icmp-type:icmp", family=4, required=("icmp-type",), proto=("icmp",),
+      modelled="icmp-type")
+match("icmp6", "icmpv6-type:icmp6", family=6, required=("icmpv6-type",), proto=("ipv6-icmp",),
+      modelled="icmpv6-type")
+match("iprange", "src-range:iprange dst-range:iprange", required=("src-range", "dst-range"),
+      modelled="src-range dst-range")
+match("mark", "mark:mark", required=("mark",), modelled="mark")
+match("connmark", "mark:mark", required=("mark",))
+match("comment", "comment:str", required=("comment",), modelled="comment")
+match("mac", "mac-source:mac", required=("mac-source",), typed="mac-source")
+match("limit", "limit:rate limit-burst:uint", bare=True, typed="limit limit-burst")
+match("physdev", "physdev-is-in=0 physdev-in physdev-is-out=0 physdev-out "
+                 "physdev-is-bridged=0")
+
+
+def _pkttype_check(options: list[Option], ctx: Context) -> str | None:
+    value = _given(options)["pkt-type"].value
+    if value not in ("unicast", "broadcast", "multicast", "host", "otherhost"):
+        return f"pkttype: bad packet type {value!r}"
+    return None
+
+
+match("pkttype", "pkt-type", required=("pkt-type",), check=_pkttype_check)
+
+
+def _addrtype_check(options: list[Option], ctx: Context) -> str | None:
+    given = _given(options)
+    if not given.keys() & {"src-type", "dst-type"}:
+        return "addrtype needs --src-type or --dst-type"
+    if {"limit-iface-in", "limit-iface-out"} <= given.keys():
+        return "addrtype: --limit-iface-in and --limit-iface-out exclude each other"
+    if "limit-iface-in" in given and ctx.chain in ("OUTPUT", "POSTROUTING"):
+        return f"addrtype: --limit-iface-in is not valid in {ctx.chain}"
+    if "limit-iface-out" in given and ctx.chain in ("PREROUTING", "INPUT"):
+        return f"addrtype: --limit-iface-out is not valid in {ctx.chain}"
+    return None
+
+
+match("addrtype", "src-type:addrtypes dst-type:addrtypes limit-iface-in=0 limit-iface-out=0",
+      check=_addrtype_check)
+match("length", "length:lenrange", required=("length",))
+match("sctp", "sport/source-port:portrange dport/destination-port:portrange chunk-types=2",
+      proto=("sctp",), modelled="sport dport")
+
+
+def _statistic_check(options: list[Option], ctx: Context) -> str | None:
+    given = _given(options)
+    mode = given["mode"].value
+    if mode == "random":
+        p = given.get("probability")
+        try:
+            ok = p is not None and 0.0 <= float(p.value or "x") <= 1.0
+        except ValueError:
+            ok = False
+        if not ok or given.keys() & {"every", "packet"}:
+            return "statistic random needs --probability between 0 and 1"
+    elif mode == "nth":
+        every, packet = given.get("every"), given.get("packet")
+        if every is None or packet is None or int(packet.value or 0) >= int(every.value or 0):
+            return "statistic nth needs --every N and --packet P with P < N"
+    else:
+        return f"statistic: bad mode {mode!r}"
+    return None
+
+
+match("statistic", "mode probability every:uint packet:uint", required=("mode",),
+      check=_statistic_check)
+
+
+def _cluster_finish(options: list[Option], ctx: Context) -> list[Option]:
+    # libxt_cluster stores --cluster-local-node N as the bit mask 1 << (N - 1)
+    node = next((o for o in options if o.name == "cluster-local-node"), None)
+    if node is not None and node.value is not None and node.value.isdigit() \
+            and 1 <= int(node.value) <= 32:
+        mask = Option("cluster-local-nodemask", node.negated,
+                      (f"0x{1 << (int(node.value) - 1):08x}",))
+        options = [mask if o is node else o for o in options]
+    return options
+
+
+def _cluster_check(options: list[Option], ctx: Context) -> str | None:
+    given = _given(options)
+    if not given.keys() & {"cluster-local-node", "cluster-local-nodemask"} \
+            or "cluster-hash-seed" not in given:
+        return "cluster needs a local node and --cluster-hash-seed"
+    return None
+
+
+match("cluster", "cluster-local-nodemask cluster-total-nodes:uint cluster-hash-seed "
+                 "cluster-local-node:uint", required=("cluster-total-nodes",),
+      finish=_cluster_finish, check=_cluster_check)
+match("dccp", "sport/source-port:portrange dport/destination-port:portrange dccp-types "
+              "dccp-option:u8", proto=("dccp",), modelled="sport dport")
+match("esp", "espspi:spirange", proto=("esp",))
+
+
+def _ah_check(options: list[Option], ctx: Context) -> str | None:
+    if ctx.family == 4 and (ctx.proto is None or ctx.proto.name != "ah"):
+        return "match 'ah' needs -p ah"
+    return None
+
+
+match("ah", "ahspi:spirange ahlen:uint ahres=0", check=_ah_check)
+
+
+def _frag_check(options: list[Option], ctx: Context) -> str | None:
+    if {"fraglast", "fragmore"} <= _given(options).keys():
+        return "frag: --fraglast and --fragmore exclude each other"
+    return None
+
+
+match("frag", "fragid:spirange fraglen:uint fragres=0 fragfirst=0 fragmore=0 fraglast=0",
+      family=6, bare=True, check=_frag_check)
+match("rt", "rt-type:uint rt-segsleft:spirange rt-len:uint rt-0-res=0 rt-0-addrs "
+            "rt-0-not-strict=0", family=6, bare=True)
+match("mh", "mh-type:mhrange", family=6, proto=("mobility-header",))
+match("cpu", "cpu:uint", required=("cpu",))
+match("quota", "quota:u64", required=("quota",))
+
+
+def _dscp_finish(options: list[Option], ctx: Context) -> list[Option]:
+    return [Option("dscp", o.negated, o.values) for o in options]  # a class is a value
+
+
+def _one_option(what: str) -> Check:
+    def check(options: list[Option], ctx: Context) -> str | None:
+        return what if len(options) > 1 else None
+    return check
+
+
+match("dscp", "dscp:dscp dscp-class:dscp", required=("dscp", "dscp-class"), finish=_dscp_finish,
+      check=_one_option("dscp: --dscp and --dscp-class exclude each other"))
+match("tos", "tos:tos", required=("tos",))
+
+
+def _hashlimit_finish(options: list[Option], ctx: Context) -> list[Option]:
+    if not {o.name for o in options} & {"hashlimit-upto", "hashlimit-above"}:
+        raise Refused("hashlimit needs --hashlimit-upto or --hashlimit-above", "hashlimit")
+    full = _full_mask(ctx)
+    defaults = {"hashlimit-htable-gcinterval": "1000", "hashlimit-srcmask": full,
+                "hashlimit-dstmask": full}
+    options = [o for o in options if o.name not in defaults or defaults[o.name] != o.value]
+    rate = next(o.value or "" for o in options
+                if o.name in ("hashlimit-upto", "hashlimit-above"))
+    if "b/" not in rate:  # a byte rate has no default burst to print
+        options = with_defaults(options, [("hashlimit-burst", ("5",))])
+    return options
+
+
+match("hashlimit", "hashlimit-upto hashlimit-above hashlimit-burst hashlimit-mode "
+                   "hashlimit-name hashlimit-htable-size:uint hashlimit-htable-max:uint "
+                   "hashlimit-htable-gcinterval:uint hashlimit-htable-expire:uint "
+                   "hashlimit-srcmask:uint hashlimit-dstmask:uint hashlimit-rate-match=0 "
+                   "hashlimit-rate-interval:uint",
+      required=("hashlimit-name",), finish=_hashlimit_finish)
+
+
+def _connbytes_check(options: list[Option], ctx: Context) -> str | None:
+    given = _given(options)
+    mode, direction = given.get("connbytes-mode"), given.get("connbytes-dir")
+    if mode is None or direction is None:
+        return "connbytes needs --connbytes-mode and --connbytes-dir"
+    if mode.value not in ("packets", "bytes", "avgpkt"):
+        return f"connbytes: bad mode {mode.value!r}"
+    if direction.value not in ("original", "reply", "both"):
+        return f"connbytes: bad direction {direction.value!r}"
+    return None
+
+
+match("connbytes", "connbytes:connbytes connbytes-mode connbytes-dir", required=("connbytes",),
+      check=_connbytes_check)
+match("u32", "u32:qstr", required=("u32",))
+match("ipvs", "ipvs=0 vproto:protonum vaddr:addrmask vport:port vdir vmethod vportctl:port")
+
+
+def _connlimit_finish(options: list[Option], ctx: Context) -> list[Option]:
+    given = {o.name for o in options}
+    options = with_defaults(options, [("connlimit-mask", (_full_mask(ctx),))])
+    if not given & {"connlimit-saddr", "connlimit-daddr"}:
+        options.append(Option("connlimit-saddr"))
+    if not given & {"connlimit-upto", "connlimit-above"}:
+        raise Refused("connlimit needs --connlimit-upto or --connlimit-above", "connlimit")
+    return options
+
+
+def _connlimit_check(options: list[Option], ctx: Context) -> str | None:
+    if {"connlimit-saddr", "connlimit-daddr"} <= _given(options).keys():
+        return "connlimit: --connlimit-saddr and --connlimit-daddr exclude each other"
+    return None
+
+
+match("connlimit", "connlimit-upto:uint connlimit-above:uint connlimit-mask:uint "
+                   "connlimit-saddr=0 connlimit-daddr=0",
+      finish=_connlimit_finish, check=_connlimit_check)
+
+
+def _recent_finish(options: list[Option], ctx: Context) -> list[Option]:
+    given = {o.name for o in options}
+    if len(given & {"set", "rcheck", "update", "remove"}) != 1:
+        raise Refused("recent needs exactly one of --set/--rcheck/--update/--remove", "recent")
+    options = with_defaults(options, [
+        ("name", ("DEFAULT",)),
+        ("mask", ("255.255.255.255" if ctx.family == 4
+                  else "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",))])
+    if not given & {"rsource", "rdest"}:
+        options.append(Option("rsource"))
+    return options
+
+
+def _recent_check(options: list[Option], ctx: Context) -> str | None:
+    given = _given(options)
+    if "rttl" in given and not given.keys() & {"rcheck", "update"}:
+        return "recent: --rttl only goes with --rcheck or --update"
+    return None
+
+
+match("recent", "set=0 rcheck=0 update=0 remove=0 seconds:uint reap=0 hitcount:u16 "
+                "rttl=0 name mask rsource=0 rdest=0", finish=_recent_finish, check=_recent_check)
+match("ipcomp", "ipcompspi:spirange compres=0", proto=("ipcomp",))
+match("tcpmss", "mss:portrange", required=("mss",), proto=("tcp",))
+
+
+def _owner_check(options: list[Option], ctx: Context) -> str | None:
+    names = [o.name for o in options]
+    if "suppl-groups" in names:
+        supp = options[names.index("suppl-groups")]
+        if supp.negated or "gid-owner" not in names[:names.index("suppl-groups")]:
+            return "owner: --suppl-groups needs a --gid-owner before it and cannot be negated"
+    return None
+
+
+match("owner", "uid-owner:user gid-owner:group suppl-groups=0 socket-exists=0",
+      check=_owner_check)
+
+
+def _string_finish(options: list[Option], ctx: Context) -> list[Option]:
+    return [o for o in options if not (o.name == "from" and o.values == ("0",))
+            and not (o.name == "to" and o.values == ("65535",))]
+
+
+def _string_check(options: list[Option], ctx: Context) -> str | None:
+    given = _given(options)
+    pattern = given.get("string") or given.get("hex-string")
+    if pattern is not None and len(pattern.value or "") > 128:
+        return "string: pattern longer than 128 bytes"
+    return None
+
+
+match("string", "string:qstr hex-string:qstr algo from:uint to:uint icase=0",
+      required=("string", "hex-string"), finish=_string_finish, check=_string_check)
+
+
+def _cgroup_check(options: list[Option], ctx: Context) -> str | None:
+    if len(_given(options).keys() & {"path", "cgroup"}) != 1:
+        return "cgroup needs one of --path or --cgroup"
+    return None
+
+
+match("cgroup", "path:qstr cgroup", check=_cgroup_check)
+match("connlabel", "label:qstr set=0", required=("label",))
+match("ttl", "ttl-eq/ttl:u8 ttl-lt:u8 ttl-gt:u8", family=4,
+      required=("ttl-eq", "ttl-lt", "ttl-gt"),
+      check=_one_option("ttl: give only one of --ttl-eq, --ttl-lt, --ttl-gt"))
+match("hl", "hl-eq:u8 hl-lt:u8 hl-gt:u8", family=6, required=("hl-eq", "hl-lt", "hl-gt"),
+      check=_one_option("hl: give only one of --hl-eq, --hl-lt, --hl-gt"))
+# Matches without an option table here: parsed generically, complete without options.
+for _name in ("socket", "rpfilter", "eui64", "devgroup", "hbh", "dst", "srh"):
+    match(_name, None, bare=True)
+
+
+# --- targets ----------------------------------------------------------------------------------
+
+_REJECT4 = {"icmp-net-unreachable": "icmp-net-unreachable", "net-unreach": "icmp-net-unreachable",
+            "icmp-host-unreachable": "icmp-host-unreachable",
+            "host-unreach": "icmp-host-unreachable",
+            "icmp-proto-unreachable": "icmp-proto-unreachable",
+            "proto-unreach": "icmp-proto-unreachable",
+            "icmp-port-unreachable": "icmp-port-unreachable",
+            "port-unreach": "icmp-port-unreachable",
+            "icmp-net-prohibited": "icmp-net-prohibited", "net-prohib": "icmp-net-prohibited",
+            "icmp-host-prohibited": "icmp-host-prohibited",
+            "host-prohib": "icmp-host-prohibited", "tcp-reset": "tcp-reset",
+            "tcp-rst": "tcp-reset", "icmp-admin-prohibited": "icmp-admin-prohibited",
+            "admin-prohib": "icmp-admin-prohibited"}
+_REJECT6 = {"icmp6-no-route": "icmp6-no-route", "no-route": "icmp6-no-route",
+            "icmp6-adm-prohibited": "icmp6-adm-prohibited",
+            "adm-prohibited": "icmp6-adm-prohibited",
+            "icmp6-addr-unreachable": "icmp6-addr-unreachable",
+            "addr-unreach": "icmp6-addr-unreachable",
+            "icmp6-port-unreachable": "icmp6-port-unreachable",
+            "port-unreach": "icmp6-port-unreachable", "tcp-reset": "tcp-reset",
+            "icmp6-policy-fail": "icmp6-policy-fail", "policy-fail": "icmp6-policy-fail",
+            "icmp6-reject-route": "icmp6-reject-route", "reject-route": "icmp6-reject-route"}
+
+
+def _reject_finish(options: list[Option], ctx: Context) -> list[Option]:
+    default = "icmp-port-unreachable" if ctx.family == 4 else "icmp6-port-unreachable"
+    opt = next((o for o in options if o.name == "reject-with"), None)
+    value = (_REJECT4 if ctx.family == 4 else _REJECT6).get(opt.value or "" if opt else default)
+    if value is None:
+        raise Refused("unknown --reject-with type", opt.value if opt else None)
+    proto = ctx.proto
+    if value == "tcp-reset" and (proto is None or proto.name != "tcp" or proto.negated):
+        raise Refused("--reject-with tcp-reset needs -p tcp", "tcp-reset")
+    return [Option("reject-with", False, (value,))]
+
+
+target("REJECT", "reject-with", finish=_reject_finish)
+
+
+def _log_finish(options: list[Option], ctx: Context) -> list[Option]:
+    return [o for o in options if not (o.name == "log-level" and o.values == ("4",))]
+
+
+target("LOG", "log-prefix:str log-level:loglevel log-tcp-sequence=0 log-tcp-options=0 "
+              "log-ip-options=0 log-uid=0 log-macdecode=0", finish=_log_finish)
+
+
+def _has_ports(o: Option) -> bool:
+    if o.name == "to-ports":
+        return True
+    if o.name in ("to-destination", "to-source") and o.value:
+        v = o.value
+        return "]:" in v or (not v.startswith("[") and v.count(":") == 1)
+    return False
+
+
+def _nat_check(name: str) -> Check:
+    def check(options: list[Option], ctx: Context) -> str | None:
+        proto = ctx.proto
+        if any(_has_ports(o) for o in options) and (
+                proto is None or proto.negated or proto.name not in PORT_PROTOCOLS):
+            return f"{name}: ports need -p tcp, udp, sctp, dccp or udplite"
+        return None
+    return check
+
+
+target("DNAT", "to-destination:natto random=0 persistent=0", needs_option=True,
+       check=_nat_check("DNAT"))
+target("SNAT", "to-source:natto random=0 random-fully=0 persistent=0", needs_option=True,
+       check=_nat_check("SNAT"))
+target("REDIRECT", "to-ports:natports random=0", check=_nat_check("REDIRECT"))
+target("MASQUERADE", "to-ports:natports random=0 random-fully=0",
+       check=_nat_check("MASQUERADE"))
+target("NETMAP", "to:netmapto", needs_option=True)
+
+
+def _mark_option(o: Option) -> Option:
+    """MARK/CONNMARK keep one form, ``--set-xmark value/mask`` (libxt_MARK revision 2)."""
+    if o.name == "set-mark":
+        return Option("set-xmark", o.negated, o.values)
+    if o.name in ("and-mark", "or-mark", "xor-mark") and o.values:
+        v = int(o.values[0])
+        xmark = {"and-mark": f"0x0/{(~v) & 0xFFFFFFFF:#x}", "or-mark": f"{v:#x}/{v:#x}",
+                 "xor-mark": f"{v:#x}/0x0"}[o.name]
+        return Option("set-xmark", o.negated, (xmark,))
+    return o
+
+
+def _connmark_finish(options: list[Option], ctx: Context) -> list[Option]:
+    names = {o.name for o in options}
+    if not names:
+        raise Refused("CONNMARK needs an option", "CONNMARK")
+    if names & {"save-mark", "restore-mark"}:
+        mask = next((o.values for o in options if o.name == "mask"), ("0xffffffff",))
+        return with_defaults([o for o in options if o.name != "mask"],
+                             [("nfmask", mask), ("ctmask", mask)])
+    return [_mark_option(o) for o in options]
+
+
+target("CONNMARK", "set-xmark:xmark save-mark=0 restore-mark=0 nfmask:xmask ctmask:xmask "
+                   "set-mark:xmark and-mark:uint or-mark:uint xor-mark:uint mask:xmask",
+       needs_option=True, finish=_connmark_finish)
+
+
+def _dscp_target_finish(options: list[Option], ctx: Context) -> list[Option]:
+    return [Option("set-dscp", o.negated, o.values) for o in options]
+
+
+target("DSCP", "set-dscp:dscp set-dscp-class:dscp", needs_option=True,
+       finish=_dscp_target_finish,
+       check=lambda options, ctx: "DSCP: --set-dscp and --set-dscp-class exclude each other"
+       if len(options) != 1 else None)
+
+
+def _tos_option(o: Option) -> Option:
+    """--and/--or/--xor-tos are stored as --set-tos value/mask (libxt_TOS)."""
+    if o.name == "set-tos":
+        return o
+    v = int(o.values[0])
+    if o.name == "and-tos":
+        return Option("set-tos", False, (f"0x00/{(~v) & 0xFF:#04x}",))
+    if o.name == "or-tos":
+        return Option("set-tos", False, (f"{v:#04x}/{v:#04x}",))
+    return Option("set-tos", False, (f"{v:#04x}/0x00",))
+
+
+target("TOS", "set-tos:tos and-tos:uint or-tos:uint xor-tos:uint", needs_option=True,
+       finish=lambda options, ctx: [_tos_option(o) for o in options])
+target("NFLOG", "nflog-prefix:str nflog-group:u16 nflog-range:uint nflog-size:uint "
+                "nflog-threshold:u16",
+       finish=lambda options, ctx: [o for o in options
+                                    if not (o.name == "nflog-group" and o.values == ("0",))])
+
+
+def _exactly_one(name: str) -> Check:
+    def check(options: list[Option], ctx: Context) -> str | None:
+        if len(options) != 1:
+            return f"{name}: give exactly one of --{name.lower()}-set/-dec/-inc"
+        return None
+    return check
+
+
+target("TTL", "ttl-set:u8 ttl-dec:u8nz ttl-inc:u8nz", family=4,
+       required=("ttl-set", "ttl-dec", "ttl-inc"), needs_option=True, check=_exactly_one("TTL"))
+target("HL", "hl-set:u8 hl-dec:u8nz hl-inc:u8nz", family=6,
+       required=("hl-set", "hl-dec", "hl-inc"), needs_option=True, check=_exactly_one("HL"))
+
+
+def _nfqueue_finish(options: list[Option], ctx: Context) -> list[Option]:
+    if not any(o.name in ("queue-num", "queue-balance") for o in options):
+        options = [Option("queue-num", False, ("0",)), *options]
+    return options
+
+
+target("NFQUEUE", "queue-num:u16 queue-balance:queuerange queue-bypass=0 queue-cpu-fanout=0",
+       finish=_nfqueue_finish)
+target("LED", "led-trigger-id:qstr led-delay led-always-blink=0", needs_option=True)
+
+
+def _mark_finish(options: list[Option], ctx: Context) -> list[Option]:
+    if not options:
+        raise Refused("MARK target needs --set-xmark/--set-mark/…", "MARK")
+    return [_mark_option(o) for o in options]
+
+
+target("MARK", "set-xmark:xmark set-mark:xmark and-mark:uint or-mark:uint xor-mark:uint",
+       needs_option=True, finish=_mark_finish)
+
+
+def _tproxy_check(options: list[Option], ctx: Context) -> str | None:
+    if ctx.proto is None or ctx.proto.name not in ("tcp", "udp"):
+        return "TPROXY needs -p tcp or -p udp"
+    return None
+
+
+target("TPROXY", None, needs_option=True, check=_tproxy_check)
+
+
+def _audit_check(options: list[Option], ctx: Context) -> str | None:
+    kind = _given(options).get("type")
+    if kind is not None and kind.value not in ("accept", "drop", "reject"):
+        return "AUDIT: --type is accept, drop or reject"
+    return None
+
+
+target("AUDIT", None, needs_option=True, check=_audit_check)
+target("IDLETIMER", None, needs_option=True,
+       check=lambda options, ctx: None if "label" in _given(options) else
+       "IDLETIMER needs --label")
+
+
+def _tcpoptstrip_check(options: list[Option], ctx: Context) -> str | None:
+    if ctx.proto is None or ctx.proto.name != "tcp":
+        return "TCPOPTSTRIP needs -p tcp"
+    opt = _given(options).get("strip-options")
+    if opt is not None and any(v in ("0", "1", "eol", "nop")
+                               for v in (opt.value or "").split(",")):
+        return "TCPOPTSTRIP cannot strip EOL or NOP"
+    return None
+
+
+target("TCPOPTSTRIP", None, check=_tcpoptstrip_check)
+
+
+def _npt_check(name: str) -> Check:
+    def check(options: list[Option], ctx: Context) -> str | None:
+        if not {"src-pfx", "dst-pfx"} <= _given(options).keys():
+            return f"{name} needs --src-pfx and --dst-pfx"
+        return None
+    return check
+
+
+target("SNPT", None, needs_option=True, check=_npt_check("SNPT"))
+target("DNPT", None, needs_option=True, check=_npt_check("DNPT"))
+# Targets iptables refuses without an option (their parse "final check").
+for _name in ("CHECKSUM", "CLASSIFY", "CONNSECMARK", "HMARK", "SECMARK", "TCPMSS", "TEE",
+              "ECN", "SET", "RATEEST"):
+    target(_name, None, needs_option=True)
+
+#: Option tables by extension name (the parser's view of the registry).
+MATCHES: dict[str, ExtSpec] = {n: e.spec for n, e in MATCH_EXTENSIONS.items() if e.spec}
+TARGETS: dict[str, ExtSpec] = {n: e.spec for n, e in TARGET_EXTENSIONS.items() if e.spec}
+#: Options each match models exactly as packet conditions (what trace and spaces read).
+MODELLED_OPTIONS: dict[str, frozenset[str]] = {
+    n: e.modelled for n, e in MATCH_EXTENSIONS.items() if e.modelled is not None}
+#: Options the typed accessors of model.Match capture, per module.
+TYPED_OPTIONS: dict[str, frozenset[str]] = {
+    n: (e.modelled or frozenset()) | e.typed for n, e in MATCH_EXTENSIONS.items()
+    if e.modelled is not None or e.typed}

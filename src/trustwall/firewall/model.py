@@ -25,8 +25,8 @@ Conventions that the other modules rely on:
   kept, in order, as an :class:`Option` (name without the leading ``--``, a negation flag and the
   argument words). On top of that, :class:`Match` offers typed accessors (``destination_ports``,
   ``states``, ``icmp``, ``source_range``, ``mark``, ``comment``, ``mac``, ``limit``,
-  ``tcp_flags``) for the options listed in :data:`TYPED_OPTIONS`; for anything else
-  ``Match.typed`` is False and a reader must treat the match as "unknown" rather than guess.
+  ``tcp_flags``) for the options the extension registry lists (``extensions.TYPED_OPTIONS``);
+  for anything else ``Match.typed`` is False and a reader must treat the match as "unknown" rather than guess.
 * **Rule numbers** are positions: rule ``i`` of a chain is ``chain.rules[i - 1]``, the number
   that ``iptables -L --line-numbers`` shows.
 * The protocol, addresses, interfaces and the IPv4 fragment flag (``-p -s -d -i -o -f``) are
@@ -67,25 +67,6 @@ TERMINATING_TARGETS = frozenset({
     "ACCEPT", "DROP", "REJECT", "QUEUE", "NFQUEUE", "DNAT", "SNAT", "MASQUERADE", "REDIRECT",
     "NETMAP", "TPROXY", "CT_NOTRACK_LEGACY", "SYNPROXY", "TARPIT",
 })
-
-#: Match options the typed accessors of :class:`Match` capture, per module. A match is
-#: ``typed`` when its module is here and every option it carries is listed for it.
-TYPED_OPTIONS: dict[str, frozenset[str]] = {
-    "tcp": frozenset({"sport", "dport", "tcp-flags"}),
-    "udp": frozenset({"sport", "dport"}),
-    "udplite": frozenset({"sport", "dport"}),
-    "multiport": frozenset({"sports", "dports", "ports"}),
-    "state": frozenset({"state"}),
-    "conntrack": frozenset({"ctstate"}),
-    "icmp": frozenset({"icmp-type"}),
-    "icmp6": frozenset({"icmpv6-type"}),
-    "iprange": frozenset({"src-range", "dst-range"}),
-    "mark": frozenset({"mark"}),
-    "comment": frozenset({"comment"}),
-    "mac": frozenset({"mac-source"}),
-    "limit": frozenset({"limit", "limit-burst"}),
-}
-TYPED_MODULES = frozenset(TYPED_OPTIONS)
 
 MAX_CHAIN_NAME = 28  # XT_EXTENSION_MAXNAMELEN - 1 (xtables.h): the kernel's limit
 MAX_IFACE_NAME = 15  # IFNAMSIZ - 1
@@ -303,6 +284,8 @@ class Match:
     @property
     def typed(self) -> bool:
         """True when the typed accessors capture every option of this match."""
+        from trustwall.firewall.extensions import TYPED_OPTIONS  # the registry imports model
+
         known = TYPED_OPTIONS.get(self.module)
         return known is not None and all(o.name in known for o in self.options)
 

@@ -40,7 +40,7 @@ from trustwall.firewall.model import (
     Table,
     Target,
 )
-from trustwall.firewall.protocols import PORT_PROTOCOLS, protocol_name, protocol_number
+from trustwall.firewall.protocols import protocol_name, protocol_number
 
 # Matches iptables loads by itself when -p names the protocol and an option needs it.
 _PROTO_MATCH = {"tcp": "tcp", "udp": "udp", "udplite": "udplite", "sctp": "sctp",
@@ -511,10 +511,12 @@ class _RuleReader:
 
     def _finish_match(self, item: _Ext, proto: Protocol | None) -> Match:
         spec = item.spec
+        row = ext.MATCH_EXTENSIONS.get(item.name)
         if spec is None:
-            if self.strict and not item.options and item.name not in _BARE_MATCHES:
+            if self.strict and not item.options and not (row is not None and row.bare):
                 raise self.fail(f"match {item.name!r} needs an option", item.name)
             return Match(item.name, tuple(item.options))
+        assert row is not None
         given = {o.name for o in item.options}
         if spec.required and not given & set(spec.required):
             need = " or ".join("--" + r for r in spec.required[:3])
@@ -524,63 +526,15 @@ class _RuleReader:
         options = [o for o in item.options
                    if o.negated or (item.name, o.name) not in ext.DROP_FULL
                    or o.values != (ext.DROP_FULL[item.name, o.name],)]
-        if item.name == "tcp":
-            options = _finish_tcp(options)
-        elif item.name == "string":
-            options = [o for o in options if not (o.name == "from" and o.values == ("0",))
-                       and not (o.name == "to" and o.values == ("65535",))]
-        elif item.name == "connlimit":
-            options = _with_defaults(options, [
-                ("connlimit-mask", ("32" if self.family == 4 else "128",))])
-            if not given & {"connlimit-saddr", "connlimit-daddr"}:
-                options.append(Option("connlimit-saddr"))
-            if not given & {"connlimit-upto", "connlimit-above"}:
-                raise self.fail("connlimit needs --connlimit-upto or --connlimit-above",
-                                item.name)
-        elif item.name == "recent":
-            if len(given & {"set", "rcheck", "update", "remove"}) != 1:
-                raise self.fail("recent needs exactly one of --set/--rcheck/--update/--remove",
-                                item.name)
-            options = _with_defaults(options, [
-                ("name", ("DEFAULT",)),
-                ("mask", ("255.255.255.255" if self.family == 4
-                          else "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",))])
-            if not given & {"rsource", "rdest"}:
-                options.append(Option("rsource"))
-        elif item.name == "hashlimit":
-            if not given & {"hashlimit-upto", "hashlimit-above"}:
-                raise self.fail("hashlimit needs --hashlimit-upto or --hashlimit-above",
-                                item.name)
-            full = "32" if self.family == 4 else "128"
-            defaults = {"hashlimit-htable-gcinterval": "1000", "hashlimit-srcmask": full,
-                        "hashlimit-dstmask": full}
-            options = [o for o in options if o.name not in defaults
-                       or defaults[o.name] != o.value]
-            rate = next(o.value or "" for o in options
-                        if o.name in ("hashlimit-upto", "hashlimit-above"))
-            if "b/" not in rate:  # a byte rate has no default burst to print
-                options = _with_defaults(options, [("hashlimit-burst", ("5",))])
-        elif item.name == "cluster":
-            # libxt_cluster stores --cluster-local-node N as the bit mask 1 << (N - 1)
-            node = next((o for o in options if o.name == "cluster-local-node"), None)
-            if self.strict and ((node is None and "cluster-local-nodemask" not in given)
-                                or "cluster-hash-seed" not in given):
-                raise self.fail("cluster needs a local node and --cluster-hash-seed", item.name)
-            if node is not None and node.value is not None and node.value.isdigit() \
-                    and 1 <= int(node.value) <= 32:
-                mask = Option("cluster-local-nodemask", node.negated,
-                              (f"0x{1 << (int(node.value) - 1):08x}",))
-                options = [mask if o is node else o for o in options]
-        elif item.name == "dscp":
-            options = [Option("dscp", o.negated, o.values) for o in options]
-        elif item.name == "multiport" and len({"sports", "dports", "ports"} & given) > 1:
-            raise self.fail("multiport can only have one option", item.name)
-        if self.strict:
-            problem = _match_problem(item.name, options, self.chain)
-            if item.name == "ah" and self.family == 4 and (proto is None or proto.name != "ah"):
-                problem = "match 'ah' needs -p ah"
-            if problem is not None:
-                raise self.fail(problem, item.name)
+        ctx = ext.Context(self.family, self.chain, proto)
+        try:
+            if row.finish is not None:
+                options = row.finish(options, ctx)
+            problem = row.check(options, ctx) if self.strict and row.check else None
+        except ext.Refused as exc:
+            raise self.fail(str(exc), exc.word) from None
+        if problem is not None:
+            raise self.fail(problem, item.name)
         if len(options) > 1:
             order = ext.save_order(spec)
             options.sort(key=lambda o: order.get(o.name, len(order)))
@@ -590,241 +544,29 @@ class _RuleReader:
         item = self.target
         assert item is not None
         options = list(item.options)
-        if self.strict and item.name == "TCPOPTSTRIP" and (proto is None or proto.name != "tcp"):
-            raise self.fail("TCPOPTSTRIP needs -p tcp", item.name)
-        if self.strict:
-            problem = _target_problem(item.name, options, proto)
+        row = ext.TARGET_EXTENSIONS.get(item.name)
+        ctx = ext.Context(self.family, self.chain, proto)
+        if self.strict and row is not None:
+            if any(o.negated for o in options):
+                raise self.fail(f"{item.name}: target options cannot be negated", item.name)
+            problem = row.check(options, ctx) if row.check is not None else None
             if problem is not None:
                 raise self.fail(problem, item.name)
-        if self.strict and not options and item.name in _TARGETS_NEEDING_OPTIONS:
-            raise self.fail(f"target {item.name} needs an option", item.name)
-        if self.strict and item.spec is not None and item.spec.required \
-                and not {o.name for o in options} & set(item.spec.required):
-            raise self.fail(f"target {item.name} needs --{item.spec.required[0]}", item.name)
-        spec = item.spec
-        if item.name == "REJECT":
-            default = "icmp-port-unreachable" if self.family == 4 else "icmp6-port-unreachable"
-            opt = next((o for o in options if o.name == "reject-with"), None)
-            value = _reject_with(opt.value if opt else default, self.family)
-            if value is None:
-                raise self.fail("unknown --reject-with type", opt.value if opt else None)
-            if value == "tcp-reset" and (proto is None or proto.name != "tcp" or proto.negated):
-                raise self.fail("--reject-with tcp-reset needs -p tcp", "tcp-reset")
-            options = [Option("reject-with", False, (value,))]
-        elif item.name == "CONNMARK":
-            names = {o.name for o in options}
-            if not names:
-                raise self.fail("CONNMARK needs an option", "CONNMARK")
-            if names & {"save-mark", "restore-mark"}:
-                mask = next((o.values for o in options if o.name == "mask"), ("0xffffffff",))
-                options = _with_defaults([o for o in options if o.name != "mask"],
-                                         [("nfmask", mask), ("ctmask", mask)])
-            else:
-                options = [_finish_mark_target(o) for o in options]
-        elif item.name == "DSCP":
-            options = [Option("set-dscp", o.negated, o.values) for o in options]
-        elif item.name == "TOS":
-            options = [_finish_tos_target(o) for o in options]
-        elif item.name == "LOG":
-            options = [o for o in options if not (o.name == "log-level" and o.values == ("4",))]
-        elif item.name == "NFLOG":
-            options = [o for o in options if not (o.name == "nflog-group" and o.values == ("0",))]
-        elif item.name == "NFQUEUE":
-            if not any(o.name in ("queue-num", "queue-balance") for o in options):
-                options.insert(0, Option("queue-num", False, ("0",)))
-        elif item.name == "MARK":
-            if not options:
-                raise self.fail("MARK target needs --set-xmark/--set-mark/…", "MARK")
-            options = [_finish_mark_target(o) for o in options]
-        if self.strict and item.name in ("DNAT", "SNAT", "REDIRECT", "MASQUERADE") and any(
-                _has_ports(o) for o in options) and (
-                proto is None or proto.negated or proto.name not in PORT_PROTOCOLS):
-            raise self.fail(f"{item.name}: ports need -p tcp, udp, sctp, dccp or udplite",
-                            item.name)
-        if spec is not None:
-            order = ext.save_order(spec)
+            if not options and row.needs_option:
+                raise self.fail(f"target {item.name} needs an option", item.name)
+            if item.spec is not None and item.spec.required \
+                    and not {o.name for o in options} & set(item.spec.required):
+                raise self.fail(f"target {item.name} needs --{item.spec.required[0]}",
+                                item.name)
+        if row is not None and row.finish is not None:
+            try:
+                options = row.finish(options, ctx)
+            except ext.Refused as exc:
+                raise self.fail(str(exc), exc.word) from None
+        if item.spec is not None:
+            order = ext.save_order(item.spec)
             options.sort(key=lambda o: order.get(o.name, len(order)))
         return Target(item.name, tuple(options), goto=item.implicit)
-
-
-def _has_ports(o: Option) -> bool:
-    if o.name == "to-ports":
-        return True
-    if o.name in ("to-destination", "to-source") and o.value:
-        v = o.value
-        return "]:" in v or (not v.startswith("[") and v.count(":") == 1)
-    return False
-
-
-def _target_problem(name: str, options: list[Option], proto: Protocol | None) -> str | None:
-    """A target's own final check (libxt_<TARGET>.c)."""
-    given = {o.name: o for o in options}
-    if any(o.negated for o in options):
-        return f"{name}: target options cannot be negated"
-    if name in ("TTL", "HL") and len(options) != 1:
-        return f"{name}: give exactly one of --{name.lower()}-set/-dec/-inc"
-    if name == "DSCP" and len(options) != 1:
-        return "DSCP: --set-dscp and --set-dscp-class exclude each other"
-    if name == "TPROXY" and (proto is None or proto.name not in ("tcp", "udp")):
-        return "TPROXY needs -p tcp or -p udp"
-    if name == "AUDIT" and given.get("type") is not None and \
-            given["type"].value not in ("accept", "drop", "reject"):
-        return "AUDIT: --type is accept, drop or reject"
-    if name == "IDLETIMER" and "label" not in given:
-        return "IDLETIMER needs --label"
-    if name == "TCPOPTSTRIP":
-        opt = given.get("strip-options")
-        if opt is not None and any(v in ("0", "1", "eol", "nop")
-                                   for v in (opt.value or "").split(",")):
-            return "TCPOPTSTRIP cannot strip EOL or NOP"
-    if name in ("SNPT", "DNPT") and not {"src-pfx", "dst-pfx"} <= given.keys():
-        return f"{name} needs --src-pfx and --dst-pfx"
-    return None
-
-
-def _match_problem(module: str, options: list[Option], chain: str) -> str | None:
-    """Cross-option rules iptables enforces in an extension's final check."""
-    given = {o.name: o for o in options}
-    if module == "addrtype":
-        if not given.keys() & {"src-type", "dst-type"}:
-            return "addrtype needs --src-type or --dst-type"
-        if {"limit-iface-in", "limit-iface-out"} <= given.keys():
-            return "addrtype: --limit-iface-in and --limit-iface-out exclude each other"
-        if "limit-iface-in" in given and chain in ("OUTPUT", "POSTROUTING"):
-            return f"addrtype: --limit-iface-in is not valid in {chain}"
-        if "limit-iface-out" in given and chain in ("PREROUTING", "INPUT"):
-            return f"addrtype: --limit-iface-out is not valid in {chain}"
-    elif module == "connbytes":
-        mode, direction = given.get("connbytes-mode"), given.get("connbytes-dir")
-        if mode is None or direction is None:
-            return "connbytes needs --connbytes-mode and --connbytes-dir"
-        if mode.value not in ("packets", "bytes", "avgpkt"):
-            return f"connbytes: bad mode {mode.value!r}"
-        if direction.value not in ("original", "reply", "both"):
-            return f"connbytes: bad direction {direction.value!r}"
-    elif module == "owner":
-        names = [o.name for o in options]
-        if "suppl-groups" in names:
-            supp = given["suppl-groups"]
-            if supp.negated or "gid-owner" not in names[:names.index("suppl-groups")]:
-                return "owner: --suppl-groups needs a --gid-owner before it and cannot be negated"
-    elif module == "connlimit":
-        if {"connlimit-saddr", "connlimit-daddr"} <= given.keys():
-            return "connlimit: --connlimit-saddr and --connlimit-daddr exclude each other"
-    elif module == "statistic":
-        mode = given["mode"].value
-        if mode == "random":
-            p = given.get("probability")
-            try:
-                ok = p is not None and 0.0 <= float(p.value or "x") <= 1.0
-            except ValueError:
-                ok = False
-            if not ok or given.keys() & {"every", "packet"}:
-                return "statistic random needs --probability between 0 and 1"
-        elif mode == "nth":
-            every, packet = given.get("every"), given.get("packet")
-            if every is None or packet is None or int(packet.value or 0) >= int(every.value or 0):
-                return "statistic nth needs --every N and --packet P with P < N"
-        else:
-            return f"statistic: bad mode {mode!r}"
-    elif module in ("ttl", "hl") and len(options) > 1:
-        return f"{module}: give only one of --{module}-eq, --{module}-lt, --{module}-gt"
-    elif module == "dscp" and len(options) > 1:
-        return "dscp: --dscp and --dscp-class exclude each other"
-    elif module == "frag" and {"fraglast", "fragmore"} <= given.keys():
-        return "frag: --fraglast and --fragmore exclude each other"
-    elif module == "string":
-        pattern = given.get("string") or given.get("hex-string")
-        if pattern is not None and len(pattern.value or "") > 128:
-            return "string: pattern longer than 128 bytes"
-    elif module == "recent" and "rttl" in given and not given.keys() & {"rcheck", "update"}:
-        return "recent: --rttl only goes with --rcheck or --update"
-    elif module == "cgroup" and len(given.keys() & {"path", "cgroup"}) != 1:
-        return "cgroup needs one of --path or --cgroup"
-    elif module == "pkttype":
-        value = given["pkt-type"].value
-        if value not in ("unicast", "broadcast", "multicast", "host", "otherhost"):
-            return f"pkttype: bad packet type {value!r}"
-    return None
-
-
-# Matches that are complete without options; any other unknown match needs at least one.
-_BARE_MATCHES = frozenset({"socket", "rpfilter", "limit", "eui64", "devgroup", "hbh", "dst",
-                           "srh", "rt", "frag"})
-# Targets iptables refuses without an option (their parse "final check").
-_TARGETS_NEEDING_OPTIONS = frozenset({
-    "AUDIT", "CHECKSUM", "CLASSIFY", "CONNSECMARK", "DSCP", "HMARK", "LED", "SECMARK",
-    "TCPMSS", "TEE", "TOS", "DNAT", "SNAT", "DNPT", "SNPT", "ECN", "CONNMARK",
-    "MARK", "IDLETIMER", "SET", "TTL", "HL", "NETMAP", "TPROXY", "RATEEST",
-})
-
-_REJECT4 = {"icmp-net-unreachable": "icmp-net-unreachable", "net-unreach": "icmp-net-unreachable",
-            "icmp-host-unreachable": "icmp-host-unreachable",
-            "host-unreach": "icmp-host-unreachable",
-            "icmp-proto-unreachable": "icmp-proto-unreachable",
-            "proto-unreach": "icmp-proto-unreachable",
-            "icmp-port-unreachable": "icmp-port-unreachable",
-            "port-unreach": "icmp-port-unreachable",
-            "icmp-net-prohibited": "icmp-net-prohibited", "net-prohib": "icmp-net-prohibited",
-            "icmp-host-prohibited": "icmp-host-prohibited",
-            "host-prohib": "icmp-host-prohibited", "tcp-reset": "tcp-reset",
-            "tcp-rst": "tcp-reset", "icmp-admin-prohibited": "icmp-admin-prohibited",
-            "admin-prohib": "icmp-admin-prohibited"}
-_REJECT6 = {"icmp6-no-route": "icmp6-no-route", "no-route": "icmp6-no-route",
-            "icmp6-adm-prohibited": "icmp6-adm-prohibited",
-            "adm-prohibited": "icmp6-adm-prohibited",
-            "icmp6-addr-unreachable": "icmp6-addr-unreachable",
-            "addr-unreach": "icmp6-addr-unreachable",
-            "icmp6-port-unreachable": "icmp6-port-unreachable",
-            "port-unreach": "icmp6-port-unreachable", "tcp-reset": "tcp-reset",
-            "icmp6-policy-fail": "icmp6-policy-fail", "policy-fail": "icmp6-policy-fail",
-            "icmp6-reject-route": "icmp6-reject-route", "reject-route": "icmp6-reject-route"}
-
-
-def _reject_with(value: str | None, family: int) -> str | None:
-    table = _REJECT4 if family == 4 else _REJECT6
-    return table.get(value or "")
-
-
-def _finish_tcp(options: list[Option]) -> list[Option]:
-    out = []
-    for o in options:
-        if o.name == "syn":
-            out.append(Option("tcp-flags", o.negated, ("FIN,SYN,RST,ACK", "SYN")))
-        else:
-            out.append(o)
-    return out
-
-
-def _with_defaults(options: list[Option], defaults: list[tuple[str, tuple[str, ...]]]
-                   ) -> list[Option]:
-    """Add the options iptables fills in (and prints) when the user leaves them out."""
-    have = {o.name for o in options}
-    return [*options, *(Option(n, False, v) for n, v in defaults if n not in have)]
-
-
-def _finish_tos_target(o: Option) -> Option:
-    """--and/--or/--xor-tos are stored as --set-tos value/mask (libxt_TOS)."""
-    if o.name == "set-tos":
-        return o
-    v = int(o.values[0])
-    if o.name == "and-tos":
-        return Option("set-tos", False, (f"0x00/{(~v) & 0xFF:#04x}",))
-    if o.name == "or-tos":
-        return Option("set-tos", False, (f"{v:#04x}/{v:#04x}",))
-    return Option("set-tos", False, (f"{v:#04x}/0x00",))
-
-
-def _finish_mark_target(o: Option) -> Option:
-    """MARK/CONNMARK keep one form, ``--set-xmark value/mask`` (libxt_MARK revision 2)."""
-    if o.name == "set-mark":
-        return Option("set-xmark", o.negated, o.values)
-    if o.name in ("and-mark", "or-mark", "xor-mark") and o.values:
-        v = int(o.values[0])
-        xmark = {"and-mark": f"0x0/{(~v) & 0xFFFFFFFF:#x}", "or-mark": f"{v:#x}/{v:#x}",
-                 "xor-mark": f"{v:#x}/0x0"}[o.name]
-        return Option("set-xmark", o.negated, (xmark,))
-    return o
 
 
 def parse_rule_spec(words: Sequence[str] | str, *, chain: str, family: int = 4,

@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from trustwall.errors import BadInput
+from trustwall.firewall import extensions as ext
 from trustwall.firewall.model import Chain, Match, Rule, Ruleset
 from trustwall.firewall.protocols import PORT_PROTOCOL_NUMBERS, BadValue, protocol_number
 from trustwall.firewall.routing import UNKNOWN as UNKNOWN_LOCALS
@@ -447,10 +448,11 @@ def _fast_parts(rule: Rule, cr: _CRule, local: LocalAddresses, family: int
 def _fast_match(m: Match, dims: dict[str, object], local: LocalAddresses, family: int
                 ) -> list[Check]:
     module = m.module
-    if module in _QUIET_OPTIONS:
+    if module in _PORT_FLAG_STATE:
         extra: list[Check] = []
+        modelled = ext.MODELLED_OPTIONS[module]
         for opt in m.options:
-            if opt.name not in _QUIET_OPTIONS[module]:
+            if opt.name not in modelled:
                 extra.append(_unknown(f"-m {module} --{opt.name} is not modelled by trustwall"))
                 break
         for dim, ports, flag in (("sport", m.source_ports, "source port (--sport)"),
@@ -1008,18 +1010,18 @@ def _unknown(reason: str) -> Check:
     return lambda ctx: reason
 
 
-_QUIET_OPTIONS = {"tcp": {"sport", "dport", "tcp-flags"}, "udp": {"sport", "dport"},
-                  "udplite": {"sport", "dport"}, "sctp": {"sport", "dport"},
-                  "dccp": {"sport", "dport"}, "multiport": {"sports", "dports", "ports"},
-                  "conntrack": {"ctstate"}, "state": {"state"}}
+#: Matches whose meaning is ports, TCP flags or conntrack states (the Match accessors).
+_PORT_FLAG_STATE = frozenset({"tcp", "udp", "udplite", "sctp", "dccp", "multiport", "conntrack",
+                              "state"})
 
 
 def _compile_match(m: Match, local: LocalAddresses, family: int) -> list[Check]:
     """Checks for one ``-m`` match; a part trustwall does not model becomes an unknown."""
     module = m.module
     checks: list[Check] = []
-    if module in _QUIET_OPTIONS:
-        extra = [o.name for o in m.options if o.name not in _QUIET_OPTIONS[module]]
+    if module in _PORT_FLAG_STATE:
+        modelled = ext.MODELLED_OPTIONS[module]
+        extra = [o.name for o in m.options if o.name not in modelled]
         if extra:
             checks.append(_unknown(f"-m {module} --{extra[0]} is not modelled by trustwall"))
         for attr, ports, flag in (("sport", m.source_ports, "source port (--sport)"),

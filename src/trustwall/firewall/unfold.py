@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
+from trustwall.firewall import extensions as ext
 from trustwall.firewall import space as sp
 from trustwall.firewall.model import (
     TERMINATING_TARGETS,
@@ -33,24 +34,6 @@ from trustwall.firewall.model import (
 )
 from trustwall.firewall.protocols import TCP_FLAGS, protocol_number
 from trustwall.firewall.space import Cube, Space, Universe
-
-#: Options of each match module that :func:`rule_space` models exactly; any other option (or
-#: module) makes the rule's ``must`` space empty.
-MODELLED_OPTIONS: dict[str, frozenset[str]] = {
-    "tcp": frozenset({"sport", "dport", "source-port", "destination-port", "tcp-flags"}),
-    "udp": frozenset({"sport", "dport", "source-port", "destination-port"}),
-    "udplite": frozenset({"sport", "dport"}),
-    "sctp": frozenset({"sport", "dport", "source-port", "destination-port"}),
-    "dccp": frozenset({"sport", "dport", "source-port", "destination-port"}),
-    "multiport": frozenset({"sports", "dports", "ports", "source-ports", "destination-ports"}),
-    "state": frozenset({"state"}),
-    "conntrack": frozenset({"ctstate"}),
-    "icmp": frozenset({"icmp-type"}),
-    "icmp6": frozenset({"icmpv6-type"}),
-    "iprange": frozenset({"src-range", "dst-range"}),
-    "mark": frozenset({"mark"}),
-    "comment": frozenset({"comment"}),
-}
 
 #: Targets that change the mark a later ``-m mark`` reads.
 _MARK_SETTERS = frozenset({"MARK", "CONNMARK"})
@@ -199,7 +182,7 @@ class _Builder:
 
 
 def _match_into(b: _Builder, m: Match, mark_touched: bool) -> None:
-    modelled = MODELLED_OPTIONS.get(m.module)
+    modelled = ext.MODELLED_OPTIONS.get(m.module)
     if modelled is None:
         b.unknown.append(f"-m {m.module}")
         return
