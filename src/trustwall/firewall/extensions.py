@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
+from typing import Any, TypeVar
 
-from trustwall.firewall.model import Option, Protocol
+from trustwall.firewall.model import Match, Option, Protocol, Target
 from trustwall.firewall.protocols import (
     ICMP6_TYPES,
     ICMP_TYPES,
@@ -485,6 +486,96 @@ DROP_FULL = {("tcp", "sport"): "0:65535", ("tcp", "dport"): "0:65535",
              ("ipcomp", "ipcompspi"): "0:4294967295", ("frag", "fragid"): "0:4294967295",
              ("rt", "rt-segsleft"): "0:4294967295", ("mh", "mh-type"): "0:255"}
 
+# --- -L text helpers (libxt_*.c print functions) ----------------------------------------
+
+_NO_QUOTE = frozenset("_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def save_string(value: str) -> str:
+    """Quote like libxtables' xtables_save_string: plain words bare, the rest in quotes."""
+    if value and all(c in _NO_QUOTE for c in value):
+        return value
+    escaped = "".join("\\" + c if c in "\"\\'" else c for c in value)
+    return f'"{escaped}"'
+
+
+_TCP_FLAG_BITS = {"FIN": 0x01, "SYN": 0x02, "RST": 0x04, "PSH": 0x08, "ACK": 0x10, "URG": 0x20,
+                  "ECE": 0x40, "CWR": 0x80}
+
+
+def _ports_l(name: str, opt: Option | None, full: str = "0:65535") -> str:
+    """libxt_tcp's print_ports: ``spt:22``, ``dpts:1:1023``, ``spt:!5``; nothing for all."""
+    if opt is None or not opt.values or (opt.values[0] == full and not opt.negated):
+        return ""
+    lo, _, hi = opt.values[0].partition(":")
+    bang = "!" if opt.negated else ""
+    if not hi or lo == hi:
+        return f" {name}:{bang}{lo}"
+    return f" {name}s:{bang}{lo}:{hi}"
+
+
+_SCTP_CHUNKS = {"DATA": 0, "INIT": 1, "INIT_ACK": 2, "SACK": 3, "HEARTBEAT": 4,
+                "HEARTBEAT_ACK": 5, "ABORT": 6, "SHUTDOWN": 7, "SHUTDOWN_ACK": 8, "ERROR": 9,
+                "COOKIE_ECHO": 10, "COOKIE_ACK": 11, "ECN_ECNE": 12, "ECN_CWR": 13,
+                "SHUTDOWN_COMPLETE": 14, "I_DATA": 0x40, "ASCONF_ACK": 0x80, "RE_CONFIG": 0x82,
+                "PAD": 0x84, "FORWARD_TSN": 0xC0, "ASCONF": 0xC1, "I_FORWARD_TSN": 0xC2}
+
+
+def _range_l(opt: Option | None, full: str) -> str:
+    """``1``, ``4:123``, ``!0:255``: the plain range style of mh and length."""
+    if opt is None or not opt.values or (opt.values[0] == full and not opt.negated):
+        return ""
+    return ("!" if opt.negated else "") + opt.values[0]
+
+
+def _flags_l(opt: Option | None) -> str:
+    if opt is None or len(opt.values) != 2:
+        return ""
+    mask, comp = (sum(_TCP_FLAG_BITS.get(f, 0) for f in v.split(",")) for v in opt.values)
+    return f" flags:{'!' if opt.negated else ''}0x{mask:02X}/0x{comp:02X}"
+
+
+def dashless(options: tuple[Option, ...]) -> str:
+    """The common -L style of extensions without their own: ``name value`` per option."""
+    return "".join((" !" if opt.negated else "") + f" {opt.name}"
+                   + "".join(f" {save_string(v) if ' ' in v else v}" for v in opt.values)
+                   for opt in options)
+
+
+def _xmark_l(xmark: str) -> str:
+    """libxt_MARK's -L words for --set-xmark value/mask."""
+    v_text, _, m_text = xmark.partition("/")
+    value, mask = int(v_text, 16), int(m_text or "0xffffffff", 16)
+    if value == 0 and mask != 0:
+        return f"and {(~mask) & 0xFFFFFFFF:#x}"
+    if value == mask:
+        return f"or {value:#x}"
+    if mask == 0:
+        return f"xor {value:#x}"
+    if mask == 0xFFFFFFFF:
+        return f"set {value:#x}"
+    return f"xset {value:#x}/{mask:#x}"
+
+
+def _connmark_save_l(t: Target) -> str:
+    o = t.option
+    verb = "save" if o("save-mark") is not None else "restore"
+    nf, ct = o("nfmask"), o("ctmask")
+    nfv = nf.value if nf and nf.value else "0xffffffff"
+    ctv = ct.value if ct and ct.value else "0xffffffff"
+    if nfv == ctv == "0xffffffff":
+        return f" CONNMARK {verb}"
+    if nfv == ctv:
+        return f" CONNMARK {verb} mask {nfv}"
+    if verb == "save":
+        return f" CONNMARK save nfmask {nfv} ctmask ~{ctv}"
+    return f" CONNMARK restore ctmask {ctv} nfmask ~{nfv}"
+
+
+def _bang(opt: Option | None) -> str:
+    return "!" if opt is not None and opt.negated else ""
+
+
 # --- the registry -----------------------------------------------------------------------------
 
 
@@ -520,6 +611,8 @@ class Extension:
       refuses;
     - ``check``: the extension's final check (libxt_*'s x6_fcheck), for strict input only; a
       match's check sees its finished options, a target's the options as given;
+    - ``listing``: the text ``iptables -L -n`` prints for it (None from the function, or no
+      function: the generic ``name value`` words);
     - ``modelled``: the options whose meaning trace and packet spaces model exactly (None: the
       extension is opaque to them, and so is any option outside the set);
     - ``typed``: further options that the typed accessors of ``model.Match`` read;
@@ -530,6 +623,7 @@ class Extension:
     spec: ExtSpec | None = None
     finish: Finish | None = None
     check: Check | None = None
+    listing: Callable[[Any], str | None] | None = None
     modelled: frozenset[str] | None = None
     typed: frozenset[str] = frozenset()
     bare: bool = False
@@ -546,6 +640,8 @@ def _declare(table: dict[str, Extension], name: str, options: str | None, *, fam
              modelled: str | None = None, typed: str = "", **hooks: object) -> None:
     spec = _spec(name, options, family=family, required=required, proto=proto) \
         if options is not None else None
+    if name in table:  # a listing shared with an extension declared earlier
+        hooks.setdefault("listing", table[name].listing)
     table[name] = Extension(
         name, spec, modelled=frozenset(modelled.split()) if modelled is not None else None,
         typed=frozenset(typed.split()), **hooks)  # type: ignore[arg-type]
@@ -559,6 +655,29 @@ def match(name: str, options: str | None, **kw: object) -> None:
 def target(name: str, options: str | None, **kw: object) -> None:
     """Declare a target extension (see :class:`Extension` for the keywords)."""
     _declare(TARGET_EXTENSIONS, name, options, **kw)  # type: ignore[arg-type]
+
+
+_Listing = TypeVar("_Listing", bound=Callable[..., "str | None"])
+
+
+def _listing(table: dict[str, Extension], names: tuple[str, ...]
+             ) -> Callable[[_Listing], _Listing]:
+    def register(func: _Listing) -> _Listing:
+        for name in names:
+            row = table.get(name) or Extension(name)
+            table[name] = replace(row, listing=func)
+        return func
+    return register
+
+
+def match_listing(*names: str) -> Callable[[_Listing], _Listing]:
+    """Declare the ``iptables -L`` text of these matches (declaring them if need be)."""
+    return _listing(MATCH_EXTENSIONS, names)
+
+
+def target_listing(*names: str) -> Callable[[_Listing], _Listing]:
+    """Declare the ``iptables -L`` text of these targets (declaring them if need be)."""
+    return _listing(TARGET_EXTENSIONS, names)
 
 
 def with_defaults(options: list[Option], defaults: list[tuple[str, tuple[str, ...]]]
@@ -587,6 +706,19 @@ def _tcp_finish(options: list[Option], ctx: Context) -> list[Option]:
 match("tcp", "sport/source-port:portrange dport/destination-port:portrange "
              "tcp-option:uint tcp-flags=2:flags syn=0", proto=("tcp",),
       finish=_tcp_finish, modelled="sport dport tcp-flags")
+
+
+@match_listing("tcp", "udp", "udplite")
+def _tcp_l(m: Match) -> str | None:
+    o = m.option
+    text = f" {m.module}" + _ports_l("spt", o("sport")) + _ports_l("dpt", o("dport"))
+    if m.module == "tcp":
+        opt = o("tcp-option")
+        if opt is not None:
+            text += f" option={_bang(opt)}{opt.value}"
+        text += _flags_l(o("tcp-flags"))
+    return text
+
 match("udp", "sport/source-port:portrange dport/destination-port:portrange", proto=("udp",),
       modelled="sport dport")
 match("udplite", "sport/source-port:portrange dport/destination-port:portrange",
@@ -603,7 +735,24 @@ match("multiport", "sports/source-ports:portlist dports/destination-ports:portli
                    "ports:portlist", required=("sports", "dports", "ports"),
       proto=("tcp", "udp", "udplite", "sctp", "dccp"), finish=_multiport_finish,
       modelled="sports dports ports")
+
+
+@match_listing("multiport")
+def _multiport_l(m: Match) -> str | None:
+    o = m.option
+    for key in ("sports", "dports", "ports"):
+        opt = o(key)
+        if opt is not None:
+            return f" multiport {key} {' !' if opt.negated else ''}{opt.value}"
+
 match("state", "state:states", required=("state",), modelled="state")
+
+
+@match_listing("state", "conntrack")
+def _state_l(m: Match) -> str | None:
+    return "".join(f" {'! ' if opt.negated else ''}{opt.name} {' '.join(opt.values)}".rstrip()
+                   for opt in m.options)
+
 match("conntrack", "ctstate:states ctproto:protonum ctorigsrc ctorigdst ctreplsrc "
                    "ctrepldst ctorigsrcport:portrange ctorigdstport:portrange "
                    "ctreplsrcport:portrange ctrepldstport:portrange ctstatus "
@@ -613,17 +762,98 @@ match("conntrack", "ctstate:states ctproto:protonum ctorigsrc ctorigdst ctreplsr
                 "ctstatus", "ctexpire", "ctdir"), modelled="ctstate")
 match("icmp", "icmp-type:icmp", family=4, required=("icmp-type",), proto=("icmp",),
       modelled="icmp-type")
+
+
+@match_listing("icmp", "icmp6")
+def _icmp_l(m: Match) -> str | None:
+    o = m.option
+    opt = o("icmp-type") or o("icmpv6-type")
+    if opt is None or opt.value is None:
+        return ""
+    # libipt_icmp: " icmp" [" !"] "type N" [" code C" | " codes A-B"]; any is type 255
+    text = " icmp" if m.module == "icmp" else " ipv6-icmp"
+    text += " !" if opt.negated else ""
+    if opt.value == "any":
+        return text + "type 255"
+    itype, _, code = opt.value.partition("/")
+    text += f"type {itype}"
+    if code:
+        lo, _, hi = code.partition(":")
+        text += f" code {lo}" if not hi else f" codes {lo}-{hi}"
+    return text
+
 match("icmp6", "icmpv6-type:icmp6", family=6, required=("icmpv6-type",), proto=("ipv6-icmp",),
       modelled="icmpv6-type")
 match("iprange", "src-range:iprange dst-range:iprange", required=("src-range", "dst-range"),
       modelled="src-range dst-range")
+
+
+@match_listing("iprange")
+def _iprange_l(m: Match) -> str | None:
+    o = m.option
+    text = ""
+    for key, word in (("src-range", "source"), ("dst-range", "destination")):
+        opt = o(key)
+        if opt is not None:
+            text += f" {word} IP range {'! ' if opt.negated else ''}{opt.value}"
+    return text
+
 match("mark", "mark:mark", required=("mark",), modelled="mark")
+
+
+@match_listing("mark")
+def _mark_l(m: Match) -> str | None:
+    o = m.option
+    opt = o("mark")
+    return f" mark match {'! ' if opt and opt.negated else ''}{opt.value if opt else ''}"
+
 match("connmark", "mark:mark", required=("mark",))
+
+
+@match_listing("connmark")
+def _connmark_l(m: Match) -> str | None:
+    o = m.option
+    opt = o("mark")
+    return f" connmark match {' !' if opt and opt.negated else ''} {opt.value if opt else ''}"
+
 match("comment", "comment:str", required=("comment",), modelled="comment")
+
+
+@match_listing("comment")
+def _comment_l(m: Match) -> str | None:
+    return f" /* {m.comment} */"
+
 match("mac", "mac-source:mac", required=("mac-source",), typed="mac-source")
+
+
+@match_listing("mac")
+def _mac_l(m: Match) -> str | None:
+    o = m.option
+    opt = o("mac-source")
+    if opt is None or opt.value is None:
+        return ""
+    return f" MAC {'! ' if opt.negated else ''}{opt.value}"
+
 match("limit", "limit:rate limit-burst:uint", bare=True, typed="limit limit-burst")
+
+
+@match_listing("limit")
+def _limit_l(m: Match) -> str | None:
+    lim = m.limit
+    if lim is None:
+        return ""
+    return f" limit: avg {lim.rate} burst {lim.burst}"
+
 match("physdev", "physdev-is-in=0 physdev-in physdev-is-out=0 physdev-out "
                  "physdev-is-bridged=0")
+
+
+@match_listing("physdev")
+def _physdev_l(m: Match) -> str | None:
+    return " PHYSDEV match" + "".join(
+        (" !" if opt.negated else "") + f" --{opt.name}" + "".join(f" {v}" for v in opt.values)
+        for opt in m.options)
+
 
 
 def _pkttype_check(options: list[Option], ctx: Context) -> str | None:
@@ -634,6 +864,14 @@ def _pkttype_check(options: list[Option], ctx: Context) -> str | None:
 
 
 match("pkttype", "pkt-type", required=("pkt-type",), check=_pkttype_check)
+
+
+@match_listing("pkttype")
+def _pkttype_l(m: Match) -> str | None:
+    o = m.option
+    opt = o("pkt-type")
+    return f" PKTTYPE {'!=' if opt and opt.negated else '='} {opt.value if opt else ''}"
+
 
 
 def _addrtype_check(options: list[Option], ctx: Context) -> str | None:
@@ -651,9 +889,48 @@ def _addrtype_check(options: list[Option], ctx: Context) -> str | None:
 
 match("addrtype", "src-type:addrtypes dst-type:addrtypes limit-iface-in=0 limit-iface-out=0",
       check=_addrtype_check)
+
+
+@match_listing("addrtype")
+def _addrtype_l(m: Match) -> str | None:
+    o = m.option
+    text = " ADDRTYPE match"
+    for key, label in (("src-type", "src-type"), ("dst-type", "dst-type")):
+        opt = o(key)
+        if opt is not None:
+            text += f" {label} {'!' if opt.negated else ''}{opt.value}"
+    text += " limit-in" if o("limit-iface-in") is not None else ""
+    text += " limit-out" if o("limit-iface-out") is not None else ""
+    return text
+
 match("length", "length:lenrange", required=("length",))
+
+
+@match_listing("length")
+def _length_l(m: Match) -> str | None:
+    o = m.option
+    return f" length {_range_l(o('length'), '')}"
+
 match("sctp", "sport/source-port:portrange dport/destination-port:portrange chunk-types=2",
       proto=("sctp",), modelled="sport dport")
+
+
+@match_listing("sctp", "dccp")
+def _sctp_l(m: Match) -> str | None:
+    o = m.option
+    text = f" {m.module}" + _ports_l("spt", o("sport")) + _ports_l("dpt", o("dport"))
+    chunks = o("chunk-types")
+    if chunks is not None and len(chunks.values) == 2:
+        names = chunks.values[1].split(",")
+        if all(n.upper() in _SCTP_CHUNKS for n in names):
+            codes = sorted(_SCTP_CHUNKS[n.upper()] for n in names)
+            text += (f" {'!' if chunks.negated else ''}{chunks.values[0]} "
+                     + ",".join(f"0x{c:04X}" for c in codes))
+    opt = o("dccp-option")
+    if opt is not None:
+        text += f" option={_bang(opt)}{opt.value}"
+    return text
+
 
 
 def _statistic_check(options: list[Option], ctx: Context) -> str | None:
@@ -702,9 +979,38 @@ def _cluster_check(options: list[Option], ctx: Context) -> str | None:
 match("cluster", "cluster-local-nodemask cluster-total-nodes:uint cluster-hash-seed "
                  "cluster-local-node:uint", required=("cluster-total-nodes",),
       finish=_cluster_finish, check=_cluster_check)
+
+
+@match_listing("cluster")
+def _cluster_l(m: Match) -> str | None:
+    o = m.option
+    mask, total, seed = o("cluster-local-nodemask"), o("cluster-total-nodes"), \
+        o("cluster-hash-seed")
+    return (f" cluster {_bang(mask)}node_mask={mask.value if mask else ''}"
+            f" total_nodes={total.value if total else ''}"
+            f" hash_seed={seed.value if seed else ''}")
+
 match("dccp", "sport/source-port:portrange dport/destination-port:portrange dccp-types "
               "dccp-option:u8", proto=("dccp",), modelled="sport dport")
 match("esp", "espspi:spirange", proto=("esp",))
+
+
+@match_listing("esp", "ah", "ipcomp")
+def _esp_l(m: Match) -> str | None:
+    o = m.option
+    key = {"esp": "espspi", "ah": "ahspi", "ipcomp": "ipcompspi"}[m.module]
+    word = "comp" if m.module == "ipcomp" else m.module
+    spis = _ports_l("spi", o(key), "0:4294967295")
+    if m.module == "ipcomp":
+        return " comp " + spis.lstrip()
+    if m.module == "ah":  # libip*t_ah: " ah " then its fields
+        text = " ah " + spis.lstrip()
+        opt = o("ahlen")
+        if opt is not None:
+            text += f" length:{_bang(opt)}{opt.value}"
+        return text + (" reserved" if o("ahres") is not None else "")
+    return f" {word}" + spis
+
 
 
 def _ah_check(options: list[Option], ctx: Context) -> str | None:
@@ -724,11 +1030,54 @@ def _frag_check(options: list[Option], ctx: Context) -> str | None:
 
 match("frag", "fragid:spirange fraglen:uint fragres=0 fragfirst=0 fragmore=0 fraglast=0",
       family=6, bare=True, check=_frag_check)
+
+
+@match_listing("frag")
+def _frag_l(m: Match) -> str | None:
+    o = m.option
+    text = " frag " + _ports_l("id", o("fragid"), "0:4294967295").lstrip()
+    opt = o("fraglen")
+    if opt is not None:
+        text += f" length:{_bang(opt)}{opt.value}"
+    for key, word in (("fragres", "reserved"), ("fragfirst", "first"),
+                      ("fragmore", "more"), ("fraglast", "last")):
+        text += f" {word}" if o(key) is not None else ""
+    return text
+
 match("rt", "rt-type:uint rt-segsleft:spirange rt-len:uint rt-0-res=0 rt-0-addrs "
             "rt-0-not-strict=0", family=6, bare=True)
+
+
+@match_listing("rt")
+def _rt_l(m: Match) -> str | None:
+    o = m.option
+    text = " rt"
+    for key, label in (("rt-type", "type"), ("rt-segsleft", "segsleft"), ("rt-len", "length")):
+        opt = o(key)
+        if opt is not None and opt.value is not None:
+            lo, _, hi = opt.value.partition(":")
+            text += f" {label}s:{_bang(opt)}{lo}:{hi}" if hi else f" {label}:{_bang(opt)}{lo}"
+    return text + (" reserved" if o("rt-0-res") is not None else "")
+
 match("mh", "mh-type:mhrange", family=6, proto=("mobility-header",))
+
+
+@match_listing("mh")
+def _mh_l(m: Match) -> str | None:
+    o = m.option
+    rng = _range_l(o("mh-type"), "0:255")
+    return " mh" + (f" {rng}" if rng else "")
+
 match("cpu", "cpu:uint", required=("cpu",))
 match("quota", "quota:u64", required=("quota",))
+
+
+@match_listing("quota")
+def _quota_l(m: Match) -> str | None:
+    o = m.option
+    opt = o("quota")
+    return f" quota: {opt.value if opt else 0} bytes"
+
 
 
 def _dscp_finish(options: list[Option], ctx: Context) -> list[Option]:
@@ -743,7 +1092,23 @@ def _one_option(what: str) -> Check:
 
 match("dscp", "dscp:dscp dscp-class:dscp", required=("dscp", "dscp-class"), finish=_dscp_finish,
       check=_one_option("dscp: --dscp and --dscp-class exclude each other"))
+
+
+@match_listing("dscp")
+def _dscp_l(m: Match) -> str | None:
+    o = m.option
+    opt = o("dscp")
+    return f" DSCP match {_bang(opt)}{opt.value if opt else ''}"
+
 match("tos", "tos:tos", required=("tos",))
+
+
+@match_listing("tos")
+def _tos_l(m: Match) -> str | None:
+    o = m.option
+    opt = o("tos")
+    return f" tos match{_bang(opt)}{opt.value if opt else ''}"
+
 
 
 def _hashlimit_finish(options: list[Option], ctx: Context) -> list[Option]:
@@ -768,6 +1133,28 @@ match("hashlimit", "hashlimit-upto hashlimit-above hashlimit-burst hashlimit-mod
       required=("hashlimit-name",), finish=_hashlimit_finish)
 
 
+@match_listing("hashlimit")
+def _hashlimit_l(m: Match) -> str:
+    o = m.option
+    above = o("hashlimit-above")
+    rate = above or o("hashlimit-upto")
+    text = " limit: above " if above is not None else " limit: up to "
+    text += rate.value if rate and rate.value else ""
+    burst = o("hashlimit-burst")
+    if burst is not None:
+        text += f" burst {burst.value}"
+    mode = o("hashlimit-mode")
+    if mode is not None and mode.value:
+        text += " mode " + mode.value.replace(",", "-")
+    for key in ("htable-size", "htable-max", "htable-gcinterval", "htable-expire", "srcmask",
+                "dstmask", "rate-match", "rate-interval"):
+        opt = o("hashlimit-" + key)
+        if opt is not None:
+            text += f" {key}" + (f" {opt.value}" if opt.value else "")
+    return text
+
+
+
 def _connbytes_check(options: list[Option], ctx: Context) -> str | None:
     given = _given(options)
     mode, direction = given.get("connbytes-mode"), given.get("connbytes-dir")
@@ -782,6 +1169,16 @@ def _connbytes_check(options: list[Option], ctx: Context) -> str | None:
 
 match("connbytes", "connbytes:connbytes connbytes-mode connbytes-dir", required=("connbytes",),
       check=_connbytes_check)
+
+
+@match_listing("connbytes")
+def _connbytes_l(m: Match) -> str | None:
+    o = m.option
+    count, mode, direction = o("connbytes"), o("connbytes-mode"), o("connbytes-dir")
+    return (f" connbytes {_bang(count)}{count.value if count else ''}"
+            f" connbytes mode {mode.value if mode else ''}"
+            f" connbytes direction {direction.value if direction else ''}")
+
 match("u32", "u32:qstr", required=("u32",))
 match("ipvs", "ipvs=0 vproto:protonum vaddr:addrmask vport:port vdir vmethod vportctl:port")
 
@@ -807,6 +1204,20 @@ match("connlimit", "connlimit-upto:uint connlimit-above:uint connlimit-mask:uint
       finish=_connlimit_finish, check=_connlimit_check)
 
 
+@match_listing("connlimit")
+def _connlimit_l(m: Match) -> str | None:
+    o = m.option
+    above, upto, mask = o("connlimit-above"), o("connlimit-upto"), o("connlimit-mask")
+    side = "dst" if o("connlimit-daddr") is not None else "src"
+    limit = above or upto
+    op = ">" if above is not None else "<="
+    if limit is not None and limit.negated:
+        op = "<=" if op == ">" else ">"
+    return (f" #conn {side}/{mask.value if mask else ''} {op} "
+            f"{limit.value if limit else ''}")
+
+
+
 def _recent_finish(options: list[Option], ctx: Context) -> list[Option]:
     given = {o.name for o in options}
     if len(given & {"set", "rcheck", "update", "remove"}) != 1:
@@ -829,8 +1240,38 @@ def _recent_check(options: list[Option], ctx: Context) -> str | None:
 
 match("recent", "set=0 rcheck=0 update=0 remove=0 seconds:uint reap=0 hitcount:u16 "
                 "rttl=0 name mask rsource=0 rdest=0", finish=_recent_finish, check=_recent_check)
+
+
+@match_listing("recent")
+def _recent_l(m: Match) -> str:
+    o = m.option
+    action = next((k for k in ("set", "rcheck", "update", "remove") if o(k) is not None), None)
+    neg = any(opt.negated for opt in m.options)
+    text = (" !" if neg else "") + " recent:"
+    text += {"set": " SET", "rcheck": " CHECK", "update": " UPDATE", "remove": " REMOVE",
+             None: ""}[action]
+    for key, label in (("seconds", "seconds: "), ("reap", "reap"), ("hitcount", "hit_count: "),
+                       ("rttl", "TTL-Match")):
+        opt = o(key)
+        if opt is not None:
+            text += f" {label}{opt.value or ''}"
+    name, mask = o("name"), o("mask")
+    text += f" name: {name.value if name else 'DEFAULT'}"
+    text += " side: dest" if o("rdest") is not None else " side: source"
+    if mask is not None:
+        text += f" mask: {mask.value}"
+    return text
+
 match("ipcomp", "ipcompspi:spirange compres=0", proto=("ipcomp",))
 match("tcpmss", "mss:portrange", required=("mss",), proto=("tcp",))
+
+
+@match_listing("tcpmss")
+def _tcpmss_l(m: Match) -> str | None:
+    o = m.option
+    opt = o("mss")
+    return f" tcpmss match {_bang(opt)}{opt.value if opt else ''}"
+
 
 
 def _owner_check(options: list[Option], ctx: Context) -> str | None:
@@ -844,6 +1285,22 @@ def _owner_check(options: list[Option], ctx: Context) -> str | None:
 
 match("owner", "uid-owner:user gid-owner:group suppl-groups=0 socket-exists=0",
       check=_owner_check)
+
+
+@match_listing("owner")
+def _owner_l(m: Match) -> str | None:
+    o = m.option
+    text = ""
+    for key, label in (("socket-exists", "owner socket exists"),
+                       ("uid-owner", "owner UID match"), ("gid-owner", "owner GID match")):
+        opt = o(key)
+        if opt is not None:
+            text += (" !" if opt.negated else "") + f" {label}"
+            text += f" {opt.value}" if opt.value else ""
+    if o("suppl-groups") is not None:
+        text += " incl. suppl. groups"
+    return text
+
 
 
 def _string_finish(options: list[Option], ctx: Context) -> list[Option]:
@@ -863,6 +1320,23 @@ match("string", "string:qstr hex-string:qstr algo from:uint to:uint icase=0",
       required=("string", "hex-string"), finish=_string_finish, check=_string_check)
 
 
+@match_listing("string")
+def _string_l(m: Match) -> str | None:
+    o = m.option
+    text = f" STRING match {_bang(o('string') or o('hex-string'))}"
+    for key in ("string", "hex-string"):
+        opt = o(key)
+        if opt is not None:
+            text += f' "{opt.value}"'
+    algo = o("algo")
+    text += f" ALGO name {algo.value}" if algo else ""
+    for key, word in (("from", "FROM"), ("to", "TO")):
+        opt = o(key)
+        text += f" {word} {opt.value}" if opt is not None else ""
+    return text + (" ICASE" if o("icase") is not None else "")
+
+
+
 def _cgroup_check(options: list[Option], ctx: Context) -> str | None:
     if len(_given(options).keys() & {"path", "cgroup"}) != 1:
         return "cgroup needs one of --path or --cgroup"
@@ -870,12 +1344,90 @@ def _cgroup_check(options: list[Option], ctx: Context) -> str | None:
 
 
 match("cgroup", "path:qstr cgroup", check=_cgroup_check)
+
+
+@match_listing("cgroup", "connlabel", "cpu")
+def _cgroup_l(m: Match) -> str | None:
+    text = f" {m.module}"
+    for opt in m.options:
+        text += " set" if opt.name == "set" else f"{' !' if opt.negated else ''} {opt.value}"
+    return text
+
 match("connlabel", "label:qstr set=0", required=("label",))
 match("ttl", "ttl-eq/ttl:u8 ttl-lt:u8 ttl-gt:u8", family=4,
       required=("ttl-eq", "ttl-lt", "ttl-gt"),
       check=_one_option("ttl: give only one of --ttl-eq, --ttl-lt, --ttl-gt"))
+
+
+@match_listing("ttl", "hl")
+def _ttl_l(m: Match) -> str | None:
+    word = m.module.upper()
+    for opt in m.options:
+        op = {"eq": "!=" if opt.negated else "==", "lt": "<", "gt": ">"}.get(opt.name[-2:])
+        if op is not None:
+            return f" {word} match {word} {op} {opt.value}"
+
 match("hl", "hl-eq:u8 hl-lt:u8 hl-gt:u8", family=6, required=("hl-eq", "hl-lt", "hl-gt"),
       check=_one_option("hl: give only one of --hl-eq, --hl-lt, --hl-gt"))
+# -L text of matches declared by their listing alone.
+
+@match_listing("realm")
+def _realm_l(m: Match) -> str | None:
+    o = m.option
+    opt = o("realm")
+    return f" realm {_bang(opt)}{opt.value if opt else ''}"
+
+
+@match_listing("helper", "u32")
+def _helper_l(m: Match) -> str | None:
+    o = m.option
+    opt = o(m.module)
+    value = f'"{opt.value}"' if opt and opt.value is not None else ""
+    return f" {m.module}{' match' if m.module == 'helper' else ''} {_bang(opt)}{value}"
+
+
+@match_listing("dst", "hbh")
+def _dst_l(m: Match) -> str | None:
+    o = m.option
+    text = f" {m.module}"
+    length, opts = o(f"{m.module}-len"), o(f"{m.module}-opts")
+    if length is not None:
+        text += f" length:{_bang(length)}{length.value}"
+    if opts is not None:
+        text += f" opts {opts.value}"
+    return text
+
+
+@match_listing("srh")
+def _srh_l(m: Match) -> str | None:
+    text = " srh"
+    for opt in m.options:
+        word = opt.name.removeprefix("srh-")
+        if word in ("psid", "nsid", "lsid"):
+            text += f" {word} {'!' if opt.negated else ''} {opt.value}"
+        else:
+            text += f" {word}:{_bang(opt)}{opt.value}"
+    return text
+
+
+@match_listing("ecn")
+def _ecn_l(m: Match) -> str | None:
+    words = {"ecn-tcp-cwr": "CWR", "ecn-tcp-ece": "ECE"}
+    return " ECN match" + "".join(
+        f" {'!' if opt.negated else ''}{words.get(opt.name, f'ECT={opt.value}')}"
+        for opt in m.options)
+
+
+@match_listing("socket")
+def _socket_l(m: Match) -> str | None:
+    return " socket" + "".join(f" --{opt.name}" for opt in m.options)
+
+
+@match_listing("policy")
+def _policy_l(m: Match) -> str | None:
+    return " policy match" + dashless(m.options)
+
+
 # Matches without an option table here: parsed generically, complete without options.
 for _name in ("socket", "rpfilter", "eui64", "devgroup", "hbh", "dst", "srh"):
     match(_name, None, bare=True)
@@ -921,12 +1473,37 @@ def _reject_finish(options: list[Option], ctx: Context) -> list[Option]:
 target("REJECT", "reject-with", finish=_reject_finish)
 
 
+@target_listing("REJECT")
+def _reject_target_l(t: Target) -> str | None:
+    o = t.option
+    opt = o("reject-with")
+    return f" reject-with {opt.value}" if opt else ""
+
+
+
 def _log_finish(options: list[Option], ctx: Context) -> list[Option]:
     return [o for o in options if not (o.name == "log-level" and o.values == ("4",))]
 
 
 target("LOG", "log-prefix:str log-level:loglevel log-tcp-sequence=0 log-tcp-options=0 "
               "log-ip-options=0 log-uid=0 log-macdecode=0", finish=_log_finish)
+
+
+@target_listing("LOG")
+def _log_target_l(t: Target) -> str | None:
+    o = t.option
+    level = o("log-level")
+    flags = 0
+    for bit, key in ((1, "log-tcp-sequence"), (2, "log-tcp-options"),
+                     (4, "log-ip-options"), (8, "log-uid"), (0x20, "log-macdecode")):
+        if o(key) is not None:
+            flags |= bit
+    text = f" LOG flags {flags} level {level.value if level else '4'}"  # XT_LOG_* bits
+    prefix = o("log-prefix")
+    if prefix is not None:
+        text += f' prefix "{prefix.value}"'
+    return text
+
 
 
 def _has_ports(o: Option) -> bool:
@@ -950,12 +1527,50 @@ def _nat_check(name: str) -> Check:
 
 target("DNAT", "to-destination:natto random=0 persistent=0", needs_option=True,
        check=_nat_check("DNAT"))
+
+
+@target_listing("DNAT", "SNAT")
+def _dnat_target_l(t: Target) -> str | None:
+    o = t.option
+    opt = o("to-destination") or o("to-source")
+    text = f" to:{opt.value}" if opt else ""
+    for flag in ("random", "random-fully", "persistent"):
+        if o(flag) is not None:
+            text += f" {flag}"
+    return text
+
 target("SNAT", "to-source:natto random=0 random-fully=0 persistent=0", needs_option=True,
        check=_nat_check("SNAT"))
 target("REDIRECT", "to-ports:natports random=0", check=_nat_check("REDIRECT"))
+
+
+@target_listing("REDIRECT")
+def _redirect_target_l(t: Target) -> str | None:
+    o = t.option
+    opt = o("to-ports")
+    return (f" redir ports {opt.value}" if opt else "") + (
+        " random" if o("random") is not None else "")
+
 target("MASQUERADE", "to-ports:natports random=0 random-fully=0",
        check=_nat_check("MASQUERADE"))
+
+
+@target_listing("MASQUERADE")
+def _masquerade_target_l(t: Target) -> str | None:
+    o = t.option
+    opt = o("to-ports")
+    text = f" masq ports: {opt.value}" if opt else ""
+    return text + "".join(f" {f}" for f in ("random", "random-fully") if o(f) is not None)
+
 target("NETMAP", "to:netmapto", needs_option=True)
+
+
+@target_listing("NETMAP")
+def _netmap_target_l(t: Target) -> str | None:
+    o = t.option
+    opt = o("to")
+    return f" to:{opt.value}" if opt else ""
+
 
 
 def _mark_option(o: Option) -> Option:
@@ -996,6 +1611,14 @@ target("DSCP", "set-dscp:dscp set-dscp-class:dscp", needs_option=True,
        if len(options) != 1 else None)
 
 
+@target_listing("DSCP", "TOS")
+def _dscp_target_l(t: Target) -> str | None:
+    o = t.option
+    opt = o("set-dscp") or o("set-tos")
+    return f" {t.name} set {opt.value}" if opt else ""
+
+
+
 def _tos_option(o: Option) -> Option:
     """--and/--or/--xor-tos are stored as --set-tos value/mask (libxt_TOS)."""
     if o.name == "set-tos":
@@ -1026,6 +1649,16 @@ def _exactly_one(name: str) -> Check:
 
 target("TTL", "ttl-set:u8 ttl-dec:u8nz ttl-inc:u8nz", family=4,
        required=("ttl-set", "ttl-dec", "ttl-inc"), needs_option=True, check=_exactly_one("TTL"))
+
+
+@target_listing("TTL", "HL")
+def _ttl_target_l(t: Target) -> str | None:
+    o = t.option
+    for key, words in (("set", "set to"), ("inc", "increment by"), ("dec", "decrement by")):
+        opt = o(f"{t.name.lower()}-{key}")
+        if opt is not None:
+            return f" {t.name} {words} {opt.value}"
+
 target("HL", "hl-set:u8 hl-dec:u8nz hl-inc:u8nz", family=6,
        required=("hl-set", "hl-dec", "hl-inc"), needs_option=True, check=_exactly_one("HL"))
 
@@ -1038,6 +1671,17 @@ def _nfqueue_finish(options: list[Option], ctx: Context) -> list[Option]:
 
 target("NFQUEUE", "queue-num:u16 queue-balance:queuerange queue-bypass=0 queue-cpu-fanout=0",
        finish=_nfqueue_finish)
+
+
+@target_listing("NFQUEUE")
+def _nfqueue_target_l(t: Target) -> str | None:
+    o = t.option
+    num, balance = o("queue-num"), o("queue-balance")
+    text = f" NFQUEUE balance {balance.value}" if balance else \
+        f" NFQUEUE num {num.value if num else 0}"
+    text += " bypass" if o("queue-bypass") is not None else ""
+    return text + (" cpu-fanout" if o("queue-cpu-fanout") is not None else "")
+
 target("LED", "led-trigger-id:qstr led-delay led-always-blink=0", needs_option=True)
 
 
@@ -1051,6 +1695,17 @@ target("MARK", "set-xmark:xmark set-mark:xmark and-mark:uint or-mark:uint xor-ma
        needs_option=True, finish=_mark_finish)
 
 
+@target_listing("MARK", "CONNMARK")
+def _mark_target_l(t: Target) -> str | None:
+    o = t.option
+    opt = o("set-xmark")
+    if opt is not None and opt.value is not None:
+        return f" {t.name} " + _xmark_l(opt.value)
+    if t.name == "CONNMARK":
+        return _connmark_save_l(t)
+
+
+
 def _tproxy_check(options: list[Option], ctx: Context) -> str | None:
     if ctx.proto is None or ctx.proto.name not in ("tcp", "udp"):
         return "TPROXY needs -p tcp or -p udp"
@@ -1058,6 +1713,15 @@ def _tproxy_check(options: list[Option], ctx: Context) -> str | None:
 
 
 target("TPROXY", None, needs_option=True, check=_tproxy_check)
+
+
+@target_listing("TPROXY")
+def _tproxy_target_l(t: Target) -> str | None:
+    o = t.option
+    port, ip, mark = o("on-port"), o("on-ip"), o("tproxy-mark")
+    text = f" TPROXY redirect {ip.value if ip else '0.0.0.0'}:{port.value if port else 0}"
+    return text + (f" mark {mark.value}" if mark else "")
+
 
 
 def _audit_check(options: list[Option], ctx: Context) -> str | None:
@@ -1068,9 +1732,22 @@ def _audit_check(options: list[Option], ctx: Context) -> str | None:
 
 
 target("AUDIT", None, needs_option=True, check=_audit_check)
+
+
+@target_listing("AUDIT", "CONNSECMARK")
+def _audit_target_l(t: Target) -> str | None:
+    return f" {t.name}" + "".join(f" {opt.value or opt.name}" for opt in t.options)
+
 target("IDLETIMER", None, needs_option=True,
        check=lambda options, ctx: None if "label" in _given(options) else
        "IDLETIMER needs --label")
+
+
+@target_listing("IDLETIMER")
+def _idletimer_target_l(t: Target) -> str | None:
+    return "".join(f" {opt.name}:{opt.value}" if opt.value else f" {opt.name}"
+                   for opt in t.options)
+
 
 
 def _tcpoptstrip_check(options: list[Option], ctx: Context) -> str | None:
@@ -1086,6 +1763,14 @@ def _tcpoptstrip_check(options: list[Option], ctx: Context) -> str | None:
 target("TCPOPTSTRIP", None, check=_tcpoptstrip_check)
 
 
+@target_listing("TCPOPTSTRIP")
+def _tcpoptstrip_target_l(t: Target) -> str | None:
+    o = t.option
+    opt = o("strip-options")
+    return f" TCPOPTSTRIP options {opt.value if opt else ''}"
+
+
+
 def _npt_check(name: str) -> Check:
     def check(options: list[Option], ctx: Context) -> str | None:
         if not {"src-pfx", "dst-pfx"} <= _given(options).keys():
@@ -1096,10 +1781,74 @@ def _npt_check(name: str) -> Check:
 
 target("SNPT", None, needs_option=True, check=_npt_check("SNPT"))
 target("DNPT", None, needs_option=True, check=_npt_check("DNPT"))
+
+
+@target_listing("DNPT", "SNPT")
+def _dnpt_target_l(t: Target) -> str | None:
+    return f" {t.name}" + dashless(t.options)
+
 # Targets iptables refuses without an option (their parse "final check").
 for _name in ("CHECKSUM", "CLASSIFY", "CONNSECMARK", "HMARK", "SECMARK", "TCPMSS", "TEE",
               "ECN", "SET", "RATEEST"):
     target(_name, None, needs_option=True)
+
+# -L text of targets declared by their listing alone.
+
+@target_listing("TEE")
+def _tee_target_l(t: Target) -> str | None:
+    o = t.option
+    opt = o("gateway")
+    return f" TEE gw:{opt.value}" if opt else ""
+
+
+@target_listing("ECN")
+def _ecn_target_l(t: Target) -> str | None:
+    return " ECN" + ("".join(" TCP remove" if opt.name == "ecn-tcp-remove" else
+                             f" {opt.name} {opt.value}" for opt in t.options))
+
+
+@target_listing("CLASSIFY")
+def _classify_target_l(t: Target) -> str | None:
+    o = t.option
+    opt = o("set-class")
+    if opt is not None and opt.value and ":" in opt.value:
+        major, minor = (int(x, 16) for x in opt.value.split(":", 1))
+        return f" CLASSIFY set {major:x}:{minor:x}"
+
+
+@target_listing("SYNPROXY")
+def _synproxy_target_l(t: Target) -> str | None:
+    return " SYNPROXY" + "".join(f" {opt.name}" + (f" {opt.value}" if opt.value else "")
+                                 for opt in t.options) + " "
+
+
+@target_listing("RATEEST")
+def _rateest_target_l(t: Target) -> str | None:
+    return "".join(f" {opt.name.removeprefix('rateest-')} {opt.value}"
+                   for opt in t.options)
+
+
+@target_listing("CT")
+def _ct_target_l(t: Target) -> str | None:
+    return " CT" + dashless(t.options).replace(" notrack", " notrack")
+
+
+@target_listing("NOTRACK")
+def _notrack_target_l(t: Target) -> str | None:
+    return " NOTRACK"
+
+
+@target_listing("TCPMSS")
+def _tcpmss_target_l(t: Target) -> str | None:
+    o = t.option
+    opt = o("set-mss")
+    return f" TCPMSS set {opt.value}" if opt else " TCPMSS clamp to PMTU"
+
+
+@target_listing("CHECKSUM")
+def _checksum_target_l(t: Target) -> str | None:
+    return " CHECKSUM fill"
+
 
 #: Option tables by extension name (the parser's view of the registry).
 MATCHES: dict[str, ExtSpec] = {n: e.spec for n, e in MATCH_EXTENSIONS.items() if e.spec}

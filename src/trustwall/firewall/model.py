@@ -26,7 +26,8 @@ Conventions that the other modules rely on:
   argument words). On top of that, :class:`Match` offers typed accessors (``destination_ports``,
   ``states``, ``icmp``, ``source_range``, ``mark``, ``comment``, ``mac``, ``limit``,
   ``tcp_flags``) for the options the extension registry lists (``extensions.TYPED_OPTIONS``);
-  for anything else ``Match.typed`` is False and a reader must treat the match as "unknown" rather than guess.
+  for anything else ``Match.typed`` is False and a reader must treat the match as "unknown"
+  rather than guess.
 * **Rule numbers** are positions: rule ``i`` of a chain is ``chain.rules[i - 1]``, the number
   that ``iptables -L --line-numbers`` shows.
 * The protocol, addresses, interfaces and the IPv4 fragment flag (``-p -s -d -i -o -f``) are
