@@ -18,9 +18,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, TypeVar
 
+from trustwall.firewall.ir import AddressTypes, Condition, MarkMatch, Opaque, PacketType
 from trustwall.firewall.model import Match, Option, Protocol, Target
 from trustwall.firewall.protocols import (
     ICMP6_TYPES,
@@ -613,6 +614,8 @@ class Extension:
       match's check sees its finished options, a target's the options as given;
     - ``listing``: the text ``iptables -L -n`` prints for it (None from the function, or no
       function: the generic ``name value`` words);
+    - ``meaning``: the match as IR conditions (:mod:`trustwall.firewall.ir`), an option outside
+      ``modelled`` as an :class:`~trustwall.firewall.ir.Opaque` condition; None: opaque;
     - ``modelled``: the options whose meaning trace and packet spaces model exactly (None: the
       extension is opaque to them, and so is any option outside the set);
     - ``typed``: further options that the typed accessors of ``model.Match`` read;
@@ -624,6 +627,7 @@ class Extension:
     finish: Finish | None = None
     check: Check | None = None
     listing: Callable[[Any], str | None] | None = None
+    meaning: Callable[[Match], tuple[Condition, ...]] | None = None
     modelled: frozenset[str] | None = None
     typed: frozenset[str] = frozenset()
     bare: bool = False
@@ -697,6 +701,107 @@ def _full_mask(ctx: Context) -> str:
 
 # --- matches ----------------------------------------------------------------------------------
 
+@lru_cache(maxsize=1 << 14)
+def conditions(m: Match) -> tuple[Condition, ...]:
+    """What a match tests of a packet, as IR conditions (remembered: rulesets repeat matches)."""
+    row = MATCH_EXTENSIONS.get(m.module)
+    if row is None or row.meaning is None:
+        return _opaque(f"-m {m.module}", f"-m {m.module} is not modelled by trustwall")
+    return row.meaning(m)
+
+
+def _opaque(what: str, why: str) -> tuple[Condition, ...]:
+    return (Condition("opaque", Opaque(what, why)),)
+
+
+def _no_condition(m: Match) -> tuple[Condition, ...]:
+    return ()
+
+
+def _port_flag_state_meaning(m: Match) -> tuple[Condition, ...]:
+    """Ports, TCP flags and conntrack states: tcp, udp, udplite, sctp, dccp, multiport, state,
+    conntrack; the first option outside the modelled ones is opaque."""
+    out: list[Condition] = []
+    modelled = MODELLED_OPTIONS[m.module]
+    extra = next((o.name for o in m.options if o.name not in modelled), None)
+    if extra is not None:
+        out += _opaque(f"-m {m.module} --{extra}",
+                       f"-m {m.module} --{extra} is not modelled by trustwall")
+    for name, ports in (("sport", m.source_ports), ("dport", m.destination_ports),
+                        ("either_port", m.either_ports)):
+        if ports is not None:
+            out.append(Condition(name, ports))
+    if (flags := m.tcp_flags) is not None:
+        out.append(Condition("tcp_flags", flags))
+    if (states := m.states) is not None:
+        virtual = states.states & {"SNAT", "DNAT"}
+        if virtual:  # not states of the same kind: the NAT done to the connection
+            out += _opaque(f"-m {m.module} {','.join(sorted(states.states))}",
+                           f"conntrack state {sorted(virtual)[0]} is not modelled")
+        else:
+            out.append(Condition("ct_state", states))
+    return tuple(out)
+
+
+def _icmp_meaning(m: Match) -> tuple[Condition, ...]:
+    try:
+        icmp = m.icmp
+    except ValueError:  # a type name kept verbatim from an old saved file
+        return _opaque(f"-m {m.module} (named type)", f"-m {m.module} named type is not modelled")
+    if icmp is None:
+        return _opaque(f"-m {m.module}", f"-m {m.module} without a type is not modelled")
+    return (Condition("icmp", icmp),)
+
+
+def _iprange_meaning(m: Match) -> tuple[Condition, ...]:
+    return tuple(Condition(name, rng) for name, rng in (("src_range", m.source_range),
+                                                         ("dst_range", m.destination_range))
+                 if rng is not None)
+
+
+def _mark_meaning(m: Match) -> tuple[Condition, ...]:
+    mark = m.mark
+    if mark is None:
+        return _opaque("-m mark", "-m mark without --mark")
+    return (Condition("mark", mark),)
+
+
+def _connmark_meaning(m: Match) -> tuple[Condition, ...]:
+    opt = m.option("mark")
+    if opt is None or not opt.values:
+        return _opaque("-m connmark", "-m connmark without --mark")
+    value, _, mask = opt.values[0].partition("/")
+    return (Condition("ct_mark", MarkMatch(int(value, 0), int(mask, 0) if mask else 0xFFFFFFFF,
+                                           opt.negated)),)
+
+
+def _pkttype_meaning(m: Match) -> tuple[Condition, ...]:
+    opt = m.option("pkt-type")
+    if opt is None or not opt.values:
+        return _opaque("-m pkttype", "-m pkttype without --pkt-type")
+    return (Condition("pkttype", PacketType(opt.values[0].lower(), opt.negated)),)
+
+
+def _addrtype_meaning(m: Match) -> tuple[Condition, ...]:
+    out: list[Condition] = []
+    for opt in m.options:
+        if opt.name in ("src-type", "dst-type") and opt.values:
+            field = "src_type" if opt.name == "src-type" else "dst_type"
+            types = frozenset(opt.values[0].upper().split(","))
+            out.append(Condition(field, AddressTypes(types, opt.negated)))
+        else:
+            out += _opaque("-m addrtype", f"-m addrtype --{opt.name} is not modelled")
+    return tuple(out)
+
+
+def _mac_meaning(m: Match) -> tuple[Condition, ...]:
+    return _opaque("-m mac", "the packet's source MAC address is not modelled")
+
+
+def _limit_meaning(m: Match) -> tuple[Condition, ...]:
+    return _opaque("-m limit", "-m limit depends on the traffic before this packet")
+
+
 def _tcp_finish(options: list[Option], ctx: Context) -> list[Option]:
     # --syn is stored as the flags it stands for
     return [Option("tcp-flags", o.negated, ("FIN,SYN,RST,ACK", "SYN")) if o.name == "syn" else o
@@ -705,7 +810,8 @@ def _tcp_finish(options: list[Option], ctx: Context) -> list[Option]:
 
 match("tcp", "sport/source-port:portrange dport/destination-port:portrange "
              "tcp-option:uint tcp-flags=2:flags syn=0", proto=("tcp",),
-      finish=_tcp_finish, modelled="sport dport tcp-flags")
+      finish=_tcp_finish, modelled="sport dport tcp-flags",
+      meaning=_port_flag_state_meaning)
 
 
 @match_listing("tcp", "udp", "udplite")
@@ -720,9 +826,11 @@ def _tcp_l(m: Match) -> str | None:
     return text
 
 match("udp", "sport/source-port:portrange dport/destination-port:portrange", proto=("udp",),
-      modelled="sport dport")
+      modelled="sport dport",
+      meaning=_port_flag_state_meaning)
 match("udplite", "sport/source-port:portrange dport/destination-port:portrange",
-      proto=("udplite",), modelled="sport dport")
+      proto=("udplite",), modelled="sport dport",
+      meaning=_port_flag_state_meaning)
 
 
 def _multiport_finish(options: list[Option], ctx: Context) -> list[Option]:
@@ -734,7 +842,8 @@ def _multiport_finish(options: list[Option], ctx: Context) -> list[Option]:
 match("multiport", "sports/source-ports:portlist dports/destination-ports:portlist "
                    "ports:portlist", required=("sports", "dports", "ports"),
       proto=("tcp", "udp", "udplite", "sctp", "dccp"), finish=_multiport_finish,
-      modelled="sports dports ports")
+      modelled="sports dports ports",
+      meaning=_port_flag_state_meaning)
 
 
 @match_listing("multiport")
@@ -745,7 +854,8 @@ def _multiport_l(m: Match) -> str | None:
         if opt is not None:
             return f" multiport {key} {' !' if opt.negated else ''}{opt.value}"
 
-match("state", "state:states", required=("state",), modelled="state")
+match("state", "state:states", required=("state",), modelled="state",
+      meaning=_port_flag_state_meaning)
 
 
 @match_listing("state", "conntrack")
@@ -759,9 +869,11 @@ match("conntrack", "ctstate:states ctproto:protonum ctorigsrc ctorigdst ctreplsr
                    "ctexpire:intrange ctdir",
       required=("ctstate", "ctproto", "ctorigsrc", "ctorigdst", "ctreplsrc", "ctrepldst",
                 "ctorigsrcport", "ctorigdstport", "ctreplsrcport", "ctrepldstport",
-                "ctstatus", "ctexpire", "ctdir"), modelled="ctstate")
+                "ctstatus", "ctexpire", "ctdir"), modelled="ctstate",
+      meaning=_port_flag_state_meaning)
 match("icmp", "icmp-type:icmp", family=4, required=("icmp-type",), proto=("icmp",),
-      modelled="icmp-type")
+      modelled="icmp-type",
+      meaning=_icmp_meaning)
 
 
 @match_listing("icmp", "icmp6")
@@ -783,9 +895,11 @@ def _icmp_l(m: Match) -> str | None:
     return text
 
 match("icmp6", "icmpv6-type:icmp6", family=6, required=("icmpv6-type",), proto=("ipv6-icmp",),
-      modelled="icmpv6-type")
+      modelled="icmpv6-type",
+      meaning=_icmp_meaning)
 match("iprange", "src-range:iprange dst-range:iprange", required=("src-range", "dst-range"),
-      modelled="src-range dst-range")
+      modelled="src-range dst-range",
+      meaning=_iprange_meaning)
 
 
 @match_listing("iprange")
@@ -798,7 +912,8 @@ def _iprange_l(m: Match) -> str | None:
             text += f" {word} IP range {'! ' if opt.negated else ''}{opt.value}"
     return text
 
-match("mark", "mark:mark", required=("mark",), modelled="mark")
+match("mark", "mark:mark", required=("mark",), modelled="mark",
+      meaning=_mark_meaning)
 
 
 @match_listing("mark")
@@ -807,7 +922,8 @@ def _mark_l(m: Match) -> str | None:
     opt = o("mark")
     return f" mark match {'! ' if opt and opt.negated else ''}{opt.value if opt else ''}"
 
-match("connmark", "mark:mark", required=("mark",))
+match("connmark", "mark:mark", required=("mark",),
+      meaning=_connmark_meaning)
 
 
 @match_listing("connmark")
@@ -816,14 +932,16 @@ def _connmark_l(m: Match) -> str | None:
     opt = o("mark")
     return f" connmark match {' !' if opt and opt.negated else ''} {opt.value if opt else ''}"
 
-match("comment", "comment:str", required=("comment",), modelled="comment")
+match("comment", "comment:str", required=("comment",), modelled="comment",
+      meaning=_no_condition)
 
 
 @match_listing("comment")
 def _comment_l(m: Match) -> str | None:
     return f" /* {m.comment} */"
 
-match("mac", "mac-source:mac", required=("mac-source",), typed="mac-source")
+match("mac", "mac-source:mac", required=("mac-source",), typed="mac-source",
+      meaning=_mac_meaning)
 
 
 @match_listing("mac")
@@ -834,7 +952,8 @@ def _mac_l(m: Match) -> str | None:
         return ""
     return f" MAC {'! ' if opt.negated else ''}{opt.value}"
 
-match("limit", "limit:rate limit-burst:uint", bare=True, typed="limit limit-burst")
+match("limit", "limit:rate limit-burst:uint", bare=True, typed="limit limit-burst",
+      meaning=_limit_meaning)
 
 
 @match_listing("limit")
@@ -863,7 +982,8 @@ def _pkttype_check(options: list[Option], ctx: Context) -> str | None:
     return None
 
 
-match("pkttype", "pkt-type", required=("pkt-type",), check=_pkttype_check)
+match("pkttype", "pkt-type", required=("pkt-type",), check=_pkttype_check,
+      meaning=_pkttype_meaning)
 
 
 @match_listing("pkttype")
@@ -888,7 +1008,8 @@ def _addrtype_check(options: list[Option], ctx: Context) -> str | None:
 
 
 match("addrtype", "src-type:addrtypes dst-type:addrtypes limit-iface-in=0 limit-iface-out=0",
-      check=_addrtype_check)
+      check=_addrtype_check,
+      meaning=_addrtype_meaning)
 
 
 @match_listing("addrtype")
@@ -912,7 +1033,8 @@ def _length_l(m: Match) -> str | None:
     return f" length {_range_l(o('length'), '')}"
 
 match("sctp", "sport/source-port:portrange dport/destination-port:portrange chunk-types=2",
-      proto=("sctp",), modelled="sport dport")
+      proto=("sctp",), modelled="sport dport",
+      meaning=_port_flag_state_meaning)
 
 
 @match_listing("sctp", "dccp")
@@ -991,7 +1113,8 @@ def _cluster_l(m: Match) -> str | None:
             f" hash_seed={seed.value if seed else ''}")
 
 match("dccp", "sport/source-port:portrange dport/destination-port:portrange dccp-types "
-              "dccp-option:u8", proto=("dccp",), modelled="sport dport")
+              "dccp-option:u8", proto=("dccp",), modelled="sport dport",
+      meaning=_port_flag_state_meaning)
 match("esp", "espspi:spirange", proto=("esp",))
 
 

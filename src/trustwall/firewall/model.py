@@ -40,6 +40,16 @@ import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from trustwall.firewall.ir import (
+    AddressRange,
+    IcmpMatch,
+    MarkMatch,
+    PortSet,
+    StateSet,
+    TcpFlags,
+    parse_port_list,
+)
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -168,89 +178,6 @@ class Option:
 
 
 @dataclass(frozen=True)
-class PortRange:
-    first: int
-    last: int
-
-    def __contains__(self, port: object) -> bool:
-        return isinstance(port, int) and self.first <= port <= self.last
-
-
-@dataclass(frozen=True)
-class PortSet:
-    """Ports from ``--dport 1:1023`` or ``--dports 22,80,8000:8080``, possibly negated."""
-
-    ranges: tuple[PortRange, ...]
-    negated: bool = False
-
-    def matches(self, port: int) -> bool:
-        return any(port in r for r in self.ranges) != self.negated
-
-
-@dataclass(frozen=True)
-class StateSet:
-    """Conntrack states from ``-m state --state`` or ``-m conntrack --ctstate``."""
-
-    states: frozenset[str]
-    negated: bool = False
-
-    def matches(self, state: str) -> bool:
-        return (state.upper() in self.states) != self.negated
-
-
-@dataclass(frozen=True)
-class IcmpMatch:
-    """``--icmp-type`` / ``--icmpv6-type``: type None means ``any``; codes are inclusive."""
-
-    type: int | None
-    code_min: int = 0
-    code_max: int = 255
-    negated: bool = False
-
-    def matches(self, icmp_type: int, code: int = 0) -> bool:
-        hit = self.type is None or (
-            icmp_type == self.type and self.code_min <= code <= self.code_max)
-        return hit != self.negated
-
-
-@dataclass(frozen=True)
-class AddressRange:
-    """``-m iprange --src-range a-b`` (inclusive)."""
-
-    first: IPAddress
-    last: IPAddress
-    negated: bool = False
-
-    def matches(self, addr: IPAddress) -> bool:
-        hit = addr.version == self.first.version and self.first <= addr <= self.last
-        return hit != self.negated
-
-
-@dataclass(frozen=True)
-class MarkMatch:
-    """``-m mark --mark value[/mask]``: matches when ``packet_mark & mask == value``."""
-
-    value: int
-    mask: int = 0xFFFFFFFF
-    negated: bool = False
-
-    def matches(self, mark: int) -> bool:
-        return ((mark & self.mask) == self.value) != self.negated
-
-
-@dataclass(frozen=True)
-class TcpFlags:
-    """``--tcp-flags MASK COMP``: of the flags in ``mask``, exactly those in ``comp`` are set."""
-
-    mask: frozenset[str]
-    comp: frozenset[str]
-    negated: bool = False
-
-    def matches(self, flags_set: frozenset[str]) -> bool:
-        return ((flags_set & self.mask) == self.comp) != self.negated
-
-
-@dataclass(frozen=True)
 class Limit:
     """``-m limit --limit N/unit --limit-burst B`` (rate as iptables-save prints it)."""
 
@@ -264,15 +191,6 @@ _PORT_OPTIONS = {
     "destination-ports": "destination", "ports": "either",
 }
 _PORT_MODULES = frozenset({"tcp", "udp", "udplite", "sctp", "dccp", "multiport"})
-
-
-def parse_port_list(text: str) -> tuple[PortRange, ...]:
-    """``22,80,1000:2000`` -> port ranges (values are already canonical numbers)."""
-    out = []
-    for part in text.split(","):
-        first, _, last = part.partition(":")
-        out.append(PortRange(int(first), int(last) if last else int(first)))
-    return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from dataclasses import dataclass, replace
 
 from trustwall.errors import BadInput
 from trustwall.firewall import extensions as ext
+from trustwall.firewall.ir import Condition
 from trustwall.firewall.model import Chain, Match, Rule, Ruleset
 from trustwall.firewall.protocols import PORT_PROTOCOL_NUMBERS, BadValue, protocol_number
 from trustwall.firewall.routing import UNKNOWN as UNKNOWN_LOCALS
@@ -445,52 +446,32 @@ def _fast_parts(rule: Rule, cr: _CRule, local: LocalAddresses, family: int
     return dims, tuple(extra)
 
 
+_PORT_LABELS = {"sport": "source port (--sport)", "dport": "destination port (--dport)"}
+_INDEXED_VALUES = {"tcp_flags": "flags", "ct_state": "state", "mark": "mark"}
+_RANGE_KEYS = {"src_range": "src_r", "dst_range": "dst_r"}
+
+
 def _fast_match(m: Match, dims: dict[str, object], local: LocalAddresses, family: int
                 ) -> list[Check]:
-    module = m.module
-    if module in _PORT_FLAG_STATE:
-        extra: list[Check] = []
-        modelled = ext.MODELLED_OPTIONS[module]
-        for opt in m.options:
-            if opt.name not in modelled:
-                extra.append(_unknown(f"-m {module} --{opt.name} is not modelled by trustwall"))
-                break
-        for dim, ports, flag in (("sport", m.source_ports, "source port (--sport)"),
-                                 ("dport", m.destination_ports, "destination port (--dport)")):
-            if ports is None:
-                continue
-            spans = [(r.first, r.last) for r in ports.ranges]
-            if dim in dims:
-                extra.append(_port_check(dim, spans, ports.negated, flag))
+    """Put a match's conditions into the index where it can hold them; checks for the rest."""
+    extra: list[Check] = []
+    for cond in ext.conditions(m):
+        field, value = cond.field, cond.value
+        if field in _PORT_LABELS:
+            spans = [(r.first, r.last) for r in value.ranges]
+            if field in dims:
+                extra.append(_port_check(field, spans, value.negated, _PORT_LABELS[field]))
             else:
-                dims[dim] = (_merge(spans), ports.negated)
-        either = m.either_ports
-        if either is not None:
-            extra.append(_either_port_check([(r.first, r.last) for r in either.ranges],
-                                            either.negated))
-        for dim, value in (("flags", m.tcp_flags), ("state", m.states)):
-            if value is None:
-                continue
-            if dim == "state" and value.states & {"SNAT", "DNAT"}:  # type: ignore[union-attr]
-                extra.append(_unknown("conntrack states SNAT/DNAT are not modelled"))
-            elif dim in dims:
-                extra.append(lambda ctx, d=dim, v=value: v.matches(getattr(ctx, d)))  # type: ignore[union-attr]
-            else:
-                dims[dim] = value.matches  # type: ignore[union-attr]
-        return extra
-    if module in ("icmp", "icmp6") and m.icmp is not None and "icmp" not in dims:
-        icmp = m.icmp
-        dims["icmp"] = lambda v: v[0] >= 0 and icmp.matches(v[0], v[1])  # type: ignore[index]
-        return []
-    if module == "iprange" and "src_r" not in dims and "dst_r" not in dims:
-        for dim, rng in (("src_r", m.source_range), ("dst_r", m.destination_range)):
-            if rng is not None:
-                dims[dim] = ([(int(rng.first), int(rng.last))], rng.negated)
-        return []
-    if module == "mark" and m.mark is not None and "mark" not in dims:
-        dims["mark"] = m.mark.matches
-        return []
-    return _compile_match(m, local, family)
+                dims[field] = (_merge(spans), value.negated)
+        elif field in _INDEXED_VALUES and _INDEXED_VALUES[field] not in dims:
+            dims[_INDEXED_VALUES[field]] = value.matches
+        elif field == "icmp" and "icmp" not in dims:
+            dims["icmp"] = lambda v, icmp=value: v[0] >= 0 and icmp.matches(v[0], v[1])
+        elif field in _RANGE_KEYS and _RANGE_KEYS[field] not in dims:
+            dims[_RANGE_KEYS[field]] = ([(int(value.first), int(value.last))], value.negated)
+        else:
+            extra.append(_condition_check(cond, local, family))
+    return extra
 
 
 # --- the tracer ---------------------------------------------------------------------------------
@@ -1010,98 +991,49 @@ def _unknown(reason: str) -> Check:
     return lambda ctx: reason
 
 
-#: Matches whose meaning is ports, TCP flags or conntrack states (the Match accessors).
-_PORT_FLAG_STATE = frozenset({"tcp", "udp", "udplite", "sctp", "dccp", "multiport", "conntrack",
-                              "state"})
-
-
 def _compile_match(m: Match, local: LocalAddresses, family: int) -> list[Check]:
     """Checks for one ``-m`` match; a part trustwall does not model becomes an unknown."""
-    module = m.module
-    checks: list[Check] = []
-    if module in _PORT_FLAG_STATE:
-        modelled = ext.MODELLED_OPTIONS[module]
-        extra = [o.name for o in m.options if o.name not in modelled]
-        if extra:
-            checks.append(_unknown(f"-m {module} --{extra[0]} is not modelled by trustwall"))
-        for attr, ports, flag in (("sport", m.source_ports, "source port (--sport)"),
-                                  ("dport", m.destination_ports,
-                                   "destination port (--dport)")):
-            if ports is not None:
-                ranges = tuple((r.first, r.last) for r in ports.ranges)
-                checks.append(_port_check(attr, ranges, ports.negated, flag))
-        either = m.either_ports
-        if either is not None:
-            checks.append(_either_port_check(tuple((r.first, r.last) for r in either.ranges),
-                                             either.negated))
-        flags = m.tcp_flags
-        if flags is not None:
-            checks.append(lambda ctx, f=flags: f.matches(ctx.flags))
-        states = m.states
-        if states is not None:
-            virtual = states.states & {"SNAT", "DNAT"}
-            if virtual:
-                checks.append(_unknown(f"conntrack state {sorted(virtual)[0]} is not modelled"))
-            else:
-                checks.append(lambda ctx, s=states: s.matches(ctx.state))
-        return checks
-    if module in ("icmp", "icmp6"):
-        icmp = m.icmp
-        if icmp is None:
-            return [_unknown(f"-m {module} without a type is not modelled")]
+    return [_condition_check(c, local, family) for c in ext.conditions(m)]
 
-        def icmp_check(ctx: _Ctx, icmp=icmp) -> bool | str:  # type: ignore[no-untyped-def]
-            if icmp.type is None:
-                return not icmp.negated
+
+def _condition_check(cond: Condition, local: LocalAddresses, family: int) -> Check:
+    """One IR condition as a check of a packet: True, False, or why it cannot be told."""
+    field, value = cond.field, cond.value
+    if field in _PORT_LABELS:
+        ranges = tuple((r.first, r.last) for r in value.ranges)
+        return _port_check(field, ranges, value.negated, _PORT_LABELS[field])
+    if field == "either_port":
+        return _either_port_check(tuple((r.first, r.last) for r in value.ranges), value.negated)
+    if field == "tcp_flags":
+        return lambda ctx: value.matches(ctx.flags)
+    if field == "ct_state":
+        return lambda ctx: value.matches(ctx.state)
+    if field == "icmp":
+        def icmp_check(ctx: _Ctx) -> bool | str:
+            if value.type is None:
+                return not value.negated
             if ctx.icmp_type is None:
                 return "the packet's ICMP type is not given (--icmp-type)"
-            return icmp.matches(ctx.icmp_type, ctx.icmp_code or 0)
-        return [icmp_check]
-    if module == "iprange":
-        for attr, rng in (("src", m.source_range), ("dst", m.destination_range)):
-            if rng is not None:
-                lo, hi, neg = int(rng.first), int(rng.last), rng.negated
-                checks.append(lambda ctx, a=attr, lo=lo, hi=hi, neg=neg:
-                              "an address is unknown" if getattr(ctx, a) is None
-                              else (lo <= getattr(ctx, a) <= hi) != neg)
-        return checks
-    if module == "mark":
-        mark = m.mark
-        if mark is None:
-            return [_unknown("-m mark without --mark")]
-        return [lambda ctx, mk=mark: "the packet mark is unknown here" if ctx.mark is None
-                else mk.matches(ctx.mark)]
-    if module == "connmark":
-        opt = m.option("mark")
-        if opt is None or not opt.values:
-            return [_unknown("-m connmark without --mark")]
-        value, _, mask = opt.values[0].partition("/")
-        v, mk, neg = int(value, 0), int(mask, 0) if mask else 0xFFFFFFFF, opt.negated
-        return [lambda ctx: "the connection mark is unknown (not a NEW connection)"
-                if ctx.ctmark is None else ((ctx.ctmark & mk) == v) != neg]
-    if module == "comment":
-        return []
-    if module == "pkttype":
-        opt = m.option("pkt-type")
-        if opt is None or not opt.values:
-            return [_unknown("-m pkttype without --pkt-type")]
-        want, neg = opt.values[0].lower(), opt.negated
-        return [lambda ctx: "the destination is unknown" if ctx.dst is None
-                else (_pkttype(ctx.dst, family, local) == want) != neg]
-    if module == "addrtype":
-        for opt in m.options:
-            if opt.name in ("src-type", "dst-type") and opt.values:
-                attr = "src" if opt.name == "src-type" else "dst"
-                types = frozenset(opt.values[0].upper().split(","))
-                checks.append(_addrtype_check(attr, types, opt.negated, local, family))
-            else:
-                checks.append(_unknown(f"-m addrtype --{opt.name} is not modelled"))
-        return checks
-    if module == "mac":
-        return [_unknown("the packet's source MAC address is not modelled")]
-    if module == "limit":
-        return [_unknown("-m limit depends on the traffic before this packet")]
-    return [_unknown(f"-m {module} is not modelled by trustwall")]
+            return value.matches(ctx.icmp_type, ctx.icmp_code or 0)
+        return icmp_check
+    if field in _RANGE_KEYS:
+        attr, lo, hi, neg = field[:3], int(value.first), int(value.last), value.negated
+        return lambda ctx: "an address is unknown" if getattr(ctx, attr) is None \
+            else (lo <= getattr(ctx, attr) <= hi) != neg
+    if field == "mark":
+        return lambda ctx: "the packet mark is unknown here" if ctx.mark is None \
+            else value.matches(ctx.mark)
+    if field == "ct_mark":
+        return lambda ctx: "the connection mark is unknown (not a NEW connection)" \
+            if ctx.ctmark is None else value.matches(ctx.ctmark)
+    if field == "pkttype":
+        return lambda ctx: "the destination is unknown" if ctx.dst is None \
+            else (_pkttype(ctx.dst, family, local) == value.kind) != value.negated
+    if field in ("src_type", "dst_type"):
+        return _addrtype_check(field[:3], value.types, value.negated, local, family)
+    if field == "opaque":
+        return _unknown(value.why)
+    return _unknown(f"{field} is not modelled by trustwall")
 
 
 def _addr_obj(value: int, family: int) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

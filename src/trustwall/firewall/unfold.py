@@ -182,62 +182,43 @@ class _Builder:
 
 
 def _match_into(b: _Builder, m: Match, mark_touched: bool) -> None:
-    modelled = ext.MODELLED_OPTIONS.get(m.module)
-    if modelled is None:
-        b.unknown.append(f"-m {m.module}")
-        return
-    extra = [o.name for o in m.options if o.name not in modelled]
-    if extra:
-        b.unknown.append(f"-m {m.module} --{extra[0]}")
-    mod = m.module
-    if mod in ("tcp", "udp", "udplite", "sctp", "dccp", "multiport"):
-        if (ps := m.source_ports) is not None:
-            b.meet(sp.SPORT, _ports(ps))
-        if (ps := m.destination_ports) is not None:
-            b.meet(sp.DPORT, _ports(ps))
-        if (ps := m.either_ports) is not None:
-            if ps.negated:  # neither port listed: both dimensions outside the list
-                b.meet(sp.SPORT, _ports(ps))
-                b.meet(sp.DPORT, _ports(ps))
+    """Meet the builder with a match's IR conditions; what spaces cannot hold is unknown."""
+    for cond in ext.conditions(m):
+        field, value = cond.field, cond.value
+        if field in ("sport", "dport"):
+            b.meet(sp.SPORT if field == "sport" else sp.DPORT, _ports(value))
+        elif field == "either_port":
+            if value.negated:  # neither port listed: both dimensions outside the list
+                b.meet(sp.SPORT, _ports(value))
+                b.meet(sp.DPORT, _ports(value))
             else:
-                b.either_ports = _ports(ps)
-        if mod == "tcp" and (tf := m.tcp_flags) is not None:
-            b.meet(sp.FLAGS, _flags_bits(tf.mask, tf.comp, tf.negated))
-    elif mod in ("state", "conntrack"):
-        st = m.states
-        if st is None:
-            return
-        if st.states - set(sp.STATES):  # SNAT/DNAT are not states of the same kind
-            b.unknown.append(f"-m {mod} {','.join(sorted(st.states))}")
-            return
-        bits = sum(1 << sp.STATES.index(s) for s in st.states)
-        b.negatable(sp.STATE, bits, st.negated)
-    elif mod in ("icmp", "icmp6"):
-        try:
-            ic = m.icmp
-        except ValueError:
-            b.unknown.append(f"-m {mod} (named type)")
-            return
-        if ic is None or ic.type is None:
-            if ic is not None and ic.negated:
-                b.nothing = True
-            return
-        b.negatable(sp.ICMP, ((ic.type * 256 + ic.code_min, ic.type * 256 + ic.code_max + 1),),
-                    ic.negated)
-    elif mod == "iprange":
-        for d, rng in ((sp.SRC, m.source_range), (sp.DST, m.destination_range)):
-            if rng is not None:
-                b.negatable(d, ((int(rng.first), int(rng.last) + 1),), rng.negated)
-    elif mod == "mark":
-        mk = m.mark
-        if mk is None:
-            return
-        if mark_touched:
-            b.unknown.append("-m mark (mark set earlier in this hook)")
-        elif mk.mask != 0xFFFFFFFF:
-            b.unknown.append(f"-m mark --mark {mk.value:#x}/{mk.mask:#x}")
-        else:
-            b.negatable(sp.MARK, ((mk.value, mk.value + 1),), mk.negated)
+                b.either_ports = _ports(value)
+        elif field == "tcp_flags":
+            b.meet(sp.FLAGS, _flags_bits(value.mask, value.comp, value.negated))
+        elif field == "ct_state":
+            bits = sum(1 << sp.STATES.index(s) for s in value.states)
+            b.negatable(sp.STATE, bits, value.negated)
+        elif field == "icmp":
+            if value.type is None:
+                if value.negated:
+                    b.nothing = True
+                continue
+            b.negatable(sp.ICMP, ((value.type * 256 + value.code_min,
+                                   value.type * 256 + value.code_max + 1),), value.negated)
+        elif field in ("src_range", "dst_range"):
+            b.negatable(sp.SRC if field == "src_range" else sp.DST,
+                        ((int(value.first), int(value.last) + 1),), value.negated)
+        elif field == "mark":
+            if mark_touched:
+                b.unknown.append("-m mark (mark set earlier in this hook)")
+            elif value.mask != 0xFFFFFFFF:
+                b.unknown.append(f"-m mark --mark {value.value:#x}/{value.mask:#x}")
+            else:
+                b.negatable(sp.MARK, ((value.value, value.value + 1),), value.negated)
+        else:  # opaque, or a field packet spaces do not hold
+            what = value.what if field == "opaque" else f"-m {m.module}"
+            if what not in b.unknown:
+                b.unknown.append(what)
 
 
 def rule_space(rule: Rule, universe: Universe, *, mark_touched: bool = False) -> RuleSpace:
