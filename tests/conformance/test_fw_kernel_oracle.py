@@ -19,8 +19,8 @@ import pytest
 from test_fw_iptables_tests import CASES, Case  # same folder (pytest puts it on sys.path)
 
 from trustwall.errors import ParseError
-from trustwall.firewall.parse import parse_rule_spec
-from trustwall.firewall.render import listing_line, rule_spec
+from trustwall.firewall.iptables.parse import parse_rule_spec
+from trustwall.firewall.iptables.render import listing_line, rule_spec
 
 # Our rendering -> why iptables-nft 1.8.9 prints something else.
 KNOWN_DIVERGENCES = {

@@ -18,9 +18,9 @@ from functools import cache
 import pytest
 
 from trustwall.errors import ParseError
-from trustwall.firewall.model import Ruleset
-from trustwall.firewall.parse import parse_save
-from trustwall.firewall.render import render_listing, render_save
+from trustwall.firewall.iptables.model import Ruleset
+from trustwall.firewall.iptables.parse import parse_save
+from trustwall.firewall.iptables.render import render_listing, render_save
 from trustwall.lab.corpora import REAL_RULESETS
 
 ROOT = REAL_RULESETS

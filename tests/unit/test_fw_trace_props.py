@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from trustwall.firewall import trace as tr
-from trustwall.firewall.parse import parse_save
-from trustwall.firewall.routing import from_args
+from trustwall.firewall.iptables.parse import parse_save
+from trustwall.firewall.semantics import trace as tr
+from trustwall.firewall.semantics.routing import from_args
 
 NETS = ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.3/32", "192.0.2.0/24", "192.0.2.10/32",
         "203.0.113.0/25", "0.0.0.0/1"]

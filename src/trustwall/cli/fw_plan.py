@@ -1,6 +1,6 @@
 """``trustwall fw allow|deny|reject|delete --plan|--apply`` and ``fw diff``: where a change must
 go, what it does to packets, and (with ``--apply``) making it through the same checked, journaled
-path as a policy apply (firewall.quick)."""
+path as a policy apply (firewall.change.quick)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from trustwall.errors import BadInput, ProblemFound
 
 def _apply_rule(rule, table: str, name: str | None, live, yes: bool,  # type: ignore[no-untyped-def]
                 as_json: bool, apply_args: dict[str, Any]) -> None:
-    """Plan, preview (unless --yes/--json), then apply one rule through firewall.quick."""
+    """Plan, preview (unless --yes/--json), then apply one rule through firewall.change.quick."""
     from dataclasses import replace
 
-    from trustwall.firewall.quick import apply_rule
+    from trustwall.firewall.change.quick import apply_rule
 
     options = make_options(**apply_args)
     if not yes and not as_json and not options.dry_run:
@@ -71,8 +71,8 @@ def _rule_command(verdict: str) -> Callable[..., Any]:
                 out_iface: str | None, comment: str | None, plan: bool, as_json: bool,
                 apply: bool, duration: str | None, name: str | None, yes: bool,
                 reject_with: str | None = None, **apply_args: Any) -> None:
-        from trustwall.firewall import plan as api
-        from trustwall.firewall.quick import parse_expiry, rule_tag
+        from trustwall.firewall.analysis import plan as api
+        from trustwall.firewall.change.quick import parse_expiry, rule_tag
 
         _need_plan(plan, apply)
         if apply and file is not None:
@@ -149,7 +149,7 @@ def delete(file: str | None, live: bool, ipv6: bool, table: str, plan: bool, app
     Example: trustwall fw delete --plan INPUT 5   or   fw delete --apply INPUT -p tcp --dport 22
     -j ACCEPT
     """
-    from trustwall.firewall import plan as api
+    from trustwall.firewall.analysis import plan as api
 
     words = list(rule)
     # Options written after the rule words arrive here (the rule may hold "-f", "-t" …).
@@ -172,7 +172,7 @@ def delete(file: str | None, live: bool, ipv6: bool, table: str, plan: bool, app
         result = api.plan_delete(ruleset, chain, spec=" ".join(words), table=table)
     emit(result, _show_plan)
     if apply:
-        from trustwall.firewall.quick import delete_rule
+        from trustwall.firewall.change.quick import delete_rule
 
         if file is not None:
             raise BadInput("--apply changes the running firewall; it cannot take --file")
@@ -187,7 +187,7 @@ def delete(file: str | None, live: bool, ipv6: bool, table: str, plan: bool, app
 def _ruleset_or_policy(path: str, other):  # type: ignore[no-untyped-def]
     """An iptables-save file, or a policy compiled for the other side's family (its unmanaged
     chains filled from the other side, as apply would)."""
-    from trustwall.firewall.policy import is_policy_file, policy_ruleset
+    from trustwall.firewall.change.policy import is_policy_file, policy_ruleset
 
     if is_policy_file(path):
         return policy_ruleset(path, live=other)
@@ -214,7 +214,7 @@ def _show_diff(result) -> None:  # type: ignore[no-untyped-def]
 def diff(live: bool, ipv6: bool, as_json: bool, files: tuple[str, ...]) -> None:
     """Semantic difference of two rulesets (A B, or --live B): the packets whose verdict
     changes, not a text diff. Exit 1 when they differ."""
-    from trustwall.firewall import plan as api
+    from trustwall.firewall.analysis import plan as api
 
     if live and len(files) == 1:
         a = _load(None, True, ipv6, counters=False)
@@ -225,7 +225,7 @@ def diff(live: bool, ipv6: bool, as_json: bool, files: tuple[str, ...]) -> None:
     else:
         raise BadInput("give two files (A B), or --live and one file")
     result = api.diff(a, b)
-    from trustwall.firewall.policy import rule_changes
+    from trustwall.firewall.change.policy import rule_changes
 
     names = rule_changes(a, b)
     emit({"different": result.different, "hooks": result.hooks, "rules": names},

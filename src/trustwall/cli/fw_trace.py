@@ -66,7 +66,7 @@ def trace(file: str | None, live: bool, ipv6: bool, local_addrs: tuple[str, ...]
     POSTROUTING), user chains, RETURN, goto, policies, MARK and NAT. Where a rule uses a match
     trustwall does not model, both outcomes are shown instead of a guess.
     """
-    tr = import_module("trustwall.firewall.trace")
+    tr = import_module("trustwall.firewall.semantics.trace")
     ipv6 = ipv6 or ":" in (src or "") + (dst or "")  # an IPv6 packet needs ip6tables
     tracer = tr.Tracer(*_ruleset_and_locals(file, live, ipv6, local_addrs))
     if batch is not None:
@@ -87,8 +87,8 @@ def trace(file: str | None, live: bool, ipv6: bool, local_addrs: tuple[str, ...]
 
 def _ruleset_and_locals(file: str | None, live: bool, ipv6: bool,
                         local_addrs: tuple[str, ...]) -> tuple[Any, Any]:
-    api = import_module("trustwall.firewall.live")
-    routing = import_module("trustwall.firewall.routing")
+    api = import_module("trustwall.firewall.iptables.live")
+    routing = import_module("trustwall.firewall.semantics.routing")
     if file is not None and live:
         raise click.UsageError("give either --file or --live, not both")
     if file is not None:

@@ -55,7 +55,7 @@ from dataclasses import dataclass
 
 from trustwall.errors import BadInput
 from trustwall.firewall.protocols import protocol_number
-from trustwall.firewall.trace import Packet
+from trustwall.firewall.semantics.trace import Packet
 from trustwall.lab.netns import Netns, veth
 
 SENDER_ADDR = "198.18.0.2"

@@ -19,7 +19,7 @@ FIREWALL_ARGS = dict(
 def options_from(module, family_files=None):
     """trustwall Options from the module's parameters. The module's own environment carries
     Ansible's SSH_CONNECTION, so the lockout check protects the controller's flow."""
-    from trustwall.firewall.apply import Flow, Options
+    from trustwall.firewall.change.apply import Flow, Options
 
     p = module.params
     persist_files = dict(family_files or {})
@@ -39,8 +39,8 @@ def apply_targets(module, targets, live, description, kind):
         text_diff,
     )
 
-    from trustwall.firewall.apply import apply_rulesets
-    from trustwall.firewall.render import render_save
+    from trustwall.firewall.change.apply import apply_rulesets
+    from trustwall.firewall.iptables.render import render_save
 
     result = apply_rulesets(targets, description=description, kind=kind,
                             options=options_from(module), live=live)

@@ -21,9 +21,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
-from trustwall.firewall import extensions as ext
-from trustwall.firewall import space as sp
-from trustwall.firewall.model import (
+from trustwall.firewall.iptables import extensions as ext
+from trustwall.firewall.iptables.model import (
     TERMINATING_TARGETS,
     Chain,
     Match,
@@ -33,7 +32,8 @@ from trustwall.firewall.model import (
     Table,
 )
 from trustwall.firewall.protocols import TCP_FLAGS, protocol_number
-from trustwall.firewall.space import Cube, Space, Universe
+from trustwall.firewall.semantics import space as sp
+from trustwall.firewall.semantics.space import Cube, Space, Universe
 
 #: Targets that change the mark a later ``-m mark`` reads.
 _MARK_SETTERS = frozenset({"MARK", "CONNMARK"})

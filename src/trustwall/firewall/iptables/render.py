@@ -12,9 +12,18 @@ import shlex
 from dataclasses import dataclass
 
 from trustwall.errors import BadInput
-from trustwall.firewall import extensions as ext
-from trustwall.firewall.extensions import save_string
-from trustwall.firewall.model import HOOKS, Address, Chain, Match, Option, Rule, Ruleset, Target
+from trustwall.firewall.iptables import extensions as ext
+from trustwall.firewall.iptables.extensions import save_string
+from trustwall.firewall.iptables.model import (
+    HOOKS,
+    Address,
+    Chain,
+    Match,
+    Option,
+    Rule,
+    Ruleset,
+    Target,
+)
 from trustwall.firewall.protocols import protocol_number
 
 

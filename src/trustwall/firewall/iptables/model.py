@@ -203,7 +203,9 @@ class Match:
     @property
     def typed(self) -> bool:
         """True when the typed accessors capture every option of this match."""
-        from trustwall.firewall.extensions import TYPED_OPTIONS  # the registry imports model
+        from trustwall.firewall.iptables.extensions import (
+            TYPED_OPTIONS,  # the registry imports model
+        )
 
         known = TYPED_OPTIONS.get(self.module)
         return known is not None and all(o.name in known for o in self.options)

@@ -19,9 +19,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from trustwall.firewall import extensions as ext
-from trustwall.firewall import space as sp
-from trustwall.firewall.model import (
+from trustwall.firewall.change.policy import rule_expiry
+from trustwall.firewall.iptables import extensions as ext
+from trustwall.firewall.iptables.model import (
     BUILTIN_CHAINS,
     HOOKS,
     TERMINATING_TARGETS,
@@ -30,9 +30,9 @@ from trustwall.firewall.model import (
     Table,
     is_valid_hook,
 )
-from trustwall.firewall.policy import rule_expiry
-from trustwall.firewall.render import render_rule
-from trustwall.firewall.unfold import (
+from trustwall.firewall.iptables.render import render_rule
+from trustwall.firewall.semantics import space as sp
+from trustwall.firewall.semantics.unfold import (
     FlatChain,
     FlatIndex,
     FlatRule,

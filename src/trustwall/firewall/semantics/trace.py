@@ -44,12 +44,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from trustwall.errors import BadInput
-from trustwall.firewall import extensions as ext
+from trustwall.firewall.iptables import extensions as ext
+from trustwall.firewall.iptables.model import Chain, Match, Rule, Ruleset
 from trustwall.firewall.ir import Condition
-from trustwall.firewall.model import Chain, Match, Rule, Ruleset
 from trustwall.firewall.protocols import PORT_PROTOCOL_NUMBERS, BadValue, protocol_number
-from trustwall.firewall.routing import UNKNOWN as UNKNOWN_LOCALS
-from trustwall.firewall.routing import LocalAddresses
+from trustwall.firewall.semantics.routing import UNKNOWN as UNKNOWN_LOCALS
+from trustwall.firewall.semantics.routing import LocalAddresses
 
 STATES = ("NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED")
 
@@ -710,7 +710,7 @@ class Tracer:
         key = id(cr)
         text = self._texts.get(key)
         if text is None:
-            from trustwall.firewall.render import render_rule
+            from trustwall.firewall.iptables.render import render_rule
 
             try:
                 text = render_rule(cr.rule)

@@ -24,12 +24,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from trustwall.errors import BadInput
-from trustwall.firewall import space as sp
-from trustwall.firewall.model import HOOKS, Rule, Ruleset, is_valid_hook
-from trustwall.firewall.parse import parse_rule_spec
-from trustwall.firewall.render import render_command, render_rule
-from trustwall.firewall.space import Space, Universe
-from trustwall.firewall.unfold import (
+from trustwall.firewall.iptables.model import HOOKS, Rule, Ruleset, is_valid_hook
+from trustwall.firewall.iptables.parse import parse_rule_spec
+from trustwall.firewall.iptables.render import render_command, render_rule
+from trustwall.firewall.semantics import space as sp
+from trustwall.firewall.semantics.space import Space, Universe
+from trustwall.firewall.semantics.unfold import (
     FlatChain,
     FlatIndex,
     FlatRule,

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from trustwall.errors import ParseError
-from trustwall.firewall import extensions as ext
-from trustwall.firewall.model import (
+from trustwall.firewall.iptables import extensions as ext
+from trustwall.firewall.iptables.model import (
     BUILTIN_CHAINS,
     HOOKS,
     MAX_CHAIN_NAME,

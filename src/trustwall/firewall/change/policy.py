@@ -48,7 +48,7 @@ from typing import Any
 import yaml
 
 from trustwall.errors import BadInput, ParseError
-from trustwall.firewall.model import (
+from trustwall.firewall.iptables.model import (
     BUILTIN_CHAINS,
     Chain,
     Match,
@@ -372,7 +372,7 @@ def _check_jumps(policy: Policy) -> None:
     """Every rule parses, and every -j/-g names a target extension or a chain of the same
     table (iptables-restore --test accepts a jump to a missing chain; only the real restore
     refuses it)."""
-    from trustwall.firewall.extensions import TARGETS
+    from trustwall.firewall.iptables.extensions import TARGETS
 
     standard = {"ACCEPT", "DROP", "RETURN", "QUEUE"}
     for ptable in policy.tables:
@@ -397,7 +397,7 @@ def expand_groups(spec: str, groups: dict[str, tuple[str, ...]]) -> list[str]:
     """Replace @group references: joined for list options, else one spec per member."""
     if "@" not in spec:
         return [spec]
-    from trustwall.firewall.parse import tokenize
+    from trustwall.firewall.iptables.parse import tokenize
 
     words = tokenize(spec)
     variants: list[list[str]] = [[]]
@@ -432,7 +432,7 @@ def compile_rule(rule: PolicyRule, groups: dict[str, tuple[str, ...]], family: i
 def _compile_rule(rule: PolicyRule, groups_items: tuple[tuple[str, tuple[str, ...]], ...],
                   family: int) -> tuple[Rule, ...]:
     # Cached: validation (load_policy) and compile_policy parse the same rules.
-    from trustwall.firewall.parse import parse_rule_spec
+    from trustwall.firewall.iptables.parse import parse_rule_spec
 
     groups = dict(groups_items)
     out = []
@@ -587,7 +587,7 @@ def strip_names(rule: Rule) -> Rule:
 def import_policy(rulesets: Iterable[Ruleset], *, owner: str = "unknown",
                   reason: str = "imported from the running firewall") -> str:
     """A policy (YAML text) that compiles back to exactly these rulesets."""
-    from trustwall.firewall.render import rule_spec
+    from trustwall.firewall.iptables.render import rule_spec
 
     doc: dict[str, Any] = {"version": 1}
     for ruleset in sorted(rulesets, key=lambda r: r.family):
@@ -657,6 +657,6 @@ def policy_ruleset(path: str | Path, *, family: int | None = None,
 
 def compile_text(policy: Policy) -> dict[int, str]:
     """iptables-restore text per family: what the kernel's iptables-save will print back."""
-    from trustwall.firewall.render import render_save
+    from trustwall.firewall.iptables.render import render_save
 
     return {family: render_save(ruleset) for family, ruleset in compile_policy(policy).items()}

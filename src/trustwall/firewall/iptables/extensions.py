@@ -21,8 +21,8 @@ from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 from typing import Any, TypeVar
 
+from trustwall.firewall.iptables.model import Match, Option, Protocol, Target
 from trustwall.firewall.ir import AddressTypes, Condition, MarkMatch, Opaque, PacketType
-from trustwall.firewall.model import Match, Option, Protocol, Target
 from trustwall.firewall.protocols import (
     ICMP6_TYPES,
     ICMP_TYPES,
