@@ -247,8 +247,9 @@ def check_installed() -> None:
         if not hasattr(importlib.import_module(module), attr):
             unresolved.append(f"{name} -> {target}")
     check(not unresolved, f"{len(COMMANDS)} commands of the table resolve", ", ".join(unresolved))
-    missing = [n for n in trustwall.__all__ if not hasattr(trustwall, n)]
-    check(not missing, f"{len(trustwall.__all__)} public API names resolve", ", ".join(missing))
+    public = dir(trustwall)  # __all__ and the lazily resolved names
+    missing = [n for n in public if not hasattr(trustwall, n)]
+    check(not missing, f"{len(public)} public API names resolve", ", ".join(missing))
 
     smoke(Path(sys.prefix) / "bin" / PACKAGE, version, COMMANDS)
 
