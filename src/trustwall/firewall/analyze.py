@@ -58,14 +58,6 @@ _TARGET_PLACES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # therefore inhibited.'
     "DROP": (frozenset({"raw", "mangle", "filter", "security"}), frozenset(HOOKS)),
 }
-#: Target extensions of the kernel that the extension table may not list (jumps to these are
-#: not "missing chains").
-_KNOWN_TARGETS = frozenset({
-    "NOTRACK", "TRACE", "CT", "AUDIT", "CHECKSUM", "CLASSIFY", "CONNMARK", "CONNSECMARK",
-    "DSCP", "ECN", "HL", "HMARK", "IDLETIMER", "LED", "LOG", "MARK", "NFLOG", "NFQUEUE",
-    "RATEEST", "SECMARK", "SET", "TCPMSS", "TCPOPTSTRIP", "TEE", "TOS", "TTL", "ULOG",
-    "MIRROR", "SAME", "CLUSTERIP", "REJECT", "RETURN", "ACCEPT", "DROP", "QUEUE",
-})
 _NO_IN = frozenset({"OUTPUT", "POSTROUTING"})  # "Can't use -i with OUTPUT" (iptables)
 _NO_OUT = frozenset({"PREROUTING", "INPUT"})
 _REDUNDANT_BUDGET = 200  # pieces traced per rule before giving up on a "redundant" claim
@@ -161,8 +153,7 @@ def _structure(ruleset: Ruleset, now: dt.datetime) -> list[Finding]:
                     "chains), so none of its rules ever sees a packet"))
             for number, rule in enumerate(chain.rules, 1):
                 t = rule.target_name
-                if t and not (_is_user_target(table, t) or t in ext.TARGETS
-                              or t in TERMINATING_TARGETS or t in _KNOWN_TARGETS):
+                if t and not (_is_user_target(table, t) or t in ext.TARGET_NAMES):
                     if table.chain(t) is not None:
                         out.append(Finding(
                             "invalid", table.name, chain.name, number, _text(rule),

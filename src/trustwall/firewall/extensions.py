@@ -625,3 +625,13 @@ TARGETS: dict[str, ExtSpec] = {s.name: s for s in (
     _spec("LED", "led-trigger-id:qstr led-delay led-always-blink=0"),
     _spec("MARK", "set-xmark:xmark set-mark:xmark and-mark:uint or-mark:uint xor-mark:uint"),
 )}
+
+#: Every target extension name iptables 1.8.9 can load (``-j NAME`` that is not a chain): the
+#: ones above with modelled options plus those the parser keeps opaque. The policy compiler and
+#: lint ask this one set whether a jump names a target or a (missing) chain.
+TARGET_NAMES: frozenset[str] = frozenset(TARGETS) | frozenset({
+    "ACCEPT", "DROP", "RETURN", "QUEUE",
+    "AUDIT", "CHECKSUM", "CLASSIFY", "CLUSTERIP", "CONNSECMARK", "CT", "DNPT", "ECN", "HMARK",
+    "IDLETIMER", "NOTRACK", "RATEEST", "SECMARK", "SET", "SNPT", "SYNPROXY", "TCPMSS",
+    "TCPOPTSTRIP", "TEE", "TPROXY", "TRACE", "ULOG", "MIRROR", "SAME", "TARPIT",
+})

@@ -372,9 +372,8 @@ def _check_jumps(policy: Policy) -> None:
     """Every rule parses, and every -j/-g names a target extension or a chain of the same
     table (iptables-restore --test accepts a jump to a missing chain; only the real restore
     refuses it)."""
-    from trustwall.firewall.extensions import TARGETS
+    from trustwall.firewall.extensions import TARGET_NAMES
 
-    standard = {"ACCEPT", "DROP", "RETURN", "QUEUE"}
     for ptable in policy.tables:
         chains = set(BUILTIN_CHAINS[ptable.name]) | {c.name for c in ptable.chains}
         chains |= set(ptable.unmanaged)
@@ -382,9 +381,9 @@ def _check_jumps(policy: Policy) -> None:
             for prule in pchain.rules:
                 for rule in compile_rule(prule, policy.groups, ptable.family):
                     target = rule.target_name
-                    if target is None or target in standard or target in chains:
+                    if target is None or target in chains:
                         continue
-                    if target not in TARGETS:
+                    if target not in TARGET_NAMES:
                         raise ParseError(f"rule {prule.name} jumps to {target!r}, which is "
                                          "neither a chain of this table nor a known target",
                                          source=prule.source, line=prule.line, token=target)
