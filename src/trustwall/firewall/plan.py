@@ -91,6 +91,7 @@ class HookDiff:
     changes: tuple[Change, ...]
     more: int = 0
     truncated: bool = False  # stopped after the piece limit: "more" is a lower bound
+    family: int = 4
 
 
 @dataclass(frozen=True)
@@ -484,5 +485,5 @@ def diff(a: Ruleset, b: Ruleset, *, tables: tuple[str, ...] | None = None,
             hd = _hook_diff(unfold(a, table, hook, u), unfold(b, table, hook, u), u, limit,
                             lines)
             if hd.changes:
-                out.append(hd)
+                out.append(replace(hd, family=a.family))
     return Diff(tuple(out))
