@@ -326,3 +326,19 @@ def test_cli_bad_batch_line_is_exit_2(rules_file):
 def test_cli_needs_src_and_dst(rules_file):
     result = run_cli("-f", rules_file, "--dst", HOST)
     assert result.exit_code == 2
+
+
+def test_non_contiguous_mask_is_traced_exactly():
+    """``-s 10.0.0.0/255.0.255.0`` (the kernel loads it): second and last octet are free."""
+    ruleset = rs("*filter\n:INPUT ACCEPT [0:0]\n"
+                 "-A INPUT -s 10.11.12.13/255.0.255.0 -j DROP\nCOMMIT\n")
+    t = Tracer(ruleset, LOCAL)
+    for src, verdict in (("10.0.12.0", "DROP"), ("10.200.12.99", "DROP"),
+                         ("10.0.13.0", "ACCEPT"), ("11.0.12.0", "ACCEPT")):
+        assert t.trace(P(src, HOST, proto="udp", sport=1, dport=53)).verdict == verdict, src
+    negated = rs("*filter\n:INPUT ACCEPT [0:0]\n"
+                 "-A INPUT ! -s 10.0.0.0/255.0.255.0 -j DROP\nCOMMIT\n")
+    assert trace(negated, P("10.9.0.1", HOST, proto="udp", sport=1, dport=53),
+                 LOCAL).verdict == "ACCEPT"
+    assert trace(negated, P("10.9.1.1", HOST, proto="udp", sport=1, dport=53),
+                 LOCAL).verdict == "DROP"

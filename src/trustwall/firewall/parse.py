@@ -32,6 +32,7 @@ from trustwall.firewall.model import (
     Chain,
     Counters,
     Interface,
+    IPAddress,
     Match,
     Option,
     Protocol,
@@ -136,7 +137,9 @@ def tokenize(line: str) -> list[str]:
 
 
 @lru_cache(maxsize=65536)
-def _network(text: str, family: int) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+def _network(text: str, family: int
+             ) -> ipaddress.IPv4Network | ipaddress.IPv6Network | tuple[IPAddress, IPAddress]:
+    """The network of ``-s``/``-d``; (address, mask) for a non-contiguous mask."""
     addr, slash, mask = text.partition("/")
     try:
         ip = ipaddress.ip_address(addr)
@@ -154,7 +157,15 @@ def _network(text: str, family: int) -> ipaddress.IPv4Network | ipaddress.IPv6Ne
     try:
         return ipaddress.ip_network(f"{ip}/{mask}", strict=False)
     except ValueError:
-        raise ext.BadValue(f"invalid or non-contiguous mask {mask!r}") from None
+        pass
+    try:
+        bits = ipaddress.ip_address(mask)
+    except ValueError:
+        raise ext.BadValue(f"invalid mask {mask!r}") from None
+    if bits.version != family:
+        raise ext.BadValue(f"invalid mask {mask!r}")
+    # a non-contiguous mask (255.0.255.0): the kernel keeps address & mask and the mask
+    return ip, bits  # type: ignore[return-value]
 
 
 @dataclass
@@ -520,6 +531,9 @@ class _RuleReader:
                     net = _network(text, self.family)
                 except ext.BadValue as exc:
                     raise self.fail(str(exc), text) from None
+                if isinstance(net, tuple):
+                    addrs[key] = Address.masked(*net, negated=neg)
+                    continue
                 if neg and net.prefixlen == 0:
                     # nft cannot express "not any address" (QUIRKS)
                     raise self.fail("cannot negate the whole address space", text)
@@ -615,6 +629,12 @@ class _RuleReader:
                 options = [mask if o is node else o for o in options]
         elif item.name == "dscp":
             options = [Option("dscp", o.negated, o.values) for o in options]
+        elif item.name == "time":
+            options = _finish_time(options)
+        elif item.name == "limit":
+            # libxt_limit prints its rate always (default 3/hour) and the burst unless 5
+            options = _with_defaults([o for o in options if not (
+                o.name == "limit-burst" and o.values == ("5",))], [("limit", ("3/hour",))])
         elif item.name == "multiport" and len({"sports", "dports", "ports"} & given) > 1:
             raise self.fail("multiport can only have one option", item.name)
         if self.strict:
@@ -846,6 +866,24 @@ def _with_defaults(options: list[Option], defaults: list[tuple[str, tuple[str, .
     """Add the options iptables fills in (and prints) when the user leaves them out."""
     have = {o.name for o in options}
     return [*options, *(Option(n, False, v) for n, v in defaults if n not in have)]
+
+
+def _finish_time(options: list[Option]) -> list[Option]:
+    """libxt_time's save: both times when either differs from the whole day, negated day sets
+    as the days they leave, always a --datestop (1.8.9 prints its default), no --utc."""
+    by = {o.name: o for o in options}
+    out = []
+    for o in options:
+        if o.name == "utc":
+            continue
+        if o.negated and o.name in ("weekdays", "monthdays"):
+            every = ext.WEEKDAYS if o.name == "weekdays" else [str(d) for d in range(1, 32)]
+            left = [d for d in every if d not in (o.value or "").split(",")]
+            o = Option(o.name, False, (",".join(left),))
+        out.append(o)
+    if by.keys() & {"timestart", "timestop"}:
+        out = _with_defaults(out, [("timestart", ("00:00:00",)), ("timestop", ("23:59:59",))])
+    return _with_defaults(out, [("datestop", ("2038-01-19T03:14:07",))])
 
 
 def _finish_tos_target(o: Option) -> Option:
@@ -1133,14 +1171,16 @@ def parse_save(text: str, *, family: int | None = None, source: str | None = Non
             if spec and spec[0].isdigit():
                 position = int(spec[0]) - 1
                 spec = spec[1:]
-        rule = _RuleReader(spec, chain, fam, where, raw.rstrip(), strict).read()
-        if counters is not None:
-            rule = replace(rule, counters=counters)
         bucket = cur.rules.setdefault(chain, [])
-        if position is None:
-            bucket.append(rule)
-        else:
-            bucket.insert(position, rule)
+        # iptables-restore turns ``-s a,b`` into one rule per address, as iptables does
+        for i, one in enumerate(_expand_address_lists(spec)):
+            rule = _RuleReader(one, chain, fam, where, raw.rstrip(), strict).read()
+            if counters is not None:
+                rule = replace(rule, counters=counters)
+            if position is None:
+                bucket.append(rule)
+            else:
+                bucket.insert(position + i, rule)
     if cur is not None:
         raise ParseError(f"table {cur.name!r} has no COMMIT", source=source)
     return Ruleset(fam, tuple(tables.values()))

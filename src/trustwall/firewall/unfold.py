@@ -290,6 +290,15 @@ def _rule_space(rule: Rule, universe: Universe, mark_touched: bool) -> RuleSpace
             if addr.network.version != universe.family:
                 b.nothing = True
                 continue
+            if addr.mask is not None:
+                # a non-contiguous mask: exact would be up to 2^(hole bits) intervals, so the
+                # space keeps the CIDR superset (nothing when negated) and marks the rule
+                # "may match" only, as for any option it does not model
+                b.unknown.append(f"{'! ' if addr.negated else ''}-{'s' if d == sp.SRC else 'd'}"
+                                 f" {addr.text}")
+                if not addr.negated and addr.network.prefixlen:
+                    b.negatable(d, _net_interval(addr.network), False)
+                continue
             if addr.network.prefixlen == 0:
                 b.nothing |= addr.negated
                 continue
