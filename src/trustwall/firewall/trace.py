@@ -511,10 +511,6 @@ def _fast_match(m: Match, dims: dict[str, object], local: LocalAddresses, family
 # --- the tracer ---------------------------------------------------------------------------------
 
 
-class _Fork(Exception):
-    """Internal: more combinations than the budget allows."""
-
-
 class _Run:
     """One walk under a fixed list of answers to the unknowns met on the way."""
 

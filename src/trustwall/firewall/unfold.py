@@ -36,12 +36,12 @@ from trustwall.firewall.space import Cube, Space, Universe
 #: Options of each match module that :func:`rule_space` models exactly; any other option (or
 #: module) makes the rule's ``must`` space empty.
 MODELLED_OPTIONS: dict[str, frozenset[str]] = {
-    "tcp": frozenset({"sport", "dport", "source-port", "destination-port", "tcp-flags"}),
-    "udp": frozenset({"sport", "dport", "source-port", "destination-port"}),
+    "tcp": frozenset({"sport", "dport", "tcp-flags"}),
+    "udp": frozenset({"sport", "dport"}),
     "udplite": frozenset({"sport", "dport"}),
-    "sctp": frozenset({"sport", "dport", "source-port", "destination-port"}),
-    "dccp": frozenset({"sport", "dport", "source-port", "destination-port"}),
-    "multiport": frozenset({"sports", "dports", "ports", "source-ports", "destination-ports"}),
+    "sctp": frozenset({"sport", "dport"}),
+    "dccp": frozenset({"sport", "dport"}),
+    "multiport": frozenset({"sports", "dports", "ports"}),
     "state": frozenset({"state"}),
     "conntrack": frozenset({"ctstate"}),
     "icmp": frozenset({"icmp-type"}),
