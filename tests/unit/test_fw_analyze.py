@@ -200,3 +200,27 @@ def test_cli_lint_json_and_exit_code(tmp_path, capsys) -> None:  # type: ignore[
     clean = tmp_path / "clean.v4"
     clean.write_text("*filter\n:INPUT ACCEPT [0:0]\n" + SEED_INPUT + "COMMIT\n")
     assert main(["fw", "lint", "--file", str(clean)]) == 0
+
+
+def test_rules_behind_a_return_name_the_return_rules():
+    text = """*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:SVC - [0:0]
+-A INPUT -p tcp -j SVC
+-A SVC -s 10.0.0.0/9 -j RETURN
+-A SVC -s 192.168.0.0/16 -j RETURN
+-A SVC -s 10.128.0.0/9 -j RETURN
+-A SVC -s 10.1.0.0/16 -j ACCEPT
+-A SVC -s 10.0.0.0/8 -j ACCEPT
+-A SVC -s 10.0.0.0/7 -j ACCEPT
+COMMIT
+"""
+    found = {(f.chain, f.rule): f for f in lint(parse_save(text)).findings
+             if f.kind == "shadowed"}
+    assert set(found) == {("SVC", 4), ("SVC", 5)}
+    assert found["SVC", 4].blocked_by == (1,)
+    assert found["SVC", 5].blocked_by == (1, 3)
+    assert "RETURN in rules 1, 3" in found["SVC", 5].explanation
+    assert not found["SVC", 5].different_verdict

@@ -257,10 +257,13 @@ def _shadow_pass(flat: FlatChain, results: dict, partial: list[str]) -> set[int]
     owner: list[int] = []
     shadowed: set[int] = set()
     witnesses = _Witnesses()
+    returns: list[FlatRule] = []
     for pos, r in enumerate(flat.rules):
         key = (flat.table, r.origin.chain, r.origin.number)
         res = results[key]
         res.copies += 1
+        if r.action == "RETURN":
+            returns.append(r)
         blockers: set[int] = set()
         covered = True
         for q in r.may.cubes:
@@ -280,6 +283,8 @@ def _shadow_pass(flat: FlatChain, results: dict, partial: list[str]) -> set[int]
         if covered:
             shadowed.add(pos)
             blocking = [flat.rules[i] for i in sorted(blockers)]
+            if not blocking and not r.may:
+                blocking = _returns_before(r, returns, flat)
             diff = r.terminal and any(b.action != r.action for b in blocking)
             res.shadowed.append((blocking, diff))
         if r.terminal:
@@ -287,6 +292,16 @@ def _shadow_pass(flat: FlatChain, results: dict, partial: list[str]) -> set[int]
                 index.add(c)
                 owner.append(pos)
     return shadowed
+
+
+def _returns_before(r: FlatRule, returns: list[FlatRule], flat: FlatChain) -> list[FlatRule]:
+    """The RETURNs of the same chain call that take some of the packets ``r`` matches (its
+    path conditions and RETURNs left it none)."""
+    own = sp.Space(flat.universe, rule_space(r.origin.rule, flat.universe).may)
+    if not own:
+        return []  # its own matches exclude every packet: nothing took them
+    return [ret for ret in returns if ret.origin.chain == r.origin.chain
+            and ret.path == r.path and ret.may & own]
 
 
 def _redundant_pass(flat: FlatChain, results: dict, shadowed: set[int]) -> None:
@@ -319,6 +334,11 @@ def _report_coverage(ruleset: Ruleset, results: dict, after: set[tuple[str, str,
             if not blocking:
                 why = ("no packet can reach it: the conditions of the jumps or RETURNs before "
                        "it (or its own matches) exclude every packet")
+            elif all(b.action == "RETURN" for b in blocking):
+                diff = False
+                rules = "rule" if len(labels) == 1 else "rules"
+                why = (f"no packet can reach it: the RETURN in {rules} {_numbers(labels)} "
+                       "sends every packet it matches back to the calling chain first")
             else:
                 why = (f"never matches: {'rule' if len(labels) == 1 else 'rules'} "
                        f"{_numbers(labels)} {'decides' if len(labels) == 1 else 'together decide'}"
