@@ -95,7 +95,7 @@ def test_return_from_user_chain() -> None:
              "-A CHECK -j DROP\n")
     found = findings(rules, chains=chains)
     shadowed = by_rule([f for f in found if f.chain == "CHECK"], "shadowed")
-    assert shadowed[2].blocked_by == ()  # RETURN took every packet it matches
+    assert shadowed[2].blocked_by == (1,)  # the RETURN in rule 1 took every packet it matches
     input_shadowed = by_rule([f for f in found if f.chain == "INPUT"], "shadowed")
     assert 2 not in input_shadowed  # 10.1/16 came back from CHECK
     assert input_shadowed[3].blocked_by == (1,)  # CHECK's final DROP, via the jump (rule 1)
