@@ -269,3 +269,13 @@ def test_a_jump_to_a_missing_chain_is_still_refused(tmp_path):
     text = SEED.replace("-j REJECT --reject-with icmp-host-prohibited", "-j NO-SUCH-CHAIN")
     with pytest.raises(ParseError, match="neither a chain"):
         load_policy(write(tmp_path, text))
+
+
+def test_import_names_rules_of_chains_with_odd_characters(tmp_path):
+    text = ("*filter\n:INPUT ACCEPT [0:0]\n:good~stuff - [0:0]\n:_x - [0:0]\n"
+            "-A INPUT -j good~stuff\n-A good~stuff -j ACCEPT\n-A _x -j DROP\nCOMMIT\n")
+    original = parse_save(text)
+    policy = load_policy(write(tmp_path, import_policy([original])))
+    names = [rule.name for _, _, rule in policy.rules()]
+    assert names == ["input-1", "good-stuff-1", "x-1"]
+    assert strip_tw(compile_policy(policy)[4]).tables == original.tables

@@ -626,9 +626,10 @@ def _import_name(rule: Rule, chain: str, number: int, used: dict[str, int]
     if name is not None:
         stripped = strip_names(rule)
     else:
-        comment = rule.comment or ""
-        slug = re.sub(r"[^A-Za-z0-9_.:-]+", "-", comment).strip("-")[:40]
-        name = slug if slug and NAME_RE.match(slug) else f"{chain.lower()}-{number}"
+        slug = _slug(rule.comment or "")
+        # a chain name may hold any character but blanks (good~stuff): slug it too
+        prefix = _slug(chain.lower()).lstrip("_.:") or "rule"
+        name = slug if slug and NAME_RE.match(slug) else f"{prefix}-{number}"
     # ``used`` maps each name taken to the next suffix to try (linear, not quadratic, when
     # thousands of rules share one comment).
     base = name
@@ -638,6 +639,10 @@ def _import_name(rule: Rule, chain: str, number: int, used: dict[str, int]
     used.setdefault(base, 1)
     used[name] = used.get(name, 1)
     return name, expires, stripped
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.:-]+", "-", text).strip("-")[:40]
 
 
 def policy_ruleset(path: str | Path, *, family: int | None = None,
