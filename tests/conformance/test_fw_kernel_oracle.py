@@ -162,6 +162,8 @@ SPELLINGS = [
     (4, "nat", "-A POSTROUTING -s 10.11.12.13/255.0.255.0 -j MASQUERADE"),
     (4, "filter", "-A INPUT -s 198.51.100.7,203.0.113.0/24 -d 192.0.2.1,192.0.2.2 -j DROP"),
     (4, "mangle", "-A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu"),
+    (4, "filter", "-A INPUT -p udp -m udp --dport 60000:29 -j ACCEPT"),
+    (4, "filter", "-A INPUT -p udp -m udp ! --sport 60000:29 -j ACCEPT"),
     (4, "raw", "-A PREROUTING -p tcp --dport 21 -j CT --helper ftp"),
     *((6, "filter", f"-A INPUT -m ipv6header {h}") for h in (
         "--header frag", "--header 44", "--header hop-by-hop,dst,route,frag,auth,esp,none,prot",

@@ -342,3 +342,15 @@ def test_non_contiguous_mask_is_traced_exactly():
                  LOCAL).verdict == "ACCEPT"
     assert trace(negated, P("10.9.1.1", HOST, proto="udp", sport=1, dport=53),
                  LOCAL).verdict == "DROP"
+
+
+def test_reversed_udp_port_range_matches_no_port():
+    """iptables 1.8.9 loads ``-p udp --dport 60000:29`` (the TUM dumps have it): no port is in
+    it, so the rule never matches, and its negation matches every port."""
+    ruleset = rs("*filter\n:INPUT ACCEPT [0:0]\n"
+                 "-A INPUT -p udp -m udp --dport 60000:29 -j DROP\n"
+                 "-A INPUT -p udp -m udp ! --sport 60000:29 -j REJECT\nCOMMIT\n")
+    t = Tracer(ruleset, LOCAL)
+    for port in (29, 100, 60000):
+        r = t.trace(P("10.0.0.1", HOST, proto="udp", sport=port, dport=port))
+        assert decided(r) == ("REJECT", "INPUT", 2), port

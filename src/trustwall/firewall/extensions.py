@@ -112,14 +112,15 @@ def port(text: str) -> int:
     return _service(text)
 
 
-def port_range(text: str, *, keep_full: bool = False) -> str:
-    """``1024:`` -> ``1024:65535``, ``4:4`` -> ``4``, ``:`` -> ``0:65535``."""
+def port_range(text: str, *, keep_full: bool = False, reversed_ok: bool = False) -> str:
+    """``1024:`` -> ``1024:65535``, ``4:4`` -> ``4``, ``:`` -> ``0:65535``. ``reversed_ok``:
+    the extension keeps ``60000:29`` (udp, dccp, conntrack in 1.8.9; it matches no port)."""
     if ":" not in text:
         return str(port(text))
     a, _, b = text.partition(":")
     lo = port(a) if a else 0
     hi = port(b) if b else 65535
-    if lo > hi:
+    if lo > hi and not reversed_ok:
         raise BadValue(f"invalid port range {text!r} (start after end)")
     return str(lo) if lo == hi else f"{lo}:{hi}"
 
@@ -648,7 +649,8 @@ def protonum(text: str) -> str:
 
 
 CANON: dict[str, Callable[[str], str]] = {
-    "raw": str, "port": lambda t: str(port(t)), "portrange": port_range, "portlist": port_list,
+    "raw": str, "port": lambda t: str(port(t)), "portrange": port_range,
+    "anyportrange": lambda t: port_range(t, reversed_ok=True), "portlist": port_list,
     "states": states, "flags": tcp_flag_set, "mark": hexmark,
     "xmark": lambda t: hexmark(t, default_mask=True), "icmp": icmp_type,
     "icmp6": icmp6_type, "mac": mac, "iprange": iprange, "rate": limit_rate,
@@ -681,7 +683,7 @@ DROP_FULL = {("tcp", "sport"): "0:65535", ("tcp", "dport"): "0:65535",
 MATCHES: dict[str, ExtSpec] = {s.name: s for s in (
     _spec("tcp", "sport/source-port:portrange dport/destination-port:portrange "
                  "tcp-option:uint tcp-flags=2:flags syn=0", proto=("tcp",)),
-    _spec("udp", "sport/source-port:portrange dport/destination-port:portrange",
+    _spec("udp", "sport/source-port:anyportrange dport/destination-port:anyportrange",
           proto=("udp",)),
     _spec("udplite", "sport/source-port:portrange dport/destination-port:portrange",
           proto=("udplite",)),
@@ -690,8 +692,8 @@ MATCHES: dict[str, ExtSpec] = {s.name: s for s in (
           proto=("tcp", "udp", "udplite", "sctp", "dccp")),
     _spec("state", "state:states", required=("state",)),
     _spec("conntrack", "ctstate:states ctproto:protonum ctorigsrc ctorigdst ctreplsrc "
-                       "ctrepldst ctorigsrcport:portrange ctorigdstport:portrange "
-                       "ctreplsrcport:portrange ctrepldstport:portrange ctstatus:ctstatus "
+                       "ctrepldst ctorigsrcport:anyportrange ctorigdstport:anyportrange "
+                       "ctreplsrcport:anyportrange ctrepldstport:anyportrange ctstatus:ctstatus "
                        "ctexpire:intrange ctdir",
           required=("ctstate", "ctproto", "ctorigsrc", "ctorigdst", "ctreplsrc", "ctrepldst",
                     "ctorigsrcport", "ctorigdstport", "ctreplsrcport", "ctrepldstport",
@@ -718,7 +720,7 @@ MATCHES: dict[str, ExtSpec] = {s.name: s for s in (
     _spec("cluster", "cluster-local-nodemask cluster-total-nodes:uint cluster-hash-seed "
                      "cluster-local-node:uint",
           required=("cluster-total-nodes",)),
-    _spec("dccp", "sport/source-port:portrange dport/destination-port:portrange dccp-types "
+    _spec("dccp", "sport/source-port:anyportrange dport/destination-port:anyportrange dccp-types "
                   "dccp-option:u8", proto=("dccp",)),
     _spec("esp", "espspi:spirange", proto=("esp",)),
     _spec("ah", "ahspi:spirange ahlen:uint ahres=0"),

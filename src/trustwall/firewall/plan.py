@@ -268,8 +268,8 @@ def plan_insert(ruleset: Ruleset, rule: Rule, *, table: str = "filter",
         Option("ctstate", True, ("INVALID",)),))), text="")
     plan = _plan_insert(ruleset, guarded, table)
     return replace(plan, explanation=plan.explanation + (
-        "; INVALID-state packets stay dropped (the chain drops them before; the rule gets "
-        "-m conntrack ! --ctstate INVALID — give --state with INVALID to open them too)"))
+        "; INVALID-state packets keep the DROP/REJECT they get now (the rule gets -m conntrack "
+        "! --ctstate INVALID; give --state with INVALID to open them too)"))
 
 
 def plan_universe(ruleset: Ruleset, rule: Rule) -> Universe:
