@@ -224,3 +224,16 @@ COMMIT
     assert found["SVC", 5].blocked_by == (1, 3)
     assert "RETURN in rules 1, 3" in found["SVC", 5].explanation
     assert not found["SVC", 5].different_verdict
+
+
+def test_non_contiguous_masks_are_reasoned_about_soundly():
+    """Packet spaces keep a non-contiguous mask as its CIDR superset, "may match" only: a rule
+    it does not cover is never called shadowed by it, one inside a wider rule still is."""
+    text = ("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            "-A INPUT -s 10.0.0.0/255.0.255.0 -j DROP\n"
+            "-A INPUT -s 10.0.0.0/16 -j DROP\n"
+            "-A INPUT -s 192.168.0.0/16 -j DROP\n"
+            "-A INPUT -s 192.168.0.0/255.255.0.255 -j ACCEPT\nCOMMIT\n")
+    found = {(f.rule, f.kind): f for f in lint(parse_save(text)).findings}
+    assert (2, "shadowed") not in found
+    assert found[4, "shadowed"].blocked_by == (3,)
