@@ -163,6 +163,13 @@ SPELLINGS = [
     (4, "filter", "-A INPUT -s 198.51.100.7,203.0.113.0/24 -d 192.0.2.1,192.0.2.2 -j DROP"),
     (4, "mangle", "-A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu"),
     (4, "filter", "-A INPUT -p udp -m udp --dport 60000:29 -j ACCEPT"),
+    *((4, "filter", f"-A INPUT -m string {p} --algo bm") for p in (
+        '--hex-string "|41 42|"', '--hex-string "|0A 0b|x|41|"', '--hex-string "ab|5c|"',
+        '! --hex-string "a|22|b"')),
+    *((4, "filter", f"-A INPUT -m hashlimit {h} --hashlimit-name a") for h in (
+        "--hashlimit 10/min", "--hashlimit-upto 60/min", "--hashlimit-above 24/day",
+        "--hashlimit-upto 60/min --hashlimit-htable-expire 5000",
+        "--hashlimit-upto 10/minute --hashlimit-htable-expire 60000")),
     (4, "filter", "-A INPUT -p udp -m udp ! --sport 60000:29 -j ACCEPT"),
     (4, "raw", "-A PREROUTING -p tcp --dport 21 -j CT --helper ftp"),
     *((6, "filter", f"-A INPUT -m ipv6header {h}") for h in (

@@ -224,3 +224,16 @@ def test_values_render_as_the_kernel_stores_them(typed: str, saved: str) -> None
 def test_ipv6header_names_come_from_etc_protocols() -> None:
     rule = parse_rule_spec("-m ipv6header --header frag,hop,prot,60", chain="INPUT", family=6)
     assert rule_spec(rule) == "-m ipv6header --header hop-by-hop,ipv6-opts,ipv6-frag,protocol"
+
+
+@pytest.mark.parametrize(("typed", "saved"), [
+    ('-m string --hex-string "|41 42|" --algo bm', '-m string --string "AB" --algo bm'),
+    ('-m string --hex-string "|0A|x" --algo bm', '-m string --hex-string "|0a78|" --algo bm'),
+    ("-m hashlimit --hashlimit 10/min --hashlimit-name a",
+     "-m hashlimit --hashlimit-upto 10/min --hashlimit-burst 5 --hashlimit-name a"),
+    ("-m hashlimit --hashlimit-upto 60/min --hashlimit-name a",
+     "-m hashlimit --hashlimit-upto 1/sec --hashlimit-burst 5 --hashlimit-name a "
+     "--hashlimit-htable-expire 60000"),
+])
+def test_string_and_hashlimit_as_the_kernel_stores_them(typed: str, saved: str) -> None:
+    assert rule_spec(parse_rule_spec(typed, chain="INPUT")) == saved

@@ -284,15 +284,46 @@ def limit_rate(text: str) -> str:
     else:
         u = "sec"
     period = _LIMIT_SCALE[u] // n
-    if period == 0 or _LIMIT_SCALE[u] // n < n // _LIMIT_SCALE[u]:
+    if period == 0:
         raise BadValue(f"rate too fast {text!r}")
-    units = list(_LIMIT_SCALE.items())
+    return _print_rate(period, _LIMIT_SCALE)[0]
+
+
+def _print_rate(period: int, scale: dict[str, int]) -> tuple[str, str]:
+    """(rate, unit) as libxt_limit/libxt_hashlimit print a stored period: the largest unit in
+    which it is a whole number of packets."""
+    units = list(scale.items())
     i = 1
     while i < len(units) and not (period > units[i][1]
                                   or units[i][1] // period < units[i][1] % period):
         i += 1
     name, mult = units[i - 1]
-    return f"{mult // period}/{name}"
+    return f"{mult // period}/{name}", name
+
+
+# libxt_hashlimit (revision 2 and later): periods in 1/1000000 s.
+_HASHLIMIT_SCALE = {"day": 1000000 * 86400, "hour": 1000000 * 3600, "min": 1000000 * 60,
+                    "sec": 1000000}
+_UNIT_SECONDS = {"day": 86400, "hour": 3600, "min": 60, "sec": 1}
+
+
+def hashlimit_rate(text: str) -> tuple[str, int, int] | None:
+    """A packet rate as ip(6)tables-save prints it back, with the default --hashlimit-htable-
+    expire (ms) of the unit typed and of the unit printed (the kernel's default is the typed
+    unit; save prints the expiry when it is not the printed one). None for a byte rate."""
+    num, slash, unit = text.partition("/")
+    if not num.isdigit() or not slash:
+        return None
+    u = next((v for k, v in LIMIT_UNITS.items() if k.startswith(unit) or (unit.startswith(k)
+              and unit in (k, k + "s"))), None)
+    if u is None:
+        raise BadValue(f"bad rate {text!r}")
+    n = _int(num, 1)
+    period = _HASHLIMIT_SCALE[u] // n
+    if period == 0:
+        raise BadValue(f"rate too fast {text!r}")
+    rate, printed = _print_rate(period, _HASHLIMIT_SCALE)
+    return rate, _UNIT_SECONDS[u] * 1000, _UNIT_SECONDS[printed] * 1000
 
 
 def probability(text: str) -> str:
@@ -733,7 +764,7 @@ MATCHES: dict[str, ExtSpec] = {s.name: s for s in (
     _spec("quota", "quota:u64", required=("quota",)),
     _spec("dscp", "dscp:dscp dscp-class:dscp", required=("dscp", "dscp-class")),
     _spec("tos", "tos:tos", required=("tos",)),
-    _spec("hashlimit", "hashlimit-upto hashlimit-above hashlimit-burst hashlimit-mode "
+    _spec("hashlimit", "hashlimit-upto/hashlimit hashlimit-above hashlimit-burst hashlimit-mode "
                        "hashlimit-name hashlimit-htable-size:uint hashlimit-htable-max:uint "
                        "hashlimit-htable-gcinterval:uint hashlimit-htable-expire:uint "
                        "hashlimit-srcmask:uint hashlimit-dstmask:uint hashlimit-rate-match=0 "

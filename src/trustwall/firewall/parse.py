@@ -583,7 +583,8 @@ class _RuleReader:
         if item.name == "tcp":
             options = _finish_tcp(options)
         elif item.name == "string":
-            options = [o for o in options if not (o.name == "from" and o.values == ("0",))
+            options = [_finish_string_pattern(o) for o in options
+                       if not (o.name == "from" and o.values == ("0",))
                        and not (o.name == "to" and o.values == ("65535",))]
         elif item.name == "connlimit":
             options = _with_defaults(options, [
@@ -612,6 +613,7 @@ class _RuleReader:
                         "hashlimit-dstmask": full}
             options = [o for o in options if o.name not in defaults
                        or defaults[o.name] != o.value]
+            options = _finish_hashlimit_rate(options)
             rate = next(o.value or "" for o in options
                         if o.name in ("hashlimit-upto", "hashlimit-above"))
             if "b/" not in rate:  # a byte rate has no default burst to print
@@ -799,8 +801,10 @@ def _match_problem(module: str, options: list[Option], chain: str) -> str | None
     elif module == "frag" and {"fraglast", "fragmore"} <= given.keys():
         return "frag: --fraglast and --fragmore exclude each other"
     elif module == "string":
-        pattern = given.get("string") or given.get("hex-string")
-        if pattern is not None and len(pattern.value or "") > 128:
+        text = given["string"].value if "string" in given else None
+        if text is None and "hex-string" in given:  # "|0a0b|" after _finish_string_pattern
+            text = "x" * ((len(given["hex-string"].value or "") - 2) // 2)
+        if text is not None and len(text) > 128:
             return "string: pattern longer than 128 bytes"
     elif module == "recent" and "rttl" in given and not given.keys() & {"rcheck", "update"}:
         return "recent: --rttl only goes with --rcheck or --update"
@@ -866,6 +870,54 @@ def _with_defaults(options: list[Option], defaults: list[tuple[str, tuple[str, .
     """Add the options iptables fills in (and prints) when the user leaves them out."""
     have = {o.name for o in options}
     return [*options, *(Option(n, False, v) for n, v in defaults if n not in have)]
+
+
+def _finish_string_pattern(o: Option) -> Option:
+    """libxt_string keeps the pattern's bytes: saved as ``--string "..."`` when all are
+    printable (and the last is not a backslash), else as ``--hex-string "|0a0b|"``."""
+    if o.name != "hex-string" or o.value is None:
+        return o
+    data = bytearray()
+    text, i, hexmode = o.value, 0, False
+    while i < len(text):
+        c = text[i]
+        if c == "|":
+            hexmode = not hexmode
+            i += 1
+        elif hexmode and c == " ":
+            i += 1
+        elif hexmode:
+            pair = text[i:i + 2]
+            if len(pair) != 2 or not all(x in "0123456789abcdefABCDEF" for x in pair):
+                return o  # left as written; strict parsing reports it elsewhere
+            data.append(int(pair, 16))
+            i += 2
+        else:
+            if c == "\\" and i + 1 < len(text):
+                i += 1
+                c = text[i]
+            data += c.encode("utf-8", "surrogateescape")
+            i += 1
+    if data and all(0x20 <= b < 0x7F for b in data) and data[-1] != 0x5C:
+        return Option("string", o.negated, (data.decode("ascii"),))
+    return Option("hex-string", o.negated, ("|" + data.hex() + "|",))
+
+
+def _finish_hashlimit_rate(options: list[Option]) -> list[Option]:
+    """A packet rate as the kernel stores it (``60/min`` -> ``1/sec``) and the expiry libxt_
+    hashlimit then prints: its default is the typed unit, shown when not the printed one."""
+    rate = next(o for o in options if o.name in ("hashlimit-upto", "hashlimit-above"))
+    known = ext.hashlimit_rate(rate.value or "")
+    if known is None:
+        return options
+    text, typed_ms, printed_ms = known
+    expire = next((o.value for o in options if o.name == "hashlimit-htable-expire"),
+                  str(typed_ms))
+    out = [Option(o.name, o.negated, (text,)) if o is rate else o for o in options
+           if o.name != "hashlimit-htable-expire"]
+    if expire != str(printed_ms):
+        out.append(Option("hashlimit-htable-expire", False, (expire,)))
+    return out
 
 
 def _finish_time(options: list[Option]) -> list[Option]:
