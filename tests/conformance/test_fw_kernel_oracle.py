@@ -176,6 +176,8 @@ SPELLINGS = [
         "--header frag", "--header 44", "--header hop-by-hop,dst,route,frag,auth,esp,none,prot",
         "--header hop,ipv6-route,ipv6-opts,ah,esp,ipv6-nonxt --soft", "--header 0,43,60")),
     (6, "filter", "-A INPUT -m statistic --mode random --probability 0.25"),
+    (6, "filter", "-A INPUT -m mh --mh-type binding-update -p mh -j DROP"),
+    (6, "filter", "-A INPUT -p mh -m mh ! --mh-type hoti:bu -j DROP"),
     (6, "filter", "-A INPUT -s 2001:db8::/ffff:ffff:0:ffff:: -j ACCEPT"),
     (6, "filter", "-A INPUT -s 2001:db8::1,2001:db8::2 -j ACCEPT"),
 ]

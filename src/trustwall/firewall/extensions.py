@@ -627,8 +627,17 @@ def connbytes(text: str) -> str:
     return f"{lo}:{hi}"
 
 
+# libip6t_mh's names for mobility header types (long and short forms)
+MH_TYPES = {"binding-refresh-request": 0, "brr": 0, "home-test-init": 1, "hoti": 1,
+            "careof-test-init": 2, "coti": 2, "home-test": 3, "hot": 3, "careof-test": 4,
+            "cot": 4, "binding-update": 5, "bu": 5, "binding-acknowledgement": 6, "ba": 6,
+            "binding-error": 7, "be": 7}
+
+
 def mh_range(text: str) -> str:
-    return _range(text, 255)
+    """``binding-update`` -> ``5``; ``a:b`` ranges of numbers or names."""
+    return _range(":".join(str(MH_TYPES.get(p.lower(), p)) if p else p
+                           for p in text.split(":")), 255)
 
 
 def queue_range(text: str) -> str:
