@@ -146,9 +146,12 @@ class Condition:
 
 
 def parse_port_list(text: str) -> tuple[PortRange, ...]:
-    """``22,80,1000:2000`` -> port ranges (values are already canonical numbers)."""
+    """``22,80,1000:2000`` -> port ranges (values are already canonical numbers). A reversed
+    range (``60000:29``, which udp, dccp and conntrack load) holds no port: it is left out."""
     out = []
     for part in text.split(","):
         first, _, last = part.partition(":")
-        out.append(PortRange(int(first), int(last) if last else int(first)))
+        r = PortRange(int(first), int(last) if last else int(first))
+        if r.first <= r.last:
+            out.append(r)
     return tuple(out)

@@ -16,6 +16,7 @@ Spec mini-language for one option: ``name[/alias...][=nargs][:kind]``; nargs is 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache, lru_cache
@@ -29,6 +30,7 @@ from trustwall.firewall.protocols import (
     PORT_PROTOCOLS,
     TCP_FLAGS,
     BadValue,
+    protocol_name,
     protocol_number,
     service_port,
 )
@@ -115,14 +117,15 @@ def port(text: str) -> int:
     return service_port(text)
 
 
-def port_range(text: str, *, keep_full: bool = False) -> str:
-    """``1024:`` -> ``1024:65535``, ``4:4`` -> ``4``, ``:`` -> ``0:65535``."""
+def port_range(text: str, *, keep_full: bool = False, reversed_ok: bool = False) -> str:
+    """``1024:`` -> ``1024:65535``, ``4:4`` -> ``4``, ``:`` -> ``0:65535``. ``reversed_ok``:
+    the extension keeps ``60000:29`` (udp, dccp, conntrack in 1.8.9; it matches no port)."""
     if ":" not in text:
         return str(port(text))
     a, _, b = text.partition(":")
     lo = port(a) if a else 0
     hi = port(b) if b else 65535
-    if lo > hi:
+    if lo > hi and not reversed_ok:
         raise BadValue(f"invalid port range {text!r} (start after end)")
     return str(lo) if lo == hi else f"{lo}:{hi}"
 
@@ -232,7 +235,14 @@ LIMIT_UNITS = {"s": "sec", "sec": "sec", "second": "sec", "m": "min", "min": "mi
                "minute": "min", "h": "hour", "hour": "hour", "d": "day", "day": "day"}
 
 
+# libxt_limit: the kernel keeps the rate as a period in 1/10000 s (XT_LIMIT_SCALE).
+_LIMIT_SCALE = {"day": 10000 * 86400, "hour": 10000 * 3600, "min": 10000 * 60, "sec": 10000}
+
+
 def limit_rate(text: str) -> str:
+    """The rate as iptables-save prints it back: ``n/unit`` becomes the period the kernel
+    stores (scale // n), printed in the largest unit that keeps it whole (``60/min`` ->
+    ``1/sec``, ``24/day`` -> ``1/hour``), as libxt_limit's print_rate does."""
     num, slash, unit = text.partition("/")
     n = _int(num, 1)
     if slash:
@@ -242,7 +252,183 @@ def limit_rate(text: str) -> str:
             raise BadValue(f"bad rate {text!r}")
     else:
         u = "sec"
-    return f"{n}/{u}"
+    period = _LIMIT_SCALE[u] // n
+    if period == 0:
+        raise BadValue(f"rate too fast {text!r}")
+    return _print_rate(period, _LIMIT_SCALE)[0]
+
+
+def _print_rate(period: int, scale: dict[str, int]) -> tuple[str, str]:
+    """(rate, unit) as libxt_limit/libxt_hashlimit print a stored period: the largest unit in
+    which it is a whole number of packets."""
+    units = list(scale.items())
+    i = 1
+    while i < len(units) and not (period > units[i][1]
+                                  or units[i][1] // period < units[i][1] % period):
+        i += 1
+    name, mult = units[i - 1]
+    return f"{mult // period}/{name}", name
+
+
+# libxt_hashlimit (revision 2 and later): periods in 1/1000000 s.
+_HASHLIMIT_SCALE = {"day": 1000000 * 86400, "hour": 1000000 * 3600, "min": 1000000 * 60,
+                    "sec": 1000000}
+_UNIT_SECONDS = {"day": 86400, "hour": 3600, "min": 60, "sec": 1}
+
+
+def hashlimit_rate(text: str) -> tuple[str, int, int] | None:
+    """A packet rate as ip(6)tables-save prints it back, with the default --hashlimit-htable-
+    expire (ms) of the unit typed and of the unit printed (the kernel's default is the typed
+    unit; save prints the expiry when it is not the printed one). None for a byte rate."""
+    num, slash, unit = text.partition("/")
+    if not num.isdigit() or not slash:
+        return None
+    u = next((v for k, v in LIMIT_UNITS.items() if k.startswith(unit) or (unit.startswith(k)
+              and unit in (k, k + "s"))), None)
+    if u is None:
+        raise BadValue(f"bad rate {text!r}")
+    n = _int(num, 1)
+    period = _HASHLIMIT_SCALE[u] // n
+    if period == 0:
+        raise BadValue(f"rate too fast {text!r}")
+    rate, printed = _print_rate(period, _HASHLIMIT_SCALE)
+    return rate, _UNIT_SECONDS[u] * 1000, _UNIT_SECONDS[printed] * 1000
+
+
+def probability(text: str) -> str:
+    """libxt_statistic keeps ``--probability`` as a 31-bit fraction and prints it with 11
+    decimals: ``0.1`` comes back as ``0.10000000009``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadValue(f"bad probability {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise BadValue(f"probability {text!r} is not between 0 and 1")
+    return f"{round(0x80000000 * value) / 0x80000000:.11f}"
+
+
+_U32_OPS = {"&": "&", "<<": "<<", ">>": ">>", "@": "@"}
+
+
+def u32(text: str) -> str:
+    """A u32 test in the kernel's spelling (libxt_u32's dump): every number in hex, no spaces,
+    ``0>>22&0x3C@0>>16=0x50`` -> ``0x0>>0x16&0x3c@0x0>>0x10=0x50``."""
+    out = []
+    for test in text.split("&&"):
+        location, eq, values = test.partition("=")
+        if not eq:
+            raise BadValue(f"u32: missing '=' in {test.strip()!r}")
+        words = [w for w in re.split(r"\s*(<<|>>|&|@)\s*", location.strip())]
+        if len(words) % 2 == 0 or len(words) > 21:
+            raise BadValue(f"u32: bad location {location.strip()!r}")
+        parts = [f"{_int(words[0].strip()):#x}"]
+        for op, num in zip(words[1::2], words[2::2], strict=True):
+            parts.append(_U32_OPS[op] + f"{_int(num.strip()):#x}")
+        ranges = []
+        for item in values.split(","):
+            lo, colon, hi = item.strip().partition(":")
+            a = _int(lo.strip())
+            b = _int(hi.strip()) if colon else a
+            ranges.append(f"{a:#x}" if a == b else f"{a:#x}:{b:#x}")
+        if len(ranges) > 10:
+            raise BadValue("u32: too many value ranges")
+        out.append("".join(parts) + "=" + ",".join(ranges))
+    if len(out) > 10:
+        raise BadValue("u32: too many tests")
+    return "&&".join(out).replace("0x0x", "0x")
+
+
+PKT_TYPES = {"unicast": "unicast", "host": "unicast", "broadcast": "broadcast",
+             "multicast": "multicast", "otherhost": "otherhost"}
+
+
+def pkt_type(text: str) -> str:
+    """libxt_pkttype keeps ``host`` as PACKET_HOST, which it prints as ``unicast``."""
+    value = PKT_TYPES.get(text.lower())
+    if value is None:
+        raise BadValue(f"bad packet type {text!r}")
+    return value
+
+
+def daytime(text: str) -> str:
+    """libxt_time keeps a time of day in seconds and prints it as HH:MM:SS."""
+    m = re.fullmatch(r"(\d{1,2}):(\d{1,2})(?::(\d{1,2}))?", text)
+    if m is None or int(m[1]) > 23 or int(m[2]) > 59 or int(m[3] or 0) > 59:
+        raise BadValue(f"invalid time {text!r}")
+    return f"{int(m[1]):02d}:{int(m[2]):02d}:{int(m[3] or 0):02d}"
+
+
+def date(text: str) -> str:
+    """YYYY[-MM[-DD[Thh[:mm[:ss]]]]] as libxt_time prints it back (missing parts zero)."""
+    m = re.fullmatch(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2})(?:T(\d{1,2})(?::(\d{1,2})"
+                     r"(?::(\d{1,2}))?)?)?)?)?", text)
+    if m is None or not 1970 <= int(m[1]) <= 2038:
+        raise BadValue(f"invalid date {text!r}")
+    mo, d = int(m[2] or 1), int(m[3] or 1)
+    h, mi, sec = int(m[4] or 0), int(m[5] or 0), int(m[6] or 0)
+    if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and sec < 60):
+        raise BadValue(f"invalid date {text!r}")
+    return f"{m[1]}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{sec:02d}"
+
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def weekdays(text: str) -> str:
+    days = set()
+    for word in text.split(","):
+        if word.isdigit() and 1 <= int(word) <= 7:
+            days.add(int(word) - 1)
+            continue
+        hit = [i for i, d in enumerate(WEEKDAYS) if d.lower() == word.lower()[:3]]
+        if not hit or len(word) < 2:
+            raise BadValue(f"no, the day {word!r} is neither a number nor a day name")
+        days.add(hit[0])
+    return ",".join(WEEKDAYS[i] for i in sorted(days))
+
+
+def monthdays(text: str) -> str:
+    days = sorted({_int(w, 1, 31) for w in text.split(",")})
+    return ",".join(str(d) for d in days)
+
+
+CT_STATUS = ("EXPECTED", "SEEN_REPLY", "ASSURED", "CONFIRMED")  # the kernel's print order
+
+
+def ct_status(text: str) -> str:
+    names = {w.upper() for w in text.split(",")}
+    if names - {*CT_STATUS, "NONE"}:
+        raise BadValue(f"bad ctstatus {text!r}")
+    return ",".join(n for n in CT_STATUS if n in names) or "NONE"
+
+
+# libip6t_ipv6header: name -> header number, and its print order (bit order of the mask).
+_IP6_HEADERS = {"hop-by-hop": 0, "hop": 0, "dst": 60, "route": 43, "frag": 44, "auth": 51,
+                "esp": 50, "none": 59, "prot": 255, "protocol": 255}
+_IP6_HEADER_ORDER = (0, 60, 43, 44, 51, 50, 59, 255)
+
+
+def ip6_headers(text: str) -> str:
+    """The header list as ip6tables-save prints it: in the extension's bit order, each named
+    from /etc/protocols (``ipv6-frag``), else by the extension's own word (``hop-by-hop``,
+    ``protocol``)."""
+    numbers = set()
+    for word in text.split(","):
+        n = _IP6_HEADERS.get(word.lower())
+        if n is None:
+            try:
+                n = protocol_number(word)
+            except BadValue:
+                n = None
+        if n not in _IP6_HEADER_ORDER:
+            raise BadValue(f"unknown header {word!r} specified")
+        numbers.add(n)
+    names = []
+    for n in _IP6_HEADER_ORDER:
+        if n in numbers:
+            name = protocol_name(n) if n != 0 else "hop-by-hop"
+            names.append("protocol" if name == str(n) else name)
+    return ",".join(names)
 
 
 LOG_LEVELS = {"emerg": 0, "panic": 0, "alert": 1, "crit": 2, "err": 3, "error": 3, "warn": 4,
@@ -408,8 +594,17 @@ def connbytes(text: str) -> str:
     return f"{lo}:{hi}"
 
 
+# libip6t_mh's names for mobility header types (long and short forms)
+MH_TYPES = {"binding-refresh-request": 0, "brr": 0, "home-test-init": 1, "hoti": 1,
+            "careof-test-init": 2, "coti": 2, "home-test": 3, "hot": 3, "careof-test": 4,
+            "cot": 4, "binding-update": 5, "bu": 5, "binding-acknowledgement": 6, "ba": 6,
+            "binding-error": 7, "be": 7}
+
+
 def mh_range(text: str) -> str:
-    return _range(text, 255)
+    """``binding-update`` -> ``5``; ``a:b`` ranges of numbers or names."""
+    return _range(":".join(str(MH_TYPES.get(p.lower(), p)) if p else p
+                           for p in text.split(":")), 255)
 
 
 def queue_range(text: str) -> str:
@@ -459,14 +654,17 @@ def protonum(text: str) -> str:
 
 
 CANON: dict[str, Callable[[str], str]] = {
-    "raw": str, "port": lambda t: str(port(t)), "portrange": port_range, "portlist": port_list,
+    "raw": str, "port": lambda t: str(port(t)), "portrange": port_range,
+    "anyportrange": lambda t: port_range(t, reversed_ok=True), "portlist": port_list,
     "states": states, "flags": tcp_flag_set, "mark": hexmark,
     "xmark": lambda t: hexmark(t, default_mask=True), "icmp": icmp_type,
     "icmp6": icmp6_type, "mac": mac, "iprange": iprange, "rate": limit_rate,
     "loglevel": log_level, "str": string_value, "uint": uint, "intrange": int_range,
     "protonum": protonum, "spirange": spi_range, "lenrange": len_range, "user": user,
     "group": group, "natports": nat_ports, "natto": nat_to, "qstr": quoted,
-    "addrtypes": addr_types, "xmask": lambda t: f"{_int(t):#x}",
+    "addrtypes": addr_types, "probability": probability, "u32": u32, "pkttype": pkt_type,
+    "ctstatus": ct_status, "daytime": daytime, "date": date, "weekdays": weekdays,
+    "monthdays": monthdays, "ip6headers": ip6_headers, "xmask": lambda t: f"{_int(t):#x}",
     "u8": lambda t: str(_int(t, 0, 255)), "u16": lambda t: str(_int(t, 0, 65535)),
     "u8nz": lambda t: str(_int(t, 1, 255)), "u64": lambda t: str(_int(t, 0, 2**64 - 1)),
     "dscp": dscp, "tos": tos, "connbytes": connbytes, "mhrange": mh_range,
@@ -477,7 +675,7 @@ CANON: dict[str, Callable[[str], str]] = {
 #: Values that iptables-save prints through xtables_save_string (quoted when not a plain word).
 STRING_KINDS = frozenset({"str"})
 #: Values that iptables-save always prints in double quotes (string, LED, cgroup, connlabel).
-QUOTED_KINDS = frozenset({"qstr"})
+QUOTED_KINDS = frozenset({"qstr", "u32"})
 
 #: (module, option) -> value meaning "everything"; dropped from the save form unless negated.
 DROP_FULL = {("tcp", "sport"): "0:65535", ("tcp", "dport"): "0:65535",
@@ -825,7 +1023,7 @@ def _tcp_l(m: Match) -> str | None:
         text += _flags_l(o("tcp-flags"))
     return text
 
-match("udp", "sport/source-port:portrange dport/destination-port:portrange", proto=("udp",),
+match("udp", "sport/source-port:anyportrange dport/destination-port:anyportrange", proto=("udp",),
       modelled="sport dport",
       meaning=_port_flag_state_meaning)
 match("udplite", "sport/source-port:portrange dport/destination-port:portrange",
@@ -864,8 +1062,8 @@ def _state_l(m: Match) -> str | None:
                    for opt in m.options)
 
 match("conntrack", "ctstate:states ctproto:protonum ctorigsrc ctorigdst ctreplsrc "
-                   "ctrepldst ctorigsrcport:portrange ctorigdstport:portrange "
-                   "ctreplsrcport:portrange ctrepldstport:portrange ctstatus "
+                   "ctrepldst ctorigsrcport:anyportrange ctorigdstport:anyportrange "
+                   "ctreplsrcport:anyportrange ctrepldstport:anyportrange ctstatus:ctstatus "
                    "ctexpire:intrange ctdir",
       required=("ctstate", "ctproto", "ctorigsrc", "ctorigdst", "ctreplsrc", "ctrepldst",
                 "ctorigsrcport", "ctorigdstport", "ctreplsrcport", "ctrepldstport",
@@ -952,7 +1150,14 @@ def _mac_l(m: Match) -> str | None:
         return ""
     return f" MAC {'! ' if opt.negated else ''}{opt.value}"
 
-match("limit", "limit:rate limit-burst:uint", bare=True, typed="limit limit-burst",
+def _limit_finish(options: list[Option], ctx: Context) -> list[Option]:
+    # libxt_limit prints its rate always (default 3/hour) and the burst unless 5
+    return with_defaults([o for o in options if not (
+        o.name == "limit-burst" and o.values == ("5",))], [("limit", ("3/hour",))])
+
+
+match("limit", "limit:rate limit-burst:uint", bare=True, finish=_limit_finish,
+      typed="limit limit-burst",
       meaning=_limit_meaning)
 
 
@@ -982,7 +1187,7 @@ def _pkttype_check(options: list[Option], ctx: Context) -> str | None:
     return None
 
 
-match("pkttype", "pkt-type", required=("pkt-type",), check=_pkttype_check,
+match("pkttype", "pkt-type:pkttype", required=("pkt-type",), check=_pkttype_check,
       meaning=_pkttype_meaning)
 
 
@@ -1075,7 +1280,7 @@ def _statistic_check(options: list[Option], ctx: Context) -> str | None:
     return None
 
 
-match("statistic", "mode probability every:uint packet:uint", required=("mode",),
+match("statistic", "mode probability:probability every:uint packet:uint", required=("mode",),
       check=_statistic_check)
 
 
@@ -1112,7 +1317,7 @@ def _cluster_l(m: Match) -> str | None:
             f" total_nodes={total.value if total else ''}"
             f" hash_seed={seed.value if seed else ''}")
 
-match("dccp", "sport/source-port:portrange dport/destination-port:portrange dccp-types "
+match("dccp", "sport/source-port:anyportrange dport/destination-port:anyportrange dccp-types "
               "dccp-option:u8", proto=("dccp",), modelled="sport dport",
       meaning=_port_flag_state_meaning)
 match("esp", "espspi:spirange", proto=("esp",))
@@ -1234,6 +1439,23 @@ def _tos_l(m: Match) -> str | None:
 
 
 
+def _hashlimit_rate_finish(options: list[Option]) -> list[Option]:
+    """A packet rate as the kernel stores it (``60/min`` -> ``1/sec``) and the expiry libxt_
+    hashlimit then prints: its default is the typed unit, shown when not the printed one."""
+    rate = next(o for o in options if o.name in ("hashlimit-upto", "hashlimit-above"))
+    known = hashlimit_rate(rate.value or "")
+    if known is None:
+        return options
+    text, typed_ms, printed_ms = known
+    expire = next((o.value for o in options if o.name == "hashlimit-htable-expire"),
+                  str(typed_ms))
+    out = [Option(o.name, o.negated, (text,)) if o is rate else o for o in options
+           if o.name != "hashlimit-htable-expire"]
+    if expire != str(printed_ms):
+        out.append(Option("hashlimit-htable-expire", False, (expire,)))
+    return out
+
+
 def _hashlimit_finish(options: list[Option], ctx: Context) -> list[Option]:
     if not {o.name for o in options} & {"hashlimit-upto", "hashlimit-above"}:
         raise Refused("hashlimit needs --hashlimit-upto or --hashlimit-above", "hashlimit")
@@ -1241,6 +1463,7 @@ def _hashlimit_finish(options: list[Option], ctx: Context) -> list[Option]:
     defaults = {"hashlimit-htable-gcinterval": "1000", "hashlimit-srcmask": full,
                 "hashlimit-dstmask": full}
     options = [o for o in options if o.name not in defaults or defaults[o.name] != o.value]
+    options = _hashlimit_rate_finish(options)
     rate = next(o.value or "" for o in options
                 if o.name in ("hashlimit-upto", "hashlimit-above"))
     if "b/" not in rate:  # a byte rate has no default burst to print
@@ -1248,7 +1471,7 @@ def _hashlimit_finish(options: list[Option], ctx: Context) -> list[Option]:
     return options
 
 
-match("hashlimit", "hashlimit-upto hashlimit-above hashlimit-burst hashlimit-mode "
+match("hashlimit", "hashlimit-upto/hashlimit hashlimit-above hashlimit-burst hashlimit-mode "
                    "hashlimit-name hashlimit-htable-size:uint hashlimit-htable-max:uint "
                    "hashlimit-htable-gcinterval:uint hashlimit-htable-expire:uint "
                    "hashlimit-srcmask:uint hashlimit-dstmask:uint hashlimit-rate-match=0 "
@@ -1302,7 +1525,30 @@ def _connbytes_l(m: Match) -> str | None:
             f" connbytes mode {mode.value if mode else ''}"
             f" connbytes direction {direction.value if direction else ''}")
 
-match("u32", "u32:qstr", required=("u32",))
+match("u32", "u32:u32", required=("u32",))
+def _time_finish(options: list[Option], ctx: Context) -> list[Option]:
+    """libxt_time's save: both times when either differs from the whole day, negated day sets
+    as the days they leave, always a --datestop (1.8.9 prints its default), no --utc."""
+    by = {o.name: o for o in options}
+    out = []
+    for o in options:
+        if o.name == "utc":
+            continue
+        if o.negated and o.name in ("weekdays", "monthdays"):
+            every = WEEKDAYS if o.name == "weekdays" else [str(d) for d in range(1, 32)]
+            left = [d for d in every if d not in (o.value or "").split(",")]
+            o = Option(o.name, False, (",".join(left),))
+        out.append(o)
+    if by.keys() & {"timestart", "timestop"}:
+        out = with_defaults(out, [("timestart", ("00:00:00",)), ("timestop", ("23:59:59",))])
+    return with_defaults(out, [("datestop", ("2038-01-19T03:14:07",))])
+
+
+match("time", "timestart:daytime timestop:daytime monthdays:monthdays weekdays:weekdays "
+              "datestart:date datestop:date utc=0 kerneltz/localtz=0 contiguous=0",
+      finish=_time_finish)
+match("devgroup", "src-group:mark dst-group:mark", required=("src-group", "dst-group"))
+match("ipv6header", "header:ip6headers soft=0", family=6, required=("header",))
 match("ipvs", "ipvs=0 vproto:protonum vaddr:addrmask vport:port vdir vmethod vportctl:port")
 
 
@@ -1426,15 +1672,49 @@ def _owner_l(m: Match) -> str | None:
 
 
 
+def _string_pattern(o: Option) -> Option:
+    """libxt_string keeps the pattern's bytes: saved as ``--string "..."`` when all are
+    printable (and the last is not a backslash), else as ``--hex-string "|0a0b|"``."""
+    if o.name != "hex-string" or o.value is None:
+        return o
+    data = bytearray()
+    text, i, hexmode = o.value, 0, False
+    while i < len(text):
+        c = text[i]
+        if c == "|":
+            hexmode = not hexmode
+            i += 1
+        elif hexmode and c == " ":
+            i += 1
+        elif hexmode:
+            pair = text[i:i + 2]
+            if len(pair) != 2 or not all(x in "0123456789abcdefABCDEF" for x in pair):
+                return o  # left as written; strict parsing reports it elsewhere
+            data.append(int(pair, 16))
+            i += 2
+        else:
+            if c == "\\" and i + 1 < len(text):
+                i += 1
+                c = text[i]
+            data += c.encode("utf-8", "surrogateescape")
+            i += 1
+    if data and all(0x20 <= b < 0x7F for b in data) and data[-1] != 0x5C:
+        return Option("string", o.negated, (data.decode("ascii"),))
+    return Option("hex-string", o.negated, ("|" + data.hex() + "|",))
+
+
 def _string_finish(options: list[Option], ctx: Context) -> list[Option]:
-    return [o for o in options if not (o.name == "from" and o.values == ("0",))
+    return [_string_pattern(o) for o in options
+            if not (o.name == "from" and o.values == ("0",))
             and not (o.name == "to" and o.values == ("65535",))]
 
 
 def _string_check(options: list[Option], ctx: Context) -> str | None:
     given = _given(options)
-    pattern = given.get("string") or given.get("hex-string")
-    if pattern is not None and len(pattern.value or "") > 128:
+    text = given["string"].value if "string" in given else None
+    if text is None and "hex-string" in given:  # "|0a0b|" after _string_pattern
+        text = "x" * ((len(given["hex-string"].value or "") - 2) // 2)
+    if text is not None and len(text) > 128:
         return "string: pattern longer than 128 bytes"
     return None
 
@@ -1552,7 +1832,7 @@ def _policy_l(m: Match) -> str | None:
 
 
 # Matches without an option table here: parsed generically, complete without options.
-for _name in ("socket", "rpfilter", "eui64", "devgroup", "hbh", "dst", "srh"):
+for _name in ("socket", "rpfilter", "eui64", "hbh", "dst", "srh"):
     match(_name, None, bare=True)
 
 
@@ -1914,6 +2194,10 @@ def _dnpt_target_l(t: Target) -> str | None:
 for _name in ("CHECKSUM", "CLASSIFY", "CONNSECMARK", "HMARK", "SECMARK", "TCPMSS", "TEE",
               "ECN", "SET", "RATEEST"):
     target(_name, None, needs_option=True)
+# Targets iptables 1.8.9 can load that need nothing from trustwall beyond their name.
+for _name in ("CLUSTERIP", "CT", "NOTRACK", "SYNPROXY", "TRACE", "ULOG", "MIRROR", "SAME",
+              "TARPIT"):
+    target(_name, None)
 
 # -L text of targets declared by their listing alone.
 
@@ -1976,6 +2260,9 @@ def _checksum_target_l(t: Target) -> str | None:
 #: Option tables by extension name (the parser's view of the registry).
 MATCHES: dict[str, ExtSpec] = {n: e.spec for n, e in MATCH_EXTENSIONS.items() if e.spec}
 TARGETS: dict[str, ExtSpec] = {n: e.spec for n, e in TARGET_EXTENSIONS.items() if e.spec}
+#: Every name ``-j`` can give that is not a chain: the built-in verdicts and every target
+#: extension declared here (the policy compiler and lint ask this one set).
+TARGET_NAMES: frozenset[str] = frozenset(TARGET_EXTENSIONS) | {"ACCEPT", "DROP", "RETURN", "QUEUE"}
 #: Options each match models exactly as packet conditions (what trace and spaces read).
 MODELLED_OPTIONS: dict[str, frozenset[str]] = {
     n: e.modelled for n, e in MATCH_EXTENSIONS.items() if e.modelled is not None}

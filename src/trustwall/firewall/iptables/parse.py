@@ -32,6 +32,7 @@ from trustwall.firewall.iptables.model import (
     Chain,
     Counters,
     Interface,
+    IPAddress,
     Match,
     Option,
     Protocol,
@@ -94,7 +95,9 @@ def tokenize(line: str) -> list[str]:
 
 
 @lru_cache(maxsize=65536)
-def _network(text: str, family: int) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+def _network(text: str, family: int
+             ) -> ipaddress.IPv4Network | ipaddress.IPv6Network | tuple[IPAddress, IPAddress]:
+    """The network of ``-s``/``-d``; (address, mask) for a non-contiguous mask."""
     addr, slash, mask = text.partition("/")
     try:
         ip = ipaddress.ip_address(addr)
@@ -112,7 +115,15 @@ def _network(text: str, family: int) -> ipaddress.IPv4Network | ipaddress.IPv6Ne
     try:
         return ipaddress.ip_network(f"{ip}/{mask}", strict=False)
     except ValueError:
-        raise ext.BadValue(f"invalid or non-contiguous mask {mask!r}") from None
+        pass
+    try:
+        bits = ipaddress.ip_address(mask)
+    except ValueError:
+        raise ext.BadValue(f"invalid mask {mask!r}") from None
+    if bits.version != family:
+        raise ext.BadValue(f"invalid mask {mask!r}")
+    # a non-contiguous mask (255.0.255.0): the kernel keeps address & mask and the mask
+    return ip, bits  # type: ignore[return-value]
 
 
 @dataclass
@@ -478,6 +489,9 @@ class _RuleReader:
                     net = _network(text, self.family)
                 except ext.BadValue as exc:
                     raise self.fail(str(exc), text) from None
+                if isinstance(net, tuple):
+                    addrs[key] = Address.masked(*net, negated=neg)
+                    continue
                 if neg and net.prefixlen == 0:
                     # nft cannot express "not any address" (QUIRKS)
                     raise self.fail("cannot negate the whole address space", text)
@@ -830,14 +844,16 @@ def parse_save(text: str, *, family: int | None = None, source: str | None = Non
             if spec and spec[0].isdigit():
                 position = int(spec[0]) - 1
                 spec = spec[1:]
-        rule = _RuleReader(spec, chain, fam, where, raw.rstrip(), strict).read()
-        if counters is not None:
-            rule = replace(rule, counters=counters)
         bucket = cur.rules.setdefault(chain, [])
-        if position is None:
-            bucket.append(rule)
-        else:
-            bucket.insert(position, rule)
+        # iptables-restore turns ``-s a,b`` into one rule per address, as iptables does
+        for i, one in enumerate(_expand_address_lists(spec)):
+            rule = _RuleReader(one, chain, fam, where, raw.rstrip(), strict).read()
+            if counters is not None:
+                rule = replace(rule, counters=counters)
+            if position is None:
+                bucket.append(rule)
+            else:
+                bucket.insert(position + i, rule)
     if cur is not None:
         raise ParseError(f"table {cur.name!r} has no COMMIT", source=source)
     return Ruleset(fam, tuple(tables.values()))
