@@ -318,7 +318,9 @@ def test_quick_allow_for_two_hours_then_expiry_and_delete(hosts, tmp_path):
     # Not expired yet: fw expire leaves it; the policy diff names it.
     assert json.loads(tw(server, "fw", "expire", "--json", *state).stdout)["removed"] == []
     # Deleting it by number through the planner restores the seed ruleset exactly.
-    tw(server, "fw", "delete", "--apply", "--yes", "INPUT", "10")
+    # With the test's own state dir: never a transaction in the host's /var/lib/trustwall
+    # (a later `trustwall undo` there would load this lab's ruleset onto the host).
+    tw(server, "fw", "delete", "--apply", "--yes", *state, "INPUT", "10")
     assert saved(server) == before
     assert connect(client) == "FAIL No route to host"
 
