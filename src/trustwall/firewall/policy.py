@@ -621,7 +621,13 @@ def import_policy(rulesets: Iterable[Ruleset], *, owner: str = "unknown",
                 rules = []
                 for number, rule in enumerate(chain.rules, 1):
                     name, expires, stripped = _import_name(rule, chain.name, number, used)
-                    entry: dict[str, Any] = {"name": name, "rule": rule_spec(stripped),
+                    spec = rule_spec(stripped)
+                    if any("\udc80" <= c <= "\udcff" for c in spec):  # surrogateescape'd
+                        raise BadInput(f"{table.name} {chain.name} rule {number} holds bytes "
+                                       f"that are not UTF-8: {spec!a}",
+                                       hint="a policy file is UTF-8 text: change that rule's "
+                                            "comment first")
+                    entry: dict[str, Any] = {"name": name, "rule": spec,
                                              "reason": reason, "owner": owner}
                     if expires is not None:
                         entry["expires"] = format_time(expires)
