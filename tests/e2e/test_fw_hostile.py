@@ -13,39 +13,21 @@ import time
 
 import pytest
 import yaml
+from fw_hosts import CLIENT_IP, SERVER_IP, connect, two_hosts
 
-from trustwall.lab.netns import Netns, veth
-from trustwall.lab.topology import SEED_RULESET
+from trustwall.lab.netns import Netns
 
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")]
 
-SERVER_IP, CLIENT_IP = "198.18.201.1", "198.18.201.2"
 INJECTION = 'x"\n-A INPUT -j ACCEPT\n#'
-LISTENER = ("import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, "
-            "socket.SO_REUSEADDR, 1)\ns.bind(('0.0.0.0', 18745)); s.listen(16)\n"
-            "while True:\n    c, _ = s.accept(); c.sendall(b'JMX'); c.close()\n")
-CONNECT = ("import socket\ntry:\n"
-           f"    s=socket.create_connection(('{SERVER_IP}', 18745), timeout=3)\n"
-           "    print('OK', s.recv(3).decode())\nexcept OSError as e:\n"
-           "    print('FAIL', e.strerror or e)\n")
 ENV = {"PATH": os.environ["PATH"], "HOME": "/root", "NO_COLOR": "1"}
 
 
 @pytest.fixture
 def hosts():
-    server = Netns.create("fwhostile")
-    client = Netns.create("fwhclient")
-    try:
-        veth(server, "eth0", f"{SERVER_IP}/24", client, "eth0", f"{CLIENT_IP}/24")
-        server.run(["iptables-restore"], input=SEED_RULESET)
-        server.popen([sys.executable, "-c", LISTENER], stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL)
-        time.sleep(0.3)
-        yield server, client
-    finally:
-        client.delete()
-        server.delete()
+    with two_hosts("fwhostile") as pair:
+        yield pair
 
 
 def tw(ns: Netns, *args: str) -> subprocess.CompletedProcess:
@@ -63,10 +45,6 @@ def saved(ns: Netns) -> bytes:
     out = ns.run(["iptables-save"], text=False).stdout
     return b"".join(re.sub(rb" \[\d+:\d+\]$", b"", line) + b"\n"
                     for line in out.split(b"\n") if line and not line.startswith(b"#"))
-
-
-def connect(client: Netns) -> str:
-    return client.run([sys.executable, "-c", CONNECT]).stdout.strip()
 
 
 def refused(proc: subprocess.CompletedProcess, code: int = 2) -> str:
