@@ -295,7 +295,7 @@ def apply_rulesets(targets: dict[int, Ruleset], *, description: str, kind: str =
     if options.dry_run:
         return ApplyResult(tuple(changes), applied=False, dry_run=True, kept_flows=kept,
                            warnings=tuple(warnings))
-    from trustwall.firewall.live import save_text
+    from trustwall.firewall.live import chosen_backend, save_text
 
     persisted: list[str] = []
     deadline = None
@@ -308,11 +308,10 @@ def apply_rulesets(targets: dict[int, Ruleset], *, description: str, kind: str =
             deadline = _arm_rollback(txn.id, confirm, options, [c.family for c in changes])
         try:
             for change in changes:
-                save, restore = tool(change.family, "save"), tool(change.family, "restore")
                 before = save_text(family=change.family).encode()
-                txn.record(f"iptables-v{change.family}", before, [restore],
-                           capture_argv=[save], label=", ".join(change.tables))
-                txn.run([restore], input=change.restore_text)
+                txn.record(f"iptables-v{change.family}", before, label=", ".join(change.tables),
+                           data={"backend": chosen_backend()})
+                txn.run([tool(change.family, "restore")], input=change.restore_text)
         except BaseException:
             # The transaction rolls back as this propagates; nothing is left to confirm.
             (state_dir_for(options.root, options.state_dir) / PENDING).unlink(missing_ok=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trustwall.journal.atomic import atomic_write
+from trustwall.journal.atomic import atomic_write, open_append, read_nofollow, write_all
 
 GENESIS = "0" * 64
 
@@ -87,15 +87,35 @@ class AuditLog:
         record = {**fields, "prev_hash": prev}
         record["hash"] = record_hash(record)
         line = json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = open_append(self.path)
         try:
-            os.write(fd, line.encode())
+            write_all(fd, line.encode())
             os.fsync(fd)
         finally:
             os.close(fd)
-        head = json.dumps({"records": count + 1, "hash": record["hash"]}) + "\n"
-        atomic_write(self.head_path, head.encode(), mode=0o600)
+        self._write_head(count + 1, record["hash"])
         return record
+
+    def _write_head(self, count: int, last: str) -> None:
+        head = json.dumps({"records": count, "hash": last}) + "\n"
+        atomic_write(self.head_path, head.encode(), mode=0o600)
+
+    def repair_head(self) -> None:
+        """Point ``audit.head`` at the log's last record again (a kill between the append and
+        the head's rename leaves it one behind). Only recovery calls this, for a record it
+        knows it wrote; a head AHEAD of the log (records cut off) is never "repaired"."""
+        last, count = self._tail_hash()
+        head = self._head()
+        stale = head.get("records") != count or head.get("hash") != last
+        if stale and int(head.get("records") or 0) <= count:
+            self._write_head(count, last)
+
+    def _head(self) -> dict[str, Any]:
+        try:
+            head = json.loads(read_nofollow(self.head_path))
+        except (OSError, ValueError):
+            return {}
+        return head if isinstance(head, dict) else {}
 
     def verify(self) -> AuditVerdict:
         """Recompute the chain; report every line that was edited, inserted, removed or cut."""
