@@ -21,6 +21,7 @@ from typing import Any
 
 from trustwall import proc
 from trustwall.errors import StoreError
+from trustwall.journal import fault
 
 
 class JournalRefused(StoreError):
@@ -51,7 +52,9 @@ class StepKind:
         return out
 
     def restore(self, data: Mapping[str, Any], before: bytes) -> None:
-        proc.run(self.restore_argv(data), input=before, text=False)
+        argv = self.restore_argv(data)
+        fault.point(f"exec {argv[0]}")
+        proc.run(argv, input=before, text=False)
 
 
 _KINDS: dict[str, StepKind] = {}

@@ -40,22 +40,16 @@ from typing import Any
 
 from trustwall import proc
 from trustwall.errors import BadInput, StoreError
-from trustwall.journal import steps
+from trustwall.journal import fault, statedir, steps
 from trustwall.journal.atomic import atomic_write, fsync_dir, open_append, read_nofollow, write_all
 from trustwall.journal.audit import AuditLog, who
 from trustwall.journal.lock import HostLock
+from trustwall.journal.statedir import DEFAULT_STATE_DIR, state_dir_for
 
-DEFAULT_STATE_DIR = "var/lib/trustwall"  # under --root (/ by default)
+__all__ = ["DEFAULT_STATE_DIR", "Transaction", "recover", "state_dir_for", "transactions",
+           "undo"]
+
 ABSENT = "absent"
-
-
-def state_dir_for(root: str | os.PathLike[str] | None = None,
-                  state_dir: str | os.PathLike[str] | None = None) -> Path:
-    """``--state-dir`` / TRUSTWALL_STATE_DIR as given, else ``<root>/var/lib/trustwall``."""
-    explicit = state_dir or os.environ.get("TRUSTWALL_STATE_DIR")
-    if explicit:
-        return Path(explicit)
-    return Path(root or "/") / DEFAULT_STATE_DIR
 
 
 def _now() -> str:
@@ -70,6 +64,7 @@ def _append_line(path: Path, obj: dict[str, Any]) -> None:
     fd = open_append(path)
     try:
         write_all(fd, (json.dumps(obj, sort_keys=True) + "\n").encode())
+        fault.point("fsync")
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -98,6 +93,7 @@ def _store_blob(blobs: Path, data: bytes) -> str:
         fd = os.open(blob, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         try:
             write_all(fd, data)
+            fault.point("fsync")
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -137,8 +133,10 @@ def atomic_symlink(path: Path, target: str) -> None:
     tmp = path.parent / f".{path.name}.{os.getpid()}.tw-tmp"
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
+    fault.point("symlink")
     os.symlink(target, tmp)
     try:
+        fault.point("rename")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -153,6 +151,7 @@ def _remove(path: Path) -> None:
             with contextlib.suppress(OSError):  # only directories we created, and only if empty
                 path.rmdir()
         else:
+            fault.point("unlink")
             path.unlink()
             fsync_dir(path.parent)
 
@@ -325,6 +324,7 @@ class Transaction:
         for directory in reversed(missing):
             self._journal({"op": "file", "path": str(directory), "before": {"type": ABSENT}})
             self._seen.add(str(directory))
+            fault.point("mkdir")
             directory.mkdir(mode=0o755)
 
     def write_file(self, path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644,
@@ -359,6 +359,7 @@ class Transaction:
         if target.is_dir() and not target.is_symlink():
             raise BadInput(f"{target}: is a directory")
         self.snapshot(target)
+        fault.point("unlink")
         target.unlink()
         fsync_dir(target.parent)
 
@@ -372,8 +373,11 @@ class Transaction:
             self.planned.append("run " + " ".join(argv))
             return None
         self._journal({"op": "run", "argv": [str(a) for a in argv]})
-        return proc.run(argv, input=input, env=env, timeout=timeout,
+        fault.point(f"exec {argv[0]}")
+        done = proc.run(argv, input=input, env=env, timeout=timeout,
                         text=not isinstance(input, bytes))
+        fault.point(f"after {argv[0]}")
+        return done
 
     def record(self, kind: str, before: bytes, *, label: str = "",
                data: dict[str, Any] | None = None) -> None:
@@ -578,28 +582,54 @@ def _txn_dirs(state_dir: Path) -> list[Path]:
                   key=lambda p: int(p.name))
 
 
-def recover(*, root: str | os.PathLike[str] | None = None,
-            state_dir: str | os.PathLike[str] | None = None, _locked: bool = False) -> list[str]:
-    """Roll back every transaction a crash left open; return their ids.
+@dataclass(frozen=True)
+class RecoverResult:
+    """What ``trustwall recover`` did (or, on a dry run, would do)."""
+
+    state_dir: str
+    rolled_back: tuple[str, ...]  # transactions a crash left open, now rolled back
+    finished: tuple[str, ...]     # finished ones whose audit record / head was completed
+    dry_run: bool
+
+
+def recover_interrupted(*, root: str | os.PathLike[str] | None = None,
+                        state_dir: str | os.PathLike[str] | None = None, dry_run: bool = False,
+                        _locked: bool = False) -> RecoverResult:
+    """Roll back every transaction a crash left open and finish any whose audit record is
+    missing (repairing audit.head), each logged in the audit chain.
 
     Safe to run at any time: it takes the host lock, so a transaction still running elsewhere
-    is waited for rather than rolled back under its feet.
+    is waited for rather than rolled back under its feet. ``dry_run`` only names them: no lock,
+    no write.
     """
     directory = state_dir_for(root, state_dir)
-    if not (directory / "txns").is_dir():
-        return []
-    rolled = []
+    rolled: list[str] = []
+    finished: list[str] = []
+    if not statedir.check(directory) or not (directory / "txns").is_dir():
+        return RecoverResult(str(directory), (), (), dry_run)
     with contextlib.ExitStack() as stack:
-        if not _locked:
+        if not _locked and not dry_run:
             stack.enter_context(HostLock(directory))
         for txn_dir in _txn_dirs(directory):
+            number = str(int(txn_dir.name))
             if not (txn_dir / "status.json").exists():
-                _rollback(txn_dir, root)
-                _finish(directory, txn_dir, "rolled-back", error="interrupted; rolled back")
-                rolled.append(str(int(txn_dir.name)))
+                if not dry_run:
+                    _rollback(txn_dir, root)
+                    _finish(directory, txn_dir, "rolled-back", error="interrupted; rolled back")
+                rolled.append(number)
             elif not (txn_dir / "audited").exists():
-                _audit(directory, txn_dir)
-    return rolled
+                if not dry_run:
+                    _audit(directory, txn_dir)
+                finished.append(number)
+    return RecoverResult(str(directory), tuple(rolled), tuple(finished), dry_run)
+
+
+def recover(*, root: str | os.PathLike[str] | None = None,
+            state_dir: str | os.PathLike[str] | None = None, dry_run: bool = False,
+            _locked: bool = False) -> list[str]:
+    """:func:`recover_interrupted`, returning the ids of the transactions rolled back."""
+    return list(recover_interrupted(root=root, state_dir=state_dir, dry_run=dry_run,
+                                    _locked=_locked).rolled_back)
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -632,6 +662,8 @@ def transactions(*, root: str | os.PathLike[str] | None = None,
                  state_dir: str | os.PathLike[str] | None = None) -> list[TxnSummary]:
     """Every transaction, oldest first, with which undo (if any) reverted it."""
     directory = state_dir_for(root, state_dir)
+    if not statedir.check(directory):
+        return []
     dirs = _txn_dirs(directory)
     metas = {d: _meta(d) for d in dirs}
     undone_by: dict[str, str] = {}
@@ -686,34 +718,48 @@ def undo(txn_id: str | None = None, *, root: str | os.PathLike[str] | None = Non
     (by a later transaction or by hand) is a conflict and refused unless ``force``.
     """
     directory = state_dir_for(root, state_dir)
-    with HostLock(directory):
-        recover(root=root, state_dir=directory, _locked=True)
-        target = _pick(transactions(state_dir=directory), txn_id)
-        txn_dir = directory / "txns" / f"{int(target.id):06d}"
-        entries = _entries(txn_dir, _txn_root(txn_dir, root))
-        status_doc = json.loads(read_nofollow(txn_dir / "status.json"))
-        after = status_doc["after"]
-        blobs = txn_dir / "blobs"
-        conflicts = [p for p, image in after.items()
-                     if describe_image(capture(Path(p))[0]) != describe_image(image)]
-        if conflicts and not force:
-            raise StoreError(
-                f"transaction {target.id}: {len(conflicts)} file(s) changed since "
-                f"(e.g. {conflicts[0]})", hint="undo the later transactions first, or --force")
-        after_records = status_doc.get("after_records") or {}
-        for number, entry in enumerate(entries):
-            if entry["op"] == "record":
-                digest = after_records.get(str(number))
-                for check in steps.kind(entry["kind"]).pre_undo:
-                    check(entry, _blob(blobs, entry["before"]),
-                          _blob(blobs, digest) if _is_digest(digest) else None)
-        actions = _undo_actions(entries)
-        if dry_run:
-            return UndoResult(target.id, target.description, None, tuple(actions), True)
-        with Transaction("undo", f"undo {target.id}: {target.description}",
-                         root=root, state_dir=directory, undoes=target.id) as txn:
-            _apply_undo(txn, entries, blobs)
-        return UndoResult(target.id, target.description, txn.id, tuple(actions), False)
+    if not statedir.check(directory):
+        _pick([], txn_id)  # refuses: nothing is created for an undo that cannot happen
+    with contextlib.ExitStack() as stack:
+        pending = recover(root=root, state_dir=directory, dry_run=True)  # named, not touched
+        if not dry_run:
+            stack.enter_context(HostLock(directory))
+            recover(root=root, state_dir=directory, _locked=True)
+            pending = []
+        return _undo_locked(directory, txn_id, root=root, dry_run=dry_run, force=force,
+                            pending=pending)
+
+
+def _undo_locked(directory: Path, txn_id: str | None, *, root: str | os.PathLike[str] | None,
+                 dry_run: bool, force: bool, pending: list[str]) -> UndoResult:
+    """``undo`` once the host lock is held (or, for a dry run, without it: it writes nothing)."""
+    target = _pick(transactions(state_dir=directory), txn_id)
+    txn_dir = directory / "txns" / f"{int(target.id):06d}"
+    entries = _entries(txn_dir, _txn_root(txn_dir, root))
+    status_doc = json.loads(read_nofollow(txn_dir / "status.json"))
+    after = status_doc["after"]
+    blobs = txn_dir / "blobs"
+    conflicts = [p for p, image in after.items()
+                 if describe_image(capture(Path(p))[0]) != describe_image(image)]
+    if conflicts and not force:
+        raise StoreError(
+            f"transaction {target.id}: {len(conflicts)} file(s) changed since "
+            f"(e.g. {conflicts[0]})", hint="undo the later transactions first, or --force")
+    after_records = status_doc.get("after_records") or {}
+    for number, entry in enumerate(entries):
+        if entry["op"] == "record":
+            digest = after_records.get(str(number))
+            for check in steps.kind(entry["kind"]).pre_undo:
+                check(entry, _blob(blobs, entry["before"]),
+                      _blob(blobs, digest) if _is_digest(digest) else None)
+    actions = [f"first roll back interrupted transaction {p} (recovery pending)"
+               for p in pending] + _undo_actions(entries)
+    if dry_run:
+        return UndoResult(target.id, target.description, None, tuple(actions), True)
+    with Transaction("undo", f"undo {target.id}: {target.description}",
+                     root=root, state_dir=directory, undoes=target.id) as txn:
+        _apply_undo(txn, entries, blobs)
+    return UndoResult(target.id, target.description, txn.id, tuple(actions), False)
 
 
 def _undo_actions(entries: list[dict[str, Any]]) -> list[str]:
