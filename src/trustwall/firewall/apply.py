@@ -332,7 +332,9 @@ def apply_rulesets(targets: dict[int, Ruleset], *, description: str, kind: str =
     if options.dry_run:
         return ApplyResult(tuple(changes), applied=False, dry_run=True, kept_flows=kept,
                            warnings=tuple(warnings))
-    from trustwall.firewall.live import save_text
+    from trustwall.firewall.live import chosen_backend, save_text
+
+    where = {"backend": chosen_backend()}
 
     persisted: list[str] = []
     deadline = None
@@ -348,12 +350,12 @@ def apply_rulesets(targets: dict[int, Ruleset], *, description: str, kind: str =
                                          session)
             try:
                 for change in changes:
-                    save, restore = tool(change.family, "save"), tool(change.family, "restore")
                     before = encode(save_text(family=change.family))
                     befores[change.family] = before
-                    txn.record(f"iptables-v{change.family}", before, [restore],
-                               capture_argv=[save], label=", ".join(change.tables))
-                    txn.run([restore], input=encode(change.restore_text))
+                    txn.record(f"iptables-v{change.family}", before,
+                               label=", ".join(change.tables), data=where)
+                    txn.run([tool(change.family, "restore")],
+                            input=encode(change.restore_text))
                 for change in changes:
                     expected = _with_tables(live[change.family], targets[change.family])
                     differences = kernel_differences(change.family, expected)

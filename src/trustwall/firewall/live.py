@@ -108,18 +108,27 @@ def detect_backend(*, netns: str | None = None) -> Backend:
 BACKEND_ENV = "TRUSTWALL_IPTABLES_BACKEND"
 
 
-def tool(family: int, verb: str) -> str:
+def chosen_backend() -> str:
+    """The iptables backend asked for: "" (the distro's alternative), "nft" or "legacy"."""
+    chosen = os.environ.get(BACKEND_ENV, "").strip()
+    if chosen not in ("", "nft", "legacy"):
+        raise BadInput(f"{BACKEND_ENV} must be nft or legacy, not {chosen!r}")
+    return chosen
+
+
+def tool(family: int, verb: str, *, backend: str | None = None) -> str:
     """``iptables-save``, ``ip6tables-restore`` … for the backend in use.
 
     By default the distro's alternative decides (nft on Debian 12); TRUSTWALL_IPTABLES_BACKEND
     =legacy|nft picks ``iptables-legacy-*`` / ``iptables-nft-*`` explicitly, for a host where
-    both backends hold rules and the other one is the one to manage.
+    both backends hold rules and the other one is the one to manage. Undo passes the backend
+    the change was journaled with.
     """
     base = "ip6tables" if family == 6 else "iptables"
-    backend = os.environ.get(BACKEND_ENV, "").strip()
-    if backend not in ("", "nft", "legacy"):
-        raise BadInput(f"{BACKEND_ENV} must be nft or legacy, not {backend!r}")
-    return f"{base}-{backend}-{verb}" if backend else f"{base}-{verb}"
+    chosen = chosen_backend() if backend is None else backend
+    if chosen not in ("", "nft", "legacy"):
+        raise BadInput(f"unknown iptables backend {chosen!r}")
+    return f"{base}-{chosen}-{verb}" if chosen else f"{base}-{verb}"
 
 
 def save_text(*, family: int = 4, counters: bool = False, table: str | None = None,
