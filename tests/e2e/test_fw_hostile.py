@@ -16,12 +16,16 @@ import yaml
 from fw_hosts import CLIENT_IP, SERVER_IP, connect, two_hosts
 
 from trustwall.lab.netns import Netns
+from trustwall.lab.topology import SEED_RULESET
 
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")]
 
 INJECTION = 'x"\n-A INPUT -j ACCEPT\n#'
 ENV = {"PATH": os.environ["PATH"], "HOME": "/root", "NO_COLOR": "1"}
+# The seed without its ESTABLISHED and tcp/22 rules: nothing lets an SSH session in or keeps it.
+SEED_NO_SSH = "".join(line for line in SEED_RULESET.splitlines(keepends=True)
+                      if "ESTABLISHED" not in line and "--dport 22 " not in line)
 
 
 @pytest.fixture
@@ -289,3 +293,66 @@ def test_relative_state_dir_still_rolls_back(hosts, tmp_path):
         time.sleep(0.2)
     assert saved(server) == before
     assert (tmp_path / "rel" / "txns").is_dir()
+
+
+# -- undo must never do harm ------------------------------------------------------------------
+
+def allow_jmx(ns: Netns, state: str) -> None:
+    proc = tw(ns, "fw", "allow", "-p", "tcp", "--dport", "18745", "--apply", "--yes",
+              "--no-persist", "--confirm-within", "0", "--state-dir", state)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_undo_refuses_when_the_firewall_changed_since(hosts, tmp_path):
+    """After the apply someone adds a rule by hand (to keep SSH open, say): undo used to wipe
+    it silently by restoring the before-image over it."""
+    server, client = hosts
+    state = str(tmp_path / "state")
+    allow_jmx(server, state)
+    server.run(["iptables", "-I", "INPUT", "1", "-p", "tcp", "--dport", "2222", "-j", "ACCEPT"])
+    changed = saved(server)
+    err = refused(tw(server, "undo", "--state-dir", state))
+    assert "changed since" in err and "--dport 2222" in err
+    refused(tw(server, "undo", "--dry-run", "--state-dir", state))
+    assert saved(server) == changed and connect(client) == "OK JMX"
+    # Forced, the operator accepts losing the hand-made rule: the before-image comes back.
+    proc = tw(server, "undo", "--force", "--state-dir", state)
+    assert proc.returncode == 0, proc.stderr
+    assert b"2222" not in saved(server) and connect(client) == "FAIL No route to host"
+
+
+def test_undo_refuses_in_another_network_namespace_even_forced(hosts, tmp_path):
+    """A transaction journaled in one namespace (a lab's) must never be undone in another (the
+    host's): it would load the lab's ruleset there."""
+    server, _ = hosts
+    state = str(tmp_path / "state")
+    allow_jmx(server, state)
+    with Netns.create("fwother") as other:
+        other.run(["iptables", "-A", "INPUT", "-p", "udp", "--dport", "53", "-j", "ACCEPT"])
+        before = saved(other)
+        for extra in ([], ["--force"], ["--dry-run"]):
+            err = refused(tw(other, "undo", "--state-dir", state, *extra))
+            assert "another network namespace" in err
+        assert saved(other) == before
+    proc = tw(server, "undo", "--state-dir", state)  # where it was made, it undoes
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_undo_runs_the_lockout_check_on_its_result(hosts, tmp_path):
+    """The transaction opened SSH; undoing it from that SSH session would cut the session."""
+    server, client = hosts
+    no_ssh = SEED_NO_SSH
+    server.run(["iptables-restore"], input=no_ssh)
+    state = ["--state-dir", str(tmp_path / "state")]
+    proc = tw(server, "fw", "allow", "-p", "tcp", "--dport", "22", "--apply", "--yes",
+              "--no-persist", "--confirm-within", "0", *state)
+    assert proc.returncode == 0, proc.stderr
+    opened = saved(server)
+    ((code, err), (dry, dry_err)) = through_sshd(
+        server, client, [trustwall("undo", *state), trustwall("undo", "--dry-run", *state)])
+    assert code == 2 and "would lock you out" in err and f"{CLIENT_IP}:" in err, err
+    assert dry == 2 and "would lock you out" in dry_err
+    assert saved(server) == opened
+    proc = tw(server, "undo", *state)  # from the console (no session): allowed
+    assert proc.returncode == 0, proc.stderr
+    assert b"--dport 22 " not in saved(server)

@@ -333,8 +333,9 @@ def apply_rulesets(targets: dict[int, Ruleset], *, description: str, kind: str =
         return ApplyResult(tuple(changes), applied=False, dry_run=True, kept_flows=kept,
                            warnings=tuple(warnings))
     from trustwall.firewall.live import chosen_backend, save_text
+    from trustwall.firewall.undo import where as made_where
 
-    where = {"backend": chosen_backend()}
+    where = {"backend": chosen_backend(), **made_where()}
 
     persisted: list[str] = []
     deadline = None
