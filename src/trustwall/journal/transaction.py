@@ -278,6 +278,13 @@ class Transaction:
             self._lock.release()
 
     # -- steps -----------------------------------------------------------------------------
+    def _confine(self, path: Path) -> None:
+        top = confinement(self.root, self.state_dir)
+        if top != Path("/") and not Path(os.path.abspath(path)).is_relative_to(top):
+            raise BadInput(f"{path} is outside the root {top}, and the journal would live "
+                           "inside it (where undo could not trust it)",
+                           hint="give --state-dir outside the root to change paths outside it")
+
     def _journal(self, entry: dict[str, Any]) -> None:
         assert self.dir is not None, "use the Transaction as a context manager"
         _append_line(self.dir / "journal.jsonl", entry)
@@ -291,10 +298,11 @@ class Transaction:
 
         Call this before :meth:`run` for every file the command may change.
         """
-        target = Path(path)
+        target = Path(os.path.abspath(path))
         key = str(target)
         if self.dry_run or key in self._seen:
             return
+        self._confine(target)
         image, data = capture(target)
         if data is not None:
             self._store_blob(data)
@@ -322,6 +330,7 @@ class Transaction:
             missing.append(parent)
             parent = parent.parent
         for directory in reversed(missing):
+            self._confine(directory)
             self._journal({"op": "file", "path": str(directory), "before": {"type": ABSENT}})
             self._seen.add(str(directory))
             fault.point("mkdir")
@@ -479,9 +488,18 @@ def _meta(txn_dir: Path) -> dict[str, Any]:
     return json.loads(read_nofollow(txn_dir / "meta.json"))
 
 
+def confinement(root: str | os.PathLike[str], state_dir: Path) -> Path:
+    """Where a transaction's paths must stay: inside its root when its journal lives inside
+    that root too (``--root IMG`` with IMG's own state dir: whoever made the image could have
+    planted that journal), anywhere (stores named explicitly, say ``java:/srv/app.p12``) when
+    the journal is in a state dir outside it."""
+    top = Path(os.path.abspath(root))
+    return top if state_dir.is_relative_to(top) else Path("/")
+
+
 def _txn_root(txn_dir: Path, root: str | os.PathLike[str] | None) -> Path:
-    """The root a transaction's paths must stay in: the one it was made under, and when the
-    caller names a root (``--root IMG``) it must be that one."""
+    """The root a transaction's paths must stay in (:func:`confinement`); when the caller
+    names a root (``--root IMG``) the transaction must have been made under that one."""
     recorded = _meta(txn_dir).get("root")
     if not isinstance(recorded, str) or not recorded.startswith("/"):
         raise steps.JournalRefused(f"transaction {txn_dir.name.lstrip('0')}: bad root {recorded!r}")
@@ -490,7 +508,7 @@ def _txn_root(txn_dir: Path, root: str | os.PathLike[str] | None) -> Path:
         raise steps.JournalRefused(
             f"transaction {txn_dir.name.lstrip('0')} was made under root {recorded}, "
             f"not {os.path.abspath(root)}; not touching it")
-    return Path(os.path.abspath(recorded))
+    return confinement(recorded, txn_dir.parent.parent)
 
 
 def _blob(blobs: Path, digest: str) -> bytes:
