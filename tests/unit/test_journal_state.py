@@ -107,14 +107,20 @@ def _crashed(root: Path, state: Path) -> None:
     assert subprocess.run([sys.executable, "-c", code]).returncode == -9
 
 
-def test_an_interrupted_change_is_named_by_every_command_and_recovered(tmp_path: Path,
-                                                                       state: Path) -> None:
+def _one_done_one_crashed(tmp_path: Path, state: Path) -> Path:
+    """A root where transaction 1 committed and transaction 2 was killed mid-way."""
     root = tmp_path / "root"
     root.mkdir()
     (root / "a").write_bytes(b"old")
     with Transaction("test", "first", root=root, state_dir=state) as txn:
         txn.write_file(root / "b", b"b")
     _crashed(root, state)
+    return root
+
+
+def test_an_interrupted_change_is_named_by_every_command_and_recovered(tmp_path: Path,
+                                                                       state: Path) -> None:
+    root = _one_done_one_crashed(tmp_path, state)
     assert (root / "a").read_bytes() == b"new"
     for args in (["log"], ["stores", "--root", str(root)], ["ca", "list", "--root", str(root)]):
         proc = _cli(*args, env={"TRUSTWALL_STATE_DIR": str(state)})
@@ -166,12 +172,7 @@ def test_a_head_ahead_of_the_log_is_never_repaired(tmp_path: Path, state: Path) 
 
 
 def test_undo_dry_run_runs_no_recovery(tmp_path: Path, state: Path) -> None:
-    root = tmp_path / "root"
-    root.mkdir()
-    (root / "a").write_bytes(b"old")
-    with Transaction("test", "first", root=root, state_dir=state) as txn:
-        txn.write_file(root / "b", b"b")
-    _crashed(root, state)
+    root = _one_done_one_crashed(tmp_path, state)
     plan = undo(state_dir=state, dry_run=True)
     assert plan.actions[0].startswith("first roll back interrupted transaction 2")
     assert (root / "a").read_bytes() == b"new"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -218,3 +219,19 @@ def test_snapshot_tree_undo_removes_files_a_command_created(root: Path) -> None:
 
 def test_recover_is_a_no_op_without_state(tmp_path: Path) -> None:
     assert recover(root=tmp_path) == []
+
+
+def test_undo_dry_run_on_a_planted_image_runs_nothing(root: Path, tmp_path: Path) -> None:
+    """Issue 18's reproduction: `undo --dry-run --root IMG` ran the planted undo_argv (the
+    recovery ran before the dry run). Now a dry run recovers nothing, and the journal is
+    refused before any step when it is acted upon."""
+    pwned = tmp_path / "pwned"
+    _planted(root, [{"op": "run", "argv": ["true"],
+                     "undo_argv": ["sh", "-c", f"touch {pwned}"]}])
+    for args in (["undo", "--dry-run"], ["undo"], ["recover"], ["ca", "list"]):
+        proc = subprocess.run([sys.executable, "-m", "trustwall", *args, "--root", str(root)],
+                              capture_output=True, text=True, timeout=60)
+        assert not pwned.exists(), (args, proc.stderr)
+        if args[0] == "recover":
+            assert proc.returncode == 2 and "never runs commands read from a journal" in \
+                proc.stderr

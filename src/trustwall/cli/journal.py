@@ -121,7 +121,7 @@ def _render_recover(result: Any) -> None:
         out.print(f"{verb}roll back interrupted transaction #{txn} to its before-state"
                   + ("" if result.dry_run else " (logged)"))
     for txn in result.finished:
-        out.print(f"{verb}write the missing audit record of transaction #{txn}")
+        out.print(f"{verb}finish the audit record of transaction #{txn} (log and head)")
 
 
 @click.command("recover")

@@ -85,15 +85,15 @@ def atomic_write(
     again at rename time with ``link`` so a race cannot clobber it).
     """
     target = Path(path)
-    if target.is_dir():
+    if target.is_dir() and not target.is_symlink():
         raise BadInput(f"{target}: is a directory")
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise BadInput(f"{target}: directory {directory} does not exist")
     if not overwrite and target.exists():
         raise BadInput(f"{target}: exists (use --force to overwrite)")
-    if owner is None and target.exists():
-        st = target.stat()
+    if owner is None and target.exists() and not target.is_symlink():
+        st = target.lstat()
         owner = (st.st_uid, st.st_gid)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tw-tmp", dir=directory)
     tmp = Path(tmp_name)

@@ -30,7 +30,6 @@ from trustwall.errors import StoreError
 from trustwall.journal import fault
 from trustwall.journal.atomic import (
     atomic_write,
-    fsync_dir,
     open_append,
     open_nofollow,
     read_nofollow,
@@ -97,13 +96,8 @@ class AuditLog:
         except FileNotFoundError:
             if not create:
                 return None
-            fd = open_nofollow(self.key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-            try:
-                write_all(fd, os.urandom(32))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            fsync_dir(self.key_path.parent)
+            # Whole or absent, never empty (a kill mid-creation), and never clobbered.
+            atomic_write(self.key_path, os.urandom(32), mode=0o600, overwrite=False)
             return self._key()
         try:
             st = os.fstat(fd)

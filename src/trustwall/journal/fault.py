@@ -31,3 +31,10 @@ def point(what: str) -> None:
             os.close(fd)
     if _count == _AT:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def arm(*, at: int = 0, trace: str = "") -> None:
+    """Set the crash point and trace file in-process (a forked test child), restarting the
+    count; the environment variables do the same for a fresh process."""
+    global _AT, _TRACE, _count
+    _AT, _TRACE, _count = at, trace, 0

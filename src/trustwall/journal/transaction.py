@@ -40,7 +40,7 @@ from typing import Any
 
 from trustwall import proc
 from trustwall.errors import BadInput, StoreError
-from trustwall.journal import fault, statedir, steps
+from trustwall.journal import fault, rootfs, statedir, steps
 from trustwall.journal.atomic import atomic_write, fsync_dir, open_append, read_nofollow, write_all
 from trustwall.journal.audit import AuditLog, who
 from trustwall.journal.lock import HostLock
@@ -224,7 +224,7 @@ class Transaction:
                  lock_timeout: float | None = 300) -> None:
         self.kind = kind
         self.description = description
-        self.root = str(root or "/")
+        self.root = os.path.abspath(root or "/")
         self.state_dir = state_dir_for(root, state_dir)
         self.undoes = undoes
         self.dry_run = dry_run
@@ -278,6 +278,21 @@ class Transaction:
             self._lock.release()
 
     # -- steps -----------------------------------------------------------------------------
+    def _path(self, path: str | os.PathLike[str], *, follow_last: bool = False) -> Path:
+        """``path`` as the root sees it (:mod:`rootfs`): a link in the image never leads the
+        write out of it."""
+        full = Path(os.path.abspath(path))
+        if self.root != "/" and rootfs.inside(self.root, full):
+            return rootfs.resolve(self.root, full, follow_last=follow_last)
+        return full
+
+    def _confine(self, path: Path) -> None:
+        top = confinement(self.root, self.state_dir)
+        if top != Path("/") and not Path(os.path.abspath(path)).is_relative_to(top):
+            raise BadInput(f"{path} is outside the root {top}, and the journal would live "
+                           "inside it (where undo could not trust it)",
+                           hint="give --state-dir outside the root to change paths outside it")
+
     def _journal(self, entry: dict[str, Any]) -> None:
         assert self.dir is not None, "use the Transaction as a context manager"
         _append_line(self.dir / "journal.jsonl", entry)
@@ -291,10 +306,13 @@ class Transaction:
 
         Call this before :meth:`run` for every file the command may change.
         """
-        target = Path(path)
-        key = str(target)
-        if self.dry_run or key in self._seen:
+        if self.dry_run:
             return
+        target = self._path(path)
+        key = str(target)
+        if key in self._seen:
+            return
+        self._confine(target)
         image, data = capture(target)
         if data is not None:
             self._store_blob(data)
@@ -303,8 +321,10 @@ class Transaction:
 
     def snapshot_tree(self, directory: str | os.PathLike[str]) -> None:
         """Before-images of everything under ``directory``; undo removes what appears later."""
-        top = Path(directory)
-        if self.dry_run or not top.is_dir():
+        if self.dry_run:
+            return
+        top = self._path(directory, follow_last=True)
+        if not top.is_dir():
             return
         names = []
         for dirpath, dirnames, filenames in os.walk(top):
@@ -322,6 +342,7 @@ class Transaction:
             missing.append(parent)
             parent = parent.parent
         for directory in reversed(missing):
+            self._confine(directory)
             self._journal({"op": "file", "path": str(directory), "before": {"type": ABSENT}})
             self._seen.add(str(directory))
             fault.point("mkdir")
@@ -330,30 +351,28 @@ class Transaction:
     def write_file(self, path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644,
                    owner: tuple[int, int] | None = (0, 0)) -> None:
         """Atomically replace ``path`` with ``data`` (missing parent directories are made)."""
-        target = Path(path)
         if self.dry_run:
-            self.planned.append(f"write {target} ({len(data)} bytes, mode {mode:o})")
+            self.planned.append(f"write {path} ({len(data)} bytes, mode {mode:o})")
             return
+        target = self._path(path)
         self._make_parents(target)
         self.snapshot(target)
-        if target.is_symlink():
-            target.unlink()  # replace the link itself, never write through it
-        atomic_write(target, data, mode=mode, owner=owner)
+        atomic_write(target, data, mode=mode, owner=owner)  # replaces a link, never follows
 
     def symlink(self, path: str | os.PathLike[str], target: str) -> None:
-        link = Path(path)
         if self.dry_run:
-            self.planned.append(f"link {link} -> {target}")
+            self.planned.append(f"link {path} -> {target}")
             return
+        link = self._path(path)
         self._make_parents(link)
         self.snapshot(link)
         atomic_symlink(link, target)
 
     def remove_file(self, path: str | os.PathLike[str]) -> None:
-        target = Path(path)
         if self.dry_run:
-            self.planned.append(f"remove {target}")
+            self.planned.append(f"remove {path}")
             return
+        target = self._path(path)
         if not target.exists() and not target.is_symlink():
             return
         if target.is_dir() and not target.is_symlink():
@@ -479,9 +498,24 @@ def _meta(txn_dir: Path) -> dict[str, Any]:
     return json.loads(read_nofollow(txn_dir / "meta.json"))
 
 
-def _txn_root(txn_dir: Path, root: str | os.PathLike[str] | None) -> Path:
-    """The root a transaction's paths must stay in: the one it was made under, and when the
-    caller names a root (``--root IMG``) it must be that one."""
+def confinement(root: str | os.PathLike[str], state_dir: Path) -> Path:
+    """Where a transaction's paths must stay: inside its root when its journal lives inside
+    that root too (``--root IMG`` with IMG's own state dir: whoever made the image could have
+    planted that journal), anywhere (stores named explicitly, say ``java:/srv/app.p12``) when
+    the journal is in a state dir outside it."""
+    top = Path(os.path.abspath(root))
+    return top if state_dir.is_relative_to(top) else Path("/")
+
+
+def _in_root(made_under: Path, path: str) -> Path:
+    """A journaled path resolved again as its root sees it (a directory swapped for a link
+    since the transaction cannot lead the restore out of the image)."""
+    if str(made_under) != "/" and rootfs.inside(made_under, path):
+        return rootfs.resolve(made_under, path)
+    return Path(path)
+
+
+def _made_under(txn_dir: Path, root: str | os.PathLike[str] | None) -> Path:
     recorded = _meta(txn_dir).get("root")
     if not isinstance(recorded, str) or not recorded.startswith("/"):
         raise steps.JournalRefused(f"transaction {txn_dir.name.lstrip('0')}: bad root {recorded!r}")
@@ -548,13 +582,14 @@ def _audit(state_dir: Path, txn_dir: Path) -> None:
 def _rollback(txn_dir: Path, root: str | os.PathLike[str] | None = None) -> None:
     """Undo every journaled step of a failed or crashed transaction, newest first."""
     blobs = txn_dir / "blobs"
-    entries = _entries(txn_dir, _txn_root(txn_dir, root))
+    made = _made_under(txn_dir, root)
+    entries = _entries(txn_dir, confinement(made, txn_dir.parent.parent))
     for entry in reversed(entries):
         op = entry["op"]
         if op == "file":
-            restore_image(Path(entry["path"]), entry["before"], blobs)
+            restore_image(_in_root(made, entry["path"]), entry["before"], blobs)
         elif op == "tree":
-            _prune_tree(Path(entry["path"]), set(entry["names"]), None)
+            _prune_tree(_in_root(made, entry["path"]), set(entry["names"]), None)
         elif op == "record":
             steps.kind(entry["kind"]).restore(entry.get("data") or {},
                                               _blob(blobs, entry["before"]))
@@ -735,12 +770,13 @@ def _undo_locked(directory: Path, txn_id: str | None, *, root: str | os.PathLike
     """``undo`` once the host lock is held (or, for a dry run, without it: it writes nothing)."""
     target = _pick(transactions(state_dir=directory), txn_id)
     txn_dir = directory / "txns" / f"{int(target.id):06d}"
-    entries = _entries(txn_dir, _txn_root(txn_dir, root))
+    made = _made_under(txn_dir, root)
+    entries = _entries(txn_dir, confinement(made, directory))
     status_doc = json.loads(read_nofollow(txn_dir / "status.json"))
     after = status_doc["after"]
     blobs = txn_dir / "blobs"
     conflicts = [p for p, image in after.items()
-                 if describe_image(capture(Path(p))[0]) != describe_image(image)]
+                 if describe_image(capture(_in_root(made, p))[0]) != describe_image(image)]
     if conflicts and not force:
         raise StoreError(
             f"transaction {target.id}: {len(conflicts)} file(s) changed since "
@@ -761,7 +797,7 @@ def _undo_locked(directory: Path, txn_id: str | None, *, root: str | os.PathLike
     if dry_run:
         return UndoResult(target.id, target.description, None, tuple(actions), True)
     with Transaction("undo", f"undo {target.id}: {target.description}",
-                     root=root, state_dir=directory, undoes=target.id) as txn:
+                     root=made, state_dir=directory, undoes=target.id) as txn:
         _apply_undo(txn, entries, blobs)
     return UndoResult(target.id, target.description, txn.id, tuple(actions), False)
 
@@ -783,11 +819,11 @@ def _apply_undo(txn: Transaction, entries: list[dict[str, Any]], blobs: Path) ->
     for entry in reversed(entries):
         op = entry["op"]
         if op == "file":
-            path = Path(entry["path"])
+            path = txn._path(entry["path"])
             txn.snapshot(path)
             restore_image(path, entry["before"], blobs)
         elif op == "tree":
-            _prune_tree(Path(entry["path"]), set(entry["names"]), txn)
+            _prune_tree(txn._path(entry["path"]), set(entry["names"]), txn)
         elif op == "record":
             step, data = steps.kind(entry["kind"]), entry.get("data") or {}
             txn.record(step.name, step.capture(data), label=entry.get("label", ""), data=data)
