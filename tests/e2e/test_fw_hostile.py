@@ -157,7 +157,7 @@ def test_post_apply_check_rolls_back_what_validation_misses(hosts, tmp_path):
     before = saved(server)
     script = textwrap.dedent(f"""\
         import sys
-        from trustwall.firewall import fields
+        from trustwall.firewall.iptables import fields
         fields.check_added = fields.check_rule = lambda *a, **k: None
         from trustwall.errors import TrustwallError
         from trustwall.firewall.change.apply import Options

@@ -115,7 +115,7 @@ def _iptables(family: int) -> StepKind:
 
 def _firewall_undo() -> Any:
     """firewall.undo, imported when an undo needs it (it imports the journal itself)."""
-    from trustwall.firewall import undo
+    from trustwall.firewall.change import undo
 
     return undo
 

@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from trustwall.errors import BadInput
-from trustwall.firewall import fields
+from trustwall.firewall.iptables import fields
 from trustwall.firewall.iptables.model import HOOKS, Match, Option, Rule, Ruleset, is_valid_hook
 from trustwall.firewall.iptables.parse import parse_rule_spec
 from trustwall.firewall.iptables.render import render_command, render_rule

@@ -41,11 +41,11 @@ from pathlib import Path
 from typing import Any
 
 from trustwall.errors import EXIT_PROBLEM, BadInput, LockoutRisk, ParseError, TrustwallError
-from trustwall.firewall import fields
+from trustwall.firewall.change.session import Session, find_session
+from trustwall.firewall.iptables import fields
 from trustwall.firewall.iptables.live import encode, tool
 from trustwall.firewall.iptables.model import Ruleset
 from trustwall.firewall.semantics.routing import LocalAddresses
-from trustwall.firewall.session import Session, find_session
 from trustwall.journal.atomic import atomic_write
 from trustwall.journal.lock import HostLock
 from trustwall.journal.transaction import Transaction, state_dir_for
@@ -332,8 +332,8 @@ def apply_rulesets(targets: dict[int, Ruleset], *, description: str, kind: str =
     if options.dry_run:
         return ApplyResult(tuple(changes), applied=False, dry_run=True, kept_flows=kept,
                            warnings=tuple(warnings))
+    from trustwall.firewall.change.undo import where as made_where
     from trustwall.firewall.iptables.live import chosen_backend, save_text
-    from trustwall.firewall.undo import where as made_where
 
     where = {"backend": chosen_backend(), **made_where()}
 

@@ -292,7 +292,7 @@ def _table(doc: _Doc, family: int, name: str, node: yaml.Node) -> PolicyTable:
 
 
 def _valid_chain_name(doc: _Doc, node: yaml.Node, name: str) -> None:
-    from trustwall.firewall.fields import FieldError, chain_name
+    from trustwall.firewall.iptables.fields import FieldError, chain_name
 
     try:
         chain_name(name)
@@ -443,7 +443,7 @@ def compile_rule(rule: PolicyRule, groups: dict[str, tuple[str, ...]], family: i
 def _compile_rule(rule: PolicyRule, groups_items: tuple[tuple[str, tuple[str, ...]], ...],
                   family: int) -> tuple[Rule, ...]:
     # Cached: validation (load_policy) and compile_policy parse the same rules.
-    from trustwall.firewall.fields import FieldError, check_rule
+    from trustwall.firewall.iptables.fields import FieldError, check_rule
     from trustwall.firewall.iptables.parse import parse_rule_spec
 
     groups = dict(groups_items)

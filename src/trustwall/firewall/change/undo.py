@@ -49,7 +49,7 @@ def machine_id() -> str | None:
 
 def where() -> dict[str, Any]:
     """The journal data that says where a firewall change is made."""
-    from trustwall.firewall.session import netns_id
+    from trustwall.firewall.change.session import netns_id
 
     out: dict[str, Any] = {}
     netns, host = netns_id(), machine_id()
