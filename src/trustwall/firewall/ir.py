@@ -1,5 +1,7 @@
 """The firewall IR: what a rule tests of a packet, independent of the syntax it came from.
 
+Per hook, base chains run in the order of their priorities (:func:`iptables_priority` for
+iptables' tables); ``accept`` ends only its base chain, ``drop`` and ``reject`` are final.
 A frontend (today iptables: ``extensions.conditions``) turns each match of a rule into
 :class:`Condition` values over packet fields; trace and the packet spaces evaluate those, never
 the frontend's words. A condition the IR does not model is :class:`Opaque`: the trace follows
@@ -111,6 +113,18 @@ class TcpFlags:
 
     def matches(self, flags_set: frozenset[str]) -> bool:
         return ((flags_set & self.mask) == self.comp) != self.negated
+
+
+#: iptables' tables as base chains: their fixed priorities (netfilter's NF_IP_PRI_*). The nat
+#: table is two base chains: destination NAT before filtering (PREROUTING, OUTPUT), source
+#: NAT after it (INPUT, POSTROUTING). Native nft base chains sit beside them at their own.
+IPTABLES_PRIORITIES = {"raw": -300, "mangle": -150, "filter": 0, "security": 50}
+NAT_PRIORITIES = {"PREROUTING": -100, "OUTPUT": -100, "INPUT": 100, "POSTROUTING": 100}
+
+
+def iptables_priority(table: str, hook: str) -> int:
+    """The priority at which an iptables table's built-in chain runs at a hook."""
+    return NAT_PRIORITIES[hook] if table == "nat" else IPTABLES_PRIORITIES[table]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
 from trustwall.errors import BadInput
-from trustwall.firewall.iptables.model import Chain, Rule, Ruleset
+from trustwall.firewall.iptables.model import Chain, Rule, Ruleset, hook_tables
 from trustwall.firewall.semantics.routing import UNKNOWN as UNKNOWN_LOCALS
 from trustwall.firewall.semantics.routing import LocalAddresses
 from trustwall.firewall.semantics.trace.actions import (
@@ -317,11 +317,10 @@ class Tracer:
 
     def _walk(self, run: _Run, ctx: _Ctx, local: bool) -> tuple[str, RuleRef | None]:
         if local:
-            order: list[tuple[str, tuple[str, ...]]] = [
-                ("OUTPUT", ("raw", "mangle", "nat", "filter", "security"))]
+            order: list[tuple[str, tuple[str, ...]]] = [("OUTPUT", hook_tables("OUTPUT"))]
             main = "OUTPUT"
         else:
-            verdict = self._hook_tables(run, ctx, "PREROUTING", ("raw", "mangle", "nat"))
+            verdict = self._hook_tables(run, ctx, "PREROUTING", hook_tables("PREROUTING"))
             if verdict is not None:
                 return verdict
             to_me = self._is_local(run, ctx)
@@ -337,10 +336,9 @@ class Tracer:
                 if ctx.iout is None and ctx.dst is not None:
                     ctx.iout = self.local.out_interface(str(_addr_obj(ctx.dst, self.family)))
             main = "INPUT" if to_me else "FORWARD"
-            order = [("INPUT", ("mangle", "filter", "security", "nat"))] if to_me else [
-                ("FORWARD", ("mangle", "filter", "security"))]
+            order = [(main, hook_tables(main))]
         if main != "INPUT":
-            order.append(("POSTROUTING", ("mangle", "nat")))
+            order.append(("POSTROUTING", hook_tables("POSTROUTING")))
         for hook, tables in order:
             verdict = self._hook_tables(run, ctx, hook, tables)
             if verdict is not None:
