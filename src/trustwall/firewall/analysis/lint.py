@@ -24,7 +24,6 @@ from trustwall.firewall.iptables import extensions as ext
 from trustwall.firewall.iptables.model import (
     BUILTIN_CHAINS,
     HOOKS,
-    TERMINATING_TARGETS,
     Rule,
     Ruleset,
     Table,
@@ -213,7 +212,7 @@ class _Verdicts:
 def _unconditional(rule: Rule, flat: FlatChain) -> bool:
     rs = rule_space(rule, flat.universe)
     return (not rs.unknown and rs.must == (flat.universe.full,)
-            and (rule.target_name in TERMINATING_TARGETS or rule.target_name == "RETURN"))
+            and (rule.target_name in ext.TERMINATING_TARGETS or rule.target_name == "RETURN"))
 
 
 #: A query with more candidates than this is "broad": its gap is worth remembering.

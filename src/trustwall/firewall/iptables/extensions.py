@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 from typing import Any, TypeVar
 
-from trustwall.firewall.iptables.model import Match, Option, Protocol, Target
+from trustwall.firewall.iptables.model import HOOKS, Match, Option, Protocol, Target
 from trustwall.firewall.ir import AddressTypes, Condition, MarkMatch, Opaque, PacketType
 from trustwall.firewall.protocols import (
     ICMP6_TYPES,
@@ -817,7 +817,14 @@ class Extension:
     - ``modelled``: the options whose meaning trace and packet spaces model exactly (None: the
       extension is opaque to them, and so is any option outside the set);
     - ``typed``: further options that the typed accessors of ``model.Match`` read;
-    - ``bare``: a match complete without options; ``needs_option``: a target refused without.
+    - ``bare``: a match complete without options; ``needs_option``: a target refused without;
+    - ``effect`` of a target on the packet's walk: ``accept`` (ends this base chain),
+      ``final`` (DROP, REJECT, QUEUE: ends the packet), ``return``, ``nat`` (rewrites
+      addresses, ends the nat chain), ``continue`` (next rule), ``ends`` (ends the walk in a
+      way not modelled: TPROXY, SYNPROXY); None: unknown; ``sets``: what it changes that later
+      rules read (``mark``, ``conntrack``);
+    - ``table``/``hooks``: where the kernel accepts it (xt_*.c ``.table``/``.hooks``; None:
+      anywhere).
     """
 
     name: str
@@ -830,6 +837,10 @@ class Extension:
     typed: frozenset[str] = frozenset()
     bare: bool = False
     needs_option: bool = False
+    effect: str | None = None
+    sets: frozenset[str] = frozenset()
+    table: str | None = None
+    hooks: frozenset[str] | None = None
 
 
 #: Every match and target extension trustwall knows, by name.
@@ -837,16 +848,18 @@ MATCH_EXTENSIONS: dict[str, Extension] = {}
 TARGET_EXTENSIONS: dict[str, Extension] = {}
 
 
-def _declare(table: dict[str, Extension], name: str, options: str | None, *, family: int = 0,
+def _declare(registry: dict[str, Extension], name: str, options: str | None, *, family: int = 0,
              required: tuple[str, ...] = (), proto: tuple[str, ...] = (),
-             modelled: str | None = None, typed: str = "", **hooks: object) -> None:
+             modelled: str | None = None, typed: str = "", sets: str = "",
+             **hooks: object) -> None:
     spec = _spec(name, options, family=family, required=required, proto=proto) \
         if options is not None else None
-    if name in table:  # a listing shared with an extension declared earlier
-        hooks.setdefault("listing", table[name].listing)
-    table[name] = Extension(
+    if name in registry:  # a listing shared with an extension declared earlier
+        hooks.setdefault("listing", registry[name].listing)
+    registry[name] = Extension(
         name, spec, modelled=frozenset(modelled.split()) if modelled is not None else None,
-        typed=frozenset(typed.split()), **hooks)  # type: ignore[arg-type]
+        typed=frozenset(typed.split()), sets=frozenset(sets.split()),
+        **hooks)  # type: ignore[arg-type]
 
 
 def match(name: str, options: str | None, **kw: object) -> None:
@@ -1139,7 +1152,8 @@ def _comment_l(m: Match) -> str | None:
     return f" /* {m.comment} */"
 
 match("mac", "mac-source:mac", required=("mac-source",), typed="mac-source",
-      meaning=_mac_meaning)
+      meaning=_mac_meaning,
+      hooks=frozenset({"PREROUTING", "INPUT", "FORWARD"}))
 
 
 @match_listing("mac")
@@ -1653,7 +1667,8 @@ def _owner_check(options: list[Option], ctx: Context) -> str | None:
 
 
 match("owner", "uid-owner:user gid-owner:group suppl-groups=0 socket-exists=0",
-      check=_owner_check)
+      check=_owner_check,
+      hooks=frozenset({"OUTPUT", "POSTROUTING"}))
 
 
 @match_listing("owner")
@@ -1832,8 +1847,9 @@ def _policy_l(m: Match) -> str | None:
 
 
 # Matches without an option table here: parsed generically, complete without options.
-for _name in ("socket", "rpfilter", "eui64", "hbh", "dst", "srh"):
+for _name in ("socket", "rpfilter", "hbh", "dst", "srh"):
     match(_name, None, bare=True)
+match("eui64", None, bare=True, hooks=frozenset({"PREROUTING", "INPUT", "FORWARD"}))
 
 
 # --- targets ----------------------------------------------------------------------------------
@@ -1873,7 +1889,8 @@ def _reject_finish(options: list[Option], ctx: Context) -> list[Option]:
     return [Option("reject-with", False, (value,))]
 
 
-target("REJECT", "reject-with", finish=_reject_finish)
+target("REJECT", "reject-with", finish=_reject_finish,
+       effect="final", hooks=frozenset({"INPUT", "FORWARD", "OUTPUT"}))
 
 
 @target_listing("REJECT")
@@ -1889,7 +1906,8 @@ def _log_finish(options: list[Option], ctx: Context) -> list[Option]:
 
 
 target("LOG", "log-prefix:str log-level:loglevel log-tcp-sequence=0 log-tcp-options=0 "
-              "log-ip-options=0 log-uid=0 log-macdecode=0", finish=_log_finish)
+              "log-ip-options=0 log-uid=0 log-macdecode=0", finish=_log_finish,
+       effect="continue")
 
 
 @target_listing("LOG")
@@ -1929,7 +1947,8 @@ def _nat_check(name: str) -> Check:
 
 
 target("DNAT", "to-destination:natto random=0 persistent=0", needs_option=True,
-       check=_nat_check("DNAT"))
+       check=_nat_check("DNAT"),
+       effect="nat", table="nat", hooks=frozenset({"PREROUTING", "OUTPUT"}))
 
 
 @target_listing("DNAT", "SNAT")
@@ -1943,8 +1962,10 @@ def _dnat_target_l(t: Target) -> str | None:
     return text
 
 target("SNAT", "to-source:natto random=0 random-fully=0 persistent=0", needs_option=True,
-       check=_nat_check("SNAT"))
-target("REDIRECT", "to-ports:natports random=0", check=_nat_check("REDIRECT"))
+       check=_nat_check("SNAT"),
+       effect="nat", table="nat", hooks=frozenset({"POSTROUTING", "INPUT"}))
+target("REDIRECT", "to-ports:natports random=0", check=_nat_check("REDIRECT"),
+       effect="nat", table="nat", hooks=frozenset({"PREROUTING", "OUTPUT"}))
 
 
 @target_listing("REDIRECT")
@@ -1955,7 +1976,8 @@ def _redirect_target_l(t: Target) -> str | None:
         " random" if o("random") is not None else "")
 
 target("MASQUERADE", "to-ports:natports random=0 random-fully=0",
-       check=_nat_check("MASQUERADE"))
+       check=_nat_check("MASQUERADE"),
+       effect="nat", table="nat", hooks=frozenset({"POSTROUTING"}))
 
 
 @target_listing("MASQUERADE")
@@ -1965,7 +1987,8 @@ def _masquerade_target_l(t: Target) -> str | None:
     text = f" masq ports: {opt.value}" if opt else ""
     return text + "".join(f" {f}" for f in ("random", "random-fully") if o(f) is not None)
 
-target("NETMAP", "to:netmapto", needs_option=True)
+target("NETMAP", "to:netmapto", needs_option=True,
+       effect="nat", table="nat", hooks=frozenset({"PREROUTING", "POSTROUTING", "OUTPUT", "INPUT"}))
 
 
 @target_listing("NETMAP")
@@ -2001,7 +2024,8 @@ def _connmark_finish(options: list[Option], ctx: Context) -> list[Option]:
 
 target("CONNMARK", "set-xmark:xmark save-mark=0 restore-mark=0 nfmask:xmask ctmask:xmask "
                    "set-mark:xmark and-mark:uint or-mark:uint xor-mark:uint mask:xmask",
-       needs_option=True, finish=_connmark_finish)
+       needs_option=True, finish=_connmark_finish,
+       effect="continue", sets="mark")
 
 
 def _dscp_target_finish(options: list[Option], ctx: Context) -> list[Option]:
@@ -2011,7 +2035,8 @@ def _dscp_target_finish(options: list[Option], ctx: Context) -> list[Option]:
 target("DSCP", "set-dscp:dscp set-dscp-class:dscp", needs_option=True,
        finish=_dscp_target_finish,
        check=lambda options, ctx: "DSCP: --set-dscp and --set-dscp-class exclude each other"
-       if len(options) != 1 else None)
+       if len(options) != 1 else None,
+       effect="continue", table="mangle", hooks=frozenset(HOOKS))
 
 
 @target_listing("DSCP", "TOS")
@@ -2035,11 +2060,13 @@ def _tos_option(o: Option) -> Option:
 
 
 target("TOS", "set-tos:tos and-tos:uint or-tos:uint xor-tos:uint", needs_option=True,
-       finish=lambda options, ctx: [_tos_option(o) for o in options])
+       finish=lambda options, ctx: [_tos_option(o) for o in options],
+       effect="continue", table="mangle", hooks=frozenset(HOOKS))
 target("NFLOG", "nflog-prefix:str nflog-group:u16 nflog-range:uint nflog-size:uint "
                 "nflog-threshold:u16",
        finish=lambda options, ctx: [o for o in options
-                                    if not (o.name == "nflog-group" and o.values == ("0",))])
+                                    if not (o.name == "nflog-group" and o.values == ("0",))],
+       effect="continue")
 
 
 def _exactly_one(name: str) -> Check:
@@ -2051,7 +2078,8 @@ def _exactly_one(name: str) -> Check:
 
 
 target("TTL", "ttl-set:u8 ttl-dec:u8nz ttl-inc:u8nz", family=4,
-       required=("ttl-set", "ttl-dec", "ttl-inc"), needs_option=True, check=_exactly_one("TTL"))
+       required=("ttl-set", "ttl-dec", "ttl-inc"), needs_option=True, check=_exactly_one("TTL"),
+       effect="continue", table="mangle", hooks=frozenset(HOOKS))
 
 
 @target_listing("TTL", "HL")
@@ -2063,7 +2091,8 @@ def _ttl_target_l(t: Target) -> str | None:
             return f" {t.name} {words} {opt.value}"
 
 target("HL", "hl-set:u8 hl-dec:u8nz hl-inc:u8nz", family=6,
-       required=("hl-set", "hl-dec", "hl-inc"), needs_option=True, check=_exactly_one("HL"))
+       required=("hl-set", "hl-dec", "hl-inc"), needs_option=True, check=_exactly_one("HL"),
+       effect="continue", table="mangle", hooks=frozenset(HOOKS))
 
 
 def _nfqueue_finish(options: list[Option], ctx: Context) -> list[Option]:
@@ -2073,7 +2102,8 @@ def _nfqueue_finish(options: list[Option], ctx: Context) -> list[Option]:
 
 
 target("NFQUEUE", "queue-num:u16 queue-balance:queuerange queue-bypass=0 queue-cpu-fanout=0",
-       finish=_nfqueue_finish)
+       finish=_nfqueue_finish,
+       effect="final")
 
 
 @target_listing("NFQUEUE")
@@ -2085,7 +2115,8 @@ def _nfqueue_target_l(t: Target) -> str | None:
     text += " bypass" if o("queue-bypass") is not None else ""
     return text + (" cpu-fanout" if o("queue-cpu-fanout") is not None else "")
 
-target("LED", "led-trigger-id:qstr led-delay led-always-blink=0", needs_option=True)
+target("LED", "led-trigger-id:qstr led-delay led-always-blink=0", needs_option=True,
+       effect="continue")
 
 
 def _mark_finish(options: list[Option], ctx: Context) -> list[Option]:
@@ -2095,7 +2126,8 @@ def _mark_finish(options: list[Option], ctx: Context) -> list[Option]:
 
 
 target("MARK", "set-xmark:xmark set-mark:xmark and-mark:uint or-mark:uint xor-mark:uint",
-       needs_option=True, finish=_mark_finish)
+       needs_option=True, finish=_mark_finish,
+       effect="continue", sets="mark")
 
 
 @target_listing("MARK", "CONNMARK")
@@ -2115,7 +2147,8 @@ def _tproxy_check(options: list[Option], ctx: Context) -> str | None:
     return None
 
 
-target("TPROXY", None, needs_option=True, check=_tproxy_check)
+target("TPROXY", None, needs_option=True, check=_tproxy_check,
+       effect="ends", table="mangle", hooks=frozenset({"PREROUTING"}))
 
 
 @target_listing("TPROXY")
@@ -2134,7 +2167,8 @@ def _audit_check(options: list[Option], ctx: Context) -> str | None:
     return None
 
 
-target("AUDIT", None, needs_option=True, check=_audit_check)
+target("AUDIT", None, needs_option=True, check=_audit_check,
+       effect="continue")
 
 
 @target_listing("AUDIT", "CONNSECMARK")
@@ -2143,7 +2177,8 @@ def _audit_target_l(t: Target) -> str | None:
 
 target("IDLETIMER", None, needs_option=True,
        check=lambda options, ctx: None if "label" in _given(options) else
-       "IDLETIMER needs --label")
+       "IDLETIMER needs --label",
+       effect="continue")
 
 
 @target_listing("IDLETIMER")
@@ -2163,7 +2198,8 @@ def _tcpoptstrip_check(options: list[Option], ctx: Context) -> str | None:
     return None
 
 
-target("TCPOPTSTRIP", None, check=_tcpoptstrip_check)
+target("TCPOPTSTRIP", None, check=_tcpoptstrip_check,
+       effect="continue", table="mangle", hooks=frozenset(HOOKS))
 
 
 @target_listing("TCPOPTSTRIP")
@@ -2182,8 +2218,10 @@ def _npt_check(name: str) -> Check:
     return check
 
 
-target("SNPT", None, needs_option=True, check=_npt_check("SNPT"))
-target("DNPT", None, needs_option=True, check=_npt_check("DNPT"))
+target("SNPT", None, needs_option=True, check=_npt_check("SNPT"),
+       table="mangle", hooks=frozenset({"INPUT", "POSTROUTING"}))
+target("DNPT", None, needs_option=True, check=_npt_check("DNPT"),
+       table="mangle", hooks=frozenset({"PREROUTING", "OUTPUT"}))
 
 
 @target_listing("DNPT", "SNPT")
@@ -2191,13 +2229,31 @@ def _dnpt_target_l(t: Target) -> str | None:
     return f" {t.name}" + dashless(t.options)
 
 # Targets iptables refuses without an option (their parse "final check").
-for _name in ("CHECKSUM", "CLASSIFY", "CONNSECMARK", "HMARK", "SECMARK", "TCPMSS", "TEE",
-              "ECN", "SET", "RATEEST"):
-    target(_name, None, needs_option=True)
+target("CHECKSUM", None, needs_option=True, effect="continue", table="mangle",
+       hooks=frozenset(HOOKS))
+target("CLASSIFY", None, needs_option=True, effect="continue", table="mangle",
+       hooks=frozenset({"FORWARD", "OUTPUT", "POSTROUTING"}))
+target("CONNSECMARK", None, needs_option=True, effect="continue", hooks=frozenset(HOOKS))
+target("SECMARK", None, needs_option=True, effect="continue", hooks=frozenset(HOOKS))
+target("ECN", None, needs_option=True, effect="continue", table="mangle", hooks=frozenset(HOOKS))
+for _name in ("HMARK", "TCPMSS", "TEE", "SET", "RATEEST"):
+    target(_name, None, needs_option=True, effect="continue")
 # Targets iptables 1.8.9 can load that need nothing from trustwall beyond their name.
-for _name in ("CLUSTERIP", "CT", "NOTRACK", "SYNPROXY", "TRACE", "ULOG", "MIRROR", "SAME",
-              "TARPIT"):
+target("CT", None, effect="continue", sets="conntrack", table="raw",
+       hooks=frozenset({"PREROUTING", "OUTPUT"}))
+target("NOTRACK", None, effect="continue", sets="conntrack", table="raw",
+       hooks=frozenset({"PREROUTING", "OUTPUT"}))
+target("SYNPROXY", None, effect="ends", hooks=frozenset({"INPUT", "FORWARD"}))
+target("TARPIT", None, effect="final")
+for _name in ("TRACE", "ULOG"):
+    target(_name, None, effect="continue")
+for _name in ("CLUSTERIP", "MIRROR", "SAME"):
     target(_name, None)
+# The standard targets: verdicts and RETURN.
+target("ACCEPT", None, effect="accept")
+target("DROP", None, effect="final")
+target("QUEUE", None, effect="final")
+target("RETURN", None, effect="return")
 
 # -L text of targets declared by their listing alone.
 
@@ -2260,9 +2316,27 @@ def _checksum_target_l(t: Target) -> str | None:
 #: Option tables by extension name (the parser's view of the registry).
 MATCHES: dict[str, ExtSpec] = {n: e.spec for n, e in MATCH_EXTENSIONS.items() if e.spec}
 TARGETS: dict[str, ExtSpec] = {n: e.spec for n, e in TARGET_EXTENSIONS.items() if e.spec}
-#: Every name ``-j`` can give that is not a chain: the built-in verdicts and every target
+#: Every name ``-j`` can give that is not a chain: the standard targets and every target
 #: extension declared here (the policy compiler and lint ask this one set).
-TARGET_NAMES: frozenset[str] = frozenset(TARGET_EXTENSIONS) | {"ACCEPT", "DROP", "RETURN", "QUEUE"}
+TARGET_NAMES: frozenset[str] = frozenset(TARGET_EXTENSIONS)
+
+
+def _targets(*effects: str) -> frozenset[str]:
+    return frozenset(n for n, e in TARGET_EXTENSIONS.items() if e.effect in effects)
+
+
+#: Targets that decide the packet for good (the rest of the hooks are not visited).
+FINAL_TARGETS = _targets("final")
+#: Targets that let the packet go on with the next rule.
+CONTINUING_TARGETS = _targets("continue")
+#: Targets that rewrite addresses or ports (and end the nat chain).
+NAT_TARGETS = _targets("nat")
+#: Targets that end the walk of the hook for this packet (a verdict, NAT, TPROXY...).
+TERMINATING_TARGETS = _targets("accept", "final", "nat", "ends")
+#: Targets that change what later rules or the conntrack state see.
+CHANGING_TARGETS = NAT_TARGETS | frozenset(n for n, e in TARGET_EXTENSIONS.items() if e.sets)
+#: Targets that set the packet or connection mark a later ``-m mark`` reads.
+MARK_SETTERS = frozenset(n for n, e in TARGET_EXTENSIONS.items() if "mark" in e.sets)
 #: Options each match models exactly as packet conditions (what trace and spaces read).
 MODELLED_OPTIONS: dict[str, frozenset[str]] = {
     n: e.modelled for n, e in MATCH_EXTENSIONS.items() if e.modelled is not None}

@@ -72,15 +72,6 @@ BUILTIN_CHAINS: dict[str, tuple[str, ...]] = {
     "security": ("INPUT", "FORWARD", "OUTPUT"),
 }
 
-#: Targets that end the traversal of the current chain (a verdict or a return).
-VERDICTS = frozenset({"ACCEPT", "DROP", "RETURN"})
-
-#: Targets that decide the packet's fate and end traversal of the whole hook.
-TERMINATING_TARGETS = frozenset({
-    "ACCEPT", "DROP", "REJECT", "QUEUE", "NFQUEUE", "DNAT", "SNAT", "MASQUERADE", "REDIRECT",
-    "NETMAP", "TPROXY", "CT_NOTRACK_LEGACY", "SYNPROXY", "TARPIT",
-})
-
 MAX_CHAIN_NAME = 28  # XT_EXTENSION_MAXNAMELEN - 1 (xtables.h): the kernel's limit
 MAX_IFACE_NAME = 15  # IFNAMSIZ - 1
 
@@ -371,6 +362,8 @@ class Target:
     @property
     def terminating(self) -> bool:
         """True for a target that ends the hook for this packet (ACCEPT, DROP, REJECT, DNAT …)."""
+        from trustwall.firewall.iptables.extensions import TERMINATING_TARGETS  # imports model
+
         return self.name in TERMINATING_TARGETS
 
 

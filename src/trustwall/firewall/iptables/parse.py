@@ -25,7 +25,6 @@ from trustwall.errors import ParseError
 from trustwall.firewall.iptables import extensions as ext
 from trustwall.firewall.iptables.model import (
     BUILTIN_CHAINS,
-    HOOKS,
     MAX_CHAIN_NAME,
     MAX_IFACE_NAME,
     Address,
@@ -627,34 +626,6 @@ def parse_rule_spec(words: Sequence[str] | str, *, chain: str, family: int = 4,
     return rule
 
 
-# Where the kernel accepts a target or match (xt_*.c .table / .hooks): table None = any table.
-_TARGET_PLACES: dict[str, tuple[str | None, frozenset[str]]] = {
-    "DNAT": ("nat", frozenset({"PREROUTING", "OUTPUT"})),
-    "REDIRECT": ("nat", frozenset({"PREROUTING", "OUTPUT"})),
-    "SNAT": ("nat", frozenset({"POSTROUTING", "INPUT"})),
-    "MASQUERADE": ("nat", frozenset({"POSTROUTING"})),
-    "NETMAP": ("nat", frozenset({"PREROUTING", "POSTROUTING", "OUTPUT", "INPUT"})),
-    "TPROXY": ("mangle", frozenset({"PREROUTING"})),
-    "CT": ("raw", frozenset({"PREROUTING", "OUTPUT"})),
-    "NOTRACK": ("raw", frozenset({"PREROUTING", "OUTPUT"})),
-    "REJECT": (None, frozenset({"INPUT", "FORWARD", "OUTPUT"})),
-    "TTL": ("mangle", frozenset(HOOKS)), "HL": ("mangle", frozenset(HOOKS)),
-    "ECN": ("mangle", frozenset(HOOKS)), "DSCP": ("mangle", frozenset(HOOKS)),
-    "TOS": ("mangle", frozenset(HOOKS)), "CHECKSUM": ("mangle", frozenset(HOOKS)),
-    "CLASSIFY": ("mangle", frozenset({"FORWARD", "OUTPUT", "POSTROUTING"})),
-    "TCPOPTSTRIP": ("mangle", frozenset(HOOKS)),
-    "SECMARK": (None, frozenset(HOOKS)), "CONNSECMARK": (None, frozenset(HOOKS)),
-    "DNPT": ("mangle", frozenset({"PREROUTING", "OUTPUT"})),
-    "SNPT": ("mangle", frozenset({"INPUT", "POSTROUTING"})),
-    "SYNPROXY": (None, frozenset({"INPUT", "FORWARD"})),
-}
-_MATCH_HOOKS: dict[str, frozenset[str]] = {
-    "owner": frozenset({"OUTPUT", "POSTROUTING"}),
-    "mac": frozenset({"PREROUTING", "INPUT", "FORWARD"}),
-    "eui64": frozenset({"PREROUTING", "INPUT", "FORWARD"}),
-}
-
-
 def hook_problem(rule: Rule, table: str) -> str | None:
     """Why the kernel would refuse ``rule`` in its (built-in) chain of ``table``, or None."""
     chain = rule.chain
@@ -664,16 +635,16 @@ def hook_problem(rule: Rule, table: str) -> str | None:
         return f"can't use -i with {chain}"
     if rule.out_interface is not None and chain in ("INPUT", "PREROUTING"):
         return f"can't use -o with {chain}"
-    for m in rule.matches:
-        hooks = _MATCH_HOOKS.get(m.module)
-        if hooks is not None and chain not in hooks:
+    for m in rule.matches:  # where the kernel accepts it: xt_*.c .table / .hooks
+        row = ext.MATCH_EXTENSIONS.get(m.module)
+        if row is not None and row.hooks is not None and chain not in row.hooks:
             return f"match {m.module!r} is not valid in {chain}"
-    if rule.target is not None and rule.target.name in _TARGET_PLACES:
-        want_table, hooks = _TARGET_PLACES[rule.target.name]
-        if want_table is not None and table != want_table:
-            return f"target {rule.target.name} is only valid in the {want_table} table"
-        if chain not in hooks:
-            return f"target {rule.target.name} is not valid in {chain}"
+    row = ext.TARGET_EXTENSIONS.get(rule.target.name) if rule.target is not None else None
+    if row is not None:
+        if row.table is not None and table != row.table:
+            return f"target {row.name} is only valid in the {row.table} table"
+        if row.hooks is not None and chain not in row.hooks:
+            return f"target {row.name} is not valid in {chain}"
     return None
 
 

@@ -23,7 +23,6 @@ from functools import cache, lru_cache
 
 from trustwall.firewall.iptables import extensions as ext
 from trustwall.firewall.iptables.model import (
-    TERMINATING_TARGETS,
     Chain,
     Match,
     PortSet,
@@ -35,8 +34,6 @@ from trustwall.firewall.protocols import TCP_FLAGS, protocol_number
 from trustwall.firewall.semantics import space as sp
 from trustwall.firewall.semantics.space import Cube, Space, Universe
 
-#: Targets that change the mark a later ``-m mark`` reads.
-_MARK_SETTERS = frozenset({"MARK", "CONNMARK"})
 _MAX_DEPTH = 64
 
 
@@ -359,10 +356,10 @@ class _Walker:
                 may, must = may - m_must, must - m_may
                 unknown = _carry(unknown, rs.unknown)
                 continue
-            if name in _MARK_SETTERS:
+            if name in ext.MARK_SETTERS:
                 self.mark_touched = True
             self.out.append(FlatRule(m_may, m_must, action_of(rule),
-                                     name in TERMINATING_TARGETS, origin, path, unk))
+                                     name in ext.TERMINATING_TARGETS, origin, path, unk))
 
 
 # --------------------------------------------------------------------------- deciding

@@ -35,7 +35,6 @@ index against. ``Tracer.trace_many`` also caches the answer per packet class: pa
 every field falls between the same boundaries of the whole ruleset get the same answer.
 """
 
-from trustwall.firewall.semantics.trace.actions import CONTINUING_TARGETS, FINAL_VERDICTS
 from trustwall.firewall.semantics.trace.result import (
     STATES,
     Assumption,
@@ -48,5 +47,5 @@ from trustwall.firewall.semantics.trace.result import (
 )
 from trustwall.firewall.semantics.trace.walk import Tracer, trace, trace_many
 
-__all__ = ["CONTINUING_TARGETS", "FINAL_VERDICTS", "STATES", "Assumption", "Outcome", "Packet",
+__all__ = ["STATES", "Assumption", "Outcome", "Packet",
            "RuleRef", "Step", "TraceResult", "Tracer", "Unknown", "trace", "trace_many"]

@@ -9,18 +9,6 @@ from collections.abc import Callable, Sequence
 from trustwall.firewall.semantics.routing import LocalAddresses
 from trustwall.firewall.semantics.trace.index import _addr_obj, _Ctx
 
-#: Targets that decide the packet for good (the rest of the hooks are not visited).
-FINAL_VERDICTS = frozenset({"DROP", "REJECT", "QUEUE", "NFQUEUE", "TARPIT"})
-#: Targets known to let the packet continue with the next rule.
-CONTINUING_TARGETS = frozenset({
-    "LOG", "NFLOG", "ULOG", "TRACE", "SET", "AUDIT", "CLASSIFY", "DSCP", "TOS", "TTL", "HL",
-    "TCPMSS", "TCPOPTSTRIP", "CHECKSUM", "CONNSECMARK", "SECMARK", "IDLETIMER", "LED",
-    "RATEEST", "HMARK", "ECN", "TEE", "CT", "NOTRACK", "MARK", "CONNMARK",
-})
-_NAT_TARGETS = frozenset({"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP"})
-_CHANGING_TARGETS = _NAT_TARGETS | {"MARK", "CONNMARK", "CT", "NOTRACK"}
-
-
 # --- targets that change the packet -------------------------------------------------------------
 
 

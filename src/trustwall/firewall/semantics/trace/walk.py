@@ -9,14 +9,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
 from trustwall.errors import BadInput
+from trustwall.firewall.iptables import extensions as ext
 from trustwall.firewall.iptables.model import Chain, Rule, Ruleset, hook_tables
 from trustwall.firewall.semantics.routing import UNKNOWN as UNKNOWN_LOCALS
 from trustwall.firewall.semantics.routing import LocalAddresses
 from trustwall.firewall.semantics.trace.actions import (
-    _CHANGING_TARGETS,
-    _NAT_TARGETS,
-    CONTINUING_TARGETS,
-    FINAL_VERDICTS,
     _compile_action,
 )
 from trustwall.firewall.semantics.trace.index import (
@@ -270,10 +267,10 @@ class Tracer:
             cr.kind = _RETURN
         elif target.name == "ACCEPT":
             cr.kind = _ACCEPT
-        elif target.name in FINAL_VERDICTS:
+        elif target.name in ext.FINAL_TARGETS:
             cr.kind = _VERDICT
             cr.target = "QUEUE" if target.name == "NFQUEUE" else target.name
-        elif target.name in _NAT_TARGETS or target.name in CONTINUING_TARGETS:
+        elif target.name in ext.NAT_TARGETS or target.name in ext.CONTINUING_TARGETS:
             cr.kind = _ACTION
             cr.target = target.name
             cr.action = _compile_action(target.name, target.options, self.local, table)
@@ -429,10 +426,10 @@ class Tracer:
                 return verdict, self._ref(table, cr, ctx.hook)
             if kind == _ACTION:
                 note = cr.action(ctx) if cr.action is not None else cr.target
-                if cr.target in _CHANGING_TARGETS:
+                if cr.target in ext.CHANGING_TARGETS:
                     ctx.version += 1
                 self._step(run, table, cr, note)
-                if cr.target in _NAT_TARGETS:
+                if cr.target in ext.NAT_TARGETS:
                     return "ACCEPT", self._ref(table, cr, ctx.hook)
                 continue
             # A target trustwall does not know: it may decide the packet or let it continue.
