@@ -491,26 +491,26 @@ def _id_range(text: str) -> str:
     return f"{lo}-{hi}"
 
 
-def user(text: str) -> str:
+def _owner_id(text: str, lookup: Callable[[str], int], what: str) -> str:
+    """A uid/gid or range as the kernel keeps it; a name resolved on this host."""
     if text.replace("-", "").isdigit():
         return _id_range(text)
+    try:
+        return str(lookup(text))
+    except KeyError:
+        raise BadValue(f"unknown {what} {text!r}") from None
+
+
+def user(text: str) -> str:
     import pwd
 
-    try:
-        return str(pwd.getpwnam(text).pw_uid)
-    except KeyError:
-        raise BadValue(f"unknown user {text!r}") from None
+    return _owner_id(text, lambda name: pwd.getpwnam(name).pw_uid, "user")
 
 
 def group(text: str) -> str:
-    if text.replace("-", "").isdigit():
-        return _id_range(text)
     import grp
 
-    try:
-        return str(grp.getgrnam(text).gr_gid)
-    except KeyError:
-        raise BadValue(f"unknown group {text!r}") from None
+    return _owner_id(text, lambda name: grp.getgrnam(name).gr_gid, "group")
 
 
 def nat_ports(text: str) -> str:
