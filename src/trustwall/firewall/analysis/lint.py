@@ -44,19 +44,6 @@ from trustwall.firewall.semantics.unfold import (
 KINDS = ("shadowed", "redundant", "after_terminal", "unreachable_chain", "missing_chain",
          "empty_chain", "invalid", "bypass", "expired")
 
-#: Where the kernel accepts each NAT/REJECT target: (tables, hooks).
-_TARGET_PLACES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "DNAT": (frozenset({"nat"}), frozenset({"PREROUTING", "OUTPUT"})),
-    "REDIRECT": (frozenset({"nat"}), frozenset({"PREROUTING", "OUTPUT"})),
-    "SNAT": (frozenset({"nat"}), frozenset({"POSTROUTING", "INPUT"})),
-    "MASQUERADE": (frozenset({"nat"}), frozenset({"POSTROUTING"})),
-    # iptables 1.8.9 (nft) refuses REJECT in every table but filter (RULE_APPEND failed),
-    # checked with iptables-restore in a namespace; legacy also allows mangle/raw/security.
-    "REJECT": (frozenset({"filter"}), frozenset({"INPUT", "FORWARD", "OUTPUT"})),
-    # userspace: 'The "nat" table is not intended for filtering, the use of DROP is
-    # therefore inhibited.'
-    "DROP": (frozenset({"raw", "mangle", "filter", "security"}), frozenset(HOOKS)),
-}
 _NO_IN = frozenset({"OUTPUT", "POSTROUTING"})  # "Can't use -i with OUTPUT" (iptables)
 _NO_OUT = frozenset({"PREROUTING", "INPUT"})
 _REDUNDANT_BUDGET = 200  # pieces traced per rule before giving up on a "redundant" claim
@@ -182,10 +169,12 @@ def _placement(flat: FlatChain) -> list[Finding]:
         if (o.chain, o.number) in seen:
             continue
         why = None
-        places = _TARGET_PLACES.get(rule.target_name or "")
-        if places is not None and (flat.table not in places[0] or flat.hook not in places[1]):
-            why = (f"{rule.target_name} is valid only in table(s) {', '.join(sorted(places[0]))}"
-                   f", chains {', '.join(sorted(places[1]))}")
+        row = ext.TARGET_EXTENSIONS.get(rule.target_name or "")
+        if (row is not None and not (row.tables is None or flat.table in row.tables)) or \
+                (row is not None and not (row.hooks is None or flat.hook in row.hooks)):
+            tables = ", ".join(sorted(row.tables or ())) or "any"
+            why = (f"{rule.target_name} is valid only in table(s) {tables}"
+                   f", chains {', '.join(sorted(row.hooks or HOOKS))}")
         elif rule.in_interface is not None and flat.hook in _NO_IN:
             why = f"-i cannot be used in {flat.hook} (no input interface there)"
         elif rule.out_interface is not None and flat.hook in _NO_OUT:

@@ -823,8 +823,8 @@ class Extension:
       addresses, ends the nat chain), ``continue`` (next rule), ``ends`` (ends the walk in a
       way not modelled: TPROXY, SYNPROXY); None: unknown; ``sets``: what it changes that later
       rules read (``mark``, ``conntrack``);
-    - ``table``/``hooks``: where the kernel accepts it (xt_*.c ``.table``/``.hooks``; None:
-      anywhere).
+    - ``tables``/``hooks``: where the kernel accepts it (xt_*.c ``.table``/``.hooks``, and
+      what iptables 1.8.9 refuses on its own; None: anywhere).
     """
 
     name: str
@@ -839,7 +839,7 @@ class Extension:
     needs_option: bool = False
     effect: str | None = None
     sets: frozenset[str] = frozenset()
-    table: str | None = None
+    tables: frozenset[str] | None = None
     hooks: frozenset[str] | None = None
 
 
@@ -851,7 +851,7 @@ TARGET_EXTENSIONS: dict[str, Extension] = {}
 def _declare(registry: dict[str, Extension], name: str, options: str | None, *, family: int = 0,
              required: tuple[str, ...] = (), proto: tuple[str, ...] = (),
              modelled: str | None = None, typed: str = "", sets: str = "",
-             **hooks: object) -> None:
+             tables: str | None = None, **hooks: object) -> None:
     spec = _spec(name, options, family=family, required=required, proto=proto) \
         if options is not None else None
     if name in registry:  # a listing shared with an extension declared earlier
@@ -859,6 +859,7 @@ def _declare(registry: dict[str, Extension], name: str, options: str | None, *, 
     registry[name] = Extension(
         name, spec, modelled=frozenset(modelled.split()) if modelled is not None else None,
         typed=frozenset(typed.split()), sets=frozenset(sets.split()),
+        tables=frozenset(tables.split()) if tables is not None else None,
         **hooks)  # type: ignore[arg-type]
 
 
@@ -1890,7 +1891,10 @@ def _reject_finish(options: list[Option], ctx: Context) -> list[Option]:
 
 
 target("REJECT", "reject-with", finish=_reject_finish,
-       effect="final", hooks=frozenset({"INPUT", "FORWARD", "OUTPUT"}))
+       effect="final", hooks=frozenset({"INPUT", "FORWARD", "OUTPUT"}),
+       # iptables 1.8.9 (nft) refuses REJECT in every table but filter (RULE_APPEND failed),
+       # checked with iptables-restore in a namespace; legacy also allows mangle/raw/security.
+       tables="filter")
 
 
 @target_listing("REJECT")
@@ -1948,7 +1952,7 @@ def _nat_check(name: str) -> Check:
 
 target("DNAT", "to-destination:natto random=0 persistent=0", needs_option=True,
        check=_nat_check("DNAT"),
-       effect="nat", table="nat", hooks=frozenset({"PREROUTING", "OUTPUT"}))
+       effect="nat", tables="nat", hooks=frozenset({"PREROUTING", "OUTPUT"}))
 
 
 @target_listing("DNAT", "SNAT")
@@ -1963,9 +1967,9 @@ def _dnat_target_l(t: Target) -> str | None:
 
 target("SNAT", "to-source:natto random=0 random-fully=0 persistent=0", needs_option=True,
        check=_nat_check("SNAT"),
-       effect="nat", table="nat", hooks=frozenset({"POSTROUTING", "INPUT"}))
+       effect="nat", tables="nat", hooks=frozenset({"POSTROUTING", "INPUT"}))
 target("REDIRECT", "to-ports:natports random=0", check=_nat_check("REDIRECT"),
-       effect="nat", table="nat", hooks=frozenset({"PREROUTING", "OUTPUT"}))
+       effect="nat", tables="nat", hooks=frozenset({"PREROUTING", "OUTPUT"}))
 
 
 @target_listing("REDIRECT")
@@ -1977,7 +1981,7 @@ def _redirect_target_l(t: Target) -> str | None:
 
 target("MASQUERADE", "to-ports:natports random=0 random-fully=0",
        check=_nat_check("MASQUERADE"),
-       effect="nat", table="nat", hooks=frozenset({"POSTROUTING"}))
+       effect="nat", tables="nat", hooks=frozenset({"POSTROUTING"}))
 
 
 @target_listing("MASQUERADE")
@@ -1988,7 +1992,8 @@ def _masquerade_target_l(t: Target) -> str | None:
     return text + "".join(f" {f}" for f in ("random", "random-fully") if o(f) is not None)
 
 target("NETMAP", "to:netmapto", needs_option=True,
-       effect="nat", table="nat", hooks=frozenset({"PREROUTING", "POSTROUTING", "OUTPUT", "INPUT"}))
+       effect="nat", tables="nat",
+       hooks=frozenset({"PREROUTING", "POSTROUTING", "OUTPUT", "INPUT"}))
 
 
 @target_listing("NETMAP")
@@ -2036,7 +2041,7 @@ target("DSCP", "set-dscp:dscp set-dscp-class:dscp", needs_option=True,
        finish=_dscp_target_finish,
        check=lambda options, ctx: "DSCP: --set-dscp and --set-dscp-class exclude each other"
        if len(options) != 1 else None,
-       effect="continue", table="mangle", hooks=frozenset(HOOKS))
+       effect="continue", tables="mangle", hooks=frozenset(HOOKS))
 
 
 @target_listing("DSCP", "TOS")
@@ -2061,7 +2066,7 @@ def _tos_option(o: Option) -> Option:
 
 target("TOS", "set-tos:tos and-tos:uint or-tos:uint xor-tos:uint", needs_option=True,
        finish=lambda options, ctx: [_tos_option(o) for o in options],
-       effect="continue", table="mangle", hooks=frozenset(HOOKS))
+       effect="continue", tables="mangle", hooks=frozenset(HOOKS))
 target("NFLOG", "nflog-prefix:str nflog-group:u16 nflog-range:uint nflog-size:uint "
                 "nflog-threshold:u16",
        finish=lambda options, ctx: [o for o in options
@@ -2079,7 +2084,7 @@ def _exactly_one(name: str) -> Check:
 
 target("TTL", "ttl-set:u8 ttl-dec:u8nz ttl-inc:u8nz", family=4,
        required=("ttl-set", "ttl-dec", "ttl-inc"), needs_option=True, check=_exactly_one("TTL"),
-       effect="continue", table="mangle", hooks=frozenset(HOOKS))
+       effect="continue", tables="mangle", hooks=frozenset(HOOKS))
 
 
 @target_listing("TTL", "HL")
@@ -2092,7 +2097,7 @@ def _ttl_target_l(t: Target) -> str | None:
 
 target("HL", "hl-set:u8 hl-dec:u8nz hl-inc:u8nz", family=6,
        required=("hl-set", "hl-dec", "hl-inc"), needs_option=True, check=_exactly_one("HL"),
-       effect="continue", table="mangle", hooks=frozenset(HOOKS))
+       effect="continue", tables="mangle", hooks=frozenset(HOOKS))
 
 
 def _nfqueue_finish(options: list[Option], ctx: Context) -> list[Option]:
@@ -2148,7 +2153,7 @@ def _tproxy_check(options: list[Option], ctx: Context) -> str | None:
 
 
 target("TPROXY", None, needs_option=True, check=_tproxy_check,
-       effect="ends", table="mangle", hooks=frozenset({"PREROUTING"}))
+       effect="ends", tables="mangle", hooks=frozenset({"PREROUTING"}))
 
 
 @target_listing("TPROXY")
@@ -2199,7 +2204,7 @@ def _tcpoptstrip_check(options: list[Option], ctx: Context) -> str | None:
 
 
 target("TCPOPTSTRIP", None, check=_tcpoptstrip_check,
-       effect="continue", table="mangle", hooks=frozenset(HOOKS))
+       effect="continue", tables="mangle", hooks=frozenset(HOOKS))
 
 
 @target_listing("TCPOPTSTRIP")
@@ -2219,9 +2224,9 @@ def _npt_check(name: str) -> Check:
 
 
 target("SNPT", None, needs_option=True, check=_npt_check("SNPT"),
-       table="mangle", hooks=frozenset({"INPUT", "POSTROUTING"}))
+       tables="mangle", hooks=frozenset({"INPUT", "POSTROUTING"}))
 target("DNPT", None, needs_option=True, check=_npt_check("DNPT"),
-       table="mangle", hooks=frozenset({"PREROUTING", "OUTPUT"}))
+       tables="mangle", hooks=frozenset({"PREROUTING", "OUTPUT"}))
 
 
 @target_listing("DNPT", "SNPT")
@@ -2229,19 +2234,19 @@ def _dnpt_target_l(t: Target) -> str | None:
     return f" {t.name}" + dashless(t.options)
 
 # Targets iptables refuses without an option (their parse "final check").
-target("CHECKSUM", None, needs_option=True, effect="continue", table="mangle",
+target("CHECKSUM", None, needs_option=True, effect="continue", tables="mangle",
        hooks=frozenset(HOOKS))
-target("CLASSIFY", None, needs_option=True, effect="continue", table="mangle",
+target("CLASSIFY", None, needs_option=True, effect="continue", tables="mangle",
        hooks=frozenset({"FORWARD", "OUTPUT", "POSTROUTING"}))
 target("CONNSECMARK", None, needs_option=True, effect="continue", hooks=frozenset(HOOKS))
 target("SECMARK", None, needs_option=True, effect="continue", hooks=frozenset(HOOKS))
-target("ECN", None, needs_option=True, effect="continue", table="mangle", hooks=frozenset(HOOKS))
+target("ECN", None, needs_option=True, effect="continue", tables="mangle", hooks=frozenset(HOOKS))
 for _name in ("HMARK", "TCPMSS", "TEE", "SET", "RATEEST"):
     target(_name, None, needs_option=True, effect="continue")
 # Targets iptables 1.8.9 can load that need nothing from trustwall beyond their name.
-target("CT", None, effect="continue", sets="conntrack", table="raw",
+target("CT", None, effect="continue", sets="conntrack", tables="raw",
        hooks=frozenset({"PREROUTING", "OUTPUT"}))
-target("NOTRACK", None, effect="continue", sets="conntrack", table="raw",
+target("NOTRACK", None, effect="continue", sets="conntrack", tables="raw",
        hooks=frozenset({"PREROUTING", "OUTPUT"}))
 target("SYNPROXY", None, effect="ends", hooks=frozenset({"INPUT", "FORWARD"}))
 target("TARPIT", None, effect="final")
@@ -2251,7 +2256,9 @@ for _name in ("CLUSTERIP", "MIRROR", "SAME"):
     target(_name, None)
 # The standard targets: verdicts and RETURN.
 target("ACCEPT", None, effect="accept")
-target("DROP", None, effect="final")
+# userspace: 'The "nat" table is not intended for filtering, the use of DROP is therefore
+# inhibited.'
+target("DROP", None, effect="final", tables="raw mangle filter security")
 target("QUEUE", None, effect="final")
 target("RETURN", None, effect="return")
 

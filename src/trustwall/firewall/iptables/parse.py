@@ -641,8 +641,8 @@ def hook_problem(rule: Rule, table: str) -> str | None:
             return f"match {m.module!r} is not valid in {chain}"
     row = ext.TARGET_EXTENSIONS.get(rule.target.name) if rule.target is not None else None
     if row is not None:
-        if row.table is not None and table != row.table:
-            return f"target {row.name} is only valid in the {row.table} table"
+        if row.tables is not None and table not in row.tables:
+            return f"target {row.name} is only valid in table(s) {', '.join(sorted(row.tables))}"
         if row.hooks is not None and chain not in row.hooks:
             return f"target {row.name} is not valid in {chain}"
     return None
