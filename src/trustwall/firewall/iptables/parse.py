@@ -63,6 +63,8 @@ _BLANKS = re.compile("[ \t]+")
 def split_words(text: str) -> list[str]:
     """Words separated by spaces and tabs only, as iptables-restore separates them: a ``\r``
     or a Unicode space inside a word stays part of it (str.split would cut there)."""
+    if text.isprintable():  # no tab, control character or non-ASCII space: str.split agrees
+        return text.split()
     return [w for w in _BLANKS.split(text) if w]
 
 
@@ -837,7 +839,7 @@ def parse_save(text: str, *, family: int | None = None, source: str | None = Non
                 spec = spec[1:]
         bucket = cur.rules.setdefault(chain, [])
         # iptables-restore turns ``-s a,b`` into one rule per address, as iptables does
-        for i, one in enumerate(_expand_address_lists(spec)):
+        for i, one in enumerate(_expand_address_lists(spec) if "," in raw else (spec,)):
             rule = _RuleReader(one, chain, fam, where, raw, strict).read()
             if counters is not None:
                 rule = replace(rule, counters=counters)
