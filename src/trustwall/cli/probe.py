@@ -1,24 +1,23 @@
-"""``trustwall probe``, ``explain`` and ``scan``: parse arguments, call trustwall.tls, render."""
+"""``trustwall probe``: show the chain an endpoint presents and which clients would trust it."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
-from trustwall.cli.output import console, emit, json_option, json_wanted, to_jsonable
+from trustwall.cli.output import console, emit, json_option
 
 _OK = "[green]ok[/]"
 
 
-def _proxy_option(func: Any) -> Any:
+def proxy_option(func: Any) -> Any:
     return click.option("--proxy", metavar="URL",
                         help="HTTP CONNECT proxy (http://[user:pass@]host:port); default: "
                              "https_proxy/HTTPS_PROXY unless no_proxy matches.")(func)
 
 
-def _mark(ok: bool, error: str | None) -> str:
+def mark(ok: bool, error: str | None) -> str:
     if ok:
         return _OK
     return f"[red]{(error or 'untrusted').removeprefix('X509_V_ERR_')}[/]"
@@ -51,13 +50,13 @@ def _render_report(report: Any) -> None:
         for col in ("client", "verdict", "store", "because"):
             table.add_column(col)
         for name, v in report.clients.items():
-            table.add_row(name, _mark(v.trusted, v.error), v.store, v.because or "")
+            table.add_row(name, mark(v.trusted, v.error), v.store, v.because or "")
         out.print(table)
         stores = Table(title="trust stores", title_justify="left")
         for col in ("store", "verdict", "detail"):
             stores.add_column(col)
         for name, v in report.stores.items():
-            stores.add_row(name, _mark(v.trusted, v.error), v.detail or "")
+            stores.add_row(name, mark(v.trusted, v.error), v.detail or "")
         out.print(stores)
         i = report.interception
         if i.detected or i.confidence != "none":
@@ -77,7 +76,7 @@ def _render_report(report: Any) -> None:
 
 @click.command("probe")
 @click.argument("target")
-@_proxy_option
+@proxy_option
 @click.option("--servername", metavar="NAME", help="SNI and the name the certificate must match.")
 @click.option("--timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True,
               help="Seconds for the whole connection (DNS, TCP, proxy, TLS).")
@@ -113,103 +112,3 @@ def _exit_with(report: Any) -> None:
         what = (f"{len(failing)} of {len(report.clients)} clients would not connect "
                 f"({', '.join(failing)})") if failing else report.connection.failure_detail
         raise ProblemFound(f"{report.target}: {what}")
-
-
-def _render_explanation(explanation: Any) -> None:
-    out = console()
-    if not explanation.findings:
-        out.print("[yellow]Not recognised.[/] Paste the client's full error line, or run "
-                  "[bold]trustwall probe URL[/] to see what the endpoint presents.")
-        return
-    for f in explanation.findings:
-        code = f"{f.code}" + (f" (code {f.verify_code})" if f.verify_code is not None else "")
-        who = f" [dim]from {f.client}[/]" if f.client else ""
-        out.print(f"[bold]{code}[/]{who}\n  {f.summary}\n  why: {f.cause}\n"
-                  f"  next: [bold]{f.next_command}[/]")
-
-
-@click.command("explain")
-@click.argument("text", nargs=-1, required=True)
-@json_option
-def explain(text: tuple[str, ...], as_json: bool) -> None:
-    """Explain a TLS or connection error a client printed: cause and the next command.
-
-    TEXT is the error as pasted (curl, wget, Python, pip, Java, Node, git, openssl verify
-    codes or names). Use "-" to read it from standard input. Exit 1 when not recognised.
-    """
-    from trustwall.tls.explain import explain as explain_text
-
-    joined = sys.stdin.read() if text == ("-",) else " ".join(text)
-    result = explain_text(joined)
-    emit(result, _render_explanation)
-    if not result.recognised:
-        from trustwall.errors import ProblemFound
-
-        raise ProblemFound("the text was not recognised")
-
-
-@click.command("scan")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--concurrency", type=click.IntRange(1, 2000), default=50, show_default=True)
-@click.option("--timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True)
-@_proxy_option
-@click.option("--no-java", is_flag=True, help="Skip the Java cacerts store (no keytool run).")
-@json_option
-def scan(file: str, concurrency: int, timeout: float, proxy: str | None,
-         no_java: bool, as_json: bool) -> None:
-    """Probe every URL/HOST[:PORT] in FILE (one per line) concurrently.
-
-    --json prints one JSON object per endpoint (JSON lines), then a summary line.
-    Exit 0 all fine, 1 any trust problem, 3 any endpoint unreachable (and none untrusted).
-    """
-    import json
-
-    from trustwall.tls.probe import parse_proxy
-    from trustwall.tls.scan import read_targets
-    from trustwall.tls.scan import scan as run_scan
-
-    targets = read_targets(file)
-    kwargs = {"concurrency": concurrency, "timeout": timeout, "java": not no_java,
-              "proxy": parse_proxy(proxy) if proxy else None}
-    if json_wanted():
-        def line(report: Any) -> None:
-            sys.stdout.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")
-
-        _, summary = run_scan(targets, on_report=line, **kwargs)
-        sys.stdout.write(json.dumps({"summary": to_jsonable(summary)}) + "\n")
-    else:
-        from rich.progress import Progress
-        from rich.table import Table
-
-        with Progress(console=console(stderr=True), transient=True,
-                      disable=not sys.stderr.isatty()) as bar:
-            task = bar.add_task("probing", total=len(targets))
-            reports, summary = run_scan(targets, on_report=lambda r: bar.advance(task),
-                                        **kwargs)
-        table = Table(title=f"{summary.endpoints} endpoints in {summary.elapsed_s}s")
-        table.add_column("endpoint", no_wrap=True)
-        table.add_column("result", no_wrap=True)
-        table.add_column("clients failing")
-        table.add_column("interception")
-        first_next: dict[str, str] = {}
-        for r in sorted(reports, key=lambda r: r.target):
-            failing = [n for n, v in r.clients.items() if not v.trusted]
-            code = r.diagnosis.code
-            if code != "ok":
-                first_next.setdefault(code, r.diagnosis.next_command)
-            table.add_row(r.target, _mark(code == "ok", code), ", ".join(failing),
-                          r.interception.product or ("yes" if r.interception.detected else ""))
-        console().print(table)
-        for code, command in first_next.items():
-            console().print(f"{code}: next, e.g. [bold]{command}[/]")
-        console().print(f"ok {summary.all_clients_ok}, trust problems "
-                        f"{summary.trust_problems}, unreachable {summary.unreachable}, "
-                        f"intercepted {summary.intercepted}")
-    from trustwall.errors import ProblemFound, Unreachable
-
-    if summary.trust_problems:
-        raise ProblemFound(f"{summary.trust_problems} of {summary.endpoints} endpoints have "
-                           "a trust problem")
-    if summary.unreachable:
-        raise Unreachable(f"{summary.unreachable} of {summary.endpoints} endpoints unreachable")
-
