@@ -13,7 +13,16 @@ from typing import Any
 import click
 
 from trustwall.cli.lazy import LazyGroup
-from trustwall.cli.output import console, emit, json_option, json_wanted
+from trustwall.cli.output import (
+    console,
+    emit,
+    json_option,
+    json_wanted,
+    print_command,
+    print_table,
+    styled,
+    visible,
+)
 from trustwall.cli.stores import make_scope, root_option, scope_options, store_option
 
 SUBCOMMANDS = {
@@ -41,15 +50,19 @@ def _render_change(result: Any) -> None:
         done = s.added or s.removed
         if done:
             word = f"would {verb}" if result.dry_run else past
-            out.print(f"[green]{s.kind}[/] {s.path}: {word} {len(done)}")
+            out.print(styled((s.kind, "green"), f" {s.path}: {word} {len(done)}"),
+                      soft_wrap=True)
         if s.already:
-            out.print(f"[dim]{s.kind} {s.path}: already trusted ({len(s.already)})[/]")
+            out.print(f"{s.kind} {s.path}: already trusted ({len(s.already)})", style="dim",
+                      soft_wrap=True)
         if s.absent and result.action == "remove":
-            out.print(f"[dim]{s.kind} {s.path}: not there ({len(s.absent)})[/]")
+            out.print(f"{s.kind} {s.path}: not there ({len(s.absent)})", style="dim",
+                      soft_wrap=True)
         for note in s.notes:
-            out.print(f"[yellow]note[/] ({s.kind}): {note}")
+            out.print(styled(("note", "yellow"), f" ({s.kind}): {note}"), soft_wrap=True)
     if result.txn:
-        out.print(f"transaction #{result.txn}; undo with: [bold]trustwall undo {result.txn}[/]")
+        print_command(out, f"trustwall undo {result.txn}",
+                      prefix=f"transaction #{result.txn}; undo with:")
     elif not result.dry_run:
         out.print("nothing to change")
 
@@ -60,15 +73,19 @@ def show_certs(certs: list[Any]) -> None:
 
     out = console(stderr=True)
     for cert in certs:
-        ca_word = "CA" if cert.is_ca else "[red]not a CA[/]"
-        out.print(f"[bold]{cert.subject_str}[/]  ({ca_word}, valid until "
-                  f"{cert.not_after:%Y-%m-%d})\n  SHA-256 {cert.sha256}")
+        ca_word = ("CA", "") if cert.is_ca else ("not a CA", "red")
+        # The subject comes from the network: one escaped line, so it cannot forge or hide
+        # the fingerprint line the user is told to check.
+        out.print(styled((visible(cert.subject_str, one_line=True), "bold"), "  (", ca_word,
+                         f", valid until {cert.not_after:%Y-%m-%d})"), soft_wrap=True)
+        out.print(f"  SHA-256 {cert.sha256}", soft_wrap=True)
         for finding in lint_anchor(cert).findings:
             if finding.severity != "ok":
                 colour = "red" if finding.severity == "fail" else "yellow"
                 who = f" (rejected by {', '.join(finding.rejected_by)})" \
                     if finding.rejected_by else ""
-                out.print(f"  [{colour}]{finding.severity}[/] {finding.message}{who}")
+                out.print(styled("  ", (finding.severity, colour), f" {finding.message}{who}"),
+                          soft_wrap=True)
 
 
 @ca.command("install")
@@ -136,14 +153,9 @@ def remove(items: tuple[str, ...], kinds: tuple[str, ...], venv_roots: tuple[str
 
 
 def _render_list(rows: list[Any]) -> None:
-    from rich.table import Table
-
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    for col in ("store", "subject", "sha256", "until"):
-        table.add_column(col, overflow="fold")
-    for row in rows:
-        table.add_row(row.kind, row.subject, row.sha256[:16] + "…", row.not_after[:10])
-    console().print(table)
+    print_table(console(), ["store", "sha256", "until", "subject"],
+                [[row.kind, row.sha256[:16] + "…", row.not_after[:10],
+                  visible(row.subject, one_line=True)] for row in rows], keep=3)
 
 
 @ca.command("list")

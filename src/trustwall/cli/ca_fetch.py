@@ -6,18 +6,18 @@ from typing import Any
 
 import click
 
-from trustwall.cli.output import console, emit, json_option
+from trustwall.cli.output import console, emit, json_option, print_command, styled, visible
 
 
 def _render(result: Any) -> None:
     out = console()
     fetched = result["fetched"]
     for cert, source in zip(fetched.certs, fetched.sources, strict=True):
-        out.print(f"[bold]{cert.subject_str}[/]  [dim]({source}; sha256 {cert.sha256})[/]")
-    colour = "green" if fetched.root_found else "yellow"
-    out.print(f"[{colour}]{fetched.message}[/]")
-    out.print(f"wrote {len(fetched.certs)} certificate(s) to {result['output']}; next: "
-              f"[bold]sudo trustwall ca install {result['output']}[/]")
+        out.print(styled((visible(cert.subject_str, one_line=True), "bold"),
+                         (f"  ({source}; sha256 {cert.sha256})", "dim")), soft_wrap=True)
+    out.print(fetched.message, style="green" if fetched.root_found else "yellow", soft_wrap=True)
+    print_command(out, f"sudo trustwall ca install {result['output']}",
+                  prefix=f"wrote {len(fetched.certs)} certificate(s) to {result['output']}; next:")
 
 
 @click.command("fetch")

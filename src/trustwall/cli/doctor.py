@@ -7,36 +7,34 @@ from __future__ import annotations
 
 import click
 
-from trustwall.cli.output import console, emit, json_option
+from trustwall.cli.output import console, emit, json_option, styled
 
 _MARK = {"ok": "ok", "broken": "BROKEN", "skipped": "skipped", "warning": "warning"}
 _STYLE = {"ok": "green", "broken": "bold red", "skipped": "dim", "warning": "yellow"}
 
 
 def _show(ladder) -> None:  # type: ignore[no-untyped-def]
-    from rich.markup import escape
-
     out = console()
-    out.print(f"[bold]{escape(ladder.target)}[/bold]")
+    out.print(ladder.target, style="bold", soft_wrap=True)
     skipped = [r.name for r in ladder.rungs if r.status == "skipped" and
                r.found.startswith("not checked: the ")]
     for rung in ladder.rungs:
         if rung.name in skipped:
             continue
         style = _STYLE[rung.status]
-        out.print(f"[{style}]{_MARK[rung.status]:>8}[/{style}]  [bold]{rung.name}[/bold]: "
-                  f"{escape(rung.found)}", soft_wrap=True)
+        out.print(styled((f"{_MARK[rung.status]:>8}", style), "  ", (rung.name, "bold"),
+                         f": {rung.found}"), soft_wrap=True)
         if rung.status != "skipped":
-            out.print(f"{'':>10}[dim]checked: {escape(rung.checked)}[/dim]", soft_wrap=True)
+            out.print(f"{'':>10}checked: {rung.checked}", style="dim", soft_wrap=True)
         if rung.next_command and rung.status in ("broken", "warning"):
-            out.print(f"{'':>10}next: {escape(rung.next_command)}", soft_wrap=True)
+            out.print(f"{'':>10}next: {rung.next_command}", soft_wrap=True)
     if skipped:
-        out.print(f"[dim]{'skipped':>8}  {', '.join(skipped)}: not checked, they depend on "
-                  f"the broken rung[/dim]", soft_wrap=True)
+        out.print(f"{'skipped':>8}  {', '.join(skipped)}: not checked, they depend on "
+                  "the broken rung", style="dim", soft_wrap=True)
     if ladder.broken:
-        out.print(f"broken at: [bold red]{ladder.broken}[/bold red]")
+        out.print(styled("broken at: ", (ladder.broken, "bold red")), soft_wrap=True)
     else:
-        out.print("[green]every rung passes[/green]")
+        out.print("every rung passes", style="green")
 
 
 @click.command()

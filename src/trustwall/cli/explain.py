@@ -7,20 +7,22 @@ from typing import Any
 
 import click
 
-from trustwall.cli.output import console, emit, json_option
+from trustwall.cli.output import console, emit, json_option, print_command, styled
 
 
 def _render_explanation(explanation: Any) -> None:
     out = console()
     if not explanation.findings:
-        out.print("[yellow]Not recognised.[/] Paste the client's full error line, or run "
-                  "[bold]trustwall probe URL[/] to see what the endpoint presents.")
+        out.print(styled(("Not recognised.", "yellow"), " Paste the client's full error line, "
+                         "or run trustwall probe URL to see what the endpoint presents."),
+                  soft_wrap=True)
         return
     for f in explanation.findings:
         code = f"{f.code}" + (f" (code {f.verify_code})" if f.verify_code is not None else "")
-        who = f" [dim]from {f.client}[/]" if f.client else ""
-        out.print(f"[bold]{code}[/]{who}\n  {f.summary}\n  why: {f.cause}\n"
-                  f"  next: [bold]{f.next_command}[/]")
+        out.print(styled((code, "bold"), (f" from {f.client}" if f.client else "", "dim")),
+                  soft_wrap=True)
+        out.print(f"  {f.summary}\n  why: {f.cause}", soft_wrap=True)
+        print_command(out, f.next_command, prefix="  next:")
 
 
 @click.command("explain")

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from trustwall.cli.output import console, emit, json_option, json_wanted
+from trustwall.cli.output import console, emit, json_option, json_wanted, print_command, styled
 from trustwall.cli.stores import make_scope, scope_options, store_option
 from trustwall.cli.verify import clients_option, render_matrix
 
@@ -20,15 +20,17 @@ def _render_fix(result: Any) -> None:
     if result.install is not None:
         for s in result.install.stores:
             if s.added:
-                out.print(f"  [green]trusted[/] in {s.kind} {s.path}")
+                out.print(styled(("  trusted", "green"), f" in {s.kind} {s.path}"),
+                          soft_wrap=True)
     if result.after is not None:
         render_matrix("after", result.after)
     if result.install is not None and result.install.txn:
-        out.print(f"undo with: [bold]trustwall undo {result.install.txn}[/]")
+        print_command(out, f"trustwall undo {result.install.txn}", prefix="undo with:")
     if any(s.kind == "env" and s.added for s in (result.install.stores
                                                   if result.install else ())):
-        out.print("[yellow]running programs keep their old environment: restart them "
-                  "(services: systemctl daemon-reexec, then restart)[/]")
+        out.print("running programs keep their old environment: restart them "
+                  "(services: systemctl daemon-reexec, then restart)", style="yellow",
+                  soft_wrap=True)
 
 
 @click.command("fix")
@@ -60,7 +62,7 @@ def fix(url: str, clients: tuple[str, ...], kinds: tuple[str, ...],
     err = console(stderr=True)
     if not json_wanted():
         render_matrix("before", before)
-        err.print(message)
+        err.print(message, soft_wrap=True)
     if not json_wanted():
         from trustwall.cli.ca import show_certs
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from trustwall.cli.output import console, emit, json_option
+from trustwall.cli.output import console, emit, json_option, print_command, styled
 from trustwall.errors import ProblemFound
 
 
@@ -53,20 +53,23 @@ def render_apply(result) -> None:  # type: ignore[no-untyped-def]
         out.print("Nothing to do: the running firewall already matches.")
         return
     for change in result.changes:
-        out.print(f"[bold]IPv{change.family}[/bold]: tables {', '.join(change.tables)} change")
+        out.print(styled((f"IPv{change.family}", "bold"),
+                         f": tables {', '.join(change.tables)} change"), soft_wrap=True)
         for line in change.effect:
-            out.print(f"  {line}")
+            out.print(f"  {line}", soft_wrap=True)
     for warning in result.warnings:
-        out.print(f"[yellow]warning:[/yellow] {warning}")
+        out.print(styled(("warning:", "yellow"), f" {warning}"), soft_wrap=True)
     if result.dry_run:
         out.print("Dry run: nothing applied.")
         return
-    out.print(f"Applied as transaction {result.txn_id} (undo: trustwall undo {result.txn_id}).")
+    print_command(out, f"trustwall undo {result.txn_id}",
+                  prefix=f"Applied as transaction {result.txn_id}; undo with:")
     for path in result.persisted:
-        out.print(f"Saved for boot: {path}")
+        out.print(f"Saved for boot: {path}", soft_wrap=True)
     if result.confirm_deadline:
-        out.print(f"[bold]Confirm from a NEW connection before {result.confirm_deadline}[/bold]"
-                  ": trustwall fw confirm — otherwise the previous ruleset comes back.")
+        out.print(f"Confirm from a NEW connection before {result.confirm_deadline}, otherwise "
+                  "the previous ruleset comes back:", style="bold", soft_wrap=True)
+        print_command(out, "trustwall fw confirm")
 
 
 @click.command("import")

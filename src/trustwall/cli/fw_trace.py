@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from trustwall.cli.output import console, dumps, emit, json_option, json_wanted
+from trustwall.cli.output import console, dumps, emit, json_option, print_table, styled
 from trustwall.errors import BadInput
 
 _ICMP_NAMES = {"echo-reply": 0, "destination-unreachable": 3, "redirect": 5,
@@ -142,20 +142,15 @@ def _describe(p: Any) -> str:
 
 
 def _render(result: Any) -> None:
-    from rich.table import Table
-
     out = console()
-    out.print(f"[bold]Packet[/bold]  {_describe(result.packet)}")
+    out.print(styled(("Packet", "bold"), f"  {_describe(result.packet)}"), soft_wrap=True)
     if result.final_packet != result.packet:
-        out.print(f"[bold]After NAT/MARK[/bold]  {_describe(result.final_packet)}")
-    out.print(f"[bold]Hooks[/bold]   {' -> '.join(result.hooks)}")
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    for col in ("table", "chain", "#", "action", "rule"):
-        table.add_column(col, overflow="fold")
-    for step in result.path:
-        table.add_row(step.table or "-", step.chain, "" if step.rule is None else str(step.rule),
-                      step.action, step.text)
-    out.print(table)
+        out.print(styled(("After NAT/MARK", "bold"), f"  {_describe(result.final_packet)}"),
+                  soft_wrap=True)
+    out.print(styled(("Hooks", "bold"), f"   {' -> '.join(result.hooks)}"), soft_wrap=True)
+    print_table(out, ["table", "chain", "#", "action", "rule"],
+                [[step.table or "-", step.chain, "" if step.rule is None else str(step.rule),
+                  step.action, step.text] for step in result.path], keep=4)
     colour = {"ACCEPT": "green", "DROP": "red", "REJECT": "red"}.get(result.verdict, "yellow")
     if result.certain:
         d = result.decided_by
@@ -163,13 +158,16 @@ def _render(result: Any) -> None:
             f"the routing decision: {d.text}" if d.chain == "routing" else
             f"{d.table} {d.chain} policy" if d.rule is None else
             f"{d.table} {d.chain} rule {d.rule}: {d.text}")
-        out.print(f"[bold {colour}]{result.verdict}[/bold {colour}]  decided by {by}")
+        out.print(styled((result.verdict, f"bold {colour}"), f"  decided by {by}"),
+                  soft_wrap=True)
     else:
-        out.print(f"[bold yellow]UNKNOWN[/bold yellow]  the outcome depends on "
-                  f"{len(result.unknown)} thing(s) trustwall cannot decide:")
+        out.print(styled(("UNKNOWN", "bold yellow"), "  the outcome depends on "
+                         f"{len(result.unknown)} thing(s) trustwall cannot decide:"),
+                  soft_wrap=True)
     for u in result.unknown:
         where = f"{u.table} {u.chain} rule {u.rule}" if u.rule is not None else u.chain
-        out.print(f"  ? {where}: {u.reason}" + (f"  [dim]{u.text}[/dim]" if u.rule else ""))
+        out.print(styled(f"  ? {where}: {u.reason}", (f"  {u.text}" if u.rule else "", "dim")),
+                  soft_wrap=True)
     if not result.certain:
         for o in result.outcomes:
             d = o.decided_by
@@ -178,8 +176,7 @@ def _render(result: Any) -> None:
             cond = ", ".join(f"{'yes' if a.holds else 'no'}: {a.unknown.chain}"
                              + (f" {a.unknown.rule}" if a.unknown.rule else "")
                              for a in o.assuming)
-            out.print(f"  -> {o.verdict} by {by}  (if {cond})")
+            out.print(f"  -> {o.verdict} by {by}  (if {cond})", soft_wrap=True)
         if not result.complete:
             out.print("  (too many combinations: not every outcome was followed)")
-    if not json_wanted():
-        out.print("[dim]exit status 0: the trace ran; the verdict is the answer[/dim]")
+

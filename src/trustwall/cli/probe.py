@@ -6,9 +6,15 @@ from typing import Any
 
 import click
 
-from trustwall.cli.output import console, emit, json_option
-
-_OK = "[green]ok[/]"
+from trustwall.cli.output import (
+    console,
+    emit,
+    json_option,
+    print_command,
+    print_table,
+    styled,
+    visible,
+)
 
 
 def proxy_option(func: Any) -> Any:
@@ -17,61 +23,57 @@ def proxy_option(func: Any) -> Any:
                              "https_proxy/HTTPS_PROXY unless no_proxy matches.")(func)
 
 
-def mark(ok: bool, error: str | None) -> str:
+def mark(ok: bool, error: str | None) -> Any:
+    """The verdict cell: ok, or the error's full name (never cut, see print_table)."""
     if ok:
-        return _OK
-    return f"[red]{(error or 'untrusted').removeprefix('X509_V_ERR_')}[/]"
+        return styled(("ok", "green"))
+    return styled(((error or "untrusted").removeprefix("X509_V_ERR_"), "red"))
 
 
 def _render_report(report: Any) -> None:
-    from rich.panel import Panel
-    from rich.table import Table
-    from rich.tree import Tree
-
     out = console()
     c = report.connection
-    head = f"[bold]{report.target}[/]"
+    head: list[str | tuple[str, str]] = [(report.target, "bold")]
     if c.address:
-        head += f"  {c.address}"
+        head.append(f"  {c.address}")
     if c.proxy:
-        head += f"  via {c.proxy}"
+        head.append(f"  via {c.proxy}")
     if c.protocol:
-        head += f"  {c.protocol} {c.cipher}" + (f" alpn={c.alpn}" if c.alpn else "")
-    out.print(head)
+        head.append(f"  {c.protocol} {c.cipher}" + (f" alpn={c.alpn}" if c.alpn else ""))
+    out.print(styled(*head), soft_wrap=True)
     if report.chain:
-        tree = Tree("[bold]chain as presented[/]")
-        node = tree
+        out.print("chain as presented", style="bold")
         for i, cert in enumerate(report.chain):
             kind = "CA" if cert.is_ca else "leaf" if i == 0 else "end-entity"
-            node = node.add(f"[{i}] {cert.subject}  [dim]({kind}; issuer {cert.issuer}; "
-                            f"until {cert.not_after[:10]}; sha256 {cert.sha256[:23]}…)[/]")
-        out.print(tree)
-        table = Table(title="would each client connect?", title_justify="left")
-        for col in ("client", "verdict", "store", "because"):
-            table.add_column(col)
-        for name, v in report.clients.items():
-            table.add_row(name, mark(v.trusted, v.error), v.store, v.because or "")
-        out.print(table)
-        stores = Table(title="trust stores", title_justify="left")
-        for col in ("store", "verdict", "detail"):
-            stores.add_column(col)
-        for name, v in report.stores.items():
-            stores.add_row(name, mark(v.trusted, v.error), v.detail or "")
-        out.print(stores)
+            out.print(styled(f"  [{i}] ", visible(cert.subject, one_line=True)), soft_wrap=True)
+            out.print(styled((f"      {kind}; issuer {visible(cert.issuer, one_line=True)}; "
+                              f"until {cert.not_after[:10]}; sha256 {cert.sha256}", "dim")),
+                      soft_wrap=True)
+        print_table(out, ["client", "verdict", "store", "because"],
+                    [[name, mark(v.trusted, v.error), v.store, v.because or ""]
+                     for name, v in report.clients.items()],
+                    title="would each client connect?")
+        print_table(out, ["store", "verdict", "detail"],
+                    [[name, mark(v.trusted, v.error), v.detail or ""]
+                     for name, v in report.stores.items()], title="trust stores")
         i = report.interception
         if i.detected or i.confidence != "none":
-            title = "TLS interception " + ("detected" if i.detected else "suspected")
-            body = (f"product: {i.product or 'unknown'}   confidence: {i.confidence}\n"
-                    + "\n".join(f"- {e}" for e in i.evidence))
-            out.print(Panel(body, title=title, border_style="yellow" if i.detected else "dim"))
+            style = "yellow" if i.detected else "dim"
+            out.print(styled(("TLS interception " + ("detected" if i.detected else "suspected"),
+                              f"bold {style}")))
+            out.print(f"  product: {i.product or 'unknown'}   confidence: {i.confidence}",
+                      soft_wrap=True)
+            for e in i.evidence:
+                out.print(f"  - {e}", soft_wrap=True)
     d = report.diagnosis
     colour = "green" if d.code == "ok" else "red"
-    lines = [f"[{colour}]{d.summary}[/]"]
+    out.print(styled(("diagnosis: ", "bold"), (d.code, f"bold {colour}")), soft_wrap=True)
+    out.print(styled(("  " + d.summary, colour)), soft_wrap=True)
     if d.cause:
-        lines.append(f"why: {d.cause}")
-    lines.extend(f"note: {n}" for n in d.notes)
-    lines.append(f"next: [bold]{d.next_command}[/]")
-    out.print(Panel("\n".join(lines), title=f"diagnosis: {d.code}", border_style=colour))
+        out.print(f"  why: {d.cause}", soft_wrap=True)
+    for n in d.notes:
+        out.print(f"  note: {n}", soft_wrap=True)
+    print_command(out, d.next_command, prefix="next:")
 
 
 @click.command("probe")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from trustwall.cli.output import console, json_option, json_wanted
+from trustwall.cli.output import console, json_option, json_wanted, print_command, print_table
 from trustwall.cli.probe import mark, proxy_option
 from trustwall.jsonable import to_jsonable
 
@@ -43,32 +43,29 @@ def scan(file: str, concurrency: int, timeout: float, proxy: str | None,
         sys.stdout.write(json.dumps({"summary": to_jsonable(summary)}) + "\n")
     else:
         from rich.progress import Progress
-        from rich.table import Table
 
         with Progress(console=console(stderr=True), transient=True,
                       disable=not sys.stderr.isatty()) as bar:
             task = bar.add_task("probing", total=len(targets))
             reports, summary = run_scan(targets, on_report=lambda r: bar.advance(task),
                                         **kwargs)
-        table = Table(title=f"{summary.endpoints} endpoints in {summary.elapsed_s}s")
-        table.add_column("endpoint", no_wrap=True)
-        table.add_column("result", no_wrap=True)
-        table.add_column("clients failing")
-        table.add_column("interception")
         first_next: dict[str, str] = {}
+        rows = []
         for r in sorted(reports, key=lambda r: r.target):
             failing = [n for n, v in r.clients.items() if not v.trusted]
             code = r.diagnosis.code
             if code != "ok":
                 first_next.setdefault(code, r.diagnosis.next_command)
-            table.add_row(r.target, mark(code == "ok", code), ", ".join(failing),
-                          r.interception.product or ("yes" if r.interception.detected else ""))
-        console().print(table)
+            rows.append([r.target, mark(code == "ok", code), ", ".join(failing),
+                         r.interception.product or ("yes" if r.interception.detected else "")])
+        out = console()
+        print_table(out, ["endpoint", "result", "clients failing", "interception"], rows,
+                    title=f"{summary.endpoints} endpoints in {summary.elapsed_s}s")
         for code, command in first_next.items():
-            console().print(f"{code}: next, e.g. [bold]{command}[/]")
-        console().print(f"ok {summary.all_clients_ok}, trust problems "
-                        f"{summary.trust_problems}, unreachable {summary.unreachable}, "
-                        f"intercepted {summary.intercepted}")
+            print_command(out, command, prefix=f"{code}: next, e.g.")
+        out.print(f"ok {summary.all_clients_ok}, trust problems "
+                  f"{summary.trust_problems}, unreachable {summary.unreachable}, "
+                  f"intercepted {summary.intercepted}", soft_wrap=True)
     from trustwall.errors import ProblemFound, Unreachable
 
     if summary.trust_problems:

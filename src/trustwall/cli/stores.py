@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from trustwall.cli.output import console, emit, json_option
+from trustwall.cli.output import console, emit, json_option, print_table, styled
 
 root_option = click.option("--root", type=click.Path(file_okay=False, exists=True), default=None,
                            help="Operate on the tree under DIR (an image or chroot).")
@@ -34,19 +34,15 @@ def make_scope(venv_roots: tuple[str, ...], registries: tuple[str, ...]) -> Any:
 
 
 def _render(infos: list[Any]) -> None:
-    from rich.table import Table
-
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    for col in ("kind", "path", "CAs", "written with", "read by"):
-        table.add_column(col, overflow="fold")
-    for info in infos:
-        table.add_row(info.kind, info.path, str(info.count), info.writer,
-                      "\n".join(info.clients))
     out = console()
-    out.print(table)
+    # The path is kept whole (a path broken inside a word cannot be copied); at 60 columns
+    # the table becomes a list.
+    print_table(out, ["kind", "path", "CAs", "written with", "read by"],
+                [[info.kind, info.path, str(info.count), info.writer, ", ".join(info.clients)]
+                 for info in infos])
     for info in infos:
         for note in info.notes:
-            out.print(f"[yellow]note[/] ({info.kind}): {note}")
+            out.print(styled(("note", "yellow"), f" ({info.kind}): {note}"), soft_wrap=True)
     if not infos:
         out.print("no trust store found")
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from trustwall.cli.output import console, emit, json_option
+from trustwall.cli.output import console, emit, json_option, styled
 
 clients_option = click.option("--clients", "clients", multiple=True, metavar="NAME",
                               help="Only these clients (curl, wget, python, requests, node, "
@@ -15,10 +15,10 @@ clients_option = click.option("--clients", "clients", multiple=True, metavar="NA
 
 def render_matrix(title: str, result: Any) -> None:
     out = console()
-    out.print(f"[bold]{title}[/] {result.url}")
+    out.print(styled((title, "bold"), " ", result.url), soft_wrap=True)
     for c in result.clients:
-        mark = "[green]ok  [/]" if c.ok else "[red]FAIL[/]"
-        out.print(f"  {mark} {c.name:<9} {c.error}")
+        mark = ("ok  ", "green") if c.ok else ("FAIL", "red")
+        out.print(styled("  ", mark, f" {c.name:<9} {c.error}"), soft_wrap=True)
 
 
 @click.command("verify")
