@@ -7,13 +7,13 @@ lazily.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from typing import Any
 
 import click
 
 from trustwall.cli.lazy import LazyGroup
 from trustwall.cli.output import (
+    ask,
     console,
     emit,
     json_option,
@@ -22,6 +22,7 @@ from trustwall.cli.output import (
     print_table,
     styled,
     visible,
+    yes_option,
 )
 from trustwall.cli.stores import make_scope, root_option, scope_options, store_option
 
@@ -95,7 +96,7 @@ def show_certs(certs: list[Any]) -> None:
 @root_option
 @state_option
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @click.option("--force", is_flag=True, help="Also trust a non-CA or expired certificate.")
 @click.option("--all-purposes", is_flag=True,
               help="p11-kit stores: trust for every purpose, not TLS servers only.")
@@ -104,7 +105,6 @@ def install(files: tuple[str, ...], kinds: tuple[str, ...], venv_roots: tuple[st
             registries: tuple[str, ...], root: str | None, state_dir: str | None,
             dry_run: bool, yes: bool, force: bool, all_purposes: bool, as_json: bool) -> None:
     """Trust the CA certificate(s) in FILES in every store (idempotent)."""
-    from trustwall.errors import BadInput
     from trustwall.stores.registry import install as do_install
     from trustwall.stores.registry import load_for_install
 
@@ -120,13 +120,10 @@ def install(files: tuple[str, ...], kinds: tuple[str, ...], venv_roots: tuple[st
     if not plan.changed:
         emit(dataclasses.replace(plan, dry_run=False), _render_change)
         return
-    if not yes:
-        if not sys.stdin.isatty():
-            raise BadInput("refusing to trust a CA without confirmation",
-                           hint="check the fingerprint above, then rerun with --yes")
-        stores = ", ".join(sorted({s.kind for s in plan.stores if s.added}))
-        click.confirm(f"Trust {len(certs)} certificate(s) in: {stores}?", abort=True,
-                      err=True)
+    stores = ", ".join(sorted({s.kind for s in plan.stores if s.added}))
+    ask(f"Trust {len(certs)} certificate(s) in: {stores}?", yes=yes,
+            action="trust a CA",
+        first="check the fingerprint above, then ")
     emit(do_install(certs, root=root, kinds=kinds or None, force=force,
                     all_purposes=all_purposes, state_dir=state_dir, scope=scope),
          _render_change)

@@ -6,7 +6,16 @@ from typing import Any
 
 import click
 
-from trustwall.cli.output import console, emit, json_option, json_wanted, print_command, styled
+from trustwall.cli.output import (
+    ask,
+    console,
+    emit,
+    json_option,
+    json_wanted,
+    print_command,
+    styled,
+    yes_option,
+)
 from trustwall.cli.stores import make_scope, scope_options, store_option
 from trustwall.cli.verify import clients_option, render_matrix
 
@@ -40,16 +49,15 @@ def _render_fix(result: Any) -> None:
 @scope_options
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None,
               envvar="TRUSTWALL_STATE_DIR", help="Journal directory.")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask before trusting the CA.")
+@yes_option
 @click.option("--timeout", type=click.FloatRange(1, 120), default=15.0, show_default=True)
 @json_option
 def fix(url: str, clients: tuple[str, ...], kinds: tuple[str, ...],
         venv_roots: tuple[str, ...], registries: tuple[str, ...], state_dir: str | None,
         yes: bool, timeout: float, as_json: bool) -> None:
     """Make every client reach URL: fetch the CA in the way, trust it everywhere, verify."""
-    import sys
 
-    from trustwall.errors import BadInput, ProblemFound
+    from trustwall.errors import ProblemFound
     from trustwall.stores.fix import FixResult, fetch_anchors
     from trustwall.stores.fix import fix as run_fix
     from trustwall.stores.fix import verify as run_verify
@@ -67,12 +75,9 @@ def fix(url: str, clients: tuple[str, ...], kinds: tuple[str, ...],
         from trustwall.cli.ca import show_certs
 
         show_certs(certs)
-    if not yes:
-        if not sys.stdin.isatty():
-            raise BadInput("refusing to trust a CA without confirmation",
-                           hint="check the fingerprint above, then rerun with --yes")
-        click.confirm(f"Trust {len(certs)} certificate(s) in every store?", abort=True,
-                      err=True)
+    ask(f"Trust {len(certs)} certificate(s) in every store?", yes=yes,
+            action="trust a CA",
+        first="check the fingerprint above, then ")
     result = run_fix(url, certs, before=before, clients=clients or None,
                      kinds=kinds or None, timeout=timeout, state_dir=state_dir,
                      scope=make_scope(venv_roots, registries))

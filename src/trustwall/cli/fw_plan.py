@@ -11,7 +11,7 @@ import click
 
 from trustwall.cli.fw import _load, _source_options
 from trustwall.cli.fw_policy import APPLY_OPTIONS, make_options, render_apply
-from trustwall.cli.output import console, emit, json_option
+from trustwall.cli.output import ask, console, emit, json_option, yes_option
 from trustwall.errors import BadInput, ProblemFound
 
 
@@ -23,14 +23,14 @@ def _apply_rule(rule, table: str, name: str | None, live, yes: bool,  # type: ig
     from trustwall.firewall.quick import apply_rule
 
     options = make_options(**apply_args)
-    if not yes and not as_json and not options.dry_run:
+    if not yes and not options.dry_run:
         preview, position, why = apply_rule(rule, table=table, name=name, family=live.family,
                                             options=replace(options, dry_run=True), live=live)
-        console().print(f"# position {position}: {why}", markup=False, soft_wrap=True)
-        render_apply(preview)
-        if not preview.changed:
-            return
-        click.confirm("Apply this change?", abort=True)
+        if preview.changed:
+            if not as_json:
+                console().print(f"# position {position}: {why}", soft_wrap=True)
+                render_apply(preview, preview=True)
+            ask("Apply this change?", yes=yes, action="change the firewall")
     result, position, why = apply_rule(rule, table=table, name=name, family=live.family,
                                        options=options, live=live)
     emit({"position": position, "explanation": why, "result": result},
@@ -97,7 +97,7 @@ def _rule_command(verdict: str) -> Callable[..., Any]:
                        "would decide some of them differently), and show its effect.")
     options = [
         *APPLY_OPTIONS,
-        click.option("--yes", is_flag=True, help="With --apply: do not ask."),
+        yes_option,
         click.option("--name", help="Name the rule (comment tw:NAME, as a policy entry's)."),
         click.option("--for", "duration", metavar="DURATION",
                      help="Temporary rule: expires after e.g. 2h (needs --name); removed by "
@@ -137,7 +137,7 @@ reject = _rule_command("REJECT")
 @click.option("--table", "-t", default="filter", show_default=True)
 @click.option("--plan", is_flag=True, help="Print the command and its effect.")
 @click.option("--apply", is_flag=True, help="Delete it: checked, journaled, undoable.")
-@click.option("--yes", is_flag=True, help="With --apply: do not ask.")
+@yes_option
 @json_option
 @click.argument("chain")
 @click.argument("rule", nargs=-1, required=True)
@@ -157,11 +157,11 @@ def delete(file: str | None, live: bool, ipv6: bool, table: str, plan: bool, app
         at = words.index("--file")
         file = words[at + 1]
         del words[at:at + 2]
-    flags = {"--plan", "--json", "--apply", "--yes"}
+    flags = {"--plan", "--json", "--apply", "--yes", "-y"}
     words = [w for w in words if w not in flags]
     plan = plan or "--plan" in rule
     apply = apply or "--apply" in rule
-    yes = yes or "--yes" in rule
+    yes = yes or "--yes" in rule or "-y" in rule
     if "--json" in rule:
         click.get_current_context().params["as_json"] = True
     _need_plan(plan, apply)
@@ -176,8 +176,7 @@ def delete(file: str | None, live: bool, ipv6: bool, table: str, plan: bool, app
 
         if file is not None:
             raise BadInput("--apply changes the running firewall; it cannot take --file")
-        if not yes and not as_json:
-            click.confirm("Delete this rule?", abort=True)
+        ask("Delete this rule?", yes=yes, action="change the firewall")
         assert result.position is not None
         done = delete_rule(table, chain, result.position, family=ruleset.family, live=ruleset,
                            options=make_options(False, False, (), None, False, (), None))

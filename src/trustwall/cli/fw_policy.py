@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from trustwall.cli.output import console, emit, json_option, print_command, styled
+from trustwall.cli.output import (
+    ask,
+    console,
+    emit,
+    json_option,
+    print_command,
+    styled,
+    yes_option,
+)
 from trustwall.errors import ProblemFound
 
 
@@ -47,7 +55,9 @@ def _apply_options(func):  # type: ignore[no-untyped-def]
     return func
 
 
-def render_apply(result) -> None:  # type: ignore[no-untyped-def]
+def render_apply(result, *, preview: bool = False) -> None:  # type: ignore[no-untyped-def]
+    """An apply's outcome; ``preview``: the change about to be asked for (no "dry run" line,
+    which would contradict the question that follows)."""
     out = console()
     if not result.changed:
         out.print("Nothing to do: the running firewall already matches.")
@@ -60,7 +70,8 @@ def render_apply(result) -> None:  # type: ignore[no-untyped-def]
     for warning in result.warnings:
         out.print(styled(("warning:", "yellow"), f" {warning}"), soft_wrap=True)
     if result.dry_run:
-        out.print("Dry run: nothing applied.")
+        if not preview:
+            out.print("Dry run: nothing applied.")
         return
     print_command(out, f"trustwall undo {result.txn_id}",
                   prefix=f"Applied as transaction {result.txn_id}; undo with:")
@@ -105,7 +116,7 @@ def compile_(policy: str, ipv6: bool) -> None:
 @click.command()
 @click.argument("policy", type=click.Path(dir_okay=False))
 @_apply_options
-@click.option("--yes", is_flag=True, help="Do not ask before applying.")
+@yes_option
 @json_option
 def apply(policy: str, dry_run: bool, force: bool, keep: tuple[str, ...],
           confirm_within: float | None, no_persist: bool, persist_file: tuple[str, ...],
@@ -115,13 +126,13 @@ def apply(policy: str, dry_run: bool, force: bool, keep: tuple[str, ...],
 
     options = make_options(dry_run, force, keep, confirm_within, no_persist, persist_file,
                        state_dir)
-    if not yes and not dry_run and not as_json:
+    if not yes and not dry_run:
         preview = apply_policy(policy, options=make_options(True, force, keep, confirm_within,
                                                         no_persist, persist_file, state_dir))
-        render_apply(preview)
-        if not preview.changed:
-            return
-        click.confirm("Apply this change?", abort=True)
+        if preview.changed:
+            if not as_json:
+                render_apply(preview, preview=True)
+            ask("Apply this change?", yes=yes, action="change the firewall")
     emit(apply_policy(policy, options=options), render_apply)
 
 

@@ -29,6 +29,16 @@ class LazyGroup(click.Group):
             return getattr(import_module(module_name), attr)
         return super().get_command(ctx, cmd_name)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        # click suggests only among eagerly registered commands; ours are lazy, so a typo
+        # (`prob`, `fw alow`) would get no "Did you mean".
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as exc:
+            raise click.exceptions.NoSuchCommand(
+                exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # List lazy commands from their declared help so --help imports nothing.
         rows = [(name, self.lazy[name][1]) for name in sorted(self.lazy)]

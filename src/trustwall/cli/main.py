@@ -34,6 +34,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fix": ("trustwall.cli.fix:fix", "Fetch the CA in the way, trust it everywhere, verify."),
     "why": ("trustwall.cli.doctor:why", "Why can't this host reach URL? The broken rung, fix."),
     "why-in": ("trustwall.cli.doctor:why_in", "Why can't others reach PORT here? Broken rung."),
+    "completion": ("trustwall.cli.completion:completion",
+                   "Print the bash, zsh or fish completion script."),
+    "man": ("trustwall.cli.man:man", "Print the manual page (trustwall man | man -l -)."),
 }
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in trustwall, not in the input.
@@ -44,7 +47,7 @@ DESCRIPTION = (
 )
 # (option, help) of the top-level group, in click's display order.
 TOP_OPTIONS = (
-    ("--version", "Show the version and exit."),
+    ("-V, --version", "Show the version and exit."),
     ("--json", "JSON output for read commands."),
     ("--debug", "Show tracebacks for errors."),
     ("-h, --help", "Show this message and exit."),
@@ -96,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if args in (["--help"], ["-h"]):
         sys.stdout.write(top_help())
         return 0
-    if args == ["--version"]:
+    if args in (["--version"], ["-V"]):
         sys.stdout.write(f"trustwall, version {__version__}\n")
         return 0
     return _run_click(args)
@@ -124,9 +127,15 @@ def _run_click(args: list[str]) -> int:
     except TrustwallError as exc:
         if debug:
             raise
-        click.echo(f"trustwall: error: {exc}", err=True)
+        from trustwall.cli.output import visible
+        from trustwall.errors import ProblemFound
+
+        # A finding (exit 1: untrusted chain, rulesets differ) is the answer, not a failure of
+        # trustwall: it is summed up without the word "error".
+        label = "" if isinstance(exc, ProblemFound) else "error: "
+        click.echo(f"trustwall: {label}{visible(str(exc), one_line=True)}", err=True)
         if exc.hint:
-            click.echo(f"trustwall: hint: {exc.hint}", err=True)
+            click.echo(f"trustwall: hint: {visible(exc.hint, one_line=True)}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("trustwall: interrupted", err=True)

@@ -141,6 +141,23 @@ def _text(cell: Any) -> Any:
     return cell if isinstance(cell, Text) else Text(visible(str(cell)))
 
 
+yes_option = click.option("-y", "--yes", is_flag=True,
+                          help="Do not ask; needed to go ahead without a terminal.")
+
+
+def ask(question: str, *, yes: bool, action: str, first: str = "") -> None:
+    """The one confirmation behaviour: ``--yes`` goes ahead; a terminal gets ``question``;
+    anything else (a pipe, cron, Ansible) is refused in one line that names ``--yes``."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        from trustwall.errors import BadInput
+
+        raise BadInput(f"refusing to {action} without confirmation (no terminal to ask on): "
+                       f"{first}rerun with --yes")
+    click.confirm(question, abort=True, err=True)
+
+
 def emit(result: Any, human: Callable[[Any], None]) -> None:
     """Print ``result`` as JSON when asked, else call ``human(result)`` to draw it."""
     if json_wanted():

@@ -1,0 +1,146 @@
+"""What every command shares (issue 17): one confirmation behaviour, findings that are not
+errors, typo suggestions in every group, -V, shell completion and a generated man page.
+
+Commands run as real processes; the only store written is a bundle file in a scratch directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from trustwall.certs.model import pem_encode
+from trustwall.certs.synth import cn, make_cert, new_key
+
+TRUSTWALL = [sys.executable, "-m", "trustwall"]
+ENV = {"PATH": os.environ["PATH"], "HOME": "/root", "NO_COLOR": "1", "COLUMNS": "80"}
+
+
+def tw(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([*TRUSTWALL, *args], capture_output=True, text=True, env=ENV,
+                          stdin=subprocess.DEVNULL, **kw)
+
+
+@pytest.fixture
+def image(tmp_path):
+    """One empty bundle store in a scratch directory (named by its full path: a KIND:PATH
+    store is not looked up under --root), and a CA certificate to trust."""
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text("")
+    ca = tmp_path / "ca.pem"
+    ca.write_text(pem_encode(make_cert(cn("Confirm Test Root"), key=new_key())))
+    args = ["ca", "install", str(ca), "--store", f"bundle:{bundle}", "--state-dir",
+            str(tmp_path / "state")]
+    return bundle, args
+
+
+def test_without_a_terminal_and_without_yes_the_refusal_is_one_line_naming_yes(image):
+    bundle, args = image
+    proc = tw(*args)
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("trustwall:")]
+    assert len(errors) == 1 and "--yes" in errors[0] and "refusing" in errors[0]
+    assert bundle.read_text() == ""
+    assert tw(*args, "-y").returncode == 0  # the short form everywhere
+    assert "BEGIN CERTIFICATE" in bundle.read_text()
+
+
+def run_on_a_terminal(args: list[str], answer: str) -> tuple[int, str]:
+    """Run with a pseudo-terminal as stdin; answer the question; return (code, stderr)."""
+    main, secondary = os.openpty()
+    try:
+        proc = subprocess.Popen([*TRUSTWALL, *args], stdin=secondary, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=ENV)
+        os.write(main, answer.encode() + b"\n")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(main)
+        os.close(secondary)
+    return proc.returncode, out + err
+
+
+def test_on_a_terminal_one_clear_question_and_no_means_nothing_changes(image):
+    bundle, args = image
+    code, text = run_on_a_terminal(args, "n")
+    assert code == 2
+    assert text.count("[y/N]") == 1 and "Trust 1 certificate(s) in: bundle?" in text
+    assert "Dry run" not in text
+    assert bundle.read_text() == ""
+    code, text = run_on_a_terminal(args, "y")
+    assert code == 0, text
+    assert "BEGIN CERTIFICATE" in bundle.read_text()
+
+
+@pytest.mark.parametrize("command", [["fw", "allow"], ["fw", "deny"], ["fw", "reject"],
+                                     ["fw", "delete"], ["fw", "apply"], ["ca", "install"],
+                                     ["fix"]])
+def test_every_command_that_asks_takes_y_and_yes(command):
+    from click.testing import CliRunner
+
+    from trustwall.cli.app import cli
+
+    text = CliRunner().invoke(cli, [*command, "--help"], terminal_width=200).output
+    assert "-y, --yes" in text, text
+
+
+def test_findings_are_not_printed_as_errors():
+    proc = tw("explain", "hello")
+    assert proc.returncode == 1
+    assert "error" not in proc.stderr
+    assert proc.stderr.strip() == "trustwall: the text was not recognised"
+
+
+@pytest.mark.parametrize(("typo", "meant"), [(["prob"], "probe"), (["fw", "alow"], "allow"),
+                                             (["fw", "shwo"], "show"), (["ca", "instal"],
+                                                                        "install"),
+                                             (["cert", "shw"], "show"), (["lab", "stauts"],
+                                                                         "status")])
+def test_typos_get_a_suggestion_in_every_group(typo, meant):
+    proc = tw(*typo)
+    assert proc.returncode == 2
+    assert "Did you mean" in proc.stderr and f"'{meant}'" in proc.stderr
+
+
+def test_short_version_option():
+    from trustwall import __version__
+
+    for flag in ("-V", "--version"):
+        proc = tw(flag)
+        assert proc.returncode == 0 and proc.stdout.strip() == f"trustwall, version {__version__}"
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_script_for_each_shell(shell):
+    proc = tw("completion", shell)
+    assert proc.returncode == 0
+    assert "_TRUSTWALL_COMPLETE" in proc.stdout
+
+
+def test_completion_completes_lazy_commands_and_subcommands():
+    env = {**ENV, "_TRUSTWALL_COMPLETE": "bash_complete", "COMP_WORDS": "trustwall fw al",
+           "COMP_CWORD": "2"}
+    proc = subprocess.run(TRUSTWALL, capture_output=True, text=True, env=env)
+    assert proc.stdout.split() == ["plain,allow"]
+
+
+def test_man_page_is_generated_from_every_command_and_renders():
+    from trustwall.cli.fw import FW_COMMANDS
+    from trustwall.cli.main import COMMANDS
+
+    proc = tw("man")
+    assert proc.returncode == 0
+    page = proc.stdout
+    assert page.startswith(".TH TRUSTWALL 1")
+    for name in COMMANDS:
+        assert f'.SS "trustwall {name}"' in page, name
+    for name in FW_COMMANDS:
+        assert f'.SS "trustwall fw {name}"' in page, name
+    assert "--dport" in page and "--yes" in page
+    if shutil.which("man"):
+        shown = subprocess.run(["man", "-l", "-"], input=page, capture_output=True, text=True,
+                               env={**ENV, "MANWIDTH": "80", "MAN_KEEP_FORMATTING": ""})
+        assert shown.returncode == 0 and "trustwall fw allow" in shown.stdout
