@@ -144,3 +144,110 @@ def test_man_page_is_generated_from_every_command_and_renders():
         shown = subprocess.run(["man", "-l", "-"], input=page, capture_output=True, text=True,
                                env={**ENV, "MANWIDTH": "80", "MAN_KEEP_FORMATTING": ""})
         assert shown.returncode == 0 and "trustwall fw allow" in shown.stdout
+
+
+RULES = ("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+         "-A INPUT -i lo -j ACCEPT\n-A INPUT -j REJECT\nCOMMIT\n")
+
+
+@pytest.fixture
+def rules(tmp_path):
+    path = tmp_path / "rules.v4"
+    path.write_text(RULES)
+    return str(path)
+
+
+@pytest.mark.parametrize(("args", "command"), [
+    (["--dport", "18745/tcp"], "-p tcp -m tcp --dport 18745"),
+    (["--dport", "18745"], "-p tcp -m tcp --dport 18745"),  # a port alone means tcp
+    (["--dport", "ssh"], "-p tcp -m tcp --dport 22"),
+    (["-p", "udp", "--dport", "domain"], "-p udp -m udp --dport 53"),
+    (["--dport", "53/udp", "-s", "10.0.0.0/8", "-d", "192.0.2.1", "-i", "eth0"],
+     "-s 10.0.0.0/8 -d 192.0.2.1/32 -i eth0 -p udp -m udp --dport 53"),
+    (["--sport", "1024:65535/tcp", "-o", "eth1", "--chain", "OUTPUT"],
+     "-o eth1 -p tcp -m tcp --sport 1024:65535"),
+])
+def test_rule_commands_take_the_same_packet_spelling(rules, args, command):
+    deny = tw("fw", "deny", "-f", rules, *args, "--plan")
+    assert deny.returncode == 0, deny.stderr
+    assert f"{command} -j DROP" in deny.stdout, deny.stdout
+    # allow and reject read the same options; where the ruleset already gives that verdict
+    # they have nothing to add.
+    for verb, target in (("allow", "ACCEPT"), ("reject", "REJECT")):
+        proc = tw("fw", verb, "-f", rules, *args, "--plan")
+        assert proc.returncode == 0, proc.stderr
+        assert "# nothing to do" in proc.stdout or f"{command} -j {target}" in proc.stdout
+
+
+def test_a_port_protocol_that_contradicts_p_is_refused(rules):
+    proc = tw("fw", "allow", "-f", rules, "-p", "tcp", "--dport", "53/udp", "--plan")
+    assert proc.returncode == 2 and "says udp but -p says tcp" in proc.stderr
+
+
+@pytest.mark.parametrize(("args", "packet"), [
+    (["--dport", "ssh"], "tcp 10.0.0.1 -> 10.0.0.2:22"),
+    (["--dport", "53/udp"], "udp 10.0.0.1 -> 10.0.0.2:53"),
+    (["-p", "udp", "--sport", "domain", "--dport", "1024"], "udp 10.0.0.1:53 -> 10.0.0.2:1024"),
+])
+def test_trace_takes_the_same_packet_spelling(rules, args, packet):
+    proc = tw("fw", "trace", "-f", rules, "-s", "10.0.0.1", "-d", "10.0.0.2", "-i", "eth0",
+              *args)
+    assert proc.returncode == 0, proc.stderr
+    assert f"Packet  {packet}, NEW, in eth0" in proc.stdout
+    assert "exit status" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("port", ["53/icmp", "no-such-service", "18745/"])
+def test_why_in_refuses_a_port_it_cannot_check(port):
+    proc = tw("why-in", port)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def leaf_commands():
+    import click
+
+    from trustwall.cli.app import cli
+
+    def walk(group, ctx, path):
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            sub = click.Context(command, info_name=name, parent=ctx)
+            if isinstance(command, click.Group):
+                yield from walk(command, sub, [*path, name])
+            else:
+                yield [*path, name], command
+
+    return list(walk(cli, click.Context(cli, info_name="trustwall"), []))
+
+
+def test_global_json_is_honoured_or_refused_never_ignored(rules):
+    without = [path for path, command in leaf_commands()
+               if not any(p.name == "as_json" for p in command.params)]
+    assert ["fw", "save"] in without
+    for path in without:
+        proc = tw("--json", *path, "--help")
+        assert proc.returncode == 2 and "has no JSON output" in proc.stderr, path
+    proc = tw("--json", "fw", "save", "-f", rules)
+    assert proc.returncode == 2 and proc.stdout == ""
+
+
+def test_one_state_dir_option_everywhere(tmp_path):
+    found = {}
+    for path, command in leaf_commands():
+        for param in command.params:
+            if "--state-dir" in param.opts:
+                found[" ".join(path)] = (param.envvar, param.default, param.help,
+                                         type(param.type), param.type.resolve_path)
+    assert {"ca install", "ca remove", "fix", "log", "undo", "fw apply", "fw allow",
+            "fw confirm", "fw expire"} <= set(found)
+    assert len(set(found.values())) == 1, found
+    assert next(iter(found.values()))[0] == "TRUSTWALL_STATE_DIR"
+
+
+def test_every_client_probe_knows_verify_knows_too():
+    from trustwall.tls.clients import CLIENTS
+
+    text = tw("verify", "--help").stdout
+    assert "--proxy" in text
+    for name in CLIENTS:
+        assert name in text, name

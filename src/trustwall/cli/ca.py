@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from trustwall.cli.lazy import LazyGroup
+from trustwall.cli.options import state_dir_option
 from trustwall.cli.output import (
     ask,
     console,
@@ -30,9 +31,6 @@ SUBCOMMANDS = {
     "fetch": ("trustwall.cli.ca_fetch:fetch", "Write the CA(s) to trust for an endpoint."),
 }
 
-state_option = click.option("--state-dir", type=click.Path(file_okay=False), default=None,
-                            envvar="TRUSTWALL_STATE_DIR",
-                            help="Journal directory [default: ROOT/var/lib/trustwall].")
 
 
 @click.group("ca", cls=LazyGroup, lazy=SUBCOMMANDS)
@@ -94,7 +92,7 @@ def show_certs(certs: list[Any]) -> None:
 @store_option
 @scope_options
 @root_option
-@state_option
+@state_dir_option
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @yes_option
 @click.option("--force", is_flag=True, help="Also trust a non-CA or expired certificate.")
@@ -134,7 +132,7 @@ def install(files: tuple[str, ...], kinds: tuple[str, ...], venv_roots: tuple[st
 @store_option
 @scope_options
 @root_option
-@state_option
+@state_dir_option
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @json_option
 def remove(items: tuple[str, ...], kinds: tuple[str, ...], venv_roots: tuple[str, ...],

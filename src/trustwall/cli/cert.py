@@ -6,13 +6,14 @@ from dataclasses import dataclass
 
 import click
 
+from trustwall.cli.lazy import JsonCheckedGroup
 from trustwall.cli.output import console, emit, json_option, styled, visible
 
 _password = click.option("--password", default=None, metavar="PW",
                          help="Password of a PKCS#12 file (tried empty when omitted).")
 
 
-@click.group("cert")
+@click.group("cert", cls=JsonCheckedGroup)
 def cert() -> None:
     """Read, convert and check certificates (PEM, DER, PKCS#7, PKCS#12), sniffed by content."""
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from trustwall.cli.options import port_and_proto, single_port
 from trustwall.cli.output import console, emit, json_option, styled
 
 _MARK = {"ok": "ok", "broken": "BROKEN", "skipped": "skipped", "warning": "warning"}
@@ -60,18 +61,24 @@ def why(ctx: click.Context, url: str, client: str, proxy_url: str | None, timeou
 
 
 @click.command(name="why-in")
-@click.argument("port", type=int)
-@click.option("--proto", type=click.Choice(["tcp", "udp"]), default="tcp", show_default=True)
-@click.option("--from", "source", metavar="IP",
+@click.argument("port")
+@click.option("--proto", "-p", type=click.Choice(["tcp", "udp"]), default=None,
+              help="[default: tcp]")
+@click.option("--from", "--src", "-s", "source", metavar="IP",
               help="The remote address (default: any remote, tested as 192.0.2.10).")
 @json_option
 @click.pass_context
-def why_in(ctx: click.Context, port: int, proto: str, source: str | None,
+def why_in(ctx: click.Context, port: str, proto: str | None, source: str | None,
            as_json: bool) -> None:
     """Why can't others reach PORT on this host? Listening socket, bind address, host name
-    (the JMX 127.0.1.1 trap), firewall INPUT, replies: the first broken rung and its fix."""
+    (the JMX 127.0.1.1 trap), firewall INPUT, replies: the first broken rung and its fix.
+
+    PORT is a number, a service name (ssh) or PORT/PROTO (18745/tcp)."""
     from trustwall.doctor.inbound import why_in as climb
 
-    ladder = climb(port, proto=proto, source=source)
+    number, proto = port_and_proto(port, proto, "PORT")
+    if proto not in ("tcp", "udp"):
+        raise click.BadParameter(f"{port!r}: why-in checks tcp or udp", param_hint="PORT")
+    ladder = climb(single_port(number or "", "PORT"), proto=proto, source=source)
     emit(ladder, _show)
     ctx.exit(ladder.exit_code)

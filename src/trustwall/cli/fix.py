@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from trustwall.cli.options import state_dir_option
 from trustwall.cli.output import (
     ask,
     console,
@@ -47,8 +48,7 @@ def _render_fix(result: Any) -> None:
 @clients_option
 @store_option
 @scope_options
-@click.option("--state-dir", type=click.Path(file_okay=False), default=None,
-              envvar="TRUSTWALL_STATE_DIR", help="Journal directory.")
+@state_dir_option
 @yes_option
 @click.option("--timeout", type=click.FloatRange(1, 120), default=15.0, show_default=True)
 @json_option

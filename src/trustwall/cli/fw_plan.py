@@ -11,6 +11,7 @@ import click
 
 from trustwall.cli.fw import _load, _source_options
 from trustwall.cli.fw_policy import APPLY_OPTIONS, make_options, render_apply
+from trustwall.cli.options import PORT_HELP, port_and_proto
 from trustwall.cli.output import ask, console, emit, json_option, yes_option
 from trustwall.errors import BadInput, ProblemFound
 
@@ -75,6 +76,8 @@ def _rule_command(verdict: str) -> Callable[..., Any]:
         from trustwall.firewall.quick import parse_expiry, rule_tag
 
         _need_plan(plan, apply)
+        dport, proto = port_and_proto(dport, proto)
+        sport, proto = port_and_proto(sport, proto, "--sport")
         if apply and file is not None:
             raise BadInput("--apply changes the running firewall; it cannot take --file")
         expires = parse_expiry(duration) if duration else None
@@ -106,14 +109,15 @@ def _rule_command(verdict: str) -> Callable[..., Any]:
                      help="Make the change: checked, journaled, undoable (`trustwall undo`)."),
         click.option("--plan", is_flag=True, help="Print the command and its effect."),
         click.option("--comment", help="Comment for the rule (-m comment)."),
-        click.option("--out", "out_iface", help="Output interface (-o; 'eth+' wildcards)."),
-        click.option("--in", "in_iface", help="Input interface (-i; 'eth+' wildcards)."),
+        click.option("--out", "-o", "out_iface", help="Output interface ('eth+' wildcards)."),
+        click.option("--in", "-i", "in_iface", help="Input interface ('eth+' wildcards)."),
         click.option("--state", help="Conntrack states, e.g. NEW or NEW,ESTABLISHED."),
-        click.option("--dst", help="Destination address or CIDR (-d)."),
-        click.option("--src", help="Source address or CIDR (-s)."),
-        click.option("--sport", help="Source port or range a:b."),
-        click.option("--dport", help="Destination port or range a:b."),
-        click.option("--proto", "-p", help="Protocol: tcp, udp, icmp, …"),
+        click.option("--dst", "-d", help="Destination address or CIDR."),
+        click.option("--src", "-s", help="Source address or CIDR."),
+        click.option("--sport", metavar="PORT", help=f"Source port: {PORT_HELP}."),
+        click.option("--dport", metavar="PORT", help=f"Destination port: {PORT_HELP}."),
+        click.option("--proto", "-p", help="Protocol: tcp, udp, icmp, … (tcp when a port "
+                                           "is given)."),
         click.option("--table", "-t", default="filter", show_default=True),
         click.option("--chain", default="INPUT", show_default=True),
     ]
@@ -206,23 +210,25 @@ def _show_diff(result) -> None:  # type: ignore[no-untyped-def]
 
 
 @click.command()
-@click.option("--live", is_flag=True, help="Compare the running firewall with FILE.")
+@click.option("--live", is_flag=True,
+              help="Compare the running firewall with FILE (the default with one FILE).")
 @click.option("-6", "--ipv6", "ipv6", is_flag=True, help="Live: read ip6tables.")
 @json_option
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def diff(live: bool, ipv6: bool, as_json: bool, files: tuple[str, ...]) -> None:
-    """Semantic difference of two rulesets (A B, or --live B): the packets whose verdict
-    changes, not a text diff. Exit 1 when they differ."""
+    """Semantic difference of two rulesets (A B, or the running firewall and B): the packets
+    whose verdict changes, not a text diff. Exit 1 when they differ."""
     from trustwall.firewall import plan as api
 
-    if live and len(files) == 1:
+    if len(files) == 1:  # like every other fw command, the running firewall by default
         a = _load(None, True, ipv6, counters=False)
         b = _ruleset_or_policy(files[0], a)
     elif not live and len(files) == 2:
         a = _ruleset_or_policy(files[0], None)
         b = _ruleset_or_policy(files[1], a)
     else:
-        raise BadInput("give two files (A B), or --live and one file")
+        raise BadInput("give two files (A B), or one file to compare with the running "
+                       "firewall")
     result = api.diff(a, b)
     from trustwall.firewall.policy import rule_changes
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from trustwall.cli.options import state_dir_option
 from trustwall.cli.output import (
     ask,
     console,
@@ -44,8 +45,7 @@ APPLY_OPTIONS = [
     click.option("--no-persist", is_flag=True, help="Do not rewrite the boot-time file."),
     click.option("--persist-file", multiple=True, metavar="4=PATH|6=PATH",
                  help="Boot-time file to write instead of the distro's."),
-    click.option("--state-dir", default=None, help="Journal directory (default "
-                 "/var/lib/trustwall)."),
+    state_dir_option,
 ]
 
 
@@ -137,7 +137,7 @@ def apply(policy: str, dry_run: bool, force: bool, keep: tuple[str, ...],
 
 
 @click.command()
-@click.option("--state-dir", default=None, help="Journal directory.")
+@state_dir_option
 @json_option
 def confirm(state_dir: str | None, as_json: bool) -> None:
     """Keep a pending change (run from a NEW connection before the deadline)."""

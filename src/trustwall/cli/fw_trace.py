@@ -6,6 +6,7 @@ error); 2 for bad input; 3 when the live firewall cannot be read.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import sys
 from importlib import import_module
@@ -13,6 +14,7 @@ from typing import Any
 
 import click
 
+from trustwall.cli.options import port_and_proto, single_port
 from trustwall.cli.output import console, dumps, emit, json_option, print_table, styled
 from trustwall.errors import BadInput
 
@@ -42,14 +44,16 @@ def _icmp(text: str | None) -> tuple[int | None, int | None]:
 @click.option("--local-addr", "local_addrs", multiple=True, metavar="ADDR[/LEN]",
               help="An address of the host (repeatable). Decides INPUT vs FORWARD; live "
                    "default: `ip -j addr`. Without it, a file trace follows both paths.")
-@click.option("--proto", "-p", default="tcp", show_default=True,
-              help="tcp, udp, icmp, or a protocol name/number.")
+@click.option("--proto", "-p", default=None,
+              help="tcp, udp, icmp, or a protocol name/number [default: tcp].")
 @click.option("--src", "-s", help="Source address.")
-@click.option("--sport", type=click.IntRange(0, 65535), help="Source port.")
+@click.option("--sport", metavar="PORT", help="Source port (a number or service name).")
 @click.option("--dst", "-d", help="Destination address.")
-@click.option("--dport", type=click.IntRange(0, 65535), help="Destination port.")
-@click.option("--in", "in_iface", help="Interface the packet arrives on.")
-@click.option("--out", "out_iface", help="Interface it would leave by (FORWARD/OUTPUT).")
+@click.option("--dport", metavar="PORT",
+              help="Destination port: a number, a service name (ssh) or PORT/PROTO.")
+@click.option("--in", "-i", "in_iface", help="Interface the packet arrives on.")
+@click.option("--out", "-o", "out_iface",
+              help="Interface it would leave by (FORWARD/OUTPUT).")
 @click.option("--state", default="NEW", show_default=True,
               type=click.Choice(_STATES, case_sensitive=False), help="Conntrack state.")
 @click.option("--icmp-type", help="ICMP type (8, 8/0, echo-request…).")
@@ -59,8 +63,9 @@ def _icmp(text: str | None) -> tuple[int | None, int | None]:
               help="One JSON packet per line ({\"src\":…, \"dst\":…, \"dport\":…}); '-' for "
                    "stdin. Prints one JSON result per line.")
 @json_option
-def trace(file: str | None, live: bool, ipv6: bool, local_addrs: tuple[str, ...], proto: str,
-          src: str | None, sport: int | None, dst: str | None, dport: int | None,
+def trace(file: str | None, live: bool, ipv6: bool, local_addrs: tuple[str, ...],
+          proto: str | None, src: str | None, sport: str | None, dst: str | None,
+          dport: str | None,
           in_iface: str | None, out_iface: str | None, state: str, icmp_type: str | None,
           mark: str, outgoing: bool, batch: Any, as_json: bool) -> None:
     """Trace a packet through the ruleset to the rule that decides it.
@@ -71,10 +76,13 @@ def trace(file: str | None, live: bool, ipv6: bool, local_addrs: tuple[str, ...]
     """
     tr = import_module("trustwall.firewall.trace")
     ipv6 = ipv6 or ":" in (src or "") + (dst or "")  # an IPv6 packet needs ip6tables
-    tracer = tr.Tracer(*_ruleset_and_locals(file, live, ipv6, local_addrs))
+    ruleset, locals_ = _ruleset_and_locals(file, live, ipv6, local_addrs)
+    tracer = tr.Tracer(ruleset, locals_)
     if batch is not None:
         _run_batch(tr, tracer, batch)
         return
+    if file is None and not outgoing:
+        src, dst, in_iface = _live_defaults(locals_, src, dst, in_iface, 6 if ipv6 else 4)
     if not src or not dst:
         raise click.UsageError("give --src and --dst (or --batch FILE)")
     itype, icode = _icmp(icmp_type)
@@ -82,7 +90,11 @@ def trace(file: str | None, live: bool, ipv6: bool, local_addrs: tuple[str, ...]
         mark_value = int(mark, 0)
     except ValueError:
         raise BadInput(f"--mark {mark!r} is not a number") from None
-    packet = tr.Packet(src=src, dst=dst, proto=proto.lower(), sport=sport, dport=dport,
+    dport, proto = port_and_proto(dport, proto)
+    sport, proto = port_and_proto(sport, proto, "--sport")
+    packet = tr.Packet(src=src, dst=dst, proto=(proto or "tcp").lower(),
+                       sport=None if sport is None else single_port(sport, "--sport"),
+                       dport=None if dport is None else single_port(dport),
                        in_iface=in_iface, out_iface=out_iface, state=state.upper(),
                        icmp_type=itype, icmp_code=icode, mark=mark_value, local=outgoing)
     emit(tracer.trace(packet), _render)
@@ -99,6 +111,40 @@ def _ruleset_and_locals(file: str | None, live: bool, ipv6: bool,
     ruleset = api.read_live(family=6 if ipv6 else 4)
     locals_ = routing.from_args(list(local_addrs)) if local_addrs else routing.read_live()
     return ruleset, locals_
+
+
+ANY_REMOTE = {4: "192.0.2.10", 6: "2001:db8::10"}  # TEST-NET: "someone out there"
+
+
+def _live_defaults(locals_: Any, src: str | None, dst: str | None, in_iface: str | None,
+                   family: int) -> tuple[str, str | None, str | None]:
+    """On the live host a packet coming in needs less spelling out: from any remote (a
+    TEST-NET address) unless --src; arriving by the route back to its source (where the
+    kernel's reverse path says it comes from) unless --in; to this host's address on that
+    interface unless --dst. Each assumption is said on stderr."""
+    said = []
+    if src is None:
+        src = ANY_REMOTE[family]
+        said.append(f"from {src} (any remote; give --src)")
+    if in_iface is None:
+        try:
+            local = locals_.is_local(ipaddress.ip_address(src))
+        except ValueError:
+            raise BadInput(f"--src {src!r} is not an IP address") from None
+        in_iface = "lo" if local else locals_.out_interface(src)
+        if in_iface is not None:
+            said.append(f"in {in_iface} (the route to {src}; give --in)")
+    if dst is None:
+        mine = locals_.primary(in_iface, family) if in_iface else None
+        if mine is None:
+            mine = next((a for addrs in locals_.by_interface.values() for a in addrs
+                         if a.version == family and not a.is_loopback), None)
+        if mine is not None:
+            dst = str(mine)
+            said.append(f"to {dst} (this host; give --dst)")
+    if said:
+        click.echo("trustwall: tracing a packet " + ", ".join(said), err=True)
+    return src, dst, in_iface
 
 
 _BATCH_KEYS = {"in": "in_iface", "out": "out_iface", "outgoing": "local"}

@@ -7,13 +7,11 @@ from typing import Any
 
 import click
 
+from trustwall.cli.options import state_dir_option
 from trustwall.cli.output import console, emit, json_option
 
 root_option = click.option("--root", type=click.Path(file_okay=False), default=None,
                            help="Operate on the tree under DIR (an image or chroot).")
-state_option = click.option("--state-dir", type=click.Path(file_okay=False), default=None,
-                            envvar="TRUSTWALL_STATE_DIR",
-                            help="Journal directory [default: ROOT/var/lib/trustwall].")
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,7 @@ def _short(image: str) -> str:
 
 @click.command("log")
 @root_option
-@state_option
+@state_dir_option
 @click.option("--verify", is_flag=True, help="Check the hash chain; exit 1 if it was tampered.")
 @click.option("-n", "--last", type=int, default=None, help="Only the last N records.")
 @json_option
@@ -98,7 +96,7 @@ def _render_undo(result: Any) -> None:
 @click.command("undo")
 @click.argument("txn", required=False)
 @root_option
-@state_option
+@state_dir_option
 @click.option("--dry-run", is_flag=True, help="Show what would be restored; change nothing.")
 @click.option("--force", is_flag=True, help="Undo even if files were changed since.")
 @json_option

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import click
 
+from trustwall.cli.lazy import JsonCheckedGroup
 from trustwall.cli.output import (
     console,
     emit,
@@ -28,7 +29,7 @@ class StatusResult:
     labs: tuple[Any, ...]
 
 
-@click.group()
+@click.group(cls=JsonCheckedGroup)
 def lab() -> None:
     """Build, inspect and tear down the lab (network namespaces; needs root); run the demo."""
 
