@@ -251,3 +251,27 @@ def test_every_client_probe_knows_verify_knows_too():
     assert "--proxy" in text
     for name in CLIENTS:
         assert name in text, name
+
+
+def test_journal_reads_one_line_per_change_and_one_hash_length(image, tmp_path):
+    import re
+
+    bundle, args = image
+    assert tw(*args, "--yes").returncode == 0
+    state = ["--state-dir", str(tmp_path / "state")]
+    log = tw("log", *state)
+    assert log.returncode == 0
+    lines = log.stdout.splitlines()
+    assert len(lines) == 1 and "ca-install: trust CN=Confirm Test Root" in lines[0]
+    verbose = tw("log", "-v", *state).stdout
+    assert str(bundle) in verbose
+    verified = tw("log", "--verify", *state)
+    assert verified.returncode == 0
+    assert verified.stdout.splitlines() == ["audit log intact (1 records, chain ok)"]
+    undone = tw("undo", *state)
+    assert undone.returncode == 0, undone.stderr
+    assert "undid #1: trust CN=Confirm Test Root" in undone.stdout
+    assert bundle.read_text() == ""
+    for text in (verbose, undone.stdout, tw("log", "-v", *state).stdout):
+        assert not re.search(r"[0-9a-f]{13,}", text), text  # 12 hex digits, everywhere
+    assert re.search(r"\b[0-9a-f]{12}\b", undone.stdout)
