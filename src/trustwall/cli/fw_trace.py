@@ -196,7 +196,7 @@ def _render(result: Any) -> None:
     out.print(styled(("Hooks", "bold"), f"   {' -> '.join(result.hooks)}"), soft_wrap=True)
     print_table(out, ["table", "chain", "#", "action", "rule"],
                 [[step.table or "-", step.chain, "" if step.rule is None else str(step.rule),
-                  step.action, step.text] for step in result.path], keep=4)
+                  step.action, step.text] for step in result.path], keep=5)
     colour = {"ACCEPT": "green", "DROP": "red", "REJECT": "red"}.get(result.verdict, "yellow")
     if result.certain:
         d = result.decided_by

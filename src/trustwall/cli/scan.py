@@ -12,6 +12,27 @@ from trustwall.cli.probe import mark, proxy_option
 from trustwall.jsonable import to_jsonable
 
 
+def render_scan(reports: Any, summary: Any) -> None:
+    """One row per endpoint, then the first next command of each kind of problem."""
+    first_next: dict[str, str] = {}
+    rows = []
+    for r in sorted(reports, key=lambda r: r.target):
+        failing = [n for n, v in r.clients.items() if not v.trusted]
+        code = r.diagnosis.code
+        if code != "ok":
+            first_next.setdefault(code, r.diagnosis.next_command)
+        rows.append([r.target, mark(code == "ok", code), ", ".join(failing),
+                     r.interception.product or ("yes" if r.interception.detected else "")])
+    out = console()
+    print_table(out, ["endpoint", "result", "clients failing", "interception"], rows,
+                title=f"{summary.endpoints} endpoints in {summary.elapsed_s}s")
+    for code, command in first_next.items():
+        print_command(out, command, prefix=f"{code}: next, e.g.")
+    out.print(f"ok {summary.all_clients_ok}, trust problems "
+              f"{summary.trust_problems}, unreachable {summary.unreachable}, "
+              f"intercepted {summary.intercepted}", soft_wrap=True)
+
+
 @click.command("scan")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--concurrency", type=click.IntRange(1, 2000), default=50, show_default=True)
@@ -49,23 +70,7 @@ def scan(file: str, concurrency: int, timeout: float, proxy: str | None,
             task = bar.add_task("probing", total=len(targets))
             reports, summary = run_scan(targets, on_report=lambda r: bar.advance(task),
                                         **kwargs)
-        first_next: dict[str, str] = {}
-        rows = []
-        for r in sorted(reports, key=lambda r: r.target):
-            failing = [n for n, v in r.clients.items() if not v.trusted]
-            code = r.diagnosis.code
-            if code != "ok":
-                first_next.setdefault(code, r.diagnosis.next_command)
-            rows.append([r.target, mark(code == "ok", code), ", ".join(failing),
-                         r.interception.product or ("yes" if r.interception.detected else "")])
-        out = console()
-        print_table(out, ["endpoint", "result", "clients failing", "interception"], rows,
-                    title=f"{summary.endpoints} endpoints in {summary.elapsed_s}s")
-        for code, command in first_next.items():
-            print_command(out, command, prefix=f"{code}: next, e.g.")
-        out.print(f"ok {summary.all_clients_ok}, trust problems "
-                  f"{summary.trust_problems}, unreachable {summary.unreachable}, "
-                  f"intercepted {summary.intercepted}", soft_wrap=True)
+        render_scan(reports, summary)
     from trustwall.errors import ProblemFound, Unreachable
 
     if summary.trust_problems:
