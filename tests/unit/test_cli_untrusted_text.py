@@ -93,3 +93,21 @@ def test_escape_sequences_in_any_printed_string_are_made_visible(capsys):
     printed = capsys.readouterr().out
     assert "\x1b]" not in printed and "\x07" not in printed and "\u202e" not in printed
     assert "\\x1b]0;title\\x07b" in printed and "\\u202e" in printed
+
+
+def test_file_names_and_rule_comments_are_shown_escaped(tmp_path, capsys):
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    der = make_cert(name_der([[("2.5.4.3", 0x0C, b"Named Root")]]), key=KEY)
+    (certs / "a\x1b[8mb.pem").write_text(pem_encode(der))
+    assert cli_main(["rehash", "--dry-run", str(certs)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "a\\x1b[8mb.pem" in out
+
+    rules = tmp_path / "rules.v4"
+    rules.write_text("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+                     '-A INPUT -p tcp -m tcp --dport 22 -m comment --comment "ssh\x1b[8m" '
+                     "-j ACCEPT\nCOMMIT\n")
+    assert cli_main(["fw", "show", "-f", str(rules)]) == 0
+    out = capsys.readouterr().out
+    assert CONCEAL not in out and "ssh\\x1b[8m" in out
