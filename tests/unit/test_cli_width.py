@@ -185,6 +185,12 @@ def test_firewall_views(columns, capsys, tmp_path):
                        "-j ACCEPT")
     assert cli_main(["fw", "diff", str(rules), str(other)]) == 1
     intact(capsys.readouterr().out, "REJECT → ACCEPT")
+    shadowed = tmp_path / "shadowed.v4"
+    shadowed.write_text(RULES.replace("COMMIT", "-A INPUT -p tcp -m tcp --dport 18745 -j ACCEPT"
+                                                "\nCOMMIT"))
+    assert cli_main(["fw", "lint", "-f", str(shadowed)]) == 1
+    intact(capsys.readouterr().out, "filter INPUT 4: after_terminal: -A INPUT -p tcp -m tcp "
+                                    "--dport 18745 -j ACCEPT")
     assert cli_main(["fw", "show", "-f", str(rules), "-v"]) == 0
     intact(capsys.readouterr().out, "RELATED,ESTABLISHED", "reject-with icmp-host-prohibited")
 
@@ -220,7 +226,7 @@ def test_doctor(columns, capsys):
 
 
 def test_lab_views(columns, capsys):
-    from trustwall.cli.lab import StatusResult, _DemoRenderer, _render_status
+    from trustwall.cli.lab import StatusResult, _DemoRenderer, _render_status, _render_up
     from trustwall.cli.output import console
     from trustwall.lab.demo import Row, Step
     from trustwall.lab.topology import LabState, LabStatus
@@ -228,6 +234,8 @@ def test_lab_views(columns, capsys):
     state = LabState("tw-0123456789", 1, "up", 0.0, 1.2, {"client": "tw-0123456789-client"},
                      {"proxy": 2}, "/run/trustwall-lab/tw-0123456789", (),
                      "http://10.77.0.1:3128")
+    _render_up(state)
+    intact(capsys.readouterr().out, "http://10.77.0.1:3128", "trustwall lab down")
     _render_status(StatusResult((LabStatus(state, False, {"client": False},
                                            {"proxy": False}),)))
     out = capsys.readouterr().out
