@@ -155,7 +155,7 @@ class _DemoRenderer:
         # No box around a step: a command copied from inside one picks up its border.
         self.out.print(styled((f"{self.number}. {step.title}", "bold"),
                               (f"  ({step.seconds:.1f} s)", "dim")), soft_wrap=True)
-        self.out.print(f"  {step.story}")
+        self.out.print(styled(f"  {step.story}"))
         print_command(self.out, f"$ {step.command}")
         print_table(self.out, ["", "verdict", "detail"],
                     [[row.subject, styled((row.verdict, self._STYLE.get(row.verdict, ""))),

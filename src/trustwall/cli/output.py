@@ -95,9 +95,11 @@ def styled(*parts: str | tuple[str, str]) -> Any:
 
 def print_command(out: Any, command: str, prefix: str = "") -> None:
     """A command the user may copy: on its own line, never wrapped, never inside a box."""
+    from rich.text import Text
+
     if prefix:
-        out.print(visible(prefix), soft_wrap=True)
-    out.print(visible(command, one_line=True), style="bold", soft_wrap=True)
+        out.print(Text(visible(prefix)), soft_wrap=True)
+    out.print(Text(visible(command, one_line=True), style="bold"), soft_wrap=True)
 
 
 def print_table(out: Any, columns: list[str], rows: list[list[Any]], *, title: str = "",
@@ -114,20 +116,21 @@ def print_table(out: Any, columns: list[str], rows: list[list[Any]], *, title: s
     def width(cell: Any) -> int:
         return max((len(line) for line in str(cell).splitlines()), default=0)
 
-    kept = sum(max([len(c) for c in columns[:keep]][i:i + 1]
-                   + [width(r[i]) for r in rows]) for i in range(min(keep, len(columns))))
-    rest = len(columns) - keep
-    if kept + 2 * (len(columns) - 1) + 12 * max(rest, 0) <= out.width:
+    kept = sum(max([len(columns[i]) if header else 0] + [width(r[i]) for r in rows])
+               for i in range(min(keep, len(columns))))
+    folding = max(len(columns) - keep, 0)  # each folding column gets at least 12
+    if kept + 2 * (len(columns) - 1) + 12 * folding <= out.width:
         table = Table(show_header=header, header_style="bold", box=None, pad_edge=False,
-                      title=Text(title, style="bold") if title else None, title_justify="left")
+                      title=Text(visible(title), style="bold") if title else None,
+                      title_justify="left")
         for i, col in enumerate(columns):
-            table.add_column(col, no_wrap=i < keep, overflow="fold")
+            table.add_column(Text(col), no_wrap=i < keep, overflow="fold")
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*(_text(cell) for cell in row))
         out.print(table)
         return
     if title:
-        out.print(title, style="bold", soft_wrap=True)
+        out.print(Text(visible(title), style="bold"), soft_wrap=True)
     for row in rows:
         out.print(Text("  ").join(_text(c) for c in row[:keep]), soft_wrap=True)
         for col, cell in zip(columns[keep:], row[keep:], strict=True):
