@@ -244,13 +244,20 @@ def test_one_state_dir_option_everywhere(tmp_path):
     assert next(iter(found.values()))[0] == "TRUSTWALL_STATE_DIR"
 
 
-def test_every_client_probe_knows_verify_knows_too():
-    from trustwall.tls.clients import CLIENTS
+def test_verify_sends_the_clients_through_proxy():
+    """curl is sent to a proxy port nothing listens on (loopback): its error names that port,
+    not the target's."""
+    import socket
 
-    text = tw("verify", "--help").stdout
-    assert "--proxy" in text
-    for name in CLIENTS:
-        assert name in text, name
+    with socket.socket() as a, socket.socket() as b:
+        a.bind(("127.0.0.1", 0))
+        b.bind(("127.0.0.1", 0))
+        target, proxy = a.getsockname()[1], b.getsockname()[1]
+        proc = tw("verify", f"https://127.0.0.1:{target}/", "--proxy",
+                  f"http://127.0.0.1:{proxy}", "--clients", "curl", "--timeout", "5")
+    assert proc.returncode == 1
+    assert f"port {proxy}" in proc.stdout, proc.stdout
+    assert "--proxy" in tw("verify", "--help").stdout
 
 
 def test_journal_reads_one_line_per_change_and_one_hash_length(image, tmp_path):
