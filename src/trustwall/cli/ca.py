@@ -119,8 +119,7 @@ def install(files: tuple[str, ...], kinds: tuple[str, ...], venv_roots: tuple[st
         emit(dataclasses.replace(plan, dry_run=False), _render_change)
         return
     stores = ", ".join(sorted({s.kind for s in plan.stores if s.added}))
-    ask(f"Trust {len(certs)} certificate(s) in: {stores}?", yes=yes,
-            action="trust a CA",
+    ask(f"Trust {len(certs)} certificate(s) in: {stores}?", yes=yes, action="trust a CA",
         first="check the fingerprint above, then ")
     emit(do_install(certs, root=root, kinds=kinds or None, force=force,
                     all_purposes=all_purposes, state_dir=state_dir, scope=scope),

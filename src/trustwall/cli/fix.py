@@ -56,7 +56,6 @@ def fix(url: str, clients: tuple[str, ...], kinds: tuple[str, ...],
         venv_roots: tuple[str, ...], registries: tuple[str, ...], state_dir: str | None,
         yes: bool, timeout: float, as_json: bool) -> None:
     """Make every client reach URL: fetch the CA in the way, trust it everywhere, verify."""
-
     from trustwall.errors import ProblemFound
     from trustwall.stores.fix import FixResult, fetch_anchors
     from trustwall.stores.fix import fix as run_fix
@@ -75,8 +74,7 @@ def fix(url: str, clients: tuple[str, ...], kinds: tuple[str, ...],
         from trustwall.cli.ca import show_certs
 
         show_certs(certs)
-    ask(f"Trust {len(certs)} certificate(s) in every store?", yes=yes,
-            action="trust a CA",
+    ask(f"Trust {len(certs)} certificate(s) in every store?", yes=yes, action="trust a CA",
         first="check the fingerprint above, then ")
     result = run_fix(url, certs, before=before, clients=clients or None,
                      kinds=kinds or None, timeout=timeout, state_dir=state_dir,
