@@ -119,8 +119,8 @@ def test_verify_and_fix(columns, capsys):
     store = SimpleNamespace(kind="debian", added=("ab",), path="/usr/local/share/"
                             "ca-certificates/trustwall/Example_Corporation_Inspection_CA.crt")
     after = SimpleNamespace(url=URL, clients=[SimpleNamespace(name="curl", ok=True, error="")])
-    _render_fix(SimpleNamespace(install=SimpleNamespace(stores=[store], txn="12"),
-                                after=after, before=result))
+    _render_fix(SimpleNamespace(install=SimpleNamespace(stores=[store], txn="12", dry_run=False),
+                                after=after, before=result, root=None))
     out = capsys.readouterr().out
     intact(out, error, store.path)
     command_line(out, "trustwall undo 12")
