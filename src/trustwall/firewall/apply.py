@@ -300,8 +300,7 @@ def apply_rulesets(targets: dict[int, Ruleset], *, description: str, kind: str =
     persisted: list[str] = []
     deadline = None
     effect = "; ".join(line for change in changes for line in change.effect)
-    # The description's first line is what `trustwall log` shows; the effect follows it.
-    with Transaction(kind, f"{description}\n{effect}"[:2000], root=options.root,
+    with Transaction(kind, f"{description}: {effect}"[:2000], root=options.root,
                      state_dir=options.state_dir) as txn:
         if confirm is not None:
             # Armed before anything changes: if this process dies mid-way (kill -9, lost SSH
