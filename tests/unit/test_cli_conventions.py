@@ -237,11 +237,33 @@ def test_one_state_dir_option_everywhere(tmp_path):
         for param in command.params:
             if "--state-dir" in param.opts:
                 found[" ".join(path)] = (param.envvar, param.default, param.help,
-                                         type(param.type), param.type.resolve_path)
+                                         type(param.type), param.callback)
     assert {"ca install", "ca remove", "fix", "log", "undo", "fw apply", "fw allow",
             "fw confirm", "fw expire"} <= set(found)
     assert len(set(found.values())) == 1, found
     assert next(iter(found.values()))[0] == "TRUSTWALL_STATE_DIR"
+
+
+def test_state_dir_is_made_absolute_but_a_symlink_is_not_followed(tmp_path, monkeypatch):
+    from trustwall.cli.options import state_dir_option
+
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    monkeypatch.chdir(tmp_path)
+    seen = []
+
+    import click
+    from click.testing import CliRunner
+
+    @click.command()
+    @state_dir_option
+    def probe_dir(state_dir):
+        seen.append(state_dir)
+
+    for given in ("link", "./sub/../link"):
+        assert CliRunner().invoke(probe_dir, ["--state-dir", given]).exit_code == 0
+    assert seen == [str(tmp_path / "link")] * 2
 
 
 def test_verify_sends_the_clients_through_proxy():

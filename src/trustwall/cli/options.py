@@ -8,12 +8,21 @@ range ``a:b``, a service name from /etc/services (``ssh``) or ufw's and firewall
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from trustwall.errors import BadInput
 
+
+def _absolute(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Absolute (a rollback watcher runs from /), but not resolved: a state dir that is a
+    symlink must reach the journal's own check and be refused there, not be followed here."""
+    return os.path.abspath(value) if value else value
+
+
 state_dir_option = click.option(
-    "--state-dir", type=click.Path(file_okay=False, resolve_path=True), default=None,
+    "--state-dir", type=click.Path(file_okay=False), callback=_absolute, default=None,
     envvar="TRUSTWALL_STATE_DIR",
     help="Journal directory [default: /var/lib/trustwall, under --root when given; "
          "env TRUSTWALL_STATE_DIR].")
