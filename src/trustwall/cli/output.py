@@ -6,6 +6,7 @@ the JSON and the human view, so the two can never disagree.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -75,14 +76,19 @@ def console(stderr: bool = False) -> Any:
     string printed (tables and trees included) has its control characters escaped. Imported
     lazily: rich is slow to import.
     """
+    return _safe_console_class()(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")),
+                                 highlight=False, soft_wrap=False, markup=False, emoji=False)
+
+
+@functools.cache
+def _safe_console_class() -> Any:
     from rich.console import Console
 
     class SafeConsole(Console):
         def render_str(self, text: str, **kwargs: Any) -> Any:
             return super().render_str(visible(text), **kwargs)
 
-    return SafeConsole(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")),
-                       highlight=False, soft_wrap=False, markup=False, emoji=False)
+    return SafeConsole
 
 
 def styled(*parts: str | tuple[str, str]) -> Any:
