@@ -80,7 +80,8 @@ def test_probe(columns, capsys):
 
     _render_report(probe_report())
     out = capsys.readouterr().out
-    intact(out, LONG_ERROR, "unable_to_get_issuer_cert_locally", ":".join(["AB"] * 32))
+    intact(out, LONG_ERROR, "unable_to_get_issuer_cert_locally", ":".join(["AB"] * 32),
+           "/etc/ssl/certs/ca-certificates.crt", "http://proxy.example-corporation.test:3128")
     command_line(out, FIX)
 
 

@@ -110,22 +110,23 @@ def print_command(out: Any, command: str, prefix: str = "") -> None:
 
 def print_table(out: Any, columns: list[str], rows: list[list[Any]], *, title: str = "",
                 keep: int = 2, header: bool = True) -> None:
-    """Rows as a table when its first ``keep`` columns fit unbroken, else as a list.
+    """Rows as a table when it fits without breaking a word, else as a list.
 
-    The first ``keep`` columns hold what must never be cut (a name, a verdict, an error name);
-    the rest fold. When even that does not fit (60 columns, a long error name) each row
-    becomes a heading line and one ``column: value`` line per field.
+    The first ``keep`` columns hold what must never be cut (a name, a verdict, an error name)
+    and get their full width; the other columns may wrap between words, never inside one (a
+    path broken mid-word cannot be copied). When that does not fit (60 columns, a long path)
+    each row becomes a heading line and one ``column: value`` line per field.
     """
     from rich.table import Table
     from rich.text import Text
 
-    def width(cell: Any) -> int:
-        return max((len(line) for line in str(cell).splitlines()), default=0)
+    def widest(i: int, unit: Callable[[str], list[str]]) -> int:
+        cells = [str(r[i]) for r in rows] + ([columns[i]] if header else [])
+        return max((len(u) for cell in cells for u in unit(cell)), default=0)
 
-    kept = sum(max([len(columns[i]) if header else 0] + [width(r[i]) for r in rows])
-               for i in range(min(keep, len(columns))))
-    folding = max(len(columns) - keep, 0)  # each folding column gets at least 12
-    if kept + 2 * (len(columns) - 1) + 12 * folding <= out.width:
+    needed = sum(widest(i, str.splitlines) if i < keep else widest(i, str.split)
+                 for i in range(len(columns))) + 2 * (len(columns) - 1)
+    if needed <= out.width:
         table = Table(show_header=header, header_style="bold", box=None, pad_edge=False,
                       title=Text(visible(title), style="bold") if title else None,
                       title_justify="left")
