@@ -132,8 +132,8 @@ def _live_defaults(locals_: Any, src: str | None, dst: str | None, in_iface: str
         except ValueError:
             raise BadInput(f"--src {src!r} is not an IP address") from None
         in_iface = "lo" if local else locals_.out_interface(src)
-        if in_iface is not None:
-            said.append(f"in {in_iface} (the route to {src}; give --in)")
+        said.append(f"in {in_iface} (the route to {src}; give --in)" if in_iface else
+                    f"on an unknown interface (no route to {src}; give --in)")
     if dst is None:
         mine = locals_.primary(in_iface, family) if in_iface else None
         if mine is None:
