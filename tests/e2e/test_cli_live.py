@@ -27,7 +27,8 @@ CONNECT = ("import socket\ntry:\n"
            f"    s=socket.create_connection(('{SERVER_IP}', 18745), timeout=3)\n"
            "    print('OK', s.recv(3).decode())\nexcept OSError as e:\n"
            "    print('FAIL', e.strerror or e)\n")
-ENV = {"PATH": os.environ["PATH"], "HOME": "/root", "NO_COLOR": "1", "COLUMNS": "80"}
+ENV = {"PATH": os.environ["PATH"], "HOME": "/root", "NO_COLOR": "1", "COLUMNS": "80",
+       **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}  # the code under test
 
 
 @pytest.fixture

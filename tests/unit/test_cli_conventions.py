@@ -17,7 +17,8 @@ from trustwall.certs.model import pem_encode
 from trustwall.certs.synth import cn, make_cert, new_key
 
 TRUSTWALL = [sys.executable, "-m", "trustwall"]
-ENV = {"PATH": os.environ["PATH"], "HOME": "/root", "NO_COLOR": "1", "COLUMNS": "80"}
+ENV = {"PATH": os.environ["PATH"], "HOME": "/root", "NO_COLOR": "1", "COLUMNS": "80",
+       **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}  # the code under test
 
 
 def tw(*args: str, **kw) -> subprocess.CompletedProcess:
