@@ -123,7 +123,7 @@ def capture(path: Path) -> tuple[dict[str, Any], bytes | None]:
                 "uid": st.st_uid, "gid": st.st_gid}, None
     if not stat.S_ISREG(st.st_mode):
         raise StoreError(f"{path}: not a regular file, symlink or directory")
-    data = path.read_bytes()
+    data = read_nofollow(path)  # swapped for a link since the lstat: refused, not followed
     return {"type": "file", "sha256": _sha256(data), "mode": stat.S_IMODE(st.st_mode),
             "uid": st.st_uid, "gid": st.st_gid}, data
 
