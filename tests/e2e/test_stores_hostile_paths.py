@@ -149,3 +149,24 @@ def test_an_image_link_to_host_certs_gets_the_ca_inside_the_image(tree: Path,
     assert diff(snapshot(host), before) == []
     inner = tree / str(host).lstrip("/") / "ca-certificates.crt"
     assert fp_of(cert) in {fingerprint(d) for d in pem_ders(inner.read_bytes())}
+
+
+def test_a_keystore_alias_that_looks_like_an_option_never_reaches_keytool(
+        tree: Path, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
+
+    from trustwall.stores.registry import remove
+
+    pwned = tmp_path / "pwned.log"
+    issued = issue("Alias Root", ca=True)
+    pem = write_pem(tmp_path / "alias.pem", issued)
+    (cert,) = load_certs(pem)
+    store = tmp_path / "app.p12"
+    store.write_bytes(pkcs12.serialize_key_and_certificates(
+        None, None, None,
+        [pkcs12.PKCS12Certificate(cert.x509, f"-J-Xlog:all:file={pwned}".encode())],
+        BestAvailableEncryption(b"changeit")))
+    before = store.read_bytes()
+    with pytest.raises(StoreError, match="cannot be passed to a tool"):
+        remove([fp_of(cert)], root=tree, kinds=[f"java:{store}"], state_dir=tmp_path / "st")
+    assert not pwned.exists() and store.read_bytes() == before
