@@ -46,9 +46,20 @@ def _require_root() -> None:
                                  hint="run as root, or read a saved file with --file")
 
 
+def decode(output: bytes) -> str:
+    """iptables-save output as text: the kernel stores comments and names as bytes, so any
+    byte that is not UTF-8 is kept (surrogateescape) and written back as the same byte."""
+    return output.decode("utf-8", "surrogateescape")
+
+
+def encode(text: str) -> bytes:
+    """The inverse of :func:`decode`, for iptables-restore input."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def _holds_rules(save_text: str) -> bool:
     """True when a dump has any rule or a built-in chain whose policy is not ACCEPT."""
-    for line in save_text.splitlines():
+    for line in save_text.split("\n"):
         if line.startswith(("-A ", "[")) and " -A " in f" {line}":
             return True
         if line.startswith(":") and " DROP " in f"{line} ":
@@ -58,12 +69,12 @@ def _holds_rules(save_text: str) -> bool:
 
 def _try_save(program: str, netns: str | None) -> bool | None:
     try:
-        proc = run(_argv([program], netns), check=False, timeout=60)
+        proc = run(_argv([program], netns), check=False, timeout=60, text=False)
     except EnvironmentMissing:
         return None
     if proc.returncode != 0:
         return None
-    return _holds_rules(proc.stdout)
+    return _holds_rules(decode(proc.stdout))
 
 
 def _legacy_rules(netns: str | None) -> bool | None:
@@ -130,7 +141,7 @@ def save_text(*, family: int = 4, counters: bool = False, table: str | None = No
     if table is not None:
         argv += ["-t", table]
     try:
-        return run(_argv(argv, netns), timeout=120).stdout
+        return decode(run(_argv(argv, netns), timeout=120, text=False).stdout)
     except CommandFailed as exc:
         raise EnvironmentMissing(f"{argv[0]} failed: {exc}") from None
 

@@ -28,7 +28,12 @@ class JournalRefused(StoreError):
     """A journal entry trustwall will not act upon (unknown kind, bad field, path outside)."""
 
 
+class UndoConflict(StoreError):
+    """A pre-undo check's refusal that ``undo --force`` overrides (the state changed since)."""
+
+
 PreUndoCheck = Callable[[Mapping[str, Any], bytes, "bytes | None"], None]
+PostRestoreCheck = Callable[[Mapping[str, Any], bytes], None]
 
 
 @dataclass
@@ -40,6 +45,8 @@ class StepKind:
     restore_argv: Callable[[Mapping[str, Any]], list[str]]
     fields: Mapping[str, Callable[[Any], bool]] = field(default_factory=dict)
     pre_undo: list[PreUndoCheck] = field(default_factory=list)
+    # Called after undo restored a before-image (entry, before); raise to roll the undo back.
+    post_restore: list[PostRestoreCheck] = field(default_factory=list)
 
     def validate(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """``data`` restricted to this kind's fields, each checked; anything else refused."""
@@ -95,8 +102,22 @@ def _iptables(family: int) -> StepKind:
         name=f"iptables-v{family}",
         capture=lambda data: proc.run([from_data(data, "save")], text=False).stdout,
         restore_argv=lambda data: [from_data(data, "restore")],
-        fields={"backend": lambda v: v in BACKENDS},
+        fields={"backend": lambda v: v in BACKENDS,
+                # where the change was made (firewall.undo refuses to undo it elsewhere)
+                "netns": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+                "machine_id": lambda v: isinstance(v, str) and len(v) == 32
+                and all(c in "0123456789abcdef" for c in v)},
+        pre_undo=[lambda entry, before, after: _firewall_undo().before_undo(
+            entry, before, after)],
+        post_restore=[lambda entry, before: _firewall_undo().after_restore(entry, before)],
     )
+
+
+def _firewall_undo() -> Any:
+    """firewall.undo, imported when an undo needs it (it imports the journal itself)."""
+    from trustwall.firewall import undo
+
+    return undo
 
 
 IPTABLES_V4 = register(_iptables(4))

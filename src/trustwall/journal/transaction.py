@@ -789,8 +789,12 @@ def _undo_locked(directory: Path, txn_id: str | None, *, root: str | os.PathLike
         if entry["op"] == "record":
             digest = after_records.get(str(number))
             for check in steps.kind(entry["kind"]).pre_undo:
-                check(entry, _blob(blobs, entry["before"]),
-                      _blob(blobs, digest) if _is_digest(digest) else None)
+                try:
+                    check(entry, _blob(blobs, entry["before"]),
+                          _blob(blobs, digest) if _is_digest(digest) else None)
+                except steps.UndoConflict:
+                    if not force:
+                        raise
     actions = [f"first roll back interrupted transaction {p} (recovery pending)"
                for p in pending] + _undo_actions(entries)
     if dry_run:
@@ -826,7 +830,10 @@ def _apply_undo(txn: Transaction, entries: list[dict[str, Any]], blobs: Path) ->
         elif op == "record":
             step, data = steps.kind(entry["kind"]), entry.get("data") or {}
             txn.record(step.name, step.capture(data), label=entry.get("label", ""), data=data)
-            txn.run(step.restore_argv(data), input=_blob(blobs, entry["before"]))
+            before = _blob(blobs, entry["before"])
+            txn.run(step.restore_argv(data), input=before)
+            for check in step.post_restore:
+                check(entry, before)
 
 
 def iter_audit(*, root: str | os.PathLike[str] | None = None,
