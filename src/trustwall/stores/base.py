@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from trustwall.errors import BadInput
+from trustwall.errors import BadInput, StoreError
 
 if TYPE_CHECKING:
     from trustwall.certs import Cert
@@ -34,6 +34,15 @@ def resolve_in_root(root: Path, path: Path) -> Path:
     from trustwall.journal.rootfs import resolve
 
     return resolve(root, path, follow_last=True)
+
+
+def store_name_arg(name: str, store: Path) -> str:
+    """An alias/nickname read from a store, checked before it goes into a tool's argv: one
+    starting with ``-`` would be read as an option (keytool hands ``-J…`` to the JVM)."""
+    if not name or name.startswith("-") or not name.isprintable():
+        raise StoreError(f"{store}: entry name {name!r} cannot be passed to a tool safely",
+                         hint="remove that entry by hand")
+    return name
 
 
 def fingerprint(der: bytes) -> str:
