@@ -40,9 +40,9 @@ _LAZY: dict[str, str] = {
     "install_ca": "trustwall.stores.registry:install",
     "remove_ca": "trustwall.stores.registry:remove",
     "list_cas": "trustwall.stores.registry:list_certs",
-    "verify_clients": "trustwall.stores.fix:verify",
-    "fetch_anchors": "trustwall.stores.fix:fetch_anchors",
-    "fix": "trustwall.stores.fix:fix",
+    "verify_clients": "trustwall.getout:verify",
+    "fetch_anchors": "trustwall.getout:fetch_anchors",
+    "fix": "trustwall.getout:fix",
     # every change: journal
     "Transaction": "trustwall.journal.transaction:Transaction",
     "undo": "trustwall.journal.transaction:undo",
@@ -73,11 +73,9 @@ _LAZY: dict[str, str] = {
     # the doctor
     "why": "trustwall.doctor.outbound:why",
     "why_in": "trustwall.doctor.inbound:why_in",
-    # the lab
-    "Lab": "trustwall.lab.topology:Lab",
-    "Sandbox": "trustwall.lab.sandbox:Sandbox",
-    "KernelOracle": "trustwall.lab.oracle:KernelOracle",
-    "run_client": "trustwall.lab.clients:run_client",
+    # the real clients
+    "run_client": "trustwall.clients:run_client",
+    "run_clients": "trustwall.clients:run_all",
 }
 
 __all__ = [

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 
+from trustwall.clients.login import SYSTEM_PATH
 from trustwall.errors import EnvironmentMissing, TrustwallError
 
 
@@ -27,10 +28,6 @@ class CommandFailed(TrustwallError):
         self.stderr = stderr
 
 
-# System directories first: root's PATH may lack /usr/sbin (iptables, update-ca-certificates).
-_SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
 def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` exists (one we may not signal counts as alive)."""
     try:
@@ -43,7 +40,7 @@ def pid_alive(pid: int) -> bool:
 
 
 def which(program: str) -> str:
-    path = shutil.which(program, path=_SYSTEM_PATH)
+    path = shutil.which(program, path=SYSTEM_PATH)
     if path is None:
         path = shutil.which(program)
     if path is None:

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from trustwall.doctor.story import why_in_step, why_step
+from trustwall.lab.story import why_in_step, why_step
 
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces)")]

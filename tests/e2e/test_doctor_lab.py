@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from trustwall.clients.login import SYSTEM_PATH
+
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces)")]
 
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ORIGIN_IP = "198.18.2.2"
 SERVER_IP = "198.18.3.2"
 GOOD = "https://good.lab.test"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from trustwall.lab.clients import run_all
+from trustwall.clients import run_all
 
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces)")]
@@ -51,7 +51,7 @@ def _probe(lab: object, url: str, env: dict[str, str], root: Path,
 
 def _agree(lab: object, report: dict, url: str, env: dict[str, str],
            clients: tuple[str, ...] = CLIENTS, proxy: str | None = None) -> None:
-    real = run_all(url, clients=clients, netns=lab.client, env=env,  # type: ignore
+    real = run_all(url, clients=clients, inside=lab.client, env=env,  # type: ignore
                    proxy=proxy, timeout=10)
     predicted = {c: report["clients"][c]["trusted"] for c in clients}
     actual = {c: real[c].ok for c in clients}
@@ -84,7 +84,7 @@ def test_explicit_proxy_is_used_and_judged(lab: object, tmp_path: Path) -> None:
     rc, report = _probe(lab, url, env, root, "--proxy", proxy)
     assert rc == 1 and report["connection"]["proxy"] == proxy
     assert report["interception"]["detected"] is True
-    # node's https module ignores proxies (QUIRKS.md): compare the clients that use one.
+    # node's https module ignores proxies (docs/quirks-found.md): compare the clients that use one.
     _agree(lab, report, url, env, tuple(c for c in CLIENTS if c != "node"), proxy=proxy)
 
 

@@ -207,7 +207,7 @@ def test_diagnose_trusted_chain_but_failed_handshake(tmp_path: Path) -> None:
 
 
 def test_java_store_is_the_one_of_the_jdk_on_path(tmp_path: Path) -> None:
-    from trustwall.tls.clients import _java_truststore
+    from trustwall.clients.java import truststore as _java_truststore
 
     jdk = tmp_path / "opt/jdk-21"
     (jdk / "bin").mkdir(parents=True)

@@ -65,8 +65,8 @@ def stores(root: str | None, kinds: tuple[str, ...], venv_roots: tuple[str, ...]
 
 
 clients_option = click.option("--clients", "clients", multiple=True, metavar="NAME",
-                              help="Only these clients (curl, wget, python, requests, node, "
-                                   "java, git). Repeatable.")
+                              help="Only these clients (curl, wget, python, requests, pip, "
+                                   "node, java, git). Repeatable.")
 
 
 def _render_matrix(title: str, result: Any) -> None:
@@ -85,7 +85,7 @@ def _render_matrix(title: str, result: Any) -> None:
 def verify(url: str, clients: tuple[str, ...], timeout: float, as_json: bool) -> None:
     """Run the real clients against URL as a new login session would; exit 1 if any fails."""
     from trustwall.errors import ProblemFound
-    from trustwall.stores.fix import verify as run_verify
+    from trustwall.getout import verify as run_verify
 
     result = run_verify(url, clients=clients or None, timeout=timeout)
     emit(result, lambda r: _render_matrix("clients", r))
@@ -131,9 +131,9 @@ def fix(url: str, clients: tuple[str, ...], kinds: tuple[str, ...],
     import sys
 
     from trustwall.errors import BadInput, ProblemFound
-    from trustwall.stores.fix import FixResult, fetch_anchors
-    from trustwall.stores.fix import fix as run_fix
-    from trustwall.stores.fix import verify as run_verify
+    from trustwall.getout import FixResult, fetch_anchors
+    from trustwall.getout import fix as run_fix
+    from trustwall.getout import verify as run_verify
 
     before = run_verify(url, clients=clients or None, timeout=timeout)
     if before.ok:

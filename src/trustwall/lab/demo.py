@@ -135,8 +135,8 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
     Given a running ``lab`` (tests), the demo borrows it: it restores the server's firewall
     and the interception at the end instead of tearing the lab down.
     """
-    from trustwall.doctor import story as doctor
-    from trustwall.lab.clients import run_all, run_client
+    from trustwall.clients import run_all, run_client
+    from trustwall.lab import story as doctor
     from trustwall.lab.netns import require_root
 
     require_root()
@@ -175,7 +175,7 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
             t = time.perf_counter()
             say("asking the site directly, interception off")
             with lab.intercepting(None):
-                direct = run_client("curl", GOOD_URL, netns=lab.client,
+                direct = run_client("curl", GOOD_URL, inside=lab.client,
                                     env={"CURL_CA_BUNDLE": str(lab.ca_file("public-root"))})
                 chain, verdict = presented_chain(lab, proxy=None)
             record(Step(
@@ -190,7 +190,7 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
 
             t = time.perf_counter()
             say("running curl, python, java and node through the proxy")
-            results = run_all(GOOD_URL, clients=STORY_CLIENTS, netns=lab.client,
+            results = run_all(GOOD_URL, clients=STORY_CLIENTS, inside=lab.client,
                               proxy=lab.proxy_url)
             record(Step(
                 "Getting out", "Through the inspection proxy, every client fails",
@@ -222,9 +222,9 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
             t = time.perf_counter()
             say("trusting the inspection CA, by hand, for curl and python only")
             acme = str(lab.ca_file("acme-root"))
-            fixed = (run_client("curl", GOOD_URL, netns=lab.client, proxy=lab.proxy_url,
+            fixed = (run_client("curl", GOOD_URL, inside=lab.client, proxy=lab.proxy_url,
                                 env={"CURL_CA_BUNDLE": acme}),
-                     run_client("python", GOOD_URL, netns=lab.client, proxy=lab.proxy_url,
+                     run_client("python", GOOD_URL, inside=lab.client, proxy=lab.proxy_url,
                                 env={"SSL_CERT_FILE": acme}))
             record(Step(
                 "Getting out", "Trusting the inspection CA fixes it",
