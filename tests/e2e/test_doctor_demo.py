@@ -1,6 +1,6 @@
 """The doctor's chapters of the lab demo, on the session lab: ``why`` through the inspection
 proxy breaks at trust and hands to ``fix``; ``why-in 18745`` breaks at the firewall and hands
-over the planned ``iptables -I INPUT 10``."""
+over ``trustwall fw allow … --apply`` (the plan shows ``iptables -I INPUT 10``)."""
 
 from __future__ import annotations
 
@@ -29,4 +29,4 @@ def test_why_in_chapter_hands_the_reject_to_fw_allow(lab: object) -> None:
     assert rows["firewall"].verdict == "FAIL"
     assert "REJECT by filter INPUT rule 10" in rows["firewall"].detail
     assert "trustwall fw allow --proto tcp --dport 18745" in rows["firewall"].detail
-    assert rows["next"].detail == "iptables -I INPUT 10 -p tcp -m tcp --dport 18745 -j ACCEPT"
+    assert rows["next"].detail == "sudo trustwall fw allow -p tcp --dport 18745 --apply"

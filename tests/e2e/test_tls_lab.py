@@ -68,7 +68,8 @@ def test_transparent_interception_fails_until_the_ca_is_trusted(lab: object,
     assert "Acme Widgets Inspection CA" in report["chain"][0]["issuer"]
     assert report["interception"]["detected"] is True
     assert report["diagnosis"]["code"] == "X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY"
-    assert report["diagnosis"]["next_command"].startswith("trustwall ca fetch")
+    # probe and `why` name the same next step: trustwall's own fix.
+    assert report["diagnosis"]["next_command"] == f"sudo trustwall fix {url.rstrip('/')}"
     _agree(lab, report, url, env)
 
     env, root = _setup(tmp_path / "after", lab, "public-root", "acme-root")
