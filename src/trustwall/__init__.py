@@ -42,6 +42,7 @@ _LAZY: dict[str, str] = {
     "list_cas": "trustwall.stores.registry:list_certs",
     "verify_clients": "trustwall.getout:verify",
     "fetch_anchors": "trustwall.getout:fetch_anchors",
+    "anchors_from_files": "trustwall.getout:anchors_from_files",
     "fix": "trustwall.getout:fix",
     # every change: journal
     "Transaction": "trustwall.journal.transaction:Transaction",

@@ -59,11 +59,16 @@ def verify(url: str, *, clients: Sequence[str] | None = None, timeout: float = 1
 
 @dataclass(frozen=True)
 class FixResult:
+    """``before`` is None with ``root`` (the clients run on this host, not in the tree);
+    ``after`` is None for a dry run or a ``root`` tree; ``install`` None when every client
+    already connected."""
+
     url: str
     anchors: tuple[CertSummary, ...]
-    before: VerifyResult
+    before: VerifyResult | None
     install: ChangeResult | None
     after: VerifyResult | None
+    root: str | None = None
 
 
 def fetch_anchors(url: str, *, timeout: float = 10) -> tuple[list, str]:
@@ -78,14 +83,32 @@ def fetch_anchors(url: str, *, timeout: float = 10) -> tuple[list, str]:
     return list(fetched.certs), fetched.message
 
 
-def fix(url: str, certs: Sequence, *, before: VerifyResult,
+def anchors_from_files(files: Sequence[str]) -> tuple[list, str]:
+    """The CA(s) the user brings (exported from a browser, handed out by IT) for ``fix --ca``;
+    a certificate that is not a CA, or has expired, is refused (BadInput)."""
+    from trustwall.stores.registry import load_for_install
+
+    certs = load_for_install(files)
+    return certs, f"the CA given with --ca ({', '.join(files)})"
+
+
+def fix(url: str, certs: Sequence, *, before: VerifyResult | None,
         clients: Sequence[str] | None = None, kinds: Sequence[str] | None = None,
         timeout: float = 15, state_dir: str | None = None,
-        scope: Scope | None = None) -> FixResult:
-    """Install ``certs`` (from :func:`fetch_anchors`, after the user confirmed) into every
-    store, then verify the clients again."""
+        scope: Scope | None = None, root: str | None = None,
+        dry_run: bool = False) -> FixResult:
+    """Install ``certs`` (from :func:`fetch_anchors` or :func:`anchors_from_files`, after the
+    user confirmed) into every store, then verify the clients again.
+
+    ``dry_run``: plan the install, change nothing, run nothing. ``root``: the stores of the tree
+    under that directory (an image, a chroot); the clients cannot be verified there.
+    """
     from trustwall.stores.registry import install
 
-    change = install(certs, kinds=kinds, state_dir=state_dir, scope=scope)
-    after = verify(url, clients=clients or [c.name for c in before.clients], timeout=timeout)
-    return FixResult(url, tuple(CertSummary.of(c) for c in certs), before, change, after)
+    change = install(certs, root=root, kinds=kinds, state_dir=state_dir, scope=scope,
+                     dry_run=dry_run)
+    after = None
+    if not dry_run and root is None:
+        names = clients or ([c.name for c in before.clients] if before else None)
+        after = verify(url, clients=names, timeout=timeout)
+    return FixResult(url, tuple(CertSummary.of(c) for c in certs), before, change, after, root)
