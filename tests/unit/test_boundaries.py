@@ -72,3 +72,18 @@ def test_no_docstring_cites_a_quirks_file_outside_the_repository() -> None:
     offenders = [str(p.relative_to(REPO)) for base in PRODUCT for p in base.rglob("*.py")
                  if "QUIRKS.md" in p.read_text()]
     assert offenders == []
+
+
+def test_every_lazy_public_name_is_declared_for_type_checkers() -> None:
+    """trustwall/__init__.py loads its public names on first use; its TYPE_CHECKING block must
+    import each one from the same place, so editors and mypy see what they are."""
+    import trustwall
+
+    tree = ast.parse((REPO / "src" / "trustwall" / "__init__.py").read_text())
+    guarded = next(n for n in tree.body if isinstance(n, ast.If)
+                   and getattr(n.test, "id", None) == "TYPE_CHECKING")
+    declared = {alias.asname or alias.name: f"{node.module}:{alias.name}"
+                for node in guarded.body if isinstance(node, ast.ImportFrom)
+                for alias in node.names}
+    assert declared == trustwall._LAZY
+    assert set(trustwall.__all__) >= set(trustwall._LAZY)

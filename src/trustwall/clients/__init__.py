@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import import_module
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from trustwall.clients.base import ClientResult, ClientUse, ProxyChoice
 from trustwall.clients.login import (
@@ -63,7 +63,7 @@ def client(name: str) -> Client:
     """The module of client ``name``; an unknown name is a BadInput naming the known ones."""
     if name not in CLIENTS:
         raise BadInput(f"unknown client {name!r}", hint=f"one of {', '.join(CLIENTS)}")
-    return import_module(f"trustwall.clients.{name}")  # type: ignore[return-value]
+    return cast("Client", import_module(f"trustwall.clients.{name}"))
 
 
 def client_argv(name: str, url: str, *, proxy: str | None = None,

@@ -194,11 +194,7 @@ class Sandbox:
 
     def argv(self, argv: Sequence[str], *, cwd: str | None = None) -> list[str]:
         """The command line that runs ``argv`` inside the sandbox (and its netns, if any)."""
-        full = ["nsenter", "--target", str(self.pid), "--mount"]
-        if self.netns is not None:
-            full.append("--net")
-        full += [f"--wdns={cwd or '/'}", "--", *argv]
-        return full
+        return enter_argv(self.pid, argv, net=self.netns is not None, cwd=cwd)
 
     def run(
         self,
@@ -249,6 +245,17 @@ class Sandbox:
         if real == self.home or self.home in real.parents:
             return real
         return Path(f"/proc/{self.pid}/root") / real.relative_to("/")
+
+
+def enter_argv(holder_pid: int, argv: Sequence[str], *, net: bool,
+               cwd: str | None = None) -> list[str]:
+    """The command line that runs ``argv`` in the mount namespace of sandbox holder
+    ``holder_pid`` (and its network namespace with ``net``); also from another process than
+    the one that made the sandbox (``trustwall lab exec``)."""
+    full = ["nsenter", "--target", str(holder_pid), "--mount"]
+    if net:
+        full.append("--net")
+    return [*full, f"--wdns={cwd or '/'}", "--", *argv]
 
 
 def store_fingerprint(certifi_dirs: Sequence[str | os.PathLike[str]] | None = None
