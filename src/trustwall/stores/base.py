@@ -9,7 +9,6 @@ booted.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from trustwall.certs.model import fingerprint
 from trustwall.errors import BadInput
 
 if TYPE_CHECKING:
@@ -56,13 +56,8 @@ def resolve_in_root(root: Path, path: Path, *, limit: int = 40) -> Path:
     raise BadInput(f"{path}: too many levels of symbolic links")
 
 
-def fingerprint(der: bytes) -> str:
-    """SHA-256 as lower-case hex without colons: the identity of a certificate here."""
-    return hashlib.sha256(der).hexdigest()
-
-
 def fp_of(cert: Cert) -> str:
-    return fingerprint(cert.der)
+    return cert.fingerprint
 
 
 def pem_ders(data: bytes) -> list[bytes]:
