@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from trustwall.clients.login import SYSTEM_PATH
+from trustwall.clients.login import SYSTEM_PATH, base_environment
 
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces)")]
@@ -100,7 +100,7 @@ def _env(tmp: Path, lab: object, *cas: str, **extra: str) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
     bundle = tmp / "bundle.pem"
     bundle.write_bytes(b"".join(lab.ca_file(c).read_bytes() for c in cas))  # type: ignore
-    return {"PATH": SYSTEM_PATH, "HOME": str(home), "LANG": "C.UTF-8",
+    return {**base_environment(str(home)),
             "CURL_CA_BUNDLE": str(bundle), "SSL_CERT_FILE": str(bundle),
             "NODE_EXTRA_CA_CERTS": str(bundle), **extra}
 

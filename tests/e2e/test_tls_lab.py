@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from trustwall.clients import run_all
+from trustwall.clients.login import base_environment
 
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces)")]
 
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Java is covered on loopback (tests/e2e/test_tls_scenarios.py); a JVM per run is slow here.
 CLIENTS = ("curl", "wget", "python", "requests", "node", "git")
 
@@ -42,7 +42,7 @@ def _setup(tmp: Path, lab: object, *cas: str) -> tuple[dict[str, str], Path]:
 
 def _probe(lab: object, url: str, env: dict[str, str], root: Path,
            *extra: str) -> tuple[int, dict]:
-    base = {"PATH": SYSTEM_PATH, "HOME": env.get("HOME", "/tmp"), "LANG": "C.UTF-8"}
+    base = base_environment(env.get("HOME", "/tmp"))
     proc = lab.client.run([sys.executable, "-m", "trustwall", "probe", url, "--json",  # type: ignore
                            "--no-java", "--root", str(root), "--timeout", "5", *extra],
                           env={**base, **env}, check=False, timeout=60)

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from trustwall.cli.output import console, emit, json_option, json_wanted
+from trustwall.clients import CLIENTS
 
 root_option = click.option("--root", type=click.Path(file_okay=False, exists=True), default=None,
                            help="Operate on the tree under DIR (an image or chroot).")
@@ -65,8 +66,7 @@ def stores(root: str | None, kinds: tuple[str, ...], venv_roots: tuple[str, ...]
 
 
 clients_option = click.option("--clients", "clients", multiple=True, metavar="NAME",
-                              help="Only these clients (curl, wget, python, requests, pip, "
-                                   "node, java, git). Repeatable.")
+                              help=f"Only these clients ({', '.join(CLIENTS)}). Repeatable.")
 
 
 def _render_matrix(title: str, result: Any) -> None:

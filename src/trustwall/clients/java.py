@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from trustwall.clients.base import ClientUse, ProxyChoice, ignored_proxies, judge_by_exit
-from trustwall.clients.login import SYSTEM_PATH
+from trustwall.clients.login import base_environment
 from trustwall.errors import BadInput
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def classes() -> Path:
             (build / "HttpsGet.java").write_bytes(source)
             subprocess.run(["javac", "-d", str(build), str(build / "HttpsGet.java")],
                            check=True, capture_output=True, timeout=120,
-                           env={"PATH": SYSTEM_PATH, "LANG": "C.UTF-8", "HOME": str(build)})
+                           env=base_environment(str(build)))
             (build / "HttpsGet.java").unlink()
             # Another process may win the race; its copy is identical.
             with contextlib.suppress(OSError):

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from trustwall.clients.login import SYSTEM_PATH
+from trustwall.clients.login import base_environment
 from trustwall.errors import EnvironmentMissing, TrustwallError
 from trustwall.lab.ca import LabCAs
 from trustwall.lab.netns import Netns
@@ -178,7 +178,7 @@ def start_proxy(edge: Netns, cas: LabCAs, config: ProxyConfig, *, workdir: Path,
     else:
         argv += ["--set", f"ssl_verify_upstream_trusted_ca={upstream_ca_file}"]
     log = confdir / "mitmdump.log"
-    env = {"PATH": SYSTEM_PATH, "HOME": str(confdir), "LANG": "C.UTF-8"}
+    env = base_environment(str(confdir))
     with open(log, "wb") as out:
         proc = edge.popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                           env=env, cwd=str(confdir))

@@ -55,7 +55,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from trustwall.clients.login import SYSTEM_PATH
+from trustwall.clients.login import SYSTEM_PATH, base_environment
 from trustwall.errors import EnvironmentMissing
 from trustwall.lab.netns import Netns, require_root
 from trustwall.proc import CommandFailed, pid_alive
@@ -190,7 +190,7 @@ class Sandbox:
     # ---- running inside ---------------------------------------------------------------------
     def base_env(self, **extra: str) -> dict[str, str]:
         """The scrubbed environment commands get unless the caller passes one."""
-        return {"PATH": SYSTEM_PATH, "HOME": str(self.home), "LANG": "C.UTF-8", **extra}
+        return base_environment(str(self.home), **extra)
 
     def argv(self, argv: Sequence[str], *, cwd: str | None = None) -> list[str]:
         """The command line that runs ``argv`` inside the sandbox (and its netns, if any)."""
