@@ -68,3 +68,28 @@ def test_readme_stories_run_as_written_in_the_playground() -> None:
         down = subprocess.run([*TRUSTWALL, "lab", "down", "--id", lab_id], capture_output=True,
                               text=True, timeout=120)
     assert down.returncode == 0 and lab_id in down.stdout, down.stderr
+
+
+def test_lab_up_chain_leaf_root_lets_ca_fetch_find_the_root_and_nothing_stays_behind(
+        tmp_path: Path) -> None:
+    up = subprocess.run([*TRUSTWALL, "lab", "up", "--chain", "leaf+root", "--json"],
+                        capture_output=True, text=True, timeout=120)
+    assert up.returncode == 0, up.stderr
+    state = json.loads(up.stdout)
+    assert state["chain"] == "leaf+root" and set(state["playground"]) == {"client", "server"}
+    try:
+        fetched = subprocess.run(
+            [*TRUSTWALL, "lab", "exec", "--lab", state["id"], "client", "--", "trustwall", "ca",
+             "fetch", "https://good.lab.test/", "-o", "ca.pem", "--json"],
+            capture_output=True, text=True, timeout=120)
+        assert fetched.returncode == 0, fetched.stderr
+        assert json.loads(fetched.stdout)["root_found"] is True
+        home = Path(state["playground"]["client"]["home"])
+        assert b"BEGIN CERTIFICATE" in (home / "ca.pem").read_bytes()
+        wrong = subprocess.run([*TRUSTWALL, "lab", "exec", "--lab", state["id"], "router",
+                                "--", "true"], capture_output=True, text=True, timeout=60)
+        assert wrong.returncode == 2
+    finally:
+        subprocess.run([*TRUSTWALL, "lab", "down", "--id", state["id"]], capture_output=True,
+                       timeout=120, check=True)
+    assert not Path(state["playground"]["client"]["root"]).exists()
