@@ -1,5 +1,5 @@
 # The two commands a fresh machine needs: `make demo` and `make test` (both set themselves up).
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup demo test test-fast lint package bench clean
 
 VENV := .venv
 PYTEST_ARGS ?=
@@ -20,8 +20,13 @@ test-fast: setup
 lint: setup
 	$(VENV)/bin/ruff check src tests bench ansible_collections
 
+# Build the sdist and wheel, check them, smoke-test the wheel in a fresh venv (CI runs this).
+# `make package KEEP=dist` keeps the artefacts in dist/.
+package: setup
+	scripts/package-check.sh
+
 bench: setup
 	$(VENV)/bin/python -m bench $(BENCH)
 
 clean:
-	rm -rf $(VENV) .venv-mitm build *.egg-info
+	rm -rf $(VENV) .venv-mitm build dist src/*.egg-info *.egg-info
