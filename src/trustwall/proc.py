@@ -40,9 +40,11 @@ def pid_alive(pid: int) -> bool:
 
 
 def which(program: str) -> str:
+    """The absolute path of ``program`` in the system directories (never $PATH: an entry a
+    user controls -- ~/bin, a venv, "." -- must not choose the keytool or iptables-restore
+    root runs; root's PATH may also lack /usr/sbin); an absolute ``program`` is used as
+    given."""
     path = shutil.which(program, path=SYSTEM_PATH)
-    if path is None:
-        path = shutil.which(program)
     if path is None:
         raise EnvironmentMissing(f"{program} is not installed",
                                  hint=f"apt-get install the package providing {program}")
