@@ -47,7 +47,9 @@ if TYPE_CHECKING:  # what each lazily loaded name is, for type checkers and edit
     from trustwall.getout import anchors_from_files, fetch_anchors, fix
     from trustwall.getout import verify as verify_clients
     from trustwall.journal.audit import AuditLog
+    from trustwall.journal.statedir import interrupted
     from trustwall.journal.transaction import Transaction, undo
+    from trustwall.journal.transaction import recover_interrupted as recover
     from trustwall.stores.registry import detect_stores
     from trustwall.stores.registry import install as install_ca
     from trustwall.stores.registry import list_certs as list_cas
@@ -150,6 +152,7 @@ __all__ = [  # the lazily loaded names too: `from trustwall import *` loads them
     "fix",
     "import_policy",
     "install_ca",
+    "interrupted",
     "lint_anchor",
     "lint_ruleset",
     "list_cas",
@@ -162,6 +165,7 @@ __all__ = [  # the lazily loaded names too: `from trustwall import *` loads them
     "plan_insert",
     "probe_report",
     "read_live",
+    "recover",
     "rehash_dir",
     "remove_ca",
     "render_listing",
