@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from trustwall.cli.output import console, emit, json_option, json_wanted
+from trustwall.clients import CLIENTS
 
 root_option = click.option("--root", type=click.Path(file_okay=False, exists=True), default=None,
                            help="Operate on the tree under DIR (an image or chroot).")
@@ -65,8 +66,7 @@ def stores(root: str | None, kinds: tuple[str, ...], venv_roots: tuple[str, ...]
 
 
 clients_option = click.option("--clients", "clients", multiple=True, metavar="NAME",
-                              help="Only these clients (curl, wget, python, requests, node, "
-                                   "java, git). Repeatable.")
+                              help=f"Only these clients ({', '.join(CLIENTS)}). Repeatable.")
 
 
 def _render_matrix(title: str, result: Any) -> None:
@@ -85,7 +85,7 @@ def _render_matrix(title: str, result: Any) -> None:
 def verify(url: str, clients: tuple[str, ...], timeout: float, as_json: bool) -> None:
     """Run the real clients against URL as a new login session would; exit 1 if any fails."""
     from trustwall.errors import ProblemFound
-    from trustwall.stores.fix import verify as run_verify
+    from trustwall.getout import verify as run_verify
 
     result = run_verify(url, clients=clients or None, timeout=timeout)
     emit(result, lambda r: _render_matrix("clients", r))
@@ -100,10 +100,19 @@ def _render_fix(result: Any) -> None:
         _render_matrix("clients", result.before)
         out.print("every client already connects: nothing to fix")
         return
+    if result.install.dry_run:
+        for s in result.install.stores:
+            if s.added:
+                out.print(f"  would trust in {s.kind} {s.path}")
+        out.print("dry run: nothing changed, no client run")
+        return
     if result.install is not None:
         for s in result.install.stores:
             if s.added:
                 out.print(f"  [green]trusted[/] in {s.kind} {s.path}")
+    if result.root is not None:
+        out.print(f"not verified: the clients run on this host, the stores changed are under "
+                  f"{result.root}")
     if result.after is not None:
         _render_matrix("after", result.after)
     if result.install is not None and result.install.txn:
@@ -122,33 +131,45 @@ def _render_fix(result: Any) -> None:
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None,
               envvar="TRUSTWALL_STATE_DIR", help="Journal directory.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before trusting the CA.")
+@click.option("--ca", "ca_files", multiple=True, metavar="FILE",
+              type=click.Path(dir_okay=False, exists=True),
+              help="Trust this CA (exported from a browser, handed out by IT) instead of "
+                   "fetching one from URL. Repeatable.")
+@click.option("--dry-run", is_flag=True,
+              help="Show the CA and the stores it would go into; change nothing.")
+@root_option
 @click.option("--timeout", type=click.FloatRange(1, 120), default=15.0, show_default=True)
 @json_option
 def fix(url: str, clients: tuple[str, ...], kinds: tuple[str, ...],
         venv_roots: tuple[str, ...], registries: tuple[str, ...], state_dir: str | None,
-        yes: bool, timeout: float, as_json: bool) -> None:
-    """Make every client reach URL: fetch the CA in the way, trust it everywhere, verify."""
+        yes: bool, ca_files: tuple[str, ...], dry_run: bool, root: str | None,
+        timeout: float, as_json: bool) -> None:
+    """Make every client reach URL: fetch the CA in the way (or take --ca FILE), trust it
+    everywhere, verify."""
     import sys
 
     from trustwall.errors import BadInput, ProblemFound
-    from trustwall.stores.fix import FixResult, fetch_anchors
-    from trustwall.stores.fix import fix as run_fix
-    from trustwall.stores.fix import verify as run_verify
+    from trustwall.getout import FixResult, anchors_from_files, fetch_anchors
+    from trustwall.getout import fix as run_fix
+    from trustwall.getout import verify as run_verify
 
-    before = run_verify(url, clients=clients or None, timeout=timeout)
-    if before.ok:
+    # Under --root the clients of this host say nothing about the tree: no before/after run.
+    before = None if root else run_verify(url, clients=clients or None, timeout=timeout)
+    if before is not None and before.ok:
         emit(FixResult(url, (), before, None, None), _render_fix)
         return
-    certs, message = fetch_anchors(url, timeout=timeout)
+    certs, message = anchors_from_files(ca_files) if ca_files else \
+        fetch_anchors(url, timeout=timeout)
     err = console(stderr=True)
     if not json_wanted():
-        _render_matrix("before", before)
+        if before is not None:
+            _render_matrix("before", before)
         err.print(message)
     if not json_wanted():
         from trustwall.cli.ca import show_certs
 
         show_certs(certs)
-    if not yes:
+    if not yes and not dry_run:
         if not sys.stdin.isatty():
             raise BadInput("refusing to trust a CA without confirmation",
                            hint="check the fingerprint above, then rerun with --yes")
@@ -156,7 +177,7 @@ def fix(url: str, clients: tuple[str, ...], kinds: tuple[str, ...],
                       err=True)
     result = run_fix(url, certs, before=before, clients=clients or None,
                      kinds=kinds or None, timeout=timeout, state_dir=state_dir,
-                     scope=make_scope(venv_roots, registries))
+                     scope=make_scope(venv_roots, registries), root=root, dry_run=dry_run)
     emit(result, _render_fix)
     if result.after is not None and not result.after.ok:
         failed = ", ".join(c.name for c in result.after.clients if not c.ok)

@@ -9,13 +9,13 @@ booted.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from trustwall.certs.model import fingerprint
 from trustwall.errors import BadInput, StoreError
 
 if TYPE_CHECKING:
@@ -45,13 +45,8 @@ def store_name_arg(name: str, store: Path) -> str:
     return name
 
 
-def fingerprint(der: bytes) -> str:
-    """SHA-256 as lower-case hex without colons: the identity of a certificate here."""
-    return hashlib.sha256(der).hexdigest()
-
-
 def fp_of(cert: Cert) -> str:
-    return fingerprint(cert.der)
+    return cert.fingerprint
 
 
 def pem_ders(data: bytes) -> list[bytes]:
