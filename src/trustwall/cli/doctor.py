@@ -9,6 +9,7 @@ import click
 
 from trustwall.cli.options import port_and_proto, single_port
 from trustwall.cli.output import console, emit, json_option, styled
+from trustwall.clients import CLIENTS
 
 _MARK = {"ok": "ok", "broken": "BROKEN", "skipped": "skipped", "warning": "warning"}
 _STYLE = {"ok": "green", "broken": "bold red", "skipped": "dim", "warning": "yellow"}
@@ -40,8 +41,7 @@ def _show(ladder) -> None:  # type: ignore[no-untyped-def]
 
 @click.command()
 @click.argument("url")
-@click.option("--client", type=click.Choice(
-    ["curl", "wget", "python", "requests", "node", "java", "git"]), default="curl",
+@click.option("--client", type=click.Choice(CLIENTS), default="curl",
     show_default=True, help="Whose view: its proxy variables and its trust store.")
 @click.option("--proxy", "proxy_url", metavar="URL",
               help="Use this HTTP proxy instead of the client's environment.")

@@ -73,7 +73,7 @@ def _rule_command(verdict: str) -> Callable[..., Any]:
                 apply: bool, duration: str | None, name: str | None, yes: bool,
                 reject_with: str | None = None, **apply_args: Any) -> None:
         from trustwall.firewall import plan as api
-        from trustwall.firewall.quick import parse_expiry, rule_tag
+        from trustwall.firewall.quick import derived_name, parse_expiry, rule_tag
 
         _need_plan(plan, apply)
         dport, proto = port_and_proto(dport, proto)
@@ -81,6 +81,10 @@ def _rule_command(verdict: str) -> Callable[..., Any]:
         if apply and file is not None:
             raise BadInput("--apply changes the running firewall; it cannot take --file")
         expires = parse_expiry(duration) if duration else None
+        if expires is not None and not name:
+            name = derived_name(verdict, proto=proto, dport=dport, sport=sport, src=src)
+            console(stderr=True).print(f"temporary rule named {name} (give --name to choose)",
+                                       markup=False, soft_wrap=True)
         comment = rule_tag(name, expires, comment)
         ruleset = _load(file, live, ipv6, counters=False)
         rule = api.build_rule(verdict, chain=chain, proto=proto, dport=dport, sport=sport,
@@ -103,7 +107,8 @@ def _rule_command(verdict: str) -> Callable[..., Any]:
         yes_option,
         click.option("--name", help="Name the rule (comment tw:NAME, as a policy entry's)."),
         click.option("--for", "duration", metavar="DURATION",
-                     help="Temporary rule: expires after e.g. 2h (needs --name); removed by "
+                     help="Temporary rule: expires after e.g. 2h (named after what it "
+                          "does, e.g. allow-tcp-18745, unless --name is given); removed by "
                           "`fw expire`."),
         click.option("--apply", is_flag=True,
                      help="Make the change: checked, journaled, undoable (`trustwall undo`)."),

@@ -1,4 +1,5 @@
-"""`trustwall lab up|down|status|demo`: the lab from the command line (parse, call, render)."""
+"""`trustwall lab up|down|status|exec|shell|demo`: the lab from the command line (parse, call,
+render)."""
 
 from __future__ import annotations
 
@@ -35,12 +36,53 @@ def lab() -> None:
 
 
 @lab.command()
+@click.option("--chain", type=click.Choice(["leaf", "leaf+root", "leaf+intermediate"]),
+              default="leaf", show_default=True,
+              help="What the inspection proxy presents: its forged leaf only (like most "
+                   "appliances), with its root, or with an issuing CA.")
 @json_option
-def up(as_json: bool) -> None:
-    """Build a lab that stays up until `trustwall lab down`."""
+def up(chain: str, as_json: bool) -> None:
+    """Build a lab that stays up until `trustwall lab down`, with a playground: `trustwall lab
+    exec client|server -- CMD` runs any command there, on sandboxed stores and the lab's own
+    firewall, never on this host."""
+    from trustwall.lab.proxy import ChainMode
     from trustwall.lab.topology import start_held_lab
 
-    emit(start_held_lab(), _render_up)
+    emit(start_held_lab(chain=ChainMode(chain)), _render_up)
+
+
+_PLAYGROUND_HELP = ("Runs on the lab's ROLE host (client or server): its network namespace "
+                    "and firewall, a private copy of every trust store and of the journal "
+                    "(TRUSTWALL_STATE_DIR); nothing persists on this host.")
+
+
+@lab.command("exec", context_settings={"ignore_unknown_options": True,
+                                       "allow_interspersed_args": False})
+@click.option("--lab", "lab_id", metavar="ID", help="Which lab, when several are up.")
+@click.argument("role", type=click.Choice(["client", "server"]))
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_(lab_id: str | None, role: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND on the playground's ROLE host; exit with its exit status."""
+    from trustwall.lab.playground import run_in_playground
+
+    argv = list(command[1:] if command[:1] == ("--",) else command)
+    raise click.exceptions.Exit(run_in_playground(role, argv, lab_id=lab_id).returncode)
+
+
+exec_.help = f"{exec_.help} {_PLAYGROUND_HELP}"
+
+
+@lab.command()
+@click.option("--lab", "lab_id", metavar="ID", help="Which lab, when several are up.")
+@click.argument("role", type=click.Choice(["client", "server"]))
+def shell(lab_id: str | None, role: str) -> None:
+    """An interactive shell on the playground's ROLE host (exit to leave)."""
+    from trustwall.lab.playground import shell as enter
+
+    enter(role, lab_id=lab_id)
+
+
+shell.help = f"{shell.help} {_PLAYGROUND_HELP}"
 
 
 @lab.command()
@@ -93,6 +135,10 @@ def _render_up(state: Any) -> None:
     out.print(f"  proxy   https_proxy={state.proxy_url}")
     out.print(f"  CA files {state.workdir}/ca/")
     out.print(f"  hosts   {state.workdir}/hosts")
+    out.print(f"  proxy presents: {state.chain}")
+    out.print("  try anything:  trustwall lab exec client -- trustwall verify "
+              "https://good.lab.test/", soft_wrap=True)
+    out.print("                 trustwall lab shell server", soft_wrap=True)
     out.print("  tear down with: trustwall lab down")
 
 

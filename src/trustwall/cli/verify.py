@@ -8,10 +8,10 @@ import click
 
 from trustwall.cli.output import console, emit, json_option, styled
 from trustwall.cli.probe import proxy_option
+from trustwall.clients import CLIENTS
 
 clients_option = click.option("--clients", "clients", multiple=True, metavar="NAME",
-                              help="Only these clients (curl, wget, python, requests, pip, "
-                                   "node, java, git). Repeatable.")
+                              help=f"Only these clients ({', '.join(CLIENTS)}). Repeatable.")
 
 
 def render_matrix(title: str, result: Any) -> None:
@@ -38,7 +38,7 @@ def verify(url: str, clients: tuple[str, ...], timeout: float, proxy: str | None
     import os
 
     from trustwall.errors import ProblemFound
-    from trustwall.stores.fix import verify as run_verify
+    from trustwall.getout import verify as run_verify
 
     if proxy:
         from trustwall.tls.probe import parse_proxy

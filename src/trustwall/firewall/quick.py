@@ -34,6 +34,16 @@ def parse_expiry(value: str, now: _dt.datetime | None = None) -> _dt.datetime:
         raise BadInput(f"{value!r} is neither an ISO time nor a duration such as 2h") from None
 
 
+def derived_name(verdict: str, *, proto: str | None = None, dport: str | None = None,
+                 sport: str | None = None, src: str | None = None) -> str:
+    """A name for a temporary rule the user did not name: what it does, e.g.
+    ``allow-tcp-18745`` (ports ``a:b`` and lists ``a,b`` kept readable, ``/`` as ``_``)."""
+    command = {"ACCEPT": "allow", "DROP": "deny"}.get(verdict.upper(), verdict.lower())
+    parts = [command, proto or "all", dport or sport or "", src or ""]
+    text = "-".join(p for p in parts if p).replace(",", "_").replace("/", "_")
+    return re.sub(r"[^A-Za-z0-9_.:-]", "_", text)[:63]
+
+
 def rule_tag(name: str | None, expires: _dt.datetime | None, comment: str | None = None
              ) -> str | None:
     """The comment a quick rule carries: ``tw:NAME[ expires=ISO]`` when named, else

@@ -77,9 +77,10 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
     out = []
     for line in read_nofollow(path).split(b"\n"):
         try:
-            out.append(json.loads(line))
+            entry = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError):
             continue
+        out.append(entry if isinstance(entry, dict) else {"op": None})
     return out
 
 
@@ -102,11 +103,11 @@ def _store_blob(blobs: Path, data: bytes) -> str:
 
 def describe_image(image: dict[str, Any]) -> str:
     """One word for a before/after image: a sha256, ``symlink:<target>``, ``dir`` or absent."""
-    kind = image["type"]
+    kind = image.get("type")
     if kind == "file":
-        return str(image["sha256"])
+        return str(image.get("sha256"))
     if kind == "symlink":
-        return f"symlink:{image['target']}"
+        return f"symlink:{image.get('target')}"
     return str(kind)
 
 
@@ -123,7 +124,7 @@ def capture(path: Path) -> tuple[dict[str, Any], bytes | None]:
                 "uid": st.st_uid, "gid": st.st_gid}, None
     if not stat.S_ISREG(st.st_mode):
         raise StoreError(f"{path}: not a regular file, symlink or directory")
-    data = path.read_bytes()
+    data = read_nofollow(path)  # swapped for a link since the lstat: refused, not followed
     return {"type": "file", "sha256": _sha256(data), "mode": stat.S_IMODE(st.st_mode),
             "uid": st.st_uid, "gid": st.st_gid}, data
 
@@ -677,13 +678,15 @@ def _summary(txn_dir: Path, undone_by: str | None = None) -> TxnSummary:
     after = status_doc.get("after", {})
     files, commands, records = [], [], []
     for entry in _read_lines(txn_dir / "journal.jsonl"):
-        if entry["op"] == "file":
+        op = entry.get("op")
+        if op == "file" and isinstance(entry.get("before"), dict) \
+                and isinstance(entry.get("path"), str):
             files.append(FileChange(entry["path"], describe_image(entry["before"]),
                                     describe_image(after[entry["path"]])
                                     if entry["path"] in after else "?"))
-        elif entry["op"] == "run":
-            commands.append(tuple(entry["argv"]))
-        elif entry["op"] == "record":
+        elif op == "run" and isinstance(entry.get("argv"), list):
+            commands.append(tuple(str(a) for a in entry["argv"]))
+        elif op == "record":
             records.append(f"{entry.get('kind')} {entry.get('label', '')}".rstrip())
     return TxnSummary(
         id=meta["id"], kind=meta["kind"], description=meta["description"],
