@@ -19,7 +19,9 @@ def render_matrix(title: str, result: Any) -> None:
     out.print(styled((title, "bold"), " ", result.url), soft_wrap=True)
     for c in result.clients:
         mark = ("ok  ", "green") if c.ok else ("FAIL", "red")
-        out.print(styled("  ", mark, f" {c.name:<9} {c.error}"), soft_wrap=True)
+        # A client's error is one line here, however the client spread it out.
+        out.print(styled("  ", mark, f" {c.name:<9} {' '.join(c.error.split())}"),
+                  soft_wrap=True)
 
 
 @click.command("verify")
