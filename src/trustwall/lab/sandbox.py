@@ -13,7 +13,7 @@ Layout inside the sandbox (built by a long-lived *holder* process, see :func:`_h
   themselves (``/root`` because the venv interpreters and the system certifi live under
   ``/root/.pyenv`` here). ``/var/lib``
   is rebuilt like /etc so that ``/var/lib/trustwall`` (the journal's default state directory)
-  is writable, empty unless the host has one.
+  is writable and always starts empty (never a copy of the host's journal).
 - Nested stores are writable copies bind-mounted over the real path: ``/etc/ssl/certs``
   (with ``java/cacerts``, a JKS file), ``/usr/local/share/ca-certificates``,
   ``/var/lib/ca-certificates-java`` and the certifi package directories.
@@ -63,8 +63,9 @@ from trustwall.proc import CommandFailed, pid_alive
 #: Stores that are direct children of /etc: copied into the sandbox's own /etc directory.
 ETC_COPIES = ("environment", "hosts", "ca-certificates.conf", "ca-certificates", "profile.d")
 #: Directories rebuilt entry by entry (read-only binds of the host's entries) with these
-#: entries writable: copied if the host has them; a name ending in "/" is a directory created
-#: empty if absent (/var/lib/trustwall is the journal's default state directory).
+#: entries writable: copied if the host has them; a name ending in "/" is always a new empty
+#: directory, never the host's (/var/lib/trustwall, the journal's default state directory: a
+#: sandbox starts with no history, so what it undoes or verifies never depends on the host's).
 REBUILT = {"/etc": ETC_COPIES, "/var/lib": ("trustwall/",)}
 #: Nested stores: copied, then bind-mounted over the real path.
 NESTED_COPIES = (
@@ -411,11 +412,14 @@ def _rebuild(real: str, writable: Sequence[str], root: Path) -> None:
     rebuilt = root / "rebuilt" / real.lstrip("/")
     rebuilt.mkdir(parents=True)
     shutil.copystat(real, rebuilt)
-    names = {_entry_name(name) for name in writable}
+    copies = {name for name in writable if not name.endswith("/")}
+    fresh = {_entry_name(name) for name in writable if name.endswith("/")}
     read_only_binds = []
     for entry in os.scandir(real):
         dest = rebuilt / entry.name
-        if entry.name in names:
+        if entry.name in fresh:
+            continue
+        if entry.name in copies:
             _copy(entry.path, dest)
         elif entry.is_symlink():
             os.symlink(os.readlink(entry.path), dest)
@@ -425,9 +429,8 @@ def _rebuild(real: str, writable: Sequence[str], root: Path) -> None:
             else:
                 dest.touch()
             read_only_binds.append((entry.path, str(dest)))
-    for name in writable:
-        if name.endswith("/") and not os.path.lexists(rebuilt / _entry_name(name)):
-            (rebuilt / _entry_name(name)).mkdir(mode=0o755)
+    for name in fresh:
+        (rebuilt / name).mkdir(mode=0o700)
     for source, dest in read_only_binds:
         _bind(source, dest, read_only=True)
     _mount(str(rebuilt), real, None, _MS_BIND | _MS_REC)
