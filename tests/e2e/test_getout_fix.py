@@ -50,7 +50,7 @@ def test_fix_with_ca_file_on_a_root_tree_dry_run_then_real_then_undo(
 
     done = _fix(*common, "--yes")
     assert done.returncode == 0, done.stderr
-    assert "not verified" in done.stdout and "undo with: trustwall undo" in done.stdout
+    assert "not verified" in done.stdout and "undo with:\ntrustwall undo" in done.stdout
     assert subprocess.run(bundle, capture_output=True).returncode == 0
 
     undone = subprocess.run([*TRUSTWALL, "undo", "--root", str(tree), "--state-dir",

@@ -60,7 +60,7 @@ def test_readme_stories_run_as_written_in_the_playground() -> None:
             assert proc.returncode == int(step["status"]), "\n".join(transcript)
             if "trustwall probe" in step["command"] or "trustwall why-in" in step["command"]:
                 # probe and why agree, and why-in hands over to trustwall's own command.
-                assert ("next: sudo trustwall fix https://good.lab.test" in proc.stdout
+                assert ("next:\nsudo trustwall fix https://good.lab.test" in proc.stdout
                         if "probe" in step["command"] else
                         "next: sudo trustwall fw allow -p tcp --dport 18745 --apply"
                         in proc.stdout), proc.stdout

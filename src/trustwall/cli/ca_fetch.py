@@ -6,24 +6,26 @@ from typing import Any
 
 import click
 
-from trustwall.cli.output import console, emit, json_option
+from trustwall.cli.output import console, emit, json_option, print_command, styled, visible
 
 
 def _render(result: Any) -> None:
     out = console()
     fetched = result["fetched"]
     for cert, source in zip(fetched.certs, fetched.sources, strict=True):
-        out.print(f"[bold]{cert.subject_str}[/]  [dim]({source}; sha256 {cert.sha256})[/]")
-    colour = "green" if fetched.root_found else "yellow"
-    out.print(f"[{colour}]{fetched.message}[/]")
+        out.print(styled((visible(cert.subject_str, one_line=True), "bold"),
+                         (f"  ({source}; sha256 {cert.sha256})", "dim")), soft_wrap=True)
+    out.print(fetched.message, style="green" if fetched.root_found else "yellow", soft_wrap=True)
     if not fetched.certs:
-        out.print("nothing written: a certificate that is not a CA is never saved as one to trust")
+        out.print("nothing written: a certificate that is not a CA is never saved as one to trust",
+                  soft_wrap=True)
     elif fetched.root_found:
-        out.print(f"wrote {len(fetched.certs)} certificate(s) to {result['output']}; next: "
-                  f"[bold]sudo trustwall ca install {result['output']}[/]")
+        print_command(out, f"sudo trustwall ca install {result['output']}",
+                      prefix=f"wrote {len(fetched.certs)} certificate(s) to {result['output']}; "
+                             "next:")
     else:
         out.print(f"wrote {len(fetched.certs)} CA certificate(s) to {result['output']} "
-                  "(no root among them)")
+                  "(no root among them)", soft_wrap=True)
 
 
 @click.command("fetch")

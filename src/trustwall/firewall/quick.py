@@ -123,10 +123,17 @@ def apply_rule(rule: Rule, *, table: str = "filter", state: str = "present",
     live = live if live is not None else read_live(family=family)
     target, position, why = plan_target(live, rule, table, state, name)
     result = apply_rulesets({live.family: target}, live={live.family: live},
-                            description=f"{state} {rule.target_name} rule in {table} "
-                                        f"{rule.chain}: {why}",
+                            description=_headline(rule, table, state, position) + "\n" + why,
                             kind="fw-rule", options=options)
     return result, position, why
+
+
+def _headline(rule: Rule, table: str, state: str, position: int | None) -> str:
+    """The journal's first line for a quick rule: the rule itself (``log`` shows this line)."""
+    from trustwall.firewall.render import rule_spec
+
+    where = f"{table} {rule.chain}" + (f" rule {position}" if position else "")
+    return f"{'add' if state == 'present' else 'remove'} {where}: {rule_spec(rule)}"
 
 
 def delete_rule(table: str, chain: str, number: int, *, family: int = 4,

@@ -284,7 +284,9 @@ async def _resolve(host: str, port: int, deadline: float) -> list[tuple]:
         infos = await asyncio.wait_for(
             loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), _remaining(deadline))
     except asyncio.TimeoutError as exc:
-        raise _ProbeFailed(Failure("timeout", "dns", f"resolving {host} timed out")) from exc
+        # A resolver that does not answer is a DNS problem, not packets dropped on the way.
+        raise _ProbeFailed(Failure("dns_failure", "dns",
+                                   f"resolving {host} timed out")) from exc
     except OSError as exc:
         raise _ProbeFailed(_os_failure(exc, "dns", host)) from exc
     return [(family, sockaddr) for family, _, _, _, sockaddr in infos]
