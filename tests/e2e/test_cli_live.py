@@ -9,43 +9,25 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
+from fw_hosts import CLIENT_IP, SERVER_IP, connect, two_hosts
 
-from trustwall.lab.netns import Netns, veth
-from trustwall.lab.topology import SEED_RULESET
+from trustwall.lab.netns import Netns
 
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")]
 
-SERVER_IP, CLIENT_IP = "198.18.201.1", "198.18.201.2"
-LISTENER = ("import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, "
-            "socket.SO_REUSEADDR, 1)\ns.bind(('0.0.0.0', 18745)); s.listen(16)\n"
-            "while True:\n    c, _ = s.accept(); c.sendall(b'JMX'); c.close()\n")
-CONNECT = ("import socket\ntry:\n"
-           f"    s=socket.create_connection(('{SERVER_IP}', 18745), timeout=3)\n"
-           "    print('OK', s.recv(3).decode())\nexcept OSError as e:\n"
-           "    print('FAIL', e.strerror or e)\n")
 ENV = {"PATH": os.environ["PATH"], "HOME": "/root", "NO_COLOR": "1", "COLUMNS": "80",
        **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}  # the code under test
 
 
 @pytest.fixture
-def hosts(tmp_path):
-    server = Netns.create("clisrv")
-    client = Netns.create("clicli")
-    try:
-        veth(server, "eth0", f"{SERVER_IP}/24", client, "eth0", f"{CLIENT_IP}/24")
+def hosts():
+    with two_hosts("clisrv") as (server, client):
+        # a default route: the live trace derives --in from the route back to any source
         server.run(["ip", "route", "add", "default", "via", CLIENT_IP])
-        server.run(["iptables-restore"], input=SEED_RULESET)
-        server.popen([sys.executable, "-c", LISTENER], stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL)
-        time.sleep(0.3)
         yield server, client
-    finally:
-        client.delete()
-        server.delete()
 
 
 def tw(ns: Netns, *args: str) -> subprocess.CompletedProcess:
@@ -71,9 +53,6 @@ def saved(ns: Netns) -> str:
     return "".join(line + "\n" for line in ns.run(["iptables-save"]).stdout.splitlines()
                    if not line.startswith("#"))
 
-
-def connect(client: Netns) -> str:
-    return client.run([sys.executable, "-c", CONNECT]).stdout.strip()
 
 
 def test_newcomer_firewall_path(hosts, tmp_path):
