@@ -172,6 +172,7 @@ SPELLINGS = [
         "--hashlimit-upto 10/minute --hashlimit-htable-expire 60000")),
     (4, "filter", "-A INPUT -p udp -m udp ! --sport 60000:29 -j ACCEPT"),
     (4, "raw", "-A PREROUTING -p tcp --dport 21 -j CT --helper ftp"),
+    (4, "filter", "-A INPUT -p tcp -j SYNPROXY --mss 1460 --wscale 9 --sack-perm --timestamp"),
     *((6, "filter", f"-A INPUT -m ipv6header {h}") for h in (
         "--header frag", "--header 44", "--header hop-by-hop,dst,route,frag,auth,esp,none,prot",
         "--header hop,ipv6-route,ipv6-opts,ah,esp,ipv6-nonxt --soft", "--header 0,43,60")),

@@ -827,6 +827,7 @@ TARGETS: dict[str, ExtSpec] = {s.name: s for s in (
                      "queue-cpu-fanout=0", family=0),
     _spec("LED", "led-trigger-id:qstr led-delay led-always-blink=0"),
     _spec("MARK", "set-xmark:xmark set-mark:xmark and-mark:uint or-mark:uint xor-mark:uint"),
+    _spec("SYNPROXY", "sack-perm=0 timestamp=0 wscale:u8 mss:u16 ecn=0"),
 )}
 
 #: Every target extension name iptables 1.8.9 can load (``-j NAME`` that is not a chain): the

@@ -565,11 +565,24 @@ class _RuleReader:
             pass
         return Protocol(name, neg)
 
+    def _check_match(self, module: str, options: list[Option], proto: Protocol | None) -> None:
+        """The match's final check (its own, and the kernel's checkentry on -p)."""
+        problem = _match_problem(module, options, self.chain)
+        if module == "ah" and self.family == 4 and (proto is None or proto.name != "ah"):
+            problem = "match 'ah' needs -p ah"
+        if module in ("ecn", "osf") and (proto is None or proto.name != "tcp") and (
+                module == "osf" or {o.name for o in options} & {"ecn-tcp-cwr", "ecn-tcp-ece"}):
+            problem = f"match '{module}' needs -p tcp"  # the kernel's checkentry
+        if problem is not None:
+            raise self.fail(problem, module)
+
     def _finish_match(self, item: _Ext, proto: Protocol | None) -> Match:
         spec = item.spec
         if spec is None:
             if self.strict and not item.options and item.name not in _BARE_MATCHES:
                 raise self.fail(f"match {item.name!r} needs an option", item.name)
+            if self.strict:
+                self._check_match(item.name, item.options, proto)
             return Match(item.name, tuple(item.options))
         given = {o.name for o in item.options}
         if spec.required and not given & set(spec.required):
@@ -640,11 +653,7 @@ class _RuleReader:
         elif item.name == "multiport" and len({"sports", "dports", "ports"} & given) > 1:
             raise self.fail("multiport can only have one option", item.name)
         if self.strict:
-            problem = _match_problem(item.name, options, self.chain)
-            if item.name == "ah" and self.family == 4 and (proto is None or proto.name != "ah"):
-                problem = "match 'ah' needs -p ah"
-            if problem is not None:
-                raise self.fail(problem, item.name)
+            self._check_match(item.name, options, proto)
         if len(options) > 1:
             order = ext.save_order(spec)
             options.sort(key=lambda o: order.get(o.name, len(order)))
@@ -744,8 +753,17 @@ def _target_problem(name: str, options: list[Option], proto: Protocol | None) ->
         if opt is not None and any(v in ("0", "1", "eol", "nop")
                                    for v in (opt.value or "").split(",")):
             return "TCPOPTSTRIP cannot strip EOL or NOP"
-    if name in ("SNPT", "DNPT") and not {"src-pfx", "dst-pfx"} <= given.keys():
-        return f"{name} needs --src-pfx and --dst-pfx"
+    if name in ("SNPT", "DNPT"):
+        if not {"src-pfx", "dst-pfx"} <= given.keys():
+            return f"{name} needs --src-pfx and --dst-pfx"
+        if any("/" not in (given[k].value or "") for k in ("src-pfx", "dst-pfx")):
+            return f"{name}: --src-pfx and --dst-pfx need a prefix length"
+    if name == "SYNPROXY" and (proto is None or proto.name != "tcp" or proto.negated):
+        return "SYNPROXY needs -p tcp"  # the kernel's checkentry (RULE_APPEND failed)
+    zone = given.get("zone")
+    if name == "CT" and zone is not None and zone.value != "mark" and not (
+            (zone.value or "").isdigit() and int(zone.value or "0") <= 65535):
+        return f"CT: cannot parse {zone.value} as a zone ID"
     return None
 
 
@@ -810,11 +828,57 @@ def _match_problem(module: str, options: list[Option], chain: str) -> str | None
         return "recent: --rttl only goes with --rcheck or --update"
     elif module == "cgroup" and len(given.keys() & {"path", "cgroup"}) != 1:
         return "cgroup needs one of --path or --cgroup"
+    elif module == "set":
+        if any(o.name == "match-set" and len(o.values) != 2 for o in options):
+            return "--match-set requires two args (set name and src/dst flags)"
+    elif module == "policy":
+        return _policy_problem(options)
+    elif module == "connlabel":
+        label = (given["label"].value or "") if "label" in given else ""
+        if label.isdigit() and int(label) > 127:
+            return f"connlabel: label {label} out of range (0-127)"
+        if not label.isdigit() and label not in _connlabel_names():
+            return f"connlabel: label {label!r} not in /etc/xtables/connlabel.conf"
+    elif module == "osf":
+        ttl = given.get("ttl")
+        if ttl is not None and ttl.value not in ("0", "1", "2"):
+            return "osf: --ttl is 0, 1 or 2"
     elif module == "pkttype":
         value = given["pkt-type"].value
         if value not in ("unicast", "broadcast", "multicast", "host", "otherhost"):
             return f"pkttype: bad packet type {value!r}"
     return None
+
+
+def _policy_problem(options: list[Option]) -> str | None:
+    """libxt_policy's final check: with --strict no element may be empty, and a tunnel
+    address needs --mode tunnel in its element (elements are separated by --next)."""
+    elements: list[list[Option]] = [[]]
+    for o in options:
+        if o.name == "next":
+            elements.append([])
+        elif o.name not in ("dir", "pol", "strict"):
+            elements[-1].append(o)
+    strict = any(o.name == "strict" for o in options)
+    for i, element in enumerate(elements):
+        names = {o.name: o for o in element}
+        if strict and not names:
+            return f"policy match: empty policy element {i}; --strict needs one"
+        if names.keys() & {"tunnel-src", "tunnel-dst"} and (
+                names.get("mode") is None or names["mode"].value != "tunnel"):
+            return "policy match: --tunnel-src/--tunnel-dst need --mode tunnel"
+    return None
+
+
+@cache
+def _connlabel_names() -> frozenset[str]:
+    """Label names of /etc/xtables/connlabel.conf ("bit name" lines), as libxt_connlabel."""
+    try:
+        with open("/etc/xtables/connlabel.conf", encoding="utf-8", errors="replace") as fh:
+            return frozenset(w[1] for w in (line.split("#", 1)[0].split() for line in fh)
+                             if len(w) >= 2 and w[0].isdigit())
+    except OSError:
+        return frozenset()
 
 
 # Matches that are complete without options; any other unknown match needs at least one.
