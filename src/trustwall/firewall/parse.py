@@ -1289,7 +1289,7 @@ def parse_save(text: str, *, family: int | None = None, source: str | None = Non
                 spec = spec[1:]
         bucket = cur.rules.setdefault(chain, [])
         # iptables-restore turns ``-s a,b`` into one rule per address, as iptables does
-        for i, one in enumerate(_expand_address_lists(spec)):
+        for i, one in enumerate(_expand_address_lists(spec) if "," in line else (spec,)):
             rule = _RuleReader(one, chain, fam, where, raw.rstrip(), strict).read()
             if counters is not None:
                 rule = replace(rule, counters=counters)
