@@ -1288,15 +1288,16 @@ def parse_save(text: str, *, family: int | None = None, source: str | None = Non
                 position = int(spec[0]) - 1
                 spec = spec[1:]
         bucket = cur.rules.setdefault(chain, [])
-        # iptables-restore turns ``-s a,b`` into one rule per address, as iptables does
-        for i, one in enumerate(_expand_address_lists(spec) if "," in line else (spec,)):
+        # iptables-restore turns ``-s a,b`` into one rule per address, as iptables does;
+        # -I inserts each at the same place, so they end up in reverse order
+        for one in _expand_address_lists(spec) if "," in line else (spec,):
             rule = _RuleReader(one, chain, fam, where, raw.rstrip(), strict).read()
             if counters is not None:
                 rule = replace(rule, counters=counters)
             if position is None:
                 bucket.append(rule)
             else:
-                bucket.insert(position + i, rule)
+                bucket.insert(position, rule)
     if cur is not None:
         raise ParseError(f"table {cur.name!r} has no COMMIT", source=source)
     return Ruleset(fam, tuple(tables.values()))
