@@ -6,7 +6,9 @@
 * Host fingerprint: taken when the session starts and again when it ends: trust stores
   (/etc/ssl/certs incl. java/cacerts, /usr/local/share/ca-certificates,
   /etc/ca-certificates.conf, certifi bundles), /etc/hosts, the host firewall (iptables-save,
-  ip6tables-save, nft) and the network namespaces. Any difference fails the session, and so
+  ip6tables-save, nft), trustwall's own state dir and the firewall managers' config and boot
+  files (/var/lib/trustwall, /etc/iptables, /etc/sysconfig, /etc/nftables.conf, /etc/firewalld,
+  /etc/ufw) and the network namespaces. Any difference fails the session, and so
   does a namespace, process or record this session's labs left behind.
 """
 
@@ -28,6 +30,11 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 REPO = Path(__file__).resolve().parents[1]
 
 TRUST_TREES = ("/etc/ssl/certs", "/usr/local/share/ca-certificates")
+# A test that journals into the host's state dir or rewrites a boot file (rules.v4, a zone)
+# changes what the next `trustwall undo` or reboot does to the host, even if the kernel's
+# ruleset is untouched.
+STATE_TREES = ("/var/lib/trustwall", "/etc/iptables", "/etc/sysconfig", "/etc/firewalld",
+               "/etc/ufw")
 # certifi bundles are only read here: running the system python would run its start-up hooks.
 CERTIFI_GLOBS = (
     str(REPO / ".venv/lib/python3*/site-packages/certifi/cacert.pem"),
@@ -35,7 +42,7 @@ CERTIFI_GLOBS = (
     "/usr/lib/python3/dist-packages/certifi/cacert.pem",
     "/usr/local/lib/python3*/dist-packages/certifi/cacert.pem",
 )
-FILES = ("/etc/ca-certificates.conf", "/etc/hosts")
+FILES = ("/etc/ca-certificates.conf", "/etc/hosts", "/etc/nftables.conf")
 _NETNS_NAME = re.compile(r"^tw-[a-z0-9]+-(?P<pid>\d+)-\d+$")
 
 
@@ -85,7 +92,7 @@ def host_fingerprint() -> dict[str, str]:
     import glob
 
     print_: dict[str, str] = {}
-    for tree in TRUST_TREES:
+    for tree in (*TRUST_TREES, *STATE_TREES):
         print_.update(_tree(tree))
     for pattern in CERTIFI_GLOBS:
         for path in sorted(glob.glob(pattern)):

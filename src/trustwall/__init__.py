@@ -47,6 +47,8 @@ _LAZY: dict[str, str] = {
     "Transaction": "trustwall.journal.transaction:Transaction",
     "undo": "trustwall.journal.transaction:undo",
     "AuditLog": "trustwall.journal.audit:AuditLog",
+    "recover": "trustwall.journal.transaction:recover_interrupted",
+    "interrupted": "trustwall.journal.statedir:interrupted",
     # letting in: firewall
     "Ruleset": "trustwall.firewall.model:Ruleset",
     "parse_save": "trustwall.firewall.parse:parse_save",

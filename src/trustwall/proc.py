@@ -27,7 +27,9 @@ class CommandFailed(TrustwallError):
         self.stderr = stderr
 
 
-# System directories first: root's PATH may lack /usr/sbin (iptables, update-ca-certificates).
+# Programs trustwall runs as root come from the system directories only: a $PATH entry a user
+# controls (~/bin, a venv, ".") must not choose the keytool or iptables-restore root runs.
+# (Root's PATH may also lack /usr/sbin: iptables, update-ca-certificates.)
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -43,9 +45,9 @@ def pid_alive(pid: int) -> bool:
 
 
 def which(program: str) -> str:
+    """The absolute path of ``program`` in the system directories (never $PATH); an absolute
+    ``program`` is used as given."""
     path = shutil.which(program, path=_SYSTEM_PATH)
-    if path is None:
-        path = shutil.which(program)
     if path is None:
         raise EnvironmentMissing(f"{program} is not installed",
                                  hint=f"apt-get install the package providing {program}")

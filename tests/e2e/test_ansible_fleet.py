@@ -87,12 +87,13 @@ SITE = """\
       tags: [firewall]
     - name: app chain rejects the JMX range
       trustwall.core.firewall_rule:
-        {chain: APP, action: reject, proto: tcp, dport: "9000:9999", reject_with: tcp-reset}
+        {chain: APP, action: reject, proto: tcp, dport: "9000:9999", reject_with: tcp-reset,
+         confirm_within: 0}
       tags: [firewall]
     - name: open JMX to the lab network
       trustwall.core.firewall_rule:
         {chain: APP, action: allow, proto: tcp, dport: "{{ jmx_port }}", src: 198.18.0.0/15,
-         name: jmx, expires: "2099-01-01T00:00:00Z"}
+         name: jmx, expires: "2099-01-01T00:00:00Z", confirm_within: 0}
       tags: [firewall]
     - name: facts
       trustwall.core.trustwall_facts: {lint: true}

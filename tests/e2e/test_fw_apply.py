@@ -13,6 +13,7 @@ import time
 
 import pytest
 import yaml
+from fw_hosts import CLIENT_IP, LISTENER, SERVER_IP, connect, two_hosts
 
 from trustwall.lab.netns import Netns, veth
 from trustwall.lab.topology import SEED_RULESET
@@ -20,35 +21,13 @@ from trustwall.lab.topology import SEED_RULESET
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")]
 
-SERVER_IP, CLIENT_IP = "198.18.200.1", "198.18.200.2"
 SEED_RULES = SEED_RULESET  # the seed's RHEL-like INPUT: rules 1-9 accept, 10 rejects
-LISTENER = ("import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, "
-            "socket.SO_REUSEADDR, 1)\ns.bind(('0.0.0.0', 18745)); s.listen(16)\n"
-            "while True:\n    c, _ = s.accept(); c.sendall(b'JMX'); c.close()\n")
-CONNECT = ("import socket\ntry:\n"
-           f"    s=socket.create_connection(('{SERVER_IP}', 18745), timeout=3)\n"
-           "    print('OK', s.recv(3).decode())\nexcept OSError as e:\n"
-           "    print('FAIL', e.strerror or e)\n")
 
 
 @pytest.fixture
 def hosts():
-    server = Netns.create("fwserver")
-    client = Netns.create("fwclient")
-    try:
-        veth(server, "eth0", f"{SERVER_IP}/24", client, "eth0", f"{CLIENT_IP}/24")
-        server.run(["iptables-restore"], input=SEED_RULES)
-        server.popen([sys.executable, "-c", LISTENER], stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL)
-        time.sleep(0.3)
-        yield server, client
-    finally:
-        client.delete()
-        server.delete()
-
-
-def connect(client: Netns) -> str:
-    return client.run([sys.executable, "-c", CONNECT]).stdout.strip()
+    with two_hosts("fwserver") as pair:
+        yield pair
 
 
 def tw(ns: Netns, *args: str, check: bool = True, env: dict[str, str] | None = None
@@ -318,7 +297,9 @@ def test_quick_allow_for_two_hours_then_expiry_and_delete(hosts, tmp_path):
     # Not expired yet: fw expire leaves it; the policy diff names it.
     assert json.loads(tw(server, "fw", "expire", "--json", *state).stdout)["removed"] == []
     # Deleting it by number through the planner restores the seed ruleset exactly.
-    tw(server, "fw", "delete", "--apply", "--yes", "INPUT", "10")
+    # With the test's own state dir: never a transaction in the host's /var/lib/trustwall
+    # (a later `trustwall undo` there would load this lab's ruleset onto the host).
+    tw(server, "fw", "delete", "--apply", "--yes", *state, "INPUT", "10")
     assert saved(server) == before
     assert connect(client) == "FAIL No route to host"
 

@@ -85,13 +85,18 @@ def test_pkcs12_keystore_named_explicitly(tree: Path, tmp_path: Path) -> None:
                    check=True, capture_output=True)
     (cert,) = load_certs(write_pem(tmp_path / "corp.pem", issue("Corp P12 CA", ca=True)))
     original = store.read_bytes()
-    result = install([cert], root=tree, kinds=[f"java:{store}"])
+    # A store outside the root: its journal must live outside the root too (issue 18).
+    with pytest.raises(BadInput, match="outside the root"):
+        install([cert], root=tree, kinds=[f"java:{store}"])
+    assert store.read_bytes() == original
+    state = tmp_path / "state"
+    result = install([cert], root=tree, kinds=[f"java:{store}"], state_dir=state)
     assert result.stores[0].added == (fp_of(cert),)
     listing = _keytool_list(store, "-storetype", "PKCS12")
     assert "Your keystore contains 2 entries" in listing and _colon(fp_of(cert)) in listing
     (java,) = detect_stores(tree, [f"java:{store}"])
     assert java.contains(cert)  # read back without keytool
-    undo(root=tree)
+    undo(root=tree, state_dir=state)
     assert store.read_bytes() == original
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
 
+from trustwall.errors import BadInput, StoreError
 from trustwall.journal.audit import AuditLog
 from trustwall.journal.transaction import Transaction, state_dir_for
 
@@ -54,7 +57,51 @@ def test_edited_record_with_recomputed_hash_breaks_the_chain(logged: AuditLog) -
     rec["hash"] = record_hash(rec)
     lines[1] = json.dumps(rec, sort_keys=True) + "\n"
     logged.path.write_text("".join(lines))
-    assert [p.line for p in logged.verify().problems] == [3]
+    assert [p.line for p in logged.verify().problems] == [2, 3]
+
+
+@pytest.mark.parametrize("downgrade", [False, True], ids=["keep-chain-field", "as-plain"])
+def test_rewritten_descriptions_with_the_whole_chain_and_head_recomputed_are_detected(
+        logged: AuditLog, downgrade: bool) -> None:
+    """Issue 18: without the root-only key, recomputing every hash (and the head) after
+    rewriting a description no longer passes as intact."""
+    from trustwall.journal.audit import GENESIS, record_hash
+
+    records = [json.loads(line) for line in _lines(logged)]
+    records[1]["description"] = "nothing to see here"
+    prev = GENESIS
+    for rec in records:
+        if downgrade:
+            rec.pop("chain")
+        rec["prev_hash"] = prev
+        rec["hash"] = prev = hashlib.sha256(json.dumps(
+            {k: v for k, v in rec.items() if k != "hash"}, sort_keys=True,
+            separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+        assert downgrade is (record_hash(rec) == rec["hash"])
+    logged.path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    logged.head_path.write_text(json.dumps({"records": 4, "hash": prev, "keyed_from": None}))
+    verdict = logged.verify()
+    assert not verdict.ok and verdict.problems
+
+
+def test_a_deleted_log_is_detected_while_transactions_exist(logged: AuditLog) -> None:
+    logged.path.unlink()
+    logged.head_path.unlink()
+    verdict = logged.verify()
+    assert not verdict.ok
+    assert sum("missing from the log" in p.message for p in verdict.problems) == 4
+
+
+def test_the_key_is_root_only_and_a_planted_key_is_refused(logged: AuditLog) -> None:
+    assert logged.key_path.stat().st_mode & 0o777 == 0o600
+    os.chmod(logged.key_path, 0o644)
+    with pytest.raises(StoreError, match="mode 0600"):
+        logged.verify()
+    os.chmod(logged.key_path, 0o600)
+    logged.key_path.rename(logged.key_path.with_name("k"))
+    logged.key_path.symlink_to("k")
+    with pytest.raises(BadInput, match="symlink"):
+        logged.verify()
 
 
 @pytest.mark.parametrize("mutation", ["delete", "swap", "truncate", "garbage"])

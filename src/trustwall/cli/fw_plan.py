@@ -131,6 +131,39 @@ deny.name = "deny"
 reject = _rule_command("REJECT")
 
 
+_DELETE_FLAGS = {"--plan": "plan", "--json": "as_json", "--apply": "apply", "--yes": "yes",
+                 "--dry-run": "dry_run", "--force": "force", "--no-persist": "no_persist"}
+_DELETE_VALUES = {"--file": "file", "--state-dir": "state_dir", "--keep": "keep",
+                  "--confirm-within": "confirm_within", "--persist-file": "persist_file"}
+
+
+def _trailing_options(words: list[str], params: dict[str, Any]) -> list[str]:
+    """Options written after the rule words arrive with them (the rule may hold "-f", "-t"
+    …): take trustwall's own out of ``words`` into ``params``."""
+    rest: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word in _DELETE_FLAGS:
+            params[_DELETE_FLAGS[word]] = True
+        elif word in _DELETE_VALUES and i + 1 < len(words):
+            key, value = _DELETE_VALUES[word], words[i + 1]
+            if key in ("keep", "persist_file"):
+                params[key] = (*params[key], value)
+            elif key == "confirm_within":
+                try:
+                    params[key] = float(value)
+                except ValueError:
+                    raise BadInput(f"--confirm-within needs seconds, not {value!r}") from None
+            else:
+                params[key] = value
+            i += 1
+        else:
+            rest.append(word)
+        i += 1
+    return rest
+
+
 @click.command(context_settings={"ignore_unknown_options": True,
                                  "allow_interspersed_args": False})
 @_source_options
@@ -141,47 +174,48 @@ reject = _rule_command("REJECT")
 @json_option
 @click.argument("chain")
 @click.argument("rule", nargs=-1, required=True)
-def delete(file: str | None, live: bool, ipv6: bool, table: str, plan: bool, apply: bool,
-           yes: bool, as_json: bool, chain: str, rule: tuple[str, ...]) -> None:
+def delete(chain: str, rule: tuple[str, ...], **params: Any) -> None:
     """Plan (--plan) or make (--apply [--yes]) the deletion of CHAIN rule N, or of the first
-    rule equal to SPEC, and show its effect.
+    rule equal to SPEC, and show its effect. --apply takes the same safety options as
+    `fw allow --apply` (--dry-run, --keep, --confirm-within, --state-dir, --no-persist …).
 
     Example: trustwall fw delete --plan INPUT 5   or   fw delete --apply INPUT -p tcp --dport 22
     -j ACCEPT
     """
     from trustwall.firewall import plan as api
 
-    words = list(rule)
-    # Options written after the rule words arrive here (the rule may hold "-f", "-t" …).
-    if "--file" in words[:-1]:
-        at = words.index("--file")
-        file = words[at + 1]
-        del words[at:at + 2]
-    flags = {"--plan", "--json", "--apply", "--yes"}
-    words = [w for w in words if w not in flags]
-    plan = plan or "--plan" in rule
-    apply = apply or "--apply" in rule
-    yes = yes or "--yes" in rule
-    if "--json" in rule:
+    words = _trailing_options(list(rule), params)
+    if params["as_json"]:
         click.get_current_context().params["as_json"] = True
-    _need_plan(plan, apply)
-    ruleset = _load(file, live, ipv6, counters=False)
+    if not words:
+        raise BadInput("give the rule number or the rule to delete after CHAIN")
+    _need_plan(params["plan"], params["apply"])
+    file = params["file"]
+    ruleset = _load(file, params["live"], params["ipv6"], counters=False)
+    table = params["table"]
     if len(words) == 1 and words[0].isdigit():
         result = api.plan_delete(ruleset, chain, int(words[0]), table=table)
     else:
         result = api.plan_delete(ruleset, chain, spec=" ".join(words), table=table)
     emit(result, _show_plan)
-    if apply:
+    if params["apply"]:
         from trustwall.firewall.quick import delete_rule
 
         if file is not None:
             raise BadInput("--apply changes the running firewall; it cannot take --file")
-        if not yes and not as_json:
+        options = make_options(params["dry_run"], params["force"], params["keep"],
+                               params["confirm_within"], params["no_persist"],
+                               params["persist_file"], params["state_dir"])
+        if not params["yes"] and not params["as_json"] and not options.dry_run:
             click.confirm("Delete this rule?", abort=True)
         assert result.position is not None
         done = delete_rule(table, chain, result.position, family=ruleset.family, live=ruleset,
-                           options=make_options(False, False, (), None, False, (), None))
+                           options=options)
         emit(done, render_apply)
+
+
+for _option in reversed(APPLY_OPTIONS):
+    delete = _option(delete)
 
 
 def _ruleset_or_policy(path: str, other):  # type: ignore[no-untyped-def]

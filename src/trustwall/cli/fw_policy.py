@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from trustwall.cli.output import console, emit, json_option
@@ -22,7 +24,8 @@ def make_options(dry_run: bool, force: bool, keep: tuple[str, ...],
         files[int(family)] = path
     return Options(dry_run=dry_run, force=force, keep=[Flow.parse(k) for k in keep],
                    confirm_within=confirm_within, persist=not no_persist,
-                   persist_files=files, state_dir=state_dir)
+                   persist_files=files,
+                   state_dir=os.path.abspath(state_dir) if state_dir else None)
 
 
 APPLY_OPTIONS = [

@@ -1,4 +1,5 @@
-"""``trustwall log`` and ``trustwall undo``: read the audit journal, revert a transaction."""
+"""``trustwall log``, ``undo`` and ``recover``: read the audit journal, revert a transaction,
+finish one a crash interrupted."""
 
 from __future__ import annotations
 
@@ -65,9 +66,10 @@ def log(root: str | None, state_dir: str | None, verify: bool, last: int | None,
     """Show the audit journal: who changed what, when, with before/after digests."""
     from trustwall.errors import ProblemFound
     from trustwall.journal.audit import AuditLog
-    from trustwall.journal.transaction import state_dir_for
+    from trustwall.journal.statedir import check, state_dir_for
 
     directory = state_dir_for(root, state_dir)
+    check(directory)
     audit = AuditLog(directory)
     records = list(audit.records())
     total = len(records)
@@ -108,3 +110,27 @@ def undo_cmd(txn: str | None, root: str | None, state_dir: str | None, dry_run: 
     from trustwall.journal.transaction import undo
 
     emit(undo(txn, root=root, state_dir=state_dir, dry_run=dry_run, force=force), _render_undo)
+
+
+def _render_recover(result: Any) -> None:
+    out = console()
+    verb = "would " if result.dry_run else ""
+    if not result.rolled_back and not result.finished:
+        out.print(f"nothing to recover in {result.state_dir}")
+    for txn in result.rolled_back:
+        out.print(f"{verb}roll back interrupted transaction #{txn} to its before-state"
+                  + ("" if result.dry_run else " (logged)"))
+    for txn in result.finished:
+        out.print(f"{verb}finish the audit record of transaction #{txn} (log and head)")
+
+
+@click.command("recover")
+@root_option
+@state_option
+@click.option("--dry-run", is_flag=True, help="Name what would be recovered; change nothing.")
+@json_option
+def recover_cmd(root: str | None, state_dir: str | None, dry_run: bool, as_json: bool) -> None:
+    """Roll back a change a crash interrupted (to its before-state) and log it."""
+    from trustwall.journal.transaction import recover_interrupted
+
+    emit(recover_interrupted(root=root, state_dir=state_dir, dry_run=dry_run), _render_recover)

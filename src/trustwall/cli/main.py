@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rehash": ("trustwall.cli.rehash:rehash", "Make OpenSSL CApath hash links, as openssl rehash."),
     "log": ("trustwall.cli.journal:log", "Show the audit journal of changes; --verify the chain."),
     "undo": ("trustwall.cli.journal:undo_cmd", "Undo a transaction (default: the latest)."),
+    "recover": ("trustwall.cli.journal:recover_cmd",
+                "Roll back a change a crash interrupted; log it."),
     "stores": ("trustwall.cli.stores:stores", "List the trust stores found and who reads each."),
     "ca": ("trustwall.cli.ca:ca", "Install, remove, list (and fetch) trusted CAs in every store."),
     "verify": ("trustwall.cli.stores:verify", "Run the real clients against a URL (ok/FAIL)."),

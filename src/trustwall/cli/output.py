@@ -73,9 +73,39 @@ def console(stderr: bool = False) -> Any:
                    highlight=False, soft_wrap=False)
 
 
+def _interrupted_notice(ctx: click.Context | None) -> Any:
+    """An interrupted transaction in the state directory this command reads, if any.
+
+    Every command's output goes through :func:`emit`, so this is where all of them notice a
+    crashed change (``recover`` and ``undo`` report it themselves). A stat when there is no
+    state directory.
+    """
+    from trustwall.journal.statedir import interrupted
+
+    params: dict[str, Any] = {}
+    while ctx is not None:
+        if ctx.command.name in ("recover", "undo"):
+            return None
+        for key in ("root", "state_dir"):
+            if params.get(key) is None and isinstance(ctx.params.get(key), str):
+                params[key] = ctx.params[key]
+        ctx = ctx.parent
+    return interrupted(params.get("root"), params.get("state_dir"))
+
+
 def emit(result: Any, human: Callable[[Any], None]) -> None:
-    """Print ``result`` as JSON when asked, else call ``human(result)`` to draw it."""
+    """Print ``result`` as JSON when asked, else call ``human(result)`` to draw it.
+
+    An interrupted transaction is named in one line on stderr, and under a top-level
+    ``"interrupted"`` key of a JSON object.
+    """
+    notice = _interrupted_notice(click.get_current_context(silent=True))
+    if notice is not None:
+        sys.stderr.write(f"trustwall: warning: {notice.line()}\n")
     if json_wanted():
-        sys.stdout.write(dumps(result) + "\n")
+        value = to_jsonable(result)
+        if notice is not None and isinstance(value, dict):
+            value["interrupted"] = to_jsonable(notice)
+        sys.stdout.write(dumps(value) + "\n")
     else:
         human(result)

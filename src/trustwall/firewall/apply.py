@@ -5,14 +5,19 @@ The sequence for every change (a policy apply, a quick ``fw allow --apply``, an 
 1. read the live ruleset; work out which tables change (text of each table as iptables-save
    would print it, counters ignored) — nothing to do when none does;
 2. ``iptables-restore --test`` of the new text (the kernel's own parser as validator);
-3. **static lockout check**: the operator's own SSH flow (``SSH_CONNECTION``) and every
-   ``--keep`` flow must still be accepted, both the established session and a new one, by a
-   trace through the *new* ruleset; otherwise refuse unless forced;
+3. **static lockout check**: the operator's own session — found in the kernel, from the
+   process tree (session.py), since sudo strips ``SSH_CONNECTION`` — and every ``--keep`` flow
+   must still be accepted, both the established session and a new one, by a trace through the
+   *new* ruleset; otherwise refuse unless forced. When an SSH session is evident but cannot
+   be read, refuse unless a confirm window or ``--force`` is given;
 4. a journal transaction records the full ``iptables-save`` before-image and then runs one
    ``iptables-restore`` per family holding only the changed tables. iptables-restore commits
    per table (QUIRKS), so if a later table fails the transaction's rollback restores the
    before-image — no half-applied state survives, not even a kill -9 (the next run's
-   recovery restores it);
+   recovery restores it). Then the kernel's own ``iptables-save`` is read back and compared
+   with the intended ruleset (every table of the family): any difference — a field the
+   kernel read differently, a rule nobody planned — rolls the transaction back and is
+   reported;
 5. optionally **confirm-or-rollback**: a detached watcher (its own session, outliving the
    operator's SSH connection) restores the previous ruleset unless ``fw confirm`` runs from a
    new connection within the deadline;
@@ -30,14 +35,17 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from trustwall.errors import BadInput, LockoutRisk, TrustwallError
-from trustwall.firewall.live import tool
+from trustwall.errors import EXIT_PROBLEM, BadInput, LockoutRisk, ParseError, TrustwallError
+from trustwall.firewall import fields
+from trustwall.firewall.live import encode, tool
 from trustwall.firewall.model import Ruleset
 from trustwall.firewall.routing import LocalAddresses
+from trustwall.firewall.session import Session, find_session
 from trustwall.journal.atomic import atomic_write
 from trustwall.journal.lock import HostLock
 from trustwall.journal.transaction import Transaction, state_dir_for
@@ -146,6 +154,13 @@ class Options:
     root: str | None = None
     state_dir: str | None = None
     environ: dict[str, str] | None = None  # for SSH_CONNECTION (tests pass their own)
+    session: bool = True  # look for the operator's session (off for the unattended timer)
+
+
+class KernelMismatch(TrustwallError):
+    """After a restore the kernel held something other than the plan; rolled back."""
+
+    exit_code = EXIT_PROBLEM
 
 
 def changed_tables(live: Ruleset, target: Ruleset) -> tuple[str, ...]:
@@ -231,19 +246,30 @@ def _interface_of(local: LocalAddresses, address: str) -> str | None:
     return None
 
 
-def _flows(options: Options) -> list[Flow]:
+def _session(options: Options) -> Session:
+    if not options.session:
+        return Session((), None, unknown=False)
+    return find_session(environ=options.environ)
+
+
+def _flows(options: Options, session: Session) -> list[Flow]:
+    """``--keep`` flows, the session's real connection(s), and SSH_CONNECTION if set (a claim
+    that can only add protection)."""
     env = options.environ if options.environ is not None else dict(os.environ)
     flows = list(options.keep)
-    ssh = Flow.from_ssh_connection(env.get("SSH_CONNECTION", ""))
-    if ssh is not None:
+    flows += [Flow("tcp", p.client, p.client_port, p.server, p.server_port)
+              for p in session.peers]
+    ssh = Flow.from_ssh_connection(env.get("SSH_CONNECTION", "")) if options.session else None
+    if ssh is not None and ssh not in flows:
         flows.append(ssh)
     return flows
 
 
-def _confirm_seconds(options: Options) -> float | None:
+def _confirm_seconds(options: Options, session: Session) -> float | None:
     env = options.environ if options.environ is not None else dict(os.environ)
     if options.confirm_within is None:
-        return 60.0 if env.get("SSH_CONNECTION") else None
+        remote = session.peers or (options.session and env.get("SSH_CONNECTION"))
+        return 60.0 if remote else None
     return options.confirm_within or None
 
 
@@ -275,13 +301,17 @@ def apply_rulesets(targets: dict[int, Ruleset], *, description: str, kind: str =
         if tables:
             changes.append(FamilyChange(family, tables, restore_text(target, tables),
                                         _effect(live[family], target, tables)))
-    flows = _flows(options)
+    for family, target in targets.items():
+        fields.check_added(target, live.get(family))
+    session = _session(options)
+    flows = _flows(options, session)
     kept = tuple(str(f) for f in flows)
     if not changes:
         return ApplyResult((), applied=False, dry_run=options.dry_run, kept_flows=kept)
     for change in changes:
         try:
-            run([tool(change.family, "restore"), "--test"], input=change.restore_text)
+            run([tool(change.family, "restore"), "--test"], input=encode(change.restore_text),
+                text=False)
         except CommandFailed as exc:
             raise BadInput(f"the kernel refuses the new ruleset: {exc}") from None
     problems = [p for change in changes for p in check_lockout(targets[change.family], flows)]
@@ -291,37 +321,137 @@ def apply_rulesets(targets: dict[int, Ruleset], *, description: str, kind: str =
             raise LockoutRisk("refusing: " + "; ".join(problems),
                               hint="fix the policy, or --force with --confirm-within N")
         warnings.extend(f"forced despite lockout risk: {p}" for p in problems)
-    confirm = _confirm_seconds(options)
+    confirm = _confirm_seconds(options, session)
+    if session.unknown and confirm is None:
+        if not options.force:
+            raise LockoutRisk("refusing: this runs in an SSH session whose connection cannot "
+                              "be found (so the lockout check cannot protect it)",
+                              hint="add --confirm-within SECONDS (rolled back unless confirmed)"
+                                   ", --keep FLOW, or --force")
+        warnings.append("forced although the SSH session's connection could not be found")
     if options.dry_run:
         return ApplyResult(tuple(changes), applied=False, dry_run=True, kept_flows=kept,
                            warnings=tuple(warnings))
-    from trustwall.firewall.live import save_text
+    from trustwall.firewall.live import chosen_backend, save_text
+    from trustwall.firewall.undo import where as made_where
+
+    where = {"backend": chosen_backend(), **made_where()}
 
     persisted: list[str] = []
     deadline = None
     effect = "; ".join(line for change in changes for line in change.effect)
-    with Transaction(kind, f"{description}: {effect}"[:2000], root=options.root,
-                     state_dir=options.state_dir) as txn:
-        if confirm is not None:
-            # Armed before anything changes: if this process dies mid-way (kill -9, lost SSH
-            # session), the watcher's recovery still brings the old ruleset back.
-            deadline = _arm_rollback(txn.id, confirm, options, [c.family for c in changes])
-        try:
-            for change in changes:
-                save, restore = tool(change.family, "save"), tool(change.family, "restore")
-                before = save_text(family=change.family).encode()
-                txn.record(f"iptables-v{change.family}", before, [restore],
-                           capture_argv=[save], label=", ".join(change.tables))
-                txn.run([restore], input=change.restore_text)
-        except BaseException:
-            # The transaction rolls back as this propagates; nothing is left to confirm.
-            (state_dir_for(options.root, options.state_dir) / PENDING).unlink(missing_ok=True)
-            raise
-        if options.persist and confirm is None:
-            persisted = _persist(txn, [c.family for c in changes], options)
+    befores: dict[int, bytes] = {}
+    try:
+        with Transaction(kind, f"{description}: {effect}"[:2000], root=options.root,
+                         state_dir=options.state_dir) as txn:
+            if confirm is not None:
+                # Armed before anything changes: if this process dies mid-way (kill -9, lost
+                # SSH session), the watcher's recovery still brings the old ruleset back.
+                deadline = _arm_rollback(txn.id, confirm, options, [c.family for c in changes],
+                                         session)
+            try:
+                for change in changes:
+                    before = encode(save_text(family=change.family))
+                    befores[change.family] = before
+                    txn.record(f"iptables-v{change.family}", before,
+                               label=", ".join(change.tables), data=where)
+                    txn.run([tool(change.family, "restore")],
+                            input=encode(change.restore_text))
+                for change in changes:
+                    expected = _with_tables(live[change.family], targets[change.family])
+                    differences = kernel_differences(change.family, expected)
+                    if differences:
+                        raise KernelMismatch(
+                            f"IPv{change.family}: after the restore the kernel holds something "
+                            "other than the plan, so the change was rolled back: "
+                            + "; ".join(differences))
+            except BaseException:
+                # The transaction rolls back as this propagates; nothing is left to confirm.
+                (state_dir_for(options.root, options.state_dir) / PENDING).unlink(
+                    missing_ok=True)
+                raise
+            if options.persist and confirm is None:
+                persisted = _persist(txn, [c.family for c in changes], options)
+    except KernelMismatch as exc:
+        raise KernelMismatch(f"{exc}{_rollback_report(befores)}") from None
     return ApplyResult(tuple(changes), applied=True, dry_run=False, txn_id=txn.id,
                        confirm_deadline=deadline, persisted=tuple(persisted), kept_flows=kept,
                        warnings=tuple(warnings))
+
+
+def _with_tables(live: Ruleset, target: Ruleset) -> Ruleset:
+    """``live`` with the tables ``target`` holds replaced: what the kernel should hold."""
+    from dataclasses import replace
+
+    names = {t.name for t in target.tables}
+    return replace(live, tables=(*(t for t in live.tables if t.name not in names),
+                                 *target.tables))
+
+
+def _unequal(wanted: dict[str, Any], held: dict[str, Any]) -> Iterator[tuple[str, Any, Any]]:
+    """(name, wanted, held) for every name whose two values differ (None: not there)."""
+    for name in sorted(set(wanted) | set(held)):
+        if wanted.get(name) != held.get(name):
+            yield name, wanted.get(name), held.get(name)
+
+
+def ruleset_differences(expected: Ruleset, actual: Ruleset, limit: int = 5) -> list[str]:
+    """How ``actual`` differs from ``expected``, table by table (counters ignored), as at most
+    ``limit`` lines; rule text is shown escaped (it may hold anything the kernel accepts)."""
+    import difflib
+
+    from trustwall.firewall.render import render_rule
+
+    out: list[str] = []
+    for name, a, b in _unequal({t.name: t for t in expected.tables},
+                               {t.name: t for t in actual.tables}):
+        if a is None or b is None:
+            out.append(f"table {name} {'appeared' if a is None else 'is missing'}")
+            continue
+        for chain, ca, cb in _unequal({c.name: c for c in a.chains},
+                                      {c.name: c for c in b.chains}):
+            if ca is None or cb is None:
+                out.append(f"{name} chain {chain!a} {'appeared' if ca is None else 'is missing'}")
+                continue
+            if ca.policy != cb.policy:
+                out.append(f"{name} {chain} policy {cb.policy} (planned {ca.policy})")
+            lines = difflib.unified_diff([render_rule(r) for r in ca.rules],
+                                         [render_rule(r) for r in cb.rules], n=0, lineterm="")
+            out.extend(f"{name} {ascii(line)[1:-1]}" for line in lines
+                       if line[:1] in "+-" and line[:3] not in ("+++", "---"))
+    if len(out) > limit:
+        out = [*out[:limit], f"… and {len(out) - limit} more"]
+    return out
+
+
+def kernel_differences(family: int, expected: Ruleset) -> list[str]:
+    """Read the kernel back (iptables-save) and say how it differs from ``expected``."""
+    from trustwall.firewall.live import read_live
+
+    try:
+        actual = read_live(family=family)
+    except ParseError as exc:
+        return [f"its ruleset no longer reads back ({exc})"]
+    return ruleset_differences(expected, actual)
+
+
+def _rollback_report(befores: dict[int, bytes]) -> str:
+    """After a rollback: does the kernel hold the before-image again?"""
+    from trustwall.firewall.live import decode
+    from trustwall.firewall.parse import parse_save
+
+    bad = []
+    for family, before in befores.items():
+        try:
+            expected = parse_save(decode(before), family=family)
+        except ParseError:
+            continue  # the before-image itself was restored byte for byte; nothing to compare
+        if kernel_differences(family, expected):
+            bad.append(f"IPv{family}")
+    if bad:
+        return (f" — WARNING: after the rollback {', '.join(bad)} still differs from the "
+                "previous ruleset; check with iptables-save")
+    return " (the previous ruleset is back in place)"
 
 
 def _persist(txn: Transaction, families: Sequence[int], options: Options) -> list[str]:
@@ -332,7 +462,7 @@ def _persist(txn: Transaction, families: Sequence[int], options: Options) -> lis
         path = persist_target(family, options)
         if path is None:
             continue
-        txn.write_file(path, save_text(family=family).encode(), mode=0o640)
+        txn.write_file(path, encode(save_text(family=family)), mode=0o640)
         written.append(str(path))
     return written
 
@@ -341,14 +471,16 @@ def _persist(txn: Transaction, families: Sequence[int], options: Options) -> lis
 
 
 def _arm_rollback(txn_id: str | None, seconds: float, options: Options,
-                  families: Sequence[int]) -> str:
-    state = state_dir_for(options.root, options.state_dir)
+                  families: Sequence[int], session: Session) -> str:
+    # Absolute: the watcher runs with cwd / (a relative dir would name another place).
+    state = Path(os.path.abspath(state_dir_for(options.root, options.state_dir)))
     env = options.environ if options.environ is not None else dict(os.environ)
     deadline = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(seconds=seconds)
     pending = {"txn": txn_id, "deadline": deadline.isoformat(), "families": list(families),
-               "ssh_connection": env.get("SSH_CONNECTION"), "persist": options.persist,
+               "ssh_connection": env.get("SSH_CONNECTION"),
+               "session": [str(p) for p in session.peers], "persist": options.persist,
                "persist_files": {str(k): v for k, v in options.persist_files.items()},
-               "root": options.root}
+               "root": options.root, "state_dir": str(state)}
     atomic_write(state / PENDING, json.dumps(pending).encode(), mode=0o600)
     # Double fork into a new session: the watcher must survive the operator's SSH session
     # and the applying process (even a kill -9 of it).
@@ -379,7 +511,11 @@ def confirm(*, root: str | None = None, state_dir: str | None = None,
             raise BadInput("no firewall change is waiting for confirmation")
         pending = json.loads(path.read_text())
         ssh = env.get("SSH_CONNECTION")
-        if ssh and pending.get("ssh_connection") == ssh:
+        # The real peer, from the kernel: SSH_CONNECTION is whatever the caller set (empty
+        # after sudo, or on purpose).
+        mine = {str(p) for p in find_session(environ=env).peers}
+        if mine & set(pending.get("session") or ()) or (
+                ssh and pending.get("ssh_connection") == ssh):
             raise BadInput("confirm from a NEW connection: this is the session that applied "
                            "the change, so it does not prove that new connections get in")
         path.unlink()

@@ -46,7 +46,7 @@ def expire(*, families: tuple[int, ...] = (4, 6), now: _dt.datetime | None = Non
         targets[family] = pruned
         removed.extend(f"ipv{family} {line}" for line in gone)
     # The timer runs unattended: no confirm window, and the operator's flow is not ours.
-    options = replace(options, confirm_within=0, environ={})
+    options = replace(options, confirm_within=0, environ={}, session=False)
     result = apply_rulesets(targets, description=f"expire {len(removed)} temporary rule(s)",
                             kind="fw-expire", options=options, live=live)
     return result, removed

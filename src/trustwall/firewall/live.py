@@ -46,9 +46,20 @@ def _require_root() -> None:
                                  hint="run as root, or read a saved file with --file")
 
 
+def decode(output: bytes) -> str:
+    """iptables-save output as text: the kernel stores comments and names as bytes, so any
+    byte that is not UTF-8 is kept (surrogateescape) and written back as the same byte."""
+    return output.decode("utf-8", "surrogateescape")
+
+
+def encode(text: str) -> bytes:
+    """The inverse of :func:`decode`, for iptables-restore input."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def _holds_rules(save_text: str) -> bool:
     """True when a dump has any rule or a built-in chain whose policy is not ACCEPT."""
-    for line in save_text.splitlines():
+    for line in save_text.split("\n"):
         if line.startswith(("-A ", "[")) and " -A " in f" {line}":
             return True
         if line.startswith(":") and " DROP " in f"{line} ":
@@ -58,12 +69,12 @@ def _holds_rules(save_text: str) -> bool:
 
 def _try_save(program: str, netns: str | None) -> bool | None:
     try:
-        proc = run(_argv([program], netns), check=False, timeout=60)
+        proc = run(_argv([program], netns), check=False, timeout=60, text=False)
     except EnvironmentMissing:
         return None
     if proc.returncode != 0:
         return None
-    return _holds_rules(proc.stdout)
+    return _holds_rules(decode(proc.stdout))
 
 
 def _legacy_rules(netns: str | None) -> bool | None:
@@ -97,18 +108,27 @@ def detect_backend(*, netns: str | None = None) -> Backend:
 BACKEND_ENV = "TRUSTWALL_IPTABLES_BACKEND"
 
 
-def tool(family: int, verb: str) -> str:
+def chosen_backend() -> str:
+    """The iptables backend asked for: "" (the distro's alternative), "nft" or "legacy"."""
+    chosen = os.environ.get(BACKEND_ENV, "").strip()
+    if chosen not in ("", "nft", "legacy"):
+        raise BadInput(f"{BACKEND_ENV} must be nft or legacy, not {chosen!r}")
+    return chosen
+
+
+def tool(family: int, verb: str, *, backend: str | None = None) -> str:
     """``iptables-save``, ``ip6tables-restore`` … for the backend in use.
 
     By default the distro's alternative decides (nft on Debian 12); TRUSTWALL_IPTABLES_BACKEND
     =legacy|nft picks ``iptables-legacy-*`` / ``iptables-nft-*`` explicitly, for a host where
-    both backends hold rules and the other one is the one to manage.
+    both backends hold rules and the other one is the one to manage. Undo passes the backend
+    the change was journaled with.
     """
     base = "ip6tables" if family == 6 else "iptables"
-    backend = os.environ.get(BACKEND_ENV, "").strip()
-    if backend not in ("", "nft", "legacy"):
-        raise BadInput(f"{BACKEND_ENV} must be nft or legacy, not {backend!r}")
-    return f"{base}-{backend}-{verb}" if backend else f"{base}-{verb}"
+    chosen = chosen_backend() if backend is None else backend
+    if chosen not in ("", "nft", "legacy"):
+        raise BadInput(f"unknown iptables backend {chosen!r}")
+    return f"{base}-{chosen}-{verb}" if chosen else f"{base}-{verb}"
 
 
 def save_text(*, family: int = 4, counters: bool = False, table: str | None = None,
@@ -121,7 +141,7 @@ def save_text(*, family: int = 4, counters: bool = False, table: str | None = No
     if table is not None:
         argv += ["-t", table]
     try:
-        return run(_argv(argv, netns), timeout=120).stdout
+        return decode(run(_argv(argv, netns), timeout=120, text=False).stdout)
     except CommandFailed as exc:
         raise EnvironmentMissing(f"{argv[0]} failed: {exc}") from None
 

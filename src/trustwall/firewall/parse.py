@@ -100,10 +100,29 @@ def protocol_name(number: int) -> str:
     return _protocols()[1].get(number, str(number))
 
 
+_BLANKS = re.compile("[ \t]+")
+
+
+def split_words(text: str) -> list[str]:
+    """Words separated by spaces and tabs only, as iptables-restore separates them: a ``\r``
+    or a Unicode space inside a word stays part of it (str.split would cut there)."""
+    return [w for w in _BLANKS.split(text) if w]
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines as iptables-restore reads them: cut at ``\n`` only (str.splitlines also cuts at
+    ``\r``, ``\v``, ``\f``, ``\x1c``-``\x1e``, ``\x85`` and ``\u2028``, which may sit inside a
+    kernel rule's comment or interface name)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
 def tokenize(line: str) -> list[str]:
     """Split a restore line into words the way iptables-restore does (double quotes only)."""
     if '"' not in line:
-        return line.split()
+        return split_words(line)
     words: list[str] = []
     cur: list[str] = []
     in_word = quoted = False
@@ -1230,16 +1249,17 @@ def parse_save(text: str, *, family: int | None = None, source: str | None = Non
     fam = family or _guess_family(text)
     tables: dict[str, Table] = {}
     cur: _TableBuilder | None = None
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.rstrip().lstrip("\ufeff")
-        if not line or line.lstrip().startswith("#"):
+    for lineno, raw in enumerate(split_lines(text), 1):
+        raw = raw.rstrip(" \t\r")  # a CRLF file's \r, not one inside the last word
+        line = raw.lstrip("\ufeff")
+        if not line or line.lstrip(" \t").startswith("#"):
             continue
         where = {"source": source, "line": lineno}
         if line.startswith("*"):
             if cur is not None:
                 raise ParseError("table without COMMIT before the next table", token=line,
                                  **where)  # type: ignore[arg-type]
-            name = line[1:].strip()
+            name = line[1:].strip(" \t")
             if name not in BUILTIN_CHAINS:
                 raise ParseError(f"unknown table {name!r}", token=line, **where)  # type: ignore[arg-type]
             cur = _TableBuilder(name)
@@ -1252,8 +1272,8 @@ def parse_save(text: str, *, family: int | None = None, source: str | None = Non
             cur = None
             continue
         if cur is None:
-            raise ParseError("rule or chain outside a *table section", token=line.split()[0],
-                             **where)  # type: ignore[arg-type]
+            raise ParseError("rule or chain outside a *table section",
+                             token=split_words(line)[0], **where)  # type: ignore[arg-type]
         if line.startswith(":"):
             _chain_line(cur, line, where)
             continue
@@ -1291,7 +1311,7 @@ def parse_save(text: str, *, family: int | None = None, source: str | None = Non
         # iptables-restore turns ``-s a,b`` into one rule per address, as iptables does;
         # -I inserts each at the same place, so they end up in reverse order
         for one in _expand_address_lists(spec) if "," in line else (spec,):
-            rule = _RuleReader(one, chain, fam, where, raw.rstrip(), strict).read()
+            rule = _RuleReader(one, chain, fam, where, raw, strict).read()
             if counters is not None:
                 rule = replace(rule, counters=counters)
             if position is None:
@@ -1351,7 +1371,7 @@ def _restore_command(cur: _TableBuilder, words: list[str], family: int,
 
 
 def _chain_line(cur: _TableBuilder, line: str, where: dict[str, object]) -> None:
-    words = line[1:].split()
+    words = split_words(line[1:])
     if not words:
         raise ParseError("empty chain line", token=line, **where)  # type: ignore[arg-type]
     name = words[0]

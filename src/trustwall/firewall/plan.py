@@ -33,6 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from trustwall.errors import BadInput
+from trustwall.firewall import fields
 from trustwall.firewall import space as sp
 from trustwall.firewall.model import HOOKS, Match, Option, Rule, Ruleset, is_valid_hook
 from trustwall.firewall.parse import parse_rule_spec
@@ -144,7 +145,9 @@ def build_rule(verdict: str, *, chain: str = "INPUT", proto: str | None = None,
     words += ["-j", verdict]
     if verdict == "REJECT" and reject_with:
         words += ["--reject-with", reject_with]
-    return parse_rule_spec(words, chain=chain, family=family)
+    rule = parse_rule_spec(words, chain=chain, family=family)
+    fields.check_rule(rule)  # --comment/--in/--out/--chain reach iptables-restore as text
+    return rule
 
 
 # --------------------------------------------------------------------------- helpers

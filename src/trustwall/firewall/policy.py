@@ -274,9 +274,12 @@ def _table(doc: _Doc, family: int, name: str, node: yaml.Node) -> PolicyTable:
     unmanaged: tuple[str, ...] = ()
     for chain_name, chain_node, chain_value in doc.mapping(node, f"table {name}"):
         if chain_name == "unmanaged":
-            unmanaged = tuple(doc.scalar(c, "an unmanaged chain")
-                              for c in doc.sequence(chain_value, "unmanaged"))
+            items = doc.sequence(chain_value, "unmanaged")
+            unmanaged = tuple(doc.scalar(c, "an unmanaged chain") for c in items)
+            for item, unmanaged_name in zip(items, unmanaged, strict=True):
+                _valid_chain_name(doc, item, unmanaged_name)
             continue
+        _valid_chain_name(doc, chain_node, chain_name)
         chains.append(_chain(doc, name, chain_name, chain_node, chain_value))
     builtin = BUILTIN_CHAINS[name]
     clash = set(unmanaged) & {c.name for c in chains}
@@ -286,6 +289,15 @@ def _table(doc: _Doc, family: int, name: str, node: yaml.Node) -> PolicyTable:
     if bad:
         raise doc.error(node, "a built-in chain cannot be unmanaged", bad[0])
     return PolicyTable(family, name, tuple(chains), unmanaged)
+
+
+def _valid_chain_name(doc: _Doc, node: yaml.Node, name: str) -> None:
+    from trustwall.firewall.fields import FieldError, chain_name
+
+    try:
+        chain_name(name)
+    except FieldError as exc:
+        raise doc.error(node, str(exc)) from None
 
 
 def _chain(doc: _Doc, table: str, name: str, name_node: yaml.Node, node: yaml.Node
@@ -431,6 +443,7 @@ def compile_rule(rule: PolicyRule, groups: dict[str, tuple[str, ...]], family: i
 def _compile_rule(rule: PolicyRule, groups_items: tuple[tuple[str, tuple[str, ...]], ...],
                   family: int) -> tuple[Rule, ...]:
     # Cached: validation (load_policy) and compile_policy parse the same rules.
+    from trustwall.firewall.fields import FieldError, check_rule
     from trustwall.firewall.parse import parse_rule_spec
 
     groups = dict(groups_items)
@@ -439,7 +452,13 @@ def _compile_rule(rule: PolicyRule, groups_items: tuple[tuple[str, tuple[str, ..
     for spec in expand_groups(rule.spec, groups):
         parsed = parse_rule_spec(spec, chain=rule.chain, family=family, source=rule.source,
                                  line=rule.line)
-        out.append(replace(parsed, matches=(*parsed.matches, tag), text=""))
+        compiled = replace(parsed, matches=(*parsed.matches, tag), text="")
+        try:
+            check_rule(compiled)
+        except FieldError as exc:
+            raise ParseError(f"rule {rule.name}: {exc}", source=rule.source,
+                             line=rule.line) from None
+        out.append(compiled)
     return tuple(out)
 
 
@@ -512,7 +531,7 @@ def rule_name(rule: Rule) -> str | None:
     """The policy name a live rule carries (``tw:<name>``), or None for an unmanaged rule."""
     for m in rule.matches:
         if m.module == "comment" and (m.comment or "").startswith(COMMENT_PREFIX):
-            return (m.comment or "")[len(COMMENT_PREFIX):].split()[0]
+            return (m.comment or "")[len(COMMENT_PREFIX):].split(" ")[0] or None
     return None
 
 
@@ -601,7 +620,13 @@ def import_policy(rulesets: Iterable[Ruleset], *, owner: str = "unknown",
                 rules = []
                 for number, rule in enumerate(chain.rules, 1):
                     name, expires, stripped = _import_name(rule, chain.name, number, used)
-                    entry: dict[str, Any] = {"name": name, "rule": rule_spec(stripped),
+                    spec = rule_spec(stripped)
+                    if any("\udc80" <= c <= "\udcff" for c in spec):  # surrogateescape'd
+                        raise BadInput(f"{table.name} {chain.name} rule {number} holds bytes "
+                                       f"that are not UTF-8: {spec!a}",
+                                       hint="a policy file is UTF-8 text: change that rule's "
+                                            "comment first")
+                    entry: dict[str, Any] = {"name": name, "rule": spec,
                                              "reason": reason, "owner": owner}
                     if expires is not None:
                         entry["expires"] = format_time(expires)

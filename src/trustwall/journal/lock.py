@@ -11,11 +11,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 import time
 from pathlib import Path
 from types import TracebackType
 
 from trustwall.errors import TrustwallError
+from trustwall.journal.atomic import open_nofollow, read_nofollow
+from trustwall.journal.statedir import ensure
 
 
 class LockTimeout(TrustwallError):
@@ -43,7 +46,7 @@ class HostLock:
     def holder(self) -> str:
         """The pid recorded by the current holder (informational; may be stale)."""
         try:
-            return self.path.read_text().strip()
+            return read_nofollow(self.path).decode(errors="replace").strip()
         except OSError:
             return ""
 
@@ -52,8 +55,11 @@ class HostLock:
             _HELD[self._key][1] += 1
             self._mine += 1
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        ensure(self.path.parent)
+        fd = open_nofollow(self.path, os.O_RDWR | os.O_CREAT)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise TrustwallError(f"{self.path}: not a regular file; refusing to lock it")
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         try:
             while True:

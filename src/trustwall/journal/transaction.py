@@ -5,10 +5,15 @@ A transaction lives in ``<state_dir>/txns/<NNNNNN>/``:
 * ``meta.json``     id, kind, description, who, when, and which transaction it undoes;
 * ``journal.jsonl`` one line per step, appended and fsynced *before* the step changes
   anything: the before-image of a file (bytes in ``blobs/<sha256>``, mode, owner; or a
-  symlink target; or "absent"), a command with its undo command, or a non-file before-image
-  (``record``: e.g. an ``iptables-save`` dump and the command that restores it);
+  symlink target; or "absent"), a command that was run (for the record only: it is never run
+  again), or a non-file before-image (``record``: e.g. an ``iptables-save`` dump, named by a
+  step KIND from :mod:`trustwall.journal.steps`, which alone decides how it is restored);
 * ``status.json``   written atomically at the end: committed (with after-images) or
   rolled-back.
+
+A journal is data, never instructions: every entry is validated before anything is acted
+upon (known op and kind, sha256 blob names, paths inside the transaction's root), and a
+journal that fails is refused as a whole.
 
 Every file write is atomic (temp + fsync + rename), so a kill -9 at any point leaves each
 file either old or new, and the journal knows every file that may be new. A transaction
@@ -35,21 +40,16 @@ from typing import Any
 
 from trustwall import proc
 from trustwall.errors import BadInput, StoreError
-from trustwall.journal.atomic import atomic_write, fsync_dir
+from trustwall.journal import fault, rootfs, statedir, steps
+from trustwall.journal.atomic import atomic_write, fsync_dir, open_append, read_nofollow, write_all
 from trustwall.journal.audit import AuditLog, who
 from trustwall.journal.lock import HostLock
+from trustwall.journal.statedir import DEFAULT_STATE_DIR, state_dir_for
 
-DEFAULT_STATE_DIR = "var/lib/trustwall"  # under --root (/ by default)
+__all__ = ["DEFAULT_STATE_DIR", "Transaction", "recover", "state_dir_for", "transactions",
+           "undo"]
+
 ABSENT = "absent"
-
-
-def state_dir_for(root: str | os.PathLike[str] | None = None,
-                  state_dir: str | os.PathLike[str] | None = None) -> Path:
-    """``--state-dir`` / TRUSTWALL_STATE_DIR as given, else ``<root>/var/lib/trustwall``."""
-    explicit = state_dir or os.environ.get("TRUSTWALL_STATE_DIR")
-    if explicit:
-        return Path(explicit)
-    return Path(root or "/") / DEFAULT_STATE_DIR
 
 
 def _now() -> str:
@@ -61,9 +61,10 @@ def _sha256(data: bytes) -> str:
 
 
 def _append_line(path: Path, obj: dict[str, Any]) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = open_append(path)
     try:
-        os.write(fd, (json.dumps(obj, sort_keys=True) + "\n").encode())
+        write_all(fd, (json.dumps(obj, sort_keys=True) + "\n").encode())
+        fault.point("fsync")
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -74,21 +75,39 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     out = []
-    for line in path.read_bytes().splitlines():
+    for line in read_nofollow(path).split(b"\n"):
         try:
-            out.append(json.loads(line))
+            entry = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError):
             continue
+        out.append(entry if isinstance(entry, dict) else {"op": None})
     return out
+
+
+def _store_blob(blobs: Path, data: bytes) -> str:
+    """Keep ``data`` as ``blobs/<sha256>`` and return the digest."""
+    digest = _sha256(data)
+    blob = blobs / digest
+    if not blob.exists():
+        # Named by its content and only referenced by a journal line written after this
+        # fsync, so a torn blob is never used: no temp + rename needed.
+        fd = os.open(blob, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            write_all(fd, data)
+            fault.point("fsync")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return digest
 
 
 def describe_image(image: dict[str, Any]) -> str:
     """One word for a before/after image: a sha256, ``symlink:<target>``, ``dir`` or absent."""
-    kind = image["type"]
+    kind = image.get("type")
     if kind == "file":
-        return str(image["sha256"])
+        return str(image.get("sha256"))
     if kind == "symlink":
-        return f"symlink:{image['target']}"
+        return f"symlink:{image.get('target')}"
     return str(kind)
 
 
@@ -105,7 +124,7 @@ def capture(path: Path) -> tuple[dict[str, Any], bytes | None]:
                 "uid": st.st_uid, "gid": st.st_gid}, None
     if not stat.S_ISREG(st.st_mode):
         raise StoreError(f"{path}: not a regular file, symlink or directory")
-    data = path.read_bytes()
+    data = read_nofollow(path)  # swapped for a link since the lstat: refused, not followed
     return {"type": "file", "sha256": _sha256(data), "mode": stat.S_IMODE(st.st_mode),
             "uid": st.st_uid, "gid": st.st_gid}, data
 
@@ -115,8 +134,10 @@ def atomic_symlink(path: Path, target: str) -> None:
     tmp = path.parent / f".{path.name}.{os.getpid()}.tw-tmp"
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
+    fault.point("symlink")
     os.symlink(target, tmp)
     try:
+        fault.point("rename")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -131,6 +152,7 @@ def _remove(path: Path) -> None:
             with contextlib.suppress(OSError):  # only directories we created, and only if empty
                 path.rmdir()
         else:
+            fault.point("unlink")
             path.unlink()
             fsync_dir(path.parent)
 
@@ -148,9 +170,7 @@ def restore_image(path: Path, image: dict[str, Any], blobs: Path) -> None:
             path.mkdir(parents=True, exist_ok=True)
             os.chmod(path, image["mode"])
     else:
-        data = (blobs / image["sha256"]).read_bytes()
-        if _sha256(data) != image["sha256"]:
-            raise StoreError(f"journal blob for {path} is corrupt; not restoring it")
+        data = _blob(blobs, image["sha256"])
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_symlink() or (path.exists() and not path.is_file()):
             _remove(path)
@@ -205,7 +225,7 @@ class Transaction:
                  lock_timeout: float | None = 300) -> None:
         self.kind = kind
         self.description = description
-        self.root = str(root or "/")
+        self.root = os.path.abspath(root or "/")
         self.state_dir = state_dir_for(root, state_dir)
         self.undoes = undoes
         self.dry_run = dry_run
@@ -259,34 +279,41 @@ class Transaction:
             self._lock.release()
 
     # -- steps -----------------------------------------------------------------------------
+    def _path(self, path: str | os.PathLike[str], *, follow_last: bool = False) -> Path:
+        """``path`` as the root sees it (:mod:`rootfs`): a link in the image never leads the
+        write out of it."""
+        full = Path(os.path.abspath(path))
+        if self.root != "/" and rootfs.inside(self.root, full):
+            return rootfs.resolve(self.root, full, follow_last=follow_last)
+        return full
+
+    def _confine(self, path: Path) -> None:
+        top = confinement(self.root, self.state_dir)
+        if top != Path("/") and not Path(os.path.abspath(path)).is_relative_to(top):
+            raise BadInput(f"{path} is outside the root {top}, and the journal would live "
+                           "inside it (where undo could not trust it)",
+                           hint="give --state-dir outside the root to change paths outside it")
+
     def _journal(self, entry: dict[str, Any]) -> None:
         assert self.dir is not None, "use the Transaction as a context manager"
         _append_line(self.dir / "journal.jsonl", entry)
 
     def _store_blob(self, data: bytes) -> str:
         assert self.dir is not None
-        digest = _sha256(data)
-        blob = self.dir / "blobs" / digest
-        if not blob.exists():
-            # Named by its content and only referenced by a journal line written after this
-            # fsync, so a torn blob is never used: no temp + rename needed.
-            fd = os.open(blob, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        return digest
+        return _store_blob(self.dir / "blobs", data)
 
     def snapshot(self, path: str | os.PathLike[str]) -> None:
         """Record the before-image of ``path`` (once per transaction) without changing it.
 
         Call this before :meth:`run` for every file the command may change.
         """
-        target = Path(path)
-        key = str(target)
-        if self.dry_run or key in self._seen:
+        if self.dry_run:
             return
+        target = self._path(path)
+        key = str(target)
+        if key in self._seen:
+            return
+        self._confine(target)
         image, data = capture(target)
         if data is not None:
             self._store_blob(data)
@@ -295,8 +322,10 @@ class Transaction:
 
     def snapshot_tree(self, directory: str | os.PathLike[str]) -> None:
         """Before-images of everything under ``directory``; undo removes what appears later."""
-        top = Path(directory)
-        if self.dry_run or not top.is_dir():
+        if self.dry_run:
+            return
+        top = self._path(directory, follow_last=True)
+        if not top.is_dir():
             return
         names = []
         for dirpath, dirnames, filenames in os.walk(top):
@@ -314,93 +343,222 @@ class Transaction:
             missing.append(parent)
             parent = parent.parent
         for directory in reversed(missing):
+            self._confine(directory)
             self._journal({"op": "file", "path": str(directory), "before": {"type": ABSENT}})
             self._seen.add(str(directory))
+            fault.point("mkdir")
             directory.mkdir(mode=0o755)
 
     def write_file(self, path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644,
                    owner: tuple[int, int] | None = (0, 0)) -> None:
         """Atomically replace ``path`` with ``data`` (missing parent directories are made)."""
-        target = Path(path)
         if self.dry_run:
-            self.planned.append(f"write {target} ({len(data)} bytes, mode {mode:o})")
+            self.planned.append(f"write {path} ({len(data)} bytes, mode {mode:o})")
             return
+        target = self._path(path)
         self._make_parents(target)
         self.snapshot(target)
-        if target.is_symlink():
-            target.unlink()  # replace the link itself, never write through it
-        atomic_write(target, data, mode=mode, owner=owner)
+        atomic_write(target, data, mode=mode, owner=owner)  # replaces a link, never follows
 
     def symlink(self, path: str | os.PathLike[str], target: str) -> None:
-        link = Path(path)
         if self.dry_run:
-            self.planned.append(f"link {link} -> {target}")
+            self.planned.append(f"link {path} -> {target}")
             return
+        link = self._path(path)
         self._make_parents(link)
         self.snapshot(link)
         atomic_symlink(link, target)
 
     def remove_file(self, path: str | os.PathLike[str]) -> None:
-        target = Path(path)
         if self.dry_run:
-            self.planned.append(f"remove {target}")
+            self.planned.append(f"remove {path}")
             return
+        target = self._path(path)
         if not target.exists() and not target.is_symlink():
             return
         if target.is_dir() and not target.is_symlink():
             raise BadInput(f"{target}: is a directory")
         self.snapshot(target)
+        fault.point("unlink")
         target.unlink()
         fsync_dir(target.parent)
 
-    def run(self, argv: Sequence[str], *, undo_argv: Sequence[str] | None = None,
-            input: str | bytes | None = None, env: dict[str, str] | None = None,
+    def run(self, argv: Sequence[str], *, input: str | bytes | None = None,
+            env: dict[str, str] | None = None,
             timeout: float | None = 300) -> subprocess.CompletedProcess | None:
-        """Run a command that changes state. Files it changes must be snapshotted first;
-        ``undo_argv`` (if any) is run on rollback/undo."""
+        """Run a command that changes state. Whatever it changes must be journaled first
+        (:meth:`snapshot`, :meth:`snapshot_tree`, :meth:`record`): rollback and undo restore
+        those images; the argv is journaled for the log only and never run again."""
         if self.dry_run:
             self.planned.append("run " + " ".join(argv))
             return None
-        self._journal({"op": "run", "argv": list(argv),
-                       "undo_argv": list(undo_argv) if undo_argv else None})
-        return proc.run(argv, input=input, env=env, timeout=timeout,
+        self._journal({"op": "run", "argv": [str(a) for a in argv]})
+        fault.point(f"exec {argv[0]}")
+        done = proc.run(argv, input=input, env=env, timeout=timeout,
                         text=not isinstance(input, bytes))
+        fault.point(f"after {argv[0]}")
+        return done
 
-    def record(self, kind: str, before: bytes, undo_argv: Sequence[str], *,
-               capture_argv: Sequence[str] | None = None, label: str = "") -> None:
+    def record(self, kind: str, before: bytes, *, label: str = "",
+               data: dict[str, Any] | None = None) -> None:
         """Record a non-file before-image (say an ``iptables-save`` dump) *before* changing it.
 
-        Rollback/undo runs ``undo_argv`` with ``before`` on stdin (``iptables-restore``).
-        ``capture_argv`` prints the current state; undo uses it to make itself undoable.
+        ``kind`` names a :class:`~trustwall.journal.steps.StepKind`; rollback and undo restore
+        ``before`` the way that kind says, with the validated ``data`` (e.g. the backend).
         """
+        step = steps.kind(kind)
+        fields = step.validate(data or {})
         if self.dry_run:
             self.planned.append(f"record {kind} {label}".rstrip())
             return
         digest = self._store_blob(before)
         self._journal({"op": "record", "kind": kind, "label": label, "before": digest,
-                       "undo_argv": list(undo_argv),
-                       "capture_argv": list(capture_argv) if capture_argv else None})
+                       "data": fields})
+
+
+# -- validating a journal ------------------------------------------------------------------
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _is_digest(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and set(value) <= _HEX
+
+
+def _is_mode(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o7777
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32
+
+
+def _confined(path: Any, root: Path, where: str) -> Path:
+    """``path`` from a journal, refused unless it is a normal absolute path inside ``root``."""
+    if not isinstance(path, str) or not path.startswith("/") or "\0" in path \
+            or os.path.normpath(path) != path.rstrip("/") or path != path.rstrip("/"):
+        raise steps.JournalRefused(f"{where}: refusing path {path!r}")
+    if not (root == Path("/") or Path(path) == root or Path(path).is_relative_to(root)):
+        raise steps.JournalRefused(f"{where}: {path} is outside the root {root}; not touching it")
+    return Path(path)
+
+
+def _check_image(image: Any, where: str) -> None:
+    ok = isinstance(image, dict)
+    if ok:
+        kind = image.get("type")
+        if kind == ABSENT:
+            ok = True
+        elif kind == "symlink":
+            ok = isinstance(image.get("target"), str) and "\0" not in image["target"]
+        elif kind == "dir":
+            ok = _is_mode(image.get("mode"))
+        elif kind == "file":
+            ok = (_is_digest(image.get("sha256")) and _is_mode(image.get("mode"))
+                  and _is_id(image.get("uid")) and _is_id(image.get("gid")))
+        else:
+            ok = False
+    if not ok:
+        raise steps.JournalRefused(f"{where}: refusing before-image {image!r}")
+
+
+def _entries(txn_dir: Path, root: Path) -> list[dict[str, Any]]:
+    """The journal of ``txn_dir``, every entry validated; one bad entry refuses it all."""
+    out = []
+    for number, entry in enumerate(_read_lines(txn_dir / "journal.jsonl"), start=1):
+        where = f"transaction {txn_dir.name.lstrip('0')} journal line {number}"
+        op = entry.get("op") if isinstance(entry, dict) else None
+        if op == "file":
+            _confined(entry.get("path"), root, where)
+            _check_image(entry.get("before"), where)
+        elif op == "tree":
+            _confined(entry.get("path"), root, where)
+            names = entry.get("names")
+            if not isinstance(names, list) or not all(
+                    isinstance(n, str) and n and not n.startswith("/")
+                    and ".." not in n.split("/") for n in names):
+                raise steps.JournalRefused(f"{where}: refusing tree names")
+        elif op == "run":
+            if entry.get("undo_argv"):
+                raise steps.JournalRefused(
+                    f"{where}: the journal asks to run a command on undo; trustwall never runs "
+                    "commands read from a journal", hint="this journal was written by an older "
+                    "trustwall or by someone else; inspect it before removing the transaction")
+        elif op == "record":
+            step = steps.kind(entry.get("kind"))
+            step.validate(entry.get("data") or {})
+            if not _is_digest(entry.get("before")):
+                raise steps.JournalRefused(f"{where}: refusing blob name {entry.get('before')!r}")
+        else:
+            raise steps.JournalRefused(f"{where}: unknown journal op {op!r}; not acting on it")
+        out.append(entry)
+    return out
+
+
+def _meta(txn_dir: Path) -> dict[str, Any]:
+    return json.loads(read_nofollow(txn_dir / "meta.json"))
+
+
+def confinement(root: str | os.PathLike[str], state_dir: Path) -> Path:
+    """Where a transaction's paths must stay: inside its root when its journal lives inside
+    that root too (``--root IMG`` with IMG's own state dir: whoever made the image could have
+    planted that journal), anywhere (stores named explicitly, say ``java:/srv/app.p12``) when
+    the journal is in a state dir outside it."""
+    top = Path(os.path.abspath(root))
+    return top if state_dir.is_relative_to(top) else Path("/")
+
+
+def _in_root(made_under: Path, path: str) -> Path:
+    """A journaled path resolved again as its root sees it (a directory swapped for a link
+    since the transaction cannot lead the restore out of the image)."""
+    if str(made_under) != "/" and rootfs.inside(made_under, path):
+        return rootfs.resolve(made_under, path)
+    return Path(path)
+
+
+def _made_under(txn_dir: Path, root: str | os.PathLike[str] | None) -> Path:
+    recorded = _meta(txn_dir).get("root")
+    if not isinstance(recorded, str) or not recorded.startswith("/"):
+        raise steps.JournalRefused(f"transaction {txn_dir.name.lstrip('0')}: bad root {recorded!r}")
+    if root is not None and os.path.abspath(root) != "/" \
+            and os.path.abspath(recorded) != os.path.abspath(root):
+        raise steps.JournalRefused(
+            f"transaction {txn_dir.name.lstrip('0')} was made under root {recorded}, "
+            f"not {os.path.abspath(root)}; not touching it")
+    return Path(os.path.abspath(recorded))
+
+
+def _blob(blobs: Path, digest: str) -> bytes:
+    data = read_nofollow(blobs / digest)
+    if _sha256(data) != digest:
+        raise StoreError(f"journal blob {digest[:12]} is corrupt; not restoring it")
+    return data
 
 
 # -- commit, rollback, recovery ------------------------------------------------------------
 
 def _finish(state_dir: Path, txn_dir: Path, status: str, *, error: str | None = None) -> None:
     """Write status.json, then chain the audit record (idempotent: recovery may redo it)."""
-    entries = _read_lines(txn_dir / "journal.jsonl")
-    after: dict[str, dict[str, Any]] = {}
-    for entry in entries:
-        if entry["op"] == "file":
-            after[entry["path"]] = capture(Path(entry["path"]))[0]
     status_path = txn_dir / "status.json"
     if not status_path.exists():
-        doc = {"status": status, "finished": _now(), "after": after, "error": error}
+        entries = _read_lines(txn_dir / "journal.jsonl")
+        after: dict[str, dict[str, Any]] = {}
+        after_records: dict[str, str] = {}
+        for number, entry in enumerate(entries):
+            if entry["op"] == "file":
+                after[entry["path"]] = capture(Path(entry["path"]))[0]
+            elif entry["op"] == "record" and status == "committed":
+                now = steps.kind(entry["kind"]).capture(entry.get("data") or {})
+                after_records[str(number)] = _store_blob(txn_dir / "blobs", now)
+        doc = {"status": status, "finished": _now(), "after": after,
+               "after_records": after_records, "error": error}
         atomic_write(status_path, json.dumps(doc, indent=1).encode(), mode=0o600)
     _audit(state_dir, txn_dir)
 
 
 def _audit(state_dir: Path, txn_dir: Path) -> None:
     log = AuditLog(state_dir)
-    meta = json.loads((txn_dir / "meta.json").read_text())
+    meta = _meta(txn_dir)
     if (txn_dir / "audited").exists():
         return
     records = list(log.records())
@@ -416,24 +574,26 @@ def _audit(state_dir: Path, txn_dir: Path) -> None:
             "commands": [list(c) for c in summary.commands],
             "records": list(summary.records),
         })
+    else:
+        # The record made it to the log but a kill came before audit.head was replaced.
+        log.repair_head()
     atomic_write(txn_dir / "audited", b"", mode=0o600)
 
 
-def _rollback(txn_dir: Path) -> None:
+def _rollback(txn_dir: Path, root: str | os.PathLike[str] | None = None) -> None:
     """Undo every journaled step of a failed or crashed transaction, newest first."""
     blobs = txn_dir / "blobs"
-    entries = _read_lines(txn_dir / "journal.jsonl")
+    made = _made_under(txn_dir, root)
+    entries = _entries(txn_dir, confinement(made, txn_dir.parent.parent))
     for entry in reversed(entries):
         op = entry["op"]
         if op == "file":
-            restore_image(Path(entry["path"]), entry["before"], blobs)
+            restore_image(_in_root(made, entry["path"]), entry["before"], blobs)
         elif op == "tree":
-            _prune_tree(Path(entry["path"]), set(entry["names"]), None)
-        elif op == "run" and entry.get("undo_argv"):
-            proc.run(entry["undo_argv"], check=False)
+            _prune_tree(_in_root(made, entry["path"]), set(entry["names"]), None)
         elif op == "record":
-            proc.run(entry["undo_argv"], input=(blobs / entry["before"]).read_bytes(),
-                     text=False, check=False)
+            steps.kind(entry["kind"]).restore(entry.get("data") or {},
+                                              _blob(blobs, entry["before"]))
 
 
 def _prune_tree(top: Path, keep: set[str], txn: Transaction | None) -> None:
@@ -458,48 +618,76 @@ def _txn_dirs(state_dir: Path) -> list[Path]:
                   key=lambda p: int(p.name))
 
 
-def recover(*, root: str | os.PathLike[str] | None = None,
-            state_dir: str | os.PathLike[str] | None = None, _locked: bool = False) -> list[str]:
-    """Roll back every transaction a crash left open; return their ids.
+@dataclass(frozen=True)
+class RecoverResult:
+    """What ``trustwall recover`` did (or, on a dry run, would do)."""
+
+    state_dir: str
+    rolled_back: tuple[str, ...]  # transactions a crash left open, now rolled back
+    finished: tuple[str, ...]     # finished ones whose audit record / head was completed
+    dry_run: bool
+
+
+def recover_interrupted(*, root: str | os.PathLike[str] | None = None,
+                        state_dir: str | os.PathLike[str] | None = None, dry_run: bool = False,
+                        _locked: bool = False) -> RecoverResult:
+    """Roll back every transaction a crash left open and finish any whose audit record is
+    missing (repairing audit.head), each logged in the audit chain.
 
     Safe to run at any time: it takes the host lock, so a transaction still running elsewhere
-    is waited for rather than rolled back under its feet.
+    is waited for rather than rolled back under its feet. ``dry_run`` only names them: no lock,
+    no write.
     """
     directory = state_dir_for(root, state_dir)
-    if not (directory / "txns").is_dir():
-        return []
-    rolled = []
+    rolled: list[str] = []
+    finished: list[str] = []
+    if not statedir.check(directory) or not (directory / "txns").is_dir():
+        return RecoverResult(str(directory), (), (), dry_run)
     with contextlib.ExitStack() as stack:
-        if not _locked:
+        if not _locked and not dry_run:
             stack.enter_context(HostLock(directory))
         for txn_dir in _txn_dirs(directory):
+            number = str(int(txn_dir.name))
             if not (txn_dir / "status.json").exists():
-                _rollback(txn_dir)
-                _finish(directory, txn_dir, "rolled-back", error="interrupted; rolled back")
-                rolled.append(str(int(txn_dir.name)))
+                if not dry_run:
+                    _rollback(txn_dir, root)
+                    _finish(directory, txn_dir, "rolled-back", error="interrupted; rolled back")
+                rolled.append(number)
             elif not (txn_dir / "audited").exists():
-                _audit(directory, txn_dir)
-    return rolled
+                if not dry_run:
+                    _audit(directory, txn_dir)
+                finished.append(number)
+    return RecoverResult(str(directory), tuple(rolled), tuple(finished), dry_run)
+
+
+def recover(*, root: str | os.PathLike[str] | None = None,
+            state_dir: str | os.PathLike[str] | None = None, dry_run: bool = False,
+            _locked: bool = False) -> list[str]:
+    """:func:`recover_interrupted`, returning the ids of the transactions rolled back."""
+    return list(recover_interrupted(root=root, state_dir=state_dir, dry_run=dry_run,
+                                    _locked=_locked).rolled_back)
 
 
 # -- reading -------------------------------------------------------------------------------
 
 def _summary(txn_dir: Path, undone_by: str | None = None) -> TxnSummary:
-    meta = json.loads((txn_dir / "meta.json").read_text())
+    meta = _meta(txn_dir)
     status_doc: dict[str, Any] = {}
     if (txn_dir / "status.json").exists():
-        status_doc = json.loads((txn_dir / "status.json").read_text())
+        status_doc = json.loads(read_nofollow(txn_dir / "status.json"))
     after = status_doc.get("after", {})
     files, commands, records = [], [], []
     for entry in _read_lines(txn_dir / "journal.jsonl"):
-        if entry["op"] == "file":
+        op = entry.get("op")
+        if op == "file" and isinstance(entry.get("before"), dict) \
+                and isinstance(entry.get("path"), str):
             files.append(FileChange(entry["path"], describe_image(entry["before"]),
                                     describe_image(after[entry["path"]])
                                     if entry["path"] in after else "?"))
-        elif entry["op"] == "run":
-            commands.append(tuple(entry["argv"]))
-        elif entry["op"] == "record":
-            records.append(f"{entry['kind']} {entry.get('label', '')}".rstrip())
+        elif op == "run" and isinstance(entry.get("argv"), list):
+            commands.append(tuple(str(a) for a in entry["argv"]))
+        elif op == "record":
+            records.append(f"{entry.get('kind')} {entry.get('label', '')}".rstrip())
     return TxnSummary(
         id=meta["id"], kind=meta["kind"], description=meta["description"],
         status=status_doc.get("status", "open"), started=meta["started"],
@@ -512,8 +700,10 @@ def transactions(*, root: str | os.PathLike[str] | None = None,
                  state_dir: str | os.PathLike[str] | None = None) -> list[TxnSummary]:
     """Every transaction, oldest first, with which undo (if any) reverted it."""
     directory = state_dir_for(root, state_dir)
+    if not statedir.check(directory):
+        return []
     dirs = _txn_dirs(directory)
-    metas = {d: json.loads((d / "meta.json").read_text()) for d in dirs}
+    metas = {d: _meta(d) for d in dirs}
     undone_by: dict[str, str] = {}
     for d, meta in metas.items():
         if meta.get("undoes") and _status(d) == "committed":
@@ -523,7 +713,7 @@ def transactions(*, root: str | os.PathLike[str] | None = None,
 
 def _status(txn_dir: Path) -> str:
     try:
-        return str(json.loads((txn_dir / "status.json").read_text())["status"])
+        return str(json.loads(read_nofollow(txn_dir / "status.json"))["status"])
     except FileNotFoundError:
         return "open"
 
@@ -566,26 +756,53 @@ def undo(txn_id: str | None = None, *, root: str | os.PathLike[str] | None = Non
     (by a later transaction or by hand) is a conflict and refused unless ``force``.
     """
     directory = state_dir_for(root, state_dir)
-    with HostLock(directory):
-        recover(state_dir=directory, _locked=True)
-        target = _pick(transactions(state_dir=directory), txn_id)
-        txn_dir = directory / "txns" / f"{int(target.id):06d}"
-        entries = _read_lines(txn_dir / "journal.jsonl")
-        after = json.loads((txn_dir / "status.json").read_text())["after"]
-        actions = _undo_actions(entries)
-        conflicts = [p for p, image in after.items()
-                     if describe_image(capture(Path(p))[0]) != describe_image(image)]
-        if conflicts and not force:
-            raise StoreError(
-                f"transaction {target.id}: {len(conflicts)} file(s) changed since "
-                f"(e.g. {conflicts[0]})", hint="undo the later transactions first, or --force")
-        if dry_run:
-            return UndoResult(target.id, target.description, None, tuple(actions), True)
-        blobs = txn_dir / "blobs"
-        with Transaction("undo", f"undo {target.id}: {target.description}",
-                         root=root, state_dir=directory, undoes=target.id) as txn:
-            _apply_undo(txn, entries, blobs)
-        return UndoResult(target.id, target.description, txn.id, tuple(actions), False)
+    if not statedir.check(directory):
+        _pick([], txn_id)  # refuses: nothing is created for an undo that cannot happen
+    with contextlib.ExitStack() as stack:
+        pending = recover(root=root, state_dir=directory, dry_run=True)  # named, not touched
+        if not dry_run:
+            stack.enter_context(HostLock(directory))
+            recover(root=root, state_dir=directory, _locked=True)
+            pending = []
+        return _undo_locked(directory, txn_id, root=root, dry_run=dry_run, force=force,
+                            pending=pending)
+
+
+def _undo_locked(directory: Path, txn_id: str | None, *, root: str | os.PathLike[str] | None,
+                 dry_run: bool, force: bool, pending: list[str]) -> UndoResult:
+    """``undo`` once the host lock is held (or, for a dry run, without it: it writes nothing)."""
+    target = _pick(transactions(state_dir=directory), txn_id)
+    txn_dir = directory / "txns" / f"{int(target.id):06d}"
+    made = _made_under(txn_dir, root)
+    entries = _entries(txn_dir, confinement(made, directory))
+    status_doc = json.loads(read_nofollow(txn_dir / "status.json"))
+    after = status_doc["after"]
+    blobs = txn_dir / "blobs"
+    conflicts = [p for p, image in after.items()
+                 if describe_image(capture(_in_root(made, p))[0]) != describe_image(image)]
+    if conflicts and not force:
+        raise StoreError(
+            f"transaction {target.id}: {len(conflicts)} file(s) changed since "
+            f"(e.g. {conflicts[0]})", hint="undo the later transactions first, or --force")
+    after_records = status_doc.get("after_records") or {}
+    for number, entry in enumerate(entries):
+        if entry["op"] == "record":
+            digest = after_records.get(str(number))
+            for check in steps.kind(entry["kind"]).pre_undo:
+                try:
+                    check(entry, _blob(blobs, entry["before"]),
+                          _blob(blobs, digest) if _is_digest(digest) else None)
+                except steps.UndoConflict:
+                    if not force:
+                        raise
+    actions = [f"first roll back interrupted transaction {p} (recovery pending)"
+               for p in pending] + _undo_actions(entries)
+    if dry_run:
+        return UndoResult(target.id, target.description, None, tuple(actions), True)
+    with Transaction("undo", f"undo {target.id}: {target.description}",
+                     root=made, state_dir=directory, undoes=target.id) as txn:
+        _apply_undo(txn, entries, blobs)
+    return UndoResult(target.id, target.description, txn.id, tuple(actions), False)
 
 
 def _undo_actions(entries: list[dict[str, Any]]) -> list[str]:
@@ -595,10 +812,9 @@ def _undo_actions(entries: list[dict[str, Any]]) -> list[str]:
             out.append(f"restore {entry['path']} ({describe_image(entry['before'])})")
         elif entry["op"] == "tree":
             out.append(f"remove files created under {entry['path']}")
-        elif entry["op"] == "run" and entry.get("undo_argv"):
-            out.append("run " + " ".join(entry["undo_argv"]))
         elif entry["op"] == "record":
-            out.append(f"restore {entry['kind']} with " + " ".join(entry["undo_argv"]))
+            argv = steps.kind(entry["kind"]).restore_argv(entry.get("data") or {})
+            out.append(f"restore {entry['kind']} with " + " ".join(argv))
     return out
 
 
@@ -606,20 +822,18 @@ def _apply_undo(txn: Transaction, entries: list[dict[str, Any]], blobs: Path) ->
     for entry in reversed(entries):
         op = entry["op"]
         if op == "file":
-            path = Path(entry["path"])
+            path = txn._path(entry["path"])
             txn.snapshot(path)
             restore_image(path, entry["before"], blobs)
         elif op == "tree":
-            _prune_tree(Path(entry["path"]), set(entry["names"]), txn)
-        elif op == "run" and entry.get("undo_argv"):
-            txn.run(entry["undo_argv"], undo_argv=entry["argv"])
+            _prune_tree(txn._path(entry["path"]), set(entry["names"]), txn)
         elif op == "record":
-            before = (blobs / entry["before"]).read_bytes()
-            if entry.get("capture_argv"):
-                now = proc.run(entry["capture_argv"], text=False).stdout
-                txn.record(entry["kind"], now, entry["undo_argv"],
-                           capture_argv=entry["capture_argv"], label=entry.get("label", ""))
-            txn.run(entry["undo_argv"], input=before)
+            step, data = steps.kind(entry["kind"]), entry.get("data") or {}
+            txn.record(step.name, step.capture(data), label=entry.get("label", ""), data=data)
+            before = _blob(blobs, entry["before"])
+            txn.run(step.restore_argv(data), input=before)
+            for check in step.post_restore:
+                check(entry, before)
 
 
 def iter_audit(*, root: str | os.PathLike[str] | None = None,

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from trustwall.errors import BadInput
+from trustwall.errors import BadInput, StoreError
 
 if TYPE_CHECKING:
     from trustwall.certs import Cert
@@ -29,31 +28,21 @@ def inside(root: Path, path: str) -> Path:
     return root / path.lstrip("/")
 
 
-def resolve_in_root(root: Path, path: Path, *, limit: int = 40) -> Path:
+def resolve_in_root(root: Path, path: Path) -> Path:
     """Follow symlinks the way a process chrooted at ``root`` would (absolute targets are
-    re-rooted); the result is a host path, which may not exist."""
-    top = os.path.abspath(root)
-    if top == "/":
-        return Path(os.path.realpath(path))
-    current = os.path.abspath(path)
-    for _ in range(limit):
-        rel = os.path.relpath(current, top)
-        parts = [] if rel == "." else rel.split(os.sep)
-        walked = top
-        for index, part in enumerate(parts):
-            candidate = os.path.join(walked, part)
-            if os.path.islink(candidate):
-                target = os.readlink(candidate)
-                base = top if target.startswith("/") else walked
-                joined = os.path.normpath(os.path.join(base, target.lstrip("/")))
-                if not (joined + "/").startswith(top + "/"):
-                    joined = top  # a chrooted process cannot climb above its root
-                current = os.path.join(joined, *parts[index + 1:])
-                break
-            walked = candidate
-        else:
-            return Path(current)
-    raise BadInput(f"{path}: too many levels of symbolic links")
+    re-rooted, ``..`` stops at the root); the result is a host path, which may not exist."""
+    from trustwall.journal.rootfs import resolve
+
+    return resolve(root, path, follow_last=True)
+
+
+def store_name_arg(name: str, store: Path) -> str:
+    """An alias/nickname read from a store, checked before it goes into a tool's argv: one
+    starting with ``-`` would be read as an option (keytool hands ``-J…`` to the JVM)."""
+    if not name or name.startswith("-") or not name.isprintable():
+        raise StoreError(f"{store}: entry name {name!r} cannot be passed to a tool safely",
+                         hint="remove that entry by hand")
+    return name
 
 
 def fingerprint(der: bytes) -> str:

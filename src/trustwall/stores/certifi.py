@@ -49,7 +49,11 @@ def _venvs_under(top: Path) -> list[Path]:
 
 
 def _bundles_of(prefix: Path) -> list[Path]:
-    return [p for pattern in BUNDLE_GLOBS for p in sorted(prefix.glob(pattern))]
+    # A link is listed even when its target only exists inside the root (glob would follow
+    # it on the host); detection then resolves it in the root and checks who owns what.
+    return [d / name for pattern in BUNDLE_GLOBS
+            for d in sorted(prefix.glob(os.path.dirname(pattern)))
+            if os.path.lexists(d / (name := os.path.basename(pattern)))]
 
 
 def _running_python() -> list[Path]:
@@ -79,6 +83,19 @@ def pip_cert(prefix: Path, root: Path) -> str | None:
     return value
 
 
+def _owned_alike(path: Path, real: Path) -> bool:
+    """Whether following ``path`` to ``real`` crosses no owner: a virtualenv's user may link
+    its cacert.pem anywhere, and root must not append to the file it points at (another
+    user's, or root's own) on that user's word. Links owned by root are the system's own."""
+    try:
+        if not path.is_symlink() and path.resolve() == real.resolve():
+            return True
+        link_owner, real_owner = path.lstat().st_uid, real.stat().st_uid
+    except OSError:
+        return False
+    return link_owner == 0 or link_owner == real_owner
+
+
 class CertifiStore(BundleStore):
     kind = "certifi"
     writer = "(append to cacert.pem)"
@@ -102,7 +119,7 @@ class CertifiStore(BundleStore):
         for path in candidates:
             store = cls(root, path)
             real = str(store.real)
-            if path.is_file() and real not in system:
+            if store.real.is_file() and real not in system and _owned_alike(path, store.real):
                 found.setdefault(real, store)
         return list(found.values())
 

@@ -25,12 +25,14 @@ from trustwall.stores.base import (
     inside,
     owner_and_mode,
     resolve_in_root,
+    store_name_arg,
 )
 
 if TYPE_CHECKING:
     from trustwall.certs import Cert
     from trustwall.journal.transaction import Transaction
 
+PASSWORD_ENV = "TRUSTWALL_STOREPASS"
 CANDIDATES = ("/etc/ssl/certs/java/cacerts", "/usr/lib/jvm/*/lib/security/cacerts",
               "/usr/lib/jvm/*/jre/lib/security/cacerts", "/opt/*/lib/security/cacerts",
               "/opt/*/jre/lib/security/cacerts", "/opt/*/*/lib/security/cacerts",
@@ -126,13 +128,20 @@ class JavaStore(TrustStore):
 
     @property
     def password(self) -> str:
-        """storepass from /etc/default/cacerts (ca-certificates-java), else changeit."""
-        conf = inside(self.root, "/etc/default/cacerts")
+        """storepass from /etc/default/cacerts (ca-certificates-java), else changeit.
+
+        The value comes from the image: it only ever reaches keytool through the environment
+        (``-storepass:env``), never argv, where ``-J-javaagent:…`` would run code as root.
+        """
+        conf = resolve_in_root(self.root, inside(self.root, "/etc/default/cacerts"))
         if conf.exists():
             for line in conf.read_text(errors="replace").splitlines():
                 key, _, value = line.strip().partition("=")
                 if key == "storepass" and value:
-                    return value.strip().strip("\"'")
+                    value = value.strip().strip("\"'")
+                    if not value.isprintable():
+                        raise StoreError(f"{conf}: storepass holds control characters")
+                    return value
         return "changeit"
 
     @property
@@ -160,9 +169,9 @@ class JavaStore(TrustStore):
         return tuple(f"java ({p})" for p in self.seen_as)
 
     def _keytool(self, args: list[str]) -> object:
-        argv = ["keytool", *JVM_FAST, *args, "-storepass", self.password,
+        argv = ["keytool", *JVM_FAST, *args, "-storepass:env", PASSWORD_ENV,
                 "-storetype", self.store_type]
-        return proc.run(argv, timeout=120)
+        return proc.run(argv, timeout=120, env={**os.environ, PASSWORD_ENV: self.password})
 
     def _edit(self, txn: Transaction, steps: list[list[str]]) -> None:
         owner, mode = owner_and_mode(self.path)
@@ -185,5 +194,6 @@ class JavaStore(TrustStore):
 
     def _remove(self, fingerprints: Sequence[str], txn: Transaction) -> None:
         wanted = set(fingerprints)
-        aliases = [alias for alias, der in self.entries() if fingerprint(der) in wanted]
+        aliases = [store_name_arg(alias, self.path) for alias, der in self.entries()
+                   if fingerprint(der) in wanted]
         self._edit(txn, [["-delete", "-alias", alias] for alias in aliases])

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
-from trustwall.stores.base import TrustStore, inside
+from trustwall.errors import EnvironmentMissing, StoreError
+from trustwall.proc import which
+from trustwall.stores.base import TrustStore, inside, resolve_in_root
 from trustwall.stores.pointer import PointerStore, system_bundle, user_files
 
 NPM_DIRS = ("/usr/local/lib/node_modules/npm", "/usr/lib/node_modules/npm",
@@ -34,8 +35,9 @@ def global_npmrc(root: Path) -> Path | None:
     """The global npmrc npm reads (``npm config get globalconfig``), worked out as npm does:
     its builtin npmrc may set ``globalconfig`` or ``prefix``; else ``<node's prefix>/etc``."""
     if str(root) == "/":
-        npm, node = shutil.which("npm"), shutil.which("node")
-        if npm is None or node is None:
+        try:  # the system's npm, never one a user's $PATH puts first
+            npm, node = which("npm"), which("node")
+        except EnvironmentMissing:
             return None
         npm_dir = Path(os.path.realpath(npm)).parents[1]  # <npm>/bin/npm-cli.js
         prefix = str(Path(os.path.realpath(node)).parents[1])
@@ -44,11 +46,31 @@ def global_npmrc(root: Path) -> Path | None:
         if npm_dir is None:
             return None
         prefix = "/usr/local" if inside(root, "/usr/local/bin/node").exists() else "/usr"
+    _only_root_writes(npm_dir / "npmrc")
     configured = _ini_value(npm_dir / "npmrc", "globalconfig")
     if configured:
-        return inside(root, configured)
+        path = resolve_in_root(root, inside(root, configured))
+        if path.name != "npmrc":
+            raise StoreError(f"{npm_dir / 'npmrc'} sets globalconfig = {configured!r}, which is "
+                             "not an npmrc file; refusing to write it")
+        _only_root_writes(path)
+        return path
     prefix = _ini_value(npm_dir / "npmrc", "prefix") or prefix
     return inside(root, prefix) / "etc/npmrc"
+
+
+def _only_root_writes(path: Path) -> None:
+    """``path`` (if it exists) and its directory are root's alone: npm's own config decides
+    which file root rewrites, so a user-writable one could aim it at any file."""
+    for item in (path, path.parent):
+        try:
+            st = item.lstat()
+        except FileNotFoundError:
+            continue
+        if st.st_uid != 0 or st.st_mode & 0o022:
+            raise StoreError(f"{item}: not owned by root or writable by others; not trusting "
+                             "npm's configuration there",
+                             hint=f"chown root {item}; chmod go-w {item}")
 
 
 class NpmStore(PointerStore):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 FIREWALL_ARGS = dict(
-    confirm_within=dict(type="int", default=0),
+    confirm_within=dict(type="int"),  # None: trustwall's default (60 s over SSH, else off)
     force=dict(type="bool", default=False),
     keep=dict(type="list", elements="str", default=[]),
     persist=dict(type="bool", default=True),
@@ -17,8 +17,10 @@ FIREWALL_ARGS = dict(
 
 
 def options_from(module, family_files=None):
-    """trustwall Options from the module's parameters. The module's own environment carries
-    Ansible's SSH_CONNECTION, so the lockout check protects the controller's flow."""
+    """trustwall Options from the module's parameters. trustwall finds Ansible's SSH
+    connection in the kernel (become strips SSH_CONNECTION), so the lockout check protects the
+    controller's flow and, unless ``confirm_within`` says otherwise, the change rolls back in
+    60 s unless a ``confirm: true`` task comes in over a new connection."""
     from trustwall.firewall.apply import Flow, Options
 
     p = module.params
@@ -27,7 +29,9 @@ def options_from(module, family_files=None):
         persist_files[4] = p["persist_file"]
     return Options(dry_run=module.check_mode, force=p["force"],
                    keep=[Flow.parse(text) for text in p["keep"]],
-                   confirm_within=float(p["confirm_within"]), persist=p["persist"],
+                   confirm_within=(float(p["confirm_within"])
+                                   if p["confirm_within"] is not None else None),
+                   persist=p["persist"],
                    persist_files=persist_files, state_dir=p["state_dir"],
                    environ=dict(os.environ))
 
@@ -46,6 +50,10 @@ def apply_targets(module, targets, live, description, kind):
                             options=options_from(module), live=live)
     for warning in result.warnings:
         module.warn(warning)
+    if result.confirm_deadline:
+        module.warn(f"this change rolls back at {result.confirm_deadline} unless a task "
+                    "`trustwall.core.firewall_policy: {confirm: true}` runs over a new "
+                    "connection first (confirm_within: 0 turns the window off)")
     before = "".join(render_save(live[c.family], table=t)
                      for c in result.changes for t in c.tables if live[c.family].table(t))
     after = "".join(c.restore_text for c in result.changes)

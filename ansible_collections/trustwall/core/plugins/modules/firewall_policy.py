@@ -10,8 +10,9 @@ short_description: Apply a trustwall firewall policy, safely (lockout check, con
 description:
   - Compiles a version-controlled trustwall policy (YAML) and makes the kernel hold it with one
     atomic iptables-restore per family, keeping chains the policy does not manage as they run.
-  - Refuses a policy that would cut Ansible's own SSH connection (the module sees Ansible's
-    C(SSH_CONNECTION)) or any O(keep) flow, unless O(force).
+  - Refuses a policy that would cut Ansible's own SSH connection (found in the kernel from the
+    module's process tree; C(become) strips C(SSH_CONNECTION)) or any O(keep) flow, unless
+    O(force).
   - Check mode is trustwall's dry run; diff mode shows iptables-save text before and after and
     the semantic diff (packets whose verdict changes) in C(prepared).
   - "Confirm-or-rollback across Ansible's connection: apply with O(confirm_within=N), then a
@@ -33,9 +34,12 @@ options:
     type: bool
     default: false
   confirm_within:
-    description: Seconds after which the change rolls back unless confirmed; 0 disables it.
+    description:
+      - Seconds after which the change rolls back unless confirmed; 0 disables it.
+      - "Unset, trustwall's default applies: 60 s when the module runs over SSH (Ansible's
+        connection is found from the process tree, even under C(become)), else off. So a
+        play that applies without a confirm task must say C(confirm_within=0)."
     type: int
-    default: 0
   force:
     description: Apply even when the lockout check fails (use with O(confirm_within)).
     type: bool

@@ -43,7 +43,7 @@ options:
         C(30m), C(1d). A duration gives a new expiry on every run (the rule is replaced).
     type: str
   reject_with: {description: ICMP error or tcp-reset for reject, type: str}
-  confirm_within: {description: 'Roll back after N seconds unless confirmed (firewall_policy confirm: true)', type: int, default: 0}
+  confirm_within: {description: 'Roll back after N seconds unless confirmed (firewall_policy confirm: true); unset: 60 over SSH, 0 turns it off', type: int}
   force: {description: Apply despite the lockout check, type: bool, default: false}
   keep: {description: More flows that must survive, type: list, elements: str, default: []}
   persist: {description: Write the distro boot file if it has one, type: bool, default: true}

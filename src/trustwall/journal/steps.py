@@ -1,0 +1,124 @@
+"""What a journaled non-file step is, and how to reverse it: one registry of step kinds.
+
+The journal never stores a command to run later. A ``record`` entry names a KIND (say
+``iptables-v4``) plus a few validated data fields and the digest of the before-image; rollback
+and undo look the kind up here and the code, not the journal, decides which program restores
+it. A journal naming a kind this registry does not know (or data a kind refuses) is refused
+with an error before anything runs: a planted or corrupted state directory cannot steer a root
+process into running its own argv.
+
+Kinds may carry pre-undo checks (:func:`add_pre_undo_check`): called with the journal entry,
+the before-image and the after-image captured at commit, they raise to refuse an undo that
+would do harm (the firewall adds "the live ruleset still equals the after-image" and "same
+network namespace" here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from trustwall import proc
+from trustwall.errors import StoreError
+from trustwall.journal import fault
+
+
+class JournalRefused(StoreError):
+    """A journal entry trustwall will not act upon (unknown kind, bad field, path outside)."""
+
+
+class UndoConflict(StoreError):
+    """A pre-undo check's refusal that ``undo --force`` overrides (the state changed since)."""
+
+
+PreUndoCheck = Callable[[Mapping[str, Any], bytes, "bytes | None"], None]
+PostRestoreCheck = Callable[[Mapping[str, Any], bytes], None]
+
+
+@dataclass
+class StepKind:
+    """A kind of non-file state: how to read it now and how to put a before-image back."""
+
+    name: str
+    capture: Callable[[Mapping[str, Any]], bytes]
+    restore_argv: Callable[[Mapping[str, Any]], list[str]]
+    fields: Mapping[str, Callable[[Any], bool]] = field(default_factory=dict)
+    pre_undo: list[PreUndoCheck] = field(default_factory=list)
+    # Called after undo restored a before-image (entry, before); raise to roll the undo back.
+    post_restore: list[PostRestoreCheck] = field(default_factory=list)
+
+    def validate(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """``data`` restricted to this kind's fields, each checked; anything else refused."""
+        out = {}
+        for key, value in data.items():
+            check = self.fields.get(key)
+            if check is None or not check(value):
+                raise JournalRefused(f"journal step {self.name}: refusing field {key}={value!r}")
+            out[key] = value
+        return out
+
+    def restore(self, data: Mapping[str, Any], before: bytes) -> None:
+        argv = self.restore_argv(data)
+        fault.point(f"exec {argv[0]}")
+        proc.run(argv, input=before, text=False)
+
+
+_KINDS: dict[str, StepKind] = {}
+
+
+def register(kind: StepKind) -> StepKind:
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def kind(name: Any) -> StepKind:
+    """The registered kind ``name``; a journal naming anything else is refused, never run."""
+    found = _KINDS.get(name) if isinstance(name, str) else None
+    if found is None:
+        raise JournalRefused(f"journal names an unknown step kind {name!r}; not acting on it",
+                             hint="the state directory may have been tampered with; inspect "
+                                  "it before removing the transaction")
+    return found
+
+
+def add_pre_undo_check(name: str, check: PreUndoCheck) -> None:
+    """Run ``check(entry, before, after)`` before undoing a ``name`` step; raise to refuse."""
+    kind(name).pre_undo.append(check)
+
+
+# -- iptables / ip6tables ------------------------------------------------------------------
+
+BACKENDS = ("", "nft", "legacy")
+
+
+def _iptables(family: int) -> StepKind:
+    def from_data(data: Mapping[str, Any], verb: str) -> str:
+        from trustwall.firewall.live import tool
+
+        return tool(family, verb, backend=str(data.get("backend", "")))
+
+    return StepKind(
+        name=f"iptables-v{family}",
+        capture=lambda data: proc.run([from_data(data, "save")], text=False).stdout,
+        restore_argv=lambda data: [from_data(data, "restore")],
+        fields={"backend": lambda v: v in BACKENDS,
+                # where the change was made (firewall.undo refuses to undo it elsewhere)
+                "netns": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+                "machine_id": lambda v: isinstance(v, str) and len(v) == 32
+                and all(c in "0123456789abcdef" for c in v)},
+        pre_undo=[lambda entry, before, after: _firewall_undo().before_undo(
+            entry, before, after)],
+        post_restore=[lambda entry, before: _firewall_undo().after_restore(entry, before)],
+    )
+
+
+def _firewall_undo() -> Any:
+    """firewall.undo, imported when an undo needs it (it imports the journal itself)."""
+    from trustwall.firewall import undo
+
+    return undo
+
+
+IPTABLES_V4 = register(_iptables(4))
+IPTABLES_V6 = register(_iptables(6))
