@@ -55,6 +55,18 @@ def _nft_outcome(fields: list[str]) -> str:
     return result
 
 
+#: FAIL lines of this (1.8.13) corpus that iptables 1.8.9, the version Debian 12 ships and
+#: trustwall reads, loads and saves back unchanged: reversed port ranges of udp, dccp and
+#: conntrack (they match no port; tcp, sctp and multiport refuse them in 1.8.9 too). Real
+#: rulesets carry them (the TUM dumps' ``--dport 60000:29``). They are OK lines here, so
+#: test_fw_kernel_oracle checks each against the kernel.
+LOADED_BY_1_8_9 = frozenset({
+    ("libxt_udp.t", 14), ("libxt_udp.t", 20), ("libxt_dccp.t", 13), ("libxt_dccp.t", 18),
+    ("libxt_conntrack.t", 33), ("libxt_conntrack.t", 39), ("libxt_conntrack.t", 45),
+    ("libxt_conntrack.t", 51),
+})
+
+
 def load_cases() -> list[Case]:
     cases: list[Case] = []
     if not CORPUS.is_dir():
@@ -78,6 +90,8 @@ def load_cases() -> list[Case]:
             if len(fields) < 3:
                 continue
             outcome = _nft_outcome(fields)
+            if (path.name, lineno) in LOADED_BY_1_8_9:
+                outcome, fields = "OK", [fields[0], "=", "OK"]
             expected = (fields[0] if fields[1] == "=" else fields[1]) if outcome != "FAIL" \
                 else None
             for fam in families:

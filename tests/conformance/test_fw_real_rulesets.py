@@ -237,3 +237,75 @@ def test_render_equals_kernel_iptables_save() -> None:
     # ufw files, a set (ipset) the namespace lacks, and a contrived unknown option.
     assert len(refused) <= 6, "\n".join(refused)
     assert len(agree) == len(kernel_entries()) - len(refused)
+
+
+def policy_round_trips(ns_name: str, ns_run, workdir  # type: ignore[no-untyped-def]
+                       ) -> tuple[list[str], list[str], int]:
+    """(files whose import → diff is clean, failures with the reason, files the kernel
+    loaded), for every distinct
+    ruleset the kernel loads: load it into the namespace, ``fw import --live`` (both
+    families, as the CLI does), then ``fw diff POLICY --live`` for every family the policy
+    holds (as the CLI does) must find no packet that changes verdict."""
+    from trustwall.errors import TrustwallError
+    from trustwall.firewall.live import read_live
+    from trustwall.firewall.plan import diff
+    from trustwall.firewall.policy import import_policy, load_policy, policy_ruleset
+
+    ok, bad = [], []
+    loaded = 0
+    for entry in kernel_entries():
+        ruleset = _parsed(entry.path)
+        restore = "iptables-restore" if ruleset.family == 4 else "ip6tables-restore"
+        ns_run(["nft", "flush", "ruleset"])
+        if ns_run([restore], input=_text(entry.path)).returncode != 0:
+            ns_run(["nft", "flush", "ruleset"])
+            if ns_run([restore], input=render_save(ruleset)).returncode != 0:
+                continue  # not loadable: counted by test_render_equals_kernel_iptables_save
+        loaded += 1
+        path = workdir / "policy.yaml"
+        try:
+            path.write_text(import_policy([read_live(family=4, netns=ns_name),
+                                           read_live(family=6, netns=ns_name)]))
+            families = load_policy(path).families() or (4,)
+            changed = []
+            for family in families:
+                live = read_live(family=family, netns=ns_name)
+                result = diff(live, policy_ruleset(path, live=live))
+                changed += [f"IPv{family} {h.table} {h.hook}: {h.changes[0]}"
+                            for h in result.hooks]
+        except (TrustwallError, ParseError) as exc:
+            bad.append(f"{entry.path}: {exc}")
+            continue
+        (bad if changed else ok).append(entry.path + (f": {changed[0]}" if changed else ""))
+    return ok, bad, loaded
+
+
+@pytest.mark.lab
+@pytest.mark.skipif(not _have_lab() or not CLEAN, reason="needs root, ip, nft and the corpus")
+def test_import_then_diff_live_is_clean_on_every_loadable_ruleset(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 13: `fw import --live` → `fw diff POLICY --live` exits 0 on every corpus ruleset
+    the kernel loads (IPv4 and IPv6); the CLI itself is run on an ip6tables-only host."""
+    import sys
+
+    from trustwall.lab.netns import Netns
+
+    with Netns.create("fwimport") as ns:
+        def ns_run(argv, input=None):  # type: ignore[no-untyped-def]
+            return subprocess.run(ns.argv(argv), input=input, capture_output=True, text=True,
+                                  timeout=120, check=False)
+
+        ok, bad, loaded = policy_round_trips(ns.name, ns_run, tmp_path)
+        # the CLI end to end, on the last IPv6-only ruleset loaded above plus one IPv4 one
+        six = next(e for e in reversed(kernel_entries()) if _parsed(e.path).family == 6)
+        ns_run(["nft", "flush", "ruleset"])
+        assert ns_run(["ip6tables-restore"], input=render_save(_parsed(six.path))
+                      ).returncode == 0
+        cli = [sys.executable, "-m", "trustwall", "fw"]
+        imported = ns_run([*cli, "import", "--live"])
+        assert imported.returncode == 0, imported.stderr
+        policy = tmp_path / "six.yaml"
+        policy.write_text(imported.stdout)
+        diffed = ns_run([*cli, "diff", str(policy), "--live"])
+        assert diffed.returncode == 0, diffed.stdout + diffed.stderr
+    assert not bad, "\n".join(bad)
+    assert len(ok) == loaded >= len(kernel_entries()) - 6, (len(ok), loaded)

@@ -95,7 +95,7 @@ def test_return_from_user_chain() -> None:
              "-A CHECK -j DROP\n")
     found = findings(rules, chains=chains)
     shadowed = by_rule([f for f in found if f.chain == "CHECK"], "shadowed")
-    assert shadowed[2].blocked_by == ()  # RETURN took every packet it matches
+    assert shadowed[2].blocked_by == (1,)  # the RETURN in rule 1 took every packet it matches
     input_shadowed = by_rule([f for f in found if f.chain == "INPUT"], "shadowed")
     assert 2 not in input_shadowed  # 10.1/16 came back from CHECK
     assert input_shadowed[3].blocked_by == (1,)  # CHECK's final DROP, via the jump (rule 1)
@@ -200,3 +200,40 @@ def test_cli_lint_json_and_exit_code(tmp_path, capsys) -> None:  # type: ignore[
     clean = tmp_path / "clean.v4"
     clean.write_text("*filter\n:INPUT ACCEPT [0:0]\n" + SEED_INPUT + "COMMIT\n")
     assert main(["fw", "lint", "--file", str(clean)]) == 0
+
+
+def test_rules_behind_a_return_name_the_return_rules():
+    text = """*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:SVC - [0:0]
+-A INPUT -p tcp -j SVC
+-A SVC -s 10.0.0.0/9 -j RETURN
+-A SVC -s 192.168.0.0/16 -j RETURN
+-A SVC -s 10.128.0.0/9 -j RETURN
+-A SVC -s 10.1.0.0/16 -j ACCEPT
+-A SVC -s 10.0.0.0/8 -j ACCEPT
+-A SVC -s 10.0.0.0/7 -j ACCEPT
+COMMIT
+"""
+    found = {(f.chain, f.rule): f for f in lint(parse_save(text)).findings
+             if f.kind == "shadowed"}
+    assert set(found) == {("SVC", 4), ("SVC", 5)}
+    assert found["SVC", 4].blocked_by == (1,)
+    assert found["SVC", 5].blocked_by == (1, 3)
+    assert "RETURN in rules 1, 3" in found["SVC", 5].explanation
+    assert not found["SVC", 5].different_verdict
+
+
+def test_non_contiguous_masks_are_reasoned_about_soundly():
+    """Packet spaces keep a non-contiguous mask as its CIDR superset, "may match" only: a rule
+    it does not cover is never called shadowed by it, one inside a wider rule still is."""
+    text = ("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            "-A INPUT -s 10.0.0.0/255.0.255.0 -j DROP\n"
+            "-A INPUT -s 10.0.0.0/16 -j DROP\n"
+            "-A INPUT -s 192.168.0.0/16 -j DROP\n"
+            "-A INPUT -s 192.168.0.0/255.255.0.255 -j ACCEPT\nCOMMIT\n")
+    found = {(f.rule, f.kind): f for f in lint(parse_save(text)).findings}
+    assert (2, "shadowed") not in found
+    assert found[4, "shadowed"].blocked_by == (3,)

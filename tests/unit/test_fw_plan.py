@@ -240,3 +240,45 @@ def test_alternative_keeps_a_partial_drop_guard_in_front() -> None:
     assert plan.alternative == (
         "iptables -I INPUT 4 -p tcp -m state --state NEW -m tcp --dport 18745 -j ACCEPT",)
     assert "keeps 2 in front, which still DROP" in plan.alternative_why
+
+
+BEHIND_RETURN = """\
+*filter
+:INPUT ACCEPT [0:0]
+:guard - [0:0]
+:user - [0:0]
+-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -m state --state INVALID -j DROP
+-A INPUT -j guard
+-A INPUT -j user
+-A INPUT -j DROP
+-A guard -m addrtype --dst-type LOCAL -j RETURN
+-A guard -j DROP
+-A user -p tcp -m tcp --dport 18745 -j DROP
+COMMIT
+"""
+
+
+def test_effect_follows_packets_past_a_return_it_cannot_decide() -> None:
+    """NEW packets pass an unmodelled RETURN and are dropped either way: they change from DROP
+    to ACCEPT for sure (they were missing from the effect), and INVALID ones stay dropped."""
+    rs = parse_save(BEHIND_RETURN)
+    plan = plan_insert(rs, build_rule("ACCEPT", proto="tcp", dport="18745"))
+    assert [(str(c)) for c in plan.effect] == [
+        "tcp dport 18745 state NEW,UNTRACKED from any: DROP → ACCEPT"]
+    assert plan.commands == (
+        "iptables -I INPUT 3 -p tcp -m tcp --dport 18745 -m conntrack ! --ctstate INVALID "
+        "-j ACCEPT",)
+    asked = plan_insert(rs, build_rule("ACCEPT", proto="tcp", dport="18745",
+                                       state="NEW,INVALID"))
+    assert "ctstate" not in asked.commands[0] and any("INVALID" in str(c) for c in asked.effect)
+    opened = plan_insert(rs, build_rule("ACCEPT", proto="tcp", dport="18745"), open_invalid=True)
+    assert [str(c) for c in opened.effect] == [
+        "tcp dport 18745 state INVALID,NEW,UNTRACKED from any: DROP → ACCEPT"]
+
+
+def test_a_catch_all_reject_is_not_an_invalid_guard() -> None:
+    """Only a rule that drops INVALID state on purpose makes the plan add the guard."""
+    plan = plan_insert(parse_save(SEED), build_rule("ACCEPT", proto="tcp", dport="18745"))
+    assert plan.commands == ("iptables -I INPUT 10 -p tcp -m tcp --dport 18745 -j ACCEPT",)
+    assert "INVALID" in " ".join(str(c) for c in plan.effect)

@@ -246,3 +246,36 @@ def test_errors_in_an_included_file_name_that_file(tmp_path):
     with pytest.raises(ParseError) as info:
         load_policy(main)
     assert info.value.source == str(tmp_path / "part.yaml") and info.value.line == 6
+
+
+@pytest.mark.parametrize(("table", "chain", "rule"), [
+    ("mangle", "FORWARD", "-p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu"),
+    ("mangle", "POSTROUTING", "-p udp -m udp --dport 68 -j CHECKSUM --checksum-fill"),
+    ("raw", "PREROUTING", "-j CT --notrack"),
+    ("raw", "PREROUTING", "-j NOTRACK"),
+    ("raw", "PREROUTING", "-p tcp -m tcp --dport 21 -j CT --helper ftp"),
+    ("mangle", "PREROUTING", "-p tcp -j TPROXY --on-port 1 --on-ip 0.0.0.0 --tproxy-mark 0x1"),
+    ("filter", "INPUT", "-p tcp -j SYNPROXY --mss 1460"),
+])
+def test_targets_the_parser_accepts_are_accepted_by_the_policy(tmp_path, table, chain, rule):
+    """A stock home-router, Fedora or libvirt dump imported and loaded again (issue 13)."""
+    text = f"*{table}\n:{chain} ACCEPT [0:0]\n-A {chain} {rule}\nCOMMIT\n"
+    original = parse_save(text)
+    policy = load_policy(write(tmp_path, import_policy([original])))
+    assert strip_tw(compile_policy(policy)[4]).tables == original.tables
+
+
+def test_a_jump_to_a_missing_chain_is_still_refused(tmp_path):
+    text = SEED.replace("-j REJECT --reject-with icmp-host-prohibited", "-j NO-SUCH-CHAIN")
+    with pytest.raises(ParseError, match="neither a chain"):
+        load_policy(write(tmp_path, text))
+
+
+def test_import_names_rules_of_chains_with_odd_characters(tmp_path):
+    text = ("*filter\n:INPUT ACCEPT [0:0]\n:good~stuff - [0:0]\n:_x - [0:0]\n"
+            "-A INPUT -j good~stuff\n-A good~stuff -j ACCEPT\n-A _x -j DROP\nCOMMIT\n")
+    original = parse_save(text)
+    policy = load_policy(write(tmp_path, import_policy([original])))
+    names = [rule.name for _, _, rule in policy.rules()]
+    assert names == ["input-1", "good-stuff-1", "x-1"]
+    assert strip_tw(compile_policy(policy)[4]).tables == original.tables

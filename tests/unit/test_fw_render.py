@@ -20,6 +20,7 @@ from trustwall.firewall.render import (
     render_listing,
     render_rule,
     render_save,
+    rule_spec,
     save_string,
 )
 
@@ -177,3 +178,70 @@ def test_rendered_commands_recreate_the_rules() -> None:
                                    capture_output=True, text=True).stdout
             kernel = [line for line in saved.splitlines() if line.startswith("-A ")]
             assert sorted(kernel) == sorted(render_rule(r) for r in table.rules)
+
+
+def test_non_contiguous_masks_and_address_lists_read_as_the_kernel_keeps_them() -> None:
+    """Masked address and dotted mask back, as iptables-save prints them (the kernel check is
+    tests/conformance/test_fw_kernel_oracle.py::test_spellings_render_as_the_kernel_saves_them);
+    an address list in a restore file is one rule per address, sources outermost."""
+    text = ("*filter\n:INPUT ACCEPT [0:0]\n"
+            "-A INPUT -s 10.11.12.13/255.0.255.0 -j DROP\n"
+            "-A INPUT ! -d 2.3.4.5/255.255.0.255 -j DROP\n"
+            "-A INPUT -s 10.0.0.0/255.255.255.0 -j DROP\n"
+            "[3:4] -A INPUT -s 198.51.100.7,203.0.113.0/24 -d 192.0.2.1,192.0.2.2 -j ACCEPT\n"
+            "COMMIT\n")
+    assert [line for line in render_save(parse_save(text), counters=True).splitlines()
+            if "-A " in line] == [
+        "[0:0] -A INPUT -s 10.0.12.0/255.0.255.0 -j DROP",
+        "[0:0] -A INPUT ! -d 2.3.0.5/255.255.0.255 -j DROP",
+        "[0:0] -A INPUT -s 10.0.0.0/24 -j DROP",
+        "[3:4] -A INPUT -s 198.51.100.7/32 -d 192.0.2.1/32 -j ACCEPT",
+        "[3:4] -A INPUT -s 198.51.100.7/32 -d 192.0.2.2/32 -j ACCEPT",
+        "[3:4] -A INPUT -s 203.0.113.0/24 -d 192.0.2.1/32 -j ACCEPT",
+        "[3:4] -A INPUT -s 203.0.113.0/24 -d 192.0.2.2/32 -j ACCEPT",
+    ]
+    six = parse_save("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 2001:db8::1/ffff:ffff:0:ffff::"
+                     "\nCOMMIT\n", family=6)
+    assert "-A INPUT -s 2001:db8::/ffff:ffff:0:ffff::" in render_save(six)
+
+
+@pytest.mark.parametrize(("typed", "saved"), [
+    ('-m u32 --u32 "0>>22&0x3C@0>>16=0x50"', '-m u32 --u32 "0x0>>0x16&0x3c@0x0>>0x10=0x50"'),
+    ("-m statistic --mode random --probability 0.1",
+     "-m statistic --mode random --probability 0.10000000009"),
+    ("-m pkttype --pkt-type host", "-m pkttype --pkt-type unicast"),
+    ("-m limit --limit 3/hour --limit-burst 5", "-m limit --limit 3/hour"),
+    ("-m limit", "-m limit --limit 3/hour"),
+    ("-m limit --limit 60/min", "-m limit --limit 1/sec"),
+    ("-m conntrack --ctstatus CONFIRMED,EXPECTED", "-m conntrack --ctstatus EXPECTED,CONFIRMED"),
+    ("-m time --timestart 8:00", "-m time --timestart 08:00:00 --timestop 23:59:59 "
+     "--datestop 2038-01-19T03:14:07"),
+])
+def test_values_render_as_the_kernel_stores_them(typed: str, saved: str) -> None:
+    assert rule_spec(parse_rule_spec(typed, chain="INPUT")) == saved
+
+
+def test_ipv6header_names_come_from_etc_protocols() -> None:
+    rule = parse_rule_spec("-m ipv6header --header frag,hop,prot,60", chain="INPUT", family=6)
+    assert rule_spec(rule) == "-m ipv6header --header hop-by-hop,ipv6-opts,ipv6-frag,protocol"
+
+
+@pytest.mark.parametrize(("typed", "saved"), [
+    ('-m string --hex-string "|41 42|" --algo bm', '-m string --string "AB" --algo bm'),
+    ('-m string --hex-string "|0A|x" --algo bm', '-m string --hex-string "|0a78|" --algo bm'),
+    ("-m hashlimit --hashlimit 10/min --hashlimit-name a",
+     "-m hashlimit --hashlimit-upto 10/min --hashlimit-burst 5 --hashlimit-name a"),
+    ("-m hashlimit --hashlimit-upto 60/min --hashlimit-name a",
+     "-m hashlimit --hashlimit-upto 1/sec --hashlimit-burst 5 --hashlimit-name a "
+     "--hashlimit-htable-expire 60000"),
+])
+def test_string_and_hashlimit_as_the_kernel_stores_them(typed: str, saved: str) -> None:
+    assert rule_spec(parse_rule_spec(typed, chain="INPUT")) == saved
+
+
+def test_inserted_address_lists_end_up_reversed_as_in_the_kernel() -> None:
+    """``-I`` puts every expanded rule at the same place (checked in a namespace)."""
+    text = ("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 9.9.9.9\n"
+            "-I INPUT 1 -s 1.1.1.1,2.2.2.2\nCOMMIT\n")
+    assert [line for line in render_save(parse_save(text)).splitlines() if "-A" in line] == [
+        "-A INPUT -s 2.2.2.2/32", "-A INPUT -s 1.1.1.1/32", "-A INPUT -s 9.9.9.9/32"]

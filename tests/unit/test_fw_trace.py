@@ -326,3 +326,31 @@ def test_cli_bad_batch_line_is_exit_2(rules_file):
 def test_cli_needs_src_and_dst(rules_file):
     result = run_cli("-f", rules_file, "--dst", HOST)
     assert result.exit_code == 2
+
+
+def test_non_contiguous_mask_is_traced_exactly():
+    """``-s 10.0.0.0/255.0.255.0`` (the kernel loads it): second and last octet are free."""
+    ruleset = rs("*filter\n:INPUT ACCEPT [0:0]\n"
+                 "-A INPUT -s 10.11.12.13/255.0.255.0 -j DROP\nCOMMIT\n")
+    t = Tracer(ruleset, LOCAL)
+    for src, verdict in (("10.0.12.0", "DROP"), ("10.200.12.99", "DROP"),
+                         ("10.0.13.0", "ACCEPT"), ("11.0.12.0", "ACCEPT")):
+        assert t.trace(P(src, HOST, proto="udp", sport=1, dport=53)).verdict == verdict, src
+    negated = rs("*filter\n:INPUT ACCEPT [0:0]\n"
+                 "-A INPUT ! -s 10.0.0.0/255.0.255.0 -j DROP\nCOMMIT\n")
+    assert trace(negated, P("10.9.0.1", HOST, proto="udp", sport=1, dport=53),
+                 LOCAL).verdict == "ACCEPT"
+    assert trace(negated, P("10.9.1.1", HOST, proto="udp", sport=1, dport=53),
+                 LOCAL).verdict == "DROP"
+
+
+def test_reversed_udp_port_range_matches_no_port():
+    """iptables 1.8.9 loads ``-p udp --dport 60000:29`` (the TUM dumps have it): no port is in
+    it, so the rule never matches, and its negation matches every port."""
+    ruleset = rs("*filter\n:INPUT ACCEPT [0:0]\n"
+                 "-A INPUT -p udp -m udp --dport 60000:29 -j DROP\n"
+                 "-A INPUT -p udp -m udp ! --sport 60000:29 -j REJECT\nCOMMIT\n")
+    t = Tracer(ruleset, LOCAL)
+    for port in (29, 100, 60000):
+        r = t.trace(P("10.0.0.1", HOST, proto="udp", sport=port, dport=port))
+        assert decided(r) == ("REJECT", "INPUT", 2), port

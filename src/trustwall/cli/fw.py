@@ -12,7 +12,6 @@ import click
 
 from trustwall.cli.lazy import LazyGroup
 from trustwall.cli.output import emit, json_option, visible
-from trustwall.errors import EnvironmentMissing
 
 FW_COMMANDS: dict[str, tuple[str, str]] = {
     "trace": ("trustwall.cli.fw_trace:trace",
@@ -34,29 +33,7 @@ FW_COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class FwGroup(LazyGroup):
-    """A LazyGroup whose not-yet-installed subcommands fail with a one-line error when run."""
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.lazy:
-            module_name = self.lazy[cmd_name][0].split(":")[0]
-            try:
-                return super().get_command(ctx, cmd_name)
-            except (ModuleNotFoundError, AttributeError) as exc:
-                if isinstance(exc, ModuleNotFoundError) and exc.name not in (
-                        module_name, *_parents(module_name)):
-                    raise
-                raise EnvironmentMissing(
-                    f"'fw {cmd_name}' is not available in this build of trustwall") from None
-        return super().get_command(ctx, cmd_name)
-
-
-def _parents(module_name: str) -> list[str]:
-    parts = module_name.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts))]
-
-
-@click.group(cls=FwGroup, lazy=FW_COMMANDS)
+@click.group(cls=LazyGroup, lazy=FW_COMMANDS)
 def fw() -> None:
     """Read, explain and change the iptables firewall (IPv4 and IPv6)."""
 

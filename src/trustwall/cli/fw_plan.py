@@ -238,12 +238,29 @@ def _ruleset_or_policy(path: str, other):  # type: ignore[no-untyped-def]
     return _load(path, False, False, False)
 
 
+def _live_pairs(path: str, ipv6: bool) -> list[tuple[Any, Any]]:
+    """(live, file) rulesets to compare: with -6 the IPv6 side; else, for a policy, every
+    family it has (an ip6tables-only host's policy has no IPv4 part), for a save file IPv4."""
+    from trustwall.firewall.policy import is_policy_file, load_policy
+
+    families: tuple[int, ...] = (6,) if ipv6 else (4,)
+    if not ipv6 and is_policy_file(path):
+        families = load_policy(path).families() or (4,)
+    out = []
+    for family in families:
+        live = _load(None, True, family == 6, counters=False)
+        out.append((live, _ruleset_or_policy(path, live)))
+    return out
+
+
 def _show_diff(result) -> None:  # type: ignore[no-untyped-def]
     out = console()
     if not result.different:
         out.print("no packet changes verdict", markup=False)
     for hook in result.hooks:
-        out.print(f"{hook.table} {hook.hook}:", markup=False)
+        label = f"{hook.table} {hook.hook}" if hook.family == 4 else \
+            f"IPv{hook.family} {hook.table} {hook.hook}"
+        out.print(f"{label}:", markup=False)
         for change in hook.changes:
             out.print(f"  {change}", markup=False, soft_wrap=True)
         if hook.more:
@@ -260,20 +277,18 @@ def diff(live: bool, ipv6: bool, as_json: bool, files: tuple[str, ...]) -> None:
     """Semantic difference of two rulesets (A B, or the running firewall and B): the packets
     whose verdict changes, not a text diff. Exit 1 when they differ."""
     from trustwall.firewall import plan as api
+    from trustwall.firewall.policy import rule_changes
 
     if len(files) == 1:  # like every other fw command, the running firewall by default
-        a = _load(None, True, ipv6, counters=False)
-        b = _ruleset_or_policy(files[0], a)
+        pairs = _live_pairs(files[0], ipv6)
     elif not live and len(files) == 2:
         a = _ruleset_or_policy(files[0], None)
-        b = _ruleset_or_policy(files[1], a)
+        pairs = [(a, _ruleset_or_policy(files[1], a))]
     else:
         raise BadInput("give two files (A B), or one file to compare with the running "
                        "firewall")
-    result = api.diff(a, b)
-    from trustwall.firewall.policy import rule_changes
-
-    names = rule_changes(a, b)
+    result = api.Diff(tuple(h for a, b in pairs for h in api.diff(a, b).hooks))
+    names = [line for a, b in pairs for line in rule_changes(a, b)]
     emit({"different": result.different, "hooks": result.hooks, "rules": names},
          lambda _: (_show_diff(result),
                     [console().print(line, markup=False, soft_wrap=True) for line in names]))

@@ -58,14 +58,6 @@ _TARGET_PLACES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # therefore inhibited.'
     "DROP": (frozenset({"raw", "mangle", "filter", "security"}), frozenset(HOOKS)),
 }
-#: Target extensions of the kernel that the extension table may not list (jumps to these are
-#: not "missing chains").
-_KNOWN_TARGETS = frozenset({
-    "NOTRACK", "TRACE", "CT", "AUDIT", "CHECKSUM", "CLASSIFY", "CONNMARK", "CONNSECMARK",
-    "DSCP", "ECN", "HL", "HMARK", "IDLETIMER", "LED", "LOG", "MARK", "NFLOG", "NFQUEUE",
-    "RATEEST", "SECMARK", "SET", "TCPMSS", "TCPOPTSTRIP", "TEE", "TOS", "TTL", "ULOG",
-    "MIRROR", "SAME", "CLUSTERIP", "REJECT", "RETURN", "ACCEPT", "DROP", "QUEUE",
-})
 _NO_IN = frozenset({"OUTPUT", "POSTROUTING"})  # "Can't use -i with OUTPUT" (iptables)
 _NO_OUT = frozenset({"PREROUTING", "INPUT"})
 _REDUNDANT_BUDGET = 200  # pieces traced per rule before giving up on a "redundant" claim
@@ -161,8 +153,7 @@ def _structure(ruleset: Ruleset, now: dt.datetime) -> list[Finding]:
                     "chains), so none of its rules ever sees a packet"))
             for number, rule in enumerate(chain.rules, 1):
                 t = rule.target_name
-                if t and not (_is_user_target(table, t) or t in ext.TARGETS
-                              or t in TERMINATING_TARGETS or t in _KNOWN_TARGETS):
+                if t and not (_is_user_target(table, t) or t in ext.TARGET_NAMES):
                     if table.chain(t) is not None:
                         out.append(Finding(
                             "invalid", table.name, chain.name, number, _text(rule),
@@ -266,10 +257,13 @@ def _shadow_pass(flat: FlatChain, results: dict, partial: list[str]) -> set[int]
     owner: list[int] = []
     shadowed: set[int] = set()
     witnesses = _Witnesses()
+    returns: list[FlatRule] = []
     for pos, r in enumerate(flat.rules):
         key = (flat.table, r.origin.chain, r.origin.number)
         res = results[key]
         res.copies += 1
+        if r.action == "RETURN":
+            returns.append(r)
         blockers: set[int] = set()
         covered = True
         for q in r.may.cubes:
@@ -289,6 +283,8 @@ def _shadow_pass(flat: FlatChain, results: dict, partial: list[str]) -> set[int]
         if covered:
             shadowed.add(pos)
             blocking = [flat.rules[i] for i in sorted(blockers)]
+            if not blocking and not r.may:
+                blocking = _returns_before(r, returns, flat)
             diff = r.terminal and any(b.action != r.action for b in blocking)
             res.shadowed.append((blocking, diff))
         if r.terminal:
@@ -296,6 +292,16 @@ def _shadow_pass(flat: FlatChain, results: dict, partial: list[str]) -> set[int]
                 index.add(c)
                 owner.append(pos)
     return shadowed
+
+
+def _returns_before(r: FlatRule, returns: list[FlatRule], flat: FlatChain) -> list[FlatRule]:
+    """The RETURNs of the same chain call that take some of the packets ``r`` matches (its
+    path conditions and RETURNs left it none)."""
+    own = sp.Space(flat.universe, rule_space(r.origin.rule, flat.universe).may)
+    if not own:
+        return []  # its own matches exclude every packet: nothing took them
+    return [ret for ret in returns if ret.origin.chain == r.origin.chain
+            and ret.path == r.path and ret.may & own]
 
 
 def _redundant_pass(flat: FlatChain, results: dict, shadowed: set[int]) -> None:
@@ -328,6 +334,11 @@ def _report_coverage(ruleset: Ruleset, results: dict, after: set[tuple[str, str,
             if not blocking:
                 why = ("no packet can reach it: the conditions of the jumps or RETURNs before "
                        "it (or its own matches) exclude every packet")
+            elif all(b.action == "RETURN" for b in blocking):
+                diff = False
+                rules = "rule" if len(labels) == 1 else "rules"
+                why = (f"no packet can reach it: the RETURN in {rules} {_numbers(labels)} "
+                       "sends every packet it matches back to the calling chain first")
             else:
                 why = (f"never matches: {'rule' if len(labels) == 1 else 'rules'} "
                        f"{_numbers(labels)} {'decides' if len(labels) == 1 else 'together decide'}"

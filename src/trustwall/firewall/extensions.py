@@ -12,6 +12,7 @@ Spec mini-language for one option: ``name[/alias...][=nargs][:kind]``; nargs is 
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,14 +112,15 @@ def port(text: str) -> int:
     return _service(text)
 
 
-def port_range(text: str, *, keep_full: bool = False) -> str:
-    """``1024:`` -> ``1024:65535``, ``4:4`` -> ``4``, ``:`` -> ``0:65535``."""
+def port_range(text: str, *, keep_full: bool = False, reversed_ok: bool = False) -> str:
+    """``1024:`` -> ``1024:65535``, ``4:4`` -> ``4``, ``:`` -> ``0:65535``. ``reversed_ok``:
+    the extension keeps ``60000:29`` (udp, dccp, conntrack in 1.8.9; it matches no port)."""
     if ":" not in text:
         return str(port(text))
     a, _, b = text.partition(":")
     lo = port(a) if a else 0
     hi = port(b) if b else 65535
-    if lo > hi:
+    if lo > hi and not reversed_ok:
         raise BadValue(f"invalid port range {text!r} (start after end)")
     return str(lo) if lo == hi else f"{lo}:{hi}"
 
@@ -264,7 +266,14 @@ LIMIT_UNITS = {"s": "sec", "sec": "sec", "second": "sec", "m": "min", "min": "mi
                "minute": "min", "h": "hour", "hour": "hour", "d": "day", "day": "day"}
 
 
+# libxt_limit: the kernel keeps the rate as a period in 1/10000 s (XT_LIMIT_SCALE).
+_LIMIT_SCALE = {"day": 10000 * 86400, "hour": 10000 * 3600, "min": 10000 * 60, "sec": 10000}
+
+
 def limit_rate(text: str) -> str:
+    """The rate as iptables-save prints it back: ``n/unit`` becomes the period the kernel
+    stores (scale // n), printed in the largest unit that keeps it whole (``60/min`` ->
+    ``1/sec``, ``24/day`` -> ``1/hour``), as libxt_limit's print_rate does."""
     num, slash, unit = text.partition("/")
     n = _int(num, 1)
     if slash:
@@ -274,7 +283,185 @@ def limit_rate(text: str) -> str:
             raise BadValue(f"bad rate {text!r}")
     else:
         u = "sec"
-    return f"{n}/{u}"
+    period = _LIMIT_SCALE[u] // n
+    if period == 0:
+        raise BadValue(f"rate too fast {text!r}")
+    return _print_rate(period, _LIMIT_SCALE)[0]
+
+
+def _print_rate(period: int, scale: dict[str, int]) -> tuple[str, str]:
+    """(rate, unit) as libxt_limit/libxt_hashlimit print a stored period: the largest unit in
+    which it is a whole number of packets."""
+    units = list(scale.items())
+    i = 1
+    while i < len(units) and not (period > units[i][1]
+                                  or units[i][1] // period < units[i][1] % period):
+        i += 1
+    name, mult = units[i - 1]
+    return f"{mult // period}/{name}", name
+
+
+# libxt_hashlimit (revision 2 and later): periods in 1/1000000 s.
+_HASHLIMIT_SCALE = {"day": 1000000 * 86400, "hour": 1000000 * 3600, "min": 1000000 * 60,
+                    "sec": 1000000}
+_UNIT_SECONDS = {"day": 86400, "hour": 3600, "min": 60, "sec": 1}
+
+
+def hashlimit_rate(text: str) -> tuple[str, int, int] | None:
+    """A packet rate as ip(6)tables-save prints it back, with the default --hashlimit-htable-
+    expire (ms) of the unit typed and of the unit printed (the kernel's default is the typed
+    unit; save prints the expiry when it is not the printed one). None for a byte rate."""
+    num, slash, unit = text.partition("/")
+    if not num.isdigit() or not slash:
+        return None
+    u = next((v for k, v in LIMIT_UNITS.items() if k.startswith(unit) or (unit.startswith(k)
+              and unit in (k, k + "s"))), None)
+    if u is None:
+        raise BadValue(f"bad rate {text!r}")
+    n = _int(num, 1)
+    period = _HASHLIMIT_SCALE[u] // n
+    if period == 0:
+        raise BadValue(f"rate too fast {text!r}")
+    rate, printed = _print_rate(period, _HASHLIMIT_SCALE)
+    return rate, _UNIT_SECONDS[u] * 1000, _UNIT_SECONDS[printed] * 1000
+
+
+def probability(text: str) -> str:
+    """libxt_statistic keeps ``--probability`` as a 31-bit fraction and prints it with 11
+    decimals: ``0.1`` comes back as ``0.10000000009``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadValue(f"bad probability {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise BadValue(f"probability {text!r} is not between 0 and 1")
+    return f"{round(0x80000000 * value) / 0x80000000:.11f}"
+
+
+_U32_OPS = {"&": "&", "<<": "<<", ">>": ">>", "@": "@"}
+
+
+def u32(text: str) -> str:
+    """A u32 test in the kernel's spelling (libxt_u32's dump): every number in hex, no spaces,
+    ``0>>22&0x3C@0>>16=0x50`` -> ``0x0>>0x16&0x3c@0x0>>0x10=0x50``."""
+    out = []
+    for test in text.split("&&"):
+        location, eq, values = test.partition("=")
+        if not eq:
+            raise BadValue(f"u32: missing '=' in {test.strip()!r}")
+        words = [w for w in re.split(r"\s*(<<|>>|&|@)\s*", location.strip())]
+        if len(words) % 2 == 0 or len(words) > 21:
+            raise BadValue(f"u32: bad location {location.strip()!r}")
+        parts = [f"{_int(words[0].strip()):#x}"]
+        for op, num in zip(words[1::2], words[2::2], strict=True):
+            parts.append(_U32_OPS[op] + f"{_int(num.strip()):#x}")
+        ranges = []
+        for item in values.split(","):
+            lo, colon, hi = item.strip().partition(":")
+            a = _int(lo.strip())
+            b = _int(hi.strip()) if colon else a
+            ranges.append(f"{a:#x}" if a == b else f"{a:#x}:{b:#x}")
+        if len(ranges) > 10:
+            raise BadValue("u32: too many value ranges")
+        out.append("".join(parts) + "=" + ",".join(ranges))
+    if len(out) > 10:
+        raise BadValue("u32: too many tests")
+    return "&&".join(out).replace("0x0x", "0x")
+
+
+PKT_TYPES = {"unicast": "unicast", "host": "unicast", "broadcast": "broadcast",
+             "multicast": "multicast", "otherhost": "otherhost"}
+
+
+def pkt_type(text: str) -> str:
+    """libxt_pkttype keeps ``host`` as PACKET_HOST, which it prints as ``unicast``."""
+    value = PKT_TYPES.get(text.lower())
+    if value is None:
+        raise BadValue(f"bad packet type {text!r}")
+    return value
+
+
+def daytime(text: str) -> str:
+    """libxt_time keeps a time of day in seconds and prints it as HH:MM:SS."""
+    m = re.fullmatch(r"(\d{1,2}):(\d{1,2})(?::(\d{1,2}))?", text)
+    if m is None or int(m[1]) > 23 or int(m[2]) > 59 or int(m[3] or 0) > 59:
+        raise BadValue(f"invalid time {text!r}")
+    return f"{int(m[1]):02d}:{int(m[2]):02d}:{int(m[3] or 0):02d}"
+
+
+def date(text: str) -> str:
+    """YYYY[-MM[-DD[Thh[:mm[:ss]]]]] as libxt_time prints it back (missing parts zero)."""
+    m = re.fullmatch(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2})(?:T(\d{1,2})(?::(\d{1,2})"
+                     r"(?::(\d{1,2}))?)?)?)?)?", text)
+    if m is None or not 1970 <= int(m[1]) <= 2038:
+        raise BadValue(f"invalid date {text!r}")
+    mo, d = int(m[2] or 1), int(m[3] or 1)
+    h, mi, sec = int(m[4] or 0), int(m[5] or 0), int(m[6] or 0)
+    if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and sec < 60):
+        raise BadValue(f"invalid date {text!r}")
+    return f"{m[1]}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{sec:02d}"
+
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def weekdays(text: str) -> str:
+    days = set()
+    for word in text.split(","):
+        if word.isdigit() and 1 <= int(word) <= 7:
+            days.add(int(word) - 1)
+            continue
+        hit = [i for i, d in enumerate(WEEKDAYS) if d.lower() == word.lower()[:3]]
+        if not hit or len(word) < 2:
+            raise BadValue(f"no, the day {word!r} is neither a number nor a day name")
+        days.add(hit[0])
+    return ",".join(WEEKDAYS[i] for i in sorted(days))
+
+
+def monthdays(text: str) -> str:
+    days = sorted({_int(w, 1, 31) for w in text.split(",")})
+    return ",".join(str(d) for d in days)
+
+
+CT_STATUS = ("EXPECTED", "SEEN_REPLY", "ASSURED", "CONFIRMED")  # the kernel's print order
+
+
+def ct_status(text: str) -> str:
+    names = {w.upper() for w in text.split(",")}
+    if names - {*CT_STATUS, "NONE"}:
+        raise BadValue(f"bad ctstatus {text!r}")
+    return ",".join(n for n in CT_STATUS if n in names) or "NONE"
+
+
+# libip6t_ipv6header: name -> header number, and its print order (bit order of the mask).
+_IP6_HEADERS = {"hop-by-hop": 0, "hop": 0, "dst": 60, "route": 43, "frag": 44, "auth": 51,
+                "esp": 50, "none": 59, "prot": 255, "protocol": 255}
+_IP6_HEADER_ORDER = (0, 60, 43, 44, 51, 50, 59, 255)
+
+
+def ip6_headers(text: str) -> str:
+    """The header list as ip6tables-save prints it: in the extension's bit order, each named
+    from /etc/protocols (``ipv6-frag``), else by the extension's own word (``hop-by-hop``,
+    ``protocol``)."""
+    from trustwall.firewall.parse import protocol_name, protocol_number
+
+    numbers = set()
+    for word in text.split(","):
+        n = _IP6_HEADERS.get(word.lower())
+        if n is None:
+            try:
+                n = protocol_number(word)
+            except BadValue:
+                n = None
+        if n not in _IP6_HEADER_ORDER:
+            raise BadValue(f"unknown header {word!r} specified")
+        numbers.add(n)
+    names = []
+    for n in _IP6_HEADER_ORDER:
+        if n in numbers:
+            name = protocol_name(n) if n != 0 else "hop-by-hop"
+            names.append("protocol" if name == str(n) else name)
+    return ",".join(names)
 
 
 LOG_LEVELS = {"emerg": 0, "panic": 0, "alert": 1, "crit": 2, "err": 3, "error": 3, "warn": 4,
@@ -440,8 +627,17 @@ def connbytes(text: str) -> str:
     return f"{lo}:{hi}"
 
 
+# libip6t_mh's names for mobility header types (long and short forms)
+MH_TYPES = {"binding-refresh-request": 0, "brr": 0, "home-test-init": 1, "hoti": 1,
+            "careof-test-init": 2, "coti": 2, "home-test": 3, "hot": 3, "careof-test": 4,
+            "cot": 4, "binding-update": 5, "bu": 5, "binding-acknowledgement": 6, "ba": 6,
+            "binding-error": 7, "be": 7}
+
+
 def mh_range(text: str) -> str:
-    return _range(text, 255)
+    """``binding-update`` -> ``5``; ``a:b`` ranges of numbers or names."""
+    return _range(":".join(str(MH_TYPES.get(p.lower(), p)) if p else p
+                           for p in text.split(":")), 255)
 
 
 def queue_range(text: str) -> str:
@@ -493,14 +689,17 @@ def protonum(text: str) -> str:
 
 
 CANON: dict[str, Callable[[str], str]] = {
-    "raw": str, "port": lambda t: str(port(t)), "portrange": port_range, "portlist": port_list,
+    "raw": str, "port": lambda t: str(port(t)), "portrange": port_range,
+    "anyportrange": lambda t: port_range(t, reversed_ok=True), "portlist": port_list,
     "states": states, "flags": tcp_flag_set, "mark": hexmark,
     "xmark": lambda t: hexmark(t, default_mask=True), "icmp": icmp_type,
     "icmp6": icmp6_type, "mac": mac, "iprange": iprange, "rate": limit_rate,
     "loglevel": log_level, "str": string_value, "uint": uint, "intrange": int_range,
     "protonum": protonum, "spirange": spi_range, "lenrange": len_range, "user": user,
     "group": group, "natports": nat_ports, "natto": nat_to, "qstr": quoted,
-    "addrtypes": addr_types, "xmask": lambda t: f"{_int(t):#x}",
+    "addrtypes": addr_types, "probability": probability, "u32": u32, "pkttype": pkt_type,
+    "ctstatus": ct_status, "daytime": daytime, "date": date, "weekdays": weekdays,
+    "monthdays": monthdays, "ip6headers": ip6_headers, "xmask": lambda t: f"{_int(t):#x}",
     "u8": lambda t: str(_int(t, 0, 255)), "u16": lambda t: str(_int(t, 0, 65535)),
     "u8nz": lambda t: str(_int(t, 1, 255)), "u64": lambda t: str(_int(t, 0, 2**64 - 1)),
     "dscp": dscp, "tos": tos, "connbytes": connbytes, "mhrange": mh_range,
@@ -511,7 +710,7 @@ CANON: dict[str, Callable[[str], str]] = {
 #: Values that iptables-save prints through xtables_save_string (quoted when not a plain word).
 STRING_KINDS = frozenset({"str"})
 #: Values that iptables-save always prints in double quotes (string, LED, cgroup, connlabel).
-QUOTED_KINDS = frozenset({"qstr"})
+QUOTED_KINDS = frozenset({"qstr", "u32"})
 
 #: (module, option) -> value meaning "everything"; dropped from the save form unless negated.
 DROP_FULL = {("tcp", "sport"): "0:65535", ("tcp", "dport"): "0:65535",
@@ -524,7 +723,7 @@ DROP_FULL = {("tcp", "sport"): "0:65535", ("tcp", "dport"): "0:65535",
 MATCHES: dict[str, ExtSpec] = {s.name: s for s in (
     _spec("tcp", "sport/source-port:portrange dport/destination-port:portrange "
                  "tcp-option:uint tcp-flags=2:flags syn=0", proto=("tcp",)),
-    _spec("udp", "sport/source-port:portrange dport/destination-port:portrange",
+    _spec("udp", "sport/source-port:anyportrange dport/destination-port:anyportrange",
           proto=("udp",)),
     _spec("udplite", "sport/source-port:portrange dport/destination-port:portrange",
           proto=("udplite",)),
@@ -533,8 +732,8 @@ MATCHES: dict[str, ExtSpec] = {s.name: s for s in (
           proto=("tcp", "udp", "udplite", "sctp", "dccp")),
     _spec("state", "state:states", required=("state",)),
     _spec("conntrack", "ctstate:states ctproto:protonum ctorigsrc ctorigdst ctreplsrc "
-                       "ctrepldst ctorigsrcport:portrange ctorigdstport:portrange "
-                       "ctreplsrcport:portrange ctrepldstport:portrange ctstatus "
+                       "ctrepldst ctorigsrcport:anyportrange ctorigdstport:anyportrange "
+                       "ctreplsrcport:anyportrange ctrepldstport:anyportrange ctstatus:ctstatus "
                        "ctexpire:intrange ctdir",
           required=("ctstate", "ctproto", "ctorigsrc", "ctorigdst", "ctreplsrc", "ctrepldst",
                     "ctorigsrcport", "ctorigdstport", "ctreplsrcport", "ctrepldstport",
@@ -551,17 +750,17 @@ MATCHES: dict[str, ExtSpec] = {s.name: s for s in (
     _spec("limit", "limit:rate limit-burst:uint"),
     _spec("physdev", "physdev-is-in=0 physdev-in physdev-is-out=0 physdev-out "
                      "physdev-is-bridged=0"),
-    _spec("pkttype", "pkt-type", required=("pkt-type",)),
+    _spec("pkttype", "pkt-type:pkttype", required=("pkt-type",)),
     _spec("addrtype", "src-type:addrtypes dst-type:addrtypes limit-iface-in=0 "
                       "limit-iface-out=0"),
     _spec("length", "length:lenrange", required=("length",)),
     _spec("sctp", "sport/source-port:portrange dport/destination-port:portrange "
                   "chunk-types=2", proto=("sctp",)),
-    _spec("statistic", "mode probability every:uint packet:uint", required=("mode",)),
+    _spec("statistic", "mode probability:probability every:uint packet:uint", required=("mode",)),
     _spec("cluster", "cluster-local-nodemask cluster-total-nodes:uint cluster-hash-seed "
                      "cluster-local-node:uint",
           required=("cluster-total-nodes",)),
-    _spec("dccp", "sport/source-port:portrange dport/destination-port:portrange dccp-types "
+    _spec("dccp", "sport/source-port:anyportrange dport/destination-port:anyportrange dccp-types "
                   "dccp-option:u8", proto=("dccp",)),
     _spec("esp", "espspi:spirange", proto=("esp",)),
     _spec("ah", "ahspi:spirange ahlen:uint ahres=0"),
@@ -574,7 +773,7 @@ MATCHES: dict[str, ExtSpec] = {s.name: s for s in (
     _spec("quota", "quota:u64", required=("quota",)),
     _spec("dscp", "dscp:dscp dscp-class:dscp", required=("dscp", "dscp-class")),
     _spec("tos", "tos:tos", required=("tos",)),
-    _spec("hashlimit", "hashlimit-upto hashlimit-above hashlimit-burst hashlimit-mode "
+    _spec("hashlimit", "hashlimit-upto/hashlimit hashlimit-above hashlimit-burst hashlimit-mode "
                        "hashlimit-name hashlimit-htable-size:uint hashlimit-htable-max:uint "
                        "hashlimit-htable-gcinterval:uint hashlimit-htable-expire:uint "
                        "hashlimit-srcmask:uint hashlimit-dstmask:uint hashlimit-rate-match=0 "
@@ -582,7 +781,11 @@ MATCHES: dict[str, ExtSpec] = {s.name: s for s in (
           required=("hashlimit-name",)),
     _spec("connbytes", "connbytes:connbytes connbytes-mode connbytes-dir",
           required=("connbytes",)),
-    _spec("u32", "u32:qstr", required=("u32",)),
+    _spec("u32", "u32:u32", required=("u32",)),
+    _spec("time", "timestart:daytime timestop:daytime monthdays:monthdays weekdays:weekdays "
+                  "datestart:date datestop:date utc=0 kerneltz/localtz=0 contiguous=0"),
+    _spec("devgroup", "src-group:mark dst-group:mark", required=("src-group", "dst-group")),
+    _spec("ipv6header", "header:ip6headers soft=0", family=6, required=("header",)),
     _spec("ipvs", "ipvs=0 vproto:protonum vaddr:addrmask vport:port vdir vmethod "
                   "vportctl:port"),
     _spec("connlimit", "connlimit-upto:uint connlimit-above:uint connlimit-mask:uint "
@@ -624,4 +827,15 @@ TARGETS: dict[str, ExtSpec] = {s.name: s for s in (
                      "queue-cpu-fanout=0", family=0),
     _spec("LED", "led-trigger-id:qstr led-delay led-always-blink=0"),
     _spec("MARK", "set-xmark:xmark set-mark:xmark and-mark:uint or-mark:uint xor-mark:uint"),
+    _spec("SYNPROXY", "sack-perm=0 timestamp=0 wscale:u8 mss:u16 ecn=0"),
 )}
+
+#: Every target extension name iptables 1.8.9 can load (``-j NAME`` that is not a chain): the
+#: ones above with modelled options plus those the parser keeps opaque. The policy compiler and
+#: lint ask this one set whether a jump names a target or a (missing) chain.
+TARGET_NAMES: frozenset[str] = frozenset(TARGETS) | frozenset({
+    "ACCEPT", "DROP", "RETURN", "QUEUE",
+    "AUDIT", "CHECKSUM", "CLASSIFY", "CLUSTERIP", "CONNSECMARK", "CT", "DNPT", "ECN", "HMARK",
+    "IDLETIMER", "NOTRACK", "RATEEST", "SECMARK", "SET", "SNPT", "SYNPROXY", "TCPMSS",
+    "TCPOPTSTRIP", "TEE", "TPROXY", "TRACE", "ULOG", "MIRROR", "SAME", "TARPIT",
+})

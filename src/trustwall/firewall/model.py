@@ -122,24 +122,50 @@ class Counters:
 
 @dataclass(frozen=True)
 class Address:
-    """A ``-s``/``-d`` network, possibly negated (``! -s 10.0.0.0/8``)."""
+    """A ``-s``/``-d`` network, possibly negated (``! -s 10.0.0.0/8``).
+
+    A non-contiguous mask (``-s 10.0.0.0/255.0.255.0``, which the kernel loads) sets ``mask``
+    to (value, mask) as integers, value already masked; ``network`` is then the widest CIDR
+    network holding every matching address (the mask's leading ones): a sound superset for
+    code that reasons in CIDR intervals. :meth:`matches` and the trace are exact.
+    """
 
     network: IPNetwork
     negated: bool = False
+    mask: tuple[int, int] | None = None
+
+    @classmethod
+    def masked(cls, addr: IPAddress, mask: IPAddress, *, negated: bool = False) -> Address:
+        m = int(mask)
+        bits = mask.max_prefixlen
+        value = int(addr) & m
+        lead = bits - (~m & ((1 << bits) - 1)).bit_length()
+        base = value >> (bits - lead) << (bits - lead)
+        cover = ipaddress.ip_network((base, lead)) if addr.version == 4 else \
+            ipaddress.IPv6Network((base, lead))
+        if lead == bits:  # contiguous after all
+            return cls(cover, negated)
+        return cls(cover, negated, (value, m))
 
     def matches(self, addr: IPAddress) -> bool:
+        if self.mask is not None:
+            return ((int(addr) & self.mask[1]) == self.mask[0]) != self.negated
         return (addr in self.network) != self.negated
 
     @property
     def text(self) -> str:
-        """The save form, always with a prefix length (``10.0.0.1/32``), as iptables-save prints."""
+        """The save form, always with a prefix length (``10.0.0.1/32``), as iptables-save prints;
+        a non-contiguous mask in address form (``10.0.12.0/255.0.255.0``)."""
+        if self.mask is not None:
+            cls = type(self.network.network_address)
+            return f"{address_text(cls(self.mask[0]))}/{address_text(cls(self.mask[1]))}"
         return f"{address_text(self.network.network_address)}/{self.network.prefixlen}"
 
     @property
     def short(self) -> str:
         """The ``iptables -L`` form: a host address without its full-length mask."""
         net = self.network
-        if net.prefixlen == net.max_prefixlen:
+        if net.prefixlen == net.max_prefixlen and self.mask is None:
             return address_text(net.network_address)
         return self.text
 
@@ -285,11 +311,14 @@ _PORT_MODULES = frozenset({"tcp", "udp", "udplite", "sctp", "dccp", "multiport"}
 
 
 def parse_port_list(text: str) -> tuple[PortRange, ...]:
-    """``22,80,1000:2000`` -> port ranges (values are already canonical numbers)."""
+    """``22,80,1000:2000`` -> port ranges (values are already canonical numbers). A reversed
+    range (``60000:29``, which udp, dccp and conntrack load) holds no port: it is left out."""
     out = []
     for part in text.split(","):
         first, _, last = part.partition(":")
-        out.append(PortRange(int(first), int(last) if last else int(first)))
+        r = PortRange(int(first), int(last) if last else int(first))
+        if r.first <= r.last:
+            out.append(r)
     return tuple(out)
 
 

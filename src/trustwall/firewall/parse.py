@@ -32,6 +32,7 @@ from trustwall.firewall.model import (
     Chain,
     Counters,
     Interface,
+    IPAddress,
     Match,
     Option,
     Protocol,
@@ -155,7 +156,9 @@ def tokenize(line: str) -> list[str]:
 
 
 @lru_cache(maxsize=65536)
-def _network(text: str, family: int) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+def _network(text: str, family: int
+             ) -> ipaddress.IPv4Network | ipaddress.IPv6Network | tuple[IPAddress, IPAddress]:
+    """The network of ``-s``/``-d``; (address, mask) for a non-contiguous mask."""
     addr, slash, mask = text.partition("/")
     try:
         ip = ipaddress.ip_address(addr)
@@ -173,7 +176,15 @@ def _network(text: str, family: int) -> ipaddress.IPv4Network | ipaddress.IPv6Ne
     try:
         return ipaddress.ip_network(f"{ip}/{mask}", strict=False)
     except ValueError:
-        raise ext.BadValue(f"invalid or non-contiguous mask {mask!r}") from None
+        pass
+    try:
+        bits = ipaddress.ip_address(mask)
+    except ValueError:
+        raise ext.BadValue(f"invalid mask {mask!r}") from None
+    if bits.version != family:
+        raise ext.BadValue(f"invalid mask {mask!r}")
+    # a non-contiguous mask (255.0.255.0): the kernel keeps address & mask and the mask
+    return ip, bits  # type: ignore[return-value]
 
 
 @dataclass
@@ -539,6 +550,9 @@ class _RuleReader:
                     net = _network(text, self.family)
                 except ext.BadValue as exc:
                     raise self.fail(str(exc), text) from None
+                if isinstance(net, tuple):
+                    addrs[key] = Address.masked(*net, negated=neg)
+                    continue
                 if neg and net.prefixlen == 0:
                     # nft cannot express "not any address" (QUIRKS)
                     raise self.fail("cannot negate the whole address space", text)
@@ -570,11 +584,24 @@ class _RuleReader:
             pass
         return Protocol(name, neg)
 
+    def _check_match(self, module: str, options: list[Option], proto: Protocol | None) -> None:
+        """The match's final check (its own, and the kernel's checkentry on -p)."""
+        problem = _match_problem(module, options, self.chain)
+        if module == "ah" and self.family == 4 and (proto is None or proto.name != "ah"):
+            problem = "match 'ah' needs -p ah"
+        if module in ("ecn", "osf") and (proto is None or proto.name != "tcp") and (
+                module == "osf" or {o.name for o in options} & {"ecn-tcp-cwr", "ecn-tcp-ece"}):
+            problem = f"match '{module}' needs -p tcp"  # the kernel's checkentry
+        if problem is not None:
+            raise self.fail(problem, module)
+
     def _finish_match(self, item: _Ext, proto: Protocol | None) -> Match:
         spec = item.spec
         if spec is None:
             if self.strict and not item.options and item.name not in _BARE_MATCHES:
                 raise self.fail(f"match {item.name!r} needs an option", item.name)
+            if self.strict:
+                self._check_match(item.name, item.options, proto)
             return Match(item.name, tuple(item.options))
         given = {o.name for o in item.options}
         if spec.required and not given & set(spec.required):
@@ -588,7 +615,8 @@ class _RuleReader:
         if item.name == "tcp":
             options = _finish_tcp(options)
         elif item.name == "string":
-            options = [o for o in options if not (o.name == "from" and o.values == ("0",))
+            options = [_finish_string_pattern(o) for o in options
+                       if not (o.name == "from" and o.values == ("0",))
                        and not (o.name == "to" and o.values == ("65535",))]
         elif item.name == "connlimit":
             options = _with_defaults(options, [
@@ -617,6 +645,7 @@ class _RuleReader:
                         "hashlimit-dstmask": full}
             options = [o for o in options if o.name not in defaults
                        or defaults[o.name] != o.value]
+            options = _finish_hashlimit_rate(options)
             rate = next(o.value or "" for o in options
                         if o.name in ("hashlimit-upto", "hashlimit-above"))
             if "b/" not in rate:  # a byte rate has no default burst to print
@@ -634,14 +663,16 @@ class _RuleReader:
                 options = [mask if o is node else o for o in options]
         elif item.name == "dscp":
             options = [Option("dscp", o.negated, o.values) for o in options]
+        elif item.name == "time":
+            options = _finish_time(options)
+        elif item.name == "limit":
+            # libxt_limit prints its rate always (default 3/hour) and the burst unless 5
+            options = _with_defaults([o for o in options if not (
+                o.name == "limit-burst" and o.values == ("5",))], [("limit", ("3/hour",))])
         elif item.name == "multiport" and len({"sports", "dports", "ports"} & given) > 1:
             raise self.fail("multiport can only have one option", item.name)
         if self.strict:
-            problem = _match_problem(item.name, options, self.chain)
-            if item.name == "ah" and self.family == 4 and (proto is None or proto.name != "ah"):
-                problem = "match 'ah' needs -p ah"
-            if problem is not None:
-                raise self.fail(problem, item.name)
+            self._check_match(item.name, options, proto)
         if len(options) > 1:
             order = ext.save_order(spec)
             options.sort(key=lambda o: order.get(o.name, len(order)))
@@ -741,8 +772,17 @@ def _target_problem(name: str, options: list[Option], proto: Protocol | None) ->
         if opt is not None and any(v in ("0", "1", "eol", "nop")
                                    for v in (opt.value or "").split(",")):
             return "TCPOPTSTRIP cannot strip EOL or NOP"
-    if name in ("SNPT", "DNPT") and not {"src-pfx", "dst-pfx"} <= given.keys():
-        return f"{name} needs --src-pfx and --dst-pfx"
+    if name in ("SNPT", "DNPT"):
+        if not {"src-pfx", "dst-pfx"} <= given.keys():
+            return f"{name} needs --src-pfx and --dst-pfx"
+        if any("/" not in (given[k].value or "") for k in ("src-pfx", "dst-pfx")):
+            return f"{name}: --src-pfx and --dst-pfx need a prefix length"
+    if name == "SYNPROXY" and (proto is None or proto.name != "tcp" or proto.negated):
+        return "SYNPROXY needs -p tcp"  # the kernel's checkentry (RULE_APPEND failed)
+    zone = given.get("zone")
+    if name == "CT" and zone is not None and zone.value != "mark" and not (
+            (zone.value or "").isdigit() and int(zone.value or "0") <= 65535):
+        return f"CT: cannot parse {zone.value} as a zone ID"
     return None
 
 
@@ -798,18 +838,66 @@ def _match_problem(module: str, options: list[Option], chain: str) -> str | None
     elif module == "frag" and {"fraglast", "fragmore"} <= given.keys():
         return "frag: --fraglast and --fragmore exclude each other"
     elif module == "string":
-        pattern = given.get("string") or given.get("hex-string")
-        if pattern is not None and len(pattern.value or "") > 128:
+        text = given["string"].value if "string" in given else None
+        if text is None and "hex-string" in given:  # "|0a0b|" after _finish_string_pattern
+            text = "x" * ((len(given["hex-string"].value or "") - 2) // 2)
+        if text is not None and len(text) > 128:
             return "string: pattern longer than 128 bytes"
     elif module == "recent" and "rttl" in given and not given.keys() & {"rcheck", "update"}:
         return "recent: --rttl only goes with --rcheck or --update"
     elif module == "cgroup" and len(given.keys() & {"path", "cgroup"}) != 1:
         return "cgroup needs one of --path or --cgroup"
+    elif module == "set":
+        if any(o.name == "match-set" and len(o.values) != 2 for o in options):
+            return "--match-set requires two args (set name and src/dst flags)"
+    elif module == "policy":
+        return _policy_problem(options)
+    elif module == "connlabel":
+        label = (given["label"].value or "") if "label" in given else ""
+        if label.isdigit() and int(label) > 127:
+            return f"connlabel: label {label} out of range (0-127)"
+        if not label.isdigit() and label not in _connlabel_names():
+            return f"connlabel: label {label!r} not in /etc/xtables/connlabel.conf"
+    elif module == "osf":
+        ttl = given.get("ttl")
+        if ttl is not None and ttl.value not in ("0", "1", "2"):
+            return "osf: --ttl is 0, 1 or 2"
     elif module == "pkttype":
         value = given["pkt-type"].value
         if value not in ("unicast", "broadcast", "multicast", "host", "otherhost"):
             return f"pkttype: bad packet type {value!r}"
     return None
+
+
+def _policy_problem(options: list[Option]) -> str | None:
+    """libxt_policy's final check: with --strict no element may be empty, and a tunnel
+    address needs --mode tunnel in its element (elements are separated by --next)."""
+    elements: list[list[Option]] = [[]]
+    for o in options:
+        if o.name == "next":
+            elements.append([])
+        elif o.name not in ("dir", "pol", "strict"):
+            elements[-1].append(o)
+    strict = any(o.name == "strict" for o in options)
+    for i, element in enumerate(elements):
+        names = {o.name: o for o in element}
+        if strict and not names:
+            return f"policy match: empty policy element {i}; --strict needs one"
+        if names.keys() & {"tunnel-src", "tunnel-dst"} and (
+                names.get("mode") is None or names["mode"].value != "tunnel"):
+            return "policy match: --tunnel-src/--tunnel-dst need --mode tunnel"
+    return None
+
+
+@cache
+def _connlabel_names() -> frozenset[str]:
+    """Label names of /etc/xtables/connlabel.conf ("bit name" lines), as libxt_connlabel."""
+    try:
+        with open("/etc/xtables/connlabel.conf", encoding="utf-8", errors="replace") as fh:
+            return frozenset(w[1] for w in (line.split("#", 1)[0].split() for line in fh)
+                             if len(w) >= 2 and w[0].isdigit())
+    except OSError:
+        return frozenset()
 
 
 # Matches that are complete without options; any other unknown match needs at least one.
@@ -865,6 +953,72 @@ def _with_defaults(options: list[Option], defaults: list[tuple[str, tuple[str, .
     """Add the options iptables fills in (and prints) when the user leaves them out."""
     have = {o.name for o in options}
     return [*options, *(Option(n, False, v) for n, v in defaults if n not in have)]
+
+
+def _finish_string_pattern(o: Option) -> Option:
+    """libxt_string keeps the pattern's bytes: saved as ``--string "..."`` when all are
+    printable (and the last is not a backslash), else as ``--hex-string "|0a0b|"``."""
+    if o.name != "hex-string" or o.value is None:
+        return o
+    data = bytearray()
+    text, i, hexmode = o.value, 0, False
+    while i < len(text):
+        c = text[i]
+        if c == "|":
+            hexmode = not hexmode
+            i += 1
+        elif hexmode and c == " ":
+            i += 1
+        elif hexmode:
+            pair = text[i:i + 2]
+            if len(pair) != 2 or not all(x in "0123456789abcdefABCDEF" for x in pair):
+                return o  # left as written; strict parsing reports it elsewhere
+            data.append(int(pair, 16))
+            i += 2
+        else:
+            if c == "\\" and i + 1 < len(text):
+                i += 1
+                c = text[i]
+            data += c.encode("utf-8", "surrogateescape")
+            i += 1
+    if data and all(0x20 <= b < 0x7F for b in data) and data[-1] != 0x5C:
+        return Option("string", o.negated, (data.decode("ascii"),))
+    return Option("hex-string", o.negated, ("|" + data.hex() + "|",))
+
+
+def _finish_hashlimit_rate(options: list[Option]) -> list[Option]:
+    """A packet rate as the kernel stores it (``60/min`` -> ``1/sec``) and the expiry libxt_
+    hashlimit then prints: its default is the typed unit, shown when not the printed one."""
+    rate = next(o for o in options if o.name in ("hashlimit-upto", "hashlimit-above"))
+    known = ext.hashlimit_rate(rate.value or "")
+    if known is None:
+        return options
+    text, typed_ms, printed_ms = known
+    expire = next((o.value for o in options if o.name == "hashlimit-htable-expire"),
+                  str(typed_ms))
+    out = [Option(o.name, o.negated, (text,)) if o is rate else o for o in options
+           if o.name != "hashlimit-htable-expire"]
+    if expire != str(printed_ms):
+        out.append(Option("hashlimit-htable-expire", False, (expire,)))
+    return out
+
+
+def _finish_time(options: list[Option]) -> list[Option]:
+    """libxt_time's save: both times when either differs from the whole day, negated day sets
+    as the days they leave, always a --datestop (1.8.9 prints its default), no --utc."""
+    by = {o.name: o for o in options}
+    out = []
+    for o in options:
+        if o.name == "utc":
+            continue
+        if o.negated and o.name in ("weekdays", "monthdays"):
+            every = ext.WEEKDAYS if o.name == "weekdays" else [str(d) for d in range(1, 32)]
+            left = [d for d in every if d not in (o.value or "").split(",")]
+            o = Option(o.name, False, (",".join(left),))
+        out.append(o)
+    if by.keys() & {"timestart", "timestop"}:
+        out = _with_defaults(out, [("timestart", ("00:00:00",)), ("timestop", ("23:59:59",))])
+    return _with_defaults(out, [("datestop", ("2038-01-19T03:14:07",))])
 
 
 def _finish_tos_target(o: Option) -> Option:
@@ -1153,14 +1307,17 @@ def parse_save(text: str, *, family: int | None = None, source: str | None = Non
             if spec and spec[0].isdigit():
                 position = int(spec[0]) - 1
                 spec = spec[1:]
-        rule = _RuleReader(spec, chain, fam, where, raw, strict).read()
-        if counters is not None:
-            rule = replace(rule, counters=counters)
         bucket = cur.rules.setdefault(chain, [])
-        if position is None:
-            bucket.append(rule)
-        else:
-            bucket.insert(position, rule)
+        # iptables-restore turns ``-s a,b`` into one rule per address, as iptables does;
+        # -I inserts each at the same place, so they end up in reverse order
+        for one in _expand_address_lists(spec) if "," in line else (spec,):
+            rule = _RuleReader(one, chain, fam, where, raw, strict).read()
+            if counters is not None:
+                rule = replace(rule, counters=counters)
+            if position is None:
+                bucket.append(rule)
+            else:
+                bucket.insert(position, rule)
     if cur is not None:
         raise ParseError(f"table {cur.name!r} has no COMMIT", source=source)
     return Ruleset(fam, tuple(tables.values()))

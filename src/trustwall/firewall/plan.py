@@ -11,6 +11,16 @@ which rule is in the way and proposes the smallest change there.
 
 *Semantic effect.* The packets whose verdict changes, split by the rule that decided them
 before, each described like a rule: ``tcp dport 18745 state NEW from any: REJECT → ACCEPT``.
+Packets that pass rules trustwall cannot decide (a RETURN on ``-m addrtype``, as ufw's
+``ufw-not-local``) are followed down both branches; only when the branches end differently is
+the change marked "unless … decides first".
+
+*INVALID packets.* An ACCEPT without a state match placed above a rule that drops INVALID
+state on purpose (``-m conntrack --ctstate INVALID -j DROP``, ufw's ``ufw-before-input``)
+would accept those packets. What a sysadmin expects from "allow tcp/18745" is new and related
+connections, not those: the plan adds ``-m conntrack ! --ctstate INVALID`` in that case and
+says so (``open_invalid=True``, or an explicit ``--state`` that names INVALID, keeps them
+opened). A catch-all DROP/REJECT is not such a guard, so the seed's plan stays as it was.
 
 *Diff.* Only packets matched by a rule that differs between the two rulesets (aligned with a
 longest-common-subsequence match, so moved rules count as changed) can change verdict; those
@@ -26,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from trustwall.errors import BadInput
 from trustwall.firewall import fields
 from trustwall.firewall import space as sp
-from trustwall.firewall.model import HOOKS, Rule, Ruleset, is_valid_hook
+from trustwall.firewall.model import HOOKS, Match, Option, Rule, Ruleset, is_valid_hook
 from trustwall.firewall.parse import parse_rule_spec
 from trustwall.firewall.render import render_command, render_rule
 from trustwall.firewall.space import Space, Universe
@@ -83,6 +93,7 @@ class Plan:
     in_the_way: tuple[str, ...] = ()  # rules of earlier tables that defeat any position
     alternative: tuple[str, ...] = ()  # a later position that keeps partial DROP/REJECT guards
     alternative_why: str = ""
+    rule: Rule | None = None  # the rule the commands insert (plan_insert)
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,7 @@ class HookDiff:
     changes: tuple[Change, ...]
     more: int = 0
     truncated: bool = False  # stopped after the piece limit: "more" is a lower bound
+    family: int = 4
 
 
 @dataclass(frozen=True)
@@ -237,10 +249,55 @@ def _upstream(ruleset: Ruleset, table: str, chain: str, new: tuple[sp.Cube, ...]
 
 # --------------------------------------------------------------------------- insert
 
-def plan_insert(ruleset: Ruleset, rule: Rule, *, table: str = "filter") -> Plan:
-    """Where ``rule`` must go in its chain to decide all its packets, and what that changes."""
-    u = universe_for(ruleset, extra_ifaces=[i.name for i in (rule.in_interface,
-                                                            rule.out_interface) if i])
+def plan_insert(ruleset: Ruleset, rule: Rule, *, table: str = "filter",
+                open_invalid: bool = False) -> Plan:
+    """Where ``rule`` must go in its chain to decide all its packets, and what that changes.
+
+    An ACCEPT that says nothing about conntrack state would also accept INVALID-state packets
+    (out-of-window, unknown to conntrack) that the chain drops *on purpose* before it — with
+    a rule that matches INVALID state, as ufw's ``ufw-before-input`` does. Unless
+    ``open_invalid`` (or the rule has its own ``state``/``ctstate`` match), the plan then
+    inserts the rule with ``-m conntrack ! --ctstate INVALID``: every other state opens as
+    asked, INVALID packets keep their DROP/REJECT. (A catch-all DROP/REJECT that happens to
+    take INVALID packets too is not such a guard: the rule is planned as given.)
+    ``Plan.rule`` is the rule the commands insert.
+    """
+    plan, invalid_dropped = _plan_insert(ruleset, rule, table)
+    if open_invalid or not invalid_dropped or _verdict_name(action_of(rule)) != "ACCEPT" \
+            or _has_state(rule):
+        return plan
+    guarded = replace(rule, matches=(*rule.matches, Match("conntrack", (
+        Option("ctstate", True, ("INVALID",)),))), text="")
+    plan = _plan_insert(ruleset, guarded, table)[0]
+    return replace(plan, explanation=plan.explanation + (
+        "; INVALID-state packets stay dropped as the chain means them to be (the rule gets "
+        "-m conntrack ! --ctstate INVALID; give --state with INVALID to open them too)"))
+
+
+def plan_universe(ruleset: Ruleset, rule: Rule) -> Universe:
+    """The packet universe a plan for ``rule`` works in (the rule's interfaces named)."""
+    return universe_for(ruleset, extra_ifaces=[i.name for i in (rule.in_interface,
+                                                              rule.out_interface) if i])
+
+
+def _has_state(rule: Rule) -> bool:
+    return any(o.name in ("state", "ctstate") for m in rule.matches for o in m.options
+               if m.module in ("state", "conntrack"))
+
+
+def _drops_invalid_on_purpose(piece: Piece) -> bool:
+    """The piece is INVALID packets that a DROP/REJECT rule matching INVALID state takes."""
+    f = piece.rule
+    if f is None or f.verdict not in ("DROP", "REJECT"):
+        return False
+    return any(not o.negated and "INVALID" in (o.value or "").split(",")
+               for m in f.origin.rule.matches if m.module in ("state", "conntrack")
+               for o in m.options if o.name in ("state", "ctstate"))
+
+
+def _plan_insert(ruleset: Ruleset, rule: Rule, table: str) -> tuple[Plan, bool]:
+    """The plan, and whether it would accept INVALID packets dropped on purpose."""
+    u = plan_universe(ruleset, rule)
     flat = _chain_flat(ruleset, table, rule.chain, u)
     rs = rule_space(rule, u)
     action = action_of(rule)
@@ -303,8 +360,9 @@ def plan_insert(ruleset: Ruleset, rule: Rule, *, table: str = "filter") -> Plan:
     feasible = not in_the_way
     if in_the_way:
         why += "; but no position in this chain can work for all of them: see in_the_way"
-    return Plan(table, rule.chain, (cmd,) if cmd else (), position, tuple(effect), why,
-                feasible, more, tuple(in_the_way), alternative, alt_why)
+    plan = Plan(table, rule.chain, (cmd,) if cmd else (), position, tuple(effect), why,
+                feasible, more, tuple(in_the_way), alternative, alt_why, rule)
+    return plan, any(_drops_invalid_on_purpose(p) for p in pieces)
 
 
 def _keeping_guards(flat: FlatChain, wanted: Space, action: str,
@@ -487,5 +545,5 @@ def diff(a: Ruleset, b: Ruleset, *, tables: tuple[str, ...] | None = None,
             hd = _hook_diff(unfold(a, table, hook, u), unfold(b, table, hook, u), u, limit,
                             lines)
             if hd.changes:
-                out.append(hd)
+                out.append(replace(hd, family=a.family))
     return Diff(tuple(out))

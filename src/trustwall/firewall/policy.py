@@ -384,9 +384,8 @@ def _check_jumps(policy: Policy) -> None:
     """Every rule parses, and every -j/-g names a target extension or a chain of the same
     table (iptables-restore --test accepts a jump to a missing chain; only the real restore
     refuses it)."""
-    from trustwall.firewall.extensions import TARGETS
+    from trustwall.firewall.extensions import TARGET_NAMES
 
-    standard = {"ACCEPT", "DROP", "RETURN", "QUEUE"}
     for ptable in policy.tables:
         chains = set(BUILTIN_CHAINS[ptable.name]) | {c.name for c in ptable.chains}
         chains |= set(ptable.unmanaged)
@@ -394,9 +393,9 @@ def _check_jumps(policy: Policy) -> None:
             for prule in pchain.rules:
                 for rule in compile_rule(prule, policy.groups, ptable.family):
                     target = rule.target_name
-                    if target is None or target in standard or target in chains:
+                    if target is None or target in chains:
                         continue
-                    if target not in TARGETS:
+                    if target not in TARGET_NAMES:
                         raise ParseError(f"rule {prule.name} jumps to {target!r}, which is "
                                          "neither a chain of this table nor a known target",
                                          source=prule.source, line=prule.line, token=target)
@@ -653,9 +652,10 @@ def _import_name(rule: Rule, chain: str, number: int, used: dict[str, int]
     if name is not None:
         stripped = strip_names(rule)
     else:
-        comment = rule.comment or ""
-        slug = re.sub(r"[^A-Za-z0-9_.:-]+", "-", comment).strip("-")[:40]
-        name = slug if slug and NAME_RE.match(slug) else f"{chain.lower()}-{number}"
+        slug = _slug(rule.comment or "")
+        # a chain name may hold any character but blanks (good~stuff): slug it too
+        prefix = _slug(chain.lower()).lstrip("_.:") or "rule"
+        name = slug if slug and NAME_RE.match(slug) else f"{prefix}-{number}"
     # ``used`` maps each name taken to the next suffix to try (linear, not quadratic, when
     # thousands of rules share one comment).
     base = name
@@ -665,6 +665,10 @@ def _import_name(rule: Rule, chain: str, number: int, used: dict[str, int]
     used.setdefault(base, 1)
     used[name] = used.get(name, 1)
     return name, expires, stripped
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.:-]+", "-", text).strip("-")[:40]
 
 
 def policy_ruleset(path: str | Path, *, family: int | None = None,

@@ -110,7 +110,7 @@ def plan_target(live: Ruleset, rule: Rule, table: str, state: str = "present",
                            + "; ".join(plan.in_the_way))
     if plan.position is None:  # earlier rules already give these packets this verdict
         return base if len(others) != len(current) else live, None, plan.explanation
-    rules = [*others[:plan.position - 1], rule, *others[plan.position - 1:]]
+    rules = [*others[:plan.position - 1], plan.rule or rule, *others[plan.position - 1:]]
     return set_rules(live, table, rule.chain, rules), plan.position, plan.explanation
 
 

@@ -409,9 +409,6 @@ class Space:
     def __le__(self, other: Space) -> bool:
         return all(cover(a, other.cubes).covered for a in self.cubes)
 
-    def issubset(self, other: Space) -> bool:
-        return self <= other
-
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Space):
             return NotImplemented

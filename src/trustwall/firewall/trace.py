@@ -301,6 +301,9 @@ class _CRule:
 def _net(addr: object) -> tuple[int, int, bool] | None:
     if addr is None:
         return None
+    if addr.mask is not None:  # type: ignore[attr-defined]
+        value, mask = addr.mask  # type: ignore[attr-defined]
+        return value, mask, addr.negated  # type: ignore[attr-defined]
     net = addr.network  # type: ignore[attr-defined]
     return int(net.network_address), int(net.netmask), addr.negated  # type: ignore[attr-defined]
 
@@ -436,10 +439,13 @@ def _fast_parts(rule: Rule, cr: _CRule, local: LocalAddresses, family: int
                 ) -> tuple[dict[str, object], tuple[Check, ...]]:
     """Split a rule into indexable field constraints and the checks left to run one by one."""
     dims: dict[str, object] = {}
+    extra: list[Check] = []
     full = 0xFFFFFFFF if family == 4 else (1 << 128) - 1
-    for dim in ("src", "dst"):
+    for dim, addr in (("src", rule.source), ("dst", rule.destination)):
         net = getattr(cr, dim)
-        if net is not None:
+        if net is not None and addr is not None and addr.mask is not None:
+            extra.append(_masked_check(dim, net))  # not one interval: checked one by one
+        elif net is not None:
             dims[dim] = ([(net[0], net[0] | (full & ~net[1]))], net[2])
     if cr.proto is not None:
         number, negated = cr.proto
@@ -450,7 +456,6 @@ def _fast_parts(rule: Rule, cr: _CRule, local: LocalAddresses, family: int
             name, wild, neg = iface
             dims[dim] = (lambda v, n=name, neg=neg: v.startswith(n) != neg) if wild else \
                 (lambda v, n=name, neg=neg: (v == n) != neg)
-    extra: list[Check] = []
     for m in rule.matches:
         extra += _fast_match(m, dims, local, family)
     return dims, tuple(extra)
@@ -504,10 +509,6 @@ def _fast_match(m: Match, dims: dict[str, object], local: LocalAddresses, family
 
 
 # --- the tracer ---------------------------------------------------------------------------------
-
-
-class _Fork(Exception):
-    """Internal: more combinations than the budget allows."""
 
 
 class _Run:
@@ -664,6 +665,9 @@ class Tracer:
             for cr in cchain.rules:
                 if cr.kind == _ACTION and cr.target == "NETMAP":
                     return None  # rewrites low address bits: no interval class survives it
+                if any(a is not None and a.mask is not None
+                       for a in (cr.rule.source, cr.rule.destination)):
+                    return None  # a non-contiguous mask: no interval class either
                 for dim, constraint in cr.dims.items():
                     if dim in _RANGE_DIMS:
                         target = ports if dim in ("sport", "dport") else addrs
@@ -1003,6 +1007,18 @@ def _port_check(attr: str, ranges: Sequence[tuple[int, int]], negated: bool, fla
         if port is None:
             return missing
         return any(lo <= port <= hi for lo, hi in ranges) != negated
+    return check
+
+
+def _masked_check(dim: str, net: tuple[int, int, bool]) -> Check:
+    """``-s/-d addr/mask`` with a non-contiguous mask: (field & mask) == addr, exactly."""
+    value, mask, negated = net
+
+    def check(ctx: _Ctx) -> bool | str:
+        field = getattr(ctx, dim)
+        if field is None:
+            return f"the {'source' if dim == 'src' else 'destination'} address is unknown"
+        return ((field & mask) == value) != negated
     return check
 
 

@@ -36,12 +36,12 @@ from trustwall.firewall.space import Cube, Space, Universe
 #: Options of each match module that :func:`rule_space` models exactly; any other option (or
 #: module) makes the rule's ``must`` space empty.
 MODELLED_OPTIONS: dict[str, frozenset[str]] = {
-    "tcp": frozenset({"sport", "dport", "source-port", "destination-port", "tcp-flags"}),
-    "udp": frozenset({"sport", "dport", "source-port", "destination-port"}),
+    "tcp": frozenset({"sport", "dport", "tcp-flags"}),
+    "udp": frozenset({"sport", "dport"}),
     "udplite": frozenset({"sport", "dport"}),
-    "sctp": frozenset({"sport", "dport", "source-port", "destination-port"}),
-    "dccp": frozenset({"sport", "dport", "source-port", "destination-port"}),
-    "multiport": frozenset({"sports", "dports", "ports", "source-ports", "destination-ports"}),
+    "sctp": frozenset({"sport", "dport"}),
+    "dccp": frozenset({"sport", "dport"}),
+    "multiport": frozenset({"sports", "dports", "ports"}),
     "state": frozenset({"state"}),
     "conntrack": frozenset({"ctstate"}),
     "icmp": frozenset({"icmp-type"}),
@@ -290,6 +290,15 @@ def _rule_space(rule: Rule, universe: Universe, mark_touched: bool) -> RuleSpace
             if addr.network.version != universe.family:
                 b.nothing = True
                 continue
+            if addr.mask is not None:
+                # a non-contiguous mask: exact would be up to 2^(hole bits) intervals, so the
+                # space keeps the CIDR superset (nothing when negated) and marks the rule
+                # "may match" only, as for any option it does not model
+                b.unknown.append(f"{'! ' if addr.negated else ''}-{'s' if d == sp.SRC else 'd'}"
+                                 f" {addr.text}")
+                if not addr.negated and addr.network.prefixlen:
+                    b.negatable(d, _net_interval(addr.network), False)
+                continue
             if addr.network.prefixlen == 0:
                 b.nothing |= addr.negated
                 continue
@@ -334,6 +343,12 @@ def unfold(ruleset: Ruleset, table: str, hook: str, universe: Universe | None = 
     return FlatChain(table, hook, tuple(out), chain.policy or "ACCEPT", u)
 
 
+def _carry(unknown: tuple[str, ...], more: tuple[str, ...]) -> tuple[str, ...]:
+    """The unknowns of the rules after a RETURN/goto with unmodelled matches: whether they see
+    a packet depends on those matches too (``may`` keeps it, ``must`` does not)."""
+    return unknown + tuple(x for x in more if x not in unknown)
+
+
 class _Walker:
     def __init__(self, table: Table, universe: Universe, out: list[FlatRule]) -> None:
         self.table = table
@@ -375,6 +390,7 @@ class _Walker:
                 self.walk(callee, m_may, m_must, (*path, origin), unk, depth + 1)
                 if target.goto:
                     may, must = may - m_must, must - m_may
+                    unknown = _carry(unknown, rs.unknown)
                 continue
             if name == "RETURN":
                 if chain.builtin:
@@ -383,6 +399,7 @@ class _Walker:
                     continue
                 self.out.append(FlatRule(m_may, m_must, "RETURN", False, origin, path, unk))
                 may, must = may - m_must, must - m_may
+                unknown = _carry(unknown, rs.unknown)
                 continue
             if name in _MARK_SETTERS:
                 self.mark_touched = True
@@ -444,23 +461,32 @@ class FlatIndex:
         return out
 
     def iter_decide(self, cubes: Iterable[Cube], start: int = 0) -> Iterator[Piece]:
-        """Lazy :meth:`decide`: a caller looking for one counter-example stops early."""
+        """Lazy :meth:`decide`: a caller looking for one counter-example stops early.
+
+        A piece passed over by rules that only *may* take it is ``unsure`` of those rules'
+        unknowns, unless every one of them would give it the verdict it ends with anyway.
+        """
         u = self.flat.universe
-        work: list[tuple[Cube, int, tuple[str, ...]]] = [(c, start, ()) for c in cubes]
+        work: list[tuple[Cube, int, tuple[str, ...], frozenset[str]]] = [
+            (c, start, (), frozenset()) for c in cubes]
         while work:
-            cube, pos, unsure = work.pop()
+            cube, pos, unsure, alts = work.pop()
             hit = self.first_meeting(cube, pos)
             if hit is None:
-                yield Piece(cube, None, self.flat.policy, unsure)
+                policy = self.flat.policy
+                yield Piece(cube, None, policy, () if alts <= {policy} else unsure)
                 continue
             rule = self.flat.rules[hit]
             here = Space.of(u, cube)
+            sure = () if alts <= {rule.action} else unsure
             for c in (here & rule.must).cubes:
-                yield Piece(c, rule, rule.action, unsure)
+                yield Piece(c, rule, rule.action, sure)
             for c in (here - rule.may).cubes:
-                work.append((c, hit + 1, unsure))
-            if rule.unknown:
+                work.append((c, hit + 1, unsure, alts))
+            rest = (here & rule.may) - rule.must
+            if rest:
                 # may − must: the rule might take these; say so and follow the "no" branch.
-                maybe = unsure + tuple(x for x in rule.unknown if x not in unsure)
-                for c in ((here & rule.may) - rule.must).cubes:
-                    work.append((c, hit + 1, maybe))
+                why = rule.unknown or (f"rule {rule.origin.label}",)
+                maybe = unsure + tuple(x for x in why if x not in unsure)
+                for c in rest.cubes:
+                    work.append((c, hit + 1, maybe, alts | {rule.action}))
