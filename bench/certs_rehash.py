@@ -7,7 +7,6 @@ within 1.5x of ``openssl rehash``. Only a temporary directory is ever rehashed.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 import statistics
@@ -27,13 +26,11 @@ def populate(directory: Path, n: int = N_CERTS) -> None:
     """``n`` EC certificates (one key: signing is the slow part), 1 in 20 sharing a subject
     with its neighbour (hash collisions), plus a few CRLs, multi-cert files and junk."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import Encoding
     from cryptography.x509.oid import NameOID
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
+    from trustwall.certs.factory import empty_crl, issue, new_key
+
+    key = new_key()
     for i in range(n):
         label = i - 1 if i % 20 == 1 else i
         name = x509.Name([
@@ -41,18 +38,12 @@ def populate(directory: Path, n: int = N_CERTS) -> None:
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"Bench Org {label % 37}"),
             x509.NameAttribute(NameOID.COMMON_NAME, f"Bench CA {label}"),
         ])
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                .public_key(key.public_key()).serial_number(i + 1)
-                .not_valid_before(now - dt.timedelta(days=1))
-                .not_valid_after(now + dt.timedelta(days=365))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                .sign(key, hashes.SHA256()))
-        (directory / f"cert{i:04d}.pem").write_bytes(cert.public_bytes(Encoding.PEM))
+        # Bare CAs (basicConstraints only), as before: what rehash reads is the subject.
+        made = issue("", subject=name, ca=True, key=key, serial=i + 1, days=365,
+                     key_usage=False, ski=False, aki=False)
+        (directory / f"cert{i:04d}.pem").write_bytes(made.pem)
         if i % 100 == 0:
-            crl = (x509.CertificateRevocationListBuilder().issuer_name(name)
-                   .last_update(now).next_update(now + dt.timedelta(days=7))
-                   .sign(key, hashes.SHA256()))
-            (directory / f"crl{i:04d}.crl").write_bytes(crl.public_bytes(Encoding.PEM))
+            (directory / f"crl{i:04d}.crl").write_bytes(empty_crl(made))
     (directory / "bundle.crt").write_bytes(
         (directory / "cert0000.pem").read_bytes() + (directory / "cert0002.pem").read_bytes())
     (directory / "README.txt").write_text("not a certificate\n")

@@ -50,10 +50,10 @@ def _time(ns: object, argvs: dict[str, list[str]], env: dict[str, str],
 
 
 def main() -> None:
+    from trustwall.clients.login import base_environment
     from trustwall.lab.topology import Lab
 
-    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-           "HOME": "/root", "LANG": "C.UTF-8"}
+    env = base_environment("/root")
     with tempfile.TemporaryDirectory() as scratch, Lab() as lab, lab.intercepting(None):
         tmp = Path(scratch)
         ca = str(lab.ca_file("public-root"))

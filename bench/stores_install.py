@@ -17,19 +17,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import TRUSTWALL, summary, version_of, write_result
+from trustwall.clients.login import SYSTEM_PATH
 
 REPEAT = 5
 KINDS = ("debian", "java", "nss")  # what the native side does too (env settings excluded)
 BINDS = ("etc/ssl/certs", "usr/share/ca-certificates", "usr/local/share/ca-certificates",
          "etc/ca-certificates.conf")
-PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def _in_tree(tree: Path, argv: list[str]) -> None:
     mounts = "; ".join(f"mount --bind {tree / rel} /{rel}" for rel in BINDS)
     subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
                     f"set -e; {mounts}; exec \"$@\"", "sh", *argv], check=True,
-                   capture_output=True, env={"PATH": PATH, "LC_ALL": "C"})
+                   capture_output=True, env={"PATH": SYSTEM_PATH, "LC_ALL": "C"})
 
 
 def _make_ca(directory: Path) -> Path:

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from trustwall.clients.login import SYSTEM_PATH, base_environment
 from trustwall.proc import pid_alive
 
 IS_ROOT = os.geteuid() == 0
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 REPO = Path(__file__).resolve().parents[1]
 
 TRUST_TREES = ("/etc/ssl/certs", "/usr/local/share/ca-certificates")
@@ -208,4 +208,4 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
     """An environment with none of the host's CA variables (SSL_CERT_FILE, *_CA_BUNDLE…)."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
-    return {"PATH": SYSTEM_PATH, "HOME": str(home), "LANG": "C.UTF-8"}
+    return base_environment(str(home))

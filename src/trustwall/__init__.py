@@ -7,6 +7,7 @@ The public API is the small set of names below; each is loaded on first use so t
 from __future__ import annotations
 
 from importlib import import_module
+from typing import TYPE_CHECKING
 
 from trustwall.errors import (
     BadInput,
@@ -20,6 +21,44 @@ from trustwall.errors import (
 )
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what each lazily loaded name is, for type checkers and editors
+    from trustwall.certs import Cert, load_certs, subject_hash
+    from trustwall.certs.lint import lint_anchor
+    from trustwall.certs.rehash import rehash_dir
+    from trustwall.clients import run_all as run_clients
+    from trustwall.clients import run_client
+    from trustwall.doctor.inbound import why_in
+    from trustwall.doctor.outbound import why
+    from trustwall.firewall.analysis.lint import lint as lint_ruleset
+    from trustwall.firewall.analysis.plan import diff as diff_rulesets
+    from trustwall.firewall.analysis.plan import plan_delete, plan_insert
+    from trustwall.firewall.change.apply import Flow, apply_rulesets
+    from trustwall.firewall.change.apply import Options as ApplyOptions
+    from trustwall.firewall.change.apply import confirm as confirm_change
+    from trustwall.firewall.change.expire import expire as expire_rules
+    from trustwall.firewall.change.policy import compile_policy, import_policy, load_policy
+    from trustwall.firewall.change.policy_apply import apply_policy
+    from trustwall.firewall.iptables.live import read_live
+    from trustwall.firewall.iptables.model import Ruleset
+    from trustwall.firewall.iptables.parse import parse_command, parse_save
+    from trustwall.firewall.iptables.render import render_listing, render_save
+    from trustwall.firewall.semantics.trace import Packet, Tracer, trace
+    from trustwall.getout import anchors_from_files, fetch_anchors, fix
+    from trustwall.getout import verify as verify_clients
+    from trustwall.journal.audit import AuditLog
+    from trustwall.journal.statedir import interrupted
+    from trustwall.journal.transaction import Transaction, undo
+    from trustwall.journal.transaction import recover_interrupted as recover
+    from trustwall.stores.registry import detect_stores
+    from trustwall.stores.registry import install as install_ca
+    from trustwall.stores.registry import list_certs as list_cas
+    from trustwall.stores.registry import remove as remove_ca
+    from trustwall.tls.explain import explain
+    from trustwall.tls.fetch import fetch as fetch_ca
+    from trustwall.tls.probe import parse_target
+    from trustwall.tls.report import probe_report
+    from trustwall.tls.scan import scan
 
 # Public name -> "module:attribute"; resolved on first use by __getattr__ below. Every CLI
 # command is a thin layer over one of these.
@@ -40,9 +79,10 @@ _LAZY: dict[str, str] = {
     "install_ca": "trustwall.stores.registry:install",
     "remove_ca": "trustwall.stores.registry:remove",
     "list_cas": "trustwall.stores.registry:list_certs",
-    "verify_clients": "trustwall.stores.fix:verify",
-    "fetch_anchors": "trustwall.stores.fix:fetch_anchors",
-    "fix": "trustwall.stores.fix:fix",
+    "verify_clients": "trustwall.getout:verify",
+    "fetch_anchors": "trustwall.getout:fetch_anchors",
+    "anchors_from_files": "trustwall.getout:anchors_from_files",
+    "fix": "trustwall.getout:fix",
     # every change: journal
     "Transaction": "trustwall.journal.transaction:Transaction",
     "undo": "trustwall.journal.transaction:undo",
@@ -75,23 +115,70 @@ _LAZY: dict[str, str] = {
     # the doctor
     "why": "trustwall.doctor.outbound:why",
     "why_in": "trustwall.doctor.inbound:why_in",
-    # the lab
-    "Lab": "trustwall.lab.topology:Lab",
-    "Sandbox": "trustwall.lab.sandbox:Sandbox",
-    "KernelOracle": "trustwall.lab.oracle:KernelOracle",
-    "run_client": "trustwall.lab.clients:run_client",
+    # the real clients
+    "run_client": "trustwall.clients:run_client",
+    "run_clients": "trustwall.clients:run_all",
 }
 
-__all__ = [
+__all__ = [  # the lazily loaded names too: `from trustwall import *` loads them all
+    "ApplyOptions",
+    "AuditLog",
     "BadInput",
+    "Cert",
     "EnvironmentMissing",
+    "Flow",
     "LockoutRisk",
+    "Packet",
     "ParseError",
     "ProblemFound",
+    "Ruleset",
     "StoreError",
+    "Tracer",
+    "Transaction",
     "TrustwallError",
     "Unreachable",
     "__version__",
+    "anchors_from_files",
+    "apply_policy",
+    "apply_rulesets",
+    "compile_policy",
+    "confirm_change",
+    "detect_stores",
+    "diff_rulesets",
+    "expire_rules",
+    "explain",
+    "fetch_anchors",
+    "fetch_ca",
+    "fix",
+    "import_policy",
+    "install_ca",
+    "interrupted",
+    "lint_anchor",
+    "lint_ruleset",
+    "list_cas",
+    "load_certs",
+    "load_policy",
+    "parse_command",
+    "parse_save",
+    "parse_target",
+    "plan_delete",
+    "plan_insert",
+    "probe_report",
+    "read_live",
+    "recover",
+    "rehash_dir",
+    "remove_ca",
+    "render_listing",
+    "render_save",
+    "run_client",
+    "run_clients",
+    "scan",
+    "subject_hash",
+    "trace",
+    "undo",
+    "verify_clients",
+    "why",
+    "why_in",
 ]
 
 
@@ -106,4 +193,4 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> list[str]:
-    return sorted([*__all__, *_LAZY])
+    return sorted(__all__)

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 
+from trustwall.clients.login import SYSTEM_PATH
 from trustwall.errors import EnvironmentMissing, TrustwallError
 
 
@@ -27,12 +28,6 @@ class CommandFailed(TrustwallError):
         self.stderr = stderr
 
 
-# Programs trustwall runs as root come from the system directories only: a $PATH entry a user
-# controls (~/bin, a venv, ".") must not choose the keytool or iptables-restore root runs.
-# (Root's PATH may also lack /usr/sbin: iptables, update-ca-certificates.)
-_SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
 def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` exists (one we may not signal counts as alive)."""
     try:
@@ -45,9 +40,11 @@ def pid_alive(pid: int) -> bool:
 
 
 def which(program: str) -> str:
-    """The absolute path of ``program`` in the system directories (never $PATH); an absolute
-    ``program`` is used as given."""
-    path = shutil.which(program, path=_SYSTEM_PATH)
+    """The absolute path of ``program`` in the system directories (never $PATH: an entry a
+    user controls -- ~/bin, a venv, "." -- must not choose the keytool or iptables-restore
+    root runs; root's PATH may also lack /usr/sbin); an absolute ``program`` is used as
+    given."""
+    path = shutil.which(program, path=SYSTEM_PATH)
     if path is None:
         raise EnvironmentMissing(f"{program} is not installed",
                                  hint=f"apt-get install the package providing {program}")

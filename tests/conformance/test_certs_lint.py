@@ -24,56 +24,25 @@ ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
 MODES = {OPENSSL: [], STRICT: ["-x509_strict"], SECLEVEL2: ["-auth_level", "2"]}
 
 
-def build(defect: str):
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+def build(defect: str) -> tuple[bytes, bytes]:
+    """A proxy CA with one ``defect``, and a leaf it issued (the product's factory)."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
-    now = dt.datetime.now(dt.timezone.utc)
-    key = (rsa.generate_private_key(65537, 1024) if defect == "rsa1024"
-           else ec.generate_private_key(ec.SECP256R1()))
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"Proxy CA {defect}")])
-    start, end = now - dt.timedelta(days=1), now + dt.timedelta(days=90)
+    from trustwall.certs.factory import issue, validity
+
+    start, end = validity(days=90)
     if defect == "expired":
-        start, end = now - dt.timedelta(days=90), now - dt.timedelta(days=2)
+        start, end = start - dt.timedelta(days=89), validity(expired=True)[1]
     if defect == "not_yet_valid":
-        start = now + dt.timedelta(days=2)
-    b = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-         .public_key(key.public_key()).serial_number(11).not_valid_before(start)
-         .not_valid_after(end))
-    if defect != "no_bc":
-        b = b.add_extension(x509.BasicConstraints(ca=defect != "ca_false", path_length=None),
-                            critical=defect != "bc_not_critical")
-    if defect != "no_ku":
-        b = b.add_extension(x509.KeyUsage(True, False, False, False, False,
-                                          defect != "no_cert_sign", True, False, False),
-                            critical=True)
-    if defect != "no_ski":
-        b = b.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                            critical=False)
-    if defect != "no_aki":
-        b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-            key.public_key()), critical=False)
-    ca = b.sign(key, hashes.SHA256())
-    leaf_key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (x509.CertificateBuilder().subject_name(
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "site.test")]))
-        .issuer_name(name).public_key(leaf_key.public_key()).serial_number(12)
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=9))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("site.test")]), critical=False)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False,
-                                     False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()),
-                       critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()),
-                       critical=False)
-        .sign(key, hashes.SHA256()))
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    return ca.public_bytes(Encoding.DER), leaf.public_bytes(Encoding.PEM)
+        start = start + dt.timedelta(days=3)
+    ca = issue(f"Proxy CA {defect}", ca=defect != "ca_false", serial=11,
+               key=rsa.generate_private_key(65537, 1024) if defect == "rsa1024" else None,
+               not_before=start, not_after=end, basic_constraints=defect != "no_bc",
+               bc_critical=defect != "bc_not_critical", key_usage=defect != "no_ku",
+               key_cert_sign=defect != "no_cert_sign", ski=defect != "no_ski",
+               aki=defect != "no_aki", server_auth=False)
+    leaf = issue("site.test", issuer=ca, names=("site.test",), serial=12, days=9)
+    return ca.der, leaf.pem
 
 
 def verify_codes(ca_der: bytes, leaf_pem: bytes, flags: list[str], tmp_path) -> set[int]:

@@ -161,6 +161,8 @@ SPELLINGS = [
     (4, "filter", "-A INPUT -s 10.0.0.0/255.0.255.0 -d 1.2.3.4/255.255.0.255"),
     (4, "nat", "-A POSTROUTING -s 10.11.12.13/255.0.255.0 -j MASQUERADE"),
     (4, "filter", "-A INPUT -s 198.51.100.7,203.0.113.0/24 -d 192.0.2.1,192.0.2.2 -j DROP"),
+    (4, "filter", "-I INPUT 2 -s 1.1.1.1,2.2.2.2 -d 3.3.3.3,4.4.4.4 -j ACCEPT"),
+    (4, "filter", "-I INPUT -s 5.5.5.5,6.6.6.6 -j ACCEPT"),
     (4, "mangle", "-A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu"),
     (4, "filter", "-A INPUT -p udp -m udp --dport 60000:29 -j ACCEPT"),
     *((4, "filter", f"-A INPUT -m string {p} --algo bm") for p in (
@@ -172,6 +174,7 @@ SPELLINGS = [
         "--hashlimit-upto 10/minute --hashlimit-htable-expire 60000")),
     (4, "filter", "-A INPUT -p udp -m udp ! --sport 60000:29 -j ACCEPT"),
     (4, "raw", "-A PREROUTING -p tcp --dport 21 -j CT --helper ftp"),
+    (4, "filter", "-A INPUT -p tcp -j SYNPROXY --mss 1460 --wscale 9 --sack-perm --timestamp"),
     *((6, "filter", f"-A INPUT -m ipv6header {h}") for h in (
         "--header frag", "--header 44", "--header hop-by-hop,dst,route,frag,auth,esp,none,prot",
         "--header hop,ipv6-route,ipv6-opts,ah,esp,ipv6-nonxt --soft", "--header 0,43,60")),

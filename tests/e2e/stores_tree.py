@@ -9,11 +9,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from trustwall.clients.login import SYSTEM_PATH
 from trustwall.stores.sandbox import make_sandbox
 
 BINDS = ("etc/ssl/certs", "usr/share/ca-certificates", "usr/local/share/ca-certificates",
          "etc/ca-certificates.conf")
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 
 
 def in_tree(tree: Path, argv: list[str], **kw: object) -> subprocess.CompletedProcess:

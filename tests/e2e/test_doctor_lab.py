@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from trustwall.clients.login import SYSTEM_PATH, base_environment
+
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces)")]
 
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ORIGIN_IP = "198.18.2.2"
 SERVER_IP = "198.18.3.2"
 GOOD = "https://good.lab.test"
@@ -99,7 +100,7 @@ def _env(tmp: Path, lab: object, *cas: str, **extra: str) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
     bundle = tmp / "bundle.pem"
     bundle.write_bytes(b"".join(lab.ca_file(c).read_bytes() for c in cas))  # type: ignore
-    return {"PATH": SYSTEM_PATH, "HOME": str(home), "LANG": "C.UTF-8",
+    return {**base_environment(str(home)),
             "CURL_CA_BUNDLE": str(bundle), "SSL_CERT_FILE": str(bundle),
             "NODE_EXTRA_CA_CERTS": str(bundle), **extra}
 
@@ -388,14 +389,20 @@ def test_why_in_finds_the_reject_and_its_planned_rule_fixes_it(lab: object, dns:
     assert "0.0.0.0:18745" in rungs["listen"]["found"]
     assert rungs["bind"]["found"] == "bound to every address"
     assert "REJECT by filter INPUT rule 10" in rung["found"]
-    assert rung["next_command"] == "iptables -I INPUT 10 -p tcp -m tcp --dport 18745 -j ACCEPT"
+    # The next step is trustwall's own journaled change; the plan shows the exact rule.
+    assert rung["next_command"] == "sudo trustwall fw allow -p tcp --dport 18745 --apply"
+    planned = "iptables -I INPUT 10 -p tcp -m tcp --dport 18745 -j ACCEPT"
+    assert rung["found"].endswith(f"plans: {planned}")
     # Only from the client: the planned rule names the source.
     report = _doctor(lab.server, tmp_path / "in", ["why-in", "18745", "--from", "198.18.1.2"],  # type: ignore
                      env, hosts=SERVER_HOSTS, hostname="labserver")
-    assert _only_broken(report, "firewall")["next_command"] == \
-        "iptables -I INPUT 10 -s 198.18.1.2/32 -p tcp -m tcp --dport 18745 -j ACCEPT"
+    only_client = _only_broken(report, "firewall")
+    assert only_client["next_command"] == \
+        "sudo trustwall fw allow -p tcp --dport 18745 --src 198.18.1.2 --apply"
+    assert only_client["found"].endswith(
+        "plans: iptables -I INPUT 10 -s 198.18.1.2/32 -p tcp -m tcp --dport 18745 -j ACCEPT")
     assert not _connects(lab, 18745)
-    lab.server.run(rung["next_command"].split())  # type: ignore[attr-defined]
+    lab.server.run(planned.split())  # type: ignore[attr-defined]
     try:
         assert _connects(lab, 18745)
         report = _doctor(lab.server, tmp_path / "in", ["why-in", "18745"], env,  # type: ignore

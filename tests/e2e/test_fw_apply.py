@@ -287,7 +287,7 @@ def test_quick_allow_for_two_hours_then_expiry_and_delete(hosts, tmp_path):
     before = saved(server)
     state = ["--state-dir", str(tmp_path / "state"), "--no-persist", "--confirm-within", "0"]
     out = tw(server, "fw", "allow", "--proto", "tcp", "--dport", "18745", "--state", "NEW",
-             "--name", "jmx", "--for", "2h", "--apply", "--json", *state).stdout
+             "--name", "jmx", "--for", "2h", "--apply", "--yes", "--json", *state).stdout
     result = json.loads(out)
     assert result["position"] == 10 and result["result"]["applied"] is True
     assert connect(client) == "OK JMX"

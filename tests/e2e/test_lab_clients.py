@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from trustwall.lab.clients import CLIENTS, login_env, run_all, run_client
+from trustwall.clients import CLIENTS, login_environment, run_all, run_client
 from trustwall.lab.proxy import ChainMode
 from trustwall.lab.sandbox import Sandbox, store_fingerprint
 from trustwall.lab.topology import Lab
@@ -20,12 +20,12 @@ pytestmark = [pytest.mark.lab,
 
 URL = "https://good.lab.test/"
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-# node's https module ignores https_proxy (QUIRKS.md): through the explicit proxy it is not
-# intercepted at all, so it only takes part in the transparent runs.
+# node's https module ignores https_proxy (docs/quirks-found.md): through the explicit proxy it
+# is not intercepted at all, so it only takes part in the transparent runs.
 EXPLICIT = tuple(c for c in CLIENTS if c != "node")
 
-# Each client's own words for "the proxy's CA is not trusted" (QUIRKS.md); mitmproxy sends the
-# forged leaf only, so the "missing issuer" flavour is what every client reports.
+# Each client's own words for "the proxy's CA is not trusted" (docs/quirks-found.md); mitmproxy
+# sends the forged leaf only, so the "missing issuer" flavour is what every client reports.
 UNTRUSTED = {
     "curl": r"^\(60\) SSL certificate problem: unable to get local issuer certificate$",
     "wget": r"The certificate of .good\.lab\.test. is not trusted\. The certificate of "
@@ -34,6 +34,8 @@ UNTRUSTED = {
               r"local issuer certificate",
     "requests": r"^SSLError: .*CERTIFICATE_VERIFY_FAILED\] certificate verify failed: unable "
                 r"to get local issuer certificate",
+    "pip": r"CERTIFICATE_VERIFY_FAILED\] certificate verify failed: unable to get local issuer "
+           r"certificate",
     "node": r"^UNABLE_TO_VERIFY_LEAF_SIGNATURE: unable to verify the first certificate$",
     "java": r"^javax\.net\.ssl\.SSLHandshakeException: PKIX path building failed: .*unable to "
             r"find valid certification path to requested target$",
@@ -76,8 +78,8 @@ def test_clients_fail_through_interception_then_succeed_with_the_ca_installed_by
 
     with Sandbox(lab.client) as sandbox:
         # 1. Fails: explicit proxy and transparent interception, each client its own error.
-        for results in (run_all(URL, clients=EXPLICIT, sandbox=sandbox, proxy=proxy),
-                        run_all(URL, sandbox=sandbox)):
+        for results in (run_all(URL, clients=EXPLICIT, inside=sandbox, proxy=proxy),
+                        run_all(URL, inside=sandbox)):
             for name, result in results.items():
                 assert not result.ok, _summary(results)
                 assert re.search(UNTRUSTED[name], result.error), _summary(results)
@@ -100,30 +102,34 @@ def test_clients_fail_through_interception_then_succeed_with_the_ca_installed_by
         assert not (os.path.exists("/usr/local/share/ca-certificates/acme-inspection.crt"))
 
         # 3. The system store is enough for curl, wget, urllib, java and git; requests reads
-        #    certifi and node its built-in roots, so they still fail (QUIRKS.md).
-        own_roots = run_all(URL, clients=("requests", "node"), sandbox=sandbox)
+        #    certifi and node its built-in roots, so they still fail (docs/quirks-found.md).
+        own_roots = run_all(URL, clients=("requests", "node"), inside=sandbox)
         assert not own_roots["requests"].ok and not own_roots["node"].ok, _summary(own_roots)
 
         # 4. ...until their variables point at the system bundle. Then everyone gets through.
         env = {"REQUESTS_CA_BUNDLE": SYSTEM_BUNDLE, "NODE_EXTRA_CA_CERTS": SYSTEM_BUNDLE}
-        for results in (run_all(URL, clients=EXPLICIT, sandbox=sandbox, proxy=proxy, env=env),
-                        run_all(URL, sandbox=sandbox, env=env)):
+        for results in (run_all(URL, clients=EXPLICIT, inside=sandbox, proxy=proxy, env=env),
+                        run_all(URL, inside=sandbox, env=env)):
             for result in results.values():
                 assert result.ok, _summary(results)
                 assert result.error == ""
     assert store_fingerprint() == before
 
 
+def _login(sandbox: Sandbox) -> dict[str, str]:
+    return login_environment(sandbox, home=str(sandbox.home), user="root")
+
+
 def test_login_env_reads_the_sandboxed_environment_and_profile_d(clients_lab: Lab) -> None:
     lab = clients_lab
     before = store_fingerprint()
     with Sandbox(lab.client) as sandbox:
-        assert "REQUESTS_CA_BUNDLE" not in login_env(sandbox)
+        assert "REQUESTS_CA_BUNDLE" not in _login(sandbox)
         sandbox.path("/etc/environment").write_text(
             f'# trustwall\nREQUESTS_CA_BUNDLE="{SYSTEM_BUNDLE}"\n')
         (sandbox.path("/etc/profile.d") / "trustwall.sh").write_text(
             f"export NODE_EXTRA_CA_CERTS={SYSTEM_BUNDLE}\n")
-        env = login_env(sandbox)
+        env = _login(sandbox)
         assert env["REQUESTS_CA_BUNDLE"] == SYSTEM_BUNDLE
         assert env["NODE_EXTRA_CA_CERTS"] == SYSTEM_BUNDLE
         assert env["HOME"] == str(sandbox.home)
@@ -160,7 +166,7 @@ def test_the_chain_the_proxy_sends_changes_the_clients_words(clients_lab: Lab,
     ca = "intermediate" if chain == "leaf+intermediate" else "root"
     proxy = lab.proxy(chain=ChainMode(chain), ca=ca)
     with lab.intercepting(proxy), Sandbox(lab.client) as sandbox:
-        results = run_all(URL, clients=tuple(CHAIN_WORDS[chain]), sandbox=sandbox)
+        results = run_all(URL, clients=tuple(CHAIN_WORDS[chain]), inside=sandbox)
     for name, words in CHAIN_WORDS[chain].items():
         assert not results[name].ok
         assert words in results[name].error, _summary(results)

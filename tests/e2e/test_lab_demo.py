@@ -32,7 +32,19 @@ def test_demo_shows_each_client_failing_with_its_own_error(report: DemoReport) -
     assert "CERTIFICATE_VERIFY_FAILED" in rows["python"].detail
     assert "PKIX path building failed" in rows["java"].detail
     assert rows["node"].detail.startswith("UNABLE_TO_VERIFY_LEAF_SIGNATURE")
-    assert all(row.verdict == "OK" for row in _step(report, "fixes it").rows)
+
+
+def test_demo_fixes_with_trustwall_fix_and_undoes_it(report: DemoReport) -> None:
+    fix = _step(report, "trustwall fix")
+    assert fix.command == "trustwall fix https://good.lab.test/ --yes"
+    rows = {row.subject: row for row in fix.rows}
+    assert {"debian", "java", "certifi", "env"} <= set(rows)  # stores of the sandbox
+    clients = [r for r in fix.rows if r.verdict != "INFO"]
+    assert len(clients) == 8 and all(r.verdict == "OK" for r in clients), clients
+    undo = {row.subject: row.verdict for row in _step(report, "until trustwall undo").rows}
+    assert undo == {**{f"{c}, fixed": "OK" for c in ("curl", "python", "java", "node")},
+                    "trustwall undo": "OK",
+                    **{f"{c}, undone": "FAIL" for c in ("curl", "python", "java", "node")}}
 
 
 def test_demo_shows_the_forged_chain_and_the_jmx_story(report: DemoReport) -> None:
@@ -42,8 +54,14 @@ def test_demo_shows_the_forged_chain_and_the_jmx_story(report: DemoReport) -> No
     assert jmx["from client"].detail == "No route to host"
     assert jmx["on the server"].detail == "JMX lab listener"
     assert jmx["decisive rule"].detail.startswith("rule 10: -A INPUT -j REJECT")
-    placed = [row.verdict for row in _step(report, "new rule goes").rows]
-    assert placed == ["FAIL", "OK"]
+    allow = _step(report, "fw allow --apply, then trustwall undo")
+    assert allow.command == "trustwall fw allow -p tcp --dport 18745 --apply"
+    assert [(row.subject, row.verdict) for row in allow.rows] == [
+        ("fw allow --apply", "OK"), ("from client", "OK"), ("trustwall undo", "OK"),
+        ("from client", "FAIL")]
+    assert allow.rows[0].detail.startswith("position 10:")
+    assert allow.rows[1].detail == "JMX lab listener"
+    assert allow.rows[3].detail == "No route to host"
 
 
 def test_borrowed_lab_is_given_back_as_it_was(report: DemoReport, lab: Lab) -> None:

@@ -6,18 +6,19 @@ from the system directories, never $PATH."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 from pathlib import Path
 
 import pytest
-from stores_tree import copy_tree, template
+from stores_tree import copy_tree, diff, snapshot, template
 from tls_pki import issue, write_pem
 
 from trustwall import proc
 from trustwall.certs import load_certs
 from trustwall.errors import BadInput, EnvironmentMissing, StoreError, TrustwallError
-from trustwall.stores.base import Scope
+from trustwall.stores.base import Scope, fingerprint, fp_of, pem_ders
 from trustwall.stores.certifi import CertifiStore
 from trustwall.stores.npm import global_npmrc
 from trustwall.stores.registry import install
@@ -133,3 +134,39 @@ def test_programs_come_from_system_directories_never_path(tmp_path: Path,
     assert not proc.which("keytool").startswith(str(bindir))
     proc.run(["keytool", "-help"], check=False)
     assert not (tmp_path / "ran").exists()
+
+
+def test_an_image_link_to_host_certs_gets_the_ca_inside_the_image(tree: Path,
+                                                                   tmp_path: Path) -> None:
+    """Issue 18: IMG/etc/ssl/certs -> /usr/lib/ssl/certs put a planted root into the host's
+    bundle. Here the "host" directory is a copy outside the image; it must stay untouched."""
+    host = copy_tree(tree / "etc/ssl/certs", tmp_path / "host-certs")
+    before = snapshot(host)
+    shutil.rmtree(tree / "etc/ssl/certs")
+    (tree / "etc/ssl/certs").symlink_to(host)  # absolute: the host kernel would follow it
+    (cert,) = load_certs(write_pem(tmp_path / "ca.pem", issue("Planted Root", ca=True)))
+    install([cert], root=tree, kinds=["debian"])
+    assert diff(snapshot(host), before) == []
+    inner = tree / str(host).lstrip("/") / "ca-certificates.crt"
+    assert fp_of(cert) in {fingerprint(d) for d in pem_ders(inner.read_bytes())}
+
+
+def test_a_keystore_alias_that_looks_like_an_option_never_reaches_keytool(
+        tree: Path, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
+
+    from trustwall.stores.registry import remove
+
+    pwned = tmp_path / "pwned.log"
+    issued = issue("Alias Root", ca=True)
+    pem = write_pem(tmp_path / "alias.pem", issued)
+    (cert,) = load_certs(pem)
+    store = tmp_path / "app.p12"
+    store.write_bytes(pkcs12.serialize_key_and_certificates(
+        None, None, None,
+        [pkcs12.PKCS12Certificate(cert.x509, f"-J-Xlog:all:file={pwned}".encode())],
+        BestAvailableEncryption(b"changeit")))
+    before = store.read_bytes()
+    with pytest.raises(StoreError, match="cannot be passed to a tool"):
+        remove([fp_of(cert)], root=tree, kinds=[f"java:{store}"], state_dir=tmp_path / "st")
+    assert not pwned.exists() and store.read_bytes() == before

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from tls_pki import https_server, make_pki, write_pem
 
-from trustwall.lab.clients import run_all
+from trustwall.clients import run_all
 from trustwall.tls.probe import parse_target
 from trustwall.tls.report import probe_report
 

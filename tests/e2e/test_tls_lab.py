@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from trustwall.lab.clients import run_all
+from trustwall.clients import run_all
+from trustwall.clients.login import base_environment
 
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces)")]
 
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Java is covered on loopback (tests/e2e/test_tls_scenarios.py); a JVM per run is slow here.
 CLIENTS = ("curl", "wget", "python", "requests", "node", "git")
 
@@ -42,7 +42,7 @@ def _setup(tmp: Path, lab: object, *cas: str) -> tuple[dict[str, str], Path]:
 
 def _probe(lab: object, url: str, env: dict[str, str], root: Path,
            *extra: str) -> tuple[int, dict]:
-    base = {"PATH": SYSTEM_PATH, "HOME": env.get("HOME", "/tmp"), "LANG": "C.UTF-8"}
+    base = base_environment(env.get("HOME", "/tmp"))
     proc = lab.client.run([sys.executable, "-m", "trustwall", "probe", url, "--json",  # type: ignore
                            "--no-java", "--root", str(root), "--timeout", "5", *extra],
                           env={**base, **env}, check=False, timeout=60)
@@ -51,7 +51,7 @@ def _probe(lab: object, url: str, env: dict[str, str], root: Path,
 
 def _agree(lab: object, report: dict, url: str, env: dict[str, str],
            clients: tuple[str, ...] = CLIENTS, proxy: str | None = None) -> None:
-    real = run_all(url, clients=clients, netns=lab.client, env=env,  # type: ignore
+    real = run_all(url, clients=clients, inside=lab.client, env=env,  # type: ignore
                    proxy=proxy, timeout=10)
     predicted = {c: report["clients"][c]["trusted"] for c in clients}
     actual = {c: real[c].ok for c in clients}
@@ -68,7 +68,8 @@ def test_transparent_interception_fails_until_the_ca_is_trusted(lab: object,
     assert "Acme Widgets Inspection CA" in report["chain"][0]["issuer"]
     assert report["interception"]["detected"] is True
     assert report["diagnosis"]["code"] == "X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY"
-    assert report["diagnosis"]["next_command"].startswith("trustwall ca fetch")
+    # probe and `why` name the same next step: trustwall's own fix.
+    assert report["diagnosis"]["next_command"] == f"sudo trustwall fix {url.rstrip('/')}"
     _agree(lab, report, url, env)
 
     env, root = _setup(tmp_path / "after", lab, "public-root", "acme-root")
@@ -84,7 +85,7 @@ def test_explicit_proxy_is_used_and_judged(lab: object, tmp_path: Path) -> None:
     rc, report = _probe(lab, url, env, root, "--proxy", proxy)
     assert rc == 1 and report["connection"]["proxy"] == proxy
     assert report["interception"]["detected"] is True
-    # node's https module ignores proxies (QUIRKS.md): compare the clients that use one.
+    # node's https module ignores proxies (docs/quirks-found.md): compare the clients that use one.
     _agree(lab, report, url, env, tuple(c for c in CLIENTS if c != "node"), proxy=proxy)
 
 

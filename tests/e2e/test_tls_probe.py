@@ -156,6 +156,28 @@ def test_ca_fetch_says_when_root_cannot_be_fetched(tmp_path: Path) -> None:
     assert "not sent" in got.message and "browser" in got.message
 
 
+def test_ca_fetch_never_offers_a_leaf_as_the_ca_to_trust(tmp_path: Path) -> None:
+    """An inspection proxy that sends its forged leaf only, without AIA: there is no CA to
+    write; the command says so, exits 1, writes nothing and points to fix --ca."""
+    out_file = tmp_path / "enterprise-ca.pem"
+    with https_server(tmp_path, PKI.leaf("localhost", issuer=PKI.corp)) as port:
+        got = fetch(parse_target(f"localhost:{port}"), timeout=5)
+        cli = _cli("ca", "fetch", f"https://localhost:{port}/", "-o", str(out_file))
+    assert got.certs == () and not got.root_found
+    assert "not a CA" in got.message and "--ca FILE" in got.message
+    assert cli.returncode == 1 and not out_file.exists()
+    assert "ca install" not in cli.stdout + cli.stderr
+    assert f"trustwall fix https://localhost:{port} --ca FILE" in cli.stderr
+
+
+def test_ca_fetch_follows_aia_from_a_lone_leaf_and_keeps_only_the_cas(tmp_path: Path) -> None:
+    with http_server(PKI.root.der) as aia_port:
+        leaf = PKI.leaf("localhost", issuer=PKI.root, aia=f"http://127.0.0.1:{aia_port}/r.crt")
+        with https_server(tmp_path, leaf) as port:
+            got = fetch(parse_target(f"localhost:{port}"), timeout=5)
+    assert got.root_found and [c.der for c in got.certs] == [PKI.root.der]
+
+
 def test_scan_many_endpoints(tmp_path: Path) -> None:
     bundle = write_pem(tmp_path / "b.pem", PKI.root)
     env = {"SSL_CERT_FILE": str(bundle)}

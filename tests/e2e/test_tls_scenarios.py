@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from tls_pki import Issued, Pki, https_server, issue, make_pki, write_pem
 
-from trustwall.lab.clients import run_all
+from trustwall.clients import run_all
 from trustwall.tls.probe import parse_target
 from trustwall.tls.report import probe_report
 from trustwall.tls.verify import Anchors, Verifier

@@ -1,12 +1,11 @@
 """Loopback TLS lab for the tls tests: a small PKI, HTTPS servers presenting chosen chains, a
-CONNECT proxy, and endpoints that refuse or never answer. Everything binds 127.0.0.1."""
+CONNECT proxy, and endpoints that refuse or never answer. Everything binds 127.0.0.1.
+Certificates come from the product's factory (trustwall.certs.factory)."""
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import http.server
-import ipaddress
 import socket
 import socketserver
 import ssl
@@ -15,76 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from trustwall.certs.factory import Issued, issue
 
-NOW = dt.datetime.now(dt.timezone.utc)
-
-
-@dataclass(frozen=True)
-class Issued:
-    cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
-
-    @property
-    def pem(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.PEM)
-
-    @property
-    def der(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.DER)
-
-
-def _name(cn: str, org: str | None = None) -> x509.Name:
-    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
-    if org:
-        attrs.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
-    return x509.Name(attrs)
-
-
-def issue(cn: str, *, issuer: Issued | None = None, ca: bool = False, org: str | None = None,
-          names: tuple[str, ...] = (), days: int = 30, expired: bool = False,
-          bc_critical: bool = True, aia: str | None = None,
-          path_length: int | None = None) -> Issued:
-    """A certificate signed by ``issuer`` (self-signed when None), EC P-256, SHA-256."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    start = NOW - dt.timedelta(days=400 if expired else 1)
-    end = NOW - dt.timedelta(days=2) if expired else NOW + dt.timedelta(days=days)
-    subject = _name(cn, org)
-    signer_key = issuer.key if issuer else key
-    builder = (x509.CertificateBuilder().subject_name(subject)
-               .issuer_name(issuer.cert.subject if issuer else subject)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(start).not_valid_after(end)
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length if ca else None),
-                              critical=bc_critical)
-               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                              critical=False)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                   signer_key.public_key()), critical=False))
-    if ca:
-        builder = builder.add_extension(x509.KeyUsage(
-            digital_signature=True, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-            encipher_only=False, decipher_only=False), critical=True)
-    else:
-        sans: list[x509.GeneralName] = []
-        for n in names:
-            try:
-                sans.append(x509.IPAddress(ipaddress.ip_address(n)))
-            except ValueError:
-                sans.append(x509.DNSName(n))
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-    if aia:
-        builder = builder.add_extension(x509.AuthorityInformationAccess([
-            x509.AccessDescription(x509.oid.AuthorityInformationAccessOID.CA_ISSUERS,
-                                   x509.UniformResourceIdentifier(aia))]), critical=False)
-    return Issued(builder.sign(signer_key, hashes.SHA256()), key)
-
+__all__ = ["Issued", "issue"]  # the product's one factory, re-exported for the tls tests
 
 def write_pem(path: Path, *certs: Issued) -> Path:
     path.write_bytes(b"".join(c.pem for c in certs))
@@ -147,9 +79,7 @@ def https_server(tmp: Path, leaf: Issued, *extra: Issued, host: str = "127.0.0.1
     """Serve HTTPS on loopback presenting ``leaf`` followed by ``extra`` exactly."""
     chain = write_pem(tmp / f"srv-{id(leaf)}.pem", leaf, *extra)
     key = tmp / f"srv-{id(leaf)}.key"
-    key.write_bytes(leaf.key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key.write_bytes(leaf.key_pem)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(chain, key)
     ctx.set_alpn_protocols(["http/1.1"])

@@ -165,4 +165,4 @@ def test_show_and_lint_human_output(tmp_path, ca_der, capsys):
     assert "NOT fit" in captured.out and "OpenSSL code 92" in captured.out
     assert "rejected by: Python >= 3.13" in captured.out
     assert captured.err.strip().splitlines() == [
-        "trustwall: error: 1 of 1 certificate(s) not fit as a trust anchor"]
+        "trustwall: 1 of 1 certificate(s) not fit as a trust anchor"]  # a finding, not an error

@@ -276,3 +276,10 @@ def test_effect_follows_packets_past_a_return_it_cannot_decide() -> None:
     opened = plan_insert(rs, build_rule("ACCEPT", proto="tcp", dport="18745"), open_invalid=True)
     assert [str(c) for c in opened.effect] == [
         "tcp dport 18745 state INVALID,NEW,UNTRACKED from any: DROP → ACCEPT"]
+
+
+def test_a_catch_all_reject_is_not_an_invalid_guard() -> None:
+    """Only a rule that drops INVALID state on purpose makes the plan add the guard."""
+    plan = plan_insert(parse_save(SEED), build_rule("ACCEPT", proto="tcp", dport="18745"))
+    assert plan.commands == ("iptables -I INPUT 10 -p tcp -m tcp --dport 18745 -j ACCEPT",)
+    assert "INVALID" in " ".join(str(c) for c in plan.effect)

@@ -237,3 +237,11 @@ def test_ipv6header_names_come_from_etc_protocols() -> None:
 ])
 def test_string_and_hashlimit_as_the_kernel_stores_them(typed: str, saved: str) -> None:
     assert rule_spec(parse_rule_spec(typed, chain="INPUT")) == saved
+
+
+def test_inserted_address_lists_end_up_reversed_as_in_the_kernel() -> None:
+    """``-I`` puts every expanded rule at the same place (checked in a namespace)."""
+    text = ("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 9.9.9.9\n"
+            "-I INPUT 1 -s 1.1.1.1,2.2.2.2\nCOMMIT\n")
+    assert [line for line in render_save(parse_save(text)).splitlines() if "-A" in line] == [
+        "-A INPUT -s 2.2.2.2/32", "-A INPUT -s 1.1.1.1/32", "-A INPUT -s 9.9.9.9/32"]

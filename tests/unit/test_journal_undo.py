@@ -179,8 +179,12 @@ def _planted(root: Path, entries: list[dict], *, meta_root: str | None = None) -
     {"op": "file", "path": "{outside}", "before": {"type": "absent"}},
     {"op": "file", "path": "{root}/etc/../../outside", "before": {"type": "absent"}},
     {"op": "tree", "path": "{root}/etc", "names": ["../../outside"]},
+    {"op": "file", "before": {"type": "absent"}},
+    ["not", "an", "entry"],
+    {"op": "file", "path": "{root}/etc/x", "before": {"type": "file", "sha256": "../../x",
+                                                     "mode": 420, "uid": 0, "gid": 0}},
 ], ids=["run-undo-argv", "unknown-kind", "bad-data", "unknown-op", "path-outside",
-        "dotdot", "tree-dotdot"])
+        "dotdot", "tree-dotdot", "no-path", "not-a-dict", "blob-traversal"])
 def test_a_planted_journal_is_refused_and_never_executed(root: Path, tmp_path: Path,
                                                          entry: dict) -> None:
     pwned, outside = tmp_path / "pwned", tmp_path / "outside"
@@ -191,6 +195,9 @@ def test_a_planted_journal_is_refused_and_never_executed(root: Path, tmp_path: P
     with pytest.raises(steps.JournalRefused):
         recover(root=root)
     assert not pwned.exists() and outside.read_text() == "victim"
+    listed = subprocess.run([sys.executable, "-m", "trustwall", "undo", "--dry-run", "--root",
+                             str(root)], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 2, listed.stderr  # a clear refusal, never an internal error
 
 
 def test_a_planted_transaction_claiming_the_host_root_is_confined_to_the_given_root(

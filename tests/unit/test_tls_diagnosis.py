@@ -151,7 +151,7 @@ def test_diagnose_interception_leaf_only(tmp_path: Path) -> None:
     assert report.diagnosis.code == "X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY"
     assert report.diagnosis.summary.startswith("TLS inspection by Fortinet FortiGate")
     assert report.diagnosis.next_command.startswith(
-        "trustwall ca fetch https://site.example -o enterprise-ca.pem")
+        "sudo trustwall fix https://site.example")
 
 
 def test_diagnose_system_fixed_but_certifi_clients_fail(tmp_path: Path) -> None:
@@ -207,7 +207,7 @@ def test_diagnose_trusted_chain_but_failed_handshake(tmp_path: Path) -> None:
 
 
 def test_java_store_is_the_one_of_the_jdk_on_path(tmp_path: Path) -> None:
-    from trustwall.tls.clients import _java_truststore
+    from trustwall.clients.java import truststore as _java_truststore
 
     jdk = tmp_path / "opt/jdk-21"
     (jdk / "bin").mkdir(parents=True)

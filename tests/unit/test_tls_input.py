@@ -30,6 +30,7 @@ def test_parse_target_accepts(text: str, expected: Target) -> None:
     "", "ftp://example.com", "http://example.com", "example.com:0", "example.com:65536",
     "example.com:https", "https://example.com:0/", "exa mple.com", "[::1", "[nothost]:443",
     "user@example.com", "example.com/path", "-bad-.example", "https://", "a..b",
+    "https://[::1", "https://[::1/x", "https://[2001:db8::1:443/",
 ])
 def test_parse_target_rejects_with_bad_input(text: str) -> None:
     with pytest.raises(BadInput):
@@ -44,6 +45,21 @@ def test_parse_target_never_crashes(text: str) -> None:
     except BadInput:
         return
     assert 0 < target.port < 65536 and target.host
+
+
+@pytest.mark.parametrize("argv", [["probe", "https://[::1"], ["ca", "fetch", "https://[::1",
+                                   "-o", "never-written.pem"],
+                                  ["probe", "https://example.com", "--proxy", "http://[::1"]])
+def test_a_malformed_url_is_a_one_line_bad_input(argv: list[str], tmp_path, monkeypatch,
+                                                 capsys) -> None:
+    from trustwall.cli import main as cli_main
+
+    monkeypatch.chdir(tmp_path)
+    assert cli_main.main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("trustwall: error: malformed") and "Invalid IPv6 URL" in err[0]
+    assert len(err) <= 2 and all(line.startswith("trustwall: ") for line in err)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_target_url_round_trips() -> None:

@@ -27,6 +27,18 @@ def colon_hex(digest: bytes) -> str:
     return ":".join(f"{b:02X}" for b in digest)
 
 
+def fingerprint(der: bytes) -> str:
+    """The identity of a certificate everywhere in trustwall (stores, journal, ``ca remove``,
+    JSON): its SHA-256 in lower-case hex. :attr:`Cert.sha256` is the same digest spelled for
+    people (``AB:CD:…``); :func:`normalize_fingerprint` reads either spelling."""
+    return hashlib.sha256(der).hexdigest()
+
+
+def normalize_fingerprint(text: str) -> str:
+    """``AB:CD:…`` or ``abcd…`` -> the :func:`fingerprint` spelling (not validated here)."""
+    return text.replace(":", "").strip().lower()
+
+
 def pem_encode(der: bytes, label: str = "CERTIFICATE") -> str:
     """PEM armour with 64-character lines, as OpenSSL writes it."""
     b64 = base64.b64encode(der).decode("ascii")
@@ -64,8 +76,14 @@ class Cert:
         return pem_encode(self.der)
 
     @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 in lower-case hex: the identity the stores and the journal use."""
+        return fingerprint(self.der)
+
+    @cached_property
     def sha256(self) -> str:
-        return colon_hex(hashlib.sha256(self.der).digest())
+        """The same SHA-256 as :attr:`fingerprint`, as keytool and browsers show it."""
+        return colon_hex(bytes.fromhex(self.fingerprint))
 
     @cached_property
     def sha1(self) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from trustwall.certs.der import SEQUENCE, SET, children, encode_tlv, read_tlv
+from trustwall.certs.factory import new_key
 
 Attr = tuple[str, int, bytes]  # (dotted OID, value tag, value content)
 
@@ -38,31 +39,19 @@ def name_der(rdns: Sequence[Sequence[Attr]]) -> bytes:
     return encode_tlv(SEQUENCE, b"".join(sets))
 
 
-def new_key() -> Any:
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    return ec.generate_private_key(ec.SECP256R1())
-
-
 def make_cert(subject: bytes, issuer: bytes | None = None, *, key: Any = None,
               serial: int = 1, ca: bool = True, days: int = 365) -> bytes:
     """DER of a certificate with the raw ``subject`` (and ``issuer``, default the subject),
     signed by ``key`` (EC P-256; generated when None) -- self-signed when issuer is None."""
-    from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import Encoding
-    from cryptography.x509.oid import NameOID
+
+    from trustwall.certs.factory import issue
 
     key = key or new_key()
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    placeholder = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "placeholder")])
-    builder = (x509.CertificateBuilder().subject_name(placeholder).issuer_name(placeholder)
-               .public_key(key.public_key()).serial_number(serial)
-               .not_valid_before(now - dt.timedelta(days=1))
-               .not_valid_after(now + dt.timedelta(days=days))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    der = builder.sign(key, hashes.SHA256()).public_bytes(Encoding.DER)
+    # Bare on purpose (basicConstraints only): the names are what these certificates test.
+    der = issue("placeholder", ca=ca, key=key, serial=serial, days=days, key_usage=False,
+                ski=False, aki=False, server_auth=False).der
     _, start, end = read_tlv(der, 0)
     parts = children(der, start, end)
     tbs_tag, _, tbs_cstart, tbs_end = parts[0]

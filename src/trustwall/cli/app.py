@@ -11,7 +11,7 @@ from trustwall.cli.main import COMMANDS, DESCRIPTION
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, help="\n\n".join(DESCRIPTION),
              context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="trustwall")
+@click.version_option(__version__, "-V", "--version", prog_name="trustwall")
 @click.option("--json", "json_output", is_flag=True, help="JSON output for read commands.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context

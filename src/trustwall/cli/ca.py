@@ -7,22 +7,30 @@ lazily.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from typing import Any
 
 import click
 
 from trustwall.cli.lazy import LazyGroup
-from trustwall.cli.output import console, emit, json_option, json_wanted
+from trustwall.cli.options import state_dir_option
+from trustwall.cli.output import (
+    ask,
+    console,
+    emit,
+    json_option,
+    json_wanted,
+    print_command,
+    print_table,
+    styled,
+    visible,
+    yes_option,
+)
 from trustwall.cli.stores import make_scope, root_option, scope_options, store_option
 
 SUBCOMMANDS = {
     "fetch": ("trustwall.cli.ca_fetch:fetch", "Write the CA(s) to trust for an endpoint."),
 }
 
-state_option = click.option("--state-dir", type=click.Path(file_okay=False), default=None,
-                            envvar="TRUSTWALL_STATE_DIR",
-                            help="Journal directory [default: ROOT/var/lib/trustwall].")
 
 
 @click.group("ca", cls=LazyGroup, lazy=SUBCOMMANDS)
@@ -41,15 +49,19 @@ def _render_change(result: Any) -> None:
         done = s.added or s.removed
         if done:
             word = f"would {verb}" if result.dry_run else past
-            out.print(f"[green]{s.kind}[/] {s.path}: {word} {len(done)}")
+            out.print(styled((s.kind, "green"), f" {s.path}: {word} {len(done)}"),
+                      soft_wrap=True)
         if s.already:
-            out.print(f"[dim]{s.kind} {s.path}: already trusted ({len(s.already)})[/]")
+            out.print(f"{s.kind} {s.path}: already trusted ({len(s.already)})", style="dim",
+                      soft_wrap=True)
         if s.absent and result.action == "remove":
-            out.print(f"[dim]{s.kind} {s.path}: not there ({len(s.absent)})[/]")
+            out.print(f"{s.kind} {s.path}: not there ({len(s.absent)})", style="dim",
+                      soft_wrap=True)
         for note in s.notes:
-            out.print(f"[yellow]note[/] ({s.kind}): {note}")
+            out.print(styled(("note", "yellow"), f" ({s.kind}): {note}"), soft_wrap=True)
     if result.txn:
-        out.print(f"transaction #{result.txn}; undo with: [bold]trustwall undo {result.txn}[/]")
+        print_command(out, f"trustwall undo {result.txn}",
+                      prefix=f"transaction #{result.txn}; undo with:")
     elif not result.dry_run:
         out.print("nothing to change")
 
@@ -60,15 +72,19 @@ def show_certs(certs: list[Any]) -> None:
 
     out = console(stderr=True)
     for cert in certs:
-        ca_word = "CA" if cert.is_ca else "[red]not a CA[/]"
-        out.print(f"[bold]{cert.subject_str}[/]  ({ca_word}, valid until "
-                  f"{cert.not_after:%Y-%m-%d})\n  SHA-256 {cert.sha256}")
+        ca_word = ("CA", "") if cert.is_ca else ("not a CA", "red")
+        # The subject comes from the network: one escaped line, so it cannot forge or hide
+        # the fingerprint line the user is told to check.
+        out.print(styled((visible(cert.subject_str, one_line=True), "bold"), "  (", ca_word,
+                         f", valid until {cert.not_after:%Y-%m-%d})"), soft_wrap=True)
+        out.print(f"  SHA-256 {cert.sha256}", soft_wrap=True)
         for finding in lint_anchor(cert).findings:
             if finding.severity != "ok":
                 colour = "red" if finding.severity == "fail" else "yellow"
                 who = f" (rejected by {', '.join(finding.rejected_by)})" \
                     if finding.rejected_by else ""
-                out.print(f"  [{colour}]{finding.severity}[/] {finding.message}{who}")
+                out.print(styled("  ", (finding.severity, colour), f" {finding.message}{who}"),
+                          soft_wrap=True)
 
 
 @ca.command("install")
@@ -76,9 +92,9 @@ def show_certs(certs: list[Any]) -> None:
 @store_option
 @scope_options
 @root_option
-@state_option
+@state_dir_option
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @click.option("--force", is_flag=True, help="Also trust a non-CA or expired certificate.")
 @click.option("--all-purposes", is_flag=True,
               help="p11-kit stores: trust for every purpose, not TLS servers only.")
@@ -87,7 +103,6 @@ def install(files: tuple[str, ...], kinds: tuple[str, ...], venv_roots: tuple[st
             registries: tuple[str, ...], root: str | None, state_dir: str | None,
             dry_run: bool, yes: bool, force: bool, all_purposes: bool, as_json: bool) -> None:
     """Trust the CA certificate(s) in FILES in every store (idempotent)."""
-    from trustwall.errors import BadInput
     from trustwall.stores.registry import install as do_install
     from trustwall.stores.registry import load_for_install
 
@@ -103,13 +118,9 @@ def install(files: tuple[str, ...], kinds: tuple[str, ...], venv_roots: tuple[st
     if not plan.changed:
         emit(dataclasses.replace(plan, dry_run=False), _render_change)
         return
-    if not yes:
-        if not sys.stdin.isatty():
-            raise BadInput("refusing to trust a CA without confirmation",
-                           hint="check the fingerprint above, then rerun with --yes")
-        stores = ", ".join(sorted({s.kind for s in plan.stores if s.added}))
-        click.confirm(f"Trust {len(certs)} certificate(s) in: {stores}?", abort=True,
-                      err=True)
+    stores = ", ".join(sorted({s.kind for s in plan.stores if s.added}))
+    ask(f"Trust {len(certs)} certificate(s) in: {stores}?", yes=yes, action="trust a CA",
+        first="check the fingerprint above, then ")
     emit(do_install(certs, root=root, kinds=kinds or None, force=force,
                     all_purposes=all_purposes, state_dir=state_dir, scope=scope),
          _render_change)
@@ -120,7 +131,7 @@ def install(files: tuple[str, ...], kinds: tuple[str, ...], venv_roots: tuple[st
 @store_option
 @scope_options
 @root_option
-@state_option
+@state_dir_option
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @json_option
 def remove(items: tuple[str, ...], kinds: tuple[str, ...], venv_roots: tuple[str, ...],
@@ -136,14 +147,9 @@ def remove(items: tuple[str, ...], kinds: tuple[str, ...], venv_roots: tuple[str
 
 
 def _render_list(rows: list[Any]) -> None:
-    from rich.table import Table
-
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    for col in ("store", "subject", "sha256", "until"):
-        table.add_column(col, overflow="fold")
-    for row in rows:
-        table.add_row(row.kind, row.subject, row.sha256[:16] + "…", row.not_after[:10])
-    console().print(table)
+    print_table(console(), ["store", "sha256", "until", "subject"],
+                [[row.kind, row.sha256[:16] + "…", row.not_after[:10],
+                  visible(row.subject, one_line=True)] for row in rows], keep=3)
 
 
 @ca.command("list")

@@ -6,18 +6,26 @@ from typing import Any
 
 import click
 
-from trustwall.cli.output import console, emit, json_option
+from trustwall.cli.output import console, emit, json_option, print_command, styled, visible
 
 
 def _render(result: Any) -> None:
     out = console()
     fetched = result["fetched"]
     for cert, source in zip(fetched.certs, fetched.sources, strict=True):
-        out.print(f"[bold]{cert.subject_str}[/]  [dim]({source}; sha256 {cert.sha256})[/]")
-    colour = "green" if fetched.root_found else "yellow"
-    out.print(f"[{colour}]{fetched.message}[/]")
-    out.print(f"wrote {len(fetched.certs)} certificate(s) to {result['output']}; next: "
-              f"[bold]sudo trustwall ca install {result['output']}[/]")
+        out.print(styled((visible(cert.subject_str, one_line=True), "bold"),
+                         (f"  ({source}; sha256 {cert.sha256})", "dim")), soft_wrap=True)
+    out.print(fetched.message, style="green" if fetched.root_found else "yellow", soft_wrap=True)
+    if not fetched.certs:
+        out.print("nothing written: a certificate that is not a CA is never saved as one to trust",
+                  soft_wrap=True)
+    elif fetched.root_found:
+        print_command(out, f"sudo trustwall ca install {result['output']}",
+                      prefix=f"wrote {len(fetched.certs)} certificate(s) to {result['output']}; "
+                             "next:")
+    else:
+        out.print(f"wrote {len(fetched.certs)} CA certificate(s) to {result['output']} "
+                  "(no root among them)", soft_wrap=True)
 
 
 @click.command("fetch")
@@ -31,7 +39,8 @@ def _render(result: Any) -> None:
 def fetch(url: str, output: str, proxy: str | None, servername: str | None,
           timeout: float, as_json: bool) -> None:
     """Write the root the endpoint presents, or its top intermediate plus the root fetched
-    from the AIA caIssuers URL (through the same proxy). Exit 1 when no root was found."""
+    from the AIA caIssuers URL (through the same proxy). Exit 1 when no root was found; when
+    only a leaf is presented and no AIA works, nothing is written (a leaf is not a CA)."""
     import os
 
     from trustwall.journal.atomic import atomic_write
@@ -41,9 +50,17 @@ def fetch(url: str, output: str, proxy: str | None, servername: str | None,
     target = parse_target(url)
     via = parse_proxy(proxy) if proxy else proxy_from_env(target, os.environ)
     fetched = fetch_anchors(target, proxy=via, servername=servername, timeout=timeout)
-    atomic_write(output, "".join(c.pem for c in fetched.certs).encode())
-    emit({"output": output, "fetched": fetched, "root_found": fetched.root_found}, _render)
+    if fetched.certs:  # never a leaf: fetch keeps only CAs, and says so when none is left
+        atomic_write(output, "".join(c.pem for c in fetched.certs).encode())
+    emit({"output": output if fetched.certs else None, "fetched": fetched,
+          "root_found": fetched.root_found}, _render)
+    if not fetched.certs:
+        from trustwall.errors import ProblemFound
+
+        raise ProblemFound("no CA certificate to trust was presented or fetchable",
+                           hint=f"sudo trustwall fix {target.url} --ca FILE  # the CA from IT "
+                                "or a browser export")
     if not fetched.root_found:
         from trustwall.errors import ProblemFound
 
-        raise ProblemFound("no root certificate: the file holds the top of the presented chain")
+        raise ProblemFound("no root certificate: the file holds the top CA of the chain")

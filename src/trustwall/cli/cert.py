@@ -6,13 +6,14 @@ from dataclasses import dataclass
 
 import click
 
-from trustwall.cli.output import console, emit, json_option
+from trustwall.cli.lazy import JsonCheckedGroup
+from trustwall.cli.output import console, emit, json_option, styled, visible
 
 _password = click.option("--password", default=None, metavar="PW",
                          help="Password of a PKCS#12 file (tried empty when omitted).")
 
 
-@click.group("cert")
+@click.group("cert", cls=JsonCheckedGroup)
 def cert() -> None:
     """Read, convert and check certificates (PEM, DER, PKCS#7, PKCS#12), sniffed by content."""
 
@@ -40,7 +41,7 @@ def _render_show(result: _Shown) -> None:
         if i:
             out.print()
         days = info["days_left"]
-        when = f"expires in {days} days" if days >= 0 else f"[red]expired {-days} days ago[/]"
+        when = f"expires in {days} days" if days >= 0 else f"expired {-days} days ago"
         ca = "yes" if info["is_ca"] else "no"
         if info["is_ca"] and info["path_length"] is not None:
             ca += f", path length {info['path_length']}"
@@ -56,7 +57,7 @@ def _render_show(result: _Shown) -> None:
             ("SHA-1", info["sha1"]),
             ("Subject hash", f"{info['subject_hash']} (old {info['subject_hash_old']})"
              if info["openssl_problem"] is None
-             else f"[red]none: OpenSSL cannot load it ({info['openssl_problem']})[/]"),
+             else f"none: OpenSSL cannot load it ({info['openssl_problem']})"),
             ("CA", ca),
             ("Key usage", ", ".join(info["key_usage"]) if info["key_usage"] is not None
              else "(none)"),
@@ -69,7 +70,9 @@ def _render_show(result: _Shown) -> None:
             ("Key", f"{info['key_type']} {info['key_size'] or ''}".strip()),
         ]
         for label, value in rows:
-            out.print(f"[bold]{label + ':':<20}[/]", value, highlight=False, soft_wrap=True)
+            # Every value is one escaped line: a subject cannot forge the SHA-256 line below.
+            out.print(styled((f"{label + ':':<20}", "bold"), visible(str(value), one_line=True)),
+                      soft_wrap=True)
 
 
 def _constraints(nc: dict | None) -> str:
@@ -129,17 +132,17 @@ class _Linted:
 
 def _render_lint(result: _Linted) -> None:
     out = console()
-    marks = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
+    marks = {"ok": ("ok  ", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "red")}
     for report in result.reports:
-        verdict = "[green]fit as a trust anchor[/]" if report.fit else "[red]NOT fit[/]"
-        out.print(f"[bold]{report.subject or '(empty subject)'}[/] ({report.source}): {verdict}",
-                  soft_wrap=True)
+        verdict = ("fit as a trust anchor", "green") if report.fit else ("NOT fit", "red")
+        subject = visible(report.subject or "(empty subject)", one_line=True)
+        out.print(styled((subject, "bold"), f" ({report.source}): ", verdict), soft_wrap=True)
         for f in report.findings:
-            code = f" [dim](OpenSSL code {f.openssl_code})[/]" if f.openssl_code else ""
-            out.print(f"  {marks[f.severity]} {f.check}: {f.message}{code}", highlight=False,
+            code = f" (OpenSSL code {f.openssl_code})" if f.openssl_code else ""
+            out.print(styled("  ", marks[f.severity], f" {f.check}: {f.message}", (code, "dim")),
                       soft_wrap=True)
             for client in f.rejected_by:
-                out.print(f"         rejected by: {client}", highlight=False, soft_wrap=True)
+                out.print(f"         rejected by: {client}", soft_wrap=True)
 
 
 @cert.command("hash")

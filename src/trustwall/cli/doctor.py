@@ -7,42 +7,41 @@ from __future__ import annotations
 
 import click
 
-from trustwall.cli.output import console, emit, json_option
+from trustwall.cli.options import port_and_proto, single_port
+from trustwall.cli.output import console, emit, json_option, styled
+from trustwall.clients import CLIENTS
 
 _MARK = {"ok": "ok", "broken": "BROKEN", "skipped": "skipped", "warning": "warning"}
 _STYLE = {"ok": "green", "broken": "bold red", "skipped": "dim", "warning": "yellow"}
 
 
 def _show(ladder) -> None:  # type: ignore[no-untyped-def]
-    from rich.markup import escape
-
     out = console()
-    out.print(f"[bold]{escape(ladder.target)}[/bold]")
+    out.print(ladder.target, style="bold", soft_wrap=True)
     skipped = [r.name for r in ladder.rungs if r.status == "skipped" and
                r.found.startswith("not checked: the ")]
     for rung in ladder.rungs:
         if rung.name in skipped:
             continue
         style = _STYLE[rung.status]
-        out.print(f"[{style}]{_MARK[rung.status]:>8}[/{style}]  [bold]{rung.name}[/bold]: "
-                  f"{escape(rung.found)}", soft_wrap=True)
+        out.print(styled((f"{_MARK[rung.status]:>8}", style), "  ", (rung.name, "bold"),
+                         f": {rung.found}"), soft_wrap=True)
         if rung.status != "skipped":
-            out.print(f"{'':>10}[dim]checked: {escape(rung.checked)}[/dim]", soft_wrap=True)
+            out.print(f"{'':>10}checked: {rung.checked}", style="dim", soft_wrap=True)
         if rung.next_command and rung.status in ("broken", "warning"):
-            out.print(f"{'':>10}next: {escape(rung.next_command)}", soft_wrap=True)
+            out.print(f"{'':>10}next: {rung.next_command}", soft_wrap=True)
     if skipped:
-        out.print(f"[dim]{'skipped':>8}  {', '.join(skipped)}: not checked, they depend on "
-                  f"the broken rung[/dim]", soft_wrap=True)
+        out.print(f"{'skipped':>8}  {', '.join(skipped)}: not checked, they depend on "
+                  "the broken rung", style="dim", soft_wrap=True)
     if ladder.broken:
-        out.print(f"broken at: [bold red]{ladder.broken}[/bold red]")
+        out.print(styled("broken at: ", (ladder.broken, "bold red")), soft_wrap=True)
     else:
-        out.print("[green]every rung passes[/green]")
+        out.print("every rung passes", style="green")
 
 
 @click.command()
 @click.argument("url")
-@click.option("--client", type=click.Choice(
-    ["curl", "wget", "python", "requests", "node", "java", "git"]), default="curl",
+@click.option("--client", type=click.Choice(CLIENTS), default="curl",
     show_default=True, help="Whose view: its proxy variables and its trust store.")
 @click.option("--proxy", "proxy_url", metavar="URL",
               help="Use this HTTP proxy instead of the client's environment.")
@@ -62,18 +61,24 @@ def why(ctx: click.Context, url: str, client: str, proxy_url: str | None, timeou
 
 
 @click.command(name="why-in")
-@click.argument("port", type=int)
-@click.option("--proto", type=click.Choice(["tcp", "udp"]), default="tcp", show_default=True)
-@click.option("--from", "source", metavar="IP",
+@click.argument("port")
+@click.option("--proto", "-p", type=click.Choice(["tcp", "udp"]), default=None,
+              help="[default: tcp]")
+@click.option("--from", "--src", "-s", "source", metavar="IP",
               help="The remote address (default: any remote, tested as 192.0.2.10).")
 @json_option
 @click.pass_context
-def why_in(ctx: click.Context, port: int, proto: str, source: str | None,
+def why_in(ctx: click.Context, port: str, proto: str | None, source: str | None,
            as_json: bool) -> None:
     """Why can't others reach PORT on this host? Listening socket, bind address, host name
-    (the JMX 127.0.1.1 trap), firewall INPUT, replies: the first broken rung and its fix."""
+    (the JMX 127.0.1.1 trap), firewall INPUT, replies: the first broken rung and its fix.
+
+    PORT is a number, a service name (ssh) or PORT/PROTO (18745/tcp)."""
     from trustwall.doctor.inbound import why_in as climb
 
-    ladder = climb(port, proto=proto, source=source)
+    number, proto = port_and_proto(port, proto, "PORT")
+    if proto not in ("tcp", "udp"):
+        raise click.BadParameter(f"{port!r}: why-in checks tcp or udp", param_hint="PORT")
+    ladder = climb(single_port(number or "", "PORT"), proto=proto, source=source)
     emit(ladder, _show)
     ctx.exit(ladder.exit_code)

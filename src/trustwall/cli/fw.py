@@ -11,7 +11,7 @@ from importlib import import_module
 import click
 
 from trustwall.cli.lazy import LazyGroup
-from trustwall.cli.output import emit, json_option
+from trustwall.cli.output import emit, json_option, visible
 
 FW_COMMANDS: dict[str, tuple[str, str]] = {
     "trace": ("trustwall.cli.fw_trace:trace",
@@ -79,8 +79,9 @@ def show(file: str | None, live: bool, ipv6: bool, table: str, verbose: bool, ex
     render = import_module("trustwall.firewall.iptables.render")
     ruleset = _load(file, live, ipv6, counters=True)
     view = render.listing_view(ruleset, table, chain)
-    emit(view, lambda v: click.echo(
-        render.render_listing(ruleset, table, chain, verbose=verbose, exact=exact), nl=False))
+    # A comment or interface name read from the kernel is shown, never obeyed (ESC, CR).
+    emit(view, lambda v: click.echo(visible(
+        render.render_listing(ruleset, table, chain, verbose=verbose, exact=exact)), nl=False))
 
 
 @fw.command()

@@ -11,7 +11,8 @@ import click
 
 from trustwall.cli.fw import _load, _source_options
 from trustwall.cli.fw_policy import APPLY_OPTIONS, make_options, render_apply
-from trustwall.cli.output import console, emit, json_option
+from trustwall.cli.options import PORT_HELP, port_and_proto
+from trustwall.cli.output import ask, console, emit, json_option, yes_option
 from trustwall.errors import BadInput, ProblemFound
 
 
@@ -23,14 +24,14 @@ def _apply_rule(rule, table: str, name: str | None, live, yes: bool,  # type: ig
     from trustwall.firewall.change.quick import apply_rule
 
     options = make_options(**apply_args)
-    if not yes and not as_json and not options.dry_run:
+    if not yes and not options.dry_run:
         preview, position, why = apply_rule(rule, table=table, name=name, family=live.family,
                                             options=replace(options, dry_run=True), live=live)
-        console().print(f"# position {position}: {why}", markup=False, soft_wrap=True)
-        render_apply(preview)
-        if not preview.changed:
-            return
-        click.confirm("Apply this change?", abort=True)
+        if preview.changed:
+            if not as_json:
+                console().print(f"# position {position}: {why}", soft_wrap=True)
+                render_apply(preview, preview=True)
+            ask("Apply this change?", yes=yes, action="change the firewall")
     result, position, why = apply_rule(rule, table=table, name=name, family=live.family,
                                        options=options, live=live)
     emit({"position": position, "explanation": why, "result": result},
@@ -72,12 +73,18 @@ def _rule_command(verdict: str) -> Callable[..., Any]:
                 apply: bool, duration: str | None, name: str | None, yes: bool,
                 reject_with: str | None = None, **apply_args: Any) -> None:
         from trustwall.firewall.analysis import plan as api
-        from trustwall.firewall.change.quick import parse_expiry, rule_tag
+        from trustwall.firewall.change.quick import derived_name, parse_expiry, rule_tag
 
         _need_plan(plan, apply)
+        dport, proto = port_and_proto(dport, proto)
+        sport, proto = port_and_proto(sport, proto, "--sport")
         if apply and file is not None:
             raise BadInput("--apply changes the running firewall; it cannot take --file")
         expires = parse_expiry(duration) if duration else None
+        if expires is not None and not name:
+            name = derived_name(verdict, proto=proto, dport=dport, sport=sport, src=src)
+            console(stderr=True).print(f"temporary rule named {name} (give --name to choose)",
+                                       markup=False, soft_wrap=True)
         comment = rule_tag(name, expires, comment)
         ruleset = _load(file, live, ipv6, counters=False)
         rule = api.build_rule(verdict, chain=chain, proto=proto, dport=dport, sport=sport,
@@ -97,23 +104,25 @@ def _rule_command(verdict: str) -> Callable[..., Any]:
                        "would decide some of them differently), and show its effect.")
     options = [
         *APPLY_OPTIONS,
-        click.option("--yes", is_flag=True, help="With --apply: do not ask."),
+        yes_option,
         click.option("--name", help="Name the rule (comment tw:NAME, as a policy entry's)."),
         click.option("--for", "duration", metavar="DURATION",
-                     help="Temporary rule: expires after e.g. 2h (needs --name); removed by "
+                     help="Temporary rule: expires after e.g. 2h (named after what it "
+                          "does, e.g. allow-tcp-18745, unless --name is given); removed by "
                           "`fw expire`."),
         click.option("--apply", is_flag=True,
                      help="Make the change: checked, journaled, undoable (`trustwall undo`)."),
         click.option("--plan", is_flag=True, help="Print the command and its effect."),
         click.option("--comment", help="Comment for the rule (-m comment)."),
-        click.option("--out", "out_iface", help="Output interface (-o; 'eth+' wildcards)."),
-        click.option("--in", "in_iface", help="Input interface (-i; 'eth+' wildcards)."),
+        click.option("--out", "-o", "out_iface", help="Output interface ('eth+' wildcards)."),
+        click.option("--in", "-i", "in_iface", help="Input interface ('eth+' wildcards)."),
         click.option("--state", help="Conntrack states, e.g. NEW or NEW,ESTABLISHED."),
-        click.option("--dst", help="Destination address or CIDR (-d)."),
-        click.option("--src", help="Source address or CIDR (-s)."),
-        click.option("--sport", help="Source port or range a:b."),
-        click.option("--dport", help="Destination port or range a:b."),
-        click.option("--proto", "-p", help="Protocol: tcp, udp, icmp, …"),
+        click.option("--dst", "-d", help="Destination address or CIDR."),
+        click.option("--src", "-s", help="Source address or CIDR."),
+        click.option("--sport", metavar="PORT", help=f"Source port: {PORT_HELP}."),
+        click.option("--dport", metavar="PORT", help=f"Destination port: {PORT_HELP}."),
+        click.option("--proto", "-p", help="Protocol: tcp, udp, icmp, … (tcp when a port "
+                                           "is given)."),
         click.option("--table", "-t", default="filter", show_default=True),
         click.option("--chain", default="INPUT", show_default=True),
     ]
@@ -132,7 +141,8 @@ reject = _rule_command("REJECT")
 
 
 _DELETE_FLAGS = {"--plan": "plan", "--json": "as_json", "--apply": "apply", "--yes": "yes",
-                 "--dry-run": "dry_run", "--force": "force", "--no-persist": "no_persist"}
+                 "-y": "yes", "--dry-run": "dry_run", "--force": "force",
+                 "--no-persist": "no_persist"}
 _DELETE_VALUES = {"--file": "file", "--state-dir": "state_dir", "--keep": "keep",
                   "--confirm-within": "confirm_within", "--persist-file": "persist_file"}
 
@@ -170,7 +180,7 @@ def _trailing_options(words: list[str], params: dict[str, Any]) -> list[str]:
 @click.option("--table", "-t", default="filter", show_default=True)
 @click.option("--plan", is_flag=True, help="Print the command and its effect.")
 @click.option("--apply", is_flag=True, help="Delete it: checked, journaled, undoable.")
-@click.option("--yes", is_flag=True, help="With --apply: do not ask.")
+@yes_option
 @json_option
 @click.argument("chain")
 @click.argument("rule", nargs=-1, required=True)
@@ -206,8 +216,8 @@ def delete(chain: str, rule: tuple[str, ...], **params: Any) -> None:
         options = make_options(params["dry_run"], params["force"], params["keep"],
                                params["confirm_within"], params["no_persist"],
                                params["persist_file"], params["state_dir"])
-        if not params["yes"] and not params["as_json"] and not options.dry_run:
-            click.confirm("Delete this rule?", abort=True)
+        if not options.dry_run:
+            ask("Delete this rule?", yes=params["yes"], action="change the firewall")
         assert result.position is not None
         done = delete_rule(table, chain, result.position, family=ruleset.family, live=ruleset,
                            options=options)
@@ -258,23 +268,25 @@ def _show_diff(result) -> None:  # type: ignore[no-untyped-def]
 
 
 @click.command()
-@click.option("--live", is_flag=True, help="Compare the running firewall with FILE.")
+@click.option("--live", is_flag=True,
+              help="Compare the running firewall with FILE (the default with one FILE).")
 @click.option("-6", "--ipv6", "ipv6", is_flag=True, help="Live: read ip6tables.")
 @json_option
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def diff(live: bool, ipv6: bool, as_json: bool, files: tuple[str, ...]) -> None:
-    """Semantic difference of two rulesets (A B, or --live B): the packets whose verdict
-    changes, not a text diff. Exit 1 when they differ."""
+    """Semantic difference of two rulesets (A B, or the running firewall and B): the packets
+    whose verdict changes, not a text diff. Exit 1 when they differ."""
     from trustwall.firewall.analysis import plan as api
     from trustwall.firewall.change.policy import rule_changes
 
-    if live and len(files) == 1:
+    if len(files) == 1:  # like every other fw command, the running firewall by default
         pairs = _live_pairs(files[0], ipv6)
     elif not live and len(files) == 2:
         a = _ruleset_or_policy(files[0], None)
         pairs = [(a, _ruleset_or_policy(files[1], a))]
     else:
-        raise BadInput("give two files (A B), or --live and one file")
+        raise BadInput("give two files (A B), or one file to compare with the running "
+                       "firewall")
     result = api.Diff(tuple(h for a, b in pairs for h in api.diff(a, b).hooks))
     names = [line for a, b in pairs for line in rule_changes(a, b)]
     emit({"different": result.different, "hooks": result.hooks, "rules": names},

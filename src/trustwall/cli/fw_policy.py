@@ -6,7 +6,16 @@ import os
 
 import click
 
-from trustwall.cli.output import console, emit, json_option
+from trustwall.cli.options import state_dir_option
+from trustwall.cli.output import (
+    ask,
+    console,
+    emit,
+    json_option,
+    print_command,
+    styled,
+    yes_option,
+)
 from trustwall.errors import ProblemFound
 
 
@@ -39,8 +48,7 @@ APPLY_OPTIONS = [
     click.option("--no-persist", is_flag=True, help="Do not rewrite the boot-time file."),
     click.option("--persist-file", multiple=True, metavar="4=PATH|6=PATH",
                  help="Boot-time file to write instead of the distro's."),
-    click.option("--state-dir", default=None, help="Journal directory (default "
-                 "/var/lib/trustwall)."),
+    state_dir_option,
 ]
 
 
@@ -50,26 +58,32 @@ def _apply_options(func):  # type: ignore[no-untyped-def]
     return func
 
 
-def render_apply(result) -> None:  # type: ignore[no-untyped-def]
+def render_apply(result, *, preview: bool = False) -> None:  # type: ignore[no-untyped-def]
+    """An apply's outcome; ``preview``: the change about to be asked for (no "dry run" line,
+    which would contradict the question that follows)."""
     out = console()
     if not result.changed:
         out.print("Nothing to do: the running firewall already matches.")
         return
     for change in result.changes:
-        out.print(f"[bold]IPv{change.family}[/bold]: tables {', '.join(change.tables)} change")
+        out.print(styled((f"IPv{change.family}", "bold"),
+                         f": tables {', '.join(change.tables)} change"), soft_wrap=True)
         for line in change.effect:
-            out.print(f"  {line}")
+            out.print(f"  {line}", soft_wrap=True)
     for warning in result.warnings:
-        out.print(f"[yellow]warning:[/yellow] {warning}")
+        out.print(styled(("warning:", "yellow"), f" {warning}"), soft_wrap=True)
     if result.dry_run:
-        out.print("Dry run: nothing applied.")
+        if not preview:
+            out.print("Dry run: nothing applied.")
         return
-    out.print(f"Applied as transaction {result.txn_id} (undo: trustwall undo {result.txn_id}).")
+    print_command(out, f"trustwall undo {result.txn_id}",
+                  prefix=f"Applied as transaction {result.txn_id}; undo with:")
     for path in result.persisted:
-        out.print(f"Saved for boot: {path}")
+        out.print(f"Saved for boot: {path}", soft_wrap=True)
     if result.confirm_deadline:
-        out.print(f"[bold]Confirm from a NEW connection before {result.confirm_deadline}[/bold]"
-                  ": trustwall fw confirm — otherwise the previous ruleset comes back.")
+        out.print(f"Confirm from a NEW connection before {result.confirm_deadline}, otherwise "
+                  "the previous ruleset comes back:", style="bold", soft_wrap=True)
+        print_command(out, "trustwall fw confirm")
 
 
 @click.command("import")
@@ -105,7 +119,7 @@ def compile_(policy: str, ipv6: bool) -> None:
 @click.command()
 @click.argument("policy", type=click.Path(dir_okay=False))
 @_apply_options
-@click.option("--yes", is_flag=True, help="Do not ask before applying.")
+@yes_option
 @json_option
 def apply(policy: str, dry_run: bool, force: bool, keep: tuple[str, ...],
           confirm_within: float | None, no_persist: bool, persist_file: tuple[str, ...],
@@ -115,18 +129,18 @@ def apply(policy: str, dry_run: bool, force: bool, keep: tuple[str, ...],
 
     options = make_options(dry_run, force, keep, confirm_within, no_persist, persist_file,
                        state_dir)
-    if not yes and not dry_run and not as_json:
+    if not yes and not dry_run:
         preview = apply_policy(policy, options=make_options(True, force, keep, confirm_within,
                                                         no_persist, persist_file, state_dir))
-        render_apply(preview)
-        if not preview.changed:
-            return
-        click.confirm("Apply this change?", abort=True)
+        if preview.changed:
+            if not as_json:
+                render_apply(preview, preview=True)
+            ask("Apply this change?", yes=yes, action="change the firewall")
     emit(apply_policy(policy, options=options), render_apply)
 
 
 @click.command()
-@click.option("--state-dir", default=None, help="Journal directory.")
+@state_dir_option
 @json_option
 def confirm(state_dir: str | None, as_json: bool) -> None:
     """Keep a pending change (run from a NEW connection before the deadline)."""

@@ -6,6 +6,7 @@ error); 2 for bad input; 3 when the live firewall cannot be read.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import sys
 from importlib import import_module
@@ -13,7 +14,8 @@ from typing import Any
 
 import click
 
-from trustwall.cli.output import console, dumps, emit, json_option, json_wanted
+from trustwall.cli.options import port_and_proto, single_port
+from trustwall.cli.output import console, dumps, emit, json_option, print_table, styled
 from trustwall.errors import BadInput
 from trustwall.firewall.protocols import icmp_type_code
 
@@ -39,14 +41,16 @@ def _icmp(text: str | None, family: int = 4) -> tuple[int | None, int | None]:
 @click.option("--local-addr", "local_addrs", multiple=True, metavar="ADDR[/LEN]",
               help="An address of the host (repeatable). Decides INPUT vs FORWARD; live "
                    "default: `ip -j addr`. Without it, a file trace follows both paths.")
-@click.option("--proto", "-p", default="tcp", show_default=True,
-              help="tcp, udp, icmp, or a protocol name/number.")
+@click.option("--proto", "-p", default=None,
+              help="tcp, udp, icmp, or a protocol name/number [default: tcp].")
 @click.option("--src", "-s", help="Source address.")
-@click.option("--sport", type=click.IntRange(0, 65535), help="Source port.")
+@click.option("--sport", metavar="PORT", help="Source port (a number or service name).")
 @click.option("--dst", "-d", help="Destination address.")
-@click.option("--dport", type=click.IntRange(0, 65535), help="Destination port.")
-@click.option("--in", "in_iface", help="Interface the packet arrives on.")
-@click.option("--out", "out_iface", help="Interface it would leave by (FORWARD/OUTPUT).")
+@click.option("--dport", metavar="PORT",
+              help="Destination port: a number, a service name (ssh) or PORT/PROTO.")
+@click.option("--in", "-i", "in_iface", help="Interface the packet arrives on.")
+@click.option("--out", "-o", "out_iface",
+              help="Interface it would leave by (FORWARD/OUTPUT).")
 @click.option("--state", default="NEW", show_default=True,
               type=click.Choice(_STATES, case_sensitive=False), help="Conntrack state.")
 @click.option("--icmp-type", help="ICMP type (8, 8/0, echo-request…).")
@@ -56,8 +60,9 @@ def _icmp(text: str | None, family: int = 4) -> tuple[int | None, int | None]:
               help="One JSON packet per line ({\"src\":…, \"dst\":…, \"dport\":…}); '-' for "
                    "stdin. Prints one JSON result per line.")
 @json_option
-def trace(file: str | None, live: bool, ipv6: bool, local_addrs: tuple[str, ...], proto: str,
-          src: str | None, sport: int | None, dst: str | None, dport: int | None,
+def trace(file: str | None, live: bool, ipv6: bool, local_addrs: tuple[str, ...],
+          proto: str | None, src: str | None, sport: str | None, dst: str | None,
+          dport: str | None,
           in_iface: str | None, out_iface: str | None, state: str, icmp_type: str | None,
           mark: str, outgoing: bool, batch: Any, as_json: bool) -> None:
     """Trace a packet through the ruleset to the rule that decides it.
@@ -68,10 +73,13 @@ def trace(file: str | None, live: bool, ipv6: bool, local_addrs: tuple[str, ...]
     """
     tr = import_module("trustwall.firewall.semantics.trace")
     ipv6 = ipv6 or ":" in (src or "") + (dst or "")  # an IPv6 packet needs ip6tables
-    tracer = tr.Tracer(*_ruleset_and_locals(file, live, ipv6, local_addrs))
+    ruleset, locals_ = _ruleset_and_locals(file, live, ipv6, local_addrs)
+    tracer = tr.Tracer(ruleset, locals_)
     if batch is not None:
         _run_batch(tr, tracer, batch)
         return
+    if file is None and not outgoing:
+        src, dst, in_iface = _live_defaults(locals_, src, dst, in_iface, 6 if ipv6 else 4)
     if not src or not dst:
         raise click.UsageError("give --src and --dst (or --batch FILE)")
     itype, icode = _icmp(icmp_type, 6 if ipv6 else 4)
@@ -79,7 +87,11 @@ def trace(file: str | None, live: bool, ipv6: bool, local_addrs: tuple[str, ...]
         mark_value = int(mark, 0)
     except ValueError:
         raise BadInput(f"--mark {mark!r} is not a number") from None
-    packet = tr.Packet(src=src, dst=dst, proto=proto.lower(), sport=sport, dport=dport,
+    dport, proto = port_and_proto(dport, proto)
+    sport, proto = port_and_proto(sport, proto, "--sport")
+    packet = tr.Packet(src=src, dst=dst, proto=(proto or "tcp").lower(),
+                       sport=None if sport is None else single_port(sport, "--sport"),
+                       dport=None if dport is None else single_port(dport),
                        in_iface=in_iface, out_iface=out_iface, state=state.upper(),
                        icmp_type=itype, icmp_code=icode, mark=mark_value, local=outgoing)
     emit(tracer.trace(packet), _render)
@@ -96,6 +108,40 @@ def _ruleset_and_locals(file: str | None, live: bool, ipv6: bool,
     ruleset = api.read_live(family=6 if ipv6 else 4)
     locals_ = routing.from_args(list(local_addrs)) if local_addrs else routing.read_live()
     return ruleset, locals_
+
+
+ANY_REMOTE = {4: "192.0.2.10", 6: "2001:db8::10"}  # TEST-NET: "someone out there"
+
+
+def _live_defaults(locals_: Any, src: str | None, dst: str | None, in_iface: str | None,
+                   family: int) -> tuple[str, str | None, str | None]:
+    """On the live host a packet coming in needs less spelling out: from any remote (a
+    TEST-NET address) unless --src; arriving by the route back to its source (where the
+    kernel's reverse path says it comes from) unless --in; to this host's address on that
+    interface unless --dst. Each assumption is said on stderr."""
+    said = []
+    if src is None:
+        src = ANY_REMOTE[family]
+        said.append(f"from {src} (any remote; give --src)")
+    if in_iface is None:
+        try:
+            local = locals_.is_local(ipaddress.ip_address(src))
+        except ValueError:
+            raise BadInput(f"--src {src!r} is not an IP address") from None
+        in_iface = "lo" if local else locals_.out_interface(src)
+        said.append(f"in {in_iface} (the route to {src}; give --in)" if in_iface else
+                    f"on an unknown interface (no route to {src}; give --in)")
+    if dst is None:
+        mine = locals_.primary(in_iface, family) if in_iface else None
+        if mine is None:
+            mine = next((a for addrs in locals_.by_interface.values() for a in addrs
+                         if a.version == family and not a.is_loopback), None)
+        if mine is not None:
+            dst = str(mine)
+            said.append(f"to {dst} (this host; give --dst)")
+    if said:
+        click.echo("trustwall: tracing a packet " + ", ".join(said), err=True)
+    return src, dst, in_iface
 
 
 _BATCH_KEYS = {"in": "in_iface", "out": "out_iface", "outgoing": "local"}
@@ -139,20 +185,15 @@ def _describe(p: Any) -> str:
 
 
 def _render(result: Any) -> None:
-    from rich.table import Table
-
     out = console()
-    out.print(f"[bold]Packet[/bold]  {_describe(result.packet)}")
+    out.print(styled(("Packet", "bold"), f"  {_describe(result.packet)}"), soft_wrap=True)
     if result.final_packet != result.packet:
-        out.print(f"[bold]After NAT/MARK[/bold]  {_describe(result.final_packet)}")
-    out.print(f"[bold]Hooks[/bold]   {' -> '.join(result.hooks)}")
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    for col in ("table", "chain", "#", "action", "rule"):
-        table.add_column(col, overflow="fold")
-    for step in result.path:
-        table.add_row(step.table or "-", step.chain, "" if step.rule is None else str(step.rule),
-                      step.action, step.text)
-    out.print(table)
+        out.print(styled(("After NAT/MARK", "bold"), f"  {_describe(result.final_packet)}"),
+                  soft_wrap=True)
+    out.print(styled(("Hooks", "bold"), f"   {' -> '.join(result.hooks)}"), soft_wrap=True)
+    print_table(out, ["table", "chain", "#", "action", "rule"],
+                [[step.table or "-", step.chain, "" if step.rule is None else str(step.rule),
+                  step.action, step.text] for step in result.path], keep=5)
     colour = {"ACCEPT": "green", "DROP": "red", "REJECT": "red"}.get(result.verdict, "yellow")
     if result.certain:
         d = result.decided_by
@@ -160,13 +201,16 @@ def _render(result: Any) -> None:
             f"the routing decision: {d.text}" if d.chain == "routing" else
             f"{d.table} {d.chain} policy" if d.rule is None else
             f"{d.table} {d.chain} rule {d.rule}: {d.text}")
-        out.print(f"[bold {colour}]{result.verdict}[/bold {colour}]  decided by {by}")
+        out.print(styled((result.verdict, f"bold {colour}"), f"  decided by {by}"),
+                  soft_wrap=True)
     else:
-        out.print(f"[bold yellow]UNKNOWN[/bold yellow]  the outcome depends on "
-                  f"{len(result.unknown)} thing(s) trustwall cannot decide:")
+        out.print(styled(("UNKNOWN", "bold yellow"), "  the outcome depends on "
+                         f"{len(result.unknown)} thing(s) trustwall cannot decide:"),
+                  soft_wrap=True)
     for u in result.unknown:
         where = f"{u.table} {u.chain} rule {u.rule}" if u.rule is not None else u.chain
-        out.print(f"  ? {where}: {u.reason}" + (f"  [dim]{u.text}[/dim]" if u.rule else ""))
+        out.print(styled(f"  ? {where}: {u.reason}", (f"  {u.text}" if u.rule else "", "dim")),
+                  soft_wrap=True)
     if not result.certain:
         for o in result.outcomes:
             d = o.decided_by
@@ -175,8 +219,7 @@ def _render(result: Any) -> None:
             cond = ", ".join(f"{'yes' if a.holds else 'no'}: {a.unknown.chain}"
                              + (f" {a.unknown.rule}" if a.unknown.rule else "")
                              for a in o.assuming)
-            out.print(f"  -> {o.verdict} by {by}  (if {cond})")
+            out.print(f"  -> {o.verdict} by {by}  (if {cond})", soft_wrap=True)
         if not result.complete:
             out.print("  (too many combinations: not every outcome was followed)")
-    if not json_wanted():
-        out.print("[dim]exit status 0: the trace ran; the verdict is the answer[/dim]")
+

@@ -1,4 +1,5 @@
-"""`trustwall lab up|down|status|demo`: the lab from the command line (parse, call, render)."""
+"""`trustwall lab up|down|status|exec|shell|demo`: the lab from the command line (parse, call,
+render)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ from typing import Any, ClassVar
 
 import click
 
-from trustwall.cli.output import console, emit, json_option, json_wanted
+from trustwall.cli.lazy import JsonCheckedGroup
+from trustwall.cli.output import (
+    console,
+    emit,
+    json_option,
+    json_wanted,
+    print_command,
+    print_table,
+    styled,
+)
 
 
 @dataclass(frozen=True)
@@ -20,18 +30,59 @@ class StatusResult:
     labs: tuple[Any, ...]
 
 
-@click.group()
+@click.group(cls=JsonCheckedGroup)
 def lab() -> None:
     """Build, inspect and tear down the lab (network namespaces; needs root); run the demo."""
 
 
 @lab.command()
+@click.option("--chain", type=click.Choice(["leaf", "leaf+root", "leaf+intermediate"]),
+              default="leaf", show_default=True,
+              help="What the inspection proxy presents: its forged leaf only (like most "
+                   "appliances), with its root, or with an issuing CA.")
 @json_option
-def up(as_json: bool) -> None:
-    """Build a lab that stays up until `trustwall lab down`."""
+def up(chain: str, as_json: bool) -> None:
+    """Build a lab that stays up until `trustwall lab down`, with a playground: `trustwall lab
+    exec client|server -- CMD` runs any command there, on sandboxed stores and the lab's own
+    firewall, never on this host."""
+    from trustwall.lab.proxy import ChainMode
     from trustwall.lab.topology import start_held_lab
 
-    emit(start_held_lab(), _render_up)
+    emit(start_held_lab(chain=ChainMode(chain)), _render_up)
+
+
+_PLAYGROUND_HELP = ("Runs on the lab's ROLE host (client or server): its network namespace "
+                    "and firewall, a private copy of every trust store and of the journal "
+                    "(TRUSTWALL_STATE_DIR); nothing persists on this host.")
+
+
+@lab.command("exec", context_settings={"ignore_unknown_options": True,
+                                       "allow_interspersed_args": False})
+@click.option("--lab", "lab_id", metavar="ID", help="Which lab, when several are up.")
+@click.argument("role", type=click.Choice(["client", "server"]))
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_(lab_id: str | None, role: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND on the playground's ROLE host; exit with its exit status."""
+    from trustwall.lab.playground import run_in_playground
+
+    argv = list(command[1:] if command[:1] == ("--",) else command)
+    raise click.exceptions.Exit(run_in_playground(role, argv, lab_id=lab_id).returncode)
+
+
+exec_.help = f"{exec_.help} {_PLAYGROUND_HELP}"
+
+
+@lab.command()
+@click.option("--lab", "lab_id", metavar="ID", help="Which lab, when several are up.")
+@click.argument("role", type=click.Choice(["client", "server"]))
+def shell(lab_id: str | None, role: str) -> None:
+    """An interactive shell on the playground's ROLE host (exit to leave)."""
+    from trustwall.lab.playground import shell as enter
+
+    enter(role, lab_id=lab_id)
+
+
+shell.help = f"{shell.help} {_PLAYGROUND_HELP}"
 
 
 @lab.command()
@@ -77,13 +128,17 @@ def demo(as_json: bool) -> None:
 
 def _render_up(state: Any) -> None:
     out = console()
-    out.print(f"[bold green]lab up[/] {state.id} in {state.startup_seconds:.2f} s "
-              f"(held by pid {state.owner_pid})")
+    out.print(styled(("lab up", "bold green"), f" {state.id} in {state.startup_seconds:.2f} s "
+                     f"(held by pid {state.owner_pid})"), soft_wrap=True)
     for role, name in state.namespaces.items():
         out.print(f"  {role:<7} ip netns exec {name} …")
     out.print(f"  proxy   https_proxy={state.proxy_url}")
     out.print(f"  CA files {state.workdir}/ca/")
     out.print(f"  hosts   {state.workdir}/hosts")
+    out.print(f"  proxy presents: {state.chain}")
+    out.print("  try anything:  trustwall lab exec client -- trustwall verify "
+              "https://good.lab.test/", soft_wrap=True)
+    out.print("                 trustwall lab shell server", soft_wrap=True)
     out.print("  tear down with: trustwall lab down")
 
 
@@ -92,31 +147,26 @@ def _render_down(result: DownResult) -> None:
     if not result.removed:
         out.print("no lab to tear down")
     for lab_id in result.removed:
-        out.print(f"[green]removed[/] {lab_id}")
+        out.print(styled(("removed", "green"), f" {lab_id}"))
 
 
 def _render_status(result: StatusResult) -> None:
-    from rich.table import Table
-
     out = console()
     if not result.labs:
         out.print("no lab recorded (start one with: trustwall lab up)")
         return
-    from rich import box
-
-    table = Table(box=box.SIMPLE_HEAD)
-    for name in ("lab", "kind", "owner", "netns", "procs", "proxy", "state"):
-        table.add_column(name, no_wrap=name in ("lab", "proxy", "owner"))
+    rows = []
     for entry in result.labs:
         state = entry.state
         present = sum(entry.namespaces_present.values())
         alive = sum(entry.processes_alive.values())
-        table.add_row(state.id, state.kind,
-                      f"{state.owner_pid}" + ("" if entry.owner_alive else " (dead)"),
-                      f"{present}/{len(entry.namespaces_present)}",
-                      f"{alive}/{len(entry.processes_alive)}", state.proxy_url,
-                      "[green]up[/]" if entry.healthy else "[red]broken[/] (trustwall lab down)")
-    out.print(table)
+        rows.append([state.id, styled(("up", "green")) if entry.healthy else
+                     styled(("broken", "red"), " (trustwall lab down)"), state.kind,
+                     f"{state.owner_pid}" + ("" if entry.owner_alive else " (dead)"),
+                     f"{present}/{len(entry.namespaces_present)}",
+                     f"{alive}/{len(entry.processes_alive)}", state.proxy_url])
+    # The state comes second: at 60 columns it must not be the column that is dropped.
+    print_table(out, ["lab", "state", "kind", "owner", "netns", "procs", "proxy"], rows)
 
 
 class _DemoRenderer:
@@ -143,34 +193,23 @@ class _DemoRenderer:
             self.status = None
 
     def step(self, step: Any) -> None:
-        from rich.panel import Panel
-        from rich.table import Table
-        from rich.text import Text
-
         self._pause_status()
         if step.chapter != self.chapter:
             self.chapter = step.chapter
-            self.out.rule(f"[bold]{step.chapter}")
+            self.out.rule(styled((step.chapter, "bold")))
         self.number += 1
-        body = Table.grid(padding=(0, 1))
-        body.add_column()
-        body.add_row(Text(step.story))
-        body.add_row(Text(f"$ {step.command}", style="dim"))
-        rows = Table(show_header=False, box=None, padding=(0, 1), expand=False)
-        rows.add_column(style="bold", no_wrap=True)
-        rows.add_column(no_wrap=True)
-        rows.add_column(overflow="fold")
-        for row in step.rows:
-            rows.add_row(row.subject, Text(row.verdict, style=self._STYLE.get(row.verdict, "")),
-                         row.detail)
-        body.add_row(rows)
-        self.out.print(Panel(body, title=f"[bold]{self.number}. {step.title}",
-                             subtitle=f"{step.seconds:.1f} s", title_align="left",
-                             subtitle_align="right"))
+        # No box around a step: a command copied from inside one picks up its border.
+        self.out.print(styled((f"{self.number}. {step.title}", "bold"),
+                              (f"  ({step.seconds:.1f} s)", "dim")), soft_wrap=True)
+        self.out.print(styled(f"  {step.story}"))
+        print_command(self.out, f"$ {step.command}")
+        print_table(self.out, ["", "verdict", "detail"],
+                    [[row.subject, styled((row.verdict, self._STYLE.get(row.verdict, ""))),
+                      row.detail] for row in step.rows], header=False)
 
     def finish(self, report: Any) -> None:
         self._pause_status()
-        verdict = "[green]nothing left behind[/]" if not report.left_behind else (
-            f"[red]left behind: {', '.join(report.left_behind)}[/]")
-        self.out.print(f"lab start-up {report.startup_seconds:.2f} s · demo "
-                       f"{report.total_seconds:.1f} s · {verdict}")
+        verdict = ("nothing left behind", "green") if not report.left_behind else (
+            f"left behind: {', '.join(report.left_behind)}", "red")
+        self.out.print(styled(f"lab start-up {report.startup_seconds:.2f} s · demo "
+                              f"{report.total_seconds:.1f} s · ", verdict), soft_wrap=True)

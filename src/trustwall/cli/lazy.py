@@ -12,7 +12,25 @@ from importlib import import_module
 import click
 
 
-class LazyGroup(click.Group):
+class JsonCheckedGroup(click.Group):
+    """A group that refuses the global ``--json`` for a command without JSON output, instead
+    of silently printing text a script would then fail to parse (``trustwall --json fw
+    save``)."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        root = ctx.find_root()
+        if (command is not None and not isinstance(command, click.Group)
+                and root.params.get("json_output")
+                and not any(p.name == "as_json" for p in command.params)
+                and not ctx.resilient_parsing):
+            path = " ".join([*ctx.command_path.split()[1:], name or ""])
+            raise click.UsageError(f"'{path}' has no JSON output; drop --json", ctx=ctx)
+        return name, command, rest
+
+
+class LazyGroup(JsonCheckedGroup):
     def __init__(self, *args: object, lazy: dict[str, tuple[str, str]] | None = None,
                  **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -28,6 +46,16 @@ class LazyGroup(click.Group):
             module_name, attr = target.split(":")
             return getattr(import_module(module_name), attr)
         return super().get_command(ctx, cmd_name)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        # click suggests only among eagerly registered commands; ours are lazy, so a typo
+        # (`prob`, `fw alow`) would get no "Did you mean".
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as exc:
+            raise click.exceptions.NoSuchCommand(
+                exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx) from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # List lazy commands from their declared help so --help imports nothing.

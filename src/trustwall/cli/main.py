@@ -21,8 +21,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lab": ("trustwall.cli.lab:lab", "Build, inspect and tear down the lab; run the demo."),
     "fw": ("trustwall.cli.fw:fw", "Read, trace, lint and change the iptables firewall."),
     "probe": ("trustwall.cli.probe:probe", "Show the presented TLS chain; which clients trust it."),
-    "explain": ("trustwall.cli.probe:explain", "Explain a pasted TLS/connection error; next step."),
-    "scan": ("trustwall.cli.probe:scan", "Probe many endpoints concurrently (asyncio)."),
+    "explain": ("trustwall.cli.explain:explain",
+                "Explain a pasted TLS/connection error; next step."),
+    "scan": ("trustwall.cli.scan:scan", "Probe many endpoints concurrently (asyncio)."),
     "cert": ("trustwall.cli.cert:cert", "Show, convert, lint and hash certificates (any format)."),
     "rehash": ("trustwall.cli.rehash:rehash", "Make OpenSSL CApath hash links, as openssl rehash."),
     "log": ("trustwall.cli.journal:log", "Show the audit journal of changes; --verify the chain."),
@@ -31,10 +32,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "Roll back a change a crash interrupted; log it."),
     "stores": ("trustwall.cli.stores:stores", "List the trust stores found and who reads each."),
     "ca": ("trustwall.cli.ca:ca", "Install, remove, list (and fetch) trusted CAs in every store."),
-    "verify": ("trustwall.cli.stores:verify", "Run the real clients against a URL (ok/FAIL)."),
-    "fix": ("trustwall.cli.stores:fix", "Fetch the CA in the way, trust it everywhere, verify."),
+    "verify": ("trustwall.cli.verify:verify", "Run the real clients against a URL (ok/FAIL)."),
+    "fix": ("trustwall.cli.fix:fix", "Fetch the CA in the way, trust it everywhere, verify."),
     "why": ("trustwall.cli.doctor:why", "Why can't this host reach URL? The broken rung, fix."),
     "why-in": ("trustwall.cli.doctor:why_in", "Why can't others reach PORT here? Broken rung."),
+    "completion": ("trustwall.cli.completion:completion",
+                   "Print the bash, zsh or fish completion script."),
+    "man": ("trustwall.cli.man:man", "Print the manual page (trustwall man | man -l -)."),
 }
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in trustwall, not in the input.
@@ -45,7 +49,7 @@ DESCRIPTION = (
 )
 # (option, help) of the top-level group, in click's display order.
 TOP_OPTIONS = (
-    ("--version", "Show the version and exit."),
+    ("-V, --version", "Show the version and exit."),
     ("--json", "JSON output for read commands."),
     ("--debug", "Show tracebacks for errors."),
     ("-h, --help", "Show this message and exit."),
@@ -97,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if args in (["--help"], ["-h"]):
         sys.stdout.write(top_help())
         return 0
-    if args == ["--version"]:
+    if args in (["--version"], ["-V"]):
         sys.stdout.write(f"trustwall, version {__version__}\n")
         return 0
     return _run_click(args)
@@ -125,9 +129,15 @@ def _run_click(args: list[str]) -> int:
     except TrustwallError as exc:
         if debug:
             raise
-        click.echo(f"trustwall: error: {exc}", err=True)
+        from trustwall.cli.output import visible
+        from trustwall.errors import ProblemFound
+
+        # A finding (exit 1: untrusted chain, rulesets differ) is the answer, not a failure of
+        # trustwall: it is summed up without the word "error".
+        label = "" if isinstance(exc, ProblemFound) else "error: "
+        click.echo(f"trustwall: {label}{visible(str(exc), one_line=True)}", err=True)
         if exc.hint:
-            click.echo(f"trustwall: hint: {exc.hint}", err=True)
+            click.echo(f"trustwall: hint: {visible(exc.hint, one_line=True)}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("trustwall: interrupted", err=True)

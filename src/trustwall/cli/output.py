@@ -6,41 +6,19 @@ the JSON and the human view, so the two can never disagree.
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as _dt
-import enum
+import functools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from trustwall.jsonable import to_jsonable
+
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def to_jsonable(value: Any) -> Any:
-    """Turn dataclasses, enums, paths, dates and bytes into plain JSON values."""
-    if hasattr(value, "to_json") and callable(value.to_json):
-        return to_jsonable(value.to_json())
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if not f.name.startswith("_")}
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (_dt.datetime, _dt.date)):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
 
 
 def dumps(value: Any) -> str:
@@ -65,12 +43,129 @@ def json_option(func: F) -> F:
                         help="Print the result as JSON (stable keys) instead of a table.")(func)
 
 
+# C0 and C1 controls (ESC starts a terminal escape sequence: hidden text, cursor moves, a fake
+# line) and the bidirectional overrides that reorder what a reader sees. Tab and newline stay
+# unless the field must be one line.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e"
+                       "\u2066-\u2069]")
+_CONTROLS_AND_BREAKS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
+                                  "\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(text: str, *, one_line: bool = False) -> str:
+    """``text`` with every control character shown as an escape (``\\x1b``), never obeyed.
+
+    Certificate names, rule comments, interface names and error texts come from the network, a
+    file or the kernel: a terminal must show them, not act on them. ``one_line`` also escapes
+    line breaks, so a field cannot forge a line of its own (a fake fingerprint under a name).
+    """
+    return (_CONTROLS_AND_BREAKS if one_line else _CONTROLS).sub(_escaped, text)
+
+
 def console(stderr: bool = False) -> Any:
-    """A rich Console honouring NO_COLOR and non-terminals (imported lazily: rich is slow)."""
+    """A rich Console for untrusted text: no markup, no emoji codes, control characters shown.
+
+    Markup is off on purpose: a CA whose O= holds ``[conceal]`` or ``[/]`` would otherwise hide
+    or forge what is printed next to it (a fingerprint) or crash the command, and ``:AB:`` in
+    a fingerprint would become an emoji. Style with :func:`styled` or ``style=``; every plain
+    string printed (tables and trees included) has its control characters escaped. Imported
+    lazily: rich is slow to import.
+    """
+    return _safe_console_class()(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")),
+                                 highlight=False, soft_wrap=False, markup=False, emoji=False)
+
+
+@functools.cache
+def _safe_console_class() -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")),
-                   highlight=False, soft_wrap=False)
+    class SafeConsole(Console):
+        def render_str(self, text: str, **kwargs: Any) -> Any:
+            return super().render_str(visible(text), **kwargs)
+
+    return SafeConsole
+
+
+def styled(*parts: str | tuple[str, str]) -> Any:
+    """A rich Text from plain strings and ``(text, style)`` pairs; nothing in them is markup."""
+    from rich.text import Text
+
+    return Text.assemble(*((visible(p[0]), p[1]) if isinstance(p, tuple) else visible(p)
+                           for p in parts))
+
+
+def print_command(out: Any, command: str, prefix: str = "") -> None:
+    """A command the user may copy: on its own line, never wrapped, never inside a box."""
+    from rich.text import Text
+
+    if prefix:
+        out.print(Text(visible(prefix)), soft_wrap=True)
+    out.print(Text(visible(command, one_line=True), style="bold"), soft_wrap=True)
+
+
+def print_table(out: Any, columns: list[str], rows: list[list[Any]], *, title: str = "",
+                keep: int = 2, header: bool = True) -> None:
+    """Rows as a table when it fits without breaking a word, else as a list.
+
+    The first ``keep`` columns hold what must never be cut (a name, a verdict, an error name)
+    and get their full width; the other columns may wrap between words, never inside one (a
+    path broken mid-word cannot be copied). When that does not fit (60 columns, a long path)
+    each row becomes a heading line and one ``column: value`` line per field.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    def widest(i: int, unit: Callable[[str], list[str]]) -> int:
+        cells = [str(r[i]) for r in rows] + ([columns[i]] if header else [])
+        return max((len(u) for cell in cells for u in unit(cell)), default=0)
+
+    needed = sum(widest(i, str.splitlines) if i < keep else widest(i, str.split)
+                 for i in range(len(columns))) + 2 * (len(columns) - 1)
+    if needed <= out.width:
+        table = Table(show_header=header, header_style="bold", box=None, pad_edge=False,
+                      title=Text(visible(title), style="bold") if title else None,
+                      title_justify="left")
+        for i, col in enumerate(columns):
+            table.add_column(Text(col), no_wrap=i < keep, overflow="fold")
+        for row in rows:
+            table.add_row(*(_text(cell) for cell in row))
+        out.print(table)
+        return
+    if title:
+        out.print(Text(visible(title), style="bold"), soft_wrap=True)
+    for row in rows:
+        out.print(Text("  ").join(_text(c) for c in row[:keep]), soft_wrap=True)
+        for col, cell in zip(columns[keep:], row[keep:], strict=True):
+            if str(cell):
+                out.print(Text.assemble(f"    {col}: ", _text(cell)), soft_wrap=True)
+
+
+def _text(cell: Any) -> Any:
+    from rich.text import Text
+
+    return cell if isinstance(cell, Text) else Text(visible(str(cell)))
+
+
+yes_option = click.option("-y", "--yes", is_flag=True,
+                          help="Do not ask; needed to go ahead without a terminal.")
+
+
+def ask(question: str, *, yes: bool, action: str, first: str = "") -> None:
+    """The one confirmation behaviour: ``--yes`` goes ahead; a terminal gets ``question``;
+    anything else (a pipe, cron, Ansible) is refused in one line that names ``--yes``."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        from trustwall.errors import BadInput
+
+        raise BadInput(f"refusing to {action} without confirmation (no terminal to ask on): "
+                       f"{first}rerun with --yes")
+    click.confirm(question, abort=True, err=True)
 
 
 def _interrupted_notice(ctx: click.Context | None) -> Any:

@@ -38,18 +38,23 @@ def rehash(ctx: click.Context, dirs: tuple[str, ...], old: bool, compat: bool,
 
         click.echo(dumps(_Rehashed(results)))
     else:
+        from trustwall.cli.output import visible  # file names are untrusted text
+
         for result in results:
             for warning in result.warnings:
-                click.echo(f"trustwall rehash: warning: {result.directory}: {warning}", err=True)
+                click.echo(visible(f"trustwall rehash: warning: {result.directory}: {warning}",
+                                   one_line=True), err=True)
             for error in result.errors:
-                click.echo(f"trustwall rehash: error: {result.directory}: {error}", err=True)
+                click.echo(visible(f"trustwall rehash: error: {result.directory}: {error}",
+                                   one_line=True), err=True)
             if verbose or dry_run:
                 prefix = "would " if dry_run else ""
                 for change in result.changes:
                     if change.action == "created":
-                        click.echo(f"{prefix}link {change.target} -> {change.link}")
+                        click.echo(visible(f"{prefix}link {change.target} -> {change.link}",
+                                           one_line=True))
                     elif change.action == "removed":
-                        click.echo(f"{prefix}unlink {change.link}")
+                        click.echo(visible(f"{prefix}unlink {change.link}", one_line=True))
     failed = sum(len(r.errors) for r in results)
     if failed:
         from trustwall.errors import ProblemFound

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from trustwall.cli.output import console, emit, json_option, json_wanted
+from trustwall.cli.output import console, emit, json_option, print_table, styled
 
 root_option = click.option("--root", type=click.Path(file_okay=False, exists=True), default=None,
                            help="Operate on the tree under DIR (an image or chroot).")
@@ -34,19 +34,15 @@ def make_scope(venv_roots: tuple[str, ...], registries: tuple[str, ...]) -> Any:
 
 
 def _render(infos: list[Any]) -> None:
-    from rich.table import Table
-
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    for col in ("kind", "path", "CAs", "written with", "read by"):
-        table.add_column(col, overflow="fold")
-    for info in infos:
-        table.add_row(info.kind, info.path, str(info.count), info.writer,
-                      "\n".join(info.clients))
     out = console()
-    out.print(table)
+    # The path is kept whole (a path broken inside a word cannot be copied); at 60 columns
+    # the table becomes a list.
+    print_table(out, ["kind", "path", "CAs", "written with", "read by"],
+                [[info.kind, info.path, str(info.count), info.writer, ", ".join(info.clients)]
+                 for info in infos])
     for info in infos:
         for note in info.notes:
-            out.print(f"[yellow]note[/] ({info.kind}): {note}")
+            out.print(styled(("note", "yellow"), f" ({info.kind}): {note}"), soft_wrap=True)
     if not infos:
         out.print("no trust store found")
 
@@ -62,102 +58,3 @@ def stores(root: str | None, kinds: tuple[str, ...], venv_roots: tuple[str, ...]
     from trustwall.stores.registry import store_infos
 
     emit(store_infos(root, kinds or None, make_scope(venv_roots, registries)), _render)
-
-
-clients_option = click.option("--clients", "clients", multiple=True, metavar="NAME",
-                              help="Only these clients (curl, wget, python, requests, node, "
-                                   "java, git). Repeatable.")
-
-
-def _render_matrix(title: str, result: Any) -> None:
-    out = console()
-    out.print(f"[bold]{title}[/] {result.url}")
-    for c in result.clients:
-        mark = "[green]ok  [/]" if c.ok else "[red]FAIL[/]"
-        out.print(f"  {mark} {c.name:<9} {c.error}")
-
-
-@click.command("verify")
-@click.argument("url")
-@clients_option
-@click.option("--timeout", type=click.FloatRange(1, 120), default=15.0, show_default=True)
-@json_option
-def verify(url: str, clients: tuple[str, ...], timeout: float, as_json: bool) -> None:
-    """Run the real clients against URL as a new login session would; exit 1 if any fails."""
-    from trustwall.errors import ProblemFound
-    from trustwall.stores.fix import verify as run_verify
-
-    result = run_verify(url, clients=clients or None, timeout=timeout)
-    emit(result, lambda r: _render_matrix("clients", r))
-    if not result.ok:
-        failed = ", ".join(c.name for c in result.clients if not c.ok)
-        raise ProblemFound(f"{failed} cannot connect", hint=f"trustwall fix {url}")
-
-
-def _render_fix(result: Any) -> None:
-    out = console()
-    if result.install is None:
-        _render_matrix("clients", result.before)
-        out.print("every client already connects: nothing to fix")
-        return
-    if result.install is not None:
-        for s in result.install.stores:
-            if s.added:
-                out.print(f"  [green]trusted[/] in {s.kind} {s.path}")
-    if result.after is not None:
-        _render_matrix("after", result.after)
-    if result.install is not None and result.install.txn:
-        out.print(f"undo with: [bold]trustwall undo {result.install.txn}[/]")
-    if any(s.kind == "env" and s.added for s in (result.install.stores
-                                                  if result.install else ())):
-        out.print("[yellow]running programs keep their old environment: restart them "
-                  "(services: systemctl daemon-reexec, then restart)[/]")
-
-
-@click.command("fix")
-@click.argument("url")
-@clients_option
-@store_option
-@scope_options
-@click.option("--state-dir", type=click.Path(file_okay=False), default=None,
-              envvar="TRUSTWALL_STATE_DIR", help="Journal directory.")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask before trusting the CA.")
-@click.option("--timeout", type=click.FloatRange(1, 120), default=15.0, show_default=True)
-@json_option
-def fix(url: str, clients: tuple[str, ...], kinds: tuple[str, ...],
-        venv_roots: tuple[str, ...], registries: tuple[str, ...], state_dir: str | None,
-        yes: bool, timeout: float, as_json: bool) -> None:
-    """Make every client reach URL: fetch the CA in the way, trust it everywhere, verify."""
-    import sys
-
-    from trustwall.errors import BadInput, ProblemFound
-    from trustwall.stores.fix import FixResult, fetch_anchors
-    from trustwall.stores.fix import fix as run_fix
-    from trustwall.stores.fix import verify as run_verify
-
-    before = run_verify(url, clients=clients or None, timeout=timeout)
-    if before.ok:
-        emit(FixResult(url, (), before, None, None), _render_fix)
-        return
-    certs, message = fetch_anchors(url, timeout=timeout)
-    err = console(stderr=True)
-    if not json_wanted():
-        _render_matrix("before", before)
-        err.print(message)
-    if not json_wanted():
-        from trustwall.cli.ca import show_certs
-
-        show_certs(certs)
-    if not yes:
-        if not sys.stdin.isatty():
-            raise BadInput("refusing to trust a CA without confirmation",
-                           hint="check the fingerprint above, then rerun with --yes")
-        click.confirm(f"Trust {len(certs)} certificate(s) in every store?", abort=True,
-                      err=True)
-    result = run_fix(url, certs, before=before, clients=clients or None,
-                     kinds=kinds or None, timeout=timeout, state_dir=state_dir,
-                     scope=make_scope(venv_roots, registries))
-    emit(result, _render_fix)
-    if result.after is not None and not result.after.ok:
-        failed = ", ".join(c.name for c in result.after.clients if not c.ok)
-        raise ProblemFound(f"{failed} still cannot connect")

@@ -268,12 +268,15 @@ class _Inbound:
         plan = plan_insert(live.ruleset, rule)
         planner = f"trustwall fw allow --proto {self.proto} --dport {self.port}" + \
             (f" --src {self.source}" if self.source else "") + " --live --plan"
-        command = plan.commands[0] if plan.commands else planner
+        # The next step is trustwall's own journaled, undoable change, not the raw iptables
+        # command the plan shows (which would be neither persisted nor undoable).
+        apply = f"sudo trustwall fw allow -p {self.proto} --dport {self.port}" + \
+            (f" --src {self.source}" if self.source else "") + " --apply"
         self.ladder.add(Rung(
             "firewall", "broken", checked,
             f"{result.verdict} by {where}; `{planner}` plans: "
             + (plan.commands[0] if plan.commands else plan.explanation),
-            command))
+            apply if plan.commands else planner))
 
     def _reverse(self) -> None:
         from trustwall.firewall.semantics.trace import Packet

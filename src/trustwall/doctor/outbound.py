@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 import socket
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
+from trustwall.clients import CLIENTS, ProxyChoice
+from trustwall.clients import client as client_module
 from trustwall.doctor.firewall import describe, trace_live
 from trustwall.doctor.ladder import Climb, Ladder, Rung
 from trustwall.doctor.net import (
@@ -28,76 +28,22 @@ from trustwall.doctor.net import (
     route_get,
     tcp_connect,
 )
-from trustwall.errors import BadInput
 from trustwall.tls.clients import Environment
-from trustwall.tls.probe import Handshake, Proxy, Target, parse_proxy, parse_target, probe
+from trustwall.tls.probe import Handshake, Target, parse_proxy, parse_target, probe
 
 RUNGS = ("dns", "route", "tcp", "proxy", "tls", "trust", "http")
-CLIENTS = ("curl", "wget", "python", "requests", "node", "java", "git")
-
-# The proxy variables each client reads (curl(1) ENVIRONMENT, wget(1) "Proxies", urllib's
-# getproxies_environment, requests' select_proxy, libcurl for git). node's https module and
-# Java read none of them.
-_PROXY_VARS = {
-    "curl": ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"),
-    "git": ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"),
-    "requests": ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"),
-    "python": ("https_proxy", "HTTPS_PROXY"),
-    "wget": ("https_proxy",),
-}
-_NO_PROXY_VARS = {"wget": ("no_proxy",)}
-_ALL_PROXY_VARS = ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
-
-
-@dataclass(frozen=True)
-class ProxyChoice:
-    """The proxy a client would use for a target, and why (or why none)."""
-
-    proxy: Proxy | None
-    reason: str
 
 
 def client_proxy(client: str, target: Target, environ: Mapping[str, str]) -> ProxyChoice:
-    """Which proxy ``client`` uses for ``target`` given ``environ``."""
-    from trustwall.tls.probe import proxy_from_env
-
-    ignored = [v for v in _ALL_PROXY_VARS if environ.get(v)]
-    if client == "node":
-        return ProxyChoice(None, "node's https module ignores https_proxy"
-                           + (f" ({', '.join(ignored)} is set, unused)" if ignored else ""))
-    if client == "java":
-        opts = " ".join(environ.get(v, "") for v in ("JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS",
-                                                       "JDK_JAVA_OPTIONS"))
-        host = re.search(r"-Dhttps\.proxyHost=(\S+)", opts)
-        if host:
-            port = re.search(r"-Dhttps\.proxyPort=(\d+)", opts)
-            return ProxyChoice(parse_proxy(f"http://{host.group(1)}:"
-                                           f"{port.group(1) if port else 443}"),
-                               "-Dhttps.proxyHost in JAVA_TOOL_OPTIONS")
-        return ProxyChoice(None, "java ignores https_proxy and -Dhttps.proxyHost is not set"
-                           + (f" ({', '.join(ignored)} is set, unused)" if ignored else ""))
-    names = _PROXY_VARS[client]
-    no_proxy = _NO_PROXY_VARS.get(client, ("no_proxy", "NO_PROXY"))
-    seen = {k: environ[k] for k in (*names, *no_proxy) if environ.get(k)}
-    used = next((k for k in names if seen.get(k)), None)
-    if used is None:
-        unread = [v for v in ignored if v not in names]
-        return ProxyChoice(None, f"no proxy variable {client} reads is set"
-                           + (f" ({', '.join(unread)} is set, {client} ignores it)"
-                              if unread else ""))
-    proxy = proxy_from_env(target, {"https_proxy": seen[used],
-                                    "no_proxy": ",".join(seen.get(k, "") for k in no_proxy)})
-    if proxy is None:
-        return ProxyChoice(None, f"{used} is set but no_proxy exempts {target.host}")
-    return ProxyChoice(proxy, f"{used}={proxy.display}")
+    """Which proxy ``client`` uses for ``target`` given ``environ`` (the client's own rule)."""
+    return client_module(client).proxy(target, environ)
 
 
 def why(url: str, *, client: str = "curl", proxy_url: str | None = None,
         environ: Mapping[str, str] | None = None, timeout: float = 5.0,
         root: str = "/") -> Ladder:
     """Climb the outbound ladder for ``url`` as ``client`` would, and return every rung."""
-    if client not in CLIENTS:
-        raise BadInput(f"unknown client {client!r}", hint=f"one of {', '.join(CLIENTS)}")
+    client_module(client)  # an unknown client is refused before anything runs
     target = parse_target(url)
     env = os.environ if environ is None else environ
     choice = ProxyChoice(parse_proxy(proxy_url), "--proxy") if proxy_url else \

@@ -139,7 +139,7 @@ class Interrupted:
                 f"{self.started}) was interrupted")
         if self.pending == "rollback":
             return f"{what} and is not rolled back yet; `{self.command}` rolls it back"
-        return f"{what} before its audit record; `{self.command}` finishes it"
+        return f"{what} before it was fully logged; `{self.command}` finishes the audit log"
 
     def to_json(self) -> dict[str, str]:
         return {"state_dir": self.state_dir, "id": self.id, "kind": self.kind,

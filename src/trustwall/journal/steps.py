@@ -7,7 +7,7 @@ it. A journal naming a kind this registry does not know (or data a kind refuses)
 with an error before anything runs: a planted or corrupted state directory cannot steer a root
 process into running its own argv.
 
-Kinds may carry pre-undo checks (:func:`add_pre_undo_check`): called with the journal entry,
+Kinds may carry pre-undo checks (:func:`add_pre_undo_check`): called with the journal step,
 the before-image and the after-image captured at commit, they raise to refuse an undo that
 would do harm (the firewall adds "the live ruleset still equals the after-image" and "same
 network namespace" here).
@@ -17,11 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trustwall import proc
 from trustwall.errors import StoreError
 from trustwall.journal import fault
+
+if TYPE_CHECKING:
+    from trustwall.journal.entries import RecordStep
 
 
 class JournalRefused(StoreError):
@@ -32,8 +35,8 @@ class UndoConflict(StoreError):
     """A pre-undo check's refusal that ``undo --force`` overrides (the state changed since)."""
 
 
-PreUndoCheck = Callable[[Mapping[str, Any], bytes, "bytes | None"], None]
-PostRestoreCheck = Callable[[Mapping[str, Any], bytes], None]
+PreUndoCheck = Callable[["RecordStep", bytes, "bytes | None"], None]
+PostRestoreCheck = Callable[["RecordStep", bytes], None]
 
 
 @dataclass
@@ -45,7 +48,7 @@ class StepKind:
     restore_argv: Callable[[Mapping[str, Any]], list[str]]
     fields: Mapping[str, Callable[[Any], bool]] = field(default_factory=dict)
     pre_undo: list[PreUndoCheck] = field(default_factory=list)
-    # Called after undo restored a before-image (entry, before); raise to roll the undo back.
+    # Called after undo restored a before-image (step, before); raise to roll the undo back.
     post_restore: list[PostRestoreCheck] = field(default_factory=list)
 
     def validate(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -83,7 +86,7 @@ def kind(name: Any) -> StepKind:
 
 
 def add_pre_undo_check(name: str, check: PreUndoCheck) -> None:
-    """Run ``check(entry, before, after)`` before undoing a ``name`` step; raise to refuse."""
+    """Run ``check(step, before, after)`` before undoing a ``name`` step; raise to refuse."""
     kind(name).pre_undo.append(check)
 
 
@@ -107,9 +110,9 @@ def _iptables(family: int) -> StepKind:
                 "netns": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
                 "machine_id": lambda v: isinstance(v, str) and len(v) == 32
                 and all(c in "0123456789abcdef" for c in v)},
-        pre_undo=[lambda entry, before, after: _firewall_undo().before_undo(
-            entry, before, after)],
-        post_restore=[lambda entry, before: _firewall_undo().after_restore(entry, before)],
+        pre_undo=[lambda step, before, after: _firewall_undo().before_undo(
+            step, before, after)],
+        post_restore=[lambda step, before: _firewall_undo().after_restore(step, before)],
     )
 
 

@@ -40,7 +40,7 @@ from typing import Any
 
 from trustwall import proc
 from trustwall.errors import BadInput, StoreError
-from trustwall.journal import fault, rootfs, statedir, steps
+from trustwall.journal import entries, fault, rootfs, statedir, steps
 from trustwall.journal.atomic import atomic_write, fsync_dir, open_append, read_nofollow, write_all
 from trustwall.journal.audit import AuditLog, who
 from trustwall.journal.lock import HostLock
@@ -70,8 +70,9 @@ def _append_line(path: Path, obj: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def _read_lines(path: Path) -> list[dict[str, Any]]:
-    """Journal lines; a torn last line (kill -9 mid-write) was never acted upon: skip it."""
+def _read_lines(path: Path) -> list[Any]:
+    """Journal lines as JSON values; a torn last line (kill -9 mid-write) was never acted upon:
+    skip it."""
     if not path.exists():
         return []
     out = []
@@ -81,6 +82,16 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
         except (json.JSONDecodeError, UnicodeDecodeError):
             continue
     return out
+
+
+def _where(txn_dir: Path, number: int) -> str:
+    return f"transaction {txn_dir.name.lstrip('0')} journal line {number}"
+
+
+def _steps(txn_dir: Path) -> list[entries.Step]:
+    """The journal's steps, each line's shape checked (see :func:`_entries` for acting)."""
+    return [entries.from_json(line, _where(txn_dir, number))
+            for number, line in enumerate(_read_lines(txn_dir / "journal.jsonl"), start=1)]
 
 
 def _store_blob(blobs: Path, data: bytes) -> str:
@@ -102,11 +113,11 @@ def _store_blob(blobs: Path, data: bytes) -> str:
 
 def describe_image(image: dict[str, Any]) -> str:
     """One word for a before/after image: a sha256, ``symlink:<target>``, ``dir`` or absent."""
-    kind = image["type"]
+    kind = image.get("type")
     if kind == "file":
-        return str(image["sha256"])
+        return str(image.get("sha256"))
     if kind == "symlink":
-        return f"symlink:{image['target']}"
+        return f"symlink:{image.get('target')}"
     return str(kind)
 
 
@@ -123,7 +134,7 @@ def capture(path: Path) -> tuple[dict[str, Any], bytes | None]:
                 "uid": st.st_uid, "gid": st.st_gid}, None
     if not stat.S_ISREG(st.st_mode):
         raise StoreError(f"{path}: not a regular file, symlink or directory")
-    data = path.read_bytes()
+    data = read_nofollow(path)  # swapped for a link since the lstat: refused, not followed
     return {"type": "file", "sha256": _sha256(data), "mode": stat.S_IMODE(st.st_mode),
             "uid": st.st_uid, "gid": st.st_gid}, data
 
@@ -293,9 +304,9 @@ class Transaction:
                            "inside it (where undo could not trust it)",
                            hint="give --state-dir outside the root to change paths outside it")
 
-    def _journal(self, entry: dict[str, Any]) -> None:
+    def _journal(self, step: entries.Step) -> None:
         assert self.dir is not None, "use the Transaction as a context manager"
-        _append_line(self.dir / "journal.jsonl", entry)
+        _append_line(self.dir / "journal.jsonl", entries.to_json(step))
 
     def _store_blob(self, data: bytes) -> str:
         assert self.dir is not None
@@ -316,7 +327,7 @@ class Transaction:
         image, data = capture(target)
         if data is not None:
             self._store_blob(data)
-        self._journal({"op": "file", "path": key, "before": image})
+        self._journal(entries.FileStep(key, image))
         self._seen.add(key)
 
     def snapshot_tree(self, directory: str | os.PathLike[str]) -> None:
@@ -333,7 +344,7 @@ class Transaction:
                 full = Path(dirpath) / name
                 names.append(str(full.relative_to(top)))
                 self.snapshot(full)
-        self._journal({"op": "tree", "path": str(top), "names": sorted(names)})
+        self._journal(entries.TreeStep(str(top), tuple(sorted(names))))
 
     def _make_parents(self, target: Path) -> None:
         missing = []
@@ -343,7 +354,7 @@ class Transaction:
             parent = parent.parent
         for directory in reversed(missing):
             self._confine(directory)
-            self._journal({"op": "file", "path": str(directory), "before": {"type": ABSENT}})
+            self._journal(entries.FileStep(str(directory), {"type": ABSENT}))
             self._seen.add(str(directory))
             fault.point("mkdir")
             directory.mkdir(mode=0o755)
@@ -391,7 +402,7 @@ class Transaction:
         if self.dry_run:
             self.planned.append("run " + " ".join(argv))
             return None
-        self._journal({"op": "run", "argv": [str(a) for a in argv]})
+        self._journal(entries.RunStep(tuple(str(a) for a in argv)))
         fault.point(f"exec {argv[0]}")
         done = proc.run(argv, input=input, env=env, timeout=timeout,
                         text=not isinstance(input, bytes))
@@ -411,8 +422,7 @@ class Transaction:
             self.planned.append(f"record {kind} {label}".rstrip())
             return
         digest = self._store_blob(before)
-        self._journal({"op": "record", "kind": kind, "label": label, "before": digest,
-                       "data": fields})
+        self._journal(entries.RecordStep(kind, digest, label, fields))
 
 
 # -- validating a journal ------------------------------------------------------------------
@@ -461,36 +471,25 @@ def _check_image(image: Any, where: str) -> None:
         raise steps.JournalRefused(f"{where}: refusing before-image {image!r}")
 
 
-def _entries(txn_dir: Path, root: Path) -> list[dict[str, Any]]:
-    """The journal of ``txn_dir``, every entry validated; one bad entry refuses it all."""
-    out = []
-    for number, entry in enumerate(_read_lines(txn_dir / "journal.jsonl"), start=1):
-        where = f"transaction {txn_dir.name.lstrip('0')} journal line {number}"
-        op = entry.get("op") if isinstance(entry, dict) else None
-        if op == "file":
-            _confined(entry.get("path"), root, where)
-            _check_image(entry.get("before"), where)
-        elif op == "tree":
-            _confined(entry.get("path"), root, where)
-            names = entry.get("names")
-            if not isinstance(names, list) or not all(
-                    isinstance(n, str) and n and not n.startswith("/")
-                    and ".." not in n.split("/") for n in names):
+def _entries(txn_dir: Path, root: Path) -> list[entries.Step]:
+    """The journal of ``txn_dir``, every step validated before any is acted upon: paths inside
+    ``root``, known step kinds with data they accept, digests as blob names. One bad entry
+    refuses it all."""
+    out = _steps(txn_dir)
+    for number, step in enumerate(out, start=1):
+        where = _where(txn_dir, number)
+        if isinstance(step, entries.FileStep):
+            _confined(step.path, root, where)
+            _check_image(step.before, where)
+        elif isinstance(step, entries.TreeStep):
+            _confined(step.path, root, where)
+            if not all(n and not n.startswith("/") and ".." not in n.split("/")
+                       for n in step.names):
                 raise steps.JournalRefused(f"{where}: refusing tree names")
-        elif op == "run":
-            if entry.get("undo_argv"):
-                raise steps.JournalRefused(
-                    f"{where}: the journal asks to run a command on undo; trustwall never runs "
-                    "commands read from a journal", hint="this journal was written by an older "
-                    "trustwall or by someone else; inspect it before removing the transaction")
-        elif op == "record":
-            step = steps.kind(entry.get("kind"))
-            step.validate(entry.get("data") or {})
-            if not _is_digest(entry.get("before")):
-                raise steps.JournalRefused(f"{where}: refusing blob name {entry.get('before')!r}")
-        else:
-            raise steps.JournalRefused(f"{where}: unknown journal op {op!r}; not acting on it")
-        out.append(entry)
+        elif isinstance(step, entries.RecordStep):
+            steps.kind(step.kind).validate(step.data)
+            if not _is_digest(step.before):
+                raise steps.JournalRefused(f"{where}: refusing blob name {step.before!r}")
     return out
 
 
@@ -540,14 +539,13 @@ def _finish(state_dir: Path, txn_dir: Path, status: str, *, error: str | None = 
     """Write status.json, then chain the audit record (idempotent: recovery may redo it)."""
     status_path = txn_dir / "status.json"
     if not status_path.exists():
-        entries = _read_lines(txn_dir / "journal.jsonl")
         after: dict[str, dict[str, Any]] = {}
         after_records: dict[str, str] = {}
-        for number, entry in enumerate(entries):
-            if entry["op"] == "file":
-                after[entry["path"]] = capture(Path(entry["path"]))[0]
-            elif entry["op"] == "record" and status == "committed":
-                now = steps.kind(entry["kind"]).capture(entry.get("data") or {})
+        for number, step in enumerate(_steps(txn_dir)):
+            if isinstance(step, entries.FileStep):
+                after[step.path] = capture(Path(step.path))[0]
+            elif isinstance(step, entries.RecordStep) and status == "committed":
+                now = steps.kind(step.kind).capture(step.data)
                 after_records[str(number)] = _store_blob(txn_dir / "blobs", now)
         doc = {"status": status, "finished": _now(), "after": after,
                "after_records": after_records, "error": error}
@@ -583,16 +581,13 @@ def _rollback(txn_dir: Path, root: str | os.PathLike[str] | None = None) -> None
     """Undo every journaled step of a failed or crashed transaction, newest first."""
     blobs = txn_dir / "blobs"
     made = _made_under(txn_dir, root)
-    entries = _entries(txn_dir, confinement(made, txn_dir.parent.parent))
-    for entry in reversed(entries):
-        op = entry["op"]
-        if op == "file":
-            restore_image(_in_root(made, entry["path"]), entry["before"], blobs)
-        elif op == "tree":
-            _prune_tree(_in_root(made, entry["path"]), set(entry["names"]), None)
-        elif op == "record":
-            steps.kind(entry["kind"]).restore(entry.get("data") or {},
-                                              _blob(blobs, entry["before"]))
+    for step in reversed(_entries(txn_dir, confinement(made, txn_dir.parent.parent))):
+        if isinstance(step, entries.FileStep):
+            restore_image(_in_root(made, step.path), step.before, blobs)
+        elif isinstance(step, entries.TreeStep):
+            _prune_tree(_in_root(made, step.path), set(step.names), None)
+        elif isinstance(step, entries.RecordStep):
+            steps.kind(step.kind).restore(step.data, _blob(blobs, step.before))
 
 
 def _prune_tree(top: Path, keep: set[str], txn: Transaction | None) -> None:
@@ -676,15 +671,19 @@ def _summary(txn_dir: Path, undone_by: str | None = None) -> TxnSummary:
         status_doc = json.loads(read_nofollow(txn_dir / "status.json"))
     after = status_doc.get("after", {})
     files, commands, records = [], [], []
-    for entry in _read_lines(txn_dir / "journal.jsonl"):
-        if entry["op"] == "file":
-            files.append(FileChange(entry["path"], describe_image(entry["before"]),
-                                    describe_image(after[entry["path"]])
-                                    if entry["path"] in after else "?"))
-        elif entry["op"] == "run":
-            commands.append(tuple(entry["argv"]))
-        elif entry["op"] == "record":
-            records.append(f"{entry.get('kind')} {entry.get('label', '')}".rstrip())
+    for number, line in enumerate(_read_lines(txn_dir / "journal.jsonl"), start=1):
+        try:  # a summary only shows what it can read; acting on a journal validates it all
+            step = entries.from_json(line, _where(txn_dir, number))
+        except steps.JournalRefused:
+            continue
+        if isinstance(step, entries.FileStep):
+            files.append(FileChange(step.path, describe_image(step.before),
+                                    describe_image(after[step.path])
+                                    if step.path in after else "?"))
+        elif isinstance(step, entries.RunStep):
+            commands.append(step.argv)
+        elif isinstance(step, entries.RecordStep):
+            records.append(f"{step.kind} {step.label}".rstrip())
     return TxnSummary(
         id=meta["id"], kind=meta["kind"], description=meta["description"],
         status=status_doc.get("status", "open"), started=meta["started"],
@@ -771,7 +770,7 @@ def _undo_locked(directory: Path, txn_id: str | None, *, root: str | os.PathLike
     target = _pick(transactions(state_dir=directory), txn_id)
     txn_dir = directory / "txns" / f"{int(target.id):06d}"
     made = _made_under(txn_dir, root)
-    entries = _entries(txn_dir, confinement(made, directory))
+    journal = _entries(txn_dir, confinement(made, directory))
     status_doc = json.loads(read_nofollow(txn_dir / "status.json"))
     after = status_doc["after"]
     blobs = txn_dir / "blobs"
@@ -782,55 +781,55 @@ def _undo_locked(directory: Path, txn_id: str | None, *, root: str | os.PathLike
             f"transaction {target.id}: {len(conflicts)} file(s) changed since "
             f"(e.g. {conflicts[0]})", hint="undo the later transactions first, or --force")
     after_records = status_doc.get("after_records") or {}
-    for number, entry in enumerate(entries):
-        if entry["op"] == "record":
+    for number, step in enumerate(journal):
+        if isinstance(step, entries.RecordStep):
             digest = after_records.get(str(number))
-            for check in steps.kind(entry["kind"]).pre_undo:
+            for check in steps.kind(step.kind).pre_undo:
                 try:
-                    check(entry, _blob(blobs, entry["before"]),
+                    check(step, _blob(blobs, step.before),
                           _blob(blobs, digest) if _is_digest(digest) else None)
                 except steps.UndoConflict:
                     if not force:
                         raise
     actions = [f"first roll back interrupted transaction {p} (recovery pending)"
-               for p in pending] + _undo_actions(entries)
+               for p in pending] + _undo_actions(journal)
     if dry_run:
         return UndoResult(target.id, target.description, None, tuple(actions), True)
     with Transaction("undo", f"undo {target.id}: {target.description}",
                      root=made, state_dir=directory, undoes=target.id) as txn:
-        _apply_undo(txn, entries, blobs)
+        _apply_undo(txn, journal, blobs)
     return UndoResult(target.id, target.description, txn.id, tuple(actions), False)
 
 
-def _undo_actions(entries: list[dict[str, Any]]) -> list[str]:
+def _undo_actions(journal: list[entries.Step]) -> list[str]:
     out = []
-    for entry in reversed(entries):
-        if entry["op"] == "file":
-            out.append(f"restore {entry['path']} ({describe_image(entry['before'])})")
-        elif entry["op"] == "tree":
-            out.append(f"remove files created under {entry['path']}")
-        elif entry["op"] == "record":
-            argv = steps.kind(entry["kind"]).restore_argv(entry.get("data") or {})
-            out.append(f"restore {entry['kind']} with " + " ".join(argv))
+    for step in reversed(journal):
+        if isinstance(step, entries.FileStep):
+            out.append(f"restore {step.path} ({describe_image(step.before)})")
+        elif isinstance(step, entries.TreeStep):
+            out.append(f"remove files created under {step.path}")
+        elif isinstance(step, entries.RecordStep):
+            argv = steps.kind(step.kind).restore_argv(step.data)
+            out.append(f"restore {step.kind} with " + " ".join(argv))
     return out
 
 
-def _apply_undo(txn: Transaction, entries: list[dict[str, Any]], blobs: Path) -> None:
-    for entry in reversed(entries):
-        op = entry["op"]
-        if op == "file":
-            path = txn._path(entry["path"])
+def _apply_undo(txn: Transaction, journal: list[entries.Step], blobs: Path) -> None:
+    for step in reversed(journal):
+        if isinstance(step, entries.FileStep):
+            path = txn._path(step.path)
             txn.snapshot(path)
-            restore_image(path, entry["before"], blobs)
-        elif op == "tree":
-            _prune_tree(txn._path(entry["path"]), set(entry["names"]), txn)
-        elif op == "record":
-            step, data = steps.kind(entry["kind"]), entry.get("data") or {}
-            txn.record(step.name, step.capture(data), label=entry.get("label", ""), data=data)
-            before = _blob(blobs, entry["before"])
-            txn.run(step.restore_argv(data), input=before)
-            for check in step.post_restore:
-                check(entry, before)
+            restore_image(path, step.before, blobs)
+        elif isinstance(step, entries.TreeStep):
+            _prune_tree(txn._path(step.path), set(step.names), txn)
+        elif isinstance(step, entries.RecordStep):
+            kind = steps.kind(step.kind)
+            txn.record(kind.name, kind.capture(step.data), label=step.label,
+                       data=dict(step.data))
+            before = _blob(blobs, step.before)
+            txn.run(kind.restore_argv(step.data), input=before)
+            for check in kind.post_restore:
+                check(step, before)
 
 
 def iter_audit(*, root: str | os.PathLike[str] | None = None,

@@ -1,4 +1,5 @@
-"""CA factory for the lab: a public-like PKI, the enterprise inspection CA in its real-world
+"""The lab's CAs, made with the product's one factory (:mod:`trustwall.certs.factory`): a
+public-like PKI, the enterprise inspection CA in its real-world
 variants, and leaf certificates for any host name.
 
 Keys are EC P-256 derived from a seed (``ec.derive_private_key``), so the same seed gives the
@@ -21,18 +22,18 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
+
+from trustwall.certs.factory import Issued, issue, validity
 
 DEFAULT_SEED = b"trustwall-lab"
 _P256_ORDER = int("FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551", 16)
-_DAY = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -113,28 +114,9 @@ def _derive(seed: bytes, label: str) -> tuple[ec.EllipticCurvePrivateKey, int]:
     return ec.derive_private_key(secret, ec.SECP256R1()), serial or 1
 
 
-def _name(common_name: str, org: str | None) -> x509.Name:
-    attrs = []
-    if org:
-        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
-    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
-    return x509.Name(attrs)
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-
-
 def _validity(expired: bool, days: int) -> tuple[dt.datetime, dt.datetime]:
-    today = _today()
-    if expired:
-        return today - 400 * _DAY, today - 30 * _DAY
-    return today - _DAY, today + days * _DAY
+    """Anchored to the start of the UTC day: certificates made in one day compare equal."""
+    return validity(days=days, expired=expired, now=_today())
 
 
 def make_ca(
@@ -153,35 +135,22 @@ def make_ca(
     """
     label = label or common_name
     key, serial = _derive(seed, label)
-    subject = _name(common_name, org)
     not_before, not_after = _validity(expired, 3650)
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer.cert.subject if issuer else subject)
-        .public_key(key.public_key())
-        .serial_number(serial)
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None if issuer is None else 0),
-                       critical=not weak)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
-                                     key_encipherment=False, data_encipherment=False,
-                                     key_agreement=False, key_cert_sign=True, crl_sign=True,
-                                     encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(ski, critical=False)
-    )
-    if not weak:
-        aki_source = issuer.key.public_key() if issuer else key.public_key()
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(aki_source), critical=False)
-    signer = issuer.key if issuer else key
-    cert = builder.sign(signer, hashes.SHA256())
+    made = issue(common_name, org=org, ca=True, issuer=_issued(issuer), key=key, serial=serial,
+                 not_before=not_before, not_after=not_after,
+                 path_length=None if issuer is None else 0, bc_critical=not weak, aki=not weak)
+    return _credential(label, made, issuer, seed)
+
+
+def _issued(credential: Credential | None) -> Issued | None:
+    return None if credential is None else Issued(credential.cert, credential.key)
+
+
+def _credential(label: str, made: Issued, issuer: Credential | None, seed: bytes) -> Credential:
     if issuer is None:
-        return Credential(label, _pem(cert), _key_pem(key), (), None, seed)
-    return Credential(label, _pem(cert), _key_pem(key), _chain_below(issuer),
-                      issuer.anchor_pem, seed)
+        return Credential(label, made.pem, made.key_pem, (), None, seed)
+    return Credential(label, made.pem, made.key_pem, _chain_below(issuer), issuer.anchor_pem,
+                      seed)
 
 
 def _chain_below(issuer: Credential) -> tuple[bytes, ...]:
@@ -189,16 +158,6 @@ def _chain_below(issuer: Credential) -> tuple[bytes, ...]:
     if issuer.root_pem is None:
         return ()
     return (issuer.cert_pem, *issuer.chain)
-
-
-def _san(hostnames: Sequence[str]) -> x509.SubjectAlternativeName:
-    entries: list[x509.GeneralName] = []
-    for host in hostnames:
-        try:
-            entries.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            entries.append(x509.DNSName(host))
-    return x509.SubjectAlternativeName(entries)
 
 
 def issue_leaf(
@@ -219,34 +178,10 @@ def issue_leaf(
     issuer_label = issuer.label if issuer else "self"
     label = f"leaf:{issuer_label}:{','.join(hostnames)}:{int(expired)}"
     key, serial = _derive(seed, label)
-    subject = _name(hostnames[0], None)
     not_before, not_after = _validity(expired, days)
-    signer_key = issuer.key if issuer else key
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer.cert.subject if issuer else subject)
-        .public_key(key.public_key())
-        .serial_number(serial)
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
-                                     key_encipherment=False, data_encipherment=False,
-                                     key_agreement=False, key_cert_sign=False, crl_sign=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(_san(hostnames), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                       critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-            signer_key.public_key()), critical=False)
-    )
-    cert = builder.sign(signer_key, hashes.SHA256())
-    if issuer is None:
-        return Credential(label, _pem(cert), _key_pem(key), (), None, seed)
-    return Credential(label, _pem(cert), _key_pem(key), _chain_below(issuer),
-                      issuer.anchor_pem, seed)
+    made = issue(hostnames[0], issuer=_issued(issuer), names=hostnames, key=key, serial=serial,
+                 not_before=not_before, not_after=not_after)
+    return _credential(label, made, issuer, seed)
 
 
 @functools.lru_cache(maxsize=4)

@@ -1,5 +1,9 @@
 """`trustwall lab demo`: the seed stories, told on the lab with real clients and a real kernel.
 
+The getting-out fix and the letting-in change are made by trustwall itself -- ``trustwall fix
+URL --yes`` in the client's playground sandbox, ``trustwall fw allow … --apply`` on the server,
+then ``trustwall undo`` for both -- exactly as a user runs them with ``trustwall lab exec``.
+
 The demo is a list of steps; each returns a :class:`Step` (what happened, what it means, the
 command a user would type, and one row per observation). The CLI draws the steps as they come
 (``on_step``); ``--json`` prints the whole :class:`DemoReport`. The lab is always torn down,
@@ -8,16 +12,21 @@ also on Ctrl-C or an error, and the last step checks that nothing is left.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from trustwall.lab.playground import playground_env
+from trustwall.lab.proxy import ChainMode, ProxyConfig
 from trustwall.lab.sites import DOMAIN
+from trustwall.lab.story import Row, Step
 from trustwall.lab.topology import (
     CLIENT_IP,
     EDGE_CLIENT_IP,
@@ -31,25 +40,6 @@ from trustwall.lab.topology import (
 
 GOOD_URL = f"https://good.{DOMAIN}/"
 STORY_CLIENTS = ("curl", "python", "java", "node")
-
-
-@dataclass(frozen=True)
-class Row:
-    """One observation: who/what, the verdict (OK, FAIL or INFO) and the exact detail."""
-
-    subject: str
-    verdict: str
-    detail: str
-
-
-@dataclass(frozen=True)
-class Step:
-    chapter: str
-    title: str
-    story: str
-    command: str
-    rows: tuple[Row, ...]
-    seconds: float
 
 
 @dataclass(frozen=True)
@@ -96,6 +86,23 @@ def presented_chain(lab: Lab, *, proxy: str | None) -> tuple[list[tuple[str, str
     return chain, verdict
 
 
+def trustwall_in_playground(lab: Lab, role: str, *args: str) -> subprocess.CompletedProcess:
+    """``trustwall ARGS`` on the playground's ``role`` host, as `trustwall lab exec` runs it."""
+    box = lab.playground(role)
+    return box.run([sys.executable, "-m", "trustwall", *args], check=False, timeout=180,
+                   env=playground_env(str(box.home), role), cwd=str(box.home))
+
+
+def _client_rows(results: dict) -> tuple[Row, ...]:
+    return tuple(Row(name, "OK" if r.ok else "FAIL", r.error or "HTTP 200")
+                 for name, r in results.items())
+
+
+def _one_line(proc: subprocess.CompletedProcess) -> str:
+    lines = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
+    return f"exit {proc.returncode}" + (f": {lines[-1]}" if lines else "")
+
+
 def _reject_counter(lab: Lab) -> int:
     """Packets counted so far by the server's final REJECT rule (iptables-save -c)."""
     text = lab.server.run(["iptables-save", "-c", "-t", "filter"]).stdout
@@ -135,8 +142,8 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
     Given a running ``lab`` (tests), the demo borrows it: it restores the server's firewall
     and the interception at the end instead of tearing the lab down.
     """
-    from trustwall.doctor import story as doctor
-    from trustwall.lab.clients import run_all, run_client
+    from trustwall.clients import login_environment, run_all, run_client
+    from trustwall.lab import story as doctor
     from trustwall.lab.netns import require_root
 
     require_root()
@@ -175,7 +182,7 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
             t = time.perf_counter()
             say("asking the site directly, interception off")
             with lab.intercepting(None):
-                direct = run_client("curl", GOOD_URL, netns=lab.client,
+                direct = run_client("curl", GOOD_URL, inside=lab.client,
                                     env={"CURL_CA_BUNDLE": str(lab.ca_file("public-root"))})
                 chain, verdict = presented_chain(lab, proxy=None)
             record(Step(
@@ -190,7 +197,7 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
 
             t = time.perf_counter()
             say("running curl, python, java and node through the proxy")
-            results = run_all(GOOD_URL, clients=STORY_CLIENTS, netns=lab.client,
+            results = run_all(GOOD_URL, clients=STORY_CLIENTS, inside=lab.client,
                               proxy=lab.proxy_url)
             record(Step(
                 "Getting out", "Through the inspection proxy, every client fails",
@@ -220,20 +227,48 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
                 time.perf_counter() - t))
 
             t = time.perf_counter()
-            say("trusting the inspection CA, by hand, for curl and python only")
-            acme = str(lab.ca_file("acme-root"))
-            fixed = (run_client("curl", GOOD_URL, netns=lab.client, proxy=lab.proxy_url,
-                                env={"CURL_CA_BUNDLE": acme}),
-                     run_client("python", GOOD_URL, netns=lab.client, proxy=lab.proxy_url,
-                                env={"SSL_CERT_FILE": acme}))
+            say("trustwall fix, in the client's sandbox (a proxy that also sends its root)")
+            with_root = lab.proxy(ProxyConfig(chain=ChainMode.LEAF_ROOT))
+            with lab.intercepting(with_root):
+                fixed = trustwall_in_playground(lab, "client", "fix", GOOD_URL, "--yes",
+                                                "--json")
+            report = json.loads(fixed.stdout) if fixed.returncode in (0, 1) else {}
+            after = (report.get("after") or {}).get("clients", [])
+            installed = ((report.get("install") or {}).get("stores")) or []
             record(Step(
-                "Getting out", "Trusting the inspection CA fixes it",
-                "Pointed at the Acme Widgets Inspection CA, curl and python get through. Done "
-                "by hand here, per process; trustwall's job is to place it in every store, "
-                "safely and undoably.",
-                f"CURL_CA_BUNDLE=acme-root.pem https_proxy={lab.proxy_url} curl {GOOD_URL}",
-                tuple(Row(r.name, "OK" if r.ok else "FAIL", r.error or "HTTP 200")
-                      for r in fixed),
+                "Getting out", "trustwall fix: fetch the CA, trust it everywhere, verify",
+                "On a network whose proxy also sends its root, fix takes the inspection CA "
+                "from the handshake, shows its fingerprint, writes it into every trust store "
+                "of the client (in the lab's sandbox: copies, never this host's) in one "
+                "journaled transaction, and runs every real client again.",
+                f"trustwall fix {GOOD_URL} --yes",
+                (*(Row(s["kind"], "INFO", f"trusted in {s['path']}") for s in installed
+                   if s["added"]),
+                 *(Row(c["name"], "OK" if c["ok"] else "FAIL", c["error"] or "HTTP 200")
+                   for c in after)) or (Row("fix", "FAIL", _one_line(fixed)),),
+                time.perf_counter() - t))
+
+            t = time.perf_counter()
+            say("the same clients through the leaf-only proxy, then trustwall undo")
+            box = lab.playground("client")
+            # As a new login on the client: node reads NODE_EXTRA_CA_CERTS from
+            # /etc/environment, which fix set and undo takes back.
+            trusted = run_all(GOOD_URL, clients=STORY_CLIENTS, inside=box,
+                              env=login_environment(box, home=str(box.home), user="root"))
+            undone = trustwall_in_playground(lab, "client", "undo")
+            again = run_all(GOOD_URL, clients=STORY_CLIENTS, inside=box,
+                            env=login_environment(box, home=str(box.home), user="root"))
+            record(Step(
+                "Getting out", "Trusted everywhere, until trustwall undo",
+                "The CA is trusted in the stores, so the leaf-only proxy is accepted too. "
+                "trustwall undo restores every store byte for byte: the clients fail again.",
+                "trustwall undo",
+                (*(Row(f"{r.name}, fixed", "OK" if r.ok else "FAIL", r.error or "HTTP 200")
+                   for r in trusted.values()),
+                 Row("trustwall undo", "OK" if undone.returncode == 0 else "FAIL",
+                     _one_line(undone)),
+                 *(Row(f"{r.name}, undone", "OK" if r.ok else "FAIL", r.error or "HTTP 200")
+                   for r in again.values())),
                 time.perf_counter() - t))
 
             t = time.perf_counter()
@@ -261,26 +296,30 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
             record(doctor.why_in_step(lab, JMX_PORT))
 
             t = time.perf_counter()
-            say("adding the ACCEPT rule: appended, then at position 10")
-            accept = ["-p", "tcp", "-m", "state", "--state", "NEW", "-m", "tcp", "--dport",
-                      str(JMX_PORT), "-j", "ACCEPT"]
-            lab.server.run(["iptables", "-A", "INPUT", *accept])
-            appended = _connect(lab, "client", SERVER_NAME, JMX_PORT)
-            lab.server.run(["iptables", "-D", "INPUT", *accept])
-            position = len(rules)
-            lab.server.run(["iptables", "-I", "INPUT", str(position), *accept])
-            inserted = _connect(lab, "client", SERVER_NAME, JMX_PORT)
+            say(f"trustwall fw allow -p tcp --dport {JMX_PORT} --apply, then trustwall undo")
+            allow = ("fw", "allow", "-p", "tcp", "--dport", str(JMX_PORT), "--apply", "--yes")
+            applied = trustwall_in_playground(lab, "server", *allow, "--json")
+            placed = json.loads(applied.stdout) if applied.returncode == 0 else {}
+            opened = _connect(lab, "client", SERVER_NAME, JMX_PORT)
+            undone = trustwall_in_playground(lab, "server", "undo")
+            closed = _connect(lab, "client", SERVER_NAME, JMX_PORT)
             record(Step(
-                "Letting in", "Where the new rule goes decides everything",
-                "Appended after the REJECT, the ACCEPT is never reached. Inserted at position "
-                f"{position}, before the REJECT, it works.",
-                f"iptables -I INPUT {position} {' '.join(accept)}",
-                (Row("iptables -A INPUT …", "OK" if "JMX" in appended else "FAIL", appended),
-                 Row(f"iptables -I INPUT {position} …", "OK" if "JMX" in inserted else "FAIL",
-                     inserted)),
+                "Letting in", "trustwall fw allow --apply, then trustwall undo",
+                "fw allow plans the ACCEPT at the latest position that decides every such "
+                "packet -- before the REJECT, not appended after it -- applies it atomically "
+                "with a lockout check and journals it; undo restores the ruleset.",
+                " ".join(("trustwall", *allow[:-1])),
+                (Row("fw allow --apply", "OK" if applied.returncode == 0 else "FAIL",
+                     f"position {placed['position']}: {placed['explanation']}" if placed
+                     else _one_line(applied)),
+                 Row("from client", "OK" if "JMX" in opened else "FAIL", opened),
+                 Row("trustwall undo", "OK" if undone.returncode == 0 else "FAIL",
+                     _one_line(undone)),
+                 Row("from client", "FAIL" if "JMX" not in closed else "OK", closed)),
                 time.perf_counter() - t))
         finally:
             names = [ns.name for ns in lab.namespaces.values()]
+            lab.close_playground()
             if borrowed:
                 lab.server.run(["iptables-restore"], input=SEED_RULESET)
                 lab.set_interception(lab.default_proxy)

@@ -4,7 +4,7 @@ Every namespace trustwall makes is named ``tw-<purpose>-<pid>-<n>`` where ``pid`
 process that created it. That name is the whole bookkeeping: :func:`cleanup_stale` deletes the
 namespaces whose creator is dead (a test run killed with -9), and :meth:`Netns.delete` first
 kills every process still inside (``ip netns pids``), because a daemon that detached itself
-with setsid outlives the test that started it (QUIRKS.md).
+with setsid outlives the test that started it (docs/quirks-found.md).
 
 veth pairs are created with both ends placed directly in their namespaces, so no interface
 ever appears on the host side.

@@ -6,7 +6,7 @@ tcp/443 to mitmproxy's transparent port; see :meth:`trustwall.lab.topology.Lab.i
 
 What the proxy sends after its forged leaf is set by what follows the key in its
 ``mitmproxy-ca.pem``: mitmproxy loads that file as OpenSSL's chain store, and OpenSSL sends as
-much of the chain as it can build from it (QUIRKS.md). So:
+much of the chain as it can build from it (docs/quirks-found.md). So:
 
 * ``leaf``               key + signing CA                -> leaf only (mitmproxy's default)
 * ``leaf+intermediate``  key + issuing CA + issuing CA   -> leaf + issuing CA (root not found)
@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from trustwall.clients.login import base_environment
 from trustwall.errors import EnvironmentMissing, TrustwallError
 from trustwall.lab.ca import LabCAs
 from trustwall.lab.netns import Netns
@@ -32,7 +33,6 @@ MITMDUMP_CANDIDATES = (
     Path(__file__).resolve().parents[3] / ".venv-mitm" / "bin" / "mitmdump",  # scripts/setup.sh
 )
 START_TIMEOUT = 20.0
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class ChainMode(str, enum.Enum):
@@ -178,7 +178,7 @@ def start_proxy(edge: Netns, cas: LabCAs, config: ProxyConfig, *, workdir: Path,
     else:
         argv += ["--set", f"ssl_verify_upstream_trusted_ca={upstream_ca_file}"]
     log = confdir / "mitmdump.log"
-    env = {"PATH": SYSTEM_PATH, "HOME": str(confdir), "LANG": "C.UTF-8"}
+    env = base_environment(str(confdir))
     with open(log, "wb") as out:
         proc = edge.popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                           env=env, cwd=str(confdir))

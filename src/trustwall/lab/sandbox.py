@@ -13,13 +13,14 @@ Layout inside the sandbox (built by a long-lived *holder* process, see :func:`_h
   themselves (``/root`` because the venv interpreters and the system certifi live under
   ``/root/.pyenv`` here). ``/var/lib``
   is rebuilt like /etc so that ``/var/lib/trustwall`` (the journal's default state directory)
-  is writable, empty unless the host has one.
+  is writable and always starts empty (never a copy of the host's journal).
 - Nested stores are writable copies bind-mounted over the real path: ``/etc/ssl/certs``
   (with ``java/cacerts``, a JKS file), ``/usr/local/share/ca-certificates``,
   ``/var/lib/ca-certificates-java`` and the certifi package directories.
 - ``/var/lib/dpkg`` (33 MB; ``cp -a`` takes 2 s) and ``/var/log`` are overlays with their upper
   directory in the sandbox: the Debian Java hook runs ``dpkg --triggers-only``, which locks and
-  rewrites /var/lib/dpkg and appends to /var/log/dpkg.log (QUIRKS.md). Nothing is disabled:
+  rewrites /var/lib/dpkg and appends to /var/log/dpkg.log (docs/quirks-found.md). Nothing is
+  disabled:
   ``update-ca-certificates`` inside the sandbox runs the real hook and updates the copy of
   Java's cacerts.
 - ``HOME`` for sandboxed commands is ``<dir>/home`` with a fresh, empty NSS db in
@@ -31,7 +32,8 @@ them (:meth:`Sandbox.path`); /dev/shm is a tmpfs, so building a sandbox creates 
 The holder runs ``unshare --mount --propagation private`` (inside
 ``ip netns exec`` when given a :class:`~trustwall.lab.netns.Netns`, so the netns' own
 /etc/hosts is what gets copied); commands enter with ``nsenter --target <holder> --mount``
-(``--wdns`` for the working directory: ``--wd`` resolves in the caller's namespace, QUIRKS.md).
+(``--wdns`` for the working directory: ``--wd`` resolves in the caller's namespace,
+docs/quirks-found.md).
 When the holder dies the namespace and all its mounts vanish; the holder also exits when its
 parent does (EOF on stdin), and :func:`cleanup_stale` removes directories of dead creators.
 """
@@ -53,6 +55,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from trustwall.clients.login import SYSTEM_PATH, base_environment
 from trustwall.errors import EnvironmentMissing
 from trustwall.lab.netns import Netns, require_root
 from trustwall.proc import CommandFailed, pid_alive
@@ -60,8 +63,9 @@ from trustwall.proc import CommandFailed, pid_alive
 #: Stores that are direct children of /etc: copied into the sandbox's own /etc directory.
 ETC_COPIES = ("environment", "hosts", "ca-certificates.conf", "ca-certificates", "profile.d")
 #: Directories rebuilt entry by entry (read-only binds of the host's entries) with these
-#: entries writable: copied if the host has them; a name ending in "/" is a directory created
-#: empty if absent (/var/lib/trustwall is the journal's default state directory).
+#: entries writable: copied if the host has them; a name ending in "/" is always a new empty
+#: directory, never the host's (/var/lib/trustwall, the journal's default state directory: a
+#: sandbox starts with no history, so what it undoes or verifies never depends on the host's).
 REBUILT = {"/etc": ETC_COPIES, "/var/lib": ("trustwall/",)}
 #: Nested stores: copied, then bind-mounted over the real path.
 NESTED_COPIES = (
@@ -77,7 +81,6 @@ READ_ONLY = ("/usr", "/var", "/root", "/home", "/opt", "/srv")
 
 #: Where sandbox directories live: a tmpfs the host can see (not remapped inside).
 SANDBOX_PARENT = Path("/dev/shm")
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _DIR_PREFIX = "tw-sandbox-"
 _DIR_RE = re.compile(r"^tw-sandbox-(?P<pid>\d+)-\d+$")
 _counter = itertools.count(1)
@@ -188,15 +191,11 @@ class Sandbox:
     # ---- running inside ---------------------------------------------------------------------
     def base_env(self, **extra: str) -> dict[str, str]:
         """The scrubbed environment commands get unless the caller passes one."""
-        return {"PATH": SYSTEM_PATH, "HOME": str(self.home), "LANG": "C.UTF-8", **extra}
+        return base_environment(str(self.home), **extra)
 
     def argv(self, argv: Sequence[str], *, cwd: str | None = None) -> list[str]:
         """The command line that runs ``argv`` inside the sandbox (and its netns, if any)."""
-        full = ["nsenter", "--target", str(self.pid), "--mount"]
-        if self.netns is not None:
-            full.append("--net")
-        full += [f"--wdns={cwd or '/'}", "--", *argv]
-        return full
+        return enter_argv(self.pid, argv, net=self.netns is not None, cwd=cwd)
 
     def run(
         self,
@@ -247,6 +246,17 @@ class Sandbox:
         if real == self.home or self.home in real.parents:
             return real
         return Path(f"/proc/{self.pid}/root") / real.relative_to("/")
+
+
+def enter_argv(holder_pid: int, argv: Sequence[str], *, net: bool,
+               cwd: str | None = None) -> list[str]:
+    """The command line that runs ``argv`` in the mount namespace of sandbox holder
+    ``holder_pid`` (and its network namespace with ``net``); also from another process than
+    the one that made the sandbox (``trustwall lab exec``)."""
+    full = ["nsenter", "--target", str(holder_pid), "--mount"]
+    if net:
+        full.append("--net")
+    return [*full, f"--wdns={cwd or '/'}", "--", *argv]
 
 
 def store_fingerprint(certifi_dirs: Sequence[str | os.PathLike[str]] | None = None
@@ -402,11 +412,14 @@ def _rebuild(real: str, writable: Sequence[str], root: Path) -> None:
     rebuilt = root / "rebuilt" / real.lstrip("/")
     rebuilt.mkdir(parents=True)
     shutil.copystat(real, rebuilt)
-    names = {_entry_name(name) for name in writable}
+    copies = {name for name in writable if not name.endswith("/")}
+    fresh = {_entry_name(name) for name in writable if name.endswith("/")}
     read_only_binds = []
     for entry in os.scandir(real):
         dest = rebuilt / entry.name
-        if entry.name in names:
+        if entry.name in fresh:
+            continue
+        if entry.name in copies:
             _copy(entry.path, dest)
         elif entry.is_symlink():
             os.symlink(os.readlink(entry.path), dest)
@@ -416,9 +429,8 @@ def _rebuild(real: str, writable: Sequence[str], root: Path) -> None:
             else:
                 dest.touch()
             read_only_binds.append((entry.path, str(dest)))
-    for name in writable:
-        if name.endswith("/") and not os.path.lexists(rebuilt / _entry_name(name)):
-            (rebuilt / _entry_name(name)).mkdir(mode=0o755)
+    for name in fresh:
+        (rebuilt / name).mkdir(mode=0o700)
     for source, dest in read_only_binds:
         _bind(source, dest, read_only=True)
     _mount(str(rebuilt), real, None, _MS_BIND | _MS_REC)

@@ -36,16 +36,29 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from trustwall.errors import TrustwallError
 from trustwall.lab import netns as _netns
 from trustwall.lab.ca import DEFAULT_SEED, LabCAs, lab_cas
 from trustwall.lab.netns import Netns, veth
-from trustwall.lab.proxy import ProxyConfig, ProxyInfo, start_proxy, wait_listening, wait_proxy
+from trustwall.lab.proxy import (
+    ChainMode,
+    ProxyConfig,
+    ProxyInfo,
+    start_proxy,
+    wait_listening,
+    wait_proxy,
+)
 from trustwall.lab.sites import DOMAIN, SITES, write_site_files
 from trustwall.proc import pid_alive
 
+if TYPE_CHECKING:
+    from trustwall.lab.sandbox import Sandbox
+
 STATE_DIR = Path("/run/trustwall-lab")
+#: The hosts of the playground (`trustwall lab exec ROLE`).
+PLAYGROUND_ROLES = ("client", "server")
 ETC_NETNS = Path("/etc/netns")
 
 CLIENT_IP = "198.18.1.2"
@@ -113,6 +126,10 @@ class LabState:
     proxy_url: str
     hosts: dict[str, str] = field(default_factory=dict)
     ready: bool = False
+    chain: str = ChainMode.LEAF.value  # what the default proxy presents
+    #: role -> {"pid": sandbox holder, "root": its directory, "home": HOME inside}: the
+    #: playground `trustwall lab exec ROLE -- CMD` enters (a `lab up` lab only).
+    playground: dict[str, dict] = field(default_factory=dict)
 
     @property
     def owner_alive(self) -> bool:
@@ -150,7 +167,8 @@ class Lab:
     """
 
     def __init__(self, *, seed: bytes = DEFAULT_SEED, kind: str = "session",
-                 intercept: bool = True) -> None:
+                 intercept: bool = True, chain: ChainMode = ChainMode.LEAF,
+                 playground: bool = False) -> None:
         self.id = f"lab-{os.getpid()}-{next(_ids)}"
         self.kind = kind
         self.cas: LabCAs = lab_cas(seed)
@@ -160,6 +178,11 @@ class Lab:
         self.startup_seconds = 0.0
         self.started_at = time.time()
         self._intercept_at_start = intercept
+        # leaf+intermediate needs the inspection CA variant that has an issuing CA.
+        self._default_config = ProxyConfig(
+            ca="intermediate" if chain is ChainMode.LEAF_INTERMEDIATE else "root", chain=chain)
+        self._want_playground = playground
+        self._playground: dict[str, Sandbox] = {}
         self._namespaces: dict[str, Netns] = {}
         self._pids: dict[str, int] = {}
         self._proxies: dict[ProxyConfig, ProxyInfo] = {}
@@ -220,6 +243,8 @@ class Lab:
         t0 = time.perf_counter()
         try:
             self._build()
+            if self._want_playground:
+                self.open_playground()
         except BaseException:
             self.stop()
             raise
@@ -242,7 +267,8 @@ class Lab:
         self._namespaces["edge"] = Netns.create("labedge")
         self._install_hosts(self.edge)
         proxy, proxy_proc = start_proxy(
-            self.edge, self.cas, ProxyConfig(), workdir=self.workdir, address=EDGE_CLIENT_IP,
+            self.edge, self.cas, self._default_config, workdir=self.workdir,
+            address=EDGE_CLIENT_IP,
             explicit_port=PROXY_PORT, transparent_port=PROXY_PORT + 1,
             upstream_ca_file=self.ca_file("public-root"), wait=False)
         self._pids["mitmproxy"] = proxy_proc.pid
@@ -306,6 +332,7 @@ class Lab:
         """Tear down everything this lab made (idempotent, safe after a failed start)."""
         if not self._started:
             return
+        self.close_playground()
         for ns in reversed(list(self._namespaces.values())):
             ns.delete()
         for directory in self._etc_netns:
@@ -318,16 +345,48 @@ class Lab:
         self._proxies.clear()
         self._started = self._ready = False
 
+    # -- the playground ---------------------------------------------------------------------
+    def open_playground(self) -> None:
+        """A sandbox on the client and on the server: writable copies of every trust store
+        and of /var/lib/trustwall in a private mount namespace, entered together with the
+        host's network namespace (its own firewall). What `trustwall lab exec` runs in."""
+        from trustwall.clients.java import classes
+        from trustwall.lab.sandbox import Sandbox
+
+        classes()  # /var is read-only in a sandbox: compile the java client's class here
+        for role in PLAYGROUND_ROLES:
+            box = Sandbox(self._namespaces[role])
+            self._playground[role] = box
+            self._pids[f"sandbox-{role}"] = box.pid
+            self._write_state()
+        enterprise_ca = self._playground["client"].home / "enterprise-ca.pem"
+        enterprise_ca.write_bytes(self.ca_file("acme-root").read_bytes())
+
+    def playground(self, role: str) -> Sandbox:
+        """The sandbox of ``role`` (client or server), opening the playground on first use."""
+        if not self._playground:
+            self.open_playground()
+        return self._playground[role]
+
+    def close_playground(self) -> None:
+        for role, box in self._playground.items():
+            box.close()
+            self._pids.pop(f"sandbox-{role}", None)
+        self._playground.clear()
+
     # -- state ------------------------------------------------------------------------------
     def state(self) -> LabState:
-        proxy = self._proxies.get(ProxyConfig())
+        proxy = self._proxies.get(self._default_config)
         return LabState(
             id=self.id, owner_pid=os.getpid(), kind=self.kind, started_at=self.started_at,
             startup_seconds=round(self.startup_seconds, 3),
             namespaces={role: ns.name for role, ns in self._namespaces.items()},
             pids=dict(self._pids), workdir=str(self.workdir),
             etc_netns=tuple(str(d) for d in self._etc_netns),
-            proxy_url=proxy.url if proxy else "", hosts=dict(self.hosts), ready=self._ready)
+            proxy_url=proxy.url if proxy else "", hosts=dict(self.hosts), ready=self._ready,
+            chain=self._default_config.chain.value,
+            playground={role: {"pid": box.pid, "root": str(box.root), "home": str(box.home)}
+                        for role, box in self._playground.items()})
 
     def _write_state(self) -> None:
         from trustwall.journal.atomic import atomic_write
@@ -341,9 +400,9 @@ class Lab:
         """https_proxy for clients: the default mitmproxy (inspection root, leaf only)."""
         return self.default_proxy.url
 
-    def proxy(self, config: ProxyConfig | None = None, **kw: object) -> ProxyInfo:
+    def proxy(self, config: ProxyConfig | None = None, **kw: Any) -> ProxyInfo:
         """The mitmproxy for ``config`` (or ``ProxyConfig(**kw)``), started on first use."""
-        config = config or ProxyConfig(**kw)  # type: ignore[arg-type]
+        config = config or ProxyConfig(**kw)
         return self.proxies(config)[0]
 
     def proxies(self, *configs: ProxyConfig) -> list[ProxyInfo]:
@@ -517,15 +576,16 @@ def lab_status() -> list[LabStatus]:
     return result
 
 
-def start_held_lab(timeout: float = 60.0) -> LabState:
+def start_held_lab(timeout: float = 60.0, chain: ChainMode = ChainMode.LEAF) -> LabState:
     """Build a lab that outlives this process (`trustwall lab up`): a detached holder process
-    owns it until `trustwall lab down` sends it SIGTERM."""
+    owns it until `trustwall lab down` sends it SIGTERM. ``chain``: what its inspection proxy
+    presents. It comes with the playground (:meth:`Lab.open_playground`)."""
     _netns.require_root()
     STATE_DIR.mkdir(parents=True, exist_ok=True, mode=0o755)
     log = STATE_DIR / f"holder-{os.getpid()}.log"
     with open(log, "wb") as out:
         holder = subprocess.Popen([sys.executable, "-m", "trustwall.lab.topology", "hold",
-                                   str(log)],
+                                   str(log), chain.value],
                                   stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                   start_new_session=True)
     deadline = time.monotonic() + timeout
@@ -546,7 +606,7 @@ def start_held_lab(timeout: float = 60.0) -> LabState:
             log.unlink(missing_ok=True)
 
 
-def hold(log: Path | None = None) -> None:
+def hold(log: Path | None = None, chain: ChainMode = ChainMode.LEAF) -> None:
     """Build a lab and keep it until SIGTERM/SIGINT (what `trustwall lab up` runs detached).
 
     ``log`` (the holder's own output) is removed once the lab is up: nothing went wrong.
@@ -559,7 +619,7 @@ def hold(log: Path | None = None) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    with Lab(kind="up"):
+    with Lab(kind="up", chain=chain, playground=True):
         if log is not None:
             log.unlink(missing_ok=True)
         while not stop:
@@ -568,4 +628,5 @@ def hold(log: Path | None = None) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["hold"]:
-        hold(Path(sys.argv[2]) if len(sys.argv) > 2 else None)
+        hold(Path(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2] else None,
+             ChainMode(sys.argv[3]) if len(sys.argv) > 3 else ChainMode.LEAF)

@@ -9,14 +9,14 @@ booted.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from trustwall.errors import BadInput
+from trustwall.certs.model import fingerprint
+from trustwall.errors import BadInput, StoreError
 
 if TYPE_CHECKING:
     from trustwall.certs import Cert
@@ -36,13 +36,17 @@ def resolve_in_root(root: Path, path: Path) -> Path:
     return resolve(root, path, follow_last=True)
 
 
-def fingerprint(der: bytes) -> str:
-    """SHA-256 as lower-case hex without colons: the identity of a certificate here."""
-    return hashlib.sha256(der).hexdigest()
+def store_name_arg(name: str, store: Path) -> str:
+    """An alias/nickname read from a store, checked before it goes into a tool's argv: one
+    starting with ``-`` would be read as an option (keytool hands ``-J…`` to the JVM)."""
+    if not name or name.startswith("-") or not name.isprintable():
+        raise StoreError(f"{store}: entry name {name!r} cannot be passed to a tool safely",
+                         hint="remove that entry by hand")
+    return name
 
 
 def fp_of(cert: Cert) -> str:
-    return fingerprint(cert.der)
+    return cert.fingerprint
 
 
 def pem_ders(data: bytes) -> list[bytes]:

@@ -12,11 +12,11 @@ once the variables are in place and the system store has the CA.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trustwall.clients.login import ASSIGNMENT, parse_environment
 from trustwall.stores.base import TrustStore, inside, pem_ders
 
 if TYPE_CHECKING:
@@ -36,20 +36,6 @@ SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-b
 ENVIRONMENT = "/etc/environment"
 PROFILE = "/etc/profile.d/trustwall-ca.sh"
 SYSTEMD = "/etc/systemd/system.conf.d/trustwall-ca.conf"
-_ASSIGN = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
-
-
-def parse_environment(text: str) -> dict[str, str]:
-    """``KEY=VALUE`` lines as pam_env reads /etc/environment (quotes stripped)."""
-    out = {}
-    for line in text.splitlines():
-        match = _ASSIGN.match(line)
-        if match and not line.lstrip().startswith("#"):
-            value = match.group(2).strip()
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-                value = value[1:-1]
-            out[match.group(1)] = value
-    return out
 
 
 def set_variables(text: str, values: dict[str, str]) -> str:
@@ -57,7 +43,7 @@ def set_variables(text: str, values: dict[str, str]) -> str:
     lines = text.splitlines()
     done = set()
     for index, line in enumerate(lines):
-        match = _ASSIGN.match(line)
+        match = ASSIGNMENT.match(line)
         if match and match.group(1) in values and not line.lstrip().startswith("#"):
             name = match.group(1)
             lines[index] = f'{name}="{values[name]}"'

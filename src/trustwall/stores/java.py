@@ -25,6 +25,7 @@ from trustwall.stores.base import (
     inside,
     owner_and_mode,
     resolve_in_root,
+    store_name_arg,
 )
 
 if TYPE_CHECKING:
@@ -193,9 +194,6 @@ class JavaStore(TrustStore):
 
     def _remove(self, fingerprints: Sequence[str], txn: Transaction) -> None:
         wanted = set(fingerprints)
-        aliases = [alias for alias, der in self.entries() if fingerprint(der) in wanted]
-        for alias in aliases:  # read from the keystore: never let one become an option
-            if not alias or alias.startswith("-") or not alias.isprintable():
-                raise StoreError(f"{self.path}: alias {alias!r} cannot be passed to keytool "
-                                 "safely; remove that entry by hand")
+        aliases = [store_name_arg(alias, self.path) for alias, der in self.entries()
+                   if fingerprint(der) in wanted]
         self._edit(txn, [["-delete", "-alias", alias] for alias in aliases])

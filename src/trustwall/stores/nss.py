@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trustwall import proc
-from trustwall.stores.base import TrustStore, file_slug, fingerprint, inside, owner_and_mode
+from trustwall.stores.base import (
+    TrustStore,
+    file_slug,
+    fingerprint,
+    inside,
+    owner_and_mode,
+    store_name_arg,
+)
 
 if TYPE_CHECKING:
     from trustwall.certs import Cert
@@ -159,5 +166,6 @@ class NssStore(TrustStore):
 
     def _remove(self, fingerprints: Sequence[str], txn: Transaction) -> None:
         wanted = set(fingerprints)
-        nicks = [nick for nick, der in self.entries() if fingerprint(der) in wanted]
+        nicks = [store_name_arg(nick, self.path) for nick, der in self.entries()
+                 if fingerprint(der) in wanted]
         self._edit(txn, [["-D", "-n", nick] for nick in dict.fromkeys(nicks)])

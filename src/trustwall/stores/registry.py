@@ -175,10 +175,11 @@ def install(certs: Sequence[Cert], *, root: str | os.PathLike[str] | None = None
 def fingerprints_for(items: Sequence[str]) -> list[str]:
     """Arguments of ``ca remove``: certificate files or SHA-256 fingerprints (hex, colons ok)."""
     from trustwall.certs import load_certs
+    from trustwall.certs.model import normalize_fingerprint
 
     out = []
     for item in items:
-        text = item.replace(":", "").lower()
+        text = normalize_fingerprint(item)
         if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
             out.append(text)
         else:

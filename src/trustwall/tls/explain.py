@@ -138,8 +138,9 @@ def verify_code_name(code: int) -> str:
 
 _CODE_BY_NAME = {name: code for code, (name, _) in VERIFY_CODES.items()}
 
-_INSTALL = ("trustwall ca fetch {url} -o enterprise-ca.pem && "
-            "sudo trustwall ca install enterprise-ca.pem")
+# What `why` says too: fix fetches the CA, shows it, installs it everywhere (journaled) and
+# verifies every client; `fix --ca FILE` when the CA comes from IT or a browser.
+_INSTALL = "sudo trustwall fix {url}"
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,12 @@
 * the root, when the endpoint sends it (a self-issued CA at the end of the chain);
 * otherwise the top certificate sent plus its issuer(s) fetched from the AIA caIssuers URL,
   through the same proxy, up to a self-issued root;
-* otherwise the top certificate sent, with a plain statement that the root was not sent and
-  could not be fetched (and how to export it from a browser).
+* otherwise the top certificate sent if it is a CA (an intermediate: clients that accept a
+  trusted intermediate will do), with a plain statement that the root was not sent and could
+  not be fetched (and how to export it from a browser);
+* never a certificate that is not a CA: when the endpoint (typically an inspection proxy)
+  presents only its leaf and no AIA URL leads to the issuer, nothing is returned to trust,
+  and the message says where the CA can come from instead.
 """
 
 from __future__ import annotations
@@ -104,11 +108,20 @@ def anchors_to_trust(handshake: Handshake, *, proxy: Proxy | None = None,
         if issuer is None:
             break
         if issuer.is_self_issued:
-            return Fetched(tuple(certs), tuple(sources), True,
+            keep = [i for i, c in enumerate(certs) if c.is_ca]  # never the leaf itself
+            return Fetched(tuple(certs[i] for i in keep), tuple(sources[i] for i in keep), True,
                            f"root {issuer.subject_str} fetched from {sources[-1]}")
         current = issuer
     detail = "; ".join(problems) or "no root within 4 AIA hops"
-    return Fetched(tuple(certs), tuple(sources), False,
+    # A leaf is never "the CA to trust": keep only the CAs found on the way up.
+    found = [(c, s) for c, s in zip(certs, sources, strict=True) if c.is_ca]
+    if not found:
+        return Fetched((), (), False,
+                       f"only the server's own certificate ({top.subject_str}, not a CA) was "
+                       f"presented, and its issuer {top.issuer_str} could not be fetched "
+                       f"({detail}); there is no CA here to trust. " + BROWSER_EXPORT_HINT
+                       + f" Then: sudo trustwall fix {handshake.target.url} --ca FILE")
+    return Fetched(tuple(c for c, _ in found), tuple(s for _, s in found), False,
                    f"the root was not sent and could not be fetched ({detail}). "
                    + BROWSER_EXPORT_HINT)
 

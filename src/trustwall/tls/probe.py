@@ -148,7 +148,11 @@ def parse_target(text: str) -> Target:
     if not text:
         raise BadInput("empty target")
     if "://" in text:
-        parts = urlsplit(text)
+        try:
+            parts = urlsplit(text)
+        except ValueError as exc:  # "Invalid IPv6 URL": an unclosed [ in the host
+            raise BadInput(f"malformed URL {text!r}: {exc}",
+                           hint="an IPv6 address is written https://[ADDR]:PORT/") from exc
         scheme = parts.scheme.lower()
         if scheme not in DEFAULT_PORTS:
             raise BadInput(f"unsupported scheme {scheme!r} in {text!r}",
@@ -181,7 +185,10 @@ def parse_proxy(url: str) -> Proxy:
     CONNECT tunnel is spoken in plain HTTP, which is what curl does for http:// proxies)."""
     if "://" not in url:
         url = "http://" + url
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise BadInput(f"malformed proxy URL {url!r}: {exc}") from exc
     if parts.scheme.lower() != "http":
         raise BadInput(f"unsupported proxy scheme {parts.scheme!r} in {url!r}",
                        hint="proxies that tunnel TLS are written http://host:port")
@@ -277,7 +284,9 @@ async def _resolve(host: str, port: int, deadline: float) -> list[tuple]:
         infos = await asyncio.wait_for(
             loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), _remaining(deadline))
     except asyncio.TimeoutError as exc:
-        raise _ProbeFailed(Failure("timeout", "dns", f"resolving {host} timed out")) from exc
+        # A resolver that does not answer is a DNS problem, not packets dropped on the way.
+        raise _ProbeFailed(Failure("dns_failure", "dns",
+                                   f"resolving {host} timed out")) from exc
     except OSError as exc:
         raise _ProbeFailed(_os_failure(exc, "dns", host)) from exc
     return [(family, sockaddr) for family, _, _, _, sockaddr in infos]

@@ -11,6 +11,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from trustwall.errors import BadInput, ParseError
 from trustwall.tls.clients import discover
@@ -79,7 +80,7 @@ async def scan_async(targets: Iterable[Target], *, concurrency: int = 50,
 
 
 def scan(targets: list[Target], *, on_report: Callable[[ProbeReport], None] | None = None,
-         **kwargs: object) -> tuple[list[ProbeReport], ScanSummary]:
+         **kwargs: Any) -> tuple[list[ProbeReport], ScanSummary]:
     """Synchronous scan: all reports (completion order) and a summary."""
     import time
 
@@ -87,7 +88,7 @@ def scan(targets: list[Target], *, on_report: Callable[[ProbeReport], None] | No
 
     async def run() -> list[ProbeReport]:
         reports = []
-        async for report in scan_async(targets, **kwargs):  # type: ignore[arg-type]
+        async for report in scan_async(targets, **kwargs):
             reports.append(report)
             if on_report is not None:
                 on_report(report)

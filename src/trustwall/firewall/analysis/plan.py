@@ -15,11 +15,12 @@ Packets that pass rules trustwall cannot decide (a RETURN on ``-m addrtype``, as
 ``ufw-not-local``) are followed down both branches; only when the branches end differently is
 the change marked "unless … decides first".
 
-*INVALID packets.* An ACCEPT without a state match would also accept INVALID-state packets
-that the chain drops or rejects on purpose (ufw's ``ufw-before-input``). What a sysadmin
-expects from "allow tcp/18745" is new and related connections, not those: the plan adds
-``-m conntrack ! --ctstate INVALID`` in that case and says so (``open_invalid=True``, or an
-explicit ``--state`` that names INVALID, keeps them opened).
+*INVALID packets.* An ACCEPT without a state match placed above a rule that drops INVALID
+state on purpose (``-m conntrack --ctstate INVALID -j DROP``, ufw's ``ufw-before-input``)
+would accept those packets. What a sysadmin expects from "allow tcp/18745" is new and related
+connections, not those: the plan adds ``-m conntrack ! --ctstate INVALID`` in that case and
+says so (``open_invalid=True``, or an explicit ``--state`` that names INVALID, keeps them
+opened). A catch-all DROP/REJECT is not such a guard, so the seed's plan stays as it was.
 
 *Diff.* Only packets matched by a rule that differs between the two rulesets (aligned with a
 longest-common-subsequence match, so moved rules count as changed) can change verdict; those
@@ -253,26 +254,24 @@ def plan_insert(ruleset: Ruleset, rule: Rule, *, table: str = "filter",
     """Where ``rule`` must go in its chain to decide all its packets, and what that changes.
 
     An ACCEPT that says nothing about conntrack state would also accept INVALID-state packets
-    (out-of-window, unknown to conntrack) that the chain drops on purpose before it, as ufw's
-    ``ufw-before-input`` does. Unless ``open_invalid`` (or the rule has its own ``state`` /
-    ``ctstate`` match), the plan then inserts the rule with ``-m conntrack ! --ctstate
-    INVALID``: every other state opens as asked, INVALID packets keep their DROP/REJECT.
+    (out-of-window, unknown to conntrack) that the chain drops *on purpose* before it — with
+    a rule that matches INVALID state, as ufw's ``ufw-before-input`` does. Unless
+    ``open_invalid`` (or the rule has its own ``state``/``ctstate`` match), the plan then
+    inserts the rule with ``-m conntrack ! --ctstate INVALID``: every other state opens as
+    asked, INVALID packets keep their DROP/REJECT. (A catch-all DROP/REJECT that happens to
+    take INVALID packets too is not such a guard: the rule is planned as given.)
     ``Plan.rule`` is the rule the commands insert.
     """
-    plan = _plan_insert(ruleset, rule, table)
-    if open_invalid or _verdict_name(action_of(rule)) != "ACCEPT" or _has_state(rule):
-        return plan
-    u = plan_universe(ruleset, rule)
-    invalid = _invalid_space(u)
-    if not any(c.before in ("DROP", "REJECT") and c._cube is not None
-               and invalid & Space.of(u, c._cube) for c in plan.effect):
+    plan, invalid_dropped = _plan_insert(ruleset, rule, table)
+    if open_invalid or not invalid_dropped or _verdict_name(action_of(rule)) != "ACCEPT" \
+            or _has_state(rule):
         return plan
     guarded = replace(rule, matches=(*rule.matches, Match("conntrack", (
         Option("ctstate", True, ("INVALID",)),))), text="")
-    plan = _plan_insert(ruleset, guarded, table)
+    plan = _plan_insert(ruleset, guarded, table)[0]
     return replace(plan, explanation=plan.explanation + (
-        "; INVALID-state packets keep the DROP/REJECT they get now (the rule gets -m conntrack "
-        "! --ctstate INVALID; give --state with INVALID to open them too)"))
+        "; INVALID-state packets stay dropped as the chain means them to be (the rule gets "
+        "-m conntrack ! --ctstate INVALID; give --state with INVALID to open them too)"))
 
 
 def plan_universe(ruleset: Ruleset, rule: Rule) -> Universe:
@@ -286,12 +285,18 @@ def _has_state(rule: Rule) -> bool:
                if m.module in ("state", "conntrack"))
 
 
-def _invalid_space(u: Universe) -> Space:
-    return Space(u, rule_space(parse_rule_spec("-m conntrack --ctstate INVALID", chain="INPUT",
-                                               family=u.family), u).may)
+def _drops_invalid_on_purpose(piece: Piece) -> bool:
+    """The piece is INVALID packets that a DROP/REJECT rule matching INVALID state takes."""
+    f = piece.rule
+    if f is None or f.verdict not in ("DROP", "REJECT"):
+        return False
+    return any(not o.negated and "INVALID" in (o.value or "").split(",")
+               for m in f.origin.rule.matches if m.module in ("state", "conntrack")
+               for o in m.options if o.name in ("state", "ctstate"))
 
 
-def _plan_insert(ruleset: Ruleset, rule: Rule, table: str) -> Plan:
+def _plan_insert(ruleset: Ruleset, rule: Rule, table: str) -> tuple[Plan, bool]:
+    """The plan, and whether it would accept INVALID packets dropped on purpose."""
     u = plan_universe(ruleset, rule)
     flat = _chain_flat(ruleset, table, rule.chain, u)
     rs = rule_space(rule, u)
@@ -355,8 +360,9 @@ def _plan_insert(ruleset: Ruleset, rule: Rule, table: str) -> Plan:
     feasible = not in_the_way
     if in_the_way:
         why += "; but no position in this chain can work for all of them: see in_the_way"
-    return Plan(table, rule.chain, (cmd,) if cmd else (), position, tuple(effect), why,
+    plan = Plan(table, rule.chain, (cmd,) if cmd else (), position, tuple(effect), why,
                 feasible, more, tuple(in_the_way), alternative, alt_why, rule)
+    return plan, any(_drops_invalid_on_purpose(p) for p in pieces)
 
 
 def _keeping_guards(flat: FlatChain, wanted: Space, action: str,

@@ -637,7 +637,8 @@ def import_policy(rulesets: Iterable[Ruleset], *, owner: str = "unknown",
             fam[table.name] = tdoc
         doc["ipv4" if ruleset.family == 4 else "ipv6"] = fam
     header = ("# trustwall firewall policy — edit, review in git, then:\n"
-              "#   trustwall fw diff policy.yaml --live && trustwall fw apply policy.yaml\n")
+              "#   trustwall fw diff policy.yaml    (the packets whose verdict changes)\n"
+              "#   trustwall fw apply policy.yaml   (shows the change, asks, applies)\n")
     return header + yaml.dump(doc, Dumper=_DUMPER, sort_keys=False, allow_unicode=True,
                               width=1000)
 

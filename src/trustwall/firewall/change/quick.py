@@ -35,6 +35,16 @@ def parse_expiry(value: str, now: _dt.datetime | None = None) -> _dt.datetime:
         raise BadInput(f"{value!r} is neither an ISO time nor a duration such as 2h") from None
 
 
+def derived_name(verdict: str, *, proto: str | None = None, dport: str | None = None,
+                 sport: str | None = None, src: str | None = None) -> str:
+    """A name for a temporary rule the user did not name: what it does, e.g.
+    ``allow-tcp-18745`` (ports ``a:b`` and lists ``a,b`` kept readable, ``/`` as ``_``)."""
+    command = {"ACCEPT": "allow", "DROP": "deny"}.get(verdict.upper(), verdict.lower())
+    parts = [command, proto or "all", dport or sport or "", src or ""]
+    text = "-".join(p for p in parts if p).replace(",", "_").replace("/", "_")
+    return re.sub(r"[^A-Za-z0-9_.:-]", "_", text)[:63]
+
+
 def rule_tag(name: str | None, expires: _dt.datetime | None, comment: str | None = None
              ) -> str | None:
     """The comment a quick rule carries: ``tw:NAME[ expires=ISO]`` when named, else
@@ -114,10 +124,17 @@ def apply_rule(rule: Rule, *, table: str = "filter", state: str = "present",
     live = live if live is not None else read_live(family=family)
     target, position, why = plan_target(live, rule, table, state, name)
     result = apply_rulesets({live.family: target}, live={live.family: live},
-                            description=f"{state} {rule.target_name} rule in {table} "
-                                        f"{rule.chain}: {why}",
+                            description=_headline(rule, table, state, position) + "\n" + why,
                             kind="fw-rule", options=options)
     return result, position, why
+
+
+def _headline(rule: Rule, table: str, state: str, position: int | None) -> str:
+    """The journal's first line for a quick rule: the rule itself (``log`` shows this line)."""
+    from trustwall.firewall.iptables.render import rule_spec
+
+    where = f"{table} {rule.chain}" + (f" rule {position}" if position else "")
+    return f"{'add' if state == 'present' else 'remove'} {where}: {rule_spec(rule)}"
 
 
 def delete_rule(table: str, chain: str, number: int, *, family: int = 4,

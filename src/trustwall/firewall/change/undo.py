@@ -18,13 +18,15 @@ these (journal/steps.py) so ``trustwall undo`` never does harm.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trustwall.errors import ParseError, StoreError
 from trustwall.firewall.iptables.model import Ruleset
 from trustwall.journal.steps import UndoConflict
+
+if TYPE_CHECKING:
+    from trustwall.journal.entries import RecordStep
 
 MACHINE_ID = Path("/etc/machine-id")
 
@@ -60,8 +62,8 @@ def where() -> dict[str, Any]:
     return out
 
 
-def _family(entry: Mapping[str, Any]) -> int:
-    return 6 if entry.get("kind") == "iptables-v6" else 4
+def _family(step: RecordStep) -> int:
+    return 6 if step.kind == "iptables-v6" else 4
 
 
 def _parse(data: bytes, family: int) -> Ruleset | None:
@@ -74,9 +76,9 @@ def _parse(data: bytes, family: int) -> Ruleset | None:
         return None
 
 
-def check_place(entry: Mapping[str, Any]) -> None:
+def check_place(step: RecordStep) -> None:
     """Refuse to undo a step made in another network namespace or on another host."""
-    data = entry.get("data") or {}
+    data = step.data
     here = where()
     if "netns" not in data:
         raise UndoElsewhere("this firewall change does not say which network namespace it was "
@@ -93,12 +95,12 @@ def check_place(entry: Mapping[str, Any]) -> None:
                             "ruleset onto this firewall")
 
 
-def check_unchanged(entry: Mapping[str, Any], after: bytes | None) -> None:
+def check_unchanged(step: RecordStep, after: bytes | None) -> None:
     """Refuse when the live ruleset is no longer what the transaction left (see module doc)."""
     from trustwall.firewall.change.apply import ruleset_differences
     from trustwall.firewall.iptables.live import read_live
 
-    family = _family(entry)
+    family = _family(step)
     expected = _parse(after, family) if after is not None else None
     if expected is None:
         raise UndoRefused(f"IPv{family}: the transaction kept no readable after-image, so undo "
@@ -113,11 +115,11 @@ def check_unchanged(entry: Mapping[str, Any], after: bytes | None) -> None:
                           "would wipe that change too: " + "; ".join(differences))
 
 
-def check_lockout(entry: Mapping[str, Any], before: bytes) -> None:
+def check_lockout(step: RecordStep, before: bytes) -> None:
     """Refuse an undo whose result would cut the operator's own session."""
     from trustwall.firewall.change import apply
 
-    family = _family(entry)
+    family = _family(step)
     target = _parse(before, family)
     if target is None:
         return  # restored byte for byte, as it was; nothing trustwall can trace
@@ -128,19 +130,19 @@ def check_lockout(entry: Mapping[str, Any], before: bytes) -> None:
                           hint="--force undoes anyway (from a console, or with a way back in)")
 
 
-def before_undo(entry: Mapping[str, Any], before: bytes, after: bytes | None) -> None:
+def before_undo(step: RecordStep, before: bytes, after: bytes | None) -> None:
     """The journal's pre-undo check for ``iptables-v4``/``-v6`` steps."""
-    check_place(entry)
-    check_unchanged(entry, after)
-    check_lockout(entry, before)
+    check_place(step)
+    check_unchanged(step, after)
+    check_lockout(step, before)
 
 
-def after_restore(entry: Mapping[str, Any], before: bytes) -> None:
+def after_restore(step: RecordStep, before: bytes) -> None:
     """After undo restored ``before``: the kernel must hold exactly that (else the undo's own
     transaction rolls back)."""
     from trustwall.firewall.change.apply import KernelMismatch, kernel_differences
 
-    family = _family(entry)
+    family = _family(step)
     expected = _parse(before, family)
     if expected is None:
         return

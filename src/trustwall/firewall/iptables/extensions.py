@@ -1772,7 +1772,28 @@ def _cgroup_l(m: Match) -> str | None:
         text += " set" if opt.name == "set" else f"{' !' if opt.negated else ''} {opt.value}"
     return text
 
-match("connlabel", "label:qstr set=0", required=("label",))
+@cache
+def _connlabel_names() -> frozenset[str]:
+    """Label names of /etc/xtables/connlabel.conf ("bit name" lines), as libxt_connlabel."""
+    try:
+        with open("/etc/xtables/connlabel.conf", encoding="utf-8", errors="replace") as fh:
+            return frozenset(w[1] for w in (line.split("#", 1)[0].split() for line in fh)
+                             if len(w) >= 2 and w[0].isdigit())
+    except OSError:
+        return frozenset()
+
+
+def _connlabel_check(options: list[Option], ctx: Context) -> str | None:
+    given = _given(options)
+    label = (given["label"].value or "") if "label" in given else ""
+    if label.isdigit() and int(label) > 127:
+        return f"connlabel: label {label} out of range (0-127)"
+    if not label.isdigit() and label not in _connlabel_names():
+        return f"connlabel: label {label!r} not in /etc/xtables/connlabel.conf"
+    return None
+
+
+match("connlabel", "label:qstr set=0", required=("label",), check=_connlabel_check)
 match("ttl", "ttl-eq/ttl:u8 ttl-lt:u8 ttl-gt:u8", family=4,
       required=("ttl-eq", "ttl-lt", "ttl-gt"),
       check=_one_option("ttl: give only one of --ttl-eq, --ttl-lt, --ttl-gt"))
@@ -1847,6 +1868,52 @@ def _policy_l(m: Match) -> str | None:
     return " policy match" + dashless(m.options)
 
 
+def _set_check(options: list[Option], ctx: Context) -> str | None:
+    if any(o.name == "match-set" and len(o.values) != 2 for o in options):
+        return "--match-set requires two args (set name and src/dst flags)"
+    return None
+
+
+def _policy_check(options: list[Option], ctx: Context) -> str | None:
+    """libxt_policy's final check: with --strict no element may be empty, and a tunnel
+    address needs --mode tunnel in its element (elements are separated by --next)."""
+    elements: list[list[Option]] = [[]]
+    for o in options:
+        if o.name == "next":
+            elements.append([])
+        elif o.name not in ("dir", "pol", "strict"):
+            elements[-1].append(o)
+    strict = any(o.name == "strict" for o in options)
+    for i, element in enumerate(elements):
+        names = {o.name: o for o in element}
+        if strict and not names:
+            return f"policy match: empty policy element {i}; --strict needs one"
+        if names.keys() & {"tunnel-src", "tunnel-dst"} and (
+                names.get("mode") is None or names["mode"].value != "tunnel"):
+            return "policy match: --tunnel-src/--tunnel-dst need --mode tunnel"
+    return None
+
+
+def _ecn_check(options: list[Option], ctx: Context) -> str | None:
+    if (ctx.proto is None or ctx.proto.name != "tcp") \
+            and {o.name for o in options} & {"ecn-tcp-cwr", "ecn-tcp-ece"}:
+        return "match 'ecn' needs -p tcp"  # the kernel's checkentry
+    return None
+
+
+def _osf_check(options: list[Option], ctx: Context) -> str | None:
+    if ctx.proto is None or ctx.proto.name != "tcp":
+        return "match 'osf' needs -p tcp"  # the kernel's checkentry
+    ttl = _given(options).get("ttl")
+    if ttl is not None and ttl.value not in ("0", "1", "2"):
+        return "osf: --ttl is 0, 1 or 2"
+    return None
+
+
+match("set", None, check=_set_check)
+match("policy", None, check=_policy_check)
+match("ecn", None, check=_ecn_check)
+match("osf", None, check=_osf_check)
 # Matches without an option table here: parsed generically, complete without options.
 for _name in ("socket", "rpfilter", "hbh", "dst", "srh"):
     match(_name, None, bare=True)
@@ -2217,8 +2284,11 @@ def _tcpoptstrip_target_l(t: Target) -> str | None:
 
 def _npt_check(name: str) -> Check:
     def check(options: list[Option], ctx: Context) -> str | None:
-        if not {"src-pfx", "dst-pfx"} <= _given(options).keys():
+        given = _given(options)
+        if not {"src-pfx", "dst-pfx"} <= given.keys():
             return f"{name} needs --src-pfx and --dst-pfx"
+        if any("/" not in (given[k].value or "") for k in ("src-pfx", "dst-pfx")):
+            return f"{name}: --src-pfx and --dst-pfx need a prefix length"
         return None
     return check
 
@@ -2244,11 +2314,26 @@ target("ECN", None, needs_option=True, effect="continue", tables="mangle", hooks
 for _name in ("HMARK", "TCPMSS", "TEE", "SET", "RATEEST"):
     target(_name, None, needs_option=True, effect="continue")
 # Targets iptables 1.8.9 can load that need nothing from trustwall beyond their name.
-target("CT", None, effect="continue", sets="conntrack", tables="raw",
+def _ct_check(options: list[Option], ctx: Context) -> str | None:
+    zone = _given(options).get("zone")
+    if zone is not None and zone.value != "mark" and not (
+            (zone.value or "").isdigit() and int(zone.value or "0") <= 65535):
+        return f"CT: cannot parse {zone.value} as a zone ID"
+    return None
+
+
+def _synproxy_check(options: list[Option], ctx: Context) -> str | None:
+    if ctx.proto is None or ctx.proto.name != "tcp" or ctx.proto.negated:
+        return "SYNPROXY needs -p tcp"  # the kernel's checkentry (RULE_APPEND failed)
+    return None
+
+
+target("CT", None, check=_ct_check, effect="continue", sets="conntrack", tables="raw",
        hooks=frozenset({"PREROUTING", "OUTPUT"}))
 target("NOTRACK", None, effect="continue", sets="conntrack", tables="raw",
        hooks=frozenset({"PREROUTING", "OUTPUT"}))
-target("SYNPROXY", None, effect="ends", hooks=frozenset({"INPUT", "FORWARD"}))
+target("SYNPROXY", "sack-perm=0 timestamp=0 wscale:u8 mss:u16 ecn=0", check=_synproxy_check,
+       effect="ends", hooks=frozenset({"INPUT", "FORWARD"}))
 target("TARPIT", None, effect="final")
 for _name in ("TRACE", "ULOG"):
     target(_name, None, effect="continue")

@@ -549,6 +549,11 @@ class _RuleReader:
         if spec is None:
             if self.strict and not item.options and not (row is not None and row.bare):
                 raise self.fail(f"match {item.name!r} needs an option", item.name)
+            if self.strict and row is not None and row.check is not None:
+                problem = row.check(list(item.options), ext.Context(self.family, self.chain,
+                                                                    proto))
+                if problem is not None:
+                    raise self.fail(problem, item.name)
             return Match(item.name, tuple(item.options))
         assert row is not None
         given = {o.name for o in item.options}
@@ -838,15 +843,16 @@ def parse_save(text: str, *, family: int | None = None, source: str | None = Non
                 position = int(spec[0]) - 1
                 spec = spec[1:]
         bucket = cur.rules.setdefault(chain, [])
-        # iptables-restore turns ``-s a,b`` into one rule per address, as iptables does
-        for i, one in enumerate(_expand_address_lists(spec) if "," in raw else (spec,)):
+        # iptables-restore turns ``-s a,b`` into one rule per address, as iptables does;
+        # -I inserts each at the same place, so they end up in reverse order
+        for one in _expand_address_lists(spec) if "," in line else (spec,):
             rule = _RuleReader(one, chain, fam, where, raw, strict).read()
             if counters is not None:
                 rule = replace(rule, counters=counters)
             if position is None:
                 bucket.append(rule)
             else:
-                bucket.insert(position + i, rule)
+                bucket.insert(position, rule)
     if cur is not None:
         raise ParseError(f"table {cur.name!r} has no COMMIT", source=source)
     return Ruleset(fam, tuple(tables.values()))

@@ -22,7 +22,7 @@ def require_trustwall(module):
 
 
 def jsonable(value):
-    from trustwall.cli.output import to_jsonable
+    from trustwall.jsonable import to_jsonable
 
     return to_jsonable(value)
 

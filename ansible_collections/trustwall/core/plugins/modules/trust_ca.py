@@ -58,7 +58,7 @@ from ansible_collections.trustwall.core.plugins.module_utils.trustwall_stores im
 
 def run(module, files):
     from trustwall.errors import ProblemFound
-    from trustwall.stores.fix import verify
+    from trustwall.getout import verify
     from trustwall.stores.registry import fingerprints_for, install, load_for_install, remove
 
     p = module.params

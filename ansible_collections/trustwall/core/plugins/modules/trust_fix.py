@@ -53,7 +53,7 @@ from ansible_collections.trustwall.core.plugins.module_utils.trustwall_stores im
 
 def run(module):
     from trustwall.errors import ProblemFound
-    from trustwall.stores.fix import fetch_anchors, fix, verify
+    from trustwall.getout import fetch_anchors, fix, verify
     from trustwall.stores.registry import CertSummary, install
 
     p = module.params

@@ -1,28 +1,53 @@
-"""The doctor's chapters of ``trustwall lab demo``: ``why`` finds the interception and hands over
-to ``fix``; ``why-in`` finds the REJECT and hands over to ``fw allow``. Each runs the real CLI
-inside the lab namespace, as a user on that host would."""
+"""What the story of ``trustwall lab demo`` is made of (a :class:`Step` of :class:`Row`
+observations), and the doctor's chapters: ``why`` finds the interception and hands over to
+``fix``; ``why-in`` finds the REJECT and hands over to ``fw allow``. Each runs the real CLI inside
+the lab namespace, as a user on that host would."""
 
 from __future__ import annotations
 
 import json
 import sys
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-_BASE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-             "HOME": "/root", "LANG": "C.UTF-8"}
+from trustwall.clients.login import base_environment
+from trustwall.lab.netns import Netns
+
+if TYPE_CHECKING:
+    from trustwall.lab.topology import Lab
+
+
+@dataclass(frozen=True)
+class Row:
+    """One observation: who/what, the verdict (OK, FAIL or INFO) and the exact detail."""
+
+    subject: str
+    verdict: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Step:
+    chapter: str
+    title: str
+    story: str
+    command: str
+    rows: tuple[Row, ...]
+    seconds: float
+
+
+_BASE_ENV = base_environment("/root")
 _VERDICT = {"ok": "OK", "broken": "FAIL", "warning": "INFO", "skipped": "INFO"}
 
 
-def _ladder(ns: Any, argv: list[str], env: dict[str, str]) -> dict:
+def _ladder(ns: Netns, argv: list[str], env: dict[str, str]) -> dict:
     proc = ns.run([sys.executable, "-m", "trustwall", *argv, "--json"], env=env, check=False,
                   timeout=120)
     return json.loads(proc.stdout)
 
 
-def _rows(ladder: dict) -> tuple[Any, ...]:
-    from trustwall.lab.demo import Row
-
+def _rows(ladder: dict) -> tuple[Row, ...]:
     rows = [Row(r["name"], _VERDICT[r["status"]], r["found"])
             for r in ladder["rungs"] if r["status"] != "skipped"]
     broken = next((r for r in ladder["rungs"] if r["name"] == ladder["broken"]), None)
@@ -31,10 +56,8 @@ def _rows(ladder: dict) -> tuple[Any, ...]:
     return tuple(rows)
 
 
-def why_step(lab: Any, url: str) -> Any:
+def why_step(lab: Lab, url: str) -> Step:
     """``trustwall why URL`` on the client, through the lab's proxy, with the host's stores."""
-    from trustwall.lab.demo import Step
-
     t = time.perf_counter()
     env = {**_BASE_ENV, "https_proxy": lab.proxy_url}
     ladder = _ladder(lab.client, ["why", url, "--timeout", "5"], env)
@@ -47,15 +70,14 @@ def why_step(lab: Any, url: str) -> Any:
         time.perf_counter() - t)
 
 
-def why_in_step(lab: Any, port: int) -> Any:
+def why_in_step(lab: Lab, port: int) -> Step:
     """``trustwall why-in PORT`` on the server: the REJECT and the planned ACCEPT."""
-    from trustwall.lab.demo import Step
-
     t = time.perf_counter()
     ladder = _ladder(lab.server, ["why-in", str(port)], dict(_BASE_ENV))
     return Step(
         "Letting in", f"The doctor on the server: why-in {port}",
         "Something listens on every address, so the host is not the problem; a NEW packet "
         "from any remote address is rejected by INPUT rule 10. The doctor plans the ACCEPT "
-        "the way trustwall fw allow --plan does: at position 10, before the REJECT.",
+        "the way trustwall fw allow --plan does: at position 10, before the REJECT, and "
+        "names the command that applies it, journaled.",
         f"trustwall why-in {port}", _rows(ladder), time.perf_counter() - t)

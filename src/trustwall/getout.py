@@ -10,37 +10,20 @@ may carry CA variables that hide the problem).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
+from trustwall.clients import CLIENTS, PROXY_VARIABLES, login_environment, run_all
 from trustwall.errors import ProblemFound
 from trustwall.stores.base import Scope
-from trustwall.stores.env import parse_environment
 from trustwall.stores.registry import CertSummary, ChangeResult
 
-PROXY_VARIABLES = ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy",
-                   "ALL_PROXY", "no_proxy", "NO_PROXY")
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-NOISE = ("_", "SHLVL", "PWD", "OLDPWD")
 
-
-def login_environment() -> dict[str, str]:
-    """The environment a new login shell of the current user gets on this host."""
-    home = os.environ.get("HOME") or str(Path.home())
-    initial = {"HOME": home, "LANG": "C.UTF-8", "PATH": SYSTEM_PATH, "TERM": "dumb",
-               "USER": os.environ.get("USER", "root"), "SHELL": "/bin/bash"}
-    with contextlib.suppress(FileNotFoundError):
-        initial.update(parse_environment(Path("/etc/environment").read_text(errors="replace")))
-    proc = subprocess.run(["bash", "-lc", "env -0"], env=initial, capture_output=True,
-                          text=True, timeout=30, check=False)
-    env = dict(item.split("=", 1) for item in proc.stdout.split("\0") if "=" in item) \
-        if proc.returncode == 0 else initial
-    for noise in NOISE:
-        env.pop(noise, None)
+def login_session_environment() -> dict[str, str]:
+    """What the user's next login shell gets, plus the caller's proxy variables (the clients
+    must go the way the user goes)."""
+    env = login_environment()
     for var in PROXY_VARIABLES:
         if var in os.environ and var not in env:
             env[var] = os.environ[var]
@@ -68,9 +51,7 @@ class VerifyResult:
 def verify(url: str, *, clients: Sequence[str] | None = None, timeout: float = 15,
            env: dict[str, str] | None = None) -> VerifyResult:
     """Run each real client against ``url`` as a new login session would."""
-    from trustwall.lab.clients import CLIENTS, run_all
-
-    environment = login_environment() if env is None else env
+    environment = login_session_environment() if env is None else env
     results = run_all(url, clients=tuple(clients or CLIENTS), env=environment, timeout=timeout)
     return VerifyResult(url, tuple(ClientVerdict(r.name, r.ok, r.error, r.seconds)
                                    for r in results.values()))
@@ -78,11 +59,16 @@ def verify(url: str, *, clients: Sequence[str] | None = None, timeout: float = 1
 
 @dataclass(frozen=True)
 class FixResult:
+    """``before`` is None with ``root`` (the clients run on this host, not in the tree);
+    ``after`` is None for a dry run or a ``root`` tree; ``install`` None when every client
+    already connected."""
+
     url: str
     anchors: tuple[CertSummary, ...]
-    before: VerifyResult
+    before: VerifyResult | None
     install: ChangeResult | None
     after: VerifyResult | None
+    root: str | None = None
 
 
 def fetch_anchors(url: str, *, timeout: float = 10) -> tuple[list, str]:
@@ -97,14 +83,32 @@ def fetch_anchors(url: str, *, timeout: float = 10) -> tuple[list, str]:
     return list(fetched.certs), fetched.message
 
 
-def fix(url: str, certs: Sequence, *, before: VerifyResult,
+def anchors_from_files(files: Sequence[str]) -> tuple[list, str]:
+    """The CA(s) the user brings (exported from a browser, handed out by IT) for ``fix --ca``;
+    a certificate that is not a CA, or has expired, is refused (BadInput)."""
+    from trustwall.stores.registry import load_for_install
+
+    certs = load_for_install(files)
+    return certs, f"the CA given with --ca ({', '.join(files)})"
+
+
+def fix(url: str, certs: Sequence, *, before: VerifyResult | None,
         clients: Sequence[str] | None = None, kinds: Sequence[str] | None = None,
         timeout: float = 15, state_dir: str | None = None,
-        scope: Scope | None = None) -> FixResult:
-    """Install ``certs`` (from :func:`fetch_anchors`, after the user confirmed) into every
-    store, then verify the clients again."""
+        scope: Scope | None = None, root: str | None = None,
+        dry_run: bool = False) -> FixResult:
+    """Install ``certs`` (from :func:`fetch_anchors` or :func:`anchors_from_files`, after the
+    user confirmed) into every store, then verify the clients again.
+
+    ``dry_run``: plan the install, change nothing, run nothing. ``root``: the stores of the tree
+    under that directory (an image, a chroot); the clients cannot be verified there.
+    """
     from trustwall.stores.registry import install
 
-    change = install(certs, kinds=kinds, state_dir=state_dir, scope=scope)
-    after = verify(url, clients=clients or [c.name for c in before.clients], timeout=timeout)
-    return FixResult(url, tuple(CertSummary.of(c) for c in certs), before, change, after)
+    change = install(certs, root=root, kinds=kinds, state_dir=state_dir, scope=scope,
+                     dry_run=dry_run)
+    after = None
+    if not dry_run and root is None:
+        names = clients or ([c.name for c in before.clients] if before else None)
+        after = verify(url, clients=names, timeout=timeout)
+    return FixResult(url, tuple(CertSummary.of(c) for c in certs), before, change, after, root)
