@@ -24,6 +24,8 @@ from trustwall.firewall.iptables import extensions as ext
 from trustwall.firewall.iptables.model import (
     BUILTIN_CHAINS,
     HOOKS,
+    NO_IN_HOOKS,
+    NO_OUT_HOOKS,
     Rule,
     Ruleset,
     Table,
@@ -44,8 +46,6 @@ from trustwall.firewall.semantics.unfold import (
 KINDS = ("shadowed", "redundant", "after_terminal", "unreachable_chain", "missing_chain",
          "empty_chain", "invalid", "bypass", "expired")
 
-_NO_IN = frozenset({"OUTPUT", "POSTROUTING"})  # "Can't use -i with OUTPUT" (iptables)
-_NO_OUT = frozenset({"PREROUTING", "INPUT"})
 _REDUNDANT_BUDGET = 200  # pieces traced per rule before giving up on a "redundant" claim
 
 
@@ -175,9 +175,9 @@ def _placement(flat: FlatChain) -> list[Finding]:
             tables = ", ".join(sorted(row.tables or ())) or "any"
             why = (f"{rule.target_name} is valid only in table(s) {tables}"
                    f", chains {', '.join(sorted(row.hooks or HOOKS))}")
-        elif rule.in_interface is not None and flat.hook in _NO_IN:
+        elif rule.in_interface is not None and flat.hook in NO_IN_HOOKS:
             why = f"-i cannot be used in {flat.hook} (no input interface there)"
-        elif rule.out_interface is not None and flat.hook in _NO_OUT:
+        elif rule.out_interface is not None and flat.hook in NO_OUT_HOOKS:
             why = f"-o cannot be used in {flat.hook} (no output interface yet)"
         if why:
             seen.add((o.chain, o.number))

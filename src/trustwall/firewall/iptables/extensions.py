@@ -22,7 +22,15 @@ from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 from typing import Any, TypeVar
 
-from trustwall.firewall.iptables.model import HOOKS, Match, Option, Protocol, Target
+from trustwall.firewall.iptables.model import (
+    HOOKS,
+    NO_IN_HOOKS,
+    NO_OUT_HOOKS,
+    Match,
+    Option,
+    Protocol,
+    Target,
+)
 from trustwall.firewall.ir import AddressTypes, Condition, MarkMatch, Opaque, PacketType
 from trustwall.firewall.protocols import (
     ICMP6_TYPES,
@@ -1220,9 +1228,9 @@ def _addrtype_check(options: list[Option], ctx: Context) -> str | None:
         return "addrtype needs --src-type or --dst-type"
     if {"limit-iface-in", "limit-iface-out"} <= given.keys():
         return "addrtype: --limit-iface-in and --limit-iface-out exclude each other"
-    if "limit-iface-in" in given and ctx.chain in ("OUTPUT", "POSTROUTING"):
+    if "limit-iface-in" in given and ctx.chain in NO_IN_HOOKS:
         return f"addrtype: --limit-iface-in is not valid in {ctx.chain}"
-    if "limit-iface-out" in given and ctx.chain in ("PREROUTING", "INPUT"):
+    if "limit-iface-out" in given and ctx.chain in NO_OUT_HOOKS:
         return f"addrtype: --limit-iface-out is not valid in {ctx.chain}"
     return None
 

@@ -72,6 +72,11 @@ BUILTIN_CHAINS: dict[str, tuple[str, ...]] = {
     "security": ("INPUT", "FORWARD", "OUTPUT"),
 }
 
+#: Hooks without an input interface ("Can't use -i with OUTPUT", iptables) and without an
+#: output interface yet.
+NO_IN_HOOKS = frozenset({"OUTPUT", "POSTROUTING"})
+NO_OUT_HOOKS = frozenset({"PREROUTING", "INPUT"})
+
 MAX_CHAIN_NAME = 28  # XT_EXTENSION_MAXNAMELEN - 1 (xtables.h): the kernel's limit
 MAX_IFACE_NAME = 15  # IFNAMSIZ - 1
 

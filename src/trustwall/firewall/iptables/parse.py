@@ -27,6 +27,8 @@ from trustwall.firewall.iptables.model import (
     BUILTIN_CHAINS,
     MAX_CHAIN_NAME,
     MAX_IFACE_NAME,
+    NO_IN_HOOKS,
+    NO_OUT_HOOKS,
     Address,
     Chain,
     Counters,
@@ -638,9 +640,9 @@ def hook_problem(rule: Rule, table: str) -> str | None:
     chain = rule.chain
     if chain not in BUILTIN_CHAINS.get(table, ()):
         return None  # user chains are checked where they are jumped to, at load time
-    if rule.in_interface is not None and chain in ("OUTPUT", "POSTROUTING"):
+    if rule.in_interface is not None and chain in NO_IN_HOOKS:
         return f"can't use -i with {chain}"
-    if rule.out_interface is not None and chain in ("INPUT", "PREROUTING"):
+    if rule.out_interface is not None and chain in NO_OUT_HOOKS:
         return f"can't use -o with {chain}"
     for m in rule.matches:  # where the kernel accepts it: xt_*.c .table / .hooks
         row = ext.MATCH_EXTENSIONS.get(m.module)
