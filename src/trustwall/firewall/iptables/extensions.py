@@ -19,7 +19,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any, TypeVar
 
 from trustwall.firewall.iptables.model import (
@@ -921,9 +921,9 @@ def _full_mask(ctx: Context) -> str:
 
 # --- matches ----------------------------------------------------------------------------------
 
-@lru_cache(maxsize=1 << 14)
 def conditions(m: Match) -> tuple[Condition, ...]:
-    """What a match tests of a packet, as IR conditions (remembered: rulesets repeat matches)."""
+    """What a match tests of a packet, as IR conditions. Not remembered here: its callers
+    (the tracer's compiled rules, unfold's rule spaces) keep their results per rule."""
     row = MATCH_EXTENSIONS.get(m.module)
     if row is None or row.meaning is None:
         return _opaque(f"-m {m.module}", f"-m {m.module} is not modelled by trustwall")
