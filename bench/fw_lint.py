@@ -25,9 +25,9 @@ import tempfile
 import time
 
 from bench.common import TRUSTWALL, summary, time_call, version_of, write_result
-from trustwall.firewall.analyze import lint
-from trustwall.firewall.parse import parse_save
-from trustwall.firewall.unfold import _rule_space
+from trustwall.firewall.analysis.lint import lint
+from trustwall.firewall.iptables.parse import parse_save
+from trustwall.firewall.semantics.unfold import _rule_space
 from trustwall.lab.corpora import TUM_LARGEST
 
 TUM = TUM_LARGEST

@@ -23,8 +23,8 @@ import tempfile
 from collections.abc import Callable
 
 from bench.common import TRUSTWALL, summary, time_call, time_process, version_of, write_result
-from trustwall.firewall.parse import _TAIL_CACHE, parse_save
-from trustwall.firewall.render import render_save
+from trustwall.firewall.iptables.parse import _TAIL_CACHE, parse_save
+from trustwall.firewall.iptables.render import render_save
 from trustwall.lab.corpora import TUM_LARGEST
 
 TUM = TUM_LARGEST

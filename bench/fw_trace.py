@@ -21,9 +21,9 @@ import statistics
 import time
 
 from bench.common import version_of, write_result
-from trustwall.firewall.parse import parse_save
-from trustwall.firewall.routing import from_args
-from trustwall.firewall.trace import Packet, Tracer
+from trustwall.firewall.iptables.parse import parse_save
+from trustwall.firewall.semantics.routing import from_args
+from trustwall.firewall.semantics.trace import Packet, Tracer
 from trustwall.lab.corpora import TUM_LARGEST
 
 TUM = TUM_LARGEST

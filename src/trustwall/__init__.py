@@ -30,20 +30,20 @@ if TYPE_CHECKING:  # what each lazily loaded name is, for type checkers and edit
     from trustwall.clients import run_client
     from trustwall.doctor.inbound import why_in
     from trustwall.doctor.outbound import why
-    from trustwall.firewall.analyze import lint as lint_ruleset
-    from trustwall.firewall.apply import Flow, apply_rulesets
-    from trustwall.firewall.apply import Options as ApplyOptions
-    from trustwall.firewall.apply import confirm as confirm_change
-    from trustwall.firewall.expire import expire as expire_rules
-    from trustwall.firewall.live import read_live
-    from trustwall.firewall.model import Ruleset
-    from trustwall.firewall.parse import parse_command, parse_save
-    from trustwall.firewall.plan import diff as diff_rulesets
-    from trustwall.firewall.plan import plan_delete, plan_insert
-    from trustwall.firewall.policy import compile_policy, import_policy, load_policy
-    from trustwall.firewall.policy_apply import apply_policy
-    from trustwall.firewall.render import render_listing, render_save
-    from trustwall.firewall.trace import Packet, Tracer, trace
+    from trustwall.firewall.analysis.lint import lint as lint_ruleset
+    from trustwall.firewall.analysis.plan import diff as diff_rulesets
+    from trustwall.firewall.analysis.plan import plan_delete, plan_insert
+    from trustwall.firewall.change.apply import Flow, apply_rulesets
+    from trustwall.firewall.change.apply import Options as ApplyOptions
+    from trustwall.firewall.change.apply import confirm as confirm_change
+    from trustwall.firewall.change.expire import expire as expire_rules
+    from trustwall.firewall.change.policy import compile_policy, import_policy, load_policy
+    from trustwall.firewall.change.policy_apply import apply_policy
+    from trustwall.firewall.iptables.live import read_live
+    from trustwall.firewall.iptables.model import Ruleset
+    from trustwall.firewall.iptables.parse import parse_command, parse_save
+    from trustwall.firewall.iptables.render import render_listing, render_save
+    from trustwall.firewall.semantics.trace import Packet, Tracer, trace
     from trustwall.getout import anchors_from_files, fetch_anchors, fix
     from trustwall.getout import verify as verify_clients
     from trustwall.journal.audit import AuditLog
@@ -90,28 +90,28 @@ _LAZY: dict[str, str] = {
     "recover": "trustwall.journal.transaction:recover_interrupted",
     "interrupted": "trustwall.journal.statedir:interrupted",
     # letting in: firewall
-    "Ruleset": "trustwall.firewall.model:Ruleset",
-    "parse_save": "trustwall.firewall.parse:parse_save",
-    "parse_command": "trustwall.firewall.parse:parse_command",
-    "render_save": "trustwall.firewall.render:render_save",
-    "render_listing": "trustwall.firewall.render:render_listing",
-    "read_live": "trustwall.firewall.live:read_live",
-    "Packet": "trustwall.firewall.trace:Packet",
-    "Tracer": "trustwall.firewall.trace:Tracer",
-    "trace": "trustwall.firewall.trace:trace",
-    "lint_ruleset": "trustwall.firewall.analyze:lint",
-    "plan_insert": "trustwall.firewall.plan:plan_insert",
-    "plan_delete": "trustwall.firewall.plan:plan_delete",
-    "diff_rulesets": "trustwall.firewall.plan:diff",
-    "load_policy": "trustwall.firewall.policy:load_policy",
-    "compile_policy": "trustwall.firewall.policy:compile_policy",
-    "import_policy": "trustwall.firewall.policy:import_policy",
-    "apply_policy": "trustwall.firewall.policy_apply:apply_policy",
-    "apply_rulesets": "trustwall.firewall.apply:apply_rulesets",
-    "ApplyOptions": "trustwall.firewall.apply:Options",
-    "Flow": "trustwall.firewall.apply:Flow",
-    "confirm_change": "trustwall.firewall.apply:confirm",
-    "expire_rules": "trustwall.firewall.expire:expire",
+    "Ruleset": "trustwall.firewall.iptables.model:Ruleset",
+    "parse_save": "trustwall.firewall.iptables.parse:parse_save",
+    "parse_command": "trustwall.firewall.iptables.parse:parse_command",
+    "render_save": "trustwall.firewall.iptables.render:render_save",
+    "render_listing": "trustwall.firewall.iptables.render:render_listing",
+    "read_live": "trustwall.firewall.iptables.live:read_live",
+    "Packet": "trustwall.firewall.semantics.trace:Packet",
+    "Tracer": "trustwall.firewall.semantics.trace:Tracer",
+    "trace": "trustwall.firewall.semantics.trace:trace",
+    "lint_ruleset": "trustwall.firewall.analysis.lint:lint",
+    "plan_insert": "trustwall.firewall.analysis.plan:plan_insert",
+    "plan_delete": "trustwall.firewall.analysis.plan:plan_delete",
+    "diff_rulesets": "trustwall.firewall.analysis.plan:diff",
+    "load_policy": "trustwall.firewall.change.policy:load_policy",
+    "compile_policy": "trustwall.firewall.change.policy:compile_policy",
+    "import_policy": "trustwall.firewall.change.policy:import_policy",
+    "apply_policy": "trustwall.firewall.change.policy_apply:apply_policy",
+    "apply_rulesets": "trustwall.firewall.change.apply:apply_rulesets",
+    "ApplyOptions": "trustwall.firewall.change.apply:Options",
+    "Flow": "trustwall.firewall.change.apply:Flow",
+    "confirm_change": "trustwall.firewall.change.apply:confirm",
+    "expire_rules": "trustwall.firewall.change.expire:expire",
     # the doctor
     "why": "trustwall.doctor.outbound:why",
     "why_in": "trustwall.doctor.inbound:why_in",

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from trustwall.errors import ParseError
-from trustwall.firewall.parse import parse_rule_spec
-from trustwall.firewall.render import rule_spec
+from trustwall.firewall.iptables.parse import parse_rule_spec
+from trustwall.firewall.iptables.render import rule_spec
 from trustwall.lab.corpora import IPTABLES_TESTS
 
 CORPUS = IPTABLES_TESTS

@@ -19,8 +19,8 @@ import pytest
 from test_fw_iptables_tests import CASES, Case  # same folder (pytest puts it on sys.path)
 
 from trustwall.errors import ParseError
-from trustwall.firewall.parse import parse_rule_spec
-from trustwall.firewall.render import listing_line, rule_spec
+from trustwall.firewall.iptables.parse import parse_rule_spec
+from trustwall.firewall.iptables.render import listing_line, rule_spec
 
 # Our rendering -> why iptables-nft 1.8.9 prints something else.
 KNOWN_DIVERGENCES = {
@@ -198,8 +198,8 @@ def _rules_by_table(save_text: str) -> dict[str, list[str]]:
 
 def compare_spellings(run) -> list[str]:  # type: ignore[no-untyped-def]
     """Load SPELLINGS (one restore per family) and compare iptables-save with render_save."""
-    from trustwall.firewall.parse import parse_save
-    from trustwall.firewall.render import render_save
+    from trustwall.firewall.iptables.parse import parse_save
+    from trustwall.firewall.iptables.render import render_save
 
     diffs = []
     for family in (4, 6):

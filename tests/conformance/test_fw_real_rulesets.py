@@ -18,9 +18,9 @@ from functools import cache
 import pytest
 
 from trustwall.errors import ParseError
-from trustwall.firewall.model import Ruleset
-from trustwall.firewall.parse import parse_save
-from trustwall.firewall.render import render_listing, render_save
+from trustwall.firewall.iptables.model import Ruleset
+from trustwall.firewall.iptables.parse import parse_save
+from trustwall.firewall.iptables.render import render_listing, render_save
 from trustwall.lab.corpora import REAL_RULESETS
 
 ROOT = REAL_RULESETS
@@ -247,9 +247,9 @@ def policy_round_trips(ns_name: str, ns_run, workdir  # type: ignore[no-untyped-
     families, as the CLI does), then ``fw diff POLICY --live`` for every family the policy
     holds (as the CLI does) must find no packet that changes verdict."""
     from trustwall.errors import TrustwallError
-    from trustwall.firewall.live import read_live
-    from trustwall.firewall.plan import diff
-    from trustwall.firewall.policy import import_policy, load_policy, policy_ruleset
+    from trustwall.firewall.analysis.plan import diff
+    from trustwall.firewall.change.policy import import_policy, load_policy, policy_ruleset
+    from trustwall.firewall.iptables.live import read_live
 
     ok, bad = [], []
     loaded = 0

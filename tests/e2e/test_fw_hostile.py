@@ -157,12 +157,12 @@ def test_post_apply_check_rolls_back_what_validation_misses(hosts, tmp_path):
     before = saved(server)
     script = textwrap.dedent(f"""\
         import sys
-        from trustwall.firewall import fields
+        from trustwall.firewall.iptables import fields
         fields.check_added = fields.check_rule = lambda *a, **k: None
         from trustwall.errors import TrustwallError
-        from trustwall.firewall.apply import Options
-        from trustwall.firewall.plan import build_rule
-        from trustwall.firewall.quick import apply_rule
+        from trustwall.firewall.change.apply import Options
+        from trustwall.firewall.analysis.plan import build_rule
+        from trustwall.firewall.change.quick import apply_rule
         rule = build_rule("ACCEPT", proto="tcp", dport="18745", comment={INJECTION!r})
         try:
             apply_rule(rule, options=Options(confirm_within=0, persist=False,

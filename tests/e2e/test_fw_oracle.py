@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from trustwall.firewall.trace import Packet
+from trustwall.firewall.semantics.trace import Packet
 from trustwall.lab.netns import list_lab_namespaces
 
 

@@ -14,11 +14,12 @@ import shlex
 
 import pytest
 
-from trustwall.firewall import space as sp
-from trustwall.firewall.parse import parse_save
-from trustwall.firewall.plan import build_rule, plan_delete, plan_insert
-from trustwall.firewall.trace import Packet
-from trustwall.firewall.unfold import universe_for
+from trustwall.firewall.analysis.plan import build_rule, plan_delete, plan_insert
+from trustwall.firewall.iptables.parse import parse_save
+from trustwall.firewall.protocols import TCP_FLAGS
+from trustwall.firewall.semantics import space as sp
+from trustwall.firewall.semantics.trace import Packet
+from trustwall.firewall.semantics.unfold import universe_for
 
 pytestmark = [
     pytest.mark.lab,
@@ -64,7 +65,7 @@ def _point(u: sp.Universe, p: Packet) -> sp.Point:
     proto = {"tcp": 6, "udp": 17}[p.proto]
     flags = 0
     if p.proto == "tcp":  # the oracle sends SYN for NEW, ACK otherwise
-        flags = 1 << sp.TCP_FLAGS.index("SYN" if p.state == "NEW" else "ACK")
+        flags = 1 << TCP_FLAGS.index("SYN" if p.state == "NEW" else "ACK")
     return (int(ipaddress.ip_address(p.src)), int(ipaddress.ip_address(p.dst)), proto,
             p.sport or 0, p.dport or 0, u.iface_class(p.in_iface or ""), len(u.ifaces),
             sp.STATES.index(p.state), 0, flags, 0)
@@ -129,7 +130,7 @@ def test_planned_delete_takes_effect_in_the_kernel() -> None:
 
 
 def test_rules_lint_calls_shadowed_never_decide_in_the_kernel() -> None:
-    from trustwall.firewall.analyze import lint
+    from trustwall.firewall.analysis.lint import lint
     from trustwall.lab.oracle import KernelOracle
 
     text = ("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"

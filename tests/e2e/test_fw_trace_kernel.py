@@ -15,9 +15,9 @@ from dataclasses import replace
 
 import pytest
 
-from trustwall.firewall.parse import parse_save
-from trustwall.firewall.routing import from_args
-from trustwall.firewall.trace import Outcome, Packet, Tracer, TraceResult
+from trustwall.firewall.iptables.parse import parse_save
+from trustwall.firewall.semantics.routing import from_args
+from trustwall.firewall.semantics.trace import Outcome, Packet, Tracer, TraceResult
 from trustwall.lab.corpora import REAL_RULESETS
 
 pytestmark = [

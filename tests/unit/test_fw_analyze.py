@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from trustwall.cli.main import main
-from trustwall.firewall.analyze import Finding, lint
-from trustwall.firewall.parse import parse_save
+from trustwall.firewall.analysis.lint import Finding, lint
+from trustwall.firewall.iptables.parse import parse_save
 
 SEED_INPUT = """\
 -A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT

@@ -8,14 +8,14 @@ import textwrap
 import pytest
 
 from trustwall.errors import BadInput, ParseError
-from trustwall.firewall import fields
-from trustwall.firewall.apply import ruleset_differences
-from trustwall.firewall.live import decode, encode
-from trustwall.firewall.parse import parse_save
-from trustwall.firewall.plan import build_rule
-from trustwall.firewall.policy import compile_policy, load_policy, rule_name
-from trustwall.firewall.render import render_save
-from trustwall.firewall.session import _address
+from trustwall.firewall.analysis.plan import build_rule
+from trustwall.firewall.change.apply import ruleset_differences
+from trustwall.firewall.change.policy import compile_policy, load_policy, rule_name
+from trustwall.firewall.change.session import _address
+from trustwall.firewall.iptables import fields
+from trustwall.firewall.iptables.live import decode, encode
+from trustwall.firewall.iptables.parse import parse_save
+from trustwall.firewall.iptables.render import render_save
 
 INJECTION = 'x"\n-A INPUT -j ACCEPT\n#'
 # Every character str.splitlines cuts at, and Unicode spaces str.split cuts at.

@@ -10,12 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trustwall.cli.main import main
-from trustwall.firewall import space as sp
-from trustwall.firewall.parse import parse_save
-from trustwall.firewall.plan import build_rule, diff, plan_delete, plan_insert
-from trustwall.firewall.routing import LocalAddresses
-from trustwall.firewall.trace import Packet, Tracer
-from trustwall.firewall.unfold import universe_for
+from trustwall.firewall.analysis.plan import build_rule, diff, plan_delete, plan_insert
+from trustwall.firewall.iptables.parse import parse_save
+from trustwall.firewall.protocols import TCP_FLAGS
+from trustwall.firewall.semantics import space as sp
+from trustwall.firewall.semantics.routing import LocalAddresses
+from trustwall.firewall.semantics.trace import Packet, Tracer
+from trustwall.firewall.semantics.unfold import universe_for
 from trustwall.lab.corpora import REAL_RULESETS
 
 # A typical RHEL INPUT chain (the seed's): rule 10 is the catch-all REJECT.
@@ -155,7 +156,7 @@ def packets(draw) -> Packet:  # type: ignore[no-untyped-def]
 
 def _point(u: sp.Universe, p: Packet) -> sp.Point:
     proto = {"tcp": 6, "udp": 17, "icmp": 1}[p.proto]
-    flags = sum(1 << sp.TCP_FLAGS.index(f) for f in p.tcp_flags or ())
+    flags = sum(1 << TCP_FLAGS.index(f) for f in p.tcp_flags or ())
     return (int(ipaddress.ip_address(p.src)), int(ipaddress.ip_address(p.dst)), proto,
             p.sport or 0, p.dport or 0, u.iface_class(p.in_iface or ""), len(u.ifaces),
             sp.STATES.index(p.state), (p.icmp_type or 0) * 256 + (p.icmp_code or 0), flags, 0)
@@ -220,7 +221,7 @@ def test_cheating_variant_differs_exactly_by_the_removed_rule() -> None:
     assert [(h.table, h.hook) for h in result.hooks] == [("filter", "FORWARD")]
     removed = build_rule("ACCEPT", chain="FORWARD", dst="131.159.15.252", proto="udp")
     u = universe_for(orig, cheat)
-    from trustwall.firewall.unfold import rule_space
+    from trustwall.firewall.semantics.unfold import rule_space
 
     inside = sp.Space(u, rule_space(removed, u).may)
     for change in result.hooks[0].changes:

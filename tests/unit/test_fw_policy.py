@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 
 from trustwall.errors import ParseError
-from trustwall.firewall.model import Ruleset
-from trustwall.firewall.parse import parse_save
-from trustwall.firewall.policy import (
+from trustwall.firewall.change.policy import (
     compile_policy,
     compile_text,
     expand_groups,
@@ -26,6 +24,8 @@ from trustwall.firewall.policy import (
     rule_name,
     strip_names,
 )
+from trustwall.firewall.iptables.model import Ruleset
+from trustwall.firewall.iptables.parse import parse_save
 from trustwall.lab.corpora import REAL_RULESETS
 
 CORPUS = REAL_RULESETS

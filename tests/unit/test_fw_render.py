@@ -13,8 +13,8 @@ import subprocess
 
 import pytest
 
-from trustwall.firewall.parse import parse_rule_spec, parse_save
-from trustwall.firewall.render import (
+from trustwall.firewall.iptables.parse import parse_rule_spec, parse_save
+from trustwall.firewall.iptables.render import (
     listing_view,
     render_command,
     render_listing,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from trustwall.cli.main import main
-from trustwall.firewall.parse import parse_save
-from trustwall.firewall.render import render_listing, render_save
+from trustwall.firewall.iptables.parse import parse_save
+from trustwall.firewall.iptables.render import render_listing, render_save
 
 RULES = """*nat
 :PREROUTING ACCEPT [0:0]
@@ -105,7 +105,7 @@ def _lab() -> bool:
 @pytest.mark.lab
 @pytest.mark.skipif(not _lab(), reason="needs root and iptables")
 def test_live_read_in_a_namespace(rules_file: Path) -> None:
-    from trustwall.firewall.live import detect_backend, read_live, save_text
+    from trustwall.firewall.iptables.live import detect_backend, read_live, save_text
     from trustwall.lab.netns import Netns
 
     with Netns.create("fwlive") as ns:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trustwall.firewall import space as sp
-from trustwall.firewall.space import Space, Universe
+from trustwall.firewall.semantics import space as sp
+from trustwall.firewall.semantics.space import Space, Universe
 
 U4 = Universe.for_names(4, ["eth0", "eth1", "eth+", "lo"])
 

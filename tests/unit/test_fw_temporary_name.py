@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from trustwall.cli.main import main
-from trustwall.firewall.quick import derived_name
+from trustwall.firewall.change.quick import derived_name
 from trustwall.lab.topology import SEED_RULESET
 
 

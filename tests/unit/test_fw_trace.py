@@ -8,9 +8,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from trustwall.firewall.parse import parse_save
-from trustwall.firewall.routing import from_args, from_ip_json
-from trustwall.firewall.trace import Packet, Tracer, trace
+from trustwall.firewall.iptables.parse import parse_save
+from trustwall.firewall.semantics.routing import from_args, from_ip_json
+from trustwall.firewall.semantics.trace import Packet, Tracer, trace
 
 HOST = "192.0.2.10"
 LOCAL = from_args([HOST])

@@ -6,9 +6,10 @@ import random
 
 import pytest
 
-from trustwall.firewall import trace as tr
-from trustwall.firewall.parse import parse_save
-from trustwall.firewall.routing import from_args
+from trustwall.firewall.iptables.parse import parse_save
+from trustwall.firewall.semantics import trace as tr
+from trustwall.firewall.semantics.routing import from_args
+from trustwall.firewall.semantics.trace import index
 
 NETS = ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.3/32", "192.0.2.0/24", "192.0.2.10/32",
         "203.0.113.0/25", "0.0.0.0/1"]
@@ -108,7 +109,7 @@ def test_index_and_class_cache_agree_with_the_plain_walk(seed, monkeypatch):
     fast = tr.Tracer(ruleset, local)
     indexed = [summary(fast.trace(p)) for p in packets]
     batched = [summary(r) for r in fast.trace_many(packets + packets)]
-    monkeypatch.setattr(tr._CChain, "fast_mask", lambda self, ctx: None)
+    monkeypatch.setattr(index._CChain, "fast_mask", lambda self, ctx: None)
     plain = [summary(tr.Tracer(ruleset, local).trace(p)) for p in packets]
     assert indexed == plain
     assert batched == plain + plain

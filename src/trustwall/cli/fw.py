@@ -49,11 +49,11 @@ def _source_options(func):  # type: ignore[no-untyped-def]
 
 
 def _load(file: str | None, live: bool, ipv6: bool, counters: bool):  # type: ignore[no-untyped-def]
-    api = import_module("trustwall.firewall.live")
+    api = import_module("trustwall.firewall.iptables.live")
     if file is not None and live:
         raise click.UsageError("give either --file or --live, not both")
     if file is not None:
-        policy = import_module("trustwall.firewall.policy")
+        policy = import_module("trustwall.firewall.change.policy")
         if policy.is_policy_file(file):  # every --file command also reads a policy
             return policy.policy_ruleset(file, family=6 if ipv6 else None)
         return api.read_file(file, family=6 if ipv6 else None)
@@ -76,7 +76,7 @@ def _load(file: str | None, live: bool, ipv6: bool, counters: bool):  # type: ig
 def show(file: str | None, live: bool, ipv6: bool, table: str, verbose: bool, exact: bool,
          chain: str | None, as_json: bool) -> None:
     """Show a table like `iptables -L [CHAIN] -n [-v] [-x] --line-numbers`."""
-    render = import_module("trustwall.firewall.render")
+    render = import_module("trustwall.firewall.iptables.render")
     ruleset = _load(file, live, ipv6, counters=True)
     view = render.listing_view(ruleset, table, chain)
     # A comment or interface name read from the kernel is shown, never obeyed (ESC, CR).
@@ -90,6 +90,6 @@ def show(file: str | None, live: bool, ipv6: bool, table: str, verbose: bool, ex
 @click.option("-c", "--counters", is_flag=True, help="Include packet and byte counters.")
 def save(file: str | None, live: bool, ipv6: bool, table: str | None, counters: bool) -> None:
     """Print the ruleset as canonical iptables-save text."""
-    render = import_module("trustwall.firewall.render")
+    render = import_module("trustwall.firewall.iptables.render")
     ruleset = _load(file, live, ipv6, counters=counters)
     click.echo(render.render_save(ruleset, table=table, counters=counters), nl=False)

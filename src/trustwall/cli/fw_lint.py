@@ -40,7 +40,7 @@ def lint(file: str | None, live: bool, ipv6: bool, as_json: bool) -> None:
     unreachable_chain, missing_chain, empty_chain, invalid, bypass (DNAT'ed ports INPUT never
     sees), expired. Exit 1 when there are findings.
     """
-    from trustwall.firewall.analyze import lint as run_lint
+    from trustwall.firewall.analysis.lint import lint as run_lint
 
     report = run_lint(_load(file, live, ipv6, counters=False))
     emit(report, _human)

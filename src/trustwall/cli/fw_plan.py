@@ -1,6 +1,6 @@
 """``trustwall fw allow|deny|reject|delete --plan|--apply`` and ``fw diff``: where a change must
 go, what it does to packets, and (with ``--apply``) making it through the same checked, journaled
-path as a policy apply (firewall.quick)."""
+path as a policy apply (firewall.change.quick)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from trustwall.errors import BadInput, ProblemFound
 
 def _apply_rule(rule, table: str, name: str | None, live, yes: bool,  # type: ignore[no-untyped-def]
                 as_json: bool, apply_args: dict[str, Any]) -> None:
-    """Plan, preview (unless --yes/--json), then apply one rule through firewall.quick."""
+    """Plan, preview (unless --yes/--json), then apply one rule through firewall.change.quick."""
     from dataclasses import replace
 
-    from trustwall.firewall.quick import apply_rule
+    from trustwall.firewall.change.quick import apply_rule
 
     options = make_options(**apply_args)
     if not yes and not options.dry_run:
@@ -72,8 +72,8 @@ def _rule_command(verdict: str) -> Callable[..., Any]:
                 out_iface: str | None, comment: str | None, plan: bool, as_json: bool,
                 apply: bool, duration: str | None, name: str | None, yes: bool,
                 reject_with: str | None = None, **apply_args: Any) -> None:
-        from trustwall.firewall import plan as api
-        from trustwall.firewall.quick import derived_name, parse_expiry, rule_tag
+        from trustwall.firewall.analysis import plan as api
+        from trustwall.firewall.change.quick import derived_name, parse_expiry, rule_tag
 
         _need_plan(plan, apply)
         dport, proto = port_and_proto(dport, proto)
@@ -192,7 +192,7 @@ def delete(chain: str, rule: tuple[str, ...], **params: Any) -> None:
     Example: trustwall fw delete --plan INPUT 5   or   fw delete --apply INPUT -p tcp --dport 22
     -j ACCEPT
     """
-    from trustwall.firewall import plan as api
+    from trustwall.firewall.analysis import plan as api
 
     words = _trailing_options(list(rule), params)
     if params["as_json"]:
@@ -209,7 +209,7 @@ def delete(chain: str, rule: tuple[str, ...], **params: Any) -> None:
         result = api.plan_delete(ruleset, chain, spec=" ".join(words), table=table)
     emit(result, _show_plan)
     if params["apply"]:
-        from trustwall.firewall.quick import delete_rule
+        from trustwall.firewall.change.quick import delete_rule
 
         if file is not None:
             raise BadInput("--apply changes the running firewall; it cannot take --file")
@@ -231,7 +231,7 @@ for _option in reversed(APPLY_OPTIONS):
 def _ruleset_or_policy(path: str, other):  # type: ignore[no-untyped-def]
     """An iptables-save file, or a policy compiled for the other side's family (its unmanaged
     chains filled from the other side, as apply would)."""
-    from trustwall.firewall.policy import is_policy_file, policy_ruleset
+    from trustwall.firewall.change.policy import is_policy_file, policy_ruleset
 
     if is_policy_file(path):
         return policy_ruleset(path, live=other)
@@ -241,7 +241,7 @@ def _ruleset_or_policy(path: str, other):  # type: ignore[no-untyped-def]
 def _live_pairs(path: str, ipv6: bool) -> list[tuple[Any, Any]]:
     """(live, file) rulesets to compare: with -6 the IPv6 side; else, for a policy, every
     family it has (an ip6tables-only host's policy has no IPv4 part), for a save file IPv4."""
-    from trustwall.firewall.policy import is_policy_file, load_policy
+    from trustwall.firewall.change.policy import is_policy_file, load_policy
 
     families: tuple[int, ...] = (6,) if ipv6 else (4,)
     if not ipv6 and is_policy_file(path):
@@ -276,8 +276,8 @@ def _show_diff(result) -> None:  # type: ignore[no-untyped-def]
 def diff(live: bool, ipv6: bool, as_json: bool, files: tuple[str, ...]) -> None:
     """Semantic difference of two rulesets (A B, or the running firewall and B): the packets
     whose verdict changes, not a text diff. Exit 1 when they differ."""
-    from trustwall.firewall import plan as api
-    from trustwall.firewall.policy import rule_changes
+    from trustwall.firewall.analysis import plan as api
+    from trustwall.firewall.change.policy import rule_changes
 
     if len(files) == 1:  # like every other fw command, the running firewall by default
         pairs = _live_pairs(files[0], ipv6)

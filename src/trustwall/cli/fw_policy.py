@@ -23,7 +23,7 @@ def make_options(dry_run: bool, force: bool, keep: tuple[str, ...],
                  confirm_within: float | None, no_persist: bool, persist_file: tuple[str, ...],
                  state_dir: str | None):  # type: ignore[no-untyped-def]
     """ApplyOptions from the shared apply flags (APPLY_OPTIONS)."""
-    from trustwall.firewall.apply import Flow, Options
+    from trustwall.firewall.change.apply import Flow, Options
 
     files = {}
     for item in persist_file:
@@ -93,8 +93,8 @@ def render_apply(result, *, preview: bool = False) -> None:  # type: ignore[no-u
 @click.option("--owner", default="unknown", show_default=True, help="Owner for every rule.")
 def import_(files: tuple[str, ...], live: bool, owner: str) -> None:
     """Write a policy (YAML) that compiles back to the running (or saved) ruleset."""
-    from trustwall.firewall.live import read_file, read_live
-    from trustwall.firewall.policy import import_policy
+    from trustwall.firewall.change.policy import import_policy
+    from trustwall.firewall.iptables.live import read_file, read_live
 
     if files and live:
         raise click.UsageError("give either --file or --live, not both")
@@ -110,7 +110,7 @@ def import_(files: tuple[str, ...], live: bool, owner: str) -> None:
 @click.option("-6", "--ipv6", is_flag=True, help="Print the IPv6 part.")
 def compile_(policy: str, ipv6: bool) -> None:
     """Print the iptables-restore text a policy compiles to (deterministic)."""
-    from trustwall.firewall.policy import compile_text, load_policy
+    from trustwall.firewall.change.policy import compile_text, load_policy
 
     texts = compile_text(load_policy(policy))
     click.echo(texts.get(6 if ipv6 else 4, ""), nl=False)
@@ -125,7 +125,7 @@ def apply(policy: str, dry_run: bool, force: bool, keep: tuple[str, ...],
           confirm_within: float | None, no_persist: bool, persist_file: tuple[str, ...],
           state_dir: str | None, yes: bool, as_json: bool) -> None:
     """Make the running firewall match POLICY: checked, atomic, journaled, undoable."""
-    from trustwall.firewall.policy_apply import apply_policy
+    from trustwall.firewall.change.policy_apply import apply_policy
 
     options = make_options(dry_run, force, keep, confirm_within, no_persist, persist_file,
                        state_dir)
@@ -144,7 +144,7 @@ def apply(policy: str, dry_run: bool, force: bool, keep: tuple[str, ...],
 @json_option
 def confirm(state_dir: str | None, as_json: bool) -> None:
     """Keep a pending change (run from a NEW connection before the deadline)."""
-    from trustwall.firewall.apply import confirm as confirm_change
+    from trustwall.firewall.change.apply import confirm as confirm_change
 
     result = confirm_change(state_dir=state_dir)
     emit(result, lambda r: console().print(f"Confirmed transaction {r.txn_id}."))
@@ -157,7 +157,7 @@ def expire(dry_run: bool, force: bool, keep: tuple[str, ...], confirm_within: fl
            no_persist: bool, persist_file: tuple[str, ...], state_dir: str | None,
            as_json: bool) -> None:
     """Remove temporary rules whose time is up (run by the trustwall-expire timer)."""
-    from trustwall.firewall.expire import expire as expire_rules
+    from trustwall.firewall.change.expire import expire as expire_rules
 
     result, removed = expire_rules(options=make_options(dry_run, force, keep, confirm_within,
                                                     no_persist, persist_file, state_dir))

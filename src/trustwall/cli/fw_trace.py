@@ -17,19 +17,16 @@ import click
 from trustwall.cli.options import port_and_proto, single_port
 from trustwall.cli.output import console, dumps, emit, json_option, print_table, styled
 from trustwall.errors import BadInput
+from trustwall.firewall.protocols import icmp_type_code
 
-_ICMP_NAMES = {"echo-reply": 0, "destination-unreachable": 3, "redirect": 5,
-               "echo-request": 8, "time-exceeded": 11, "parameter-problem": 12}
 _STATES = ("NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED")
 
 
-def _icmp(text: str | None) -> tuple[int | None, int | None]:
+def _icmp(text: str | None, family: int = 4) -> tuple[int | None, int | None]:
     if text is None:
         return None, None
-    itype, _, code = text.partition("/")
     try:
-        number = _ICMP_NAMES[itype] if itype in _ICMP_NAMES else int(itype)
-        return number, int(code) if code else None
+        return icmp_type_code(text, family)
     except ValueError:
         raise BadInput(f"--icmp-type {text!r}: give a number, TYPE/CODE or a name such as "
                        "echo-request") from None
@@ -74,7 +71,7 @@ def trace(file: str | None, live: bool, ipv6: bool, local_addrs: tuple[str, ...]
     POSTROUTING), user chains, RETURN, goto, policies, MARK and NAT. Where a rule uses a match
     trustwall does not model, both outcomes are shown instead of a guess.
     """
-    tr = import_module("trustwall.firewall.trace")
+    tr = import_module("trustwall.firewall.semantics.trace")
     ipv6 = ipv6 or ":" in (src or "") + (dst or "")  # an IPv6 packet needs ip6tables
     ruleset, locals_ = _ruleset_and_locals(file, live, ipv6, local_addrs)
     tracer = tr.Tracer(ruleset, locals_)
@@ -85,7 +82,7 @@ def trace(file: str | None, live: bool, ipv6: bool, local_addrs: tuple[str, ...]
         src, dst, in_iface = _live_defaults(locals_, src, dst, in_iface, 6 if ipv6 else 4)
     if not src or not dst:
         raise click.UsageError("give --src and --dst (or --batch FILE)")
-    itype, icode = _icmp(icmp_type)
+    itype, icode = _icmp(icmp_type, 6 if ipv6 else 4)
     try:
         mark_value = int(mark, 0)
     except ValueError:
@@ -102,8 +99,8 @@ def trace(file: str | None, live: bool, ipv6: bool, local_addrs: tuple[str, ...]
 
 def _ruleset_and_locals(file: str | None, live: bool, ipv6: bool,
                         local_addrs: tuple[str, ...]) -> tuple[Any, Any]:
-    api = import_module("trustwall.firewall.live")
-    routing = import_module("trustwall.firewall.routing")
+    api = import_module("trustwall.firewall.iptables.live")
+    routing = import_module("trustwall.firewall.semantics.routing")
     if file is not None and live:
         raise click.UsageError("give either --file or --live, not both")
     if file is not None:
@@ -159,7 +156,7 @@ def _run_batch(tr: Any, tracer: Any, stream: Any) -> None:
             data = json.loads(line)
             fields = {_BATCH_KEYS.get(k, k): v for k, v in data.items()}
             if "icmp_type" in fields and isinstance(fields["icmp_type"], str):
-                fields["icmp_type"], code = _icmp(fields["icmp_type"])
+                fields["icmp_type"], code = _icmp(fields["icmp_type"], tracer.family)
                 fields.setdefault("icmp_code", code)
             if isinstance(fields.get("mark"), str):
                 fields["mark"] = int(fields["mark"], 0)

@@ -48,7 +48,7 @@ def port_and_proto(port: str | None, proto: str | None, option: str = "--dport"
 
 def single_port(text: str, option: str = "--dport") -> int:
     """One port (a number or a service name), as a packet has."""
-    from trustwall.firewall.extensions import BadValue, port
+    from trustwall.firewall.iptables.extensions import BadValue, port
 
     try:
         return port(text)

@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass
 
 from trustwall.errors import TrustwallError
-from trustwall.firewall.model import Ruleset
-from trustwall.firewall.trace import Packet, RuleRef, TraceResult, trace
+from trustwall.firewall.iptables.model import Ruleset
+from trustwall.firewall.semantics.trace import Packet, RuleRef, TraceResult, trace
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,8 @@ def trace_live(packet: Packet) -> LiveTrace:
     """Trace ``packet`` through this host's running ruleset (its family), with its addresses."""
     if os.geteuid() != 0:
         return LiveTrace(None, None, "reading the firewall needs root")
-    from trustwall.firewall import live, routing
+    from trustwall.firewall.iptables import live
+    from trustwall.firewall.semantics import routing
 
     family = 6 if ":" in packet.dst else 4
     try:

@@ -3,8 +3,8 @@ firewall (INPUT) -> reverse path (OUTPUT for the replies, rp_filter).
 
 Sockets come from /proc/net/{tcp,tcp6,udp,udp6} of the current network namespace and their
 processes from /proc/*/fd (what ``ss -lnp`` reads). The firewall is traced with
-:mod:`trustwall.firewall.trace`; a missing ACCEPT is planned with
-:func:`trustwall.firewall.plan.plan_insert`, exactly as ``trustwall fw allow --plan`` does.
+:mod:`trustwall.firewall.semantics.trace`; a missing ACCEPT is planned with
+:func:`trustwall.firewall.analysis.plan.plan_insert`, exactly as ``trustwall fw allow --plan`` does.
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ class _Inbound:
         if route.prefsrc:
             return route.prefsrc
         # No route back to the remote: any global address of this host, of its family.
-        from trustwall.firewall.routing import read_live
+        from trustwall.firewall.semantics.routing import read_live
 
         family = 6 if ":" in self.remote else 4
         for addrs in read_live().by_interface.values():
@@ -230,7 +230,7 @@ class _Inbound:
             f"only at start-up (or map {name} to {routable} in /etc/hosts, then restart)"))
 
     def _firewall(self) -> None:
-        from trustwall.firewall.trace import Packet
+        from trustwall.firewall.semantics.trace import Packet
 
         route = route_get(self.remote)
         dst = self._routable()
@@ -260,7 +260,7 @@ class _Inbound:
         if result.verdict == "ACCEPT":
             self.ladder.add(Rung("firewall", "ok", checked, f"accepted by {where}"))
             return
-        from trustwall.firewall.plan import build_rule, plan_insert
+        from trustwall.firewall.analysis.plan import build_rule, plan_insert
 
         assert live.ruleset is not None
         rule = build_rule("ACCEPT", chain="INPUT", proto=self.proto, dport=str(self.port),
@@ -279,7 +279,7 @@ class _Inbound:
             apply if plan.commands else planner))
 
     def _reverse(self) -> None:
-        from trustwall.firewall.trace import Packet
+        from trustwall.firewall.semantics.trace import Packet
 
         checked = (f"the replies ({self.proto} from port {self.port} to {self.remote}, "
                    "ESTABLISHED) through OUTPUT, and rp_filter")

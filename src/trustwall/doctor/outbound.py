@@ -211,7 +211,7 @@ class _Outbound:
 
     def _own_output(self, failed: Connect, route: Route) -> tuple[str, str] | None:
         """Is this host's own OUTPUT chain what stopped the connection? (found, next)"""
-        from trustwall.firewall.trace import Packet
+        from trustwall.firewall.semantics.trace import Packet
 
         src = route.prefsrc or ("::1" if ":" in failed.address else "127.0.0.1")
         live = trace_live(Packet(src=src, dst=failed.address, proto="tcp",

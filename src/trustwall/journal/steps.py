@@ -97,7 +97,7 @@ BACKENDS = ("", "nft", "legacy")
 
 def _iptables(family: int) -> StepKind:
     def from_data(data: Mapping[str, Any], verb: str) -> str:
-        from trustwall.firewall.live import tool
+        from trustwall.firewall.iptables.live import tool
 
         return tool(family, verb, backend=str(data.get("backend", "")))
 
@@ -118,7 +118,7 @@ def _iptables(family: int) -> StepKind:
 
 def _firewall_undo() -> Any:
     """firewall.undo, imported when an undo needs it (it imports the journal itself)."""
-    from trustwall.firewall import undo
+    from trustwall.firewall.change import undo
 
     return undo
 

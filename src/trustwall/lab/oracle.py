@@ -54,7 +54,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from trustwall.errors import BadInput
-from trustwall.firewall.trace import Packet
+from trustwall.firewall.protocols import protocol_number
+from trustwall.firewall.semantics.trace import Packet
 from trustwall.lab.netns import Netns, veth
 
 SENDER_ADDR = "198.18.0.2"
@@ -421,13 +422,12 @@ def _nla(kind: int, data: bytes) -> bytes:
 
 # --- packet crafting --------------------------------------------------------------------------
 
-_PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}
 _TCP_FLAG_BITS = {"FIN": 0x01, "SYN": 0x02, "RST": 0x04, "PSH": 0x08, "ACK": 0x10, "URG": 0x20}
 
 
 def _proto_number(proto: str) -> int:
-    if proto in _PROTO_NUMBERS:
-        return _PROTO_NUMBERS[proto]
+    if proto in ("tcp", "udp", "icmp"):
+        return protocol_number(proto)
     raise BadInput(f"the kernel oracle crafts tcp, udp and icmp packets, not {proto}")
 
 

@@ -21,7 +21,7 @@ def options_from(module, family_files=None):
     connection in the kernel (become strips SSH_CONNECTION), so the lockout check protects the
     controller's flow and, unless ``confirm_within`` says otherwise, the change rolls back in
     60 s unless a ``confirm: true`` task comes in over a new connection."""
-    from trustwall.firewall.apply import Flow, Options
+    from trustwall.firewall.change.apply import Flow, Options
 
     p = module.params
     persist_files = dict(family_files or {})
@@ -43,8 +43,8 @@ def apply_targets(module, targets, live, description, kind):
         text_diff,
     )
 
-    from trustwall.firewall.apply import apply_rulesets
-    from trustwall.firewall.render import render_save
+    from trustwall.firewall.change.apply import apply_rulesets
+    from trustwall.firewall.iptables.render import render_save
 
     result = apply_rulesets(targets, description=description, kind=kind,
                             options=options_from(module), live=live)

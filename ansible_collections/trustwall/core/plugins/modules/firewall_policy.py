@@ -94,7 +94,7 @@ from ansible_collections.trustwall.core.plugins.module_utils.trustwall_firewall 
 
 
 def _confirm(module):
-    from trustwall.firewall.apply import confirm
+    from trustwall.firewall.change.apply import confirm
 
     if module.check_mode:
         module.exit_json(changed=True, msg="would confirm the pending change")
@@ -103,8 +103,8 @@ def _confirm(module):
 
 
 def _apply(module, path, source):
-    from trustwall.firewall.live import read_live
-    from trustwall.firewall.policy import compile_policy, load_policy, merge_unmanaged
+    from trustwall.firewall.change.policy import compile_policy, load_policy, merge_unmanaged
+    from trustwall.firewall.iptables.live import read_live
 
     policy = load_policy(path)
     compiled = compile_policy(policy)

@@ -97,9 +97,9 @@ def main():
     )
     require_trustwall(module)
     from trustwall.errors import TrustwallError
-    from trustwall.firewall.live import read_live
-    from trustwall.firewall.plan import build_rule
-    from trustwall.firewall.quick import parse_expiry, plan_target, rule_tag, with_chain
+    from trustwall.firewall.analysis.plan import build_rule
+    from trustwall.firewall.change.quick import parse_expiry, plan_target, rule_tag, with_chain
+    from trustwall.firewall.iptables.live import read_live
 
     p = module.params
     try:

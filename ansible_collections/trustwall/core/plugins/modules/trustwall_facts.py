@@ -48,8 +48,8 @@ def _interception(url, timeout):
 
 
 def run(module):
-    from trustwall.firewall.analyze import lint
-    from trustwall.firewall.live import detect_backend, read_live
+    from trustwall.firewall.analysis.lint import lint
+    from trustwall.firewall.iptables.live import detect_backend, read_live
     from trustwall.stores.registry import store_infos
 
     p = module.params

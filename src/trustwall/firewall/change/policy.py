@@ -48,7 +48,7 @@ from typing import Any
 import yaml
 
 from trustwall.errors import BadInput, ParseError
-from trustwall.firewall.model import (
+from trustwall.firewall.iptables.model import (
     BUILTIN_CHAINS,
     Chain,
     Match,
@@ -292,7 +292,7 @@ def _table(doc: _Doc, family: int, name: str, node: yaml.Node) -> PolicyTable:
 
 
 def _valid_chain_name(doc: _Doc, node: yaml.Node, name: str) -> None:
-    from trustwall.firewall.fields import FieldError, chain_name
+    from trustwall.firewall.iptables.fields import FieldError, chain_name
 
     try:
         chain_name(name)
@@ -384,7 +384,7 @@ def _check_jumps(policy: Policy) -> None:
     """Every rule parses, and every -j/-g names a target extension or a chain of the same
     table (iptables-restore --test accepts a jump to a missing chain; only the real restore
     refuses it)."""
-    from trustwall.firewall.extensions import TARGET_NAMES
+    from trustwall.firewall.iptables.extensions import TARGET_NAMES
 
     for ptable in policy.tables:
         chains = set(BUILTIN_CHAINS[ptable.name]) | {c.name for c in ptable.chains}
@@ -408,7 +408,7 @@ def expand_groups(spec: str, groups: dict[str, tuple[str, ...]]) -> list[str]:
     """Replace @group references: joined for list options, else one spec per member."""
     if "@" not in spec:
         return [spec]
-    from trustwall.firewall.parse import tokenize
+    from trustwall.firewall.iptables.parse import tokenize
 
     words = tokenize(spec)
     variants: list[list[str]] = [[]]
@@ -443,8 +443,8 @@ def compile_rule(rule: PolicyRule, groups: dict[str, tuple[str, ...]], family: i
 def _compile_rule(rule: PolicyRule, groups_items: tuple[tuple[str, tuple[str, ...]], ...],
                   family: int) -> tuple[Rule, ...]:
     # Cached: validation (load_policy) and compile_policy parse the same rules.
-    from trustwall.firewall.fields import FieldError, check_rule
-    from trustwall.firewall.parse import parse_rule_spec
+    from trustwall.firewall.iptables.fields import FieldError, check_rule
+    from trustwall.firewall.iptables.parse import parse_rule_spec
 
     groups = dict(groups_items)
     out = []
@@ -605,7 +605,7 @@ def strip_names(rule: Rule) -> Rule:
 def import_policy(rulesets: Iterable[Ruleset], *, owner: str = "unknown",
                   reason: str = "imported from the running firewall") -> str:
     """A policy (YAML text) that compiles back to exactly these rulesets."""
-    from trustwall.firewall.render import rule_spec
+    from trustwall.firewall.iptables.render import rule_spec
 
     doc: dict[str, Any] = {"version": 1}
     for ruleset in sorted(rulesets, key=lambda r: r.family):
@@ -687,6 +687,6 @@ def policy_ruleset(path: str | Path, *, family: int | None = None,
 
 def compile_text(policy: Policy) -> dict[int, str]:
     """iptables-restore text per family: what the kernel's iptables-save will print back."""
-    from trustwall.firewall.render import render_save
+    from trustwall.firewall.iptables.render import render_save
 
     return {family: render_save(ruleset) for family, ruleset in compile_policy(policy).items()}

@@ -41,11 +41,11 @@ from pathlib import Path
 from typing import Any
 
 from trustwall.errors import EXIT_PROBLEM, BadInput, LockoutRisk, ParseError, TrustwallError
-from trustwall.firewall import fields
-from trustwall.firewall.live import encode, tool
-from trustwall.firewall.model import Ruleset
-from trustwall.firewall.routing import LocalAddresses
-from trustwall.firewall.session import Session, find_session
+from trustwall.firewall.change.session import Session, find_session
+from trustwall.firewall.iptables import fields
+from trustwall.firewall.iptables.live import encode, tool
+from trustwall.firewall.iptables.model import Ruleset
+from trustwall.firewall.semantics.routing import LocalAddresses
 from trustwall.journal.atomic import atomic_write
 from trustwall.journal.lock import HostLock
 from trustwall.journal.transaction import Transaction, state_dir_for
@@ -170,7 +170,7 @@ def changed_tables(live: Ruleset, target: Ruleset) -> tuple[str, ...]:
 
 
 def restore_text(target: Ruleset, tables: Sequence[str]) -> str:
-    from trustwall.firewall.render import render_save
+    from trustwall.firewall.iptables.render import render_save
 
     return "".join(render_save(target, table=name) for name in tables)
 
@@ -178,8 +178,8 @@ def restore_text(target: Ruleset, tables: Sequence[str]) -> str:
 def _effect(live: Ruleset, target: Ruleset, tables: Sequence[str]) -> tuple[str, ...]:
     """The semantic difference (packets whose verdict changes) and the named rule changes,
     one line each, for the preview and the audit record."""
-    from trustwall.firewall.plan import diff
-    from trustwall.firewall.policy import rule_changes
+    from trustwall.firewall.analysis.plan import diff
+    from trustwall.firewall.change.policy import rule_changes
 
     lines = [f"{hook.table} {hook.hook}: {change}"
              for hook in diff(live, target, tables=tuple(tables)).hooks
@@ -200,8 +200,8 @@ def check_lockout(target: Ruleset, flows: Sequence[Flow],
     of counts as a cut: a lockout check that guesses is no check."""
     if not flows:
         return []
-    from trustwall.firewall import routing
-    from trustwall.firewall.trace import Packet, Tracer
+    from trustwall.firewall.semantics import routing
+    from trustwall.firewall.semantics.trace import Packet, Tracer
 
     if local is None:
         try:
@@ -292,7 +292,7 @@ def apply_rulesets(targets: dict[int, Ruleset], *, description: str, kind: str =
 
     options = options or Options()
     if live is None:
-        from trustwall.firewall.live import read_live
+        from trustwall.firewall.iptables.live import read_live
 
         live = {f: read_live(family=f) for f in targets}
     changes = []
@@ -332,8 +332,8 @@ def apply_rulesets(targets: dict[int, Ruleset], *, description: str, kind: str =
     if options.dry_run:
         return ApplyResult(tuple(changes), applied=False, dry_run=True, kept_flows=kept,
                            warnings=tuple(warnings))
-    from trustwall.firewall.live import chosen_backend, save_text
-    from trustwall.firewall.undo import where as made_where
+    from trustwall.firewall.change.undo import where as made_where
+    from trustwall.firewall.iptables.live import chosen_backend, save_text
 
     where = {"backend": chosen_backend(), **made_where()}
 
@@ -400,7 +400,7 @@ def ruleset_differences(expected: Ruleset, actual: Ruleset, limit: int = 5) -> l
     ``limit`` lines; rule text is shown escaped (it may hold anything the kernel accepts)."""
     import difflib
 
-    from trustwall.firewall.render import render_rule
+    from trustwall.firewall.iptables.render import render_rule
 
     out: list[str] = []
     for name, a, b in _unequal({t.name: t for t in expected.tables},
@@ -426,7 +426,7 @@ def ruleset_differences(expected: Ruleset, actual: Ruleset, limit: int = 5) -> l
 
 def kernel_differences(family: int, expected: Ruleset) -> list[str]:
     """Read the kernel back (iptables-save) and say how it differs from ``expected``."""
-    from trustwall.firewall.live import read_live
+    from trustwall.firewall.iptables.live import read_live
 
     try:
         actual = read_live(family=family)
@@ -437,8 +437,8 @@ def kernel_differences(family: int, expected: Ruleset) -> list[str]:
 
 def _rollback_report(befores: dict[int, bytes]) -> str:
     """After a rollback: does the kernel hold the before-image again?"""
-    from trustwall.firewall.live import decode
-    from trustwall.firewall.parse import parse_save
+    from trustwall.firewall.iptables.live import decode
+    from trustwall.firewall.iptables.parse import parse_save
 
     bad = []
     for family, before in befores.items():
@@ -455,7 +455,7 @@ def _rollback_report(befores: dict[int, bytes]) -> str:
 
 
 def _persist(txn: Transaction, families: Sequence[int], options: Options) -> list[str]:
-    from trustwall.firewall.live import save_text
+    from trustwall.firewall.iptables.live import save_text
 
     written = []
     for family in families:
@@ -484,7 +484,7 @@ def _arm_rollback(txn_id: str | None, seconds: float, options: Options,
     atomic_write(state / PENDING, json.dumps(pending).encode(), mode=0o600)
     # Double fork into a new session: the watcher must survive the operator's SSH session
     # and the applying process (even a kill -9 of it).
-    argv = [sys.executable, "-m", "trustwall.firewall.apply", "--watch", str(state),
+    argv = [sys.executable, "-m", "trustwall.firewall.change.apply", "--watch", str(state),
             str(txn_id), str(seconds)]
     subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,

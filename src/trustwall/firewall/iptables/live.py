@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trustwall.errors import BadInput, EnvironmentMissing
-from trustwall.firewall.model import Ruleset
-from trustwall.firewall.parse import parse_dumps, parse_save
+from trustwall.firewall.iptables.model import Ruleset
+from trustwall.firewall.iptables.parse import parse_dumps, parse_save
 from trustwall.proc import CommandFailed, run
 
 

@@ -19,15 +19,16 @@ import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from functools import cache, lru_cache
+from functools import lru_cache
 
 from trustwall.errors import ParseError
-from trustwall.firewall import extensions as ext
-from trustwall.firewall.model import (
+from trustwall.firewall.iptables import extensions as ext
+from trustwall.firewall.iptables.model import (
     BUILTIN_CHAINS,
-    HOOKS,
     MAX_CHAIN_NAME,
     MAX_IFACE_NAME,
+    NO_IN_HOOKS,
+    NO_OUT_HOOKS,
     Address,
     Chain,
     Counters,
@@ -41,10 +42,7 @@ from trustwall.firewall.model import (
     Table,
     Target,
 )
-
-# Protocol numbers for names iptables knows even without /etc/protocols (xtables_chain_protos).
-_BUILTIN_PROTOS = {"tcp": 6, "sctp": 132, "udp": 17, "udplite": 136, "icmp": 1,
-                   "icmpv6": 58, "ipv6-icmp": 58, "esp": 50, "ah": 51, "mh": 135, "all": 0}
+from trustwall.firewall.protocols import protocol_name, protocol_number
 
 # Matches iptables loads by itself when -p names the protocol and an option needs it.
 _PROTO_MATCH = {"tcp": "tcp", "udp": "udp", "udplite": "udplite", "sctp": "sctp",
@@ -61,51 +59,14 @@ _SHORT_WITH_ARG = set("sdiopmjgc")
 _TARGET_NAME = re.compile(r"^[^\s!-][^\s]*$")
 
 
-@cache
-def _protocols() -> tuple[dict[str, int], dict[int, str]]:
-    by_name = dict(_BUILTIN_PROTOS)
-    by_number: dict[int, str] = {}
-    try:
-        with open("/etc/protocols", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                words = line.split("#", 1)[0].split()
-                if len(words) >= 2 and words[1].isdigit():
-                    n = int(words[1])
-                    for w in (words[0], *words[2:]):
-                        by_name.setdefault(w.lower(), n)
-                    by_number.setdefault(n, words[0])
-    except OSError:
-        pass
-    for name, n in _BUILTIN_PROTOS.items():
-        by_number.setdefault(n, name)
-    by_number[58] = "ipv6-icmp"
-    return by_name, by_number
-
-
-def protocol_number(text: str) -> int:
-    """``tcp`` -> 6, ``47`` -> 47; raises BadValue for an unknown name."""
-    if text.isdigit():
-        n = int(text)
-        if n > 255:
-            raise ext.BadValue(f"unknown protocol {text!r}")
-        return n
-    n2 = _protocols()[0].get(text.lower())
-    if n2 is None:
-        raise ext.BadValue(f"unknown protocol {text!r} specified")
-    return n2
-
-
-def protocol_name(number: int) -> str:
-    """The spelling iptables-save prints for a protocol number (name from /etc/protocols)."""
-    return _protocols()[1].get(number, str(number))
-
-
 _BLANKS = re.compile("[ \t]+")
 
 
 def split_words(text: str) -> list[str]:
     """Words separated by spaces and tabs only, as iptables-restore separates them: a ``\r``
     or a Unicode space inside a word stays part of it (str.split would cut there)."""
+    if text.isprintable():  # no tab, control character or non-ASCII space: str.split agrees
+        return text.split()
     return [w for w in _BLANKS.split(text) if w]
 
 
@@ -584,25 +545,19 @@ class _RuleReader:
             pass
         return Protocol(name, neg)
 
-    def _check_match(self, module: str, options: list[Option], proto: Protocol | None) -> None:
-        """The match's final check (its own, and the kernel's checkentry on -p)."""
-        problem = _match_problem(module, options, self.chain)
-        if module == "ah" and self.family == 4 and (proto is None or proto.name != "ah"):
-            problem = "match 'ah' needs -p ah"
-        if module in ("ecn", "osf") and (proto is None or proto.name != "tcp") and (
-                module == "osf" or {o.name for o in options} & {"ecn-tcp-cwr", "ecn-tcp-ece"}):
-            problem = f"match '{module}' needs -p tcp"  # the kernel's checkentry
-        if problem is not None:
-            raise self.fail(problem, module)
-
     def _finish_match(self, item: _Ext, proto: Protocol | None) -> Match:
         spec = item.spec
+        row = ext.MATCH_EXTENSIONS.get(item.name)
         if spec is None:
-            if self.strict and not item.options and item.name not in _BARE_MATCHES:
+            if self.strict and not item.options and not (row is not None and row.bare):
                 raise self.fail(f"match {item.name!r} needs an option", item.name)
-            if self.strict:
-                self._check_match(item.name, item.options, proto)
+            if self.strict and row is not None and row.check is not None:
+                problem = row.check(list(item.options), ext.Context(self.family, self.chain,
+                                                                    proto))
+                if problem is not None:
+                    raise self.fail(problem, item.name)
             return Match(item.name, tuple(item.options))
+        assert row is not None
         given = {o.name for o in item.options}
         if spec.required and not given & set(spec.required):
             need = " or ".join("--" + r for r in spec.required[:3])
@@ -612,67 +567,15 @@ class _RuleReader:
         options = [o for o in item.options
                    if o.negated or (item.name, o.name) not in ext.DROP_FULL
                    or o.values != (ext.DROP_FULL[item.name, o.name],)]
-        if item.name == "tcp":
-            options = _finish_tcp(options)
-        elif item.name == "string":
-            options = [_finish_string_pattern(o) for o in options
-                       if not (o.name == "from" and o.values == ("0",))
-                       and not (o.name == "to" and o.values == ("65535",))]
-        elif item.name == "connlimit":
-            options = _with_defaults(options, [
-                ("connlimit-mask", ("32" if self.family == 4 else "128",))])
-            if not given & {"connlimit-saddr", "connlimit-daddr"}:
-                options.append(Option("connlimit-saddr"))
-            if not given & {"connlimit-upto", "connlimit-above"}:
-                raise self.fail("connlimit needs --connlimit-upto or --connlimit-above",
-                                item.name)
-        elif item.name == "recent":
-            if len(given & {"set", "rcheck", "update", "remove"}) != 1:
-                raise self.fail("recent needs exactly one of --set/--rcheck/--update/--remove",
-                                item.name)
-            options = _with_defaults(options, [
-                ("name", ("DEFAULT",)),
-                ("mask", ("255.255.255.255" if self.family == 4
-                          else "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",))])
-            if not given & {"rsource", "rdest"}:
-                options.append(Option("rsource"))
-        elif item.name == "hashlimit":
-            if not given & {"hashlimit-upto", "hashlimit-above"}:
-                raise self.fail("hashlimit needs --hashlimit-upto or --hashlimit-above",
-                                item.name)
-            full = "32" if self.family == 4 else "128"
-            defaults = {"hashlimit-htable-gcinterval": "1000", "hashlimit-srcmask": full,
-                        "hashlimit-dstmask": full}
-            options = [o for o in options if o.name not in defaults
-                       or defaults[o.name] != o.value]
-            options = _finish_hashlimit_rate(options)
-            rate = next(o.value or "" for o in options
-                        if o.name in ("hashlimit-upto", "hashlimit-above"))
-            if "b/" not in rate:  # a byte rate has no default burst to print
-                options = _with_defaults(options, [("hashlimit-burst", ("5",))])
-        elif item.name == "cluster":
-            # libxt_cluster stores --cluster-local-node N as the bit mask 1 << (N - 1)
-            node = next((o for o in options if o.name == "cluster-local-node"), None)
-            if self.strict and ((node is None and "cluster-local-nodemask" not in given)
-                                or "cluster-hash-seed" not in given):
-                raise self.fail("cluster needs a local node and --cluster-hash-seed", item.name)
-            if node is not None and node.value is not None and node.value.isdigit() \
-                    and 1 <= int(node.value) <= 32:
-                mask = Option("cluster-local-nodemask", node.negated,
-                              (f"0x{1 << (int(node.value) - 1):08x}",))
-                options = [mask if o is node else o for o in options]
-        elif item.name == "dscp":
-            options = [Option("dscp", o.negated, o.values) for o in options]
-        elif item.name == "time":
-            options = _finish_time(options)
-        elif item.name == "limit":
-            # libxt_limit prints its rate always (default 3/hour) and the burst unless 5
-            options = _with_defaults([o for o in options if not (
-                o.name == "limit-burst" and o.values == ("5",))], [("limit", ("3/hour",))])
-        elif item.name == "multiport" and len({"sports", "dports", "ports"} & given) > 1:
-            raise self.fail("multiport can only have one option", item.name)
-        if self.strict:
-            self._check_match(item.name, options, proto)
+        ctx = ext.Context(self.family, self.chain, proto)
+        try:
+            if row.finish is not None:
+                options = row.finish(options, ctx)
+            problem = row.check(options, ctx) if self.strict and row.check else None
+        except ext.Refused as exc:
+            raise self.fail(str(exc), exc.word) from None
+        if problem is not None:
+            raise self.fail(problem, item.name)
         if len(options) > 1:
             order = ext.save_order(spec)
             options.sort(key=lambda o: order.get(o.name, len(order)))
@@ -682,367 +585,29 @@ class _RuleReader:
         item = self.target
         assert item is not None
         options = list(item.options)
-        if self.strict and item.name == "TCPOPTSTRIP" and (proto is None or proto.name != "tcp"):
-            raise self.fail("TCPOPTSTRIP needs -p tcp", item.name)
-        if self.strict:
-            problem = _target_problem(item.name, options, proto)
+        row = ext.TARGET_EXTENSIONS.get(item.name)
+        ctx = ext.Context(self.family, self.chain, proto)
+        if self.strict and row is not None:
+            if any(o.negated for o in options):
+                raise self.fail(f"{item.name}: target options cannot be negated", item.name)
+            problem = row.check(options, ctx) if row.check is not None else None
             if problem is not None:
                 raise self.fail(problem, item.name)
-        if self.strict and not options and item.name in _TARGETS_NEEDING_OPTIONS:
-            raise self.fail(f"target {item.name} needs an option", item.name)
-        if self.strict and item.spec is not None and item.spec.required \
-                and not {o.name for o in options} & set(item.spec.required):
-            raise self.fail(f"target {item.name} needs --{item.spec.required[0]}", item.name)
-        spec = item.spec
-        if item.name == "REJECT":
-            default = "icmp-port-unreachable" if self.family == 4 else "icmp6-port-unreachable"
-            opt = next((o for o in options if o.name == "reject-with"), None)
-            value = _reject_with(opt.value if opt else default, self.family)
-            if value is None:
-                raise self.fail("unknown --reject-with type", opt.value if opt else None)
-            if value == "tcp-reset" and (proto is None or proto.name != "tcp" or proto.negated):
-                raise self.fail("--reject-with tcp-reset needs -p tcp", "tcp-reset")
-            options = [Option("reject-with", False, (value,))]
-        elif item.name == "CONNMARK":
-            names = {o.name for o in options}
-            if not names:
-                raise self.fail("CONNMARK needs an option", "CONNMARK")
-            if names & {"save-mark", "restore-mark"}:
-                mask = next((o.values for o in options if o.name == "mask"), ("0xffffffff",))
-                options = _with_defaults([o for o in options if o.name != "mask"],
-                                         [("nfmask", mask), ("ctmask", mask)])
-            else:
-                options = [_finish_mark_target(o) for o in options]
-        elif item.name == "DSCP":
-            options = [Option("set-dscp", o.negated, o.values) for o in options]
-        elif item.name == "TOS":
-            options = [_finish_tos_target(o) for o in options]
-        elif item.name == "LOG":
-            options = [o for o in options if not (o.name == "log-level" and o.values == ("4",))]
-        elif item.name == "NFLOG":
-            options = [o for o in options if not (o.name == "nflog-group" and o.values == ("0",))]
-        elif item.name == "NFQUEUE":
-            if not any(o.name in ("queue-num", "queue-balance") for o in options):
-                options.insert(0, Option("queue-num", False, ("0",)))
-        elif item.name == "MARK":
-            if not options:
-                raise self.fail("MARK target needs --set-xmark/--set-mark/…", "MARK")
-            options = [_finish_mark_target(o) for o in options]
-        if self.strict and item.name in ("DNAT", "SNAT", "REDIRECT", "MASQUERADE") and any(
-                _has_ports(o) for o in options) and (
-                proto is None or proto.negated or proto.name not in _PORT_PROTOCOLS):
-            raise self.fail(f"{item.name}: ports need -p tcp, udp, sctp, dccp or udplite",
-                            item.name)
-        if spec is not None:
-            order = ext.save_order(spec)
+            if not options and row.needs_option:
+                raise self.fail(f"target {item.name} needs an option", item.name)
+            if item.spec is not None and item.spec.required \
+                    and not {o.name for o in options} & set(item.spec.required):
+                raise self.fail(f"target {item.name} needs --{item.spec.required[0]}",
+                                item.name)
+        if row is not None and row.finish is not None:
+            try:
+                options = row.finish(options, ctx)
+            except ext.Refused as exc:
+                raise self.fail(str(exc), exc.word) from None
+        if item.spec is not None:
+            order = ext.save_order(item.spec)
             options.sort(key=lambda o: order.get(o.name, len(order)))
         return Target(item.name, tuple(options), goto=item.implicit)
-
-
-_PORT_PROTOCOLS = frozenset({"tcp", "udp", "sctp", "dccp", "udplite"})
-
-
-def _has_ports(o: Option) -> bool:
-    if o.name == "to-ports":
-        return True
-    if o.name in ("to-destination", "to-source") and o.value:
-        v = o.value
-        return "]:" in v or (not v.startswith("[") and v.count(":") == 1)
-    return False
-
-
-def _target_problem(name: str, options: list[Option], proto: Protocol | None) -> str | None:
-    """A target's own final check (libxt_<TARGET>.c)."""
-    given = {o.name: o for o in options}
-    if any(o.negated for o in options):
-        return f"{name}: target options cannot be negated"
-    if name in ("TTL", "HL") and len(options) != 1:
-        return f"{name}: give exactly one of --{name.lower()}-set/-dec/-inc"
-    if name == "DSCP" and len(options) != 1:
-        return "DSCP: --set-dscp and --set-dscp-class exclude each other"
-    if name == "TPROXY" and (proto is None or proto.name not in ("tcp", "udp")):
-        return "TPROXY needs -p tcp or -p udp"
-    if name == "AUDIT" and given.get("type") is not None and \
-            given["type"].value not in ("accept", "drop", "reject"):
-        return "AUDIT: --type is accept, drop or reject"
-    if name == "IDLETIMER" and "label" not in given:
-        return "IDLETIMER needs --label"
-    if name == "TCPOPTSTRIP":
-        opt = given.get("strip-options")
-        if opt is not None and any(v in ("0", "1", "eol", "nop")
-                                   for v in (opt.value or "").split(",")):
-            return "TCPOPTSTRIP cannot strip EOL or NOP"
-    if name in ("SNPT", "DNPT"):
-        if not {"src-pfx", "dst-pfx"} <= given.keys():
-            return f"{name} needs --src-pfx and --dst-pfx"
-        if any("/" not in (given[k].value or "") for k in ("src-pfx", "dst-pfx")):
-            return f"{name}: --src-pfx and --dst-pfx need a prefix length"
-    if name == "SYNPROXY" and (proto is None or proto.name != "tcp" or proto.negated):
-        return "SYNPROXY needs -p tcp"  # the kernel's checkentry (RULE_APPEND failed)
-    zone = given.get("zone")
-    if name == "CT" and zone is not None and zone.value != "mark" and not (
-            (zone.value or "").isdigit() and int(zone.value or "0") <= 65535):
-        return f"CT: cannot parse {zone.value} as a zone ID"
-    return None
-
-
-def _match_problem(module: str, options: list[Option], chain: str) -> str | None:
-    """Cross-option rules iptables enforces in an extension's final check."""
-    given = {o.name: o for o in options}
-    if module == "addrtype":
-        if not given.keys() & {"src-type", "dst-type"}:
-            return "addrtype needs --src-type or --dst-type"
-        if {"limit-iface-in", "limit-iface-out"} <= given.keys():
-            return "addrtype: --limit-iface-in and --limit-iface-out exclude each other"
-        if "limit-iface-in" in given and chain in ("OUTPUT", "POSTROUTING"):
-            return f"addrtype: --limit-iface-in is not valid in {chain}"
-        if "limit-iface-out" in given and chain in ("PREROUTING", "INPUT"):
-            return f"addrtype: --limit-iface-out is not valid in {chain}"
-    elif module == "connbytes":
-        mode, direction = given.get("connbytes-mode"), given.get("connbytes-dir")
-        if mode is None or direction is None:
-            return "connbytes needs --connbytes-mode and --connbytes-dir"
-        if mode.value not in ("packets", "bytes", "avgpkt"):
-            return f"connbytes: bad mode {mode.value!r}"
-        if direction.value not in ("original", "reply", "both"):
-            return f"connbytes: bad direction {direction.value!r}"
-    elif module == "owner":
-        names = [o.name for o in options]
-        if "suppl-groups" in names:
-            supp = given["suppl-groups"]
-            if supp.negated or "gid-owner" not in names[:names.index("suppl-groups")]:
-                return "owner: --suppl-groups needs a --gid-owner before it and cannot be negated"
-    elif module == "connlimit":
-        if {"connlimit-saddr", "connlimit-daddr"} <= given.keys():
-            return "connlimit: --connlimit-saddr and --connlimit-daddr exclude each other"
-    elif module == "statistic":
-        mode = given["mode"].value
-        if mode == "random":
-            p = given.get("probability")
-            try:
-                ok = p is not None and 0.0 <= float(p.value or "x") <= 1.0
-            except ValueError:
-                ok = False
-            if not ok or given.keys() & {"every", "packet"}:
-                return "statistic random needs --probability between 0 and 1"
-        elif mode == "nth":
-            every, packet = given.get("every"), given.get("packet")
-            if every is None or packet is None or int(packet.value or 0) >= int(every.value or 0):
-                return "statistic nth needs --every N and --packet P with P < N"
-        else:
-            return f"statistic: bad mode {mode!r}"
-    elif module in ("ttl", "hl") and len(options) > 1:
-        return f"{module}: give only one of --{module}-eq, --{module}-lt, --{module}-gt"
-    elif module == "dscp" and len(options) > 1:
-        return "dscp: --dscp and --dscp-class exclude each other"
-    elif module == "frag" and {"fraglast", "fragmore"} <= given.keys():
-        return "frag: --fraglast and --fragmore exclude each other"
-    elif module == "string":
-        text = given["string"].value if "string" in given else None
-        if text is None and "hex-string" in given:  # "|0a0b|" after _finish_string_pattern
-            text = "x" * ((len(given["hex-string"].value or "") - 2) // 2)
-        if text is not None and len(text) > 128:
-            return "string: pattern longer than 128 bytes"
-    elif module == "recent" and "rttl" in given and not given.keys() & {"rcheck", "update"}:
-        return "recent: --rttl only goes with --rcheck or --update"
-    elif module == "cgroup" and len(given.keys() & {"path", "cgroup"}) != 1:
-        return "cgroup needs one of --path or --cgroup"
-    elif module == "set":
-        if any(o.name == "match-set" and len(o.values) != 2 for o in options):
-            return "--match-set requires two args (set name and src/dst flags)"
-    elif module == "policy":
-        return _policy_problem(options)
-    elif module == "connlabel":
-        label = (given["label"].value or "") if "label" in given else ""
-        if label.isdigit() and int(label) > 127:
-            return f"connlabel: label {label} out of range (0-127)"
-        if not label.isdigit() and label not in _connlabel_names():
-            return f"connlabel: label {label!r} not in /etc/xtables/connlabel.conf"
-    elif module == "osf":
-        ttl = given.get("ttl")
-        if ttl is not None and ttl.value not in ("0", "1", "2"):
-            return "osf: --ttl is 0, 1 or 2"
-    elif module == "pkttype":
-        value = given["pkt-type"].value
-        if value not in ("unicast", "broadcast", "multicast", "host", "otherhost"):
-            return f"pkttype: bad packet type {value!r}"
-    return None
-
-
-def _policy_problem(options: list[Option]) -> str | None:
-    """libxt_policy's final check: with --strict no element may be empty, and a tunnel
-    address needs --mode tunnel in its element (elements are separated by --next)."""
-    elements: list[list[Option]] = [[]]
-    for o in options:
-        if o.name == "next":
-            elements.append([])
-        elif o.name not in ("dir", "pol", "strict"):
-            elements[-1].append(o)
-    strict = any(o.name == "strict" for o in options)
-    for i, element in enumerate(elements):
-        names = {o.name: o for o in element}
-        if strict and not names:
-            return f"policy match: empty policy element {i}; --strict needs one"
-        if names.keys() & {"tunnel-src", "tunnel-dst"} and (
-                names.get("mode") is None or names["mode"].value != "tunnel"):
-            return "policy match: --tunnel-src/--tunnel-dst need --mode tunnel"
-    return None
-
-
-@cache
-def _connlabel_names() -> frozenset[str]:
-    """Label names of /etc/xtables/connlabel.conf ("bit name" lines), as libxt_connlabel."""
-    try:
-        with open("/etc/xtables/connlabel.conf", encoding="utf-8", errors="replace") as fh:
-            return frozenset(w[1] for w in (line.split("#", 1)[0].split() for line in fh)
-                             if len(w) >= 2 and w[0].isdigit())
-    except OSError:
-        return frozenset()
-
-
-# Matches that are complete without options; any other unknown match needs at least one.
-_BARE_MATCHES = frozenset({"socket", "rpfilter", "limit", "eui64", "devgroup", "hbh", "dst",
-                           "srh", "rt", "frag"})
-# Targets iptables refuses without an option (their parse "final check").
-_TARGETS_NEEDING_OPTIONS = frozenset({
-    "AUDIT", "CHECKSUM", "CLASSIFY", "CONNSECMARK", "DSCP", "HMARK", "LED", "SECMARK",
-    "TCPMSS", "TEE", "TOS", "DNAT", "SNAT", "DNPT", "SNPT", "ECN", "CONNMARK",
-    "MARK", "IDLETIMER", "SET", "TTL", "HL", "NETMAP", "TPROXY", "RATEEST",
-})
-
-_REJECT4 = {"icmp-net-unreachable": "icmp-net-unreachable", "net-unreach": "icmp-net-unreachable",
-            "icmp-host-unreachable": "icmp-host-unreachable",
-            "host-unreach": "icmp-host-unreachable",
-            "icmp-proto-unreachable": "icmp-proto-unreachable",
-            "proto-unreach": "icmp-proto-unreachable",
-            "icmp-port-unreachable": "icmp-port-unreachable",
-            "port-unreach": "icmp-port-unreachable",
-            "icmp-net-prohibited": "icmp-net-prohibited", "net-prohib": "icmp-net-prohibited",
-            "icmp-host-prohibited": "icmp-host-prohibited",
-            "host-prohib": "icmp-host-prohibited", "tcp-reset": "tcp-reset",
-            "tcp-rst": "tcp-reset", "icmp-admin-prohibited": "icmp-admin-prohibited",
-            "admin-prohib": "icmp-admin-prohibited"}
-_REJECT6 = {"icmp6-no-route": "icmp6-no-route", "no-route": "icmp6-no-route",
-            "icmp6-adm-prohibited": "icmp6-adm-prohibited",
-            "adm-prohibited": "icmp6-adm-prohibited",
-            "icmp6-addr-unreachable": "icmp6-addr-unreachable",
-            "addr-unreach": "icmp6-addr-unreachable",
-            "icmp6-port-unreachable": "icmp6-port-unreachable",
-            "port-unreach": "icmp6-port-unreachable", "tcp-reset": "tcp-reset",
-            "icmp6-policy-fail": "icmp6-policy-fail", "policy-fail": "icmp6-policy-fail",
-            "icmp6-reject-route": "icmp6-reject-route", "reject-route": "icmp6-reject-route"}
-
-
-def _reject_with(value: str | None, family: int) -> str | None:
-    table = _REJECT4 if family == 4 else _REJECT6
-    return table.get(value or "")
-
-
-def _finish_tcp(options: list[Option]) -> list[Option]:
-    out = []
-    for o in options:
-        if o.name == "syn":
-            out.append(Option("tcp-flags", o.negated, ("FIN,SYN,RST,ACK", "SYN")))
-        else:
-            out.append(o)
-    return out
-
-
-def _with_defaults(options: list[Option], defaults: list[tuple[str, tuple[str, ...]]]
-                   ) -> list[Option]:
-    """Add the options iptables fills in (and prints) when the user leaves them out."""
-    have = {o.name for o in options}
-    return [*options, *(Option(n, False, v) for n, v in defaults if n not in have)]
-
-
-def _finish_string_pattern(o: Option) -> Option:
-    """libxt_string keeps the pattern's bytes: saved as ``--string "..."`` when all are
-    printable (and the last is not a backslash), else as ``--hex-string "|0a0b|"``."""
-    if o.name != "hex-string" or o.value is None:
-        return o
-    data = bytearray()
-    text, i, hexmode = o.value, 0, False
-    while i < len(text):
-        c = text[i]
-        if c == "|":
-            hexmode = not hexmode
-            i += 1
-        elif hexmode and c == " ":
-            i += 1
-        elif hexmode:
-            pair = text[i:i + 2]
-            if len(pair) != 2 or not all(x in "0123456789abcdefABCDEF" for x in pair):
-                return o  # left as written; strict parsing reports it elsewhere
-            data.append(int(pair, 16))
-            i += 2
-        else:
-            if c == "\\" and i + 1 < len(text):
-                i += 1
-                c = text[i]
-            data += c.encode("utf-8", "surrogateescape")
-            i += 1
-    if data and all(0x20 <= b < 0x7F for b in data) and data[-1] != 0x5C:
-        return Option("string", o.negated, (data.decode("ascii"),))
-    return Option("hex-string", o.negated, ("|" + data.hex() + "|",))
-
-
-def _finish_hashlimit_rate(options: list[Option]) -> list[Option]:
-    """A packet rate as the kernel stores it (``60/min`` -> ``1/sec``) and the expiry libxt_
-    hashlimit then prints: its default is the typed unit, shown when not the printed one."""
-    rate = next(o for o in options if o.name in ("hashlimit-upto", "hashlimit-above"))
-    known = ext.hashlimit_rate(rate.value or "")
-    if known is None:
-        return options
-    text, typed_ms, printed_ms = known
-    expire = next((o.value for o in options if o.name == "hashlimit-htable-expire"),
-                  str(typed_ms))
-    out = [Option(o.name, o.negated, (text,)) if o is rate else o for o in options
-           if o.name != "hashlimit-htable-expire"]
-    if expire != str(printed_ms):
-        out.append(Option("hashlimit-htable-expire", False, (expire,)))
-    return out
-
-
-def _finish_time(options: list[Option]) -> list[Option]:
-    """libxt_time's save: both times when either differs from the whole day, negated day sets
-    as the days they leave, always a --datestop (1.8.9 prints its default), no --utc."""
-    by = {o.name: o for o in options}
-    out = []
-    for o in options:
-        if o.name == "utc":
-            continue
-        if o.negated and o.name in ("weekdays", "monthdays"):
-            every = ext.WEEKDAYS if o.name == "weekdays" else [str(d) for d in range(1, 32)]
-            left = [d for d in every if d not in (o.value or "").split(",")]
-            o = Option(o.name, False, (",".join(left),))
-        out.append(o)
-    if by.keys() & {"timestart", "timestop"}:
-        out = _with_defaults(out, [("timestart", ("00:00:00",)), ("timestop", ("23:59:59",))])
-    return _with_defaults(out, [("datestop", ("2038-01-19T03:14:07",))])
-
-
-def _finish_tos_target(o: Option) -> Option:
-    """--and/--or/--xor-tos are stored as --set-tos value/mask (libxt_TOS)."""
-    if o.name == "set-tos":
-        return o
-    v = int(o.values[0])
-    if o.name == "and-tos":
-        return Option("set-tos", False, (f"0x00/{(~v) & 0xFF:#04x}",))
-    if o.name == "or-tos":
-        return Option("set-tos", False, (f"{v:#04x}/{v:#04x}",))
-    return Option("set-tos", False, (f"{v:#04x}/0x00",))
-
-
-def _finish_mark_target(o: Option) -> Option:
-    """MARK/CONNMARK keep one form, ``--set-xmark value/mask`` (libxt_MARK revision 2)."""
-    if o.name == "set-mark":
-        return Option("set-xmark", o.negated, o.values)
-    if o.name in ("and-mark", "or-mark", "xor-mark") and o.values:
-        v = int(o.values[0])
-        xmark = {"and-mark": f"0x0/{(~v) & 0xFFFFFFFF:#x}", "or-mark": f"{v:#x}/{v:#x}",
-                 "xor-mark": f"{v:#x}/0x0"}[o.name]
-        return Option("set-xmark", o.negated, (xmark,))
-    return o
 
 
 def parse_rule_spec(words: Sequence[str] | str, *, chain: str, family: int = 4,
@@ -1070,53 +635,25 @@ def parse_rule_spec(words: Sequence[str] | str, *, chain: str, family: int = 4,
     return rule
 
 
-# Where the kernel accepts a target or match (xt_*.c .table / .hooks): table None = any table.
-_TARGET_PLACES: dict[str, tuple[str | None, frozenset[str]]] = {
-    "DNAT": ("nat", frozenset({"PREROUTING", "OUTPUT"})),
-    "REDIRECT": ("nat", frozenset({"PREROUTING", "OUTPUT"})),
-    "SNAT": ("nat", frozenset({"POSTROUTING", "INPUT"})),
-    "MASQUERADE": ("nat", frozenset({"POSTROUTING"})),
-    "NETMAP": ("nat", frozenset({"PREROUTING", "POSTROUTING", "OUTPUT", "INPUT"})),
-    "TPROXY": ("mangle", frozenset({"PREROUTING"})),
-    "CT": ("raw", frozenset({"PREROUTING", "OUTPUT"})),
-    "NOTRACK": ("raw", frozenset({"PREROUTING", "OUTPUT"})),
-    "REJECT": (None, frozenset({"INPUT", "FORWARD", "OUTPUT"})),
-    "TTL": ("mangle", frozenset(HOOKS)), "HL": ("mangle", frozenset(HOOKS)),
-    "ECN": ("mangle", frozenset(HOOKS)), "DSCP": ("mangle", frozenset(HOOKS)),
-    "TOS": ("mangle", frozenset(HOOKS)), "CHECKSUM": ("mangle", frozenset(HOOKS)),
-    "CLASSIFY": ("mangle", frozenset({"FORWARD", "OUTPUT", "POSTROUTING"})),
-    "TCPOPTSTRIP": ("mangle", frozenset(HOOKS)),
-    "SECMARK": (None, frozenset(HOOKS)), "CONNSECMARK": (None, frozenset(HOOKS)),
-    "DNPT": ("mangle", frozenset({"PREROUTING", "OUTPUT"})),
-    "SNPT": ("mangle", frozenset({"INPUT", "POSTROUTING"})),
-    "SYNPROXY": (None, frozenset({"INPUT", "FORWARD"})),
-}
-_MATCH_HOOKS: dict[str, frozenset[str]] = {
-    "owner": frozenset({"OUTPUT", "POSTROUTING"}),
-    "mac": frozenset({"PREROUTING", "INPUT", "FORWARD"}),
-    "eui64": frozenset({"PREROUTING", "INPUT", "FORWARD"}),
-}
-
-
 def hook_problem(rule: Rule, table: str) -> str | None:
     """Why the kernel would refuse ``rule`` in its (built-in) chain of ``table``, or None."""
     chain = rule.chain
     if chain not in BUILTIN_CHAINS.get(table, ()):
         return None  # user chains are checked where they are jumped to, at load time
-    if rule.in_interface is not None and chain in ("OUTPUT", "POSTROUTING"):
+    if rule.in_interface is not None and chain in NO_IN_HOOKS:
         return f"can't use -i with {chain}"
-    if rule.out_interface is not None and chain in ("INPUT", "PREROUTING"):
+    if rule.out_interface is not None and chain in NO_OUT_HOOKS:
         return f"can't use -o with {chain}"
-    for m in rule.matches:
-        hooks = _MATCH_HOOKS.get(m.module)
-        if hooks is not None and chain not in hooks:
+    for m in rule.matches:  # where the kernel accepts it: xt_*.c .table / .hooks
+        row = ext.MATCH_EXTENSIONS.get(m.module)
+        if row is not None and row.hooks is not None and chain not in row.hooks:
             return f"match {m.module!r} is not valid in {chain}"
-    if rule.target is not None and rule.target.name in _TARGET_PLACES:
-        want_table, hooks = _TARGET_PLACES[rule.target.name]
-        if want_table is not None and table != want_table:
-            return f"target {rule.target.name} is only valid in the {want_table} table"
-        if chain not in hooks:
-            return f"target {rule.target.name} is not valid in {chain}"
+    row = ext.TARGET_EXTENSIONS.get(rule.target.name) if rule.target is not None else None
+    if row is not None:
+        if row.tables is not None and table not in row.tables:
+            return f"target {row.name} is only valid in table(s) {', '.join(sorted(row.tables))}"
+        if row.hooks is not None and chain not in row.hooks:
+            return f"target {row.name} is not valid in {chain}"
     return None
 
 

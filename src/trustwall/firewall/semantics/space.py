@@ -49,6 +49,8 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from trustwall.firewall.protocols import protocol_name
+
 Intervals = tuple[tuple[int, int], ...]
 Cube = tuple  # one value per dimension: Intervals or int (bitset)
 Point = tuple[int, ...]
@@ -61,11 +63,6 @@ IS_INTERVAL = (True, True, False, True, True, False, False, False, True, False, 
 _IV = tuple(d for d in range(len(DIMS)) if IS_INTERVAL[d])
 
 STATES = ("INVALID", "NEW", "ESTABLISHED", "RELATED", "UNTRACKED")
-TCP_FLAGS = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
-PROTO_NAMES = {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 41: "ipv6", 47: "gre", 50: "esp",
-               51: "ah", 58: "ipv6-icmp", 89: "ospf", 132: "sctp", 136: "udplite", 33: "dccp"}
-PROTO_NUMBERS = {name: num for num, name in PROTO_NAMES.items()} | {
-    "icmpv6": 58, "ipv6-icmp": 58, "all": -1}
 
 FULL_PROTO = (1 << 256) - 1
 FULL_STATE = (1 << len(STATES)) - 1
@@ -744,7 +741,7 @@ def describe(cube: Cube, universe: Universe) -> str:
         neg = FULL_PROTO & ~proto
         chosen, prefix = (neg, "not ") if bin(neg).count("1") < bin(proto).count("1") else (
             proto, "")
-        words.append(prefix + ",".join(PROTO_NAMES.get(p, str(p)) for p in _bits(chosen, 256)))
+        words.append(prefix + ",".join(protocol_name(p) for p in _bits(chosen, 256)))
     interval_dim(SPORT, "sport", _ports_text)
     interval_dim(DPORT, "dport", _ports_text)
     if cube[ICMP] != full[ICMP]:

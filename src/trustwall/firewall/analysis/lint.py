@@ -19,20 +19,21 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from trustwall.firewall import extensions as ext
-from trustwall.firewall import space as sp
-from trustwall.firewall.model import (
+from trustwall.firewall.change.policy import rule_expiry
+from trustwall.firewall.iptables import extensions as ext
+from trustwall.firewall.iptables.model import (
     BUILTIN_CHAINS,
     HOOKS,
-    TERMINATING_TARGETS,
+    NO_IN_HOOKS,
+    NO_OUT_HOOKS,
     Rule,
     Ruleset,
     Table,
     is_valid_hook,
 )
-from trustwall.firewall.policy import rule_expiry
-from trustwall.firewall.render import render_rule
-from trustwall.firewall.unfold import (
+from trustwall.firewall.iptables.render import render_rule
+from trustwall.firewall.semantics import space as sp
+from trustwall.firewall.semantics.unfold import (
     FlatChain,
     FlatIndex,
     FlatRule,
@@ -45,21 +46,6 @@ from trustwall.firewall.unfold import (
 KINDS = ("shadowed", "redundant", "after_terminal", "unreachable_chain", "missing_chain",
          "empty_chain", "invalid", "bypass", "expired")
 
-#: Where the kernel accepts each NAT/REJECT target: (tables, hooks).
-_TARGET_PLACES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "DNAT": (frozenset({"nat"}), frozenset({"PREROUTING", "OUTPUT"})),
-    "REDIRECT": (frozenset({"nat"}), frozenset({"PREROUTING", "OUTPUT"})),
-    "SNAT": (frozenset({"nat"}), frozenset({"POSTROUTING", "INPUT"})),
-    "MASQUERADE": (frozenset({"nat"}), frozenset({"POSTROUTING"})),
-    # iptables 1.8.9 (nft) refuses REJECT in every table but filter (RULE_APPEND failed),
-    # checked with iptables-restore in a namespace; legacy also allows mangle/raw/security.
-    "REJECT": (frozenset({"filter"}), frozenset({"INPUT", "FORWARD", "OUTPUT"})),
-    # userspace: 'The "nat" table is not intended for filtering, the use of DROP is
-    # therefore inhibited.'
-    "DROP": (frozenset({"raw", "mangle", "filter", "security"}), frozenset(HOOKS)),
-}
-_NO_IN = frozenset({"OUTPUT", "POSTROUTING"})  # "Can't use -i with OUTPUT" (iptables)
-_NO_OUT = frozenset({"PREROUTING", "INPUT"})
 _REDUNDANT_BUDGET = 200  # pieces traced per rule before giving up on a "redundant" claim
 
 
@@ -183,13 +169,15 @@ def _placement(flat: FlatChain) -> list[Finding]:
         if (o.chain, o.number) in seen:
             continue
         why = None
-        places = _TARGET_PLACES.get(rule.target_name or "")
-        if places is not None and (flat.table not in places[0] or flat.hook not in places[1]):
-            why = (f"{rule.target_name} is valid only in table(s) {', '.join(sorted(places[0]))}"
-                   f", chains {', '.join(sorted(places[1]))}")
-        elif rule.in_interface is not None and flat.hook in _NO_IN:
+        row = ext.TARGET_EXTENSIONS.get(rule.target_name or "")
+        if (row is not None and not (row.tables is None or flat.table in row.tables)) or \
+                (row is not None and not (row.hooks is None or flat.hook in row.hooks)):
+            tables = ", ".join(sorted(row.tables or ())) or "any"
+            why = (f"{rule.target_name} is valid only in table(s) {tables}"
+                   f", chains {', '.join(sorted(row.hooks or HOOKS))}")
+        elif rule.in_interface is not None and flat.hook in NO_IN_HOOKS:
             why = f"-i cannot be used in {flat.hook} (no input interface there)"
-        elif rule.out_interface is not None and flat.hook in _NO_OUT:
+        elif rule.out_interface is not None and flat.hook in NO_OUT_HOOKS:
             why = f"-o cannot be used in {flat.hook} (no output interface yet)"
         if why:
             seen.add((o.chain, o.number))
@@ -213,7 +201,7 @@ class _Verdicts:
 def _unconditional(rule: Rule, flat: FlatChain) -> bool:
     rs = rule_space(rule, flat.universe)
     return (not rs.unknown and rs.must == (flat.universe.full,)
-            and (rule.target_name in TERMINATING_TARGETS or rule.target_name == "RETURN"))
+            and (rule.target_name in ext.TERMINATING_TARGETS or rule.target_name == "RETURN"))
 
 
 #: A query with more candidates than this is "broad": its gap is worth remembering.

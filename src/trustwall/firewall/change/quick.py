@@ -1,9 +1,10 @@
 """Quick changes without a policy file: one rule, placed by the planner, applied safely.
 
 ``fw allow … --apply [--for 2h]`` and Ansible's ``firewall_rule`` both come here: the rule is
-put where :func:`trustwall.firewall.plan.plan_insert` says it decides all of its packets, and
-the resulting ruleset goes through :func:`trustwall.firewall.apply.apply_rulesets` (the same
-checks, journal, confirmation window and persistence as a policy apply). A temporary rule
+put where :func:`trustwall.firewall.analysis.plan.plan_insert` says it decides all of its
+packets, and the resulting ruleset goes through
+:func:`trustwall.firewall.change.apply.apply_rulesets` (the same checks, journal, confirmation
+window and persistence as a policy apply). A temporary rule
 carries ``tw:<name> expires=<time>`` in its comment, which ``fw expire`` reads in the kernel.
 """
 
@@ -14,9 +15,9 @@ import re
 from dataclasses import replace
 
 from trustwall.errors import BadInput, ProblemFound
-from trustwall.firewall.apply import ApplyResult, Options, apply_rulesets
-from trustwall.firewall.model import Chain, Rule, Ruleset, Table, builtin_chains
-from trustwall.firewall.policy import COMMENT_PREFIX, NAME_RE, format_time, parse_time
+from trustwall.firewall.change.apply import ApplyResult, Options, apply_rulesets
+from trustwall.firewall.change.policy import COMMENT_PREFIX, NAME_RE, format_time, parse_time
+from trustwall.firewall.iptables.model import Chain, Rule, Ruleset, Table, builtin_chains
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -90,8 +91,8 @@ def plan_target(live: Ruleset, rule: Rule, table: str, state: str = "present",
     and the rule is inserted where the planner says it decides its packets.
     absent: every copy removed.
     """
-    from trustwall.firewall.plan import diff, plan_insert
-    from trustwall.firewall.policy import rule_name
+    from trustwall.firewall.analysis.plan import diff, plan_insert
+    from trustwall.firewall.change.policy import rule_name
 
     live = with_chain(live, table, rule.chain)
     chain = live.chain(table, rule.chain)
@@ -118,7 +119,7 @@ def apply_rule(rule: Rule, *, table: str = "filter", state: str = "present",
                name: str | None = None, family: int = 4, options: Options | None = None,
                live: Ruleset | None = None) -> tuple[ApplyResult, int | None, str]:
     """Plan and apply one rule (or its removal) on the live firewall of ``family``."""
-    from trustwall.firewall.live import read_live
+    from trustwall.firewall.iptables.live import read_live
 
     live = live if live is not None else read_live(family=family)
     target, position, why = plan_target(live, rule, table, state, name)
@@ -130,7 +131,7 @@ def apply_rule(rule: Rule, *, table: str = "filter", state: str = "present",
 
 def _headline(rule: Rule, table: str, state: str, position: int | None) -> str:
     """The journal's first line for a quick rule: the rule itself (``log`` shows this line)."""
-    from trustwall.firewall.render import rule_spec
+    from trustwall.firewall.iptables.render import rule_spec
 
     where = f"{table} {rule.chain}" + (f" rule {position}" if position else "")
     return f"{'add' if state == 'present' else 'remove'} {where}: {rule_spec(rule)}"
@@ -139,8 +140,8 @@ def _headline(rule: Rule, table: str, state: str, position: int | None) -> str:
 def delete_rule(table: str, chain: str, number: int, *, family: int = 4,
                 options: Options | None = None, live: Ruleset | None = None) -> ApplyResult:
     """Remove rule ``number`` of ``chain`` (as ``--line-numbers`` counts) from the kernel."""
-    from trustwall.firewall.live import read_live
-    from trustwall.firewall.plan import without_rule
+    from trustwall.firewall.analysis.plan import without_rule
+    from trustwall.firewall.iptables.live import read_live
 
     live = live if live is not None else read_live(family=family)
     chain_ = live.chain(table, chain)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trustwall.errors import ParseError, StoreError
-from trustwall.firewall.model import Ruleset
+from trustwall.firewall.iptables.model import Ruleset
 from trustwall.journal.steps import UndoConflict
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def machine_id() -> str | None:
 
 def where() -> dict[str, Any]:
     """The journal data that says where a firewall change is made."""
-    from trustwall.firewall.session import netns_id
+    from trustwall.firewall.change.session import netns_id
 
     out: dict[str, Any] = {}
     netns, host = netns_id(), machine_id()
@@ -67,8 +67,8 @@ def _family(step: RecordStep) -> int:
 
 
 def _parse(data: bytes, family: int) -> Ruleset | None:
-    from trustwall.firewall.live import decode
-    from trustwall.firewall.parse import parse_save
+    from trustwall.firewall.iptables.live import decode
+    from trustwall.firewall.iptables.parse import parse_save
 
     try:
         return parse_save(decode(data), family=family)
@@ -97,8 +97,8 @@ def check_place(step: RecordStep) -> None:
 
 def check_unchanged(step: RecordStep, after: bytes | None) -> None:
     """Refuse when the live ruleset is no longer what the transaction left (see module doc)."""
-    from trustwall.firewall.apply import ruleset_differences
-    from trustwall.firewall.live import read_live
+    from trustwall.firewall.change.apply import ruleset_differences
+    from trustwall.firewall.iptables.live import read_live
 
     family = _family(step)
     expected = _parse(after, family) if after is not None else None
@@ -117,7 +117,7 @@ def check_unchanged(step: RecordStep, after: bytes | None) -> None:
 
 def check_lockout(step: RecordStep, before: bytes) -> None:
     """Refuse an undo whose result would cut the operator's own session."""
-    from trustwall.firewall import apply
+    from trustwall.firewall.change import apply
 
     family = _family(step)
     target = _parse(before, family)
@@ -140,7 +140,7 @@ def before_undo(step: RecordStep, before: bytes, after: bytes | None) -> None:
 def after_restore(step: RecordStep, before: bytes) -> None:
     """After undo restored ``before``: the kernel must hold exactly that (else the undo's own
     transaction rolls back)."""
-    from trustwall.firewall.apply import KernelMismatch, kernel_differences
+    from trustwall.firewall.change.apply import KernelMismatch, kernel_differences
 
     family = _family(step)
     expected = _parse(before, family)

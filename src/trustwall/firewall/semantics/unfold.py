@@ -21,9 +21,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
-from trustwall.firewall import space as sp
-from trustwall.firewall.model import (
-    TERMINATING_TARGETS,
+from trustwall.firewall.iptables import extensions as ext
+from trustwall.firewall.iptables.model import (
     Chain,
     Match,
     PortSet,
@@ -31,28 +30,10 @@ from trustwall.firewall.model import (
     Ruleset,
     Table,
 )
-from trustwall.firewall.space import Cube, Space, Universe
+from trustwall.firewall.protocols import TCP_FLAGS, protocol_number
+from trustwall.firewall.semantics import space as sp
+from trustwall.firewall.semantics.space import Cube, Space, Universe
 
-#: Options of each match module that :func:`rule_space` models exactly; any other option (or
-#: module) makes the rule's ``must`` space empty.
-MODELLED_OPTIONS: dict[str, frozenset[str]] = {
-    "tcp": frozenset({"sport", "dport", "tcp-flags"}),
-    "udp": frozenset({"sport", "dport"}),
-    "udplite": frozenset({"sport", "dport"}),
-    "sctp": frozenset({"sport", "dport"}),
-    "dccp": frozenset({"sport", "dport"}),
-    "multiport": frozenset({"sports", "dports", "ports"}),
-    "state": frozenset({"state"}),
-    "conntrack": frozenset({"ctstate"}),
-    "icmp": frozenset({"icmp-type"}),
-    "icmp6": frozenset({"icmpv6-type"}),
-    "iprange": frozenset({"src-range", "dst-range"}),
-    "mark": frozenset({"mark"}),
-    "comment": frozenset({"comment"}),
-}
-
-#: Targets that change the mark a later ``-m mark`` reads.
-_MARK_SETTERS = frozenset({"MARK", "CONNMARK"})
 _MAX_DEPTH = 64
 
 
@@ -139,8 +120,8 @@ def _ports(ps: PortSet) -> sp.Intervals:
 
 @cache
 def _flags_bits(mask: frozenset[str], comp: frozenset[str], negated: bool) -> int:
-    m = sum(1 << sp.TCP_FLAGS.index(f) for f in mask if f in sp.TCP_FLAGS)
-    c = sum(1 << sp.TCP_FLAGS.index(f) for f in comp if f in sp.TCP_FLAGS)
+    m = sum(1 << TCP_FLAGS.index(f) for f in mask if f in TCP_FLAGS)
+    c = sum(1 << TCP_FLAGS.index(f) for f in comp if f in TCP_FLAGS)
     bits = 0
     for combo in range(256):
         if ((combo & m) == c) != negated:
@@ -150,14 +131,7 @@ def _flags_bits(mask: frozenset[str], comp: frozenset[str], negated: bool) -> in
 
 def proto_number(name: str) -> int | None:
     """Protocol number for a save spelling; None for ``all``/``0`` (any protocol)."""
-    key = name.lower()
-    if key in ("all", "0"):
-        return None
-    if key in sp.PROTO_NUMBERS:
-        return sp.PROTO_NUMBERS[key]
-    if key.isdigit():
-        return int(key)
-    raise ValueError(name)
+    return protocol_number(name) or None
 
 
 class _Builder:
@@ -205,62 +179,43 @@ class _Builder:
 
 
 def _match_into(b: _Builder, m: Match, mark_touched: bool) -> None:
-    modelled = MODELLED_OPTIONS.get(m.module)
-    if modelled is None:
-        b.unknown.append(f"-m {m.module}")
-        return
-    extra = [o.name for o in m.options if o.name not in modelled]
-    if extra:
-        b.unknown.append(f"-m {m.module} --{extra[0]}")
-    mod = m.module
-    if mod in ("tcp", "udp", "udplite", "sctp", "dccp", "multiport"):
-        if (ps := m.source_ports) is not None:
-            b.meet(sp.SPORT, _ports(ps))
-        if (ps := m.destination_ports) is not None:
-            b.meet(sp.DPORT, _ports(ps))
-        if (ps := m.either_ports) is not None:
-            if ps.negated:  # neither port listed: both dimensions outside the list
-                b.meet(sp.SPORT, _ports(ps))
-                b.meet(sp.DPORT, _ports(ps))
+    """Meet the builder with a match's IR conditions; what spaces cannot hold is unknown."""
+    for cond in ext.conditions(m):
+        field, value = cond.field, cond.value
+        if field in ("sport", "dport"):
+            b.meet(sp.SPORT if field == "sport" else sp.DPORT, _ports(value))
+        elif field == "either_port":
+            if value.negated:  # neither port listed: both dimensions outside the list
+                b.meet(sp.SPORT, _ports(value))
+                b.meet(sp.DPORT, _ports(value))
             else:
-                b.either_ports = _ports(ps)
-        if mod == "tcp" and (tf := m.tcp_flags) is not None:
-            b.meet(sp.FLAGS, _flags_bits(tf.mask, tf.comp, tf.negated))
-    elif mod in ("state", "conntrack"):
-        st = m.states
-        if st is None:
-            return
-        if st.states - set(sp.STATES):  # SNAT/DNAT are not states of the same kind
-            b.unknown.append(f"-m {mod} {','.join(sorted(st.states))}")
-            return
-        bits = sum(1 << sp.STATES.index(s) for s in st.states)
-        b.negatable(sp.STATE, bits, st.negated)
-    elif mod in ("icmp", "icmp6"):
-        try:
-            ic = m.icmp
-        except ValueError:
-            b.unknown.append(f"-m {mod} (named type)")
-            return
-        if ic is None or ic.type is None:
-            if ic is not None and ic.negated:
-                b.nothing = True
-            return
-        b.negatable(sp.ICMP, ((ic.type * 256 + ic.code_min, ic.type * 256 + ic.code_max + 1),),
-                    ic.negated)
-    elif mod == "iprange":
-        for d, rng in ((sp.SRC, m.source_range), (sp.DST, m.destination_range)):
-            if rng is not None:
-                b.negatable(d, ((int(rng.first), int(rng.last) + 1),), rng.negated)
-    elif mod == "mark":
-        mk = m.mark
-        if mk is None:
-            return
-        if mark_touched:
-            b.unknown.append("-m mark (mark set earlier in this hook)")
-        elif mk.mask != 0xFFFFFFFF:
-            b.unknown.append(f"-m mark --mark {mk.value:#x}/{mk.mask:#x}")
-        else:
-            b.negatable(sp.MARK, ((mk.value, mk.value + 1),), mk.negated)
+                b.either_ports = _ports(value)
+        elif field == "tcp_flags":
+            b.meet(sp.FLAGS, _flags_bits(value.mask, value.comp, value.negated))
+        elif field == "ct_state":
+            bits = sum(1 << sp.STATES.index(s) for s in value.states)
+            b.negatable(sp.STATE, bits, value.negated)
+        elif field == "icmp":
+            if value.type is None:
+                if value.negated:
+                    b.nothing = True
+                continue
+            b.negatable(sp.ICMP, ((value.type * 256 + value.code_min,
+                                   value.type * 256 + value.code_max + 1),), value.negated)
+        elif field in ("src_range", "dst_range"):
+            b.negatable(sp.SRC if field == "src_range" else sp.DST,
+                        ((int(value.first), int(value.last) + 1),), value.negated)
+        elif field == "mark":
+            if mark_touched:
+                b.unknown.append("-m mark (mark set earlier in this hook)")
+            elif value.mask != 0xFFFFFFFF:
+                b.unknown.append(f"-m mark --mark {value.value:#x}/{value.mask:#x}")
+            else:
+                b.negatable(sp.MARK, ((value.value, value.value + 1),), value.negated)
+        else:  # opaque, or a field packet spaces do not hold
+            what = value.what if field == "opaque" else f"-m {m.module}"
+            if what not in b.unknown:
+                b.unknown.append(what)
 
 
 def rule_space(rule: Rule, universe: Universe, *, mark_touched: bool = False) -> RuleSpace:
@@ -401,10 +356,10 @@ class _Walker:
                 may, must = may - m_must, must - m_may
                 unknown = _carry(unknown, rs.unknown)
                 continue
-            if name in _MARK_SETTERS:
+            if name in ext.MARK_SETTERS:
                 self.mark_touched = True
             self.out.append(FlatRule(m_may, m_must, action_of(rule),
-                                     name in TERMINATING_TARGETS, origin, path, unk))
+                                     name in ext.TERMINATING_TARGETS, origin, path, unk))
 
 
 # --------------------------------------------------------------------------- deciding

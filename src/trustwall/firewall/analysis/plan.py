@@ -34,13 +34,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from trustwall.errors import BadInput
-from trustwall.firewall import fields
-from trustwall.firewall import space as sp
-from trustwall.firewall.model import HOOKS, Match, Option, Rule, Ruleset, is_valid_hook
-from trustwall.firewall.parse import parse_rule_spec
-from trustwall.firewall.render import render_command, render_rule
-from trustwall.firewall.space import Space, Universe
-from trustwall.firewall.unfold import (
+from trustwall.firewall.iptables import fields
+from trustwall.firewall.iptables.model import (
+    HOOKS,
+    Match,
+    Option,
+    Rule,
+    Ruleset,
+    hook_tables,
+    is_valid_hook,
+)
+from trustwall.firewall.iptables.parse import parse_rule_spec
+from trustwall.firewall.iptables.render import render_command, render_rule
+from trustwall.firewall.ir import iptables_priority
+from trustwall.firewall.semantics import space as sp
+from trustwall.firewall.semantics.space import Space, Universe
+from trustwall.firewall.semantics.unfold import (
     FlatChain,
     FlatIndex,
     FlatRule,
@@ -53,14 +62,14 @@ from trustwall.firewall.unfold import (
 
 MAX_LINES = 20  # effect lines shown; the rest are counted
 
-#: Tables that see a packet before ``filter`` at each filter hook, with their chains.
-_UPSTREAM = {
-    "INPUT": (("raw", "PREROUTING"), ("mangle", "PREROUTING"), ("nat", "PREROUTING"),
-              ("mangle", "INPUT")),
-    "FORWARD": (("raw", "PREROUTING"), ("mangle", "PREROUTING"), ("nat", "PREROUTING"),
-                ("mangle", "FORWARD")),
-    "OUTPUT": (("raw", "OUTPUT"), ("mangle", "OUTPUT"), ("nat", "OUTPUT")),
-}
+def _earlier_base_chains(hook: str) -> tuple[tuple[str, str], ...]:
+    """The (table, chain) base chains a packet meets before filter's at a filter hook, by
+    their priorities: all of PREROUTING for a packet that arrives, then the earlier ones of
+    the hook itself."""
+    arrived = () if hook == "OUTPUT" else tuple((t, "PREROUTING")
+                                                for t in hook_tables("PREROUTING"))
+    return arrived + tuple((t, hook) for t in hook_tables(hook)
+                           if iptables_priority(t, hook) < iptables_priority("filter", hook))
 
 
 @dataclass(frozen=True)
@@ -223,10 +232,10 @@ def _chain_flat(ruleset: Ruleset, table: str, chain: str, u: Universe) -> FlatCh
 def _upstream(ruleset: Ruleset, table: str, chain: str, new: tuple[sp.Cube, ...],
               action: str, u: Universe) -> list[str]:
     """Rules of earlier tables at the same hook that take some of ``new`` away first."""
-    if table != "filter" or chain not in _UPSTREAM:
+    if table != "filter" or chain not in ("INPUT", "FORWARD", "OUTPUT"):
         return []
     out: list[str] = []
-    for up_table, hook in _UPSTREAM[chain]:
+    for up_table, hook in _earlier_base_chains(chain):
         if ruleset.chain(up_table, hook) is None:
             continue
         flat = unfold(ruleset, up_table, hook, u)

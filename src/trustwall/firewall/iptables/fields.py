@@ -13,7 +13,7 @@ it adds) — validates here. Rules read from the kernel are kept as they are (se
 from __future__ import annotations
 
 from trustwall.errors import BadInput
-from trustwall.firewall.model import MAX_CHAIN_NAME, MAX_IFACE_NAME, Rule, Ruleset
+from trustwall.firewall.iptables.model import MAX_CHAIN_NAME, MAX_IFACE_NAME, Rule, Ruleset
 
 #: XT_MAX_COMMENT_LEN is 256 bytes including the NUL: the kernel keeps 255 and silently cuts
 #: a longer comment (checked on 1.8.9/nft), which trustwall could then not find again.

@@ -25,8 +25,9 @@ Conventions that the other modules rely on:
   kept, in order, as an :class:`Option` (name without the leading ``--``, a negation flag and the
   argument words). On top of that, :class:`Match` offers typed accessors (``destination_ports``,
   ``states``, ``icmp``, ``source_range``, ``mark``, ``comment``, ``mac``, ``limit``,
-  ``tcp_flags``) for the options listed in :data:`TYPED_OPTIONS`; for anything else
-  ``Match.typed`` is False and a reader must treat the match as "unknown" rather than guess.
+  ``tcp_flags``) for the options the extension registry lists (``extensions.TYPED_OPTIONS``);
+  for anything else ``Match.typed`` is False and a reader must treat the match as "unknown"
+  rather than guess.
 * **Rule numbers** are positions: rule ``i`` of a chain is ``chain.rules[i - 1]``, the number
   that ``iptables -L --line-numbers`` shows.
 * The protocol, addresses, interfaces and the IPv4 fragment flag (``-p -s -d -i -o -f``) are
@@ -38,6 +39,18 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
+
+from trustwall.firewall.ir import (
+    AddressRange,
+    IcmpMatch,
+    MarkMatch,
+    PortSet,
+    StateSet,
+    TcpFlags,
+    iptables_priority,
+    parse_port_list,
+)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -59,33 +72,10 @@ BUILTIN_CHAINS: dict[str, tuple[str, ...]] = {
     "security": ("INPUT", "FORWARD", "OUTPUT"),
 }
 
-#: Targets that end the traversal of the current chain (a verdict or a return).
-VERDICTS = frozenset({"ACCEPT", "DROP", "RETURN"})
-
-#: Targets that decide the packet's fate and end traversal of the whole hook.
-TERMINATING_TARGETS = frozenset({
-    "ACCEPT", "DROP", "REJECT", "QUEUE", "NFQUEUE", "DNAT", "SNAT", "MASQUERADE", "REDIRECT",
-    "NETMAP", "TPROXY", "CT_NOTRACK_LEGACY", "SYNPROXY", "TARPIT",
-})
-
-#: Match options the typed accessors of :class:`Match` capture, per module. A match is
-#: ``typed`` when its module is here and every option it carries is listed for it.
-TYPED_OPTIONS: dict[str, frozenset[str]] = {
-    "tcp": frozenset({"sport", "dport", "tcp-flags"}),
-    "udp": frozenset({"sport", "dport"}),
-    "udplite": frozenset({"sport", "dport"}),
-    "multiport": frozenset({"sports", "dports", "ports"}),
-    "state": frozenset({"state"}),
-    "conntrack": frozenset({"ctstate"}),
-    "icmp": frozenset({"icmp-type"}),
-    "icmp6": frozenset({"icmpv6-type"}),
-    "iprange": frozenset({"src-range", "dst-range"}),
-    "mark": frozenset({"mark"}),
-    "comment": frozenset({"comment"}),
-    "mac": frozenset({"mac-source"}),
-    "limit": frozenset({"limit", "limit-burst"}),
-}
-TYPED_MODULES = frozenset(TYPED_OPTIONS)
+#: Hooks without an input interface ("Can't use -i with OUTPUT", iptables) and without an
+#: output interface yet.
+NO_IN_HOOKS = frozenset({"OUTPUT", "POSTROUTING"})
+NO_OUT_HOOKS = frozenset({"PREROUTING", "INPUT"})
 
 MAX_CHAIN_NAME = 28  # XT_EXTENSION_MAXNAMELEN - 1 (xtables.h): the kernel's limit
 MAX_IFACE_NAME = 15  # IFNAMSIZ - 1
@@ -105,6 +95,14 @@ def address_text(addr: IPAddress) -> str:
 def builtin_chains(table: str) -> tuple[str, ...]:
     """The hooks a table attaches to; empty for an unknown table name."""
     return BUILTIN_CHAINS.get(table, ())
+
+
+@cache
+def hook_tables(hook: str) -> tuple[str, ...]:
+    """The tables with a built-in chain at ``hook``, in the order the kernel runs them (their
+    base-chain priorities, :func:`trustwall.firewall.ir.iptables_priority`)."""
+    return tuple(sorted((t for t, hooks in BUILTIN_CHAINS.items() if hook in hooks),
+                        key=lambda t: iptables_priority(t, hook)))
 
 
 def is_valid_hook(table: str, chain: str) -> bool:
@@ -212,89 +210,6 @@ class Option:
 
 
 @dataclass(frozen=True)
-class PortRange:
-    first: int
-    last: int
-
-    def __contains__(self, port: object) -> bool:
-        return isinstance(port, int) and self.first <= port <= self.last
-
-
-@dataclass(frozen=True)
-class PortSet:
-    """Ports from ``--dport 1:1023`` or ``--dports 22,80,8000:8080``, possibly negated."""
-
-    ranges: tuple[PortRange, ...]
-    negated: bool = False
-
-    def matches(self, port: int) -> bool:
-        return any(port in r for r in self.ranges) != self.negated
-
-
-@dataclass(frozen=True)
-class StateSet:
-    """Conntrack states from ``-m state --state`` or ``-m conntrack --ctstate``."""
-
-    states: frozenset[str]
-    negated: bool = False
-
-    def matches(self, state: str) -> bool:
-        return (state.upper() in self.states) != self.negated
-
-
-@dataclass(frozen=True)
-class IcmpMatch:
-    """``--icmp-type`` / ``--icmpv6-type``: type None means ``any``; codes are inclusive."""
-
-    type: int | None
-    code_min: int = 0
-    code_max: int = 255
-    negated: bool = False
-
-    def matches(self, icmp_type: int, code: int = 0) -> bool:
-        hit = self.type is None or (
-            icmp_type == self.type and self.code_min <= code <= self.code_max)
-        return hit != self.negated
-
-
-@dataclass(frozen=True)
-class AddressRange:
-    """``-m iprange --src-range a-b`` (inclusive)."""
-
-    first: IPAddress
-    last: IPAddress
-    negated: bool = False
-
-    def matches(self, addr: IPAddress) -> bool:
-        hit = addr.version == self.first.version and self.first <= addr <= self.last
-        return hit != self.negated
-
-
-@dataclass(frozen=True)
-class MarkMatch:
-    """``-m mark --mark value[/mask]``: matches when ``packet_mark & mask == value``."""
-
-    value: int
-    mask: int = 0xFFFFFFFF
-    negated: bool = False
-
-    def matches(self, mark: int) -> bool:
-        return ((mark & self.mask) == self.value) != self.negated
-
-
-@dataclass(frozen=True)
-class TcpFlags:
-    """``--tcp-flags MASK COMP``: of the flags in ``mask``, exactly those in ``comp`` are set."""
-
-    mask: frozenset[str]
-    comp: frozenset[str]
-    negated: bool = False
-
-    def matches(self, flags_set: frozenset[str]) -> bool:
-        return ((flags_set & self.mask) == self.comp) != self.negated
-
-
-@dataclass(frozen=True)
 class Limit:
     """``-m limit --limit N/unit --limit-burst B`` (rate as iptables-save prints it)."""
 
@@ -310,18 +225,6 @@ _PORT_OPTIONS = {
 _PORT_MODULES = frozenset({"tcp", "udp", "udplite", "sctp", "dccp", "multiport"})
 
 
-def parse_port_list(text: str) -> tuple[PortRange, ...]:
-    """``22,80,1000:2000`` -> port ranges (values are already canonical numbers). A reversed
-    range (``60000:29``, which udp, dccp and conntrack load) holds no port: it is left out."""
-    out = []
-    for part in text.split(","):
-        first, _, last = part.partition(":")
-        r = PortRange(int(first), int(last) if last else int(first))
-        if r.first <= r.last:
-            out.append(r)
-    return tuple(out)
-
-
 @dataclass(frozen=True)
 class Match:
     """A ``-m module`` with its options in order. ``typed`` says the accessors capture it all."""
@@ -332,6 +235,10 @@ class Match:
     @property
     def typed(self) -> bool:
         """True when the typed accessors capture every option of this match."""
+        from trustwall.firewall.iptables.extensions import (
+            TYPED_OPTIONS,  # the registry imports model
+        )
+
         known = TYPED_OPTIONS.get(self.module)
         return known is not None and all(o.name in known for o in self.options)
 
@@ -460,6 +367,8 @@ class Target:
     @property
     def terminating(self) -> bool:
         """True for a target that ends the hook for this packet (ACCEPT, DROP, REJECT, DNAT …)."""
+        from trustwall.firewall.iptables.extensions import TERMINATING_TARGETS  # imports model
+
         return self.name in TERMINATING_TARGETS
 
 

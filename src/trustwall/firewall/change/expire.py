@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import replace
 
-from trustwall.firewall.apply import ApplyResult, Options, apply_rulesets
-from trustwall.firewall.live import read_live
-from trustwall.firewall.model import Ruleset
-from trustwall.firewall.policy import rule_expiry
+from trustwall.firewall.change.apply import ApplyResult, Options, apply_rulesets
+from trustwall.firewall.change.policy import rule_expiry
+from trustwall.firewall.iptables.live import read_live
+from trustwall.firewall.iptables.model import Ruleset
 
 
 def without_expired(ruleset: Ruleset, now: _dt.datetime) -> tuple[Ruleset, list[str]]:

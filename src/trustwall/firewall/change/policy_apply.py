@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trustwall.firewall.apply import ApplyResult, Options, apply_rulesets
-from trustwall.firewall.live import read_live
-from trustwall.firewall.policy import compile_policy, load_policy, merge_unmanaged
+from trustwall.firewall.change.apply import ApplyResult, Options, apply_rulesets
+from trustwall.firewall.change.policy import compile_policy, load_policy, merge_unmanaged
+from trustwall.firewall.iptables.live import read_live
 
 
 def apply_policy(path: str | Path, *, options: Options | None = None) -> ApplyResult:

@@ -1,0 +1,550 @@
+"""The walk: hooks, tables and chains in the kernel's order, jumps and returns, and the
+re-runs over unknowns (:class:`Tracer`, :func:`trace`, :func:`trace_many`)."""
+
+from __future__ import annotations
+
+import ipaddress
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+
+from trustwall.errors import BadInput
+from trustwall.firewall.iptables import extensions as ext
+from trustwall.firewall.iptables.model import Chain, Rule, Ruleset, hook_tables
+from trustwall.firewall.semantics.routing import UNKNOWN as UNKNOWN_LOCALS
+from trustwall.firewall.semantics.routing import LocalAddresses
+from trustwall.firewall.semantics.trace.actions import (
+    _compile_action,
+)
+from trustwall.firewall.semantics.trace.index import (
+    _ACCEPT,
+    _ACTION,
+    _GOTO,
+    _JUMP,
+    _NONE,
+    _RANGE_DIMS,
+    _RETURN,
+    _UNKNOWN_TARGET,
+    _VERDICT,
+    Check,
+    _addr_int,
+    _addr_obj,
+    _CChain,
+    _compile_match,
+    _CRule,
+    _Ctx,
+    _fast_parts,
+    _iface,
+    _net,
+    _proto_number,
+)
+from trustwall.firewall.semantics.trace.result import (
+    Assumption,
+    Outcome,
+    Packet,
+    RuleRef,
+    Step,
+    TraceResult,
+    Unknown,
+)
+
+# --- the tracer ---------------------------------------------------------------------------------
+
+
+class _Run:
+    """One walk under a fixed list of answers to the unknowns met on the way."""
+
+    __slots__ = ("answers", "decisions", "hooks", "met", "path", "with_path")
+
+    def __init__(self, answers: list[bool], with_path: bool) -> None:
+        self.answers = answers
+        self.met: list[Unknown] = []
+        self.path: list[Step] = []
+        self.hooks: list[str] = []
+        self.decisions: dict[tuple[str, str], RuleRef] = {}
+        self.with_path = with_path
+
+    def decide(self, unknown: Unknown) -> bool:
+        i = len(self.met)
+        self.met.append(unknown)
+        return self.answers[i] if i < len(self.answers) else False
+
+
+class Tracer:
+    """A ruleset compiled for tracing. Build once, then :meth:`trace` or :meth:`trace_many`.
+
+    Not thread-safe (it keeps per-call scratch space); use one Tracer per thread.
+    """
+
+    def __init__(self, ruleset: Ruleset, local: LocalAddresses | None = None, *,
+                 max_outcomes: int = 64) -> None:
+        self.ruleset = ruleset
+        self.family = ruleset.family
+        self.local = local if local is not None else UNKNOWN_LOCALS
+        self.max_outcomes = max_outcomes
+        self._chains: dict[tuple[str, str], _CChain] = {}
+        self._texts: dict[int, str] = {}
+        self._local_ints: frozenset[int] | None = None
+        self._local_nets: tuple[tuple[int, int], ...] = ()
+        if self.local.known:
+            self._local_ints = frozenset(
+                int(a) for a in self.local.addresses | self.local.broadcasts
+                if a.version == self.family)
+            self._local_nets = tuple((int(n.network_address), int(n.netmask))
+                                     for n in self.local.networks if n.version == self.family)
+        for table in ruleset.tables:
+            names = {c.name for c in table.chains}
+            for chain in table.chains:
+                rules = [self._compile(table.name, chain, i, r, names)
+                         for i, r in enumerate(chain.rules, 1)]
+                self._chains[(table.name, chain.name)] = _CChain(chain, rules)
+        self._points = self._class_points()
+        self._cache: dict[tuple[object, ...], TraceResult] = {}
+        self._addr_classes: dict[str, int] = {}
+        self._hook_chains: dict[tuple[str, ...], list[tuple[str, _CChain]]] = {}
+        self._refs: dict[tuple[object, str], RuleRef] = {}  # rule or policy refs, made once
+        self._masks: dict[tuple[object, ...], int | None] = {}  # per trace() call
+
+    # -- public API --
+
+    def trace(self, packet: Packet, *, with_path: bool = True) -> TraceResult:
+        """Trace one packet (all outcomes when something is unknown)."""
+        ctx: _Ctx | None = _Ctx(packet, self.family)  # validates the packet once, up front
+        self._masks.clear()
+        outcomes: list[Outcome] = []
+        seen: dict[Unknown, None] = {}
+        pending: list[list[bool]] = [[]]
+        complete = True
+        while pending:
+            if len(outcomes) >= self.max_outcomes:
+                complete = False
+                break
+            answers = pending.pop()
+            run = _Run(answers, with_path)
+            if ctx is None:
+                ctx = _Ctx(packet, self.family)
+            verdict, decided = self._walk(run, ctx, packet.local)
+            if not run.met and not answers:  # the common case: nothing unknown on the way
+                path, hooks = tuple(run.path), tuple(run.hooks)
+                final = self._packet_of(packet, ctx)
+                return TraceResult(packet, verdict, decided, path, hooks, (), (
+                    Outcome(verdict, decided, path, hooks, (), final),), True, final or packet)
+            final = self._packet_of(packet, ctx)
+            ctx = None
+            for u in run.met:
+                seen.setdefault(u, None)
+            # Every unknown met after the forced prefix could have gone the other way.
+            for j in range(len(run.met) - 1, len(answers) - 1, -1):
+                pending.append(answers + [False] * (j - len(answers)) + [True])
+            assuming = tuple(Assumption(u, run.answers[i] if i < len(run.answers) else False)
+                             for i, u in enumerate(run.met))
+            outcomes.append(Outcome(verdict, decided, tuple(run.path), tuple(run.hooks),
+                                    assuming, final))
+        first = outcomes[0]
+        agree = all(o.verdict == first.verdict and o.decided_by == first.decided_by
+                    for o in outcomes)
+        certain = agree and complete
+        return TraceResult(
+            packet=packet,
+            verdict=first.verdict if certain else "UNKNOWN",
+            decided_by=first.decided_by if certain else None,
+            path=first.path, hooks=first.hooks, unknown=tuple(seen), outcomes=tuple(outcomes),
+            certain=certain, final_packet=first.final_packet or packet, complete=complete)
+
+    def trace_many(self, packets: Iterable[Packet], *, with_path: bool = False
+                   ) -> list[TraceResult]:
+        """Trace many packets against the compiled ruleset (paths off by default, for speed).
+
+        Without paths, packets that no rule can tell apart (every field in the same interval
+        between the boundaries the rules draw) share one walk: the answer is cached per class.
+        """
+        if with_path or self._points is None:
+            return [self.trace(p, with_path=with_path) for p in packets]
+        out = []
+        cache = self._cache
+        for p in packets:
+            key = self._signature(p)
+            hit = cache.get(key)
+            if hit is None:
+                result = self.trace(p, with_path=False)
+                if all(o.final_packet is None for o in result.outcomes) \
+                        and len(cache) < 500_000:
+                    cache[key] = result
+                out.append(result)
+            else:
+                out.append(TraceResult(p, hit.verdict, hit.decided_by, hit.path, hit.hooks,
+                                       hit.unknown, hit.outcomes, hit.certain, p, hit.complete))
+        return out
+
+    def _signature(self, p: Packet) -> tuple[object, ...]:
+        """The packet's equivalence class: which interval each field falls in, and the rest."""
+        addrs, ports = self._points  # type: ignore[misc]
+        classes = self._addr_classes
+        src = classes.get(p.src)
+        if src is None:
+            if len(classes) > 1_000_000:
+                classes.clear()
+            src = classes[p.src] = bisect_right(addrs, _addr_int(p.src, self.family, "source"))
+        dst = classes.get(p.dst)
+        if dst is None:
+            dst = classes[p.dst] = bisect_right(addrs, _addr_int(p.dst, self.family,
+                                                                 "destination"))
+        return (src, dst,
+                None if p.sport is None else bisect_right(ports, p.sport),
+                None if p.dport is None else bisect_right(ports, p.dport),
+                p.proto, p.in_iface, p.out_iface, p.state, p.icmp_type, p.icmp_code, p.mark,
+                p.tcp_flags, p.local,
+                # the live route lookup may send two addresses of one class different ways
+                self.local.out_interface(p.dst) if self.local.route_lookup else None)
+
+    def _class_points(self) -> tuple[list[int], list[int]] | None:
+        """Every boundary any rule (or the routing decision) draws on addresses and ports."""
+        addrs: set[int] = {0}
+        ports: set[int] = {0}
+        for cchain in self._chains.values():
+            for cr in cchain.rules:
+                if cr.kind == _ACTION and cr.target == "NETMAP":
+                    return None  # rewrites low address bits: no interval class survives it
+                if any(a is not None and a.mask is not None
+                       for a in (cr.rule.source, cr.rule.destination)):
+                    return None  # a non-contiguous mask: no interval class either
+                for dim, constraint in cr.dims.items():
+                    if dim in _RANGE_DIMS:
+                        target = ports if dim in ("sport", "dport") else addrs
+                        for lo, hi in constraint[0]:  # type: ignore[index]
+                            target.update((lo, hi + 1))
+                for m in cr.rule.matches:
+                    for ps in (m.source_ports, m.destination_ports, m.either_ports):
+                        for r in ps.ranges if ps is not None else ():
+                            ports.update((r.first, r.last + 1))
+                    for rng in (m.source_range, m.destination_range):
+                        if rng is not None:
+                            addrs.update((int(rng.first), int(rng.last) + 1))
+        for a in self._local_ints or ():
+            addrs.update((a, a + 1))
+        for net, mask in self._local_nets:
+            addrs.update((net, net + (~mask & ((1 << 128) - 1 if self.family == 6
+                                                else 0xFFFFFFFF)) + 1))
+        if self.family == 4:
+            addrs.update((0xE0000000, 0xF0000000, 0xFFFFFFFF))  # multicast, broadcast
+        else:
+            addrs.update((0xFF << 120,))
+        return sorted(addrs), sorted(ports)
+
+    # -- compile --
+
+    def _compile(self, table: str, chain: Chain, number: int, rule: Rule,
+                 chain_names: set[str]) -> _CRule:
+        cr = _CRule()
+        cr.rule = rule
+        cr.chain = chain.name
+        cr.number = number
+        cr.src = _net(rule.source)
+        cr.dst = _net(rule.destination)
+        cr.iin = _iface(rule.in_interface)
+        cr.iout = _iface(rule.out_interface)
+        cr.frag = rule.fragment
+        cr.proto = None
+        if rule.protocol is not None:
+            n = _proto_number(rule.protocol.name)
+            if n != 0:
+                cr.proto = (n, rule.protocol.negated)
+            elif rule.protocol.negated:  # "! -p all" matches nothing
+                cr.proto = (-1, False)
+        checks: list[Check] = []
+        for m in rule.matches:
+            checks.extend(_compile_match(m, self.local, self.family))
+        cr.checks = tuple(checks)
+        cr.dims, cr.extra = _fast_parts(rule, cr, self.local, self.family)
+        cr.target = None
+        target = rule.target
+        if target is None:
+            cr.kind = _NONE
+        elif target.name in chain_names:
+            cr.kind = _GOTO if target.goto else _JUMP
+            cr.target = target.name
+        elif target.name == "RETURN":
+            cr.kind = _RETURN
+        elif target.name == "ACCEPT":
+            cr.kind = _ACCEPT
+        elif target.name in ext.FINAL_TARGETS:
+            cr.kind = _VERDICT
+            cr.target = "QUEUE" if target.name == "NFQUEUE" else target.name
+        elif target.name in ext.NAT_TARGETS or target.name in ext.CONTINUING_TARGETS:
+            cr.kind = _ACTION
+            cr.target = target.name
+            cr.action = _compile_action(target.name, target.options, self.local, table)
+        else:
+            cr.kind = _UNKNOWN_TARGET
+            cr.target = target.name
+        return cr
+
+    def _text(self, cr: _CRule) -> str:
+        key = id(cr)
+        text = self._texts.get(key)
+        if text is None:
+            from trustwall.firewall.iptables.render import render_rule
+
+            try:
+                text = render_rule(cr.rule)
+            except Exception:  # a renderer gap must not hide the trace; fall back to the input
+                text = cr.rule.text.strip()
+            self._texts[key] = text
+        return text
+
+    def _ref(self, table: str, cr: _CRule, hook: str) -> RuleRef:
+        key = (id(cr), hook)
+        ref = self._refs.get(key)
+        if ref is None:
+            ref = self._refs[key] = RuleRef(table, cr.chain, cr.number, self._text(cr), hook)
+        return ref
+
+    # -- walk --
+
+    def _packet_of(self, p: Packet, ctx: _Ctx) -> Packet | None:
+        if ctx.version == 0 and not ctx.notrack:  # no target changed the packet
+            return None
+
+        def addr(value: int | None, old: str) -> str:
+            return old if value is None else str(ipaddress.ip_address(value)) \
+                if self.family == 4 else str(ipaddress.IPv6Address(value))
+
+        return replace(p, src=addr(ctx.src, p.src), dst=addr(ctx.dst, p.dst), sport=ctx.sport,
+                       dport=ctx.dport, mark=ctx.mark, state=ctx.state, out_iface=ctx.iout)
+
+    def _walk(self, run: _Run, ctx: _Ctx, local: bool) -> tuple[str, RuleRef | None]:
+        if local:
+            order: list[tuple[str, tuple[str, ...]]] = [("OUTPUT", hook_tables("OUTPUT"))]
+            main = "OUTPUT"
+        else:
+            verdict = self._hook_tables(run, ctx, "PREROUTING", hook_tables("PREROUTING"))
+            if verdict is not None:
+                return verdict
+            to_me = self._is_local(run, ctx)
+            if not to_me and self.local.forwarding is False and self.family == 4:
+                # The kernel routes such a packet nowhere: no FORWARD, no counters, dropped.
+                ref = RuleRef("", "routing", None, "net.ipv4.ip_forward = 0 (forwarding off)",
+                              "routing")
+                if run.with_path:
+                    run.path.append(Step("", "routing", None, ref.text, "DROP"))
+                return "DROP", ref
+            if not to_me:
+                ctx.iout = ctx.out_given
+                if ctx.iout is None and ctx.dst is not None:
+                    ctx.iout = self.local.out_interface(str(_addr_obj(ctx.dst, self.family)))
+            main = "INPUT" if to_me else "FORWARD"
+            order = [(main, hook_tables(main))]
+        if main != "INPUT":
+            order.append(("POSTROUTING", hook_tables("POSTROUTING")))
+        for hook, tables in order:
+            verdict = self._hook_tables(run, ctx, hook, tables)
+            if verdict is not None:
+                return verdict
+        decided = run.decisions.get(("filter", main))
+        return "ACCEPT", decided
+
+    def _is_local(self, run: _Run, ctx: _Ctx) -> bool:
+        if ctx.dst is None:  # REDIRECT to an address we do not know: still this host
+            return True
+        dst = ctx.dst
+        if self._local_ints is not None:
+            local: bool | None = dst in self._local_ints or any(
+                dst & mask == net for net, mask in self._local_nets)
+        else:
+            local = None
+        addr = _addr_obj(dst, self.family)
+        if local is None:
+            local = run.decide(Unknown(
+                "", "routing", None, "routing decision",
+                "is the destination an address of this host? give --local-addr (or --live)"))
+        if run.with_path:
+            run.path.append(Step("", "routing", None, f"destination {addr}",
+                                 "local: INPUT" if local else "not local: FORWARD"))
+        return local
+
+    def _present(self, hook: str, tables: Sequence[str]) -> list[tuple[str, _CChain]]:
+        key = (hook, *tables)
+        found = self._hook_chains.get(key)
+        if found is None:
+            found = self._hook_chains[key] = [
+                (t, self._chains[(t, hook)]) for t in tables if (t, hook) in self._chains]
+        return found
+
+    def _hook_tables(self, run: _Run, ctx: _Ctx, hook: str, tables: Sequence[str]
+                     ) -> tuple[str, RuleRef | None] | None:
+        """Walk one hook through its tables; a final verdict (DROP…) is returned, else None."""
+        run.hooks.append(hook)
+        for table, cchain in self._present(hook, tables):
+            if table == "nat" and ctx.state != "NEW":
+                continue  # NAT rules see only a connection's first packet
+            ctx.hook = hook
+            saved_state = ctx.state
+            if table == "raw":
+                ctx.state = "INVALID"  # conntrack has not run yet: no ct attached
+            result = self._chain(run, table, cchain, ctx, 0)
+            if table == "raw":
+                ctx.state = "UNTRACKED" if ctx.notrack else saved_state
+            if result is None:
+                policy = cchain.policy or "ACCEPT"
+                ref = self._refs.get((table, hook))
+                if ref is None:
+                    ref = self._refs[(table, hook)] = RuleRef(table, hook, None,
+                                                              f"-P {hook} {policy}", hook)
+                if run.with_path:
+                    run.path.append(Step(table, hook, None, ref.text, f"policy {policy}"))
+                verdict = policy
+            else:
+                verdict, ref = result
+            run.decisions[(table, hook)] = ref
+            if verdict != "ACCEPT":
+                return verdict, ref
+        return None
+
+    def _chain(self, run: _Run, table: str, cchain: _CChain, ctx: _Ctx, depth: int
+               ) -> tuple[str, RuleRef] | None:
+        """Walk a chain; None means it returned (RETURN or its end)."""
+        if depth > 100:
+            raise BadInput(f"chain {cchain.name} jumps too deep (a loop?)")
+        for cr in self._matching(run, table, cchain, ctx):
+            kind = cr.kind
+            if kind == _NONE:
+                self._step(run, table, cr, "match (no target)")
+                continue
+            if kind in (_JUMP, _GOTO):
+                self._step(run, table, cr, ("goto " if kind == _GOTO else "jump ") + cr.target)
+                sub = self._chains[(table, cr.target)]
+                result = self._chain(run, table, sub, ctx, depth + 1)
+                if result is not None or kind == _GOTO:
+                    return result
+                continue
+            if kind == _RETURN:
+                self._step(run, table, cr, "RETURN")
+                return None
+            if kind in (_ACCEPT, _VERDICT):
+                verdict = "ACCEPT" if kind == _ACCEPT else cr.target
+                self._step(run, table, cr, verdict)
+                return verdict, self._ref(table, cr, ctx.hook)
+            if kind == _ACTION:
+                note = cr.action(ctx) if cr.action is not None else cr.target
+                if cr.target in ext.CHANGING_TARGETS:
+                    ctx.version += 1
+                self._step(run, table, cr, note)
+                if cr.target in ext.NAT_TARGETS:
+                    return "ACCEPT", self._ref(table, cr, ctx.hook)
+                continue
+            # A target trustwall does not know: it may decide the packet or let it continue.
+            u = Unknown(table, cr.chain, cr.number, self._text(cr),
+                        f"target {cr.target} is not modelled: it may stop the packet")
+            if run.decide(u):
+                self._step(run, table, cr, f"{cr.target} (assumed to decide)")
+                return "UNKNOWN", self._ref(table, cr, ctx.hook)
+            self._step(run, table, cr, f"{cr.target} (assumed to continue)")
+        return None
+
+    def _matching(self, run: _Run, table: str, cchain: _CChain, ctx: _Ctx
+                  ) -> Iterator[_CRule]:
+        """The chain's rules that match, in order: by the index when every field is known."""
+        if ctx.version == 0:  # unchanged packet: forked walks share the chain's mask
+            key = (id(cchain), ctx.hook, ctx.state, ctx.iout)
+            mask = self._masks.get(key, -1)
+            if mask == -1:
+                mask = self._masks[key] = cchain.fast_mask(ctx)
+        else:
+            mask = cchain.fast_mask(ctx)
+        rules = cchain.rules
+        if mask is None:
+            for cr in rules:
+                if self._matches(run, table, cr, ctx):
+                    yield cr
+            return
+        while mask:
+            low = mask & -mask
+            mask ^= low
+            cr = rules[low.bit_length() - 1]
+            if cr.extra and not self._extra(run, table, cr, ctx):
+                continue
+            version = ctx.version
+            yield cr
+            if ctx.version != version:  # a MARK/CONNMARK changed what the later rules see
+                fresh = cchain.fast_mask(ctx)
+                if fresh is None:
+                    for later in rules[low.bit_length():]:
+                        if self._matches(run, table, later, ctx):
+                            yield later
+                    return
+                mask = fresh & ~((low << 1) - 1)
+
+    def _extra(self, run: _Run, table: str, cr: _CRule, ctx: _Ctx) -> bool:
+        reason = ""
+        for check in cr.extra:
+            result = check(ctx)
+            if result is False:
+                return False
+            if result is not True:
+                reason = reason or str(result)
+        if not reason:
+            return True
+        return run.decide(Unknown(table, cr.chain, cr.number, self._text(cr), reason))
+
+    def _step(self, run: _Run, table: str, cr: _CRule, action: str) -> None:
+        if run.with_path:
+            run.path.append(Step(table, cr.chain, cr.number, self._text(cr), action))
+
+    def _matches(self, run: _Run, table: str, cr: _CRule, ctx: _Ctx) -> bool:
+        proto = cr.proto
+        if proto is not None and (ctx.proto == proto[0]) == proto[1]:
+            return False
+        reason = ""
+        net = cr.src
+        if net is not None:
+            if ctx.src is None:
+                reason = "the source address is unknown"
+            elif ((ctx.src & net[1]) == net[0]) == net[2]:
+                return False
+        net = cr.dst
+        if net is not None:
+            if ctx.dst is None:
+                reason = "the destination was rewritten to an address trustwall does not know"
+            elif ((ctx.dst & net[1]) == net[0]) == net[2]:
+                return False
+        iface = cr.iin
+        if iface is not None:
+            if ctx.iin is None:
+                reason = "the packet's input interface is not given (--in)"
+            elif (ctx.iin.startswith(iface[0]) if iface[1] else ctx.iin == iface[0]) == iface[2]:
+                return False
+        iface = cr.iout
+        if iface is not None:
+            if ctx.iout is None:
+                reason = "the packet's output interface is not given (--out)"
+            elif (ctx.iout.startswith(iface[0]) if iface[1] else ctx.iout == iface[0]) == iface[2]:
+                return False
+        if cr.frag is True:  # traced packets are never fragments
+            return False
+        for check in cr.checks:
+            result = check(ctx)
+            if result is False:
+                return False
+            if result is not True:
+                reason = reason or str(result)
+        if not reason:
+            return True
+        return run.decide(Unknown(table, cr.chain, cr.number, self._text(cr), reason))
+
+
+
+def trace(ruleset: Ruleset, packet: Packet, local: LocalAddresses | None = None
+          ) -> TraceResult:
+    """Trace one packet through ``ruleset`` (compiles it; use :class:`Tracer` for many)."""
+    return Tracer(ruleset, local).trace(packet)
+
+
+def trace_many(ruleset: Ruleset, packets: Iterable[Packet],
+               local: LocalAddresses | None = None, *, with_path: bool = False
+               ) -> list[TraceResult]:
+    """Trace many packets: the ruleset is compiled once."""
+    return Tracer(ruleset, local).trace_many(packets, with_path=with_path)
+
+
+__all__ = ["Assumption", "Outcome", "Packet", "RuleRef", "Step", "TraceResult", "Tracer",
+           "Unknown", "trace", "trace_many"]
