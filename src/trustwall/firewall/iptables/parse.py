@@ -702,13 +702,18 @@ def parse_command(argv: Sequence[str] | str, *, family: int = 4) -> Command:
     return Command(action, table, chain, rules, number if action != "A" else None)
 
 
+_ADDRESS_OPTIONS = frozenset({"-s", "--source", "--src", "-d", "--destination", "--dst"})
+
+
 def _expand_address_lists(words: list[str]) -> list[list[str]]:
     """iptables turns ``-s a,b`` into one rule per address (and per -d address)."""
+    lists = [i for i, w in enumerate(words[:-1])
+             if w in _ADDRESS_OPTIONS and "," in words[i + 1]]
+    if not lists:  # the usual case: a comma elsewhere (multiport, a comment)
+        return [words]
     out = [list(words)]
-    for i, w in enumerate(words[:-1]):
-        if w in ("-s", "--source", "--src", "-d", "--destination", "--dst") \
-                and "," in words[i + 1]:
-            out = [[*v[:i + 1], addr, *v[i + 2:]] for v in out for addr in words[i + 1].split(",")]
+    for i in lists:
+        out = [[*v[:i + 1], addr, *v[i + 2:]] for v in out for addr in words[i + 1].split(",")]
     return out
 
 
