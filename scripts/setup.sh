@@ -9,7 +9,7 @@ command -v "$PY" >/dev/null || PY=python3
 
 apt_packages=(iptables nftables libnss3-tools p11-kit iproute2 curl wget git openssl
               ca-certificates ca-certificates-java openssh-server openssh-client procps psmisc
-              util-linux make)
+              util-linux make firewalld ufw dbus)
 command -v java >/dev/null && command -v javac >/dev/null || apt_packages+=(openjdk-17-jdk-headless)
 command -v node >/dev/null || apt_packages+=(nodejs)
 
@@ -24,7 +24,17 @@ if ((${#missing[@]})); then
   fi
   echo "setup: apt-get install ${missing[*]}"
   apt-get update -q >/dev/null
+  # firewalld and ufw are installed for the lab, which runs them inside namespaces: their
+  # packages must never start them on this host. policy-rc.d answering 101 tells invoke-rc.d
+  # not to start any service during the install (Debian's policy-rc.d(8) interface).
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 # The project's venv (pinned deps from pyproject).
