@@ -20,13 +20,23 @@ Fields and the value each carries:
 ``pkttype``        :class:`PacketType`
 ``src_type``       :class:`AddressTypes` (also ``dst_type``), the routing type of the address
 ``opaque``         :class:`Opaque`
+``src/dst``        :class:`AddressMask` (``-s``/``-d``, ``ip saddr``; masks need not be contiguous)
+``iif/oif``        :class:`Interface` (a name, ``eth+``/``eth*`` wildcards)
+``proto``          :class:`Protocol` (the layer-4 protocol number)
+``fragment``       :class:`Fragment` (IPv4 non-first fragments, ``-f``)
 =================  ===========================================================================
+
+Structure (:class:`Ruleset`): tables hold chains; a base chain is a chain attached to a hook at
+a priority. Each :class:`Rule` is conditions (all must hold) + an :class:`Action` + a
+:class:`Source` that links it back to the frontend's rule (backend, family, table, chain,
+1-based position, nft handle, text). Frontends compile to this (``iptables.compile``,
+``nftables.compile``); trace, packet spaces, lint, plan and diff read only this.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -169,3 +179,176 @@ def parse_port_list(text: str) -> tuple[PortRange, ...]:
         if r.first <= r.last:
             out.append(r)
     return tuple(out)
+
+
+# --- header conditions ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AddressMask:
+    """``addr & mask == value`` over the address as an integer (``version`` 4 or 6). A prefix
+    is the contiguous case; iptables also loads ``10.0.0.0/255.0.255.0``."""
+
+    version: int
+    value: int
+    mask: int
+    negated: bool = False
+
+    def matches(self, addr: int) -> bool:
+        return ((addr & self.mask) == self.value) != self.negated
+
+
+@dataclass(frozen=True)
+class Interface:
+    """An interface name; ``prefix`` True when the name ends in a wildcard (``eth+``,
+    ``eth*``): then ``name`` is the part before it and any name starting with it matches."""
+
+    name: str
+    prefix: bool = False
+    negated: bool = False
+
+    def matches(self, iface: str) -> bool:
+        hit = iface.startswith(self.name) if self.prefix else iface == self.name
+        return hit != self.negated
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The layer-4 protocol by number (``-p tcp``, ``meta l4proto tcp``, ``ip protocol 6``)."""
+
+    number: int
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """IPv4 non-first fragments (``-f``; ``! -f``: first fragments and unfragmented)."""
+
+    negated: bool = False
+
+
+# --- actions -------------------------------------------------------------------------------
+
+#: Action kinds. ``accept`` ends the base chain (the next base chain at the hook still runs);
+#: ``drop``, ``reject`` and ``queue`` end the packet; ``jump``/``goto`` enter ``Action.chain``;
+#: ``return`` leaves a user chain; ``continue`` goes on to the next rule (LOG, counter, a
+#: rewrite in ``Action.rewrite``); ``nat`` rewrites addresses and ends the nat base chain;
+#: ``ends`` ends the walk in a way not modelled (TPROXY, SYNPROXY); ``unknown``: not known.
+ACTION_KINDS = ("accept", "drop", "reject", "queue", "jump", "goto", "return", "continue",
+                "nat", "ends", "unknown")
+
+
+@dataclass(frozen=True)
+class SetMark:
+    """``mark = (mark & ~mask) ^ value`` on the packet (``ct`` False) or its connection."""
+
+    value: int
+    mask: int = 0xFFFFFFFF
+    ct: bool = False
+
+
+@dataclass(frozen=True)
+class Nat:
+    """An address rewrite: ``kind`` dnat, snat, masquerade or redirect; the first address and
+    port of the range (None: unchanged / chosen by the kernel)."""
+
+    kind: str
+    address: str | None = None
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class Notrack:
+    """The packet becomes UNTRACKED (``-j NOTRACK``, ``-j CT --notrack``, ``notrack``)."""
+
+
+@dataclass(frozen=True)
+class Action:
+    """What a rule does when its conditions hold (``kind``: one of :data:`ACTION_KINDS`)."""
+
+    kind: str
+    chain: str | None = None
+    rewrite: SetMark | Nat | Notrack | None = None
+    name: str = ""  # the frontend's word for it: "REJECT", "MASQUERADE", "reject with icmpx …"
+
+
+# --- structure -----------------------------------------------------------------------------
+
+#: Hooks in packet order (IR names; iptables' built-in chains are their upper-case twins).
+HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a rule came from. ``position`` is 1-based in its chain (None: the chain's
+    policy); ``handle`` is the nft handle (None for iptables). ``text`` renders lazily through
+    ``render`` (rendering every rule of a large ruleset up front costs more than a trace)."""
+
+    backend: str  # "iptables" | "nft"
+    family: str  # "ip" | "ip6" | "inet" | "arp" | "bridge" | "netdev"
+    table: str
+    chain: str
+    position: int | None
+    handle: int | None = None
+    origin: Any = field(default=None, compare=False, repr=False)
+    render: Any = field(default=None, compare=False, repr=False)  # Callable[[], str] | None
+
+    @property
+    def text(self) -> str:
+        return self.render() if self.render is not None else ""
+
+
+@dataclass(frozen=True)
+class Rule:
+    conditions: tuple[Condition, ...]
+    action: Action
+    source: Source
+
+
+@dataclass(frozen=True)
+class Hook:
+    """How a base chain is attached: ``hook`` (one of :data:`HOOKS`), ``priority`` (a number;
+    named nft priorities already resolved), ``type`` (filter, nat, route) and ``policy``."""
+
+    hook: str
+    priority: int
+    type: str = "filter"
+    policy: str = "accept"
+
+
+@dataclass(frozen=True)
+class Chain:
+    name: str
+    rules: tuple[Rule, ...]
+    base: Hook | None = None  # None: a user chain, entered by jump or goto only
+
+
+@dataclass(frozen=True)
+class Table:
+    """The scope of jumps and gotos: an iptables table of one family, or an nft table."""
+
+    backend: str
+    family: str
+    name: str
+    chains: tuple[Chain, ...]
+
+    def chain(self, name: str) -> Chain | None:
+        return next((c for c in self.chains if c.name == name), None)
+
+
+#: The IP versions an nft family feeds (inet: both; arp, bridge, netdev are kept, not traced).
+FAMILY_VERSIONS = {"ip": (4,), "ip6": (6,), "inet": (4, 6)}
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    """Everything the kernel evaluates, from every backend."""
+
+    tables: tuple[Table, ...]
+
+    def base_chains(self, version: int, hook: str) -> list[tuple[Table, Chain]]:
+        """The base chains a packet of IP ``version`` meets at ``hook``, by priority (equal
+        priorities keep table order here; the kernel's order between them is undefined)."""
+        found = [(t, c) for t in self.tables if version in FAMILY_VERSIONS.get(t.family, ())
+                 for c in t.chains if c.base is not None and c.base.hook == hook]
+        return sorted(found, key=lambda tc: tc[1].base.priority)  # type: ignore[union-attr]
