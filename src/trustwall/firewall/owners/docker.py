@@ -1,0 +1,141 @@
+"""Docker's chains, and the read-only owners (kube-proxy, libvirt, fail2ban).
+
+Docker (iptables mode) publishes a port with a DNAT in nat ``DOCKER`` (from PREROUTING): the
+packet's destination becomes the container's, it is routed, and it travels FORWARD — never
+INPUT (QUIRKS). So an INPUT rule for a published port changes nothing; Docker's documented
+place for the operator's own rules is ``DOCKER-USER`` (jumped to first from FORWARD, never
+flushed by Docker). There the packet already carries the container's address and port, so
+the rule matches the port the client asked for by conntrack's original destination
+(``-m conntrack --ctorigdstport P --ctdir ORIGINAL``), as Docker's documentation does.
+
+Everything else Docker, kube-proxy, libvirt and fail2ban make is rewritten by them at will:
+trustwall never writes there, and a plan that would is refused, naming the owner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from trustwall.firewall.owners.base import READ_ONLY_OWNERS, OwnerPlan, Request
+from trustwall.firewall.owners.detect import NATIVE, Ownership
+
+USER_CHAIN = "DOCKER-USER"
+
+
+@dataclass(frozen=True)
+class Published:
+    """A DNAT'ed port: ``proto`` host ``port`` → ``to`` (ADDR[:PORT]), made by ``owner``."""
+
+    proto: str
+    port: str
+    to: str
+    owner: str
+    chain: str
+    text: str
+
+
+def published_ports(ruleset: Any, ownership: Ownership) -> list[Published]:
+    """Every nat-table DNAT with a destination port, and who made it."""
+    nat = ruleset.table("nat")
+    if nat is None:
+        return []
+    out = []
+    for chain in nat.chains:
+        for rule in chain.rules:
+            if rule.target_name != "DNAT" or rule.protocol is None:
+                continue
+            port = None
+            for match in rule.matches:
+                option = match.option("dport") or match.option("dports")
+                if option is not None and not option.negated:
+                    port = option.value
+            to = rule.target.option("to-destination") if rule.target else None
+            if port is None or to is None:
+                continue
+            out.append(Published(rule.protocol.name, str(port), str(to.value),
+                                 ownership.owner_of("nat", chain.name, ruleset.family),
+                                 chain.name, rule.text))
+    return out
+
+
+def _covers(published: Published, request: Request) -> bool:
+    if request.proto and request.proto != published.proto:
+        return False
+    if request.dport is None:
+        return False
+    return _ports(request.dport) & _ports(published.port) != set()
+
+
+def _ports(text: str) -> set[int]:
+    found: set[int] = set()
+    for part in text.replace(",", " ").split():
+        low, _, high = part.partition(":")
+        if low.isdigit() and (high.isdigit() or not high):
+            found.update(range(int(low), int(high or low) + 1))
+    return found
+
+
+def refusal(owner: str, why: str, next_: str | None = None) -> OwnerPlan:
+    return OwnerPlan(owner, (), persistent=False, refused=why,
+                     next=next_ or f"change it through {owner}'s own tool: {NATIVE[owner]}")
+
+
+def route(request: Request, ruleset: Any, ownership: Ownership,
+          explicit_chain: bool) -> tuple[Request, OwnerPlan | None, str | None]:
+    """Where an iptables-shaped request must go on a host with Docker/read-only chains:
+    ``(request, refusal, owner)`` — the request possibly moved into DOCKER-USER (owner
+    "docker"), or a refusal naming the owner; both None/None when nothing here applies."""
+    chain = request.chain or "INPUT"
+    owner = ownership.owner_of(request.table, chain, ruleset.family)
+    if owner in READ_ONLY_OWNERS and not (owner == "docker" and chain == USER_CHAIN):
+        return request, refusal(owner, f"{request.table} {chain} belongs to {owner}, which "
+                                       "rewrites it at will: trustwall never writes there"), None
+    if request.action == "delete" or request.table != "filter":
+        return request, None, "docker" if chain == USER_CHAIN else None
+    hits = [p for p in published_ports(ruleset, ownership) if _covers(p, request)]
+    if not hits:
+        return request, None, "docker" if chain == USER_CHAIN else None
+    first = hits[0]
+    if first.owner != "docker":
+        return request, refusal(first.owner, f"{first.proto} port {first.port} is DNAT'ed by "
+                                             f"{first.owner} to {first.to} ({first.text}): "
+                                             "its packets never reach INPUT, and "
+                                             f"{first.owner}'s chains are not trustwall's to "
+                                             "write"), None
+    if chain == "INPUT" and explicit_chain:
+        return request, refusal(
+            "docker", f"{first.proto} port {first.port} is published by Docker (DNAT to "
+                      f"{first.to}: {first.text}): its packets go PREROUTING → FORWARD and "
+                      "never pass INPUT, so an INPUT rule would change nothing",
+            f"trustwall fw {request.action} --chain {USER_CHAIN} -p {first.proto} --dport "
+            f"{first.port} … (Docker's place for your rules)"), None
+    if chain in ("INPUT", USER_CHAIN):
+        return replace(request, chain=USER_CHAIN), None, "docker"
+    return request, None, None
+
+
+def user_rule(request: Request, family: int, published: list[Published] | None = None) -> Any:
+    """The DOCKER-USER rule for ``request``: the client's port matched as conntrack's
+    original destination port (the packet itself already carries the container's)."""
+    from trustwall.firewall.iptables.fields import check_rule
+    from trustwall.firewall.iptables.parse import parse_rule_spec
+
+    assert request.verdict is not None
+    words: list[str] = []
+    for flag, value in (("-s", request.src), ("-i", request.in_iface),
+                        ("-o", request.out_iface), ("-p", request.proto)):
+        if value:
+            words += [flag, value]
+    if request.sport:
+        words += ["-m", str(request.proto), "--sport", request.sport]
+    words += ["-m", "conntrack", "--ctorigdstport", str(request.dport).replace("-", ":"),
+              "--ctdir", "ORIGINAL"]
+    if request.comment:
+        words += ["-m", "comment", "--comment", request.comment]
+    words += ["-j", request.verdict]
+    if request.verdict == "REJECT" and request.reject_with:
+        words += ["--reject-with", request.reject_with]
+    rule = parse_rule_spec(words, chain=USER_CHAIN, family=family)
+    check_rule(rule)
+    return rule
