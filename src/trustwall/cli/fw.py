@@ -12,6 +12,7 @@ import click
 
 from trustwall.cli.lazy import LazyGroup
 from trustwall.cli.output import emit, json_option, visible
+from trustwall.jsonable import to_jsonable
 
 FW_COMMANDS: dict[str, tuple[str, str]] = {
     "trace": ("trustwall.cli.fw_trace:trace",
@@ -79,9 +80,38 @@ def show(file: str | None, live: bool, ipv6: bool, table: str, verbose: bool, ex
     render = import_module("trustwall.firewall.iptables.render")
     ruleset = _load(file, live, ipv6, counters=True)
     view = render.listing_view(ruleset, table, chain)
-    # A comment or interface name read from the kernel is shown, never obeyed (ESC, CR).
-    emit(view, lambda v: click.echo(visible(
-        render.render_listing(ruleset, table, chain, verbose=verbose, exact=exact)), nl=False))
+    ownership = owners_of(ruleset, file)
+    data = to_jsonable(view)
+    data["owner"] = ownership.host
+    data["owner_evidence"] = list(ownership.evidence)
+    for listed in data["chains"]:
+        listed["owner"] = ownership.owner_of(table, listed["name"], ruleset.family)
+
+    def human(_: object) -> None:
+        # A comment or interface name read from the kernel is shown, never obeyed (ESC, CR).
+        click.echo(visible(render.render_listing(ruleset, table, chain, verbose=verbose,
+                                                 exact=exact)), nl=False)
+        by_owner: dict[str, list[str]] = {}
+        for listed in data["chains"]:
+            by_owner.setdefault(listed["owner"], []).append(listed["name"])
+        # A host with no manager stays exactly `iptables -L` (scripts compare it); --json
+        # always carries the owner.
+        if {ownership.host, *by_owner} - {"none", "iptables"}:
+            click.echo(visible(f"# owner: {ownership.host} ("
+                               + "; ".join(ownership.evidence) + ")"))
+            for owner, names in by_owner.items():
+                click.echo(visible(f"#   {owner}: {' '.join(names)}"))
+
+    emit(data, human)
+
+
+def owners_of(ruleset, file: str | None):  # type: ignore[no-untyped-def]
+    """Who owns the firewall: the live host's owners (firewalld running, ufw enabled,
+    nftables.conf, boot files, Docker …), or for --file what the dump's chain names say."""
+    detect = import_module("trustwall.firewall.owners.detect")
+    if file is not None:
+        return detect.classify(detect.HostFacts(chains=detect.chains_of([ruleset])))
+    return detect.detect(rulesets=[ruleset])
 
 
 @fw.command()

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from trustwall.cli.fw import _load, _source_options
+from trustwall.cli.fw import _load, _source_options, owners_of
 from trustwall.cli.fw_policy import APPLY_OPTIONS, make_options, render_apply
 from trustwall.cli.options import PORT_HELP, port_and_proto
 from trustwall.cli.output import ask, console, emit, json_option, yes_option
@@ -63,16 +63,6 @@ def _need_plan(plan: bool, apply: bool = False) -> None:
     if plan == apply:
         raise BadInput("add --plan (print the iptables command and its effect) or --apply "
                        "(make the change, checked and journaled)")
-
-
-def _ownership(ruleset, file: str | None):  # type: ignore[no-untyped-def]
-    """Who owns the firewall: the live host's owners, or (for --file) what the file's chain
-    names say (a file has no running manager and no boot file)."""
-    from trustwall.firewall.owners import detect
-
-    if file is not None:
-        return detect.classify(detect.HostFacts(chains=detect.chains_of([ruleset])))
-    return detect.detect(rulesets=[ruleset])
 
 
 def _owner_json(owner_plan, iptables_plan=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -173,7 +163,7 @@ def _rule_command(verdict: str) -> Callable[..., Any]:
                           in_iface=in_iface, family=ruleset.family, duration=seconds,
                           name=name, comment=tagged, chain=chain, table=table, state=state,
                           out_iface=out_iface, reject_with=reject_with)
-        ownership = _ownership(ruleset, file)
+        ownership = owners_of(ruleset, file)
         if file is not None and ownership.host in ("firewalld", "ufw", "nftables"):
             # A saved dump has no running manager to plan through: plan it the iptables way
             # and say who owns it.
@@ -318,7 +308,7 @@ def delete(chain: str, rule: tuple[str, ...], **params: Any) -> None:
     number = int(words[0]) if len(words) == 1 and words[0].isdigit() else None
     request = Request("delete", chain=chain, table=table, family=ruleset.family,
                       rule_number=number, spec=None if number else " ".join(words))
-    ownership = _ownership(ruleset, file)
+    ownership = owners_of(ruleset, file)
     apply_args = {k: params[k] for k in ("dry_run", "force", "keep", "confirm_within",
                                          "no_persist", "persist_file", "state_dir")}
     if file is None and ownership.host in ("firewalld", "ufw", "nftables") and \
