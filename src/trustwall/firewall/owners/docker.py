@@ -111,6 +111,13 @@ def route(request: Request, ruleset: Any, ownership: Ownership,
             f"trustwall fw {request.action} --chain {USER_CHAIN} -p {first.proto} --dport "
             f"{first.port} … (Docker's place for your rules)"), None
     if chain in ("INPUT", USER_CHAIN):
+        if ruleset.chain("filter", USER_CHAIN) is None:
+            return request, refusal(
+                "docker", f"{first.proto} port {first.port} is published by Docker (DNAT to "
+                          f"{first.to}), and this Docker has no {USER_CHAIN} chain (Docker "
+                          "before 17.06): a rule anywhere else is rewritten by Docker",
+                "upgrade Docker, or publish the port on one address only (-p ADDR:PORT:PORT)"), \
+                None
         return replace(request, chain=USER_CHAIN), None, "docker"
     return request, None, None
 
