@@ -23,15 +23,15 @@ from trustwall.firewall.owners import docker
 from trustwall.firewall.owners.base import OwnerPlan, Request
 from trustwall.firewall.owners.detect import NATIVE, Ownership
 
-#: The module that writes for each owner (Docker's DOCKER-USER rules are iptables rules
-#: written the iptables way; "none" is the iptables owner without a boot file).
+#: The module that writes for each owner ("none" is the iptables owner without a boot file;
+#: Docker's module writes only DOCKER-USER, through change.apply like the iptables owner).
 MODULES = {
     "firewalld": "trustwall.firewall.owners.firewalld",
     "ufw": "trustwall.firewall.owners.ufw",
     "nftables": "trustwall.firewall.owners.nftables_conf",
     "iptables": "trustwall.firewall.owners.iptables_files",
     "none": "trustwall.firewall.owners.iptables_files",
-    "docker": "trustwall.firewall.owners.iptables_files",
+    "docker": "trustwall.firewall.owners.docker",
 }
 
 
@@ -75,12 +75,13 @@ def plan(request: Request, *, ruleset: Any = None, ownership: Ownership | None =
     host = ownership.host
     if owner is None and host in ("firewalld", "ufw", "nftables"):
         return owner_module(host).plan(request)
-    rule = None
     if owner == "docker" and routed.action != "delete":
-        rule = docker.user_rule(routed, ruleset.family)
+        rule = docker.user_rule(routed, ruleset.family) \
+            if docker.is_published(routed, ruleset, ownership) else None
+        return docker.plan(routed, ruleset, rule=rule, options=options, ownership=ownership)
     from trustwall.firewall.owners import iptables_files
 
-    return iptables_files.plan(routed, ruleset, owner=owner, rule=rule, options=options)
+    return iptables_files.plan(routed, ruleset, owner=owner, options=options)
 
 
 def apply(owner_plan: OwnerPlan, options: Any = None) -> Any:

@@ -14,6 +14,7 @@ trustwall never writes there, and a plan that would is refused, naming the owner
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -146,3 +147,76 @@ def user_rule(request: Request, family: int, published: list[Published] | None =
     rule = parse_rule_spec(words, chain=USER_CHAIN, family=family)
     check_rule(rule)
     return rule
+
+
+def is_published(request: Request, ruleset: Any, ownership: Ownership) -> bool:
+    """Whether the request's port is one Docker publishes (then the DOCKER-USER rule matches
+    it as conntrack's original destination port)."""
+    return any(p.owner == "docker" and _covers(p, request)
+               for p in published_ports(ruleset, ownership))
+
+
+def plan(request: Request, state: Any = None, *, rule: Any = None, options: Any = None,
+         ownership: Ownership | None = None) -> OwnerPlan:
+    """The rule at the top of DOCKER-USER, as Docker documents (``iptables -I DOCKER-USER``):
+    Docker jumps there first from FORWARD and ends the chain with its own RETURN, so the top
+    is the one place that decides every packet the rule describes."""
+    from trustwall.firewall.analysis.plan import diff
+    from trustwall.firewall.change.quick import set_rules, with_chain
+    from trustwall.firewall.iptables.render import render_command
+    from trustwall.firewall.owners.base import Command
+    from trustwall.firewall.owners.iptables_files import boot_file, build
+
+    if state is None:
+        from trustwall.firewall.iptables.live import read_live
+
+        state = read_live(family=request.family or 4)
+    request = replace(request, chain=USER_CHAIN)
+    published = [p for p in published_ports(state, ownership) if p.owner == "docker"
+                 and _covers(p, request)] if ownership is not None else []
+    rule = rule if rule is not None else build(request, state.family)
+    # The effect as FORWARD sees it: conntrack's original port is not modelled, so the same
+    # packets are described after the DNAT (the container's address and port).
+    seen = rule
+    if published:
+        address, _, port = published[0].to.partition(":")
+        seen = build(replace(request, dst=address, dport=port or request.dport),
+                     state.family)
+    live = with_chain(state, "filter", USER_CHAIN)
+    current = live.chain("filter", USER_CHAIN)
+    assert current is not None
+    if current.rules[:1] == (rule,):
+        return OwnerPlan("docker", (), persistent=boot_file(state.family, options) is not None,
+                         notes=("already the first rule of DOCKER-USER",))
+    target = set_rules(live, "filter", USER_CHAIN, [rule, *current.rules])
+    described = set_rules(live, "filter", USER_CHAIN, [seen, *current.rules])
+    effect = tuple(f"{hook.hook}: {change}"
+                   for hook in diff(live, described, tables=("filter",)).hooks
+                   for change in hook.changes)
+    path = boot_file(state.family, options)
+    commands = [Command(tuple(shlex.split(render_command(rule, table="filter",
+                                                         family=state.family, action="-I",
+                                                         number=1))))]
+    if path is not None:
+        save = "iptables-save" if state.family == 4 else "ip6tables-save"
+        commands.append(Command((save, "-f", path), runtime=False, permanent=True))
+    return OwnerPlan("docker", tuple(commands), persistent=path is not None, effect=effect,
+                     notes=("DOCKER-USER: Docker jumps there first from FORWARD and never "
+                            "flushes it; its published ports never pass INPUT",),
+                     writes=(path,) if path else (), detail=(rule, live, target))
+
+
+def apply(owner_plan: OwnerPlan, options: Any = None) -> Any:
+    """Through change.apply (lockout check, journal, confirm-or-rollback, boot file)."""
+    from trustwall.errors import ProblemFound
+    from trustwall.firewall.change.apply import apply_rulesets
+    from trustwall.firewall.iptables.render import rule_spec
+
+    if owner_plan.detail is None:
+        return {"applied": False, "changed": False}
+    if not isinstance(owner_plan.detail, tuple) or len(owner_plan.detail) != 3:
+        raise ProblemFound("this plan was not made by the Docker owner")
+    rule, live, target = owner_plan.detail
+    return apply_rulesets({live.family: target}, live={live.family: live}, kind="fw-rule",
+                          options=options,
+                          description=f"add filter {USER_CHAIN} rule 1: {rule_spec(rule)}")
