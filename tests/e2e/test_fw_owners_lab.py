@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,9 @@ def test_ufw_host_lint_hides_ufws_structure_and_reports_hand_added_rules(host):
     assert {f["owner"] for f in everything["findings"]} == {"ufw"}
 
     shown = _json(server.tw("fw", "lint", "--json", check=False))
+    print(f"ufw lint figure: --all {len(kinds)} findings "
+          f"{dict(sorted(Counter(kinds).items()))}; default {len(shown['findings'])} shown, "
+          f"{shown['hidden']} hidden")
     assert shown["owner"] == "ufw"
     assert shown["hidden"] == len(kinds) - len(shown["findings"])
     assert len(shown["findings"]) <= 2
@@ -253,8 +257,19 @@ def test_nftables_conf_owner_apply_survives_reboot_and_undo_is_exact(host):
     assert server.run(["nft", "list", "ruleset"]).stdout == after
     assert server.connects(18745)
 
-    server.run(["env", "-i", f"PATH={os.environ['PATH']}", sys.executable, "-m", "trustwall",
-                "undo"])
+    # Removal through the same owner: live rule by handle, and its line in the file.
+    with_rule = server.run(["cat", "/etc/nftables.conf"]).stdout
+    removed = _json(server.tw("fw", "delete", "--apply", "--yes", "--json", "INPUT", "-p", "tcp",
+                              "--dport", "18745", "-j", "ACCEPT"))
+    assert removed["owner"] == "nftables"
+    assert server.run(["nft", "list", "ruleset"]).stdout == live_before
+    assert server.run(["cat", "/etc/nftables.conf"]).stdout == NFT_CONF
+    assert not server.connects(18745)
+    server.tw("undo", removed["result"]["txn_id"])
+    assert server.run(["nft", "list", "ruleset"]).stdout == after
+    assert server.run(["cat", "/etc/nftables.conf"]).stdout == with_rule
+
+    server.tw("undo", applied["result"]["txn_id"])
     assert server.run(["nft", "list", "ruleset"]).stdout == live_before
     assert server.run(["cat", "/etc/nftables.conf"]).stdout == NFT_CONF
     assert not server.connects(18745)

@@ -84,6 +84,7 @@ def show(file: str | None, live: bool, ipv6: bool, table: str, verbose: bool, ex
     data = to_jsonable(view)
     data["owner"] = ownership.host
     data["owner_evidence"] = list(ownership.evidence)
+    data["nft_tables"] = ownership.to_json()["nft_tables"]
     for listed in data["chains"]:
         listed["owner"] = ownership.owner_of(table, listed["name"], ruleset.family)
 

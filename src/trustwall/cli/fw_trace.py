@@ -76,7 +76,8 @@ def trace(file: str | None, live: bool, ipv6: bool, local_addrs: tuple[str, ...]
     ruleset, locals_ = _ruleset_and_locals(file, live, ipv6, local_addrs)
     tracer = tr.Tracer(ruleset, locals_)
     if batch is not None:
-        _run_batch(tr, tracer, batch)
+        ownership = import_module("trustwall.cli.fw").owners_of(ruleset, file)
+        _run_batch(tr, tracer, batch, ownership)
         return
     if file is None and not outgoing:
         src, dst, in_iface = _live_defaults(locals_, src, dst, in_iface, 6 if ipv6 else 4)
@@ -171,7 +172,7 @@ def _live_defaults(locals_: Any, src: str | None, dst: str | None, in_iface: str
 _BATCH_KEYS = {"in": "in_iface", "out": "out_iface", "outgoing": "local"}
 
 
-def _run_batch(tr: Any, tracer: Any, stream: Any) -> None:
+def _run_batch(tr: Any, tracer: Any, stream: Any, ownership: Any = None) -> None:
     packets = []
     for number, line in enumerate(stream, 1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -191,7 +192,8 @@ def _run_batch(tr: Any, tracer: Any, stream: Any) -> None:
             raise BadInput(f"--batch line {number}: {exc}") from None
     write = sys.stdout.write
     for result in tracer.trace_many(packets):
-        full = result.to_json()
+        full = result.to_json() if ownership is None else \
+            with_owners(result, ownership, tracer.family)
         row = {k: full[k] for k in ("packet", "verdict", "certain", "decided_by", "unknown")}
         if "outcomes" in full:
             row["outcomes"] = full["outcomes"]

@@ -339,13 +339,20 @@ def read_facts(*, netns: str | None = None, root: str = "/",
     # top: read-only commands must not load the journal.
     from trustwall.firewall.change.apply import PERSIST_FILES
 
+    tables = _nft_tables(netns)
+    chains = chains_of(rulesets)
+    # Ask firewalld (over D-Bus) only when its traces are there: its nft table (nftables
+    # backend) or its chains (iptables backend). Every fw command reads the owners.
+    traces = ("inet", "firewalld") in tables or any(
+        _FIREWALLD_CHAIN.match(c) for by_table in chains.values()
+        for names in by_table.values() for c in names)
     conf = nftables_conf(root)
     boot = tuple(p for fam in (4, 6) for p in PERSIST_FILES[fam]
                  if (Path(root) / p.lstrip("/")).is_file())
     return HostFacts(
-        chains=chains_of(rulesets),
-        nft_tables=_nft_tables(netns),
-        firewalld_running=_firewalld_running(netns),
+        chains=chains,
+        nft_tables=tables,
+        firewalld_running=traces and _firewalld_running(netns),
         ufw_enabled=ufw_enabled(root),
         nftables_conf=str(conf) if conf else None,
         nftables_service=nftables_service_enabled(root),

@@ -91,15 +91,14 @@ def rule_text(request: Request, family: str) -> str:
                 parts.append(f"{proto} {flag} {value}")
     elif request.proto:
         parts.append(f"meta l4proto {_word(request.proto, '--proto')}")
-    if request.action == "allow" and not request.state:
+    action = request.removes or "allow" if request.action == "delete" else request.action
+    if action == "allow" and not request.state:
         # As the iptables planner does: opening a port never opens INVALID-state packets.
         parts.append("ct state != invalid")
     elif request.state:
         parts.append("ct state { " + ", ".join(_word(s.lower(), "--state")
                                                for s in request.state.split(",")) + " }")
-    verdict = _VERDICTS[request.action if request.action != "delete"
-                        else (request.removes or "allow")]
-    parts.append(verdict)
+    parts.append(_VERDICTS[action])
     tag = request.comment or (f"tw:{request.name}" if request.name else None)
     if tag:
         if '"' in tag or "\\" in tag or "\n" in tag:
