@@ -202,3 +202,41 @@ def test_trace_steps_carry_their_owner(capsys):
     owners_seen = {(s["table"], s["chain"]): s["owner"] for s in data["path"] if s["table"]}
     assert owners_seen[("nat", "DOCKER")] == "docker"
     assert owners_seen[("nat", "PREROUTING")] == "none"
+
+
+def test_an_include_never_leads_out_of_the_root(tmp_path):
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (tmp_path / "outside.nft").write_text("table ip outside {\n}\n")
+    (root / "etc" / "nftables.conf").write_text('include "../../outside.nft"\n'
+                                                'include "/../outside.nft"\ntable inet a {\n}\n')
+    files = detect.conf_files(root / "etc" / "nftables.conf", str(root))
+    assert detect.declared_tables(files) == (("inet", "a"),)
+
+
+def test_nft_rule_text_and_statements():
+    from trustwall.firewall.owners.nftables_conf import NftRule, rule_text, without_rule
+
+    text = rule_text(Request("allow", proto="tcp", dport="18745", src="198.18.0.0/24",
+                             in_iface="eth0", name="jmx"), "inet")
+    assert text == ('iifname "eth0" ip saddr 198.18.0.0/24 tcp dport 18745 ct state != invalid '
+                    'accept comment "tw:jmx"')
+    assert rule_text(Request("deny", proto="udp", dport="53,5353"), "ip") == \
+        "udp dport { 53, 5353 } drop"
+    # A removal describes the rule the allow added (same INVALID guard).
+    assert rule_text(Request("delete", proto="tcp", dport="80", removes="allow"), "inet") == \
+        "tcp dport 80 ct state != invalid accept"
+    for hostile in ('eth0" accept', "a;b", "x\ny"):
+        with pytest.raises(BadInput):
+            rule_text(Request("allow", proto="tcp", dport="1", in_iface=hostile), "inet")
+    with pytest.raises(BadInput):
+        rule_text(Request("allow", comment='x" drop #'), "inet")
+    top = NftRule("inet", "filter", "input", 0, "tcp dport 1 accept")
+    assert top.statement == "insert rule inet filter input tcp dport 1 accept"
+    assert NftRule("inet", "filter", "input", 2, "x").statement == \
+        "insert rule inet filter input index 2 x"
+    conf = "table inet filter {\n}\n"
+    added = conf + "\n# trustwall: rule added now\n" + top.statement + "\n"
+    assert without_rule(added, top) == conf
+    other = NftRule("inet", "filter", "forward", 0, "tcp dport 1 accept")
+    assert without_rule(added, other) == added

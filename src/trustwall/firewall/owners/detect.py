@@ -243,9 +243,13 @@ def conf_files(conf: Path, root: str = "/") -> list[Path]:
     is resolved under ``root`` and never handed to a shell."""
     out: list[Path] = []
 
+    top = Path(root).resolve()
+
     def visit(path: Path) -> None:
         if path in out or len(out) >= MAX_INCLUDES:
             return
+        if not path.resolve().is_relative_to(top):
+            return  # an include that leads out of the root (.., a link) is not followed
         try:
             text = path.read_text(errors="replace")
         except OSError:
