@@ -12,6 +12,7 @@ import click
 
 from trustwall.cli.lazy import LazyGroup
 from trustwall.cli.output import emit, json_option, visible
+from trustwall.jsonable import to_jsonable
 
 FW_COMMANDS: dict[str, tuple[str, str]] = {
     "trace": ("trustwall.cli.fw_trace:trace",
@@ -75,13 +76,53 @@ def _load(file: str | None, live: bool, ipv6: bool, counters: bool):  # type: ig
 @json_option
 def show(file: str | None, live: bool, ipv6: bool, table: str, verbose: bool, exact: bool,
          chain: str | None, as_json: bool) -> None:
-    """Show a table like `iptables -L [CHAIN] -n [-v] [-x] --line-numbers`."""
+    """Show a table like `iptables -L [CHAIN] -n [-v] [-x] --line-numbers`.
+
+    On a host a manager owns (ufw, firewalld, nftables.conf, Docker …) it ends with `# owner`
+    lines naming each chain's owner; --json always carries "owner" per chain."""
     render = import_module("trustwall.firewall.iptables.render")
     ruleset = _load(file, live, ipv6, counters=True)
     view = render.listing_view(ruleset, table, chain)
-    # A comment or interface name read from the kernel is shown, never obeyed (ESC, CR).
-    emit(view, lambda v: click.echo(visible(
-        render.render_listing(ruleset, table, chain, verbose=verbose, exact=exact)), nl=False))
+    data, owner_lines = owned_view(view, ruleset, file, table)
+
+    def human(_: object) -> None:
+        # A comment or interface name read from the kernel is shown, never obeyed (ESC, CR).
+        click.echo(visible(render.render_listing(ruleset, table, chain, verbose=verbose,
+                                                 exact=exact)), nl=False)
+        for line in owner_lines:
+            click.echo(visible(line))
+
+    emit(data, human)
+
+
+def owned_view(view, ruleset, file: str | None,  # type: ignore[no-untyped-def]
+               table: str) -> tuple[dict, list[str]]:
+    """``fw show``'s listing as JSON with its owners (``"owner"`` per chain, the host's
+    writer and why, the nft tables' owners), and the ``# owner`` lines for the text — none on
+    a host without a manager, whose text stays exactly `iptables -L` (scripts compare it)."""
+    ownership = owners_of(ruleset, file)
+    data = to_jsonable(view)
+    data["owner"] = ownership.host
+    data["owner_evidence"] = list(ownership.evidence)
+    data["nft_tables"] = ownership.to_json()["nft_tables"]
+    by_owner: dict[str, list[str]] = {}
+    for listed in data["chains"]:
+        listed["owner"] = ownership.owner_of(table, listed["name"], ruleset.family)
+        by_owner.setdefault(listed["owner"], []).append(listed["name"])
+    lines: list[str] = []
+    if {ownership.host, *by_owner} - {"none", "iptables"}:
+        lines.append(f"# owner: {ownership.host} (" + "; ".join(ownership.evidence) + ")")
+        lines += [f"#   {owner}: {' '.join(names)}" for owner, names in by_owner.items()]
+    return data, lines
+
+
+def owners_of(ruleset, file: str | None):  # type: ignore[no-untyped-def]
+    """Who owns the firewall: the live host's owners (firewalld running, ufw enabled,
+    nftables.conf, boot files, Docker …), or for --file what the dump's chain names say."""
+    detect = import_module("trustwall.firewall.owners.detect")
+    if file is not None:
+        return detect.classify(detect.HostFacts(chains=detect.chains_of([ruleset])))
+    return detect.detect(rulesets=[ruleset])
 
 
 @fw.command()

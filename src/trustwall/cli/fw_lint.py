@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from trustwall.cli.fw import _load, _source_options
+from trustwall.cli.fw import _load, _source_options, owners_of
 from trustwall.cli.output import console, emit, json_option
 from trustwall.errors import ProblemFound
 
@@ -13,36 +13,53 @@ def _human(report) -> None:  # type: ignore[no-untyped-def]
     out = console()
     if not report.findings:
         out.print(f"no findings in {report.rules} rules", markup=False, soft_wrap=True)
-    for f in report.findings:
+    for owned in report.findings:
+        f = owned.finding
         where = f"{f.table} {f.chain}" + (f" {f.rule}" if f.rule is not None else "")
-        out.print(f"{where}: {f.kind}: {f.text}", markup=False, soft_wrap=True)
+        mine = "" if owned.owner in ("none", "iptables") else f" [{owned.owner}]"
+        out.print(f"{where}: {f.kind}: {f.text}{mine}", markup=False, soft_wrap=True)
         out.print(f"    {f.explanation}", markup=False, soft_wrap=True)
         if f.depends_on:
             out.print(f"    depends on unmodelled: {', '.join(f.depends_on)}", markup=False,
                       soft_wrap=True)
+        if owned.next:
+            out.print(f"    next: {owned.next}", markup=False, soft_wrap=True)
     for note in report.partial:
         out.print(f"partial: {note}", markup=False, soft_wrap=True)
     if report.findings:
         kinds: dict[str, int] = {}
-        for f in report.findings:
-            kinds[f.kind] = kinds.get(f.kind, 0) + 1
+        for owned in report.findings:
+            kinds[owned.finding.kind] = kinds.get(owned.finding.kind, 0) + 1
         out.print(f"{len(report.findings)} findings in {report.rules} rules: "
                   + ", ".join(f"{n} {k}" for k, n in kinds.items()), markup=False, soft_wrap=True)
+    if report.hidden:
+        owners = sorted({h.owner for h in report.hidden})
+        out.print(f"({len(report.hidden)} more about structure {', '.join(owners)} keeps on "
+                  "purpose; --all shows them)", markup=False, soft_wrap=True)
 
 
 @click.command()
 @_source_options
+@click.option("--all", "show_all", is_flag=True,
+              help="Also findings about structure a manager (ufw, firewalld, Docker …) keeps "
+                   "on purpose, such as ufw's empty logging chains.")
 @json_option
-def lint(file: str | None, live: bool, ipv6: bool, as_json: bool) -> None:
+def lint(file: str | None, live: bool, ipv6: bool, show_all: bool, as_json: bool) -> None:
     """Find rules that can never take effect and chains the kernel would refuse.
 
     Kinds: shadowed (earlier rules together decide all its packets), redundant, after_terminal,
     unreachable_chain, missing_chain, empty_chain, invalid, bypass (DNAT'ed ports INPUT never
-    sees), expired. Exit 1 when there are findings.
+    sees), expired, hand_added (a rule inside ufw's chains in none of its files: lost at the
+    next reload or boot). Every finding names its owner. Exit 1 when there are findings.
     """
     from trustwall.firewall.analysis.lint import lint as run_lint
+    from trustwall.firewall.owners.lint import owner_lint, ufw_rules
 
-    report = run_lint(_load(file, live, ipv6, counters=False))
+    ruleset = _load(file, live, ipv6, counters=False)
+    ownership = owners_of(ruleset, file)
+    manager = ufw_rules(ruleset.family) if file is None and ownership.host == "ufw" else None
+    report = owner_lint(run_lint(ruleset), ruleset, ownership, show_all=show_all,
+                        manager_rules=manager)
     emit(report, _human)
     if report.findings:
         raise ProblemFound(f"{len(report.findings)} lint finding(s)")

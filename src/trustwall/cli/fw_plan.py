@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from trustwall.cli.fw import _load, _source_options
+from trustwall.cli.fw import _load, _source_options, owners_of
 from trustwall.cli.fw_policy import APPLY_OPTIONS, make_options, render_apply
 from trustwall.cli.options import PORT_HELP, port_and_proto
 from trustwall.cli.output import ask, console, emit, json_option, yes_option
@@ -17,7 +17,7 @@ from trustwall.errors import BadInput, ProblemFound
 
 
 def _apply_rule(rule, table: str, name: str | None, live, yes: bool,  # type: ignore[no-untyped-def]
-                as_json: bool, apply_args: dict[str, Any]) -> None:
+                as_json: bool, apply_args: dict[str, Any], owner: str = "iptables") -> None:
     """Plan, preview (unless --yes/--json), then apply one rule through firewall.change.quick."""
     from dataclasses import replace
 
@@ -34,7 +34,7 @@ def _apply_rule(rule, table: str, name: str | None, live, yes: bool,  # type: ig
             ask("Apply this change?", yes=yes, action="change the firewall")
     result, position, why = apply_rule(rule, table=table, name=name, family=live.family,
                                        options=options, live=live)
-    emit({"position": position, "explanation": why, "result": result},
+    emit({"owner": owner, "position": position, "explanation": why, "result": result},
          lambda _: (console().print(f"# position {position}: {why}", markup=False,
                                     soft_wrap=True), render_apply(result)))
 
@@ -65,15 +65,80 @@ def _need_plan(plan: bool, apply: bool = False) -> None:
                        "(make the change, checked and journaled)")
 
 
+def _owner_json(owner_plan, iptables_plan=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """``{"owner", "commands", "persistent", "effect", …}``; the iptables planner's own fields
+    (position, explanation, …) kept beside them when it made the plan."""
+    from trustwall.jsonable import to_jsonable
+
+    out: dict[str, Any] = {}
+    if iptables_plan is not None:
+        out.update(to_jsonable(iptables_plan))
+    out.update(owner_plan.to_json())
+    if iptables_plan is not None:
+        out["effect"] = to_jsonable(iptables_plan.effect)
+    return out
+
+
+def _show_owner_plan(owner_plan) -> None:  # type: ignore[no-untyped-def]
+    from trustwall.firewall.owners.iptables_files import Detail
+
+    out = console()
+    detail = owner_plan.detail
+    if isinstance(detail, Detail):
+        _show_plan(detail.plan)
+    else:
+        for cmd in owner_plan.commands:
+            out.print(cmd.text, markup=False, soft_wrap=True)
+        for change in owner_plan.effect:
+            out.print(f"#   {change}", markup=False, soft_wrap=True)
+    out.print(f"# owner: {owner_plan.owner}; "
+              + ("persistent" if owner_plan.persistent else "NOT persistent (gone at reboot)")
+              + "".join(f"; writes {w}" for w in owner_plan.writes), markup=False,
+              soft_wrap=True)
+    skip = {detail.plan.explanation} if isinstance(detail, Detail) else set()
+    for note in owner_plan.notes:
+        if note not in skip:
+            out.print(f"# {note}", markup=False, soft_wrap=True)
+
+
+def _refuse(owner_plan) -> None:  # type: ignore[no-untyped-def]
+    emit(owner_plan.to_json(), lambda _: None)
+    raise ProblemFound(f"refused ({owner_plan.owner}): {owner_plan.refused}",
+                       hint=owner_plan.next)
+
+
+def _apply_through_owner(owner_plan, yes: bool, as_json: bool,  # type: ignore[no-untyped-def]
+                         apply_args: dict[str, Any]) -> None:
+    """A manager's plan (firewalld, ufw, nftables.conf): preview, ask, apply through it."""
+    from dataclasses import replace
+
+    from trustwall.firewall.owners import dispatch
+
+    options = make_options(**apply_args)
+    if not yes and not options.dry_run:
+        if not as_json:
+            _show_owner_plan(owner_plan)
+        ask("Apply this change?", yes=yes, action="change the firewall")
+    if options.dry_run:
+        options = replace(options, dry_run=True)
+    result = dispatch.apply(owner_plan, options)
+    emit({"owner": owner_plan.owner, "plan": owner_plan.to_json(), "result": result},
+         lambda _: console().print(f"# applied through {owner_plan.owner}", markup=False))
+
+
 def _rule_command(verdict: str) -> Callable[..., Any]:
-    def command(file: str | None, live: bool, ipv6: bool, chain: str, table: str,
+    def command(file: str | None, live: bool, ipv6: bool, chain: str | None, table: str,
                 proto: str | None, dport: str | None, sport: str | None, src: str | None,
                 dst: str | None, state: str | None, in_iface: str | None,
                 out_iface: str | None, comment: str | None, plan: bool, as_json: bool,
                 apply: bool, duration: str | None, name: str | None, yes: bool,
                 reject_with: str | None = None, **apply_args: Any) -> None:
-        from trustwall.firewall.analysis import plan as api
+        from dataclasses import replace
+
         from trustwall.firewall.change.quick import derived_name, parse_expiry, rule_tag
+        from trustwall.firewall.owners import dispatch
+        from trustwall.firewall.owners.base import Request
+        from trustwall.firewall.owners.iptables_files import Detail
 
         _need_plan(plan, apply)
         dport, proto = port_and_proto(dport, proto)
@@ -85,17 +150,49 @@ def _rule_command(verdict: str) -> Callable[..., Any]:
             name = derived_name(verdict, proto=proto, dport=dport, sport=sport, src=src)
             console(stderr=True).print(f"temporary rule named {name} (give --name to choose)",
                                        markup=False, soft_wrap=True)
-        comment = rule_tag(name, expires, comment)
+        tagged = rule_tag(name, expires, comment)
         ruleset = _load(file, live, ipv6, counters=False)
-        rule = api.build_rule(verdict, chain=chain, proto=proto, dport=dport, sport=sport,
-                              src=src, dst=dst, state=state, in_iface=in_iface,
-                              out_iface=out_iface, comment=comment, reject_with=reject_with,
-                              family=ruleset.family)
-        if apply:
-            _apply_rule(rule, table, name, ruleset, yes, as_json, apply_args)
+        action = {"ACCEPT": "allow", "DROP": "deny", "REJECT": "reject"}[verdict]
+        seconds = None
+        if expires is not None:
+            import datetime as _dt
+
+            seconds = max(1, int((expires - _dt.datetime.now(_dt.timezone.utc))
+                                 .total_seconds()))
+        request = Request(action, proto=proto, dport=dport, sport=sport, src=src, dst=dst,
+                          in_iface=in_iface, family=ruleset.family, duration=seconds,
+                          name=name, comment=tagged, chain=chain, table=table, state=state,
+                          out_iface=out_iface, reject_with=reject_with)
+        ownership = owners_of(ruleset, file)
+        if file is not None and ownership.host in ("firewalld", "ufw", "nftables"):
+            # A saved dump has no running manager to plan through: plan it the iptables way
+            # and say who owns it.
+            manager = ownership.host
+            ownership = replace(ownership, host="none")
+        else:
+            manager = None
+        owner_plan = dispatch.plan(request, ruleset=ruleset, ownership=ownership,
+                                   explicit_chain=chain is not None,
+                                   options=make_options(**apply_args) if apply else None)
+        if manager is not None:
+            owner_plan = replace(owner_plan, notes=(
+                *owner_plan.notes, f"this dump's chains show that {manager} owns its "
+                f"firewall: on that host trustwall plans the change through {manager}"))
+        if owner_plan.refused is not None:
+            _refuse(owner_plan)
+        detail = owner_plan.detail
+        if not isinstance(detail, Detail):  # a manager's own commands
+            if apply:
+                _apply_through_owner(owner_plan, yes, as_json, apply_args)
+            else:
+                emit(owner_plan.to_json(), lambda _: _show_owner_plan(owner_plan))
             return
-        result = api.plan_insert(ruleset, rule, table=table)
-        emit(result, _show_plan)
+        if apply:
+            _apply_rule(detail.rule, table, name, ruleset, yes, as_json, apply_args,
+                        owner_plan.owner)
+            return
+        result = detail.plan
+        emit(_owner_json(owner_plan, result), lambda _: _show_owner_plan(owner_plan))
         if not result.feasible:
             raise ProblemFound("no position in this chain decides all of these packets")
 
@@ -124,7 +221,9 @@ def _rule_command(verdict: str) -> Callable[..., Any]:
         click.option("--proto", "-p", help="Protocol: tcp, udp, icmp, … (tcp when a port "
                                            "is given)."),
         click.option("--table", "-t", default="filter", show_default=True),
-        click.option("--chain", default="INPUT", show_default=True),
+        click.option("--chain", default=None,
+                     help="Chain [default: INPUT, or the owner's place for it: DOCKER-USER "
+                          "for a port Docker publishes]."),
     ]
     if verdict == "REJECT":
         options.insert(0, click.option("--reject-with", help="ICMP error or tcp-reset."))
@@ -192,7 +291,8 @@ def delete(chain: str, rule: tuple[str, ...], **params: Any) -> None:
     Example: trustwall fw delete --plan INPUT 5   or   fw delete --apply INPUT -p tcp --dport 22
     -j ACCEPT
     """
-    from trustwall.firewall.analysis import plan as api
+    from trustwall.firewall.owners import dispatch, iptables_files
+    from trustwall.firewall.owners.base import Request
 
     words = _trailing_options(list(rule), params)
     if params["as_json"]:
@@ -201,27 +301,71 @@ def delete(chain: str, rule: tuple[str, ...], **params: Any) -> None:
         raise BadInput("give the rule number or the rule to delete after CHAIN")
     _need_plan(params["plan"], params["apply"])
     file = params["file"]
+    if params["apply"] and file is not None:
+        raise BadInput("--apply changes the running firewall; it cannot take --file")
     ruleset = _load(file, params["live"], params["ipv6"], counters=False)
     table = params["table"]
-    if len(words) == 1 and words[0].isdigit():
-        result = api.plan_delete(ruleset, chain, int(words[0]), table=table)
-    else:
-        result = api.plan_delete(ruleset, chain, spec=" ".join(words), table=table)
-    emit(result, _show_plan)
+    number = int(words[0]) if len(words) == 1 and words[0].isdigit() else None
+    request = Request("delete", chain=chain, table=table, family=ruleset.family,
+                      rule_number=number, spec=None if number else " ".join(words))
+    ownership = owners_of(ruleset, file)
+    apply_args = {k: params[k] for k in ("dry_run", "force", "keep", "confirm_within",
+                                         "no_persist", "persist_file", "state_dir")}
+    if file is None and ownership.host in ("firewalld", "ufw", "nftables") and \
+            ownership.owner_of(table, chain, ruleset.family) == ownership.host:
+        if number is not None:
+            raise BadInput(f"{ownership.host} owns this firewall: name the rule to remove by "
+                           "its fields (e.g. INPUT -p tcp --dport 18745 -j ACCEPT), not by "
+                           "an iptables rule number")
+        request = _request_from_spec(words, chain, table, ruleset.family)
+    owner_plan = dispatch.plan(request, ruleset=ruleset, ownership=ownership,
+                               explicit_chain=True)
+    if owner_plan.refused is not None:
+        _refuse(owner_plan)
+    detail = owner_plan.detail
+    if not isinstance(detail, iptables_files.Detail):
+        if params["apply"]:
+            _apply_through_owner(owner_plan, params["yes"], params["as_json"], apply_args)
+        else:
+            emit(owner_plan.to_json(), lambda _: _show_owner_plan(owner_plan))
+        return
+    result = detail.plan
+    emit(_owner_json(owner_plan, result), lambda _: _show_owner_plan(owner_plan))
     if params["apply"]:
         from trustwall.firewall.change.quick import delete_rule
 
-        if file is not None:
-            raise BadInput("--apply changes the running firewall; it cannot take --file")
-        options = make_options(params["dry_run"], params["force"], params["keep"],
-                               params["confirm_within"], params["no_persist"],
-                               params["persist_file"], params["state_dir"])
+        options = make_options(**apply_args)
         if not options.dry_run:
             ask("Delete this rule?", yes=params["yes"], action="change the firewall")
         assert result.position is not None
         done = delete_rule(table, chain, result.position, family=ruleset.family, live=ruleset,
                            options=options)
         emit(done, render_apply)
+
+
+def _request_from_spec(words: list[str], chain: str, table: str, family: int):  # type: ignore[no-untyped-def]
+    """A removal request for a manager (ufw, firewalld, nftables.conf): the fields of an
+    iptables rule spec (what an earlier allow/deny of the same fields added)."""
+    from trustwall.firewall.iptables.parse import parse_rule_spec
+    from trustwall.firewall.owners.base import Request
+
+    rule = parse_rule_spec(words, chain=chain, family=family)
+    dport = sport = None
+    for match in rule.matches:
+        for option in match.options:
+            if option.name in ("dport", "dports") and not option.negated:
+                dport = option.value
+            elif option.name in ("sport", "sports") and not option.negated:
+                sport = option.value
+    verdict = rule.target_name or ""
+    return Request("delete", proto=rule.protocol.name if rule.protocol else None,
+                   dport=dport, sport=sport,
+                   src=rule.source.text if rule.source else None,
+                   dst=rule.destination.text if rule.destination else None,
+                   in_iface=rule.in_interface.name if rule.in_interface else None,
+                   family=family, chain=chain, table=table,
+                   removes={"ACCEPT": "allow", "DROP": "deny", "REJECT": "reject"}.get(verdict),
+                   spec=" ".join(words))
 
 
 for _option in reversed(APPLY_OPTIONS):

@@ -39,7 +39,9 @@ def make_options(dry_run: bool, force: bool, keep: tuple[str, ...],
 
 APPLY_OPTIONS = [
     click.option("--dry-run", is_flag=True, help="Check and show the change; apply nothing."),
-    click.option("--force", is_flag=True, help="Apply even if the lockout check fails."),
+    click.option("--force", is_flag=True,
+                 help="Apply even if the lockout check fails (fw apply: or firewalld/ufw "
+                      "manages the firewall)."),
     click.option("--keep", multiple=True, metavar="FLOW",
                  help="A flow that must survive, [tcp:]SRC[:PORT]->DST:PORT (repeatable)."),
     click.option("--confirm-within", type=float, default=None, metavar="SECONDS",

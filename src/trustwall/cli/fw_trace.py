@@ -76,7 +76,8 @@ def trace(file: str | None, live: bool, ipv6: bool, local_addrs: tuple[str, ...]
     ruleset, locals_ = _ruleset_and_locals(file, live, ipv6, local_addrs)
     tracer = tr.Tracer(ruleset, locals_)
     if batch is not None:
-        _run_batch(tr, tracer, batch)
+        ownership = import_module("trustwall.cli.fw").owners_of(ruleset, file)
+        _run_batch(tr, tracer, batch, ownership)
         return
     if file is None and not outgoing:
         src, dst, in_iface = _live_defaults(locals_, src, dst, in_iface, 6 if ipv6 else 4)
@@ -94,7 +95,31 @@ def trace(file: str | None, live: bool, ipv6: bool, local_addrs: tuple[str, ...]
                        dport=None if dport is None else single_port(dport),
                        in_iface=in_iface, out_iface=out_iface, state=state.upper(),
                        icmp_type=itype, icmp_code=icode, mark=mark_value, local=outgoing)
-    emit(tracer.trace(packet), _render)
+    result = tracer.trace(packet)
+    ownership = import_module("trustwall.cli.fw").owners_of(ruleset, file)
+    emit(with_owners(result, ownership, ruleset.family),
+         lambda _: _render(result, ownership.host))
+
+
+def with_owners(result: Any, ownership: Any, family: int) -> dict[str, Any]:
+    """The trace's JSON with ``"owner"`` on every step and on each deciding rule (who
+    wrote that chain: the place to change it)."""
+    from trustwall.jsonable import to_jsonable
+
+    data = to_jsonable(result)
+
+    def mark(item: Any) -> None:
+        if isinstance(item, dict) and "chain" in item:  # routing: nobody's chain
+            item["owner"] = ownership.owner_of(item["table"], item["chain"], family) \
+                if item.get("table") else None
+
+    for step in data.get("path", []):
+        mark(step)
+    mark(data.get("decided_by"))
+    for outcome in data.get("outcomes", []):
+        mark(outcome.get("decided_by"))
+    data["owner"] = ownership.host
+    return data
 
 
 def _ruleset_and_locals(file: str | None, live: bool, ipv6: bool,
@@ -147,7 +172,7 @@ def _live_defaults(locals_: Any, src: str | None, dst: str | None, in_iface: str
 _BATCH_KEYS = {"in": "in_iface", "out": "out_iface", "outgoing": "local"}
 
 
-def _run_batch(tr: Any, tracer: Any, stream: Any) -> None:
+def _run_batch(tr: Any, tracer: Any, stream: Any, ownership: Any = None) -> None:
     packets = []
     for number, line in enumerate(stream, 1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -167,7 +192,8 @@ def _run_batch(tr: Any, tracer: Any, stream: Any) -> None:
             raise BadInput(f"--batch line {number}: {exc}") from None
     write = sys.stdout.write
     for result in tracer.trace_many(packets):
-        full = result.to_json()
+        full = result.to_json() if ownership is None else \
+            with_owners(result, ownership, tracer.family)
         row = {k: full[k] for k in ("packet", "verdict", "certain", "decided_by", "unknown")}
         if "outcomes" in full:
             row["outcomes"] = full["outcomes"]
@@ -184,7 +210,7 @@ def _describe(p: Any) -> str:
     return f"{p.proto} {p.src}{ports} -> {p.dst}{dports}{icmp}, {p.state}, {origin}"
 
 
-def _render(result: Any) -> None:
+def _render(result: Any, owner: str = "none") -> None:
     out = console()
     out.print(styled(("Packet", "bold"), f"  {_describe(result.packet)}"), soft_wrap=True)
     if result.final_packet != result.packet:
@@ -201,7 +227,8 @@ def _render(result: Any) -> None:
             f"the routing decision: {d.text}" if d.chain == "routing" else
             f"{d.table} {d.chain} policy" if d.rule is None else
             f"{d.table} {d.chain} rule {d.rule}: {d.text}")
-        out.print(styled((result.verdict, f"bold {colour}"), f"  decided by {by}"),
+        mine = "" if owner in ("none", "iptables") else f" (this firewall belongs to {owner})"
+        out.print(styled((result.verdict, f"bold {colour}"), f"  decided by {by}{mine}"),
                   soft_wrap=True)
     else:
         out.print(styled(("UNKNOWN", "bold yellow"), "  the outcome depends on "

@@ -15,6 +15,7 @@ import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from trustwall.doctor.firewall import describe, trace_live
 from trustwall.doctor.ladder import Climb, Ladder, Rung
@@ -260,23 +261,47 @@ class _Inbound:
         if result.verdict == "ACCEPT":
             self.ladder.add(Rung("firewall", "ok", checked, f"accepted by {where}"))
             return
-        from trustwall.firewall.analysis.plan import build_rule, plan_insert
-
         assert live.ruleset is not None
-        rule = build_rule("ACCEPT", chain="INPUT", proto=self.proto, dport=str(self.port),
-                          src=self.source, family=live.ruleset.family)
-        plan = plan_insert(live.ruleset, rule)
-        planner = f"trustwall fw allow --proto {self.proto} --dport {self.port}" + \
-            (f" --src {self.source}" if self.source else "") + " --live --plan"
-        # The next step is trustwall's own journaled, undoable change, not the raw iptables
-        # command the plan shows (which would be neither persisted nor undoable).
+        found, next_command = self._owner_fix(live.ruleset)
+        self.ladder.add(Rung("firewall", "broken", checked,
+                             f"{result.verdict} by {where}; {found}", next_command))
+
+    def _owner_fix(self, ruleset: Any) -> tuple[str, str]:
+        """What fixes it, through whoever owns this firewall: (found, next command).
+
+        On an iptables host (or one without a manager) the next step is trustwall's own
+        journaled, undoable change, not the raw iptables command the plan shows (which would
+        be neither persisted nor undoable). On a ufw or firewalld host it is the manager's own
+        command (which persists it, and which the manager's listing shows); Docker's
+        published ports and read-only owners get the owner's refusal and its way.
+        """
+        from trustwall.errors import TrustwallError
+        from trustwall.firewall.owners import dispatch
+        from trustwall.firewall.owners.base import Request
+        from trustwall.firewall.owners.detect import detect
+
         apply = f"sudo trustwall fw allow -p {self.proto} --dport {self.port}" + \
             (f" --src {self.source}" if self.source else "") + " --apply"
-        self.ladder.add(Rung(
-            "firewall", "broken", checked,
-            f"{result.verdict} by {where}; `{planner}` plans: "
-            + (plan.commands[0] if plan.commands else plan.explanation),
-            apply if plan.commands else planner))
+        planner = f"trustwall fw allow --proto {self.proto} --dport {self.port}" + \
+            (f" --src {self.source}" if self.source else "") + " --live --plan"
+        request = Request("allow", proto=self.proto, dport=str(self.port), src=self.source,
+                          family=ruleset.family)
+        try:
+            ownership = detect(rulesets=[ruleset])
+            plan = dispatch.plan(request, ruleset=ruleset, ownership=ownership)
+        except TrustwallError as exc:
+            return f"`{planner}` cannot plan it: {exc}", planner
+        owner = plan.owner
+        if plan.refused is not None:
+            return f"the firewall here belongs to {owner}: {plan.refused}", plan.next or planner
+        shown = [c.text for c in plan.commands]
+        first = shown[0] if shown else "; ".join(plan.notes) or "nothing to do"
+        if owner in ("firewalld", "ufw"):
+            return (f"the firewall belongs to {owner}; its own command: {' && '.join(shown)} "
+                    f"(or `{apply}`: the same through {owner}, journaled and undoable)",
+                    "sudo " + " && sudo ".join(shown) if shown else planner)
+        mine = "" if owner in ("iptables", "none") else f"the firewall belongs to {owner}; "
+        return (f"{mine}`{planner}` plans: {first}", apply if shown else planner)
 
     def _reverse(self) -> None:
         from trustwall.firewall.semantics.trace import Packet

@@ -125,3 +125,37 @@ def _firewall_undo() -> Any:
 
 IPTABLES_V4 = register(_iptables(4))
 IPTABLES_V6 = register(_iptables(6))
+
+
+# -- one native nftables table (nftables.conf owner) ------------------------------------------
+
+NFT_FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
+
+
+def _nft_table_image(data: Mapping[str, Any]) -> bytes:
+    """An ``nft -f`` script that makes the table exactly what it is now: create it (so the
+    delete cannot fail), delete it, then its listing — one nft transaction, all or nothing.
+    A table that does not exist gives just the create + delete (undo removes it)."""
+    family, name = str(data["family"]), str(data["table"])
+    listed = proc.run(["nft", "list", "table", family, name], check=False)
+    body = listed.stdout if listed.returncode == 0 else ""
+    return f"table {family} {name}\ndelete table {family} {name}\n{body}".encode()
+
+
+def _nft_name(value: Any) -> bool:
+    import re
+
+    return isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value) is not None
+
+
+NFT_TABLE = register(StepKind(
+    name="nft-table",
+    capture=_nft_table_image,
+    restore_argv=lambda data: ["nft", "-f", "-"],
+    fields={"family": lambda v: v in NFT_FAMILIES, "table": _nft_name,
+            # where the change was made: undo refuses to load the table elsewhere
+            "netns": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+            "machine_id": lambda v: isinstance(v, str) and len(v) == 32
+            and all(c in "0123456789abcdef" for c in v)},
+    pre_undo=[lambda step, before, after: _firewall_undo().check_place(step)],
+))

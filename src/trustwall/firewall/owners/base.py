@@ -31,6 +31,22 @@ class Request:
     duration: int | None = None
     name: str | None = None
     comment: str | None = None
+    # iptables-shaped details (``fw allow --chain/--table/--state/--out/--reject-with``,
+    # ``fw delete CHAIN N|SPEC``): the iptables-file and Docker owners honour them; a manager
+    # that cannot express one refuses the request rather than dropping it silently.
+    chain: str | None = None  # None: the owner's place for incoming traffic (INPUT …)
+    table: str = "filter"
+    state: str | None = None
+    out_iface: str | None = None
+    reject_with: str | None = None
+    rule_number: int | None = None  # delete: rule N of ``chain`` as --line-numbers counts
+    spec: str | None = None  # delete: the first rule equal to this iptables spec
+    removes: str | None = None  # delete: the action the removed rule had (allow/deny/reject)
+
+    @property
+    def verdict(self) -> str | None:
+        """The iptables target of allow/deny/reject (None for delete)."""
+        return {"allow": "ACCEPT", "deny": "DROP", "reject": "REJECT"}.get(self.action)
 
 
 @dataclass(frozen=True)
@@ -60,8 +76,13 @@ class OwnerPlan:
     refused: str | None = None
     next: str | None = None
     notes: tuple[str, ...] = field(default=())
+    # Files the apply rewrites (atomically, journaled), e.g. /etc/nftables.conf.
+    writes: tuple[str, ...] = field(default=())
+    # The owner's own detail for its apply (e.g. the iptables Plan); not part of the JSON.
+    detail: object = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, object]:
         return {"owner": self.owner, "commands": [c.text for c in self.commands],
                 "persistent": self.persistent, "effect": [str(e) for e in self.effect],
-                "refused": self.refused, "next": self.next, "notes": list(self.notes)}
+                "refused": self.refused, "next": self.next, "notes": list(self.notes),
+                "writes": list(self.writes)}
