@@ -75,13 +75,36 @@ def _load(file: str | None, live: bool, ipv6: bool, counters: bool):  # type: ig
 @json_option
 def show(file: str | None, live: bool, ipv6: bool, table: str, verbose: bool, exact: bool,
          chain: str | None, as_json: bool) -> None:
-    """Show a table like `iptables -L [CHAIN] -n [-v] [-x] --line-numbers`."""
+    """Show a table like `iptables -L [CHAIN] -n [-v] [-x] --line-numbers`.
+
+    Live, when native nftables tables exist too, it also lists them in nft syntax with their
+    handles, and warns about base chains whose order is undefined."""
     render = import_module("trustwall.firewall.iptables.render")
     ruleset = _load(file, live, ipv6, counters=True)
     view = render.listing_view(ruleset, table, chain)
-    # A comment or interface name read from the kernel is shown, never obeyed (ESC, CR).
-    emit(view, lambda v: click.echo(visible(
-        render.render_listing(ruleset, table, chain, verbose=verbose, exact=exact)), nl=False))
+    nft_view = _nft_view() if file is None else None
+
+    def human(_: object) -> None:
+        # A comment or interface name read from the kernel is shown, never obeyed (ESC, CR).
+        click.echo(visible(render.render_listing(ruleset, table, chain, verbose=verbose,
+                                                 exact=exact)), nl=False)
+        if nft_view is not None:
+            click.echo(visible("\n" + nft_view.text), nl=False)
+            for line in nft_view.warnings:
+                click.echo(visible(f"trustwall: warning: {line}"), err=True)
+
+    if nft_view is None:
+        emit(view, human)
+    else:
+        emit({"iptables": view, "nft": nft_view.tables, "warnings": list(nft_view.warnings)},
+             human)
+
+
+def _nft_view():  # type: ignore[no-untyped-def]
+    """The native nft tables of the whole picture (None when there are none: then ``show``
+    prints exactly what it printed before nftables support)."""
+    show = import_module("trustwall.firewall.nftables.show")
+    return show.native_view()
 
 
 @fw.command()

@@ -1,0 +1,81 @@
+"""The typed result behind ``fw show --live`` for native nftables tables (and its --json)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trustwall.firewall.nftables import live, render
+from trustwall.firewall.nftables.model import Ruleset, Table
+
+
+@dataclass(frozen=True)
+class ShownRule:
+    position: int
+    handle: int | None
+    text: str
+    exact: bool  # False: a statement trustwall cannot write in nft syntax is shown as JSON
+
+
+@dataclass(frozen=True)
+class ShownChain:
+    name: str
+    handle: int | None
+    type: str | None
+    hook: str | None
+    priority: int | None
+    policy: str | None
+    rules: tuple[ShownRule, ...]
+
+
+@dataclass(frozen=True)
+class ShownSet:
+    name: str
+    kind: str
+    key: tuple[str, ...]
+    data: str | None
+    flags: tuple[str, ...]
+    elements: int
+
+
+@dataclass(frozen=True)
+class ShownTable:
+    family: str
+    name: str
+    handle: int | None
+    chains: tuple[ShownChain, ...]
+    sets: tuple[ShownSet, ...]
+
+
+@dataclass(frozen=True)
+class NftView:
+    tables: tuple[ShownTable, ...]
+    text: str  # nft syntax with handles, as `nft -a list ruleset` prints these tables
+    warnings: tuple[str, ...]
+
+
+def table_view(table: Table) -> ShownTable:
+    chains = tuple(ShownChain(
+        c.name, c.handle, c.type, c.hook, c.priority, c.policy,
+        tuple(ShownRule(r.position, r.handle, *render.render_rule(r)) for r in c.rules))
+        for c in table.chains)
+    sets = tuple(ShownSet(s.name, s.kind, s.key, s.data, s.flags, len(s.elements))
+                 for s in table.sets)
+    return ShownTable(table.family, table.name, table.handle, chains, sets)
+
+
+def view(ruleset: Ruleset, warnings: tuple[str, ...] = ()) -> NftView:
+    """The native tables of ``ruleset`` (iptables-nft's are shown by the iptables listing)."""
+    tables = ruleset.native_tables
+    text = "".join(render.render_table(t, handles=True)[0] for t in tables)
+    return NftView(tuple(table_view(t) for t in tables), text, warnings)
+
+
+def native_view(*, netns: str | None = None) -> NftView | None:
+    """The live native nft tables and the whole picture's warnings; None when the kernel
+    holds no native nft table (then ``fw show`` lists iptables only, as it always did)."""
+    picture = live.whole_picture(netns=netns)
+    if not picture.nft.native_tables:
+        return None
+    # The iptables listing already warns when both iptables backends hold IPv4 rules.
+    warnings = tuple(w for w in picture.warnings if not w.startswith("iptables: both"))
+    return view(picture.nft, warnings)
