@@ -44,6 +44,8 @@ ICMP6_NFT_TYPES = {
     "mld2-listener-report": 143,
 }
 #: nft's ICMP code names (datatype icmp_code / icmpv6_code / icmpx_code).
+#: nft's ICMP type names that iptables does not know.
+ICMP_NFT_TYPES = {"info-request": 15, "info-reply": 16}
 ICMP_NFT_CODES = {
     "net-unreachable": 0, "host-unreachable": 1, "prot-unreachable": 2,
     "port-unreachable": 3, "frag-needed": 4, "net-prohibited": 9, "host-prohibited": 10,
@@ -118,6 +120,8 @@ def _icmp_type(value: Any, version: int) -> int:
     if isinstance(value, str):
         if version == 6 and value in ICMP6_NFT_TYPES:
             return ICMP6_NFT_TYPES[value]
+        if version == 4 and value in ICMP_NFT_TYPES:
+            return ICMP_NFT_TYPES[value]
         try:
             itype, code = icmp_type_code(value, version)
         except BadValue:
@@ -241,6 +245,8 @@ def _field(left: Any, family: str) -> _Field:
             raise _NotModelled
         if kind == "meta" and isinstance(body, dict):
             key = body.get("key")
+            if key == "protocol":  # the ethertype: in ip, ip6 and inet, the IP version
+                return _Field("nfproto_ether", (), default_version)
             mapping = {"iif": "iif", "iifname": "iif", "oif": "oif", "oifname": "oif",
                        "l4proto": "proto", "nfproto": "nfproto", "mark": "mark",
                        "pkttype": "pkttype"}
@@ -257,6 +263,9 @@ def _field(left: Any, family: str) -> _Field:
             inner = _field(body[0], family)
             if inner.key in ("mark", "ct_mark") and isinstance(body[1], int):
                 inner.mask = body[1]
+                return inner
+            if inner.key in ("src", "dst") and isinstance(body[1], str):
+                inner.mask = int(_address(body[1]))
                 return inner
             if inner.key == "tcp_flags":
                 inner.mask = -1  # the flags themselves are read from the JSON by _tcp_flags
@@ -290,28 +299,36 @@ def _flag_names(value: Any) -> frozenset[str]:
     raise _NotModelled
 
 
+_TCP_BITS = ("fin", "syn", "rst", "psh", "ack", "urg", "ecn", "cwr")
+
+
+def _tcp_flag_names(value: Any) -> frozenset[str]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return frozenset(n for i, n in enumerate(_TCP_BITS) if value & (1 << i))
+    return _flag_names(value)
+
+
 def _tcp_flags(left: Any, op: str, right: Any) -> ir.TcpFlags:
-    """``tcp flags syn`` (op in: the bit is set), ``tcp flags == syn`` (exactly),
-    ``tcp flags & (syn|ack) == syn`` (of syn and ack, only syn)."""
-    all_flags = frozenset({"fin", "syn", "rst", "psh", "ack", "urg", "ecn", "cwr"})
+    """``tcp flags syn`` (op in: any of them is set), ``tcp flags != syn`` (op ``!``: none of
+    them), ``tcp flags == syn`` (exactly), ``tcp flags & (syn|ack) == syn`` (of syn and ack,
+    only syn)."""
     if isinstance(left, dict) and "&" in left:
-        mask, comp = _flag_names(left["&"][1]), _flag_names(right) if right != 0 else frozenset()
         if op not in ("==", "!="):
             raise _NotModelled
-    elif op == "in":
-        names = _flag_names(right)
-        if len(names) != 1:
-            raise _NotModelled  # "any of several" is not one TcpFlags
-        mask = comp = names
+        mask = _tcp_flag_names(left["&"][1])
+        comp = _tcp_flag_names(right) if right != 0 else frozenset()
+        negated = op == "!="
+    elif op in ("in", "!"):
+        mask, comp = _tcp_flag_names(right), frozenset()
+        negated = op == "in"  # "any of them set" is "not none of them set"
     elif op in ("==", "!="):
-        mask, comp = all_flags, _flag_names(right)
+        mask, comp, negated = frozenset(_TCP_BITS), _tcp_flag_names(right), op == "!="
     else:
         raise _NotModelled
-    upper = {"ecn": "ECE"}
 
     def up(names: frozenset[str]) -> frozenset[str]:
-        return frozenset(upper.get(n, n.upper()) for n in names)
-    return ir.TcpFlags(up(mask), up(comp), op == "!=")
+        return frozenset("ECE" if n == "ecn" else n.upper() for n in names)
+    return ir.TcpFlags(up(mask), up(comp), negated)
 
 
 def _set_elements(right: Any, table: Table) -> tuple[tuple[Any, ...], str | None]:
@@ -351,6 +368,16 @@ def _lookup(field: _Field, elements: tuple[Any, ...], negated: bool,
 def _single(field: _Field, value: Any, negated: bool) -> ir.Condition | None:
     """A one-value test as the condition the IR already has for it (None: use a lookup)."""
     key, v = field.key, value
+    if key in ("src", "dst") and field.mask is not None:
+        addr = _address(v)
+        return ir.Condition(key, ir.AddressMask(addr.version, int(addr) & field.mask,
+                                                field.mask, negated))
+    if key in ("mark", "ct_mark") and isinstance(v, dict) and "prefix" in v and \
+            field.mask is None:
+        length = _int(v["prefix"].get("len"))
+        mask = (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF
+        return ir.Condition(key, ir.MarkMatch(_int(v["prefix"].get("addr")) & mask, mask,
+                                              negated))
     if key in ("src", "dst"):
         if isinstance(v, dict) and "prefix" in v:
             net = ipaddress.ip_network(f"{v['prefix'].get('addr')}/{v['prefix'].get('len')}",
@@ -370,6 +397,9 @@ def _single(field: _Field, value: Any, negated: bool) -> ir.Condition | None:
         return ir.Condition(key, _interface(v, negated))
     if key == "proto" and not isinstance(v, dict):
         return ir.Condition("proto", ir.Protocol(_protocol(v), negated))
+    if key == "nfproto_ether" and v in ("ip", "ip6"):
+        return ir.Condition("nfproto", ir.IpVersion(frozenset({4 if v == "ip" else 6}),
+                                                    negated))
     if key == "nfproto" and v in ("ipv4", "ipv6"):
         return ir.Condition("nfproto", ir.IpVersion(frozenset({4 if v == "ipv4" else 6}),
                                                     negated))
@@ -407,7 +437,9 @@ def _match(stmt: dict[str, Any], table: Table,
             return [*implied, ir.Condition(field.key, ir.PortSet(ports))]
         return [*implied, ir.Condition("set", ir.SetLookup((field.key,),
                                                            ((ir.KeySpan(first, last),),)))]
-    if op not in ("==", "!=", "in"):
+    if op == "!" and field.key in ("ct_state", "ct_status"):
+        negated = True  # none of these flags
+    elif op not in ("==", "!=", "in"):
         raise _NotModelled
     if field.key == "ct_state":
         if isinstance(right, str) and right.startswith("@"):
@@ -422,8 +454,8 @@ def _match(stmt: dict[str, Any], table: Table,
     if field.key == "ct_status":
         names = _flag_names(right["set"] if isinstance(right, dict) and "set" in right
                             else right)
-        if not names <= _CT_STATUS or (op == "==" and len(names) > 1):
-            raise _NotModelled
+        if not names <= _CT_STATUS or (op in ("==", "!=") and len(names) > 1):
+            raise _NotModelled  # a set of exact status values, not "any of these bits"
         return [*implied, ir.Condition("ct_status", ir.CtStatus(names, negated))]
     if field.key == "icmp_code" and not isinstance(right, dict):
         return [*implied, ir.Condition("set", ir.SetLookup(

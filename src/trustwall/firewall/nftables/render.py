@@ -169,7 +169,7 @@ def _item(value: Any, key: str | None) -> str:
 
 
 def _element(body: dict[str, Any], key: str | None) -> str:
-    parts = [expr(body["val"], key)]
+    parts = ["*" if body["val"] == "*" else expr(body["val"], key)]
     if isinstance(body.get("counter"), dict):
         counter = body["counter"]
         parts.append(f"counter packets {counter.get('packets', 0)} "
@@ -183,7 +183,8 @@ def _element(body: dict[str, Any], key: str | None) -> str:
     return " ".join(parts)
 
 
-_MATCH_OPS = {"==": "", "in": "", "!=": "!= ", "<": "< ", ">": "> ", "<=": "<= ", ">=": ">= "}
+_MATCH_OPS = {"==": "", "in": "", "!=": "!= ", "!": "! ", "<": "< ", ">": "> ", "<=": "<= ",
+              ">=": ">= "}
 
 
 def _nat(kind: str, body: Any) -> str:
@@ -191,8 +192,13 @@ def _nat(kind: str, body: Any) -> str:
         return kind
     words = [kind]
     addr, port = body.get("addr"), body.get("port")
+    flags = body.get("flags")
+    flags = [flags] if isinstance(flags, str) else list(flags or ())
     if body.get("family") and addr is not None:
         words.append(body["family"])
+    if "netmap" in flags:  # nft 1.0.6 lists the netmap flag, and reads it as "prefix"
+        words.append("prefix")
+        flags.remove("netmap")
     target = ""
     if addr is not None:
         a = expr(addr, top=False)
@@ -203,9 +209,8 @@ def _nat(kind: str, body: Any) -> str:
         target += f":{expr(port, top=False)}"
     if target:
         words += ["to", target]
-    flags = body.get("flags")
     if flags:
-        words.append(",".join([flags] if isinstance(flags, str) else flags))
+        words.append(",".join(flags))
     return " ".join(words)
 
 
@@ -239,6 +244,9 @@ def statement(stmt: Any) -> str:
         return kind
     if kind in ("jump", "goto"):
         return f"{kind} {_str(body['target'])}"
+    if kind in ("counter", "limit", "quota", "synproxy") and isinstance(body, dict) and \
+            "map" in body:
+        return f"{kind} name {expr(body, top=False)}"
     if kind == "counter":
         if body is None:
             return "counter"
@@ -399,8 +407,13 @@ def _set_lines(named: NamedSet, handles: bool = False) -> tuple[list[str], bool]
                                            and named.data else ""))
     else:
         key = " . ".join(named.key)
-        lines.append(f"\ttype {key}" + (f" : {named.data}" if named.kind == "map"
-                                         and named.data else ""))
+        data = named.data
+        if named.kind == "map" and data and any(
+                isinstance(e, (list, tuple)) and len(e) == 2 and isinstance(e[1], dict)
+                and ("range" in e[1] or "prefix" in e[1]) for e in named.elements):
+            data = f"interval {data}"  # nft's JSON drops it; the ranges say so
+        lines.append(f"\ttype {key}" + (f" : {data}" if named.kind == "map"
+                                         and data else ""))
     if named.extra.get("policy"):
         lines.append(f"\tpolicy {named.extra['policy']}")
     if named.flags:
@@ -411,6 +424,8 @@ def _set_lines(named: NamedSet, handles: bool = False) -> tuple[list[str], bool]
         lines.append(f"\tgc-interval {_time(named.extra['gc-interval'])}")
     if isinstance(named.extra.get("size"), int):
         lines.append(f"\tsize {named.extra['size']}")
+    if not named.extra.get("stmt") and any(_has_counter(e) for e in named.elements):
+        lines.append("\tcounter")  # elements with counters need it; the JSON omits it
     for stmt in named.extra.get("stmt") or ():
         try:
             lines.append(f"\t{statement(stmt)}")
@@ -429,6 +444,13 @@ def _set_lines(named: NamedSet, handles: bool = False) -> tuple[list[str], bool]
         lines.append("\telements = { " + ",\n\t\t     ".join(items) + " }")
     lines.append("}")
     return lines, exact
+
+
+def _has_counter(element: Any) -> bool:
+    if isinstance(element, (list, tuple)) and element:
+        element = element[0]
+    return isinstance(element, dict) and isinstance(element.get("elem"), dict) and \
+        "counter" in element["elem"]
 
 
 def _chain_lines(chain: Chain, handles: bool) -> tuple[list[str], bool]:
@@ -455,18 +477,29 @@ def _chain_lines(chain: Chain, handles: bool) -> tuple[list[str], bool]:
     return lines, exact
 
 
+def _comment_line(body: dict[str, Any]) -> list[str]:
+    return [f"\tcomment {quote(body['comment'])}"] if isinstance(body.get("comment"), str) \
+        else []
+
+
 def _other_lines(other: Other) -> list[str] | None:
     body = other.body
     name = _str(other.name)
     try:
         if other.kind == "counter":
             return [f"counter {name} {{", f"\tpackets {body.get('packets', 0)} bytes "
-                    f"{body.get('bytes', 0)}", "}"]
+                    f"{body.get('bytes', 0)}", *_comment_line(body), "}"]
         if other.kind == "quota":
             over = "over " if body.get("inv") else ""
             used = f" used {body['used']} {body.get('used_unit', 'bytes')}" \
                 if body.get("used") else ""
-            return [f"quota {name} {{", f"\t{over}{body['bytes']} bytes{used}", "}"]
+            return [f"quota {name} {{", f"\t{over}{body['bytes']} bytes{used}",
+                    *_comment_line(body), "}"]
+        if other.kind == "ct timeout":
+            policy = ", ".join(f"{k} : {v}" for k, v in body.get("policy", {}).items())
+            return [f"ct timeout {name} {{", f"\tprotocol {body['protocol']}",
+                    f"\tl3proto {body.get('l3proto', 'ip')}", f"\tpolicy = {{ {policy} }}",
+                    *_comment_line(body), "}"]
         if other.kind == "flowtable":
             devs = body.get("dev", [])
             devs = [devs] if isinstance(devs, str) else list(devs)
@@ -478,7 +511,7 @@ def _other_lines(other: Other) -> list[str] | None:
         if other.kind == "ct helper":
             return [f"ct helper {name} {{",
                     f"\ttype {quote(body['type'])} protocol {body['protocol']}",
-                    f"\tl3proto {body.get('l3proto', 'ip')}", "}"]
+                    f"\tl3proto {body.get('l3proto', 'ip')}", *_comment_line(body), "}"]
         if other.kind == "limit":
             return [f"limit {name} {{", "\t" + _rate(body).removeprefix("limit "), "}"]
     except (_Unknown, KeyError, TypeError):
@@ -494,8 +527,9 @@ def render_table(table: Table, *, handles: bool = False) -> tuple[str, bool]:
                    else "")]
     if table.iptables_nft and handles:
         out.append(f"\t# iptables-nft: {table.iptables_nft}")
-    if table.flags:
-        out.append(f"\tflags {','.join(table.flags)}")
+    flags = [f for f in table.flags if f in ("dormant", "owner", "persist")]
+    if flags:  # nft 1.0.6's JSON can list the table's name as its flags: known words only
+        out.append(f"\tflags {','.join(flags)}")
     blocks: list[list[str]] = []
     for other in table.others:
         lines = _other_lines(other)
