@@ -73,7 +73,7 @@ def expr(value: Any, key: str | None = None, *, top: bool = True) -> str:
     if isinstance(value, bool):
         return "exists" if value else "missing"
     if isinstance(value, int):
-        return str(value)
+        return f"0x{value:08x}" if key == "mark" and value >= 0 else str(value)
     if isinstance(value, str):
         return _str(value, key)
     if isinstance(value, (list, tuple)):
@@ -222,10 +222,25 @@ def _rate(body: dict[str, Any]) -> str:
     rate = f"{body['rate']}/{body.get('per', 'second')}" if unit == "packets" else \
         f"{body['rate']} {unit}/{body.get('per', 'second')}"
     words.append(rate)
-    if body.get("burst"):
+    if body.get("burst") and not (unit == "packets" and body["burst"] == 5):  # nft's default
         bunit = body.get("burst_unit", "packets" if unit == "packets" else "bytes")
         words.append(f"burst {body['burst']} {bunit}")
     return " ".join(words)
+
+
+def _flag_mask(left: Any, right: Any, op: str) -> str | None:
+    """nft lists ``tcp flags & (syn | ack) == syn`` as ``tcp flags syn / syn,ack``."""
+    if op != "==" or not (isinstance(left, dict) and "&" in left):
+        return None
+    inner, mask = left["&"]
+    if inner != {"payload": {"protocol": "tcp", "field": "flags"}} or \
+            not isinstance(right, (str, list, tuple)) or not isinstance(mask, (str, list, tuple)):
+        return None
+    names = [right] if isinstance(right, str) else list(right)
+    masks = [mask] if isinstance(mask, str) else list(mask)
+    if not all(isinstance(n, str) for n in [*names, *masks]):
+        return None
+    return f"tcp flags {','.join(names)} / {','.join(masks)}"
 
 
 def statement(stmt: Any) -> str:
@@ -237,6 +252,9 @@ def statement(stmt: Any) -> str:
         left, right, op = body["left"], body["right"], body.get("op", "==")
         if op not in _MATCH_OPS:
             raise _Unknown
+        flags = _flag_mask(left, right, op)
+        if flags is not None:
+            return flags
         word = _MATCH_OPS[op] or ("== " if isinstance(left, dict) and
                                   any(b in left for b in _BINOPS) else "")
         return f"{expr(left)} {word}{expr(right, _key_of(left))}"
