@@ -32,8 +32,12 @@ def main() -> None:
         print(f"tests/py JSON rules: {py.rules}; loaded by the kernel: {py.loaded}; read back "
               f"without a crash: {py.read} ({len(py.crashes)} crashes)")
         share = 100 * py.understood / py.statements if py.statements else 0
-        print(f"  statements understood: {py.understood}/{py.statements} ({share:.1f}%); "
-              f"opaque by kind (top 15): {py.opaque.most_common(15)}")
+        traced = 100 * py.traced_understood / py.traced_statements if py.traced_statements \
+            else 0
+        print(f"  statements understood: {py.understood}/{py.statements} ({share:.1f}%); in "
+              f"ip/ip6/inet tables (the traced families): {py.traced_understood}/"
+              f"{py.traced_statements} ({traced:.1f}%); the rest are opaque")
+        print(f"  opaque by kind (top 15): {py.opaque.most_common(15)}")
         for crash in py.crashes[:20]:
             print("  crash:", crash)
         print(f"  ({time.monotonic() - start:.1f}s)")

@@ -348,9 +348,15 @@ def statement(stmt: Any) -> str:
             words.append(f"{body.get('family', 'ip')} to {expr(body['addr'], top=False)}")
         words.append(f"device {expr(body['dev'], 'iifname', top=False)}")
         return " ".join(words)
-    if kind == "set":
+    if kind in ("set", "map"):
         op = body["op"]
-        return f"{op} {body['set']} {{ {expr(body['elem'], top=False)} }}"
+        inner = expr(body["elem"], top=False)
+        if kind == "map" and "data" in body:
+            inner += f" : {expr(body['data'], top=False)}"
+        stmts = body.get("stmt") or ()
+        if stmts:
+            inner += " " + " ".join(statement(s) for s in stmts)
+        return f"{op} {body['set']} {{ {inner} }}"
     if kind == "meter":
         inner = " ".join(statement(s) for s in ([body["stmt"]] if isinstance(body["stmt"], dict)
                                                  else body["stmt"]))
@@ -427,8 +433,8 @@ def _set_lines(named: NamedSet, handles: bool = False) -> tuple[list[str], bool]
         key = " . ".join(named.key)
         data = named.data
         if named.kind == "map" and data and any(
-                isinstance(e, (list, tuple)) and len(e) == 2 and isinstance(e[1], dict)
-                and ("range" in e[1] or "prefix" in e[1]) for e in named.elements):
+                isinstance(e, (list, tuple)) and len(e) == 2 and _has_interval(e[1])
+                for e in named.elements):
             data = f"interval {data}"  # nft's JSON drops it; the ranges say so
         lines.append(f"\ttype {key}" + (f" : {data}" if named.kind == "map"
                                          and data else ""))
@@ -462,6 +468,14 @@ def _set_lines(named: NamedSet, handles: bool = False) -> tuple[list[str], bool]
         lines.append("\telements = { " + ",\n\t\t     ".join(items) + " }")
     lines.append("}")
     return lines, exact
+
+
+def _has_interval(value: Any) -> bool:
+    if isinstance(value, dict):
+        if "range" in value or "prefix" in value:
+            return True
+        return any(_has_interval(v) for v in value.get("concat", ()))
+    return False
 
 
 def _has_counter(element: Any) -> bool:
@@ -531,7 +545,20 @@ def _other_lines(other: Other) -> list[str] | None:
                     f"\ttype {quote(body['type'])} protocol {body['protocol']}",
                     f"\tl3proto {body.get('l3proto', 'ip')}", *_comment_line(body), "}"]
         if other.kind == "limit":
-            return [f"limit {name} {{", "\t" + _rate(body).removeprefix("limit "), "}"]
+            return [f"limit {name} {{", "\t" + _rate(body).removeprefix("limit "),
+                    *_comment_line(body), "}"]
+        if other.kind == "ct expectation":
+            return [f"ct expectation {name} {{", f"\tprotocol {body['protocol']}",
+                    f"\tdport {body['dport']}", f"\ttimeout {body['timeout']}ms",
+                    f"\tsize {body['size']}", f"\tl3proto {body.get('l3proto', 'ip')}",
+                    *_comment_line(body), "}"]
+        if other.kind == "synproxy":
+            lines = [f"synproxy {name} {{"]
+            lines += [f"\t{k} {body[k]}" for k in ("mss", "wscale") if k in body]
+            flags = body.get("flags")
+            if flags:
+                lines.append("\t" + " ".join([flags] if isinstance(flags, str) else flags))
+            return [*lines, *_comment_line(body), "}"]
     except (_Unknown, KeyError, TypeError):
         return None
     return None
