@@ -79,10 +79,15 @@ def show(file: str | None, live: bool, ipv6: bool, table: str, verbose: bool, ex
 
     Live, when native nftables tables exist too, it also lists them in nft syntax with their
     handles, and warns about base chains whose order is undefined."""
+    nft_show = import_module("trustwall.firewall.nftables.show")
+    if file is not None and not live and nft_show.is_nft_file(file):
+        saved = nft_show.file_view(file)  # nft -j JSON, or nft text (read as root)
+        emit(saved, lambda v: click.echo(visible(v.text), nl=False))
+        return
     render = import_module("trustwall.firewall.iptables.render")
     ruleset = _load(file, live, ipv6, counters=True)
     view = render.listing_view(ruleset, table, chain)
-    nft_view = _nft_view() if file is None else None
+    nft_view = _nft_view(nft_show) if file is None else None
 
     def human(_: object) -> None:
         # A comment or interface name read from the kernel is shown, never obeyed (ESC, CR).
@@ -100,11 +105,15 @@ def show(file: str | None, live: bool, ipv6: bool, table: str, verbose: bool, ex
              human)
 
 
-def _nft_view():  # type: ignore[no-untyped-def]
+def _nft_view(nft_show):  # type: ignore[no-untyped-def]
     """The native nft tables of the whole picture (None when there are none: then ``show``
     prints exactly what it printed before nftables support)."""
-    show = import_module("trustwall.firewall.nftables.show")
-    return show.native_view()
+    errors = import_module("trustwall.errors")
+    try:
+        return nft_show.native_view()
+    except errors.EnvironmentMissing as exc:  # no nft program: iptables is all we can show
+        click.echo(f"trustwall: warning: native nftables tables not shown: {exc}", err=True)
+        return None
 
 
 @fw.command()

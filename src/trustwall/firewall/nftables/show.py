@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from trustwall.firewall.nftables import live, render
 from trustwall.firewall.nftables.model import Ruleset, Table
@@ -68,6 +69,29 @@ def view(ruleset: Ruleset, warnings: tuple[str, ...] = ()) -> NftView:
     tables = ruleset.native_tables
     text = "".join(render.render_table(t, handles=True)[0] for t in tables)
     return NftView(tuple(table_view(t) for t in tables), text, warnings)
+
+
+def is_nft_file(path: str | Path) -> bool:
+    """A saved nftables ruleset (``nft -j list ruleset`` JSON, or a ``.nft`` text file) rather
+    than an iptables-save dump or a policy file."""
+    p = Path(path)
+    if p.suffix == ".nft":
+        return True
+    try:
+        with p.open("rb") as handle:
+            head = handle.read(4096).lstrip()
+    except OSError:
+        return False  # the iptables reader says what is wrong with it
+    return head.startswith(b"{") and b'"nftables"' in head
+
+
+def file_view(path: str | Path) -> NftView:
+    """Every table of a saved nftables ruleset (iptables-nft's too: a file has no
+    iptables-nft-save beside it)."""
+    ruleset = live.read_file(path)
+    text = "".join(render.render_table(t, handles=True)[0] for t in ruleset.tables)
+    return NftView(tuple(table_view(t) for t in ruleset.tables), text,
+                   tuple(f"{path}: {s}" for s in ruleset.skipped))
 
 
 def native_view(*, netns: str | None = None) -> NftView | None:
