@@ -358,3 +358,18 @@ def test_ir_nft_values_match_without_a_tracer():
     assert ir.KeySpan(80, 90).matches(85) and not ir.KeySpan(80, 90).matches("85")
     lookup = ir.SetLookup(("iif", "pkttype"), ((ir.Interface("eth", prefix=True), "unicast"),))
     assert lookup.matches(("eth0", "UNICAST")) and not lookup.matches(("lo", "unicast"))
+
+
+def test_flag_operators_follow_the_kernels_bytecode():
+    """nft --debug=netlink: ``ct status dnat`` is a bit test, ``ct status != dnat`` compares
+    the whole word (cmp neq 0x20): only the first is a CtStatus."""
+    bit, _ = conditions(match({"ct": {"key": "status"}}, "dnat", "in"))
+    assert bit["ct_status"] == ir.CtStatus(frozenset({"dnat"}))
+    none, _ = conditions(match({"ct": {"key": "status"}}, ["snat", "dnat"], "!"))
+    assert none["ct_status"] == ir.CtStatus(frozenset({"snat", "dnat"}), negated=True)
+    word, _ = conditions(match({"ct": {"key": "status"}}, "dnat", "!="))
+    assert "ct_status" not in word and "opaque" in word
+    one, _ = conditions(match({"ct": {"key": "state"}}, "established", "!="))
+    assert one["ct_state"] == ir.StateSet(frozenset({"ESTABLISHED"}), negated=True)
+    never, _ = conditions(match({"ct": {"key": "state"}}, ["established", "related"], "=="))
+    assert never["ct_state"] == ir.StateSet(frozenset())  # no connection is in both

@@ -449,14 +449,21 @@ def _match(stmt: dict[str, Any], table: Table,
                             else right)
         if not names <= _CT_STATES:
             raise _NotModelled
-        return [*implied, ir.Condition("ct_state", ir.StateSet(
-            frozenset(n.upper() for n in names), negated))]
+        states = frozenset(n.upper() for n in names)
+        if op in ("==", "!=") and not (isinstance(right, dict) and "set" in right) and \
+                len(names) > 1:
+            # an exact value of several bits: a connection is in one state at a time
+            states = frozenset()
+        return [*implied, ir.Condition("ct_state", ir.StateSet(states, negated))]
     if field.key == "ct_status":
-        names = _flag_names(right["set"] if isinstance(right, dict) and "set" in right
-                            else right)
-        if not names <= _CT_STATUS or (op in ("==", "!=") and len(names) > 1):
-            raise _NotModelled  # a set of exact status values, not "any of these bits"
-        return [*implied, ir.Condition("ct_status", ir.CtStatus(names, negated))]
+        # ``ct status dnat`` (op in) tests the bit; ``!= dnat`` and ``== dnat`` compare the
+        # whole status word (nft --debug=netlink: cmp neq 0x20), which the IR cannot say.
+        if op not in ("in", "!") or (isinstance(right, dict) and "set" in right):
+            raise _NotModelled
+        names = _flag_names(right)
+        if not names <= _CT_STATUS:
+            raise _NotModelled
+        return [*implied, ir.Condition("ct_status", ir.CtStatus(names, op == "!"))]
     if field.key == "icmp_code" and not isinstance(right, dict):
         return [*implied, ir.Condition("set", ir.SetLookup(
             ("icmp_code",), ((_span(right, _icmp_code),),), negated))]
