@@ -373,3 +373,35 @@ def test_flag_operators_follow_the_kernels_bytecode():
     assert one["ct_state"] == ir.StateSet(frozenset({"ESTABLISHED"}), negated=True)
     never, _ = conditions(match({"ct": {"key": "state"}}, ["established", "related"], "=="))
     assert never["ct_state"] == ir.StateSet(frozenset())  # no connection is in both
+
+
+_ANY = st.recursive(st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.text(max_size=6),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                        st.text(max_size=6), inner, max_size=3), max_leaves=10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["table", "chain", "rule", "set", "map", "flowtable",
+                                 "counter", "quota", "metainfo", "bogus"]), max_size=6),
+       st.lists(st.dictionaries(st.sampled_from(
+           ["family", "table", "name", "chain", "handle", "type", "hook", "prio", "policy",
+            "dev", "expr", "elem", "flags", "map", "typeof", "comment", "timeout", "stmt"]),
+           _ANY | st.sampled_from(["inet", "fw", "c", "input", "filter"]), max_size=10),
+           max_size=6))
+def test_no_object_shape_crashes_the_reader(kinds, bodies):
+    objects = [table(), chain("c"), *({k: b} for k, b in zip(kinds, bodies, strict=False))]
+    try:
+        model = parse.loads(json.dumps({"nftables": objects}))
+    except BadInput:
+        return
+    nft_compile.compile_ruleset(model, include_iptables_nft=True)
+    render.render_ruleset(model, handles=True)
+
+
+def test_a_named_set_referenced_twice_is_converted_once_and_negation_kept():
+    named = {"set": {"family": "inet", "table": "fw", "name": "s", "type": "ipv4_addr",
+                     "elem": ["1.2.3.4"]}}
+    rules = compiled(match(ip("saddr"), "@s"), match(ip("daddr"), "@s", "!="), sets=[named])
+    src, dst = (c.value for c in rules[0].conditions if c.field == "set")
+    assert src.keys == ("src",) and dst.keys == ("dst",) and dst.negated and not src.negated
+    assert src.matches((0x01020304,)) and not dst.matches((0x01020304,))
