@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from trustwall.errors import BadInput, EnvironmentMissing
-from trustwall.firewall.nftables import live, render
+from trustwall.firewall.nftables import compile as nft_compile
+from trustwall.firewall.nftables import live, parse, render
 from trustwall.lab.netns import Netns
 
 pytestmark = [pytest.mark.lab,
@@ -228,3 +229,32 @@ def test_fw_show_file_lists_a_saved_nft_ruleset_with_handles(ns, tmp_path):
     assert "# iptables-nft: rules hold xt expressions" in proc.stdout
     as_json = json.loads(tw(ns, "fw", "show", "--file", str(saved), "--json").stdout)
     assert {t["name"] for t in as_json["tables"]} == {"fw", "early", "same", "filter"}
+
+
+def test_a_real_firewalld_ruleset_is_read_understood_and_rendered_as_nft_lists_it():
+    """Real firewalld 1.3.3 (lab.firewalld, issue 15's host) writes ``inet firewalld``: every
+    rule renders exactly as ``nft -a list ruleset`` prints it, with its handle; every
+    statement but the rpfilter fib test is understood; rendered, it loads to the same JSON."""
+    firewalld = pytest.importorskip("trustwall.lab.firewalld")
+    with firewalld.FirewalldHost(listener=False) as host:
+        host.run(["firewall-cmd", "--add-service=http"])
+        host.run(["firewall-cmd", "--add-rich-rule=rule family=ipv4 source "
+                  "address=10.0.0.0/8 port port=22 protocol=tcp accept"])
+        listing = host.run(["nft", "-j", "list", "ruleset"]).stdout
+        nft_a = host.run(["nft", "-a", "list", "ruleset"]).stdout
+    model = parse.loads(listing)
+    assert [(t.family, t.name) for t in model.native_tables] == [("inet", "firewalld")]
+    handles = {m.group(1).strip(): int(m.group(2))
+               for m in re.finditer(r"^\t\t(.+?) # handle (\d+)$", nft_a, re.M)}
+    rules = model.rules()
+    assert len(rules) > 50
+    assert {render.rule_text(r): r.handle for r in rules}.items() <= handles.items()
+    table = model.tables[0]
+    opaque = [render.statement(s) for r in rules for s in r.expr
+              if not nft_compile.understood(s, table)]
+    assert opaque == ["fib saddr . mark . iif oif missing"]
+    with Netns.create("nftfwd") as again:
+        again.run(["nft", "-f", "-"], input=render.render_ruleset(model))
+        assert native_json(again) == [
+            {k: {kk: vv for kk, vv in v.items() if kk != "handle"}}
+            for o in json.loads(listing)["nftables"] for k, v in o.items() if k != "metainfo"]
