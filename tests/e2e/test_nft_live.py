@@ -258,3 +258,28 @@ def test_a_real_firewalld_ruleset_is_read_understood_and_rendered_as_nft_lists_i
         assert native_json(again) == [
             {k: {kk: vv for kk, vv in v.items() if kk != "handle"}}
             for o in json.loads(listing)["nftables"] for k, v in o.items() if k != "metainfo"]
+
+
+def test_fw_show_live_lists_legacy_and_ipv6_iptables_rules_beside_nft():
+    with Netns.create("nftshowall") as n:
+        n.run(["nft", "add", "table", "inet", "t"])
+        n.run(["nft", "add", "chain", "inet", "t", "in", "{ type filter hook input priority 0; }"])
+        n.run(["iptables-nft", "-A", "INPUT", "-p", "tcp", "--dport", "8", "-j", "DROP"])
+        n.run(["ip6tables-nft", "-A", "INPUT", "-p", "tcp", "--dport", "9", "-j", "DROP"])
+        n.run(["iptables-legacy", "-A", "INPUT", "-p", "tcp", "--dport", "10", "-j", "DROP"])
+        try:
+            proc = tw(n, "fw", "show", "--live")
+            as_json = json.loads(tw(n, "fw", "show", "--live", "--json").stdout)
+        finally:
+            n.run(["iptables-legacy", "-F"], check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "dpt:8" in proc.stdout and "table inet t {" in proc.stdout
+    legacy = proc.stdout.split("# iptables-legacy-save\n")[1]
+    assert "-A INPUT -p tcp -m tcp --dport 10 -j DROP" in legacy
+    ipv6 = proc.stdout.split("# ip6tables-nft-save\n")[1]
+    assert "-A INPUT -p tcp -m tcp --dport 9 -j DROP" in ipv6
+    assert {(d["backend"], d["family"]) for d in as_json["other_iptables"]} == \
+        {("legacy", 4), ("nft", 6)}
+    # the iptables listing's own warning, once (the picture's twin is not repeated)
+    assert proc.stderr.count("legacy backend holds rules too") == 1
+    assert "both backends" not in proc.stderr

@@ -87,7 +87,7 @@ def show(file: str | None, live: bool, ipv6: bool, table: str, verbose: bool, ex
     render = import_module("trustwall.firewall.iptables.render")
     ruleset = _load(file, live, ipv6, counters=True)
     view = render.listing_view(ruleset, table, chain)
-    nft_view = _nft_view(nft_show) if file is None else None
+    nft_view = _nft_view(nft_show, 6 if ipv6 else 4) if file is None else None
 
     def human(_: object) -> None:
         # A comment or interface name read from the kernel is shown, never obeyed (ESC, CR).
@@ -95,22 +95,27 @@ def show(file: str | None, live: bool, ipv6: bool, table: str, verbose: bool, ex
                                                  exact=exact)), nl=False)
         if nft_view is not None:
             click.echo(visible("\n" + nft_view.text), nl=False)
+            for dump in nft_view.iptables:
+                tool = f"{'ip6' if dump.family == 6 else 'ip'}tables-{dump.backend}-save"
+                click.echo(visible(f"\n# {tool}\n{dump.text}"), nl=False)
             for line in nft_view.warnings:
                 click.echo(visible(f"trustwall: warning: {line}"), err=True)
 
     if nft_view is None:
         emit(view, human)
     else:
-        emit({"iptables": view, "nft": nft_view.tables, "warnings": list(nft_view.warnings)},
-             human)
+        emit({"iptables": view, "nft": nft_view.tables, "other_iptables": nft_view.iptables,
+              "warnings": list(nft_view.warnings)}, human)
 
 
-def _nft_view(nft_show):  # type: ignore[no-untyped-def]
+def _nft_view(nft_show, family: int):  # type: ignore[no-untyped-def]
     """The native nft tables of the whole picture (None when there are none: then ``show``
     prints exactly what it printed before nftables support)."""
     errors = import_module("trustwall.errors")
+    api = import_module("trustwall.firewall.iptables.live")
     try:
-        return nft_show.native_view()
+        backend = api.chosen_backend() or api.detect_backend().default
+        return nft_show.native_view(shown=(backend, family))
     except errors.EnvironmentMissing as exc:  # no nft program: iptables is all we can show
         click.echo(f"trustwall: warning: native nftables tables not shown: {exc}", err=True)
         return None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from trustwall.firewall.iptables import render as iptables_render
 from trustwall.firewall.nftables import live, render
 from trustwall.firewall.nftables.model import Ruleset, Table
 
@@ -48,10 +49,21 @@ class ShownTable:
 
 
 @dataclass(frozen=True)
+class ShownDump:
+    """iptables rules of a backend and family that the iptables listing above did not show
+    (x_tables legacy rules, or the other IP version), as iptables-save prints them."""
+
+    backend: str  # "nft" (iptables-nft) or "legacy" (x_tables)
+    family: int
+    text: str
+
+
+@dataclass(frozen=True)
 class NftView:
     tables: tuple[ShownTable, ...]
     text: str  # nft syntax with handles, as `nft -a list ruleset` prints these tables
     warnings: tuple[str, ...]
+    iptables: tuple[ShownDump, ...] = ()
 
 
 def table_view(table: Table) -> ShownTable:
@@ -94,12 +106,19 @@ def file_view(path: str | Path) -> NftView:
                    tuple(f"{path}: {s}" for s in ruleset.skipped))
 
 
-def native_view(*, netns: str | None = None) -> NftView | None:
-    """The live native nft tables and the whole picture's warnings; None when the kernel
-    holds no native nft table (then ``fw show`` lists iptables only, as it always did)."""
+def native_view(*, shown: tuple[str, int] = ("nft", 4),
+                netns: str | None = None) -> NftView | None:
+    """The live native nft tables, the iptables rules of the other backend and IP version
+    (``shown``: the backend and family the iptables listing already shows), and the whole
+    picture's warnings; None when the kernel holds no native nft table (then ``fw show``
+    lists iptables only, as it always did)."""
     picture = live.whole_picture(netns=netns)
     if not picture.nft.native_tables:
         return None
     # The iptables listing already warns when both iptables backends hold IPv4 rules.
     warnings = tuple(w for w in picture.warnings if not w.startswith("iptables: both"))
-    return view(picture.nft, warnings)
+    dumps = tuple(ShownDump(backend, family, iptables_render.render_save(dump))
+                  for (backend, family), dump in sorted(picture.iptables.items())
+                  if (backend, family) != shown and any(
+                      c.rules for t in dump.tables for c in t.chains))
+    return replace(view(picture.nft, warnings), iptables=dumps)
