@@ -115,8 +115,10 @@ def native_view(*, shown: tuple[str, int] = ("nft", 4),
     picture = live.whole_picture(netns=netns)
     if not picture.nft.native_tables:
         return None
-    # The iptables listing already warns when both iptables backends hold IPv4 rules.
-    warnings = tuple(w for w in picture.warnings if not w.startswith("iptables: both"))
+    # The iptables listing already warns when both iptables backends hold IPv4 rules, and
+    # whether the IR compiler is there matters to trace, not to a listing.
+    warnings = tuple(w for w in picture.warnings if not w.startswith("iptables: both")
+                     and "compiler is missing" not in w)
     dumps = tuple(ShownDump(backend, family, iptables_render.render_save(dump))
                   for (backend, family), dump in sorted(picture.iptables.items())
                   if (backend, family) != shown and any(
