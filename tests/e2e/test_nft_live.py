@@ -283,3 +283,28 @@ def test_fw_show_live_lists_legacy_and_ipv6_iptables_rules_beside_nft():
     # the iptables listing's own warning, once (the picture's twin is not repeated)
     assert proc.stderr.count("legacy backend holds rules too") == 1
     assert "both backends" not in proc.stderr
+
+
+def test_nft_rules_written_into_an_iptables_table_are_read_from_nft():
+    """``ip saddr @s drop`` in ``ip filter INPUT`` saves as ``-A INPUT -j DROP`` through
+    iptables-nft-save (1.8.9): the picture reads that table from nft's listing instead, and
+    iptables-nft's own nat table still through iptables-nft-save."""
+    with Netns.create("nftmixed") as n:
+        n.run(["nft", "-f", "-"], input=(
+            "table ip filter {\n set s { type ipv4_addr; elements = { 192.0.2.1 } }\n"
+            " chain INPUT { type filter hook input priority 0; policy accept;\n"
+            "  ip saddr @s drop\n }\n}\n"))
+        n.run(["iptables-nft", "-t", "nat", "-A", "PREROUTING", "-p", "tcp", "--dport", "80",
+               "-j", "DNAT", "--to-destination", "192.0.2.9"])
+        saved = n.run(["iptables-nft-save", "-t", "filter"]).stdout
+        picture = live.whole_picture(netns=n.name)
+        proc = tw(n, "fw", "show", "--live")
+    assert "-A INPUT -j DROP" in saved  # the misreading this guards against
+    native = [t for t in picture.ruleset.tables if t.backend == "nft"]
+    assert [(t.family, t.name) for t in native] == [("ip", "filter")]
+    (drop,) = native[0].chain("INPUT").rules
+    assert [c.field for c in drop.conditions] == ["set"] and drop.action.kind == "drop"
+    assert [t.name for t in picture.iptables[("nft", 4)].tables] == ["nat"]
+    assert any("ip filter: an iptables table holding rules written with nft" in w
+               for w in picture.warnings)
+    assert "ip saddr @s drop # handle" in proc.stdout

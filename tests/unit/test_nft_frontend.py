@@ -148,8 +148,25 @@ def test_xt_rules_mark_the_table_as_iptables_nfts():
 def test_iptables_tables_without_xt_are_recognised_by_their_builtin_chains():
     text = listing(table("ip6", "nat"),
                    chain("PREROUTING", "ip6", "nat", type="nat", hook="prerouting", prio=-100),
-                   chain("POSTROUTING", "ip6", "nat", type="nat", hook="postrouting", prio=100))
+                   chain("POSTROUTING", "ip6", "nat", type="nat", hook="postrouting", prio=100),
+                   rule("POSTROUTING", {"counter": {"packets": 0, "bytes": 0}},
+                        {"masquerade": None}, family="ip6", tbl="nat"))
     assert parse.loads(text).tables[0].iptables_nft
+
+
+@pytest.mark.parametrize("stmts", [
+    [match(ip("saddr"), "@s"), {"counter": None}, {"drop": None}],  # a named set
+    [match(tcp("dport"), {"set": [22, 80]}), {"counter": None}, {"accept": None}],
+    [match(tcp("dport"), 22), {"accept": None}],  # iptables-nft counts every rule
+])
+def test_an_iptables_table_holding_nft_only_rules_stays_native(stmts):
+    """iptables-nft-save misreads such rules (``ip saddr @s drop`` saves as ``-A INPUT -j
+    DROP``): nft's listing is the faithful reading."""
+    text = listing(table("ip", "filter"),
+                   chain("INPUT", "ip", "filter", type="filter", hook="input", prio=0),
+                   rule("INPUT", *stmts, family="ip", tbl="filter"))
+    model = parse.loads(text)
+    assert model.tables[0].iptables_nft == "" and parse.iptables_shaped(model.tables[0])
 
 
 # --- compile ---------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import import_module
 from pathlib import Path
 
@@ -125,9 +125,9 @@ def compile_iptables(ruleset: iptables_model.Ruleset) -> tuple[ir.Table, ...]:
     return tuple(module.compile_ruleset(ruleset).tables)
 
 
-def _save(program: str, netns: str | None) -> str | None:
+def _save(argv: list[str], netns: str | None) -> str | None:
     try:
-        proc = run(_argv([program], netns), check=False, timeout=120, text=False)
+        proc = run(_argv(argv, netns), check=False, timeout=120, text=False)
     except EnvironmentMissing:
         return None
     return iptables_live.decode(proc.stdout) if proc.returncode == 0 else None
@@ -169,25 +169,38 @@ def whole_picture(*, netns: str | None = None) -> Picture:
     warnings: list[str] = [f"nft listing: {s}" for s in nft.skipped]
     tables: list[ir.Table] = list(nft_compile.compile_ruleset(nft).tables)
     dumps: dict[tuple[str, int], iptables_model.Ruleset] = {}
-    families = {t.family for t in nft.tables if t.iptables_nft}
     for version, family in ((4, "ip"), (6, "ip6")):
-        wanted = [("nft", f"{'ip6' if version == 6 else 'ip'}tables-nft-save")] \
-            if family in families else []
+        prefix = "ip6" if version == 6 else "ip"
+        # iptables-nft's tables one by one (-t): a table nft wrote into stays out of the save
+        # (iptables-nft-save fails on some nft-only rules, and misreads others).
+        ours = [t.name for t in nft.tables if t.family == family and t.iptables_nft]
+        wanted = [("nft", [f"{prefix}tables-nft-save", "-t", name]) for name in ours]
         if _legacy_loaded(version, netns):
-            wanted.append(("legacy", f"{'ip6' if version == 6 else 'ip'}tables-legacy-save"))
-        for backend, program in wanted:
-            text = _save(program, netns)
+            wanted.append(("legacy", [f"{prefix}tables-legacy-save"]))
+        for backend, argv in wanted:
+            text = _save(argv, netns)
             if text is None:
-                warnings.append(f"{program} failed: its rules are not in this picture")
+                warnings.append(f"{' '.join(argv)} failed: its rules are not in this picture")
                 continue
-            parsed = parse_save(text, family=version, source=program)
+            parsed = parse_save(text, family=version, source=argv[0])
+            previous = dumps.get((backend, version))
+            if previous is not None:
+                parsed = replace(previous, tables=previous.tables + parsed.tables)
             dumps[(backend, version)] = parsed
+        for native in nft.native_tables:
+            if native.family == family and parse.iptables_shaped(native):
+                warnings.append(f"{family} {native.name}: an iptables table holding rules "
+                                f"written with nft (nft-only syntax); read from nft's listing, "
+                                f"as iptables-nft-save misreads such rules")
+        for backend in ("nft", "legacy"):
+            if (backend, version) not in dumps:
+                continue
             try:
                 tables += [ir.Table(t.backend, t.family, t.name, t.chains)
-                           for t in compile_iptables(parsed)]
+                           for t in compile_iptables(dumps[(backend, version)])]
             except (ImportError, AttributeError):
-                warnings.append(f"{program}: the iptables compiler is missing; its rules "
-                                f"are shown, not traced")
+                warnings.append(f"{prefix}tables-{backend}-save: the iptables compiler is "
+                                f"missing; its rules are shown, not traced")
     for version in (4, 6):
         held = [b for b in ("nft", "legacy") if (b, version) in dumps
                 and any(c.rules or (c.policy or "ACCEPT") != "ACCEPT"

@@ -249,18 +249,55 @@ _IPTABLES_CHAINS = {
 }
 
 
+#: What iptables-nft never writes natively (ipset, multiport … go through ``xt``).
+_NATIVE_ONLY_KEYS = frozenset({"set", "vmap", "concat", "map", "fib", "numgen", "jhash",
+                               "symhash", "socket", "osf", "meter", "elem"})
+
+
+def _native_only(value: Any) -> bool:
+    """Whether a rule's JSON uses nft-only syntax: a set or map lookup, a concatenation, a
+    ``th`` field … (iptables-nft-save misreads such a rule: ``ip saddr @s drop`` saves as
+    ``-A INPUT -j DROP``, nft 1.0.6 / iptables 1.8.9)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if _NATIVE_ONLY_KEYS & item.keys():
+                return True
+            payload = item.get("payload")
+            if isinstance(payload, dict) and payload.get("protocol") == "th":
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, str) and item.startswith("@"):
+            return True
+    return False
+
+
+def iptables_shaped(table: Table) -> bool:
+    """An ip/ip6 table named like an iptables table whose base chains are exactly iptables'
+    built-in ones: iptables-nft-save reads it as its own."""
+    if table.family not in ("ip", "ip6") or table.name not in _IPTABLES_CHAINS:
+        return False
+    base = [c for c in table.chains if c.is_base]
+    return bool(base) and all(c.name in _IPTABLES_CHAINS[table.name]
+                              and c.hook == c.name.lower() for c in base)
+
+
 def _mark_iptables_nft(table: Table) -> Table:
     """Say when a table is iptables-nft's: a rule holds an ``xt`` expression (an iptables
-    extension nft cannot show), or it is an iptables table (ip/ip6 filter, nat, …) whose base
-    chains are exactly iptables' built-in ones."""
+    extension nft cannot show), or it is iptables-shaped and every rule looks written by
+    iptables-nft (it counts every rule, and uses no nft-only syntax). An iptables-shaped
+    table holding nft-only rules stays native: nft's listing is the faithful reading."""
+    rules = [r for c in table.chains for r in c.rules]
     why = ""
-    if any(r.has_xt for c in table.chains for r in c.rules):
+    if any(r.has_xt for r in rules):
         why = "rules hold xt expressions (written by iptables-nft)"
-    elif table.family in ("ip", "ip6") and table.name in _IPTABLES_CHAINS:
-        base = [c for c in table.chains if c.is_base]
-        if base and all(c.name in _IPTABLES_CHAINS[table.name]
-                        and c.hook == c.name.lower() for c in base):
-            why = "an iptables table with iptables' built-in chains (iptables-nft)"
+    elif iptables_shaped(table) and all(
+            any(isinstance(s, dict) and "counter" in s for s in r.expr)
+            and not _native_only(r.expr) for r in rules):
+        why = "an iptables table with iptables' built-in chains (iptables-nft)"
     if not why:
         return table
     return Table(table.family, table.name, table.handle, table.flags, table.chains,
