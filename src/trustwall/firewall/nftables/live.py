@@ -69,7 +69,9 @@ def load_text(path: str | Path) -> str:
             shutil.copyfile(path, copy)
         except OSError as exc:
             raise BadInput(f"cannot read {path}: {exc.strerror}") from None
-        proc = run(["unshare", "--net", "--", "nft", "-j", "-i"],
+        # -I: the file's own relative includes still resolve from its folder
+        proc = run(["unshare", "--net", "--", "nft", "-I", str(Path(path).resolve().parent),
+                    "-j", "-i"],
                    input=f'include "{copy}"\nlist ruleset\n', check=False, timeout=300)
     # nft -i exits 0 even when a command fails: its error text is the signal.
     if proc.returncode != 0 or "Error:" in proc.stderr:
