@@ -131,7 +131,7 @@ def test_saved_json_and_nft_text_read_like_live(ns, tmp_path):
     from_text = live.read_file(text_file)  # loaded in a private namespace, listed back
     assert render.render_ruleset(from_text) == render.render_ruleset(
         live.read_live(netns=ns.name), tables=live.read_live(netns=ns.name).native_tables)
-    (tmp_path / "part.nft").write_text("table inet part { chain c { tcp dport 1 drop; } }\n")
+    (tmp_path / "part.nft").write_text("table inet part {\n chain c {\n  tcp dport 1 drop\n }\n}\n")
     (tmp_path / "main.nft").write_text('include "part.nft"\n')  # relative to the file
     assert [t.name for t in live.read_file(tmp_path / "main.nft").tables] == ["part"]
     bad = tmp_path / "bad.nft"
