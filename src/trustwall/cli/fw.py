@@ -79,20 +79,39 @@ def show(file: str | None, live: bool, ipv6: bool, table: str, verbose: bool, ex
     """Show a table like `iptables -L [CHAIN] -n [-v] [-x] --line-numbers`.
 
     On a host a manager owns (ufw, firewalld, nftables.conf, Docker …) it ends with `# owner`
-    lines naming each chain's owner; --json always carries "owner" per chain."""
+    lines naming each chain's owner; --json always carries "owner" per chain. Live, when
+    native nftables tables exist too, it also lists them in nft syntax with their handles, and
+    warns about base chains whose order is undefined."""
+    nft_show = import_module("trustwall.firewall.nftables.show")
+    if file is not None and not live and nft_show.is_nft_file(file):
+        saved = nft_show.file_view(file)  # nft -j JSON, or nft text (read as root)
+        emit(saved, lambda v: click.echo(visible(v.text), nl=False))
+        return
     render = import_module("trustwall.firewall.iptables.render")
     ruleset = _load(file, live, ipv6, counters=True)
     view = render.listing_view(ruleset, table, chain)
     data, owner_lines = owned_view(view, ruleset, file, table)
+    nft_view = _nft_view(nft_show, 6 if ipv6 else 4) if file is None else None
 
     def human(_: object) -> None:
         # A comment or interface name read from the kernel is shown, never obeyed (ESC, CR).
         click.echo(visible(render.render_listing(ruleset, table, chain, verbose=verbose,
                                                  exact=exact)), nl=False)
+        if nft_view is not None:
+            click.echo(visible("\n" + nft_view.text), nl=False)
+            for dump in nft_view.iptables:
+                tool = f"{'ip6' if dump.family == 6 else 'ip'}tables-{dump.backend}-save"
+                click.echo(visible(f"\n# {tool}\n{dump.text}"), nl=False)
+            for line in nft_view.warnings:
+                click.echo(visible(f"trustwall: warning: {line}"), err=True)
         for line in owner_lines:
             click.echo(visible(line))
 
-    emit(data, human)
+    if nft_view is None:
+        emit(data, human)
+    else:
+        emit({"iptables": data, "nft": nft_view.tables, "other_iptables": nft_view.iptables,
+              "warnings": list(nft_view.warnings)}, human)
 
 
 def owned_view(view, ruleset, file: str | None,  # type: ignore[no-untyped-def]
@@ -123,6 +142,19 @@ def owners_of(ruleset, file: str | None):  # type: ignore[no-untyped-def]
     if file is not None:
         return detect.classify(detect.HostFacts(chains=detect.chains_of([ruleset])))
     return detect.detect(rulesets=[ruleset])
+
+
+def _nft_view(nft_show, family: int):  # type: ignore[no-untyped-def]
+    """The native nft tables of the whole picture (None when there are none: then ``show``
+    prints exactly what it printed before nftables support)."""
+    errors = import_module("trustwall.errors")
+    api = import_module("trustwall.firewall.iptables.live")
+    try:
+        backend = api.chosen_backend() or api.detect_backend().default
+        return nft_show.native_view(shown=(backend, family))
+    except errors.EnvironmentMissing as exc:  # no nft program: iptables is all we can show
+        click.echo(f"trustwall: warning: native nftables tables not shown: {exc}", err=True)
+        return None
 
 
 @fw.command()

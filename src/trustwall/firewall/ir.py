@@ -24,6 +24,12 @@ Fields and the value each carries:
 ``iif/oif``        :class:`Interface` (a name, ``eth+``/``eth*`` wildcards)
 ``proto``          :class:`Protocol` (the layer-4 protocol number)
 ``fragment``       :class:`Fragment` (IPv4 non-first fragments, ``-f``)
+``nfproto``        :class:`IpVersion` (nft: ``meta nfproto``; implied by ``ip``/``ip6`` fields
+                   in an inet table)
+``proto_set``      :class:`ProtocolSet` (nft: ``meta l4proto { tcp, udp }``)
+``ct_status``      :class:`CtStatus` (nft: ``ct status dnat``)
+``set``            :class:`SetLookup` (nft: anonymous and named sets, concatenations, and each
+                   element of a verdict map, which compiles to one rule per element)
 =================  ===========================================================================
 
 Structure (:class:`Ruleset`): tables hold chains; a base chain is a chain attached to a hook at
@@ -352,3 +358,94 @@ class Ruleset:
         found = [(t, c) for t in self.tables if version in FAMILY_VERSIONS.get(t.family, ())
                  for c in t.chains if c.base is not None and c.base.hook == hook]
         return sorted(found, key=lambda tc: tc[1].base.priority)  # type: ignore[union-attr]
+
+
+# --- nftables conditions -------------------------------------------------------------------
+# Values nft rules test that the conditions above do not express: set lookups (anonymous and
+# named, over one field or a concatenation), the IP version of an inet table, several
+# protocols at once, and conntrack status bits. Each has a pure ``matches``; a tracer
+# supplies the packet's values (see each class) and needs nothing else.
+
+
+@dataclass(frozen=True)
+class IpVersion:
+    """``meta nfproto ipv4`` — and implied by ``ip …``/``icmp …`` in an inet table: the packet
+    is IPv4 (4) or IPv6 (6)."""
+
+    versions: frozenset[int]
+    negated: bool = False
+
+    def matches(self, version: int) -> bool:
+        return (version in self.versions) != self.negated
+
+
+@dataclass(frozen=True)
+class ProtocolSet:
+    """``meta l4proto { tcp, udp }``: the layer-4 protocol number is one of ``numbers``."""
+
+    numbers: frozenset[int]
+    negated: bool = False
+
+    def matches(self, number: int) -> bool:
+        return (number in self.numbers) != self.negated
+
+
+@dataclass(frozen=True)
+class CtStatus:
+    """``ct status dnat`` / ``ct status { snat, dnat }``: any of these conntrack status bits
+    (``expected``, ``seen-reply``, ``assured``, ``confirmed``, ``snat``, ``dnat``, ``dying``)
+    is set on the packet's connection; ``negated``: none is."""
+
+    bits: frozenset[str]
+    negated: bool = False
+
+    def matches(self, status: frozenset[str]) -> bool:
+        return bool(self.bits & status) != self.negated
+
+
+@dataclass(frozen=True)
+class KeySpan:
+    """One component of a set element over a numeric key: ``first``..``last`` inclusive (a
+    value, a range ``80-90``, a prefix ``10.0.0.0/8`` as its first and last address)."""
+
+    first: int
+    last: int
+
+    def matches(self, value: object) -> bool:
+        return isinstance(value, int) and self.first <= value <= self.last
+
+
+#: Packet fields a :class:`SetLookup` key may name, and the value a tracer passes for each:
+#: ``src``/``dst`` the address as an int; ``sport``/``dport``/``proto``/``mark``/``ct_mark``/
+#: ``icmp_type``/``icmp_code``/``nfproto`` (4 or 6) ints; ``iif``/``oif`` the interface name;
+#: ``ct_state`` (NEW, ESTABLISHED, …) and ``pkttype`` (unicast, broadcast, multicast,
+#: otherhost) strings.
+SET_KEYS = ("src", "dst", "sport", "dport", "proto", "mark", "ct_mark", "icmp_type",
+            "icmp_code", "nfproto", "iif", "oif", "ct_state", "pkttype")
+
+
+@dataclass(frozen=True)
+class SetLookup:
+    """``ip saddr @allowed``, ``tcp dport { 22, 80-90 }``, ``ip saddr . tcp dport @pairs``:
+    the packet's key (one value per entry of ``keys``, see :data:`SET_KEYS`) is an element.
+    Each element holds one component per key: a :class:`KeySpan` for numbers, an
+    :class:`Interface` for names (wildcards allowed), a string for states and packet types.
+    ``name`` is the named set (``@allowed``; None for an anonymous set)."""
+
+    keys: tuple[str, ...]
+    elements: tuple[tuple[KeySpan | Interface | str, ...], ...]
+    negated: bool = False
+    name: str | None = None
+
+    @staticmethod
+    def _component(part: KeySpan | Interface | str, value: object) -> bool:
+        if isinstance(part, KeySpan):
+            return part.matches(value)
+        if isinstance(part, Interface):
+            return isinstance(value, str) and part.matches(value)
+        return isinstance(value, str) and part.upper() == value.upper()
+
+    def matches(self, values: tuple[object, ...]) -> bool:
+        hit = any(all(self._component(p, v) for p, v in zip(element, values, strict=True))
+                  for element in self.elements)
+        return hit != self.negated
