@@ -194,7 +194,11 @@ def test_fw_show_live_is_unchanged_without_native_tables():
         assert proc.returncode == 0 and "table " not in proc.stdout
         assert "dpt:22" in proc.stdout and "warning" not in proc.stderr
         as_json = json.loads(tw(n, "fw", "show", "--live", "--json").stdout)
-        assert set(as_json) == {"family", "table", "chains"}
+        # the iptables listing's own keys, plus who owns it (issue 15), and no nft sections
+        assert set(as_json) == {"family", "table", "chains", "owner", "owner_evidence",
+                                "nft_tables"}
+        assert as_json["owner"] == "none"
+        assert [(t["family"], t["table"]) for t in as_json["nft_tables"]] == [("ip", "filter")]
 
 
 def test_whole_picture_reads_both_iptables_backends_and_native_nft():
