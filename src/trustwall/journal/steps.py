@@ -125,3 +125,20 @@ def _firewall_undo() -> Any:
 
 IPTABLES_V4 = register(_iptables(4))
 IPTABLES_V6 = register(_iptables(6))
+
+
+# -- firewalld (runtime and permanent zone settings, restored through firewall-cmd) --------
+
+def _firewalld() -> Any:
+    """The firewalld owner, imported when a firewalld step is captured or restored."""
+    from trustwall.firewall.owners import firewalld
+
+    return firewalld
+
+
+FIREWALLD = register(StepKind(
+    name="firewalld",
+    capture=lambda data: _firewalld().capture(list(data["zones"])),
+    restore_argv=lambda data: _firewalld().restore_argv(data),
+    fields={"zones": lambda v: _firewalld().valid_zones(v)},
+))
