@@ -229,10 +229,16 @@ class FirewalldHost:
                                     stderr=subprocess.STDOUT, start_new_session=True,
                                     cwd="/")
 
-    def connect(self, port: int = JMX_PORT) -> str:
-        """From the client: ``OK <greeting>`` or ``FAIL <reason>`` (e.g. No route to host)."""
+    def connect(self, port: int = JMX_PORT, *, source: str | None = None) -> str:
+        """From the client (from its address ``source``: see :meth:`add_client_address`):
+        ``OK <greeting>`` or ``FAIL <reason>`` (e.g. No route to host)."""
         assert self.client is not None
-        return connect_tcp(self.client, SERVER_IP, port)
+        return connect_tcp(self.client, SERVER_IP, port, source=source)
+
+    def add_client_address(self, address: str) -> None:
+        """One more address on the client's eth0 (a second source on the same link)."""
+        assert self.client is not None
+        self.client.run(["ip", "addr", "add", f"{address}/24", "dev", "eth0"])
 
     def listing(self, zone: str | None = None, *, permanent: bool = False) -> str:
         """``firewall-cmd [--permanent] --list-all`` (of ``zone``, default: the default)."""
