@@ -40,7 +40,8 @@ from trustwall.firewall.owners import firewalld
 from trustwall.firewall.owners.base import Request
 request = Request(**json.loads(sys.argv[1]))
 opts = json.loads(sys.argv[3])
-options = Options(confirm_within=0, keep=[Flow.parse(f) for f in opts.get("keep", ())],
+options = Options(confirm_within=opts.get("confirm_within", 0),
+                  keep=[Flow.parse(f) for f in opts.get("keep", ())],
                   force=opts.get("force", False))
 try:
     plan = firewalld.plan(request)
@@ -201,3 +202,16 @@ def test_rejecting_the_operators_ssh_flow_is_refused(host, unchanged):
     out = api(host, "apply", keep, action="reject", proto="tcp", dport="22", src=OTHER_CLIENT)
     assert out["applied"] is True, out
     trustwall(host, "undo")
+
+
+def test_unconfirmed_change_is_rolled_back_by_the_watcher(host, unchanged):
+    undos = trustwall(host, "log").count("committed undo")
+    began = time.monotonic()
+    out = api(host, "apply", {"confirm_within": 2}, action="allow", proto="tcp", dport="18745")
+    assert out["confirm_deadline"], out
+    assert host.connect() == "OK JMX lab listener"
+    while trustwall(host, "log").count("committed undo") == undos \
+            and time.monotonic() - began < 20:
+        time.sleep(0.3)
+    assert host.connect() == "FAIL No route to host"
+    assert "18745" not in host.listing() + host.listing(permanent=True)

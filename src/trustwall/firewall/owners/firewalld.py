@@ -230,25 +230,147 @@ def running() -> bool:
 
 
 def read_state(*, services: Iterable[str] = ()) -> FirewalldState:
-    """firewalld's default zone and every zone, runtime and permanent (three firewall-cmd
-    calls), plus the ports of ``services``."""
+    """firewalld's default zone, and the default and active zones (those with bindings: all
+    that zone dispatch can pick), runtime and permanent; plus the ports of ``services``.
+
+    Read from firewalld's D-Bus API with ``busctl`` (~20 ms a call) when it is installed, else
+    from ``firewall-cmd --list-all-zones`` (~0.25 s a call, every zone)."""
+    if _busctl() is None:
+        return with_services(_read_state_cmd(), services)
+    try:
+        default = _check(_bus_call(_MAIN, _IFACE, "getDefaultZone")[0], _ZONE_RE,
+                         "default zone")
+    except _NotRunning:
+        return FirewalldState(running=False)
+    active = _bus_call(_MAIN, f"{_IFACE}.zone", "getActiveZones")[0]
+    if not isinstance(active, dict):
+        raise ParseError("firewalld's active zones are not a dictionary", source="D-Bus")
+    names = sorted({_check(str(n), _ZONE_RE, "zone name") for n in active} | {default})
+    return with_services(replace(read_zones(names), default_zone=default), services)
+
+
+def read_zones(names: Iterable[str]) -> FirewalldState:
+    """Only the zones ``names``, runtime and permanent: what the journal captures and the
+    read-back compares."""
+    names = [_check(name, _ZONE_RE, "zone name") for name in names]
+    if _busctl() is None:
+        return _read_zones_cmd(names)
+    runtime: dict[str, Zone] = {}
+    permanent: dict[str, Zone] = {}
+    try:
+        for name in names:
+            runtime[name] = _zone_from_settings(
+                name, _bus_call(_MAIN, f"{_IFACE}.zone", "getZoneSettings2", "s", name)[0])
+            path = _bus_call(_CONFIG, f"{_IFACE}.config", "getZoneByName", "s", name)[0]
+            if not isinstance(path, str) or not _ZONE_PATH_RE.match(path):
+                raise ParseError(f"unexpected zone object {path!r}", source="D-Bus")
+            permanent[name] = _zone_from_settings(
+                name, _bus_call(path, f"{_IFACE}.config.zone", "getSettings2")[0])
+    except _NotRunning:
+        return FirewalldState(running=False)
+    return FirewalldState(True, None, runtime, permanent)
+
+
+# firewalld's D-Bus API (firewalld.dbus(5)): the same daemon state firewall-cmd prints.
+_BUS_NAME = "org.fedoraproject.FirewallD1"
+_IFACE = "org.fedoraproject.FirewallD1"
+_MAIN = "/org/fedoraproject/FirewallD1"
+_CONFIG = "/org/fedoraproject/FirewallD1/config"
+_ZONE_PATH_RE = re.compile(r"^/org/fedoraproject/FirewallD1/config/zone/\d{1,6}$")
+
+
+class _NotRunning(Exception):
+    """firewalld is not on the system bus."""
+
+
+def _busctl() -> str | None:
+    import shutil
+
+    from trustwall.clients.login import SYSTEM_PATH
+
+    return shutil.which("busctl", path=SYSTEM_PATH)
+
+
+def _bus_call(path: str, interface: str, method: str, *args: str) -> list[Any]:
+    """One D-Bus method call (``busctl --json=short``); its return values."""
+    from trustwall.proc import run
+
+    busctl = _busctl()
+    assert busctl is not None
+    done = run([busctl, "--system", "--json=short", "call", _BUS_NAME, path, interface, method,
+                *args], check=False, timeout=60)
+    if done.returncode != 0:
+        error = done.stderr.strip()
+        if "not activatable" in error or "not provided" in error or "not found" in error \
+                or "ServiceUnknown" in error or "No such file" in error:
+            raise _NotRunning(error)
+        raise FirewalldError(f"firewalld {method}: {error[-200:] or 'no answer'}")
+    try:
+        data = json.loads(done.stdout)["data"]
+    except (ValueError, KeyError, TypeError):
+        raise ParseError(f"busctl {method}: unreadable answer", source="D-Bus") from None
+    if not isinstance(data, list):
+        raise ParseError(f"busctl {method}: unexpected answer", source="D-Bus")
+    return data
+
+
+def _strings(settings: Mapping[str, Any], key: str) -> list[str]:
+    value = settings.get(key, {"data": []})
+    data = value.get("data") if isinstance(value, dict) else None
+    if not isinstance(data, list) or not all(isinstance(v, str) for v in data):
+        raise ParseError(f"zone setting {key} is not a list of strings", source="D-Bus")
+    return data
+
+
+def _pairs(settings: Mapping[str, Any], key: str) -> list[str]:
+    value = settings.get(key, {"data": []})
+    data = value.get("data") if isinstance(value, dict) else None
+    if not isinstance(data, list) or not all(
+            isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) for x in v)
+            for v in data):
+        raise ParseError(f"zone setting {key} is not a list of (port, protocol)",
+                         source="D-Bus")
+    return [f"{port}/{proto}" for port, proto in data]
+
+
+def _zone_from_settings(name: str, settings: Any) -> Zone:
+    """A zone from ``getZoneSettings2`` / ``getSettings2`` (a{sv}), every value checked."""
+    if not isinstance(settings, dict):
+        raise ParseError(f"zone {name}: settings are not a dictionary", source="D-Bus")
+    target = settings.get("target", {"data": "default"})
+    target = target.get("data") if isinstance(target, dict) else None
+    if target not in _TARGETS:
+        raise ParseError(f"zone {name}: unexpected target {target!r}", source="D-Bus")
+    return Zone(
+        name, target,
+        interfaces=tuple(_check(v, _IFACE_RE, "interface")
+                         for v in _strings(settings, "interfaces")),
+        sources=tuple(_check_source(v) for v in _strings(settings, "sources")),
+        services=tuple(_check(v, _SERVICE_RE, "service") for v in _strings(settings, "services")),
+        ports=tuple(_check(v, _PORT_RE, "port") for v in _pairs(settings, "ports")),
+        protocols=tuple(_check(v, _SERVICE_RE, "protocol")
+                        for v in _strings(settings, "protocols")),
+        source_ports=tuple(_check(v, _PORT_RE, "port")
+                           for v in _pairs(settings, "source_ports")),
+        rich_rules=tuple(_check_rich(v) for v in _strings(settings, "rules_str")))
+
+
+def _read_state_cmd() -> FirewalldState:
+    """read_state without busctl: three firewall-cmd calls, every zone."""
     code, out, _ = _firewall_cmd(["--get-default-zone"], check=False)
     if code != 0:
         return FirewalldState(running=False)
     default = _check(out.strip(), _ZONE_RE, "default zone")
     runtime = parse_zones(_firewall_cmd(["--list-all-zones"])[1])
     permanent = parse_zones(_firewall_cmd(["--permanent", "--list-all-zones"])[1])
-    state = FirewalldState(True, default, runtime, permanent)
-    return with_services(state, services)
+    return FirewalldState(True, default, runtime, permanent)
 
 
-def read_zones(names: Iterable[str]) -> FirewalldState:
-    """Only the zones ``names``, runtime and permanent (two firewall-cmd calls per zone):
-    what the journal captures and the read-back compares."""
+def _read_zones_cmd(names: Sequence[str]) -> FirewalldState:
+    """read_zones without busctl: two firewall-cmd calls per zone."""
     runtime: dict[str, Zone] = {}
     permanent: dict[str, Zone] = {}
     for name in names:
-        _check(name, _ZONE_RE, "zone name")
         code, out, err = _firewall_cmd(["--zone", name, "--list-all"], check=False)
         if code == NOT_RUNNING:
             return FirewalldState(running=False)
