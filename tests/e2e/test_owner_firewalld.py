@@ -120,21 +120,32 @@ def test_allow_opens_the_port_through_firewalld_and_undo_restores_it_exactly(hos
     assert snapshot(host) == unchanged
 
 
-def test_delete_removes_what_allow_added_runtime_and_permanent(host, unchanged):
+def test_reject_beats_an_open_port_and_delete_removes_both(host, unchanged):
+    """firewalld runs a zone's _deny chain (reject/drop rich rules) before _allow (ports): the
+    plan's effect says so and the kernel agrees; delete removes the port and the rule, runtime
+    and permanent, and undo puts them back, one journal transaction at a time."""
     api(host, "apply", action="allow", proto="tcp", dport="18745")
     assert host.connect().startswith("OK")
+    plan = api(host, action="reject", proto="tcp", dport="18745")
+    assert plan["effect"] == ["NEW tcp/18745 from any in zone public: ACCEPT -> REJECT"]
+    assert api(host, "apply", action="reject", proto="tcp", dport="18745")["applied"]
+    assert host.connect() == "FAIL Connection refused"  # the rich rule's reject, not the zone's
+    rule = 'rule port port="18745" protocol="tcp" reject'
     plan = api(host, action="delete", proto="tcp", dport="18745")
     assert plan["commands"] == [
         "firewall-cmd --zone public --remove-port 18745/tcp",
-        "firewall-cmd --permanent --zone public --remove-port 18745/tcp"]
-    assert plan["effect"] == ["NEW tcp/18745 from any in zone public: ACCEPT -> REJECT"]
+        f"firewall-cmd --zone public --remove-rich-rule '{rule}'",
+        "firewall-cmd --permanent --zone public --remove-port 18745/tcp",
+        f"firewall-cmd --permanent --zone public --remove-rich-rule '{rule}'"]
     assert api(host, "apply", action="delete", proto="tcp", dport="18745")["applied"]
     assert host.connect() == "FAIL No route to host"
     assert "18745" not in host.listing() + host.listing(permanent=True)
-    # The zone file firewalld rewrote is still not the original bytes: two undos restore it.
-    trustwall(host, "undo")
-    assert host.connect().startswith("OK")
-    trustwall(host, "undo")
+    trustwall(host, "undo")  # the delete: port and rule are back, runtime and permanent
+    for listing in (host.listing(), host.listing(permanent=True)):
+        assert "ports: 18745/tcp" in listing and rule in listing
+    trustwall(host, "undo")  # the reject
+    assert host.connect() == "OK JMX lab listener"
+    trustwall(host, "undo")  # the allow
 
 
 def test_for_is_a_runtime_timeout_that_firewalld_expires(host, unchanged):
@@ -215,3 +226,27 @@ def test_unconfirmed_change_is_rolled_back_by_the_watcher(host, unchanged):
         time.sleep(0.3)
     assert host.connect() == "FAIL No route to host"
     assert "18745" not in host.listing() + host.listing(permanent=True)
+
+
+def test_the_dbus_reader_agrees_with_firewall_cmd(host, unchanged):
+    """trustwall reads zones over D-Bus (busctl); firewall-cmd's listing is the fallback and
+    the oracle: both must see the same zones."""
+    changes = (("rich-rule", JMX_RULE), ("port", "1000-1001/udp"), ("protocol", "gre"))
+    for what, value in changes:
+        host.run(["firewall-cmd", "--zone", "public", f"--add-{what}", value])
+    try:
+        code = ("from trustwall.firewall.owners import firewalld as fd\n"
+                "bus, cmd = fd.read_state(), fd._read_state_cmd()\n"
+                "assert bus.default_zone == cmd.default_zone == 'public'\n"
+                "for name in bus.runtime:\n"
+                "    for a, b in ((bus.runtime, cmd.runtime), (bus.permanent, cmd.permanent)):\n"
+                "        x, y = a[name], b[name]\n"
+                "        assert x.settings() == y.settings(), (name, x, y)\n"
+                "        assert (x.target, sorted(x.interfaces), sorted(x.sources)) == \\\n"
+                "            (y.target, sorted(y.interfaces), sorted(y.sources))\n"
+                "print(sorted(bus.runtime), bus.runtime['public'].rich_rules)\n")
+        out = host.run([sys.executable, "-c", code]).stdout
+        assert "['public']" in out and "198.18.210.3" in out
+    finally:
+        for what, value in changes:
+            host.run(["firewall-cmd", "--zone", "public", f"--remove-{what}", value])

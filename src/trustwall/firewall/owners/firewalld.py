@@ -756,19 +756,19 @@ def _apply_to_zone(zone: Zone, ports: Sequence[str], rules: Sequence[str], *,
 
 
 def _zone_args(zone: str, ports: Sequence[str], rules: Sequence[str], *, add: bool,
-               permanent: bool, timeout: int | None = None) -> tuple[str, ...]:
+               permanent: bool, timeout: int | None = None) -> list[tuple[str, ...]]:
+    """One firewall-cmd per kind of setting: it refuses ``--add-port`` together with
+    ``--add-rich-rule`` (or an add with a remove) in one call; values of one kind may
+    repeat."""
     verb = "add" if add else "remove"
-    argv = [FIREWALL_CMD]
-    if permanent:
-        argv.append("--permanent")
-    argv += ["--zone", zone]
-    for port in ports:
-        argv += [f"--{verb}-port", port]
-    for rule in rules:
-        argv += [f"--{verb}-rich-rule", rule]
-    if timeout is not None:
-        argv += ["--timeout", f"{timeout}s"]
-    return tuple(argv)
+    head = [FIREWALL_CMD, *(["--permanent"] if permanent else []), "--zone", zone]
+    tail = ["--timeout", f"{timeout}s"] if timeout is not None else []
+    out = []
+    for kind, values in (("port", ports), ("rich-rule", rules)):
+        if values:
+            out.append(tuple([*head, *(a for v in values for a in (f"--{verb}-{kind}", v)),
+                              *tail]))
+    return out
 
 
 @dataclass(frozen=True)
@@ -811,6 +811,8 @@ def plan(request: Request, state: FirewalldState | None = None) -> FirewalldPlan
         raise BadInput(f"bad protocol {request.proto!r}")
     if request.in_iface is not None and not _IFACE_RE.match(request.in_iface):
         raise BadInput(f"bad interface {request.in_iface!r}")
+    _family(request)  # the addresses and their IP version, checked before anything is read
+    _ports(request)
     if state is None:
         state = read_state()
     if not state.running:
@@ -852,12 +854,10 @@ def plan(request: Request, state: FirewalldState | None = None) -> FirewalldPlan
                 p_ports = [p for p in ports if p not in permanent.ports]
                 p_rules = [r for r in rules if r not in permanent.rich_rules]
             add = True
-        if r_ports or r_rules:
-            commands.append(Command(_zone_args(name, r_ports, r_rules, add=add,
-                                               permanent=False, timeout=timeout)))
-        if p_ports or p_rules:
-            commands.append(Command(_zone_args(name, p_ports, p_rules, add=add,
-                                               permanent=True), runtime=False, permanent=True))
+        commands += [Command(argv) for argv in _zone_args(
+            name, r_ports, r_rules, add=add, permanent=False, timeout=timeout)]
+        commands += [Command(argv, runtime=False, permanent=True) for argv in _zone_args(
+            name, p_ports, p_rules, add=add, permanent=True)]
         if r_ports or r_rules or p_ports or p_rules:
             changes.append(ZoneChange(name, add, tuple(r_ports), tuple(r_rules),
                                       tuple(p_ports), tuple(p_rules)))
@@ -997,7 +997,7 @@ def _image(data: bytes) -> dict[str, dict[str, dict[str, list[str]] | None]]:
                             _check_rich(value)
                         else:
                             _check(value, _SETTING_CHECKS[key], key)
-    except (ValueError, KeyError, AssertionError, TypeError, AttributeError):
+    except (ValueError, KeyError, AssertionError, TypeError, AttributeError, ParseError):
         raise FirewalldError("refusing a malformed firewalld before-image") from None
     return zones
 
@@ -1019,15 +1019,14 @@ def inverse_commands(before: Mapping[str, Any], now: FirewalldState) -> list[lis
             have = current.settings()
             argv = [FIREWALL_CMD, *(["--permanent"] if side == "permanent" else []),
                     "--zone", name]
-            changes = []
+            # one call per kind and direction: firewall-cmd refuses them mixed
             for key, verb in _VERBS.items():
                 want = set(wanted.get(key, ()))
-                for value in sorted(set(have[key]) - want):
-                    changes += [f"--remove-{verb}", value]
-                for value in sorted(want - set(have[key])):
-                    changes += [f"--add-{verb}", value]
-            if changes:
-                out.append([*argv, *changes])
+                for direction, values in (("remove", sorted(set(have[key]) - want)),
+                                          ("add", sorted(want - set(have[key])))):
+                    if values:
+                        out.append([*argv, *(a for v in values
+                                             for a in (f"--{direction}-{verb}", v))])
     return out
 
 
