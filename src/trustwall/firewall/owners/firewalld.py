@@ -813,6 +813,9 @@ def plan(request: Request, state: FirewalldState | None = None) -> FirewalldPlan
         raise BadInput(f"bad interface {request.in_iface!r}")
     _family(request)  # the addresses and their IP version, checked before anything is read
     _ports(request)
+    if not (request.proto or request.dport or request.sport or request.src or request.dst):
+        raise BadInput("say what to match (-p/--dport, -s or -d): a zone-wide change is the "
+                       "zone's target", hint="firewall-cmd --zone ZONE --set-target …")
     if state is None:
         state = read_state()
     if not state.running:
@@ -879,9 +882,9 @@ def plan(request: Request, state: FirewalldState | None = None) -> FirewalldPlan
     if request.action != "delete" and request.dport and not request.src \
             and request.action == "allow":
         notes.append("only NEW packets change: firewalld drops INVALID ones before any zone")
-    persistent = timeout is None and all(
-        c.permanent_ports == c.runtime_ports and c.permanent_rules == c.runtime_rules
-        for c in changes) if changes else timeout is None
+    # Without --for, what is added goes into the permanent configuration too (or is there
+    # already), and a delete removes it from both.
+    persistent = timeout is None and all(z in state.permanent for z in zones)
     return FirewalldPlan(OWNER, tuple(commands), persistent, tuple(effects),
                          notes=tuple(notes), zone_changes=tuple(changes), request=request,
                          expires=expires, state=state)
