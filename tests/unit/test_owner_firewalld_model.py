@@ -200,3 +200,11 @@ def test_the_journal_knows_the_firewalld_step_kind() -> None:
         kind.validate({"zones": ["public; id"]})
     assert kind.restore_argv({})[-3:] == ["-m", "trustwall.firewall.owners.firewalld",
                                           "restore"]
+
+
+def test_iptables_shaped_details_are_refused_not_dropped() -> None:
+    # Request grows iptables-only fields (--chain, --state, -o …); a zone cannot say them.
+    request = Request("allow", proto="tcp", dport="22")
+    object.__setattr__(request, "chain", "FORWARD")
+    plan = fd.plan(request, _state())
+    assert plan.refused and "--chain FORWARD" in plan.refused and plan.commands == ()

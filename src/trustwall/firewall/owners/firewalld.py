@@ -802,6 +802,25 @@ class FirewalldPlan(OwnerPlan):
         return out
 
 
+def _unsupported(request: Request) -> str | None:
+    """The iptables-shaped details of a request (``--chain``, ``--state``, ``-o``, a rule
+    number …) that a zone cannot express: refused, never silently dropped. Read with getattr:
+    older Requests lack them."""
+    chain = getattr(request, "chain", None)
+    if chain not in (None, "INPUT"):
+        return f"--chain {chain} (firewalld zones filter incoming traffic: INPUT)"
+    table, conntrack = getattr(request, "table", "filter"), getattr(request, "state", None)
+    if table != "filter":
+        return f"--table {table}"
+    if conntrack not in (None, "NEW"):
+        return f"--state {conntrack} (zones only see NEW packets)"
+    for name, flag in (("out_iface", "-o"), ("reject_with", "--reject-with"),
+                       ("rule_number", "a rule number"), ("spec", "an iptables rule spec")):
+        if getattr(request, name, None) is not None:
+            return flag
+    return None
+
+
 def plan(request: Request, state: FirewalldState | None = None) -> FirewalldPlan:
     """The firewall-cmd commands for ``request`` on this host's firewalld (read if
     ``state`` is None). Commands already satisfied are left out; nothing left: no commands."""
@@ -816,6 +835,11 @@ def plan(request: Request, state: FirewalldState | None = None) -> FirewalldPlan
     if not (request.proto or request.dport or request.sport or request.src or request.dst):
         raise BadInput("say what to match (-p/--dport, -s or -d): a zone-wide change is the "
                        "zone's target", hint="firewall-cmd --zone ZONE --set-target …")
+    unsupported = _unsupported(request)
+    if unsupported:
+        return FirewalldPlan(OWNER, (), False, refused=f"firewalld cannot express {unsupported}",
+                             next="firewall-cmd --zone ZONE --add-rich-rule '…' "
+                                  "(see firewalld.richlanguage(5))", request=request)
     if state is None:
         state = read_state()
     if not state.running:
@@ -840,7 +864,8 @@ def plan(request: Request, state: FirewalldState | None = None) -> FirewalldPlan
         runtime, permanent = state.runtime[name], state.permanent.get(name)
         if request.action == "delete":
             r_ports, r_rules, p_ports, p_rules = [], [], [], []
-            for action in ("allow", "deny", "reject"):
+            removes = getattr(request, "removes", None)
+            for action in (removes,) if removes else ("allow", "deny", "reject"):
                 ports, rules = _changes(request, action)
                 r_ports += [p for p in ports if p in runtime.ports]
                 r_rules += [r for r in rules if r in runtime.rich_rules]
