@@ -250,3 +250,14 @@ def test_the_dbus_reader_agrees_with_firewall_cmd(host, unchanged):
     finally:
         for what, value in changes:
             host.run(["firewall-cmd", "--zone", "public", f"--remove-{what}", value])
+
+
+def test_a_stopped_firewalld_is_refused_with_its_own_way(host, unchanged):
+    host.stop_firewalld()
+    try:
+        plan = api(host, action="allow", proto="tcp", dport="18745")
+        assert plan["refused"] == "firewalld is not running"
+        assert plan["commands"] == [] and plan["next"] == "systemctl start firewalld"
+    finally:
+        host.start_firewalld()
+    assert host.connect() == "FAIL No route to host"
