@@ -1,7 +1,7 @@
 """A real firewalld server for the lab: its own network namespace, mount namespace, D-Bus.
 
-firewalld must never run on the host, so the host here is (QUIRKS.md, "nftables, firewalld,
-ufw"):
+firewalld must never run on the host, so the host here is (docs/owner-firewalld.md, "The lab
+host"):
 
 * a network namespace (:class:`~trustwall.lab.netns.Netns`) linked to a client namespace by a
   veth pair (server ``eth0`` 198.18.210.1, client ``eth0`` 198.18.210.2), with the JMX
@@ -205,7 +205,7 @@ class FirewalldHost:
     def argv(self, argv: Sequence[str]) -> list[str]:
         """``argv`` as run inside the host: its network and mount namespaces. Entering a mount
         namespace puts the working directory at its root (never ``nsenter --wd``: it resolves
-        the directory on the host, QUIRKS)."""
+        the directory on the host, docs/quirks-found.md)."""
         if self.holder is None:
             raise TrustwallError("the firewalld lab host is not running")
         return ["nsenter", "-t", str(self.holder.pid), "-m", "-n", *argv]
