@@ -9,17 +9,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from trustwall.lab.netns import Netns, veth
+from trustwall.lab.netns import Netns, connect_tcp, veth
 from trustwall.lab.topology import SEED_RULESET
 
 SERVER_IP, CLIENT_IP = "198.18.200.1", "198.18.200.2"
 LISTENER = ("import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, "
             "socket.SO_REUSEADDR, 1)\ns.bind(('0.0.0.0', 18745)); s.listen(16)\n"
             "while True:\n    c, _ = s.accept(); c.sendall(b'JMX'); c.close()\n")
-CONNECT = ("import socket\ntry:\n"
-           f"    s=socket.create_connection(('{SERVER_IP}', 18745), timeout=3)\n"
-           "    print('OK', s.recv(3).decode())\nexcept OSError as e:\n"
-           "    print('FAIL', e.strerror or e)\n")
 
 
 @contextmanager
@@ -40,4 +36,4 @@ def two_hosts(name: str = "fwserver") -> Iterator[tuple[Netns, Netns]]:
 
 def connect(client: Netns) -> str:
     """``OK JMX`` when the client gets through to the JMX stand-in, else ``FAIL <reason>``."""
-    return client.run([sys.executable, "-c", CONNECT]).stdout.strip()
+    return connect_tcp(client, SERVER_IP, 18745)

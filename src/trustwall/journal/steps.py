@@ -159,3 +159,20 @@ NFT_TABLE = register(StepKind(
             and all(c in "0123456789abcdef" for c in v)},
     pre_undo=[lambda step, before, after: _firewall_undo().check_place(step)],
 ))
+
+
+# -- firewalld (runtime and permanent zone settings, restored through firewall-cmd) --------
+
+def _firewalld() -> Any:
+    """The firewalld owner, imported when a firewalld step is captured or restored."""
+    from trustwall.firewall.owners import firewalld
+
+    return firewalld
+
+
+FIREWALLD = register(StepKind(
+    name="firewalld",
+    capture=lambda data: _firewalld().capture(list(data["zones"])),
+    restore_argv=lambda data: _firewalld().restore_argv(data),
+    fields={"zones": lambda v: _firewalld().valid_zones(v)},
+))

@@ -173,3 +173,24 @@ def cleanup_stale(*, all_of_them: bool = False) -> list[str]:
             _ip("netns", "del", name, check=False)
             removed.append(name)
     return removed
+
+
+_CONNECT = ("import socket,sys\n"
+            "try:\n"
+            "    s=socket.create_connection((sys.argv[1],int(sys.argv[2])),"
+            "timeout=float(sys.argv[3]),"
+            "source_address=(sys.argv[4],0) if sys.argv[4] else None)\n"
+            "    print('OK', s.recv(100).decode(errors='replace').strip())\n"
+            "except OSError as e:\n"
+            "    print('FAIL', e.strerror or e)\n")
+
+
+def connect_tcp(ns: Netns, host: str, port: int, timeout: float = 3,
+                source: str | None = None) -> str:
+    """A real TCP connect from inside ``ns`` (from its address ``source`` if given): ``OK
+    <first line received>`` or ``FAIL <reason>`` as the client sees it (``No route to host``
+    for firewalld's reject)."""
+    import sys
+
+    return ns.run([sys.executable, "-I", "-c", _CONNECT, host, str(port), str(timeout),
+                   source or ""], timeout=timeout + 30).stdout.strip()
