@@ -159,8 +159,11 @@ def _rule_command(verdict: str) -> Callable[..., Any]:
 
             seconds = max(1, int((expires - _dt.datetime.now(_dt.timezone.utc))
                                  .total_seconds()))
+        # A manager (firewalld, ufw) opens a port for IPv4 and IPv6 at once: the request
+        # names a family only when the user did (-6, or an address of one version).
         request = Request(action, proto=proto, dport=dport, sport=sport, src=src, dst=dst,
-                          in_iface=in_iface, family=ruleset.family, duration=seconds,
+                          in_iface=in_iface, family=ruleset.family if ipv6 or src or dst
+                          else None, duration=seconds,
                           name=name, comment=tagged, chain=chain, table=table, state=state,
                           out_iface=out_iface, reject_with=reject_with)
         ownership = owners_of(ruleset, file)
