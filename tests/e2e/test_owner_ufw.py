@@ -42,7 +42,8 @@ try:
     plan = ufw.plan(req)
     out = {"plan": plan.to_json(), "plan_s": time.perf_counter() - t}
     if args.get("apply"):
-        opts = Options(confirm_within=0, keep=[Flow.parse(k) for k in args.get("keep", [])])
+        opts = Options(confirm_within=args.get("confirm", 0),
+                       keep=[Flow.parse(k) for k in args.get("keep", [])])
         t = time.perf_counter()
         out["result"] = ufw.apply(plan, opts).to_json()
         out["apply_s"] = time.perf_counter() - t
@@ -199,6 +200,21 @@ def test_temporary_allow_is_removed_through_ufw_when_it_expires(scenario):
     assert trustwall(host, "undo").returncode == 0
     assert "ALLOW IN" in host.status_numbered().split("22/tcp (v6)")[0].split("[ 2]")[1]
     assert trustwall(host, "undo").returncode == 0
+
+
+def test_an_unconfirmed_change_is_rolled_back_through_ufw(scenario):
+    host, status, _ = scenario
+    out = api(host, {"action": "allow", "proto": "tcp", "dport": "18745"}, apply=True,
+              confirm=1)
+    assert out["result"]["confirm_deadline"]
+    assert connect(host) == "OK JMX"
+    txn = out["result"]["txn"]
+    deadline = time.monotonic() + 30
+    # The watcher undoes it (files back, then ufw reload) as its own transaction.
+    while f"undo {txn}:" not in trustwall(host, "log").stdout and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert host.status_numbered() == status
+    assert connect(host).startswith("FAIL")
 
 
 def test_a_deny_that_would_cut_a_kept_flow_is_refused(scenario):

@@ -23,20 +23,19 @@ namespaces and the scratch directory. :attr:`UfwHost.startup_seconds` is the tim
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import re
 import select
 import shutil
-import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from trustwall.clients.login import SYSTEM_PATH
 from trustwall.errors import EnvironmentMissing
-from trustwall.lab.netns import Netns, require_root, veth
+from trustwall.lab.netns import Netns, kill_started, require_root, run_entered, veth
 from trustwall.lab.sandbox import enter_argv
 from trustwall.proc import CommandFailed, pid_alive
 
@@ -44,8 +43,7 @@ from trustwall.proc import CommandFailed, pid_alive
 COPIES = {"/etc/ufw": "etc-ufw", "/lib/ufw": "lib-ufw", "/etc/default/ufw": "default-ufw"}
 SCRATCH_PARENT = Path("/dev/shm")
 _DIR_PREFIX = "tw-ufw-"
-_DIR_RE = re.compile(r"^tw-ufw-(?P<pid>\d+)-(?P<n>\d+)$")
-_counter = itertools.count(1)
+_DIR_RE = re.compile(r"^tw-ufw-(?P<pid>\d+)-[A-Za-z0-9_]+$")
 
 # Runs as the holder, in the new mount namespace: $1 is the scratch directory. Every target
 # exists on the host already (a mkdir would create it there: the tree under the mounts is
@@ -131,20 +129,12 @@ class UfwHost:
 
     def close(self) -> None:
         """Kill what runs inside (by PID), the holder, the namespaces; remove the copies."""
-        for proc in self._procs:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
-        self._procs.clear()
-        holder, self._holder = self._holder, None
-        if holder is not None:
-            if holder.poll() is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(holder.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                holder.communicate(timeout=10)
+        kill_started(self._procs)
+        if self._holder is not None:
+            kill_started([self._holder])  # its mount namespace and the binds die with it
+            with contextlib.suppress(subprocess.TimeoutExpired, ValueError):
+                self._holder.communicate(timeout=5)  # closes its pipes
+            self._holder = None
         for ns in (self.client, self.server):
             if ns is not None:
                 ns.delete()  # kills whatever is still inside the netns first
@@ -166,13 +156,8 @@ class UfwHost:
         """Run ``argv`` on the host; ``env`` defaults to a plain root environment."""
         env = dict(env) if env is not None else {"PATH": SYSTEM_PATH, "LANG": "C.UTF-8",
                                                  "HOME": "/root"}
-        proc = subprocess.run(self.argv(argv), input=input, capture_output=True, text=text,
-                              timeout=timeout, env=env, check=False)
-        if check and proc.returncode != 0:
-            out = proc.stdout if text else proc.stdout.decode(errors="replace")
-            err = proc.stderr if text else proc.stderr.decode(errors="replace")
-            raise CommandFailed(list(argv), proc.returncode, out, err)
-        return proc
+        return run_entered(self.argv(argv), argv, input=input, check=check, timeout=timeout,
+                           env=env, text=text)
 
     def popen(self, argv: Sequence[str], **popen_kw: object) -> subprocess.Popen:
         """Start ``argv`` on the host in the background; killed by :meth:`close`."""
@@ -212,13 +197,8 @@ class UfwHost:
 
 
 def _new_scratch_dir() -> Path:
-    while True:
-        candidate = SCRATCH_PARENT / f"{_DIR_PREFIX}{os.getpid()}-{next(_counter)}"
-        try:
-            candidate.mkdir(mode=0o700)
-        except FileExistsError:  # left by an earlier process with our (reused) PID
-            continue
-        return candidate
+    """``/dev/shm/tw-ufw-<pid>-<random>``: the creator's PID is the clean-up record."""
+    return Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-", dir=SCRATCH_PARENT))
 
 
 def _copy(source: str, dest: Path) -> None:

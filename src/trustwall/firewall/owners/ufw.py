@@ -730,7 +730,7 @@ def apply(plan_: UfwPlan, options: Any = None) -> UfwResult:
             for command in plan_.commands:
                 txn.run(list(command.argv), env=_ENV)
             after = read_state()
-            differences = _differences(plan_.expected, after)
+            differences = _differences(plan_.expected, after) + _kernel_differences(plan_)
             if differences:
                 raise UfwMismatch("after the ufw commands ufw holds something other than the "
                                   "plan, so the change was rolled back: "
@@ -754,6 +754,27 @@ def _differences(expected: Mapping[int, tuple[UfwRule, ...]], after: UfwState) -
                        f"{[' '.join(r.words()) for r in held]}")
     if after.active and len(after.numbered) != sum(len(r) for r in after.rules.values()):
         out.append("ufw status numbered does not list every rule")
+    return out
+
+
+def _kernel_differences(plan_: UfwPlan) -> list[str]:
+    """``ufw status`` reads ufw's files; the kernel must hold the predicted user chains too."""
+    from trustwall.firewall.change.apply import ruleset_differences
+    from trustwall.firewall.iptables.live import read_live
+
+    out = []
+    for family, target in plan_.targets.items():
+        user = re.compile(rf"^{PREFIX[family]}-user-(input|output|forward)$")
+        live = read_live(family=family)
+        for chain in target.table("filter").chains if target.table("filter") else ():
+            if not user.match(chain.name):
+                continue
+            held = live.chain("filter", chain.name)
+            if held is None or held.rules != chain.rules:
+                out += [f"IPv{family} kernel: {line}" for line in ruleset_differences(
+                    predicted_ruleset(live, plan_.expected[family], family), live)] or [
+                    f"IPv{family} kernel: {chain.name} differs from the plan"]
+                break
     return out
 
 
