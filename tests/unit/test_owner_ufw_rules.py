@@ -83,3 +83,9 @@ def test_overlaps():
 def test_bad_requests_are_refused_before_ufw_runs(request_):
     with pytest.raises(BadInput):
         ufw.plan(request_, ufw.UfwState(True, True, {}, {4: (), 6: ()}))
+
+
+def test_a_comment_with_control_characters_is_refused():
+    with pytest.raises(BadInput):
+        ufw.plan(Request("allow", proto="tcp", dport="22", comment="a\nb"),
+                 ufw.UfwState(True, True, {}, {4: (), 6: ()}))

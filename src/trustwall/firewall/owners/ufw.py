@@ -363,6 +363,9 @@ def _check_request(request: Request) -> int | None:
     _check_port(request.sport, "--sport", request.proto)
     if request.in_iface is not None and not _IFACE_RE.match(request.in_iface):
         raise BadInput(f"bad interface name {request.in_iface!r}")
+    if request.comment is not None and (not request.comment.isprintable()
+                                        or len(request.comment) > 200):
+        raise BadInput("a ufw rule comment is at most 200 printable characters")
     family = request.family
     for address in (request.src, request.dst):
         if address is None:
