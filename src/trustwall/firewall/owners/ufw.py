@@ -363,6 +363,7 @@ def _check_request(request: Request) -> int | None:
     _check_port(request.sport, "--sport", request.proto)
     if request.in_iface is not None and not _IFACE_RE.match(request.in_iface):
         raise BadInput(f"bad interface name {request.in_iface!r}")
+    _refuse_iptables_details(request)
     if request.comment is not None and (not request.comment.isprintable()
                                         or len(request.comment) > 200):
         raise BadInput("a ufw rule comment is at most 200 printable characters")
@@ -380,6 +381,29 @@ def _check_request(request: Request) -> int | None:
     if family not in (None, 4, 6):
         raise BadInput(f"bad family {family!r}")
     return family
+
+
+def _refuse_iptables_details(request: Request) -> None:
+    """iptables-shaped details (``--chain``, ``--table``, ``--state``, ``--out``,
+    ``--reject-with``, a rule number) that a ufw rule cannot express are refused, never
+    dropped silently. Read with getattr: older shapes of Request lack them."""
+    chain = getattr(request, "chain", None)
+    if chain not in (None, "INPUT", "ufw-user-input", "ufw6-user-input"):
+        raise BadInput(f"ufw's user rules are for incoming traffic; chain {chain} is not one "
+                       "trustwall changes through ufw", hint="see `ufw route --help` for "
+                       "forwarded traffic")
+    if getattr(request, "table", "filter") not in (None, "filter"):
+        raise BadInput("ufw writes only the filter table")
+    if getattr(request, "state", None) not in (None, "NEW"):
+        raise BadInput("ufw rules match new connections; replies are ufw's before-rules' job")
+    for name, what in (("out_iface", "an outgoing interface"),
+                       ("reject_with", "a --reject-with type")):
+        if getattr(request, name, None) is not None:
+            raise BadInput(f"a ufw rule for incoming traffic cannot take {what}")
+    if getattr(request, "rule_number", None) is not None:
+        raise BadInput("on a ufw host, delete by the rule's fields, not an iptables rule "
+                       "number (ufw renumbers its chains at every reload)",
+                       hint="`ufw status numbered`, then `ufw delete NUM`")
 
 
 def _request_words(request: Request, action: str, family: int | None,
@@ -532,7 +556,9 @@ def _plan_delete(request: Request, state: UfwState, family: int | None) -> UfwPl
                 for r in _added(state.rules.get(f, ()), rules)}
         if keys:
             break
-    matches = [r for f in (4, 6) for r in state.rules.get(f, ()) if r.key() in keys]
+    removes = getattr(request, "removes", None)
+    matches = [r for f in (4, 6) for r in state.rules.get(f, ()) if r.key() in keys
+               and removes in (None, r.action)]
     if not matches:
         return _finish(request, state, (), {}, ["nothing to delete: no ufw rule matches"])
     commands, seen = [], set()
