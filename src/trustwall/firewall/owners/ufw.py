@@ -113,9 +113,10 @@ class UfwRule:
         return (self.family, self.route, self.proto, self.dport, self.dst, self.sport,
                 self.src, self.dapp, self.sapp, self.direction, self.iface_in, self.iface_out)
 
-    def words(self) -> list[str]:
+    def words(self, *, this_family_only: bool = False) -> list[str]:
         """The rule as ufw command words (``deny from any to any port 18745 proto tcp``), for
-        ``ufw delete`` and the update back; built from validated fields only."""
+        ``ufw delete`` and the update back; built from validated fields only. ``any`` stands
+        for both families' copies; ``this_family_only`` names 0.0.0.0/0 or ::/0 instead."""
         out = (["route"] if self.route else []) + [self.action]
         if self.route:
             if self.iface_in:
@@ -131,7 +132,8 @@ class UfwRule:
         if self.dapp or self.sapp:
             raise BadInput("ufw application-profile rules are not changed by trustwall",
                            hint="use `ufw delete` with the profile name")
-        out += ["from", _any(self.src)]
+        out += ["from", self.src if this_family_only and self.dst == self.src
+                else _any(self.src)]
         if self.sport != "any":
             out += ["port", self.sport]
         out += ["to", _any(self.dst)]
@@ -140,6 +142,13 @@ class UfwRule:
         if self.proto != "any":
             out += ["proto", self.proto]
         return out
+
+    def twin(self) -> UfwRule:
+        """The other family's copy a both-families ufw rule has (meaningful only when its
+        addresses are "any")."""
+        other = 6 if self.family == 4 else 4
+        anywhere = "::/0" if other == 6 else "0.0.0.0/0"
+        return replace(self, family=other, src=anywhere, dst=anywhere, lines=())
 
     def to_json(self) -> dict[str, object]:
         return {"family": self.family, "action": self.action, "proto": self.proto,
@@ -563,7 +572,7 @@ def _plan_delete(request: Request, state: UfwState, family: int | None) -> UfwPl
         return _finish(request, state, (), {}, ["nothing to delete: no ufw rule matches"])
     commands, seen = [], set()
     for rule in matches:
-        words = ("delete", *rule.words())
+        words = ("delete", *_words(rule, state, family))
         if words not in seen:
             seen.add(words)
             commands.append(words)
@@ -576,6 +585,17 @@ def _plan_delete(request: Request, state: UfwState, family: int | None) -> UfwPl
                     for f in (4, 6)}
     return _finish(request, state, tuple(Command(("ufw", *w), permanent=True)
                                          for w in commands), expected, [])
+
+
+def _words(rule: UfwRule, state: UfwState, family: int | None) -> list[str]:
+    """``rule``'s words for a command that must touch only it: family-explicit addresses when
+    a family was asked for, or when the other family holds no twin of the rule."""
+    if rule.src not in ("0.0.0.0/0", "::/0") or rule.dst != rule.src:
+        return rule.words()  # a real address: one family anyway
+    twin = rule.twin()
+    has_twin = any(r.key() == twin.key() and r.action == rule.action
+                   for r in state.rules.get(twin.family, ()))
+    return rule.words(this_family_only=family is not None or not has_twin)
 
 
 def _temporary_comment(request: Request, state: UfwState, family: int | None,
@@ -847,7 +867,8 @@ def expire(*, now: _dt.datetime | None = None, options: Any = None
         rule = pending[0]
         done.add(rule.key())
         was = re.search(r"\bwas=(allow|deny|reject|limit)\b", rule.comment)
-        words = [was[1], *rule.words()[1:]] if was else ["delete", *rule.words()]
+        spec = _words(rule, state, None)
+        words = [was[1], *spec[1:]] if was else ["delete", *spec]
         predicted = _dry_run(words)
         expected = {f: predicted.get(f, state.rules.get(f, ())) for f in (4, 6)}
         p = _finish(Request("delete"), state, (Command(("ufw", *words), permanent=True),),
