@@ -345,7 +345,9 @@ class UfwPlan(OwnerPlan):
 
     def to_json(self) -> dict[str, object]:
         out = super().to_json()
-        out["rules"] = [r.to_json() for f in (4, 6) for r in self.expected.get(f, ())]
+        # the user rules ufw will hold, as `ufw status` orders them
+        out["rules"] = [f"IPv{f} " + " ".join(r.words(this_family_only=True))
+                        for f in (4, 6) for r in self.expected.get(f, ())]
         return out
 
 
