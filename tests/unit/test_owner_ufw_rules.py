@@ -89,3 +89,14 @@ def test_a_comment_with_control_characters_is_refused():
     with pytest.raises(BadInput):
         ufw.plan(Request("allow", proto="tcp", dport="22", comment="a\nb"),
                  ufw.UfwState(True, True, {}, {4: (), 6: ()}))
+
+
+def test_a_command_for_one_family_spells_its_any_address_out():
+    v4 = ufw.parse_tuple("### tuple ### deny tcp 18745 0.0.0.0/0 any 0.0.0.0/0 in", 4)
+    v6 = ufw.parse_tuple("### tuple ### deny tcp 18745 ::/0 any ::/0 in", 6)
+    both = ufw.UfwState(True, True, {}, {4: (v4,), 6: (v6,)})
+    only4 = ufw.UfwState(True, True, {}, {4: (v4,), 6: ()})
+    assert ufw._words(v4, both, None)[:4] == ["deny", "in", "from", "any"]  # both copies
+    assert ufw._words(v4, both, 4)[:4] == ["deny", "in", "from", "0.0.0.0/0"]
+    assert ufw._words(v4, only4, None)[:4] == ["deny", "in", "from", "0.0.0.0/0"]
+    assert v4.twin() == v6
