@@ -1,6 +1,6 @@
 """A real ufw host for the lab: ufw 0.36 in its own network and mount namespace.
 
-Layout (QUIRKS.md, "nftables, firewalld, ufw"):
+Layout (docs/owner-ufw.md, "The lab's ufw host"):
 
 - a network namespace ``tw-ufwhost-<pid>-<n>`` (:class:`~trustwall.lab.netns.Netns`) linked by
   a veth pair to a client namespace, so real connects cross ufw's INPUT chain;
@@ -9,11 +9,11 @@ Layout (QUIRKS.md, "nftables, firewalld, ufw"):
   bind-mounted over the real paths, a tmpfs on /run (ufw's lock file, /run/ufw.lock, stays off
   the host) and a tmpfs on /var/lib holding an empty /var/lib/trustwall (the journal of a
   trustwall run inside is never the host's);
-- commands enter with ``nsenter --target <holder> --mount --net`` (``--wdns``, never ``--wd``:
-  QUIRKS.md), so ``ufw``, ``iptables-save`` and the trustwall CLI run inside exactly as they
-  would on a server.
+- commands enter with ``nsenter --target <holder> --mount --net`` (``--wdns``, never
+  ``--wd``: docs/quirks-found.md), so ``ufw``, ``iptables-save`` and the trustwall CLI run
+  inside exactly as they would on a server.
 
-The scratch copies live in ``/dev/shm/tw-ufw-<pid>-<n>`` (tmpfs: nothing to sync; the creator's
+The scratch copies live in ``/dev/shm/tw-ufw-<pid>-<random>`` (tmpfs: nothing to sync; the creator's
 PID in the name is the clean-up record). ``with UfwHost() as host: host.run(["ufw", ...])``;
 leaving the block kills every process started inside by PID, the holder, then deletes both
 namespaces and the scratch directory. :attr:`UfwHost.startup_seconds` is the time

@@ -489,19 +489,14 @@ def _dry_run(words: Sequence[str]) -> dict[int, tuple[UfwRule, ...]]:
     return result
 
 
-def _first_conflict(rules: Sequence[UfwRule], new: UfwRule) -> int | None:
-    """Index of the first rule that meets ``new``'s packets with another action (or the same
-    match: ufw would update that one)."""
-    for index, rule in enumerate(rules):
-        if rule.key() == new.key():
-            return index
-        if rule.action != new.action and overlaps(rule, new):
-            return index
-    return None
-
-
 def _added(before: Sequence[UfwRule], after: Sequence[UfwRule]) -> list[UfwRule]:
     return [r for r in after if r not in before]
+
+
+def _index(rules: Sequence[UfwRule], wanted: UfwRule) -> int:
+    """Where ``wanted`` (as ufw's dry run printed it) stands in ``rules`` (as read)."""
+    return next(i for i, r in enumerate(rules)
+                if r.key() == wanted.key() and r.action == wanted.action)
 
 
 def _in_the_way(predicted: Sequence[UfwRule], new: UfwRule) -> UfwRule | None:
@@ -532,7 +527,7 @@ def plan(request: Request, state: UfwState | None = None, *,
     # A conflicting rule ahead of the appended one: insert before the first such rule.
     blocking = {f: _in_the_way(predicted[f], r[0]) for f, r in new_rules.items()}
     if any(blocking.values()):
-        position = min(state.number(f, state.rules[f].index(b))  # type: ignore[arg-type]
+        position = min(state.number(f, _index(state.rules[f], b))
                        for f, b in blocking.items() if b is not None)
         words = ["insert", str(position), *words]
         predicted = _dry_run(words)
@@ -550,7 +545,7 @@ def plan(request: Request, state: UfwState | None = None, *,
                     and r not in predicted[f]]
         if replaced:
             notes.append(f"IPv{f}: ufw updates `{' '.join(replaced[0].words())}` "
-                         f"(rule {state.number(f, state.rules[f].index(replaced[0]))}) in "
+                         f"(rule {state.number(f, _index(state.rules[f], replaced[0]))}) in "
                          "place: same match, so ufw keeps one rule")
     expected = {f: predicted.get(f, state.rules.get(f, ())) for f in (4, 6)}
     return _finish(request, state, (Command(("ufw", *words), runtime=True, permanent=True),),
