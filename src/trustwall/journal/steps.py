@@ -94,6 +94,13 @@ def add_pre_undo_check(name: str, check: PreUndoCheck) -> None:
 
 BACKENDS = ("", "nft", "legacy")
 
+#: Where a firewall change was made (firewall.undo refuses to undo it elsewhere).
+WHERE_FIELDS: Mapping[str, Callable[[Any], bool]] = {
+    "netns": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+    "machine_id": lambda v: isinstance(v, str) and len(v) == 32
+    and all(c in "0123456789abcdef" for c in v),
+}
+
 
 def _iptables(family: int) -> StepKind:
     def from_data(data: Mapping[str, Any], verb: str) -> str:
@@ -105,11 +112,7 @@ def _iptables(family: int) -> StepKind:
         name=f"iptables-v{family}",
         capture=lambda data: proc.run([from_data(data, "save")], text=False).stdout,
         restore_argv=lambda data: [from_data(data, "restore")],
-        fields={"backend": lambda v: v in BACKENDS,
-                # where the change was made (firewall.undo refuses to undo it elsewhere)
-                "netns": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
-                "machine_id": lambda v: isinstance(v, str) and len(v) == 32
-                and all(c in "0123456789abcdef" for c in v)},
+        fields={"backend": lambda v: v in BACKENDS, **WHERE_FIELDS},
         pre_undo=[lambda step, before, after: _firewall_undo().before_undo(
             step, before, after)],
         post_restore=[lambda step, before: _firewall_undo().after_restore(step, before)],
@@ -152,11 +155,8 @@ NFT_TABLE = register(StepKind(
     name="nft-table",
     capture=_nft_table_image,
     restore_argv=lambda data: ["nft", "-f", "-"],
-    fields={"family": lambda v: v in NFT_FAMILIES, "table": _nft_name,
-            # where the change was made: undo refuses to load the table elsewhere
-            "netns": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
-            "machine_id": lambda v: isinstance(v, str) and len(v) == 32
-            and all(c in "0123456789abcdef" for c in v)},
+    # where the change was made (WHERE_FIELDS): undo refuses to load the table elsewhere
+    fields={"family": lambda v: v in NFT_FAMILIES, "table": _nft_name, **WHERE_FIELDS},
     pre_undo=[lambda step, before, after: _firewall_undo().check_place(step)],
 ))
 
@@ -175,4 +175,33 @@ FIREWALLD = register(StepKind(
     capture=lambda data: _firewalld().capture(list(data["zones"])),
     restore_argv=lambda data: _firewalld().restore_argv(data),
     fields={"zones": lambda v: _firewalld().valid_zones(v)},
+))
+
+
+# -- ufw -------------------------------------------------------------------------------------
+# ufw's state is its files (/etc/ufw/user.rules, user6.rules: journaled as file steps AFTER
+# this one) plus the chains it loads from them. This step is journaled first, so rollback and
+# undo (newest step first) put the files back and THEN run ``ufw reload``; the before-image is
+# ``ufw status numbered``, which must read the same afterwards.
+
+
+def _ufw_status(data: Mapping[str, Any]) -> bytes:
+    return proc.run(["ufw", "status", "numbered"], text=False).stdout
+
+
+def _ufw_check_status(step: RecordStep, before: bytes) -> None:
+    now = _ufw_status(step.data)
+    if before and now != before:
+        raise StoreError("after the undo `ufw status numbered` differs from before the change, "
+                         "so the undo was rolled back")
+
+
+UFW = register(StepKind(
+    name="ufw",
+    capture=_ufw_status,
+    restore_argv=lambda data: ["ufw", "reload"],
+    fields=dict(WHERE_FIELDS),
+    # never reload another namespace's / host's ufw from this journal
+    pre_undo=[lambda step, before, after: _firewall_undo().check_place(step)],
+    post_restore=[_ufw_check_status],
 ))

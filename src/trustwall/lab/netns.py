@@ -92,15 +92,8 @@ class Netns:
         env: Mapping[str, str] | None = None,
         text: bool = True,
     ) -> subprocess.CompletedProcess:
-        full = self.argv(argv)
-        proc = subprocess.run(full, input=input, capture_output=True, text=text,
-                              timeout=timeout, env=dict(env) if env is not None else None,
-                              check=False)
-        if check and proc.returncode != 0:
-            out = proc.stdout if text else proc.stdout.decode(errors="replace")
-            err = proc.stderr if text else proc.stderr.decode(errors="replace")
-            raise CommandFailed(list(argv), proc.returncode, out, err)
-        return proc
+        return run_entered(self.argv(argv), argv, input=input, check=check, timeout=timeout,
+                           env=env, text=text)
 
     def popen(self, argv: Sequence[str], **popen_kw: object) -> subprocess.Popen:
         """Start a background process inside; it is killed by :meth:`delete`."""
@@ -115,19 +108,40 @@ class Netns:
 
     def delete(self) -> None:
         """Kill everything inside (our Popens first, then whatever ``ip netns pids`` shows)."""
-        for proc in self._procs:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
-        self._procs.clear()
+        kill_started(self._procs)
         if not self.exists:
             return
         kill_inside(self.name)
         _ip("netns", "del", self.name, check=False)
+
+
+def run_entered(full: Sequence[str], argv: Sequence[str], *,
+                input: str | bytes | None = None, check: bool = True, timeout: float = 60,
+                env: Mapping[str, str] | None = None, text: bool = True
+                ) -> subprocess.CompletedProcess:
+    """Run ``full`` (``argv`` wrapped to run inside a lab namespace); a failure names ``argv``,
+    the command the caller asked for, not the wrapper."""
+    proc = subprocess.run(list(full), input=input, capture_output=True, text=text,
+                          timeout=timeout, env=dict(env) if env is not None else None,
+                          check=False)
+    if check and proc.returncode != 0:
+        out = proc.stdout if text else proc.stdout.decode(errors="replace")
+        err = proc.stderr if text else proc.stderr.decode(errors="replace")
+        raise CommandFailed(list(argv), proc.returncode, out, err)
+    return proc
+
+
+def kill_started(procs: list[subprocess.Popen]) -> None:
+    """SIGKILL each background process (its whole process group) by PID, wait, forget them."""
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+    procs.clear()
 
 
 def kill_inside(name: str) -> None:

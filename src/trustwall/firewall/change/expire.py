@@ -2,7 +2,8 @@
 
 ``fw allow --for 2h`` and a policy's ``expires:`` both end up as ``expires=<ISO>`` in the rule's
 comment, so the kernel itself carries the expiry and this works without the policy file; the
-systemd timer in contrib/systemd runs it every minute.
+systemd timer in contrib/systemd runs it every minute. On a ufw host the record is in ufw's
+rule comment instead, and the rule goes through ufw (:func:`trustwall.firewall.owners.ufw.expire`).
 """
 
 from __future__ import annotations
@@ -49,4 +50,9 @@ def expire(*, families: tuple[int, ...] = (4, 6), now: _dt.datetime | None = Non
     options = replace(options, confirm_within=0, environ={}, session=False)
     result = apply_rulesets(targets, description=f"expire {len(removed)} temporary rule(s)",
                             kind="fw-expire", options=options, live=live)
+    # ufw keeps its rules (and their tw: comments) in its own files: removed through ufw.
+    from trustwall.firewall.owners import ufw
+
+    if ufw.owns_host():
+        removed.extend(ufw.expire(now=now, options=options)[1])
     return result, removed
