@@ -18,16 +18,15 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from fw_hosts import CLIENT_IP, CONNECT, LISTENER, SERVER_IP
+from fw_hosts import CLIENT_IP, LISTENER, SERVER_IP
 
+from trustwall.lab.netns import connect_tcp
 from trustwall.lab.ufw import UfwHost
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="needs Linux namespaces")
 
 PY = sys.executable
 # A DROP makes connect() wait for its timeout: 1 s is plenty on a veth pair.
-FAST_CONNECT = CONNECT.replace("timeout=3", "timeout=1")
-assert FAST_CONNECT != CONNECT
 # Runs inside the host: plan (and apply) one request through the owner API; prints JSON.
 API = r"""
 import datetime as dt, json, sys, time
@@ -78,7 +77,7 @@ def trustwall(host: UfwHost, *args: str) -> subprocess.CompletedProcess:
 
 def connect(host: UfwHost) -> str:
     assert host.client is not None
-    return host.client.run([PY, "-c", FAST_CONNECT]).stdout.strip()
+    return connect_tcp(host.client, SERVER_IP, 18745, timeout=1)
 
 
 def ufw_chains(host: UfwHost) -> list[str]:
