@@ -18,9 +18,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from fw_hosts import CLIENT_IP, LISTENER, SERVER_IP
+from fw_hosts import CLIENT_IP, SERVER_IP
 
-from trustwall.lab.netns import connect_tcp
 from trustwall.lab.ufw import UfwHost
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="needs Linux namespaces")
@@ -76,8 +75,7 @@ def trustwall(host: UfwHost, *args: str) -> subprocess.CompletedProcess:
 
 
 def connect(host: UfwHost) -> str:
-    assert host.client is not None
-    return connect_tcp(host.client, SERVER_IP, 18745, timeout=1)
+    return host.connect(timeout=1)
 
 
 def ufw_chains(host: UfwHost) -> list[str]:
@@ -100,9 +98,6 @@ def host() -> Iterator[UfwHost]:
         # and ufw6-user-limit-accept its ACCEPT until the first reload (they are in
         # user6.rules). Undo ends with `ufw reload`, so the baseline is taken after one.
         ufw_host.reload()
-        ufw_host.popen([PY, "-c", LISTENER], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-        time.sleep(0.3)
         print(f"\nufw lab host: namespaces + holder {ufw_host.startup_seconds:.3f} s, "
               f"with the scenario {time.perf_counter() - started:.3f} s")
         yield ufw_host
@@ -131,7 +126,7 @@ def test_allow_goes_through_ufw_survives_reload_and_boot_and_undo_is_exact(scena
     assert any("18745" in e and "DROP → ACCEPT" in e and "NEW" in e for e in plan["effect"])
     assert any("INVALID stay dropped" in n for n in plan["notes"])
     assert out["result"]["applied"] is True
-    assert connect(host) == "OK JMX"
+    assert connect(host) == "OK JMX lab listener"
     now = host.status_numbered()
     assert "[ 2] 18745/tcp                  ALLOW IN    Anywhere" in now
     assert "18745/tcp (v6)             ALLOW IN" in now
@@ -139,9 +134,9 @@ def test_allow_goes_through_ufw_survives_reload_and_boot_and_undo_is_exact(scena
     assert "### tuple ### allow tcp 18745 0.0.0.0/0 any 0.0.0.0/0 in" in \
         host.path("/etc/ufw/user.rules").read_text()
     host.reload()
-    assert connect(host) == "OK JMX"
+    assert connect(host) == "OK JMX lab listener"
     host.reboot()
-    assert connect(host) == "OK JMX"
+    assert connect(host) == "OK JMX lab listener"
     assert host.status_numbered() == now
     # INVALID packets stay dropped by ufw-before-input; NEW ones now pass (the kernel's rules).
     traced = json.loads(host.run([PY, "-c", TRACE, CLIENT_IP, SERVER_IP]).stdout)
@@ -160,7 +155,7 @@ def test_a_narrower_allow_is_inserted_before_the_conflicting_deny(scenario):
     out = api(host, request, apply=True)
     assert out["plan"]["commands"] == [
         f"ufw insert 2 allow from {CLIENT_IP} to any port 18745 proto tcp"]
-    assert connect(host) == "OK JMX"
+    assert connect(host) == "OK JMX lab listener"
     now = host.status_numbered()
     assert f"[ 2] 18745/tcp                  ALLOW IN    {CLIENT_IP}" in now
     assert "[ 3] 18745/tcp                  DENY IN     Anywhere" in now
@@ -185,7 +180,7 @@ def test_temporary_allow_is_removed_through_ufw_when_it_expires(scenario):
     assert any("expiry record" in n for n in out["plan"]["notes"])
     rules = host.path("/etc/ufw/user.rules").read_text()
     assert "comment=" in rules
-    assert connect(host) == "OK JMX"
+    assert connect(host) == "OK JMX lab listener"
     time.sleep(1.2)
     done = trustwall(host, "fw", "expire", "--json")
     assert done.returncode == 0, done.stderr
@@ -206,7 +201,7 @@ def test_an_unconfirmed_change_is_rolled_back_through_ufw(scenario):
     out = api(host, {"action": "allow", "proto": "tcp", "dport": "18745"}, apply=True,
               confirm=1)
     assert out["result"]["confirm_deadline"]
-    assert connect(host) == "OK JMX"
+    assert connect(host) == "OK JMX lab listener"
     txn = out["result"]["txn"]
     deadline = time.monotonic() + 30
     # The watcher undoes it (files back, then ufw reload) as its own transaction.
