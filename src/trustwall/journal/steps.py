@@ -174,7 +174,10 @@ FIREWALLD = register(StepKind(
     name="firewalld",
     capture=lambda data: _firewalld().capture(list(data["zones"])),
     restore_argv=lambda data: _firewalld().restore_argv(data),
-    fields={"zones": lambda v: _firewalld().valid_zones(v)},
+    # where the change was made (WHERE_FIELDS): undo never acts on another namespace's or
+    # host's firewalld (firewall-cmd talks to whichever firewalld this process's D-Bus reaches)
+    fields={"zones": lambda v: _firewalld().valid_zones(v), **WHERE_FIELDS},
+    pre_undo=[lambda step, before, after: _firewall_undo().check_place(step)],
 ))
 
 

@@ -1111,6 +1111,7 @@ def apply(plan_: FirewalldPlan, options: Any = None) -> FirewalldApplyResult:
     :class:`trustwall.firewall.change.apply.Options` (force, keep, confirm_within, state_dir,
     environ, session, dry_run)."""
     from trustwall.firewall.change import apply as fw_apply
+    from trustwall.firewall.change.undo import where
     from trustwall.journal.transaction import Transaction, state_dir_for
 
     options = options or fw_apply.Options()
@@ -1155,7 +1156,7 @@ def apply(plan_: FirewalldPlan, options: Any = None) -> FirewalldApplyResult:
         try:
             txn.snapshot_tree(ZONES_DIR)
             txn.record(STEP_KIND, capture(zones), label=", ".join(zones),
-                       data={"zones": zones})
+                       data={"zones": zones, **where()})
             for command in plan_.commands:
                 txn.run([_which(), *command.argv[1:]])
             if plan_.expires:
