@@ -20,7 +20,13 @@ from collections import Counter
 
 import pytest
 
-from trustwall.lab.managed import IptablesPersistentHost, ManagedHost, NftablesHost
+from trustwall.lab.managed import (
+    NFT_CONF,
+    RULES_V4,
+    IptablesPersistentHost,
+    ManagedHost,
+    NftablesHost,
+)
 from trustwall.lab.netns import Netns, veth
 from trustwall.lab.ufw import UfwHost
 
@@ -151,22 +157,8 @@ def test_why_in_names_the_ufw_owner(host):
 
 # -- plain nftables ---------------------------------------------------------------------------
 
-NFT_CONF = """#!/usr/sbin/nft -f
-flush ruleset
-
-table inet filter {
-\tchain input {
-\t\ttype filter hook input priority filter; policy drop;
-\t\tct state established,related accept
-\t\tiif "lo" accept
-\t\ttcp dport 22 accept
-\t}
-}
-"""
-
-
 def test_nftables_conf_owner_apply_survives_reboot_and_undo_is_exact(host):
-    server = host(NftablesHost, NFT_CONF)
+    server = host(NftablesHost)
     assert not connects(server)
     live_before = server.run(["nft", "list", "ruleset"]).stdout
 
@@ -302,19 +294,8 @@ def test_docker_published_port_is_changed_in_docker_user_never_input(host, tmp_p
 
 # -- iptables-persistent ------------------------------------------------------------------------
 
-SEED = """*filter
-:INPUT DROP [0:0]
-:FORWARD DROP [0:0]
-:OUTPUT ACCEPT [0:0]
--A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
--A INPUT -i lo -j ACCEPT
--A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
-COMMIT
-"""
-
-
 def test_iptables_persistent_owner_writes_the_boot_file_and_undo_removes_it(host):
-    server = host(IptablesPersistentHost, SEED)
+    server = host(IptablesPersistentHost)
     assert not connects(server)
 
     plan = _json(server.trustwall("fw", "allow", "-p", "tcp", "--dport", "18745", "--plan",
@@ -335,7 +316,7 @@ def test_iptables_persistent_owner_writes_the_boot_file_and_undo_removes_it(host
     assert connects(server)
 
     server.trustwall("undo")
-    assert server.run(["cat", "/etc/iptables/rules.v4"]).stdout == SEED
+    assert server.run(["cat", "/etc/iptables/rules.v4"]).stdout == RULES_V4
     assert not connects(server)
     started = time.monotonic()
     server.run(["iptables", "-I", "INPUT", "3", "-p", "tcp", "--dport", "18745", "-j",

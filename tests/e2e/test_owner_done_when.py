@@ -25,28 +25,6 @@ pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")]
 
 ALLOW = ("fw", "allow", "-p", "tcp", "--dport", "18745", "--apply", "--yes", "--json")
-NFT_CONF = """#!/usr/sbin/nft -f
-flush ruleset
-
-table inet filter {
-\tchain input {
-\t\ttype filter hook input priority filter; policy drop;
-\t\tct state established,related accept
-\t\tiif "lo" accept
-\t\ttcp dport 22 accept
-\t}
-}
-"""
-RULES_V4 = """*filter
-:INPUT DROP [0:0]
-:FORWARD DROP [0:0]
-:OUTPUT ACCEPT [0:0]
--A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
--A INPUT -i lo -j ACCEPT
--A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
-COMMIT
-"""
-
 
 def _ufw() -> ManagedHost:
     host = UfwHost().start()
@@ -63,8 +41,8 @@ def _ufw() -> ManagedHost:
 HOSTS = {  # owner -> its host, started
     "firewalld": lambda: FirewalldHost().start(),
     "ufw": _ufw,
-    "nftables": lambda: NftablesHost(NFT_CONF).start(),
-    "iptables": lambda: IptablesPersistentHost(RULES_V4).start(),
+    "nftables": lambda: NftablesHost().start(),
+    "iptables": lambda: IptablesPersistentHost().start(),
 }
 
 

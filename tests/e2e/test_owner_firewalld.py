@@ -167,6 +167,16 @@ def test_for_is_a_runtime_timeout_that_firewalld_expires(host, unchanged):
         time.sleep(0.2)
     assert host.connect() == "FAIL No route to host"
     assert time.monotonic() - began < 10
+    # fw expire: firewalld removed the port itself; trustwall's record of it goes (journaled)
+    expired = json.loads(trustwall(host, "fw", "expire", "--json"))["removed"]
+    assert [line for line in expired if line.startswith("firewalld ")] == [
+        f"firewalld firewall-cmd --zone public --add-port 18745/tcp --timeout 2s (expired "
+        f"{record[-1]['expires']}; firewalld's --timeout removed it, its record goes)"], expired
+    assert json.loads(host.read("/var/lib/trustwall/firewalld-expiry.json")) == record[:-1]
+    assert "firewalld" not in " ".join(json.loads(trustwall(host, "fw", "expire",
+                                                            "--json"))["removed"])
+    trustwall(host, "undo")  # the expiry: the record is back
+    assert json.loads(host.read("/var/lib/trustwall/firewalld-expiry.json")) == record
     trustwall(host, "undo")  # only the expiry record is left to restore
 
 

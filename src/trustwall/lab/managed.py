@@ -59,6 +59,30 @@ _DIR_RE = re.compile(r"^tw-(?P<kind>managed|firewalld|ufw|nftables|iptpersist)-(
 DEFAULT_ENV = {"PATH": f"{os.path.dirname(sys.executable)}:{SYSTEM_PATH}", "HOME": "/root",
                "LANG": "C.UTF-8", "NO_COLOR": "1"}
 
+#: A typical server's /etc/nftables.conf and /etc/iptables/rules.v4: input dropped except
+#: replies, loopback and SSH (so tcp/18745, the JMX stand-in, is closed).
+NFT_CONF = """#!/usr/sbin/nft -f
+flush ruleset
+
+table inet filter {
+\tchain input {
+\t\ttype filter hook input priority filter; policy drop;
+\t\tct state established,related accept
+\t\tiif "lo" accept
+\t\ttcp dport 22 accept
+\t}
+}
+"""
+RULES_V4 = """*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -i lo -j ACCEPT
+-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
+COMMIT
+"""
+
 # Runs as the holder, in the new mount namespace: $1 scratch, $2 "1" for an overlay /etc, then
 # pairs SOURCE TARGET to bind-mount. Every bind target exists on the host already (a mkdir
 # would create it there: the tree under the mounts is shared); what is made is made inside the
@@ -318,9 +342,11 @@ class _BootFileHost(ManagedHost):
     boot_file: ClassVar[str]
     load: ClassVar[tuple[str, ...]]
 
-    def __init__(self, content: str, **kw: object) -> None:
+    default_content: ClassVar[str]
+
+    def __init__(self, content: str | None = None, **kw: object) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
-        self.content = content
+        self.content = self.default_content if content is None else content
         self._written = False
 
     def start_manager(self) -> None:
@@ -347,6 +373,7 @@ class NftablesHost(_BootFileHost):
     kind = "nftables"
     boot_file = "/etc/nftables.conf"
     load = ("nft", "-f")
+    default_content = NFT_CONF
 
     def listing(self) -> str:
         return self.run(["nft", "list", "ruleset"]).stdout
@@ -361,6 +388,7 @@ class IptablesPersistentHost(_BootFileHost):
     install_hint = "apt-get install util-linux nftables iptables"
     boot_file = "/etc/iptables/rules.v4"
     load = ("iptables-restore",)
+    default_content = RULES_V4
 
     def listing(self) -> str:
         """``iptables-save`` without its comments and counters: what the ruleset is."""
