@@ -233,3 +233,28 @@ def test_hostile_rules_file_is_refused_not_obeyed(scenario):
     finally:
         path.write_bytes(original)
     assert host.status_numbered() == status
+
+
+def test_an_undo_killed_before_its_reload_rolls_back_files_first_then_reloads(scenario):
+    """The undo restores ufw's files, then runs ``ufw reload``. Killed just before the reload
+    (``TRUSTWALL_FAULT_AT``: the journal's crash points), recovery rolls the undo back: the
+    files must come back BEFORE ufw reloads, or ufw loads the pre-change rules while its files
+    say the port is open (the kernel and ``ufw status`` would disagree)."""
+    host, status, _ = scenario
+    request = {"action": "allow", "proto": "tcp", "dport": "18745"}
+    api(host, request, apply=True)
+    opened, opened_chains = host.status_numbered(), ufw_chains(host)
+    env = {**host.env, "TRUSTWALL_FAULT_TRACE": "/run/tw-fault-trace"}
+    assert host.run([PY, "-m", "trustwall", "undo"], env=env).returncode == 0
+    trace = host.read("/run/tw-fault-trace").splitlines()
+    reload_at = next(int(line.split()[0]) for line in trace if line.endswith(" exec ufw"))
+    assert host.status_numbered() == status
+    api(host, request, apply=True)
+    killed = host.run([PY, "-m", "trustwall", "undo"], check=False,
+                      env={**host.env, "TRUSTWALL_FAULT_AT": str(reload_at)})
+    assert killed.returncode == -9, killed
+    assert trustwall(host, "recover").returncode == 0
+    assert host.status_numbered() == opened
+    assert ufw_chains(host) == opened_chains  # the kernel loaded the restored files
+    assert connect(host) == "OK JMX lab listener"
+    assert trustwall(host, "undo").returncode == 0
