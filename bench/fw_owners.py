@@ -134,7 +134,8 @@ def main() -> None:
     write_result("fw_owners", {
         "change": "open tcp/18745 (closed by each owner's default-deny) persistently",
         "owners": results,
-        "versions": {"firewalld": version_of(["firewall-cmd", "--version"]),
+        "versions": {"firewalld": version_of(["dpkg-query", "-W", "-f=${Version}",
+                                              "firewalld"]),
                      "ufw": version_of(["ufw", "version"]),
                      "nft": version_of(["nft", "--version"]),
                      "iptables": version_of(["iptables", "--version"])},
