@@ -382,8 +382,7 @@ def firewalld_story(names: list[str]) -> Iterator[Step]:
             f"jconsole {FWD_SERVER_IP}:{JMX_PORT}",
             (Row("firewalld", "INFO", f"{FWD_SERVER_IP}: running in {host.startup_seconds:.2f} s"
                                       " (own network, mount namespace and D-Bus)"),
-             Row("from client", "OK" if refused.startswith("OK") else "FAIL",
-                 refused.removeprefix("FAIL ").removeprefix("OK ")),
+             _client_row(refused),
              Row("zone public", "INFO", _zone_line(listing, "services") + "; " +
                  _zone_line(listing, "ports"))),
             time.perf_counter() - t)
@@ -420,15 +419,19 @@ def firewalld_story(names: list[str]) -> Iterator[Step]:
             " ".join(("trustwall", *allow, "--apply")),
             (Row("fw allow --apply", "OK" if applied.returncode == 0 else "FAIL",
                  _one_line(applied)),
-             Row("from client", "OK" if opened.startswith("OK") else "FAIL",
-                 opened.removeprefix("FAIL ").removeprefix("OK ")),
+             _client_row(opened),
              Row("firewall-cmd", "INFO", f"--list-all: {shown}"),
              Row("trustwall undo", "OK" if undone.returncode == 0 and same else "FAIL",
                  _one_line(undone) + ("; --list-all as before" if same else
                                       "; --list-all differs from before")),
-             Row("from client", "OK" if closed.startswith("OK") else "FAIL",
-                 closed.removeprefix("FAIL ").removeprefix("OK "))),
+             _client_row(closed)),
             time.perf_counter() - t)
+
+
+def _client_row(connected: str) -> Row:
+    """``OK <greeting>`` / ``FAIL <reason>`` (lab.netns.connect_tcp) as the client's row."""
+    verdict, _, detail = connected.partition(" ")
+    return Row("from client", "OK" if verdict == "OK" else "FAIL", detail)
 
 
 def _zone_line(listing: str, key: str) -> str:

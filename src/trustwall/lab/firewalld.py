@@ -54,6 +54,7 @@ class FirewalldHost(ManagedHost):
     def start_manager(self) -> None:
         """Start D-Bus (once) and firewalld from its permanent configuration; wait for both."""
         if self.dbus is None:
+            self.run(["mkdir", "-p", "/run/dbus", "/run/firewalld"])  # in the private /run
             self.dbus = self.daemon(["dbus-daemon", "--system", "--nofork", "--nopidfile"])
             self.wait_until(lambda: self.run(["test", "-S", "/run/dbus/system_bus_socket"],
                                              check=False).returncode == 0,

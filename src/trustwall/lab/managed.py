@@ -101,7 +101,7 @@ while [ $# -ge 2 ]; do
     shift 2
 done
 mount -t tmpfs -o mode=0755 tw-lab-run /run
-mkdir -p /run/lock /run/dbus /run/firewalld
+mkdir -p /run/lock
 mount -t tmpfs -o mode=0755 tw-lab-varlib /var/lib
 mkdir -m 0700 /var/lib/trustwall
 echo "ready $$"
@@ -211,7 +211,8 @@ class ManagedHost:
         kill_started(self._procs)
         if self.holder is not None:
             kill_started([self.holder])  # its mount namespace and the binds die with it
-            self.holder.communicate(timeout=5)  # closes its pipes
+            with contextlib.suppress(subprocess.TimeoutExpired, ValueError):
+                self.holder.communicate(timeout=5)  # closes its pipes
             self.holder = None
         for ns in (self.client, self.server):
             if ns is not None:

@@ -529,6 +529,9 @@ def cleanup_labs(*, all_of_them: bool = False, kinds: tuple[str, ...] = (),
             teardown_recorded(path, state)
             removed.append(state.id)
     _netns.cleanup_stale()
+    from trustwall.lab import managed  # it imports this module
+
+    managed.cleanup_stale()  # scratch of managed hosts (firewalld, ufw …) of dead creators
     if ETC_NETNS.is_dir():
         for directory in ETC_NETNS.glob(f"{_netns.PREFIX}*"):
             if not (_netns.NETNS_DIR / directory.name).exists():
