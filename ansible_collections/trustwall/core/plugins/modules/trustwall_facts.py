@@ -10,7 +10,7 @@ short_description: Trust stores, TLS interception seen for URLs, firewall backen
 description:
   - Sets C(ansible_facts.trustwall) with C(stores) (kind, path, certificate count, clients),
     C(interception) per URL in O(urls) (detected, product, evidence, diagnosis),
-    C(firewall.backend), C(firewall.owner) (who owns the firewall: firewalld, ufw, nftables,
+    C(firewall.backend), C(firewall.owner) (who owns the firewall - firewalld, ufw, nftables,
     iptables with boot files, or none; C(firewall.owner_evidence) says why) and
     C(firewall.findings) (trustwall's lint of the live ruleset).
 options:
