@@ -41,6 +41,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 
+from trustwall.firewall import ir
 from trustwall.firewall.ir import (
     AddressRange,
     IcmpMatch,
@@ -471,3 +472,13 @@ class Ruleset:
     @property
     def rule_count(self) -> int:
         return sum(len(c.rules) for t in self.tables for c in t.chains)
+
+    def to_ir(self) -> ir.Ruleset:
+        """This ruleset in the firewall IR (``iptables.compile``), compiled once per value."""
+        cached = self.__dict__.get("_ir")
+        if cached is None:
+            from trustwall.firewall.iptables.compile import compile_ruleset  # imports model
+
+            cached = compile_ruleset(self)
+            object.__setattr__(self, "_ir", cached)  # a cache, not a field: eq/hash ignore it
+        return cached
