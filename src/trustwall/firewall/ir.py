@@ -325,6 +325,7 @@ class Source:
     handle: int | None = None
     origin: Any = field(default=None, compare=False, repr=False)
     render: Any = field(default=None, compare=False, repr=False)  # Callable[[], str] | None
+    line: str = field(default="", compare=False, repr=False)  # the text as read, if kept
 
     @property
     def text(self) -> str:

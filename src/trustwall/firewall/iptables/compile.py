@@ -58,7 +58,8 @@ def compile_rule(rule: Rule, version: int, *, table: str = "filter", chain: str 
     for m in rule.matches:
         conditions += ext.conditions(m)
     source = ir.Source("iptables", family or FAMILIES[version], table, chain or rule.chain,
-                       position, origin=rule, render=lambda: rule_text(rule))
+                       position, origin=rule, render=lambda: rule_text(rule),
+                       line=rule.text)
     return ir.Rule(tuple(conditions), action(rule.target, chains), source)
 
 

@@ -412,6 +412,12 @@ class Rule:
                 return m.comment
         return None
 
+    def to_ir(self, family: int = 4, table: str = "filter") -> ir.Rule:
+        """This rule alone in the firewall IR (jumps are to chains it cannot see: unknown)."""
+        from trustwall.firewall.iptables.compile import compile_rule  # imports model
+
+        return compile_rule(self, family, table=table)
+
 
 @dataclass(frozen=True)
 class Chain:
