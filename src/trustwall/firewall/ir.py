@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,11 @@ class PortSet:
 
     def matches(self, port: int) -> bool:
         return any(port in r for r in self.ranges) != self.negated
+
+
+#: The conntrack states a packet can be in (INVALID: conntrack has no entry for it; UNTRACKED:
+#: notrack), in the order packet spaces number and print them. The one list every layer uses.
+CT_STATES = ("INVALID", "NEW", "ESTABLISHED", "RELATED", "UNTRACKED")
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,8 @@ def port_list(text: str) -> str:
     return ",".join(out)
 
 
+#: ``--ctstate`` words in the order iptables-save prints them (libxt_conntrack), with the
+#: virtual SNAT/DNAT states; a packet's own states are ``ir.CT_STATES``.
 CT_STATES = ("INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED", "SNAT", "DNAT")
 
 
@@ -2540,8 +2542,6 @@ CONTINUING_TARGETS = _targets("continue")
 NAT_TARGETS = _targets("nat")
 #: Targets that end the walk of the hook for this packet (a verdict, NAT, TPROXY...).
 TERMINATING_TARGETS = _targets("accept", "final", "nat", "ends")
-#: Targets that change what later rules or the conntrack state see.
-CHANGING_TARGETS = NAT_TARGETS | frozenset(n for n, e in TARGET_EXTENSIONS.items() if e.sets)
 #: Targets that set the packet or connection mark a later ``-m mark`` reads.
 MARK_SETTERS = frozenset(n for n, e in TARGET_EXTENSIONS.items() if "mark" in e.sets)
 #: Options each match models exactly as packet conditions (what trace and spaces read).

@@ -39,7 +39,6 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cache
 
 from trustwall.firewall import ir
 from trustwall.firewall.ir import (
@@ -49,12 +48,11 @@ from trustwall.firewall.ir import (
     PortSet,
     StateSet,
     TcpFlags,
-    iptables_priority,
     parse_port_list,
 )
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ir.IPNetwork
+IPAddress = ir.IPAddress
 
 FAMILIES = (4, 6)
 
@@ -96,14 +94,6 @@ def address_text(addr: IPAddress) -> str:
 def builtin_chains(table: str) -> tuple[str, ...]:
     """The hooks a table attaches to; empty for an unknown table name."""
     return BUILTIN_CHAINS.get(table, ())
-
-
-@cache
-def hook_tables(hook: str) -> tuple[str, ...]:
-    """The tables with a built-in chain at ``hook``, in the order the kernel runs them (their
-    base-chain priorities, :func:`trustwall.firewall.ir.iptables_priority`)."""
-    return tuple(sorted((t for t, hooks in BUILTIN_CHAINS.items() if hook in hooks),
-                        key=lambda t: iptables_priority(t, hook)))
 
 
 def is_valid_hook(table: str, chain: str) -> bool:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-STATES = ("NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED")
+from trustwall.firewall.ir import CT_STATES
+
+STATES = CT_STATES  # the conntrack states a described packet may have
+
 
 @dataclass(frozen=True)
 class Packet:
