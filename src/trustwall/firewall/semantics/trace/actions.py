@@ -19,7 +19,7 @@ def compile_rewrite(rewrite: Rewrite | None, name: str, local: LocalAddresses
     """The change ``rewrite`` makes to the travelling packet; returns a note for the path
     (``name``: the frontend's word for the action, MARK, DNAT, …)."""
     if isinstance(rewrite, SetMark):
-        return _set_ct_mark(rewrite, name) if rewrite.ct else _set_mark(rewrite, name)
+        return _set_mark(rewrite, name)
     if isinstance(rewrite, MarkCopy):
         return _copy_mark(rewrite, name)
     if isinstance(rewrite, Notrack):
@@ -80,42 +80,31 @@ def _rewrite(ctx: _Ctx, attr: str, host: str | None, port: int | None) -> str:
 
 
 def _set_mark(mark: SetMark, name: str) -> Callable[[_Ctx], str]:
+    """``mark = (mark & ~mask) ^ value`` on the packet or (``ct``) its connection; unknown
+    before unless the mask covers every bit."""
     value, mask = mark.value, mark.mask
+    attr, what = ("ctmark", "connection mark") if mark.ct else ("mark", "mark")
 
     def set_mark(ctx: _Ctx) -> str:
-        if ctx.mark is None and mask != _FULL:
-            return f"{name} (mark unknown)"
-        ctx.mark = ((ctx.mark or 0) & ~mask) ^ value
-        return f"{name} set to {ctx.mark:#x}"
+        old = getattr(ctx, attr)
+        if old is None and mask != _FULL:
+            return f"{name} ({what} unknown)"
+        new = ((old or 0) & ~mask) ^ value
+        setattr(ctx, attr, new)
+        return f"{name} set to {new:#x}"
     return set_mark
 
 
-def _set_ct_mark(mark: SetMark, name: str) -> Callable[[_Ctx], str]:
-    value, mask = mark.value, mark.mask
-
-    def set_ct(ctx: _Ctx) -> str:
-        if ctx.ctmark is None and mask != _FULL:
-            return f"{name} (connection mark unknown)"
-        ctx.ctmark = ((ctx.ctmark or 0) & ~mask) ^ value
-        return f"{name} set to {ctx.ctmark:#x}"
-    return set_ct
-
-
 def _copy_mark(copy: MarkCopy, name: str) -> Callable[[_Ctx], str]:
-    nfmask, ctmask = copy.nfmask, copy.ctmask
+    """save-mark: ``ctmark = (ctmark & ~ctmask) ^ (mark & nfmask)``; restore-mark the other
+    way round. Unknown on either side leaves the result unknown."""
     if copy.to_ct:
-        def save(ctx: _Ctx) -> str:
-            if ctx.mark is None or ctx.ctmark is None:
-                ctx.ctmark = None
-            else:
-                ctx.ctmark = (ctx.ctmark & ~ctmask) ^ (ctx.mark & nfmask)
-            return f"{name} save-mark"
-        return save
+        dst, src, keep, take, word = "ctmark", "mark", copy.ctmask, copy.nfmask, "save-mark"
+    else:
+        dst, src, keep, take, word = "mark", "ctmark", copy.nfmask, copy.ctmask, "restore-mark"
 
-    def restore(ctx: _Ctx) -> str:
-        if ctx.ctmark is None or ctx.mark is None:
-            ctx.mark = None
-        else:
-            ctx.mark = (ctx.mark & ~nfmask) ^ (ctx.ctmark & ctmask)
-        return f"{name} restore-mark"
-    return restore
+    def run(ctx: _Ctx) -> str:
+        old, new = getattr(ctx, dst), getattr(ctx, src)
+        setattr(ctx, dst, None if old is None or new is None else (old & ~keep) ^ (new & take))
+        return f"{name} {word}"
+    return run
