@@ -12,6 +12,8 @@ ruleset value, so repeated traces and analyses compile once.
 
 from __future__ import annotations
 
+from functools import partial
+
 from trustwall.firewall import ir
 from trustwall.firewall.iptables import extensions as ext
 from trustwall.firewall.iptables.model import Address, Chain, Rule, Ruleset, Target, is_valid_hook
@@ -27,26 +29,59 @@ _FINAL_KINDS = {"REJECT": "reject", "QUEUE": "queue", "NFQUEUE": "queue"}
 def compile_ruleset(ruleset: Ruleset) -> ir.Ruleset:
     """The IR of one iptables family's ruleset (use ``ruleset.to_ir()``: it is cached)."""
     family = FAMILIES[ruleset.family]
+    memo = _Memo()
     tables = []
     for table in ruleset.tables:
         names = frozenset(c.name for c in table.chains)
-        chains = tuple(_chain(ruleset.family, family, table.name, c, names)
+        chains = tuple(_chain(ruleset.family, family, table.name, c, names, memo)
                        for c in table.chains)
         tables.append(ir.Table("iptables", family, table.name, chains))
     return ir.Ruleset(tuple(tables))
 
 
-def _chain(version: int, family: str, table: str, chain: Chain, names: frozenset[str]
-           ) -> ir.Chain:
+class _Memo:
+    """Conditions and actions already made in this compile, by the model value they come
+    from: real rulesets repeat ``-p tcp``, ``-i eth0``, ``-m state …`` and ``-j ACCEPT``
+    thousands of times, and equal IR values can be shared (they are immutable)."""
+
+    def __init__(self) -> None:
+        self.headers: dict[tuple[object, ...], tuple[ir.Condition, ...]] = {}
+        self.matches: dict[object, tuple[ir.Condition, ...]] = {}
+        self.actions: dict[tuple[object, bool], ir.Action] = {}
+
+
+def _chain(version: int, family: str, table: str, chain: Chain, names: frozenset[str],
+           memo: _Memo) -> ir.Chain:
     base = None
     if chain.policy is not None and is_valid_hook(table, chain.name):
         base = ir.Hook(chain.name.lower(), ir.iptables_priority(table, chain.name),
                        "nat" if table == "nat" else "filter", chain.policy.lower(),
                        f"-P {chain.name} {chain.policy}")
-    rules = tuple(compile_rule(rule, version, table=table, chain=chain.name, position=i,
-                               chains=names, family=family)
-                  for i, rule in enumerate(chain.rules, 1))
-    return ir.Chain(chain.name, rules, base)
+    rules = []
+    for i, rule in enumerate(chain.rules, 1):
+        key = (rule.protocol, rule.source, rule.destination, rule.in_interface,
+               rule.out_interface, rule.fragment)
+        conditions = memo.headers.get(key)
+        if conditions is None:
+            conditions = memo.headers[key] = header_conditions(rule, version)
+        for m in rule.matches:
+            meaning = memo.matches.get(m)
+            if meaning is None:
+                meaning = memo.matches[m] = ext.conditions(m)
+            conditions += meaning
+        target = rule.target
+        jump = target is not None and target.name in names
+        act = memo.actions.get((target, jump))
+        if act is None:
+            act = memo.actions[(target, jump)] = action(target, names)
+        rules.append(ir.Rule(conditions, act, _source(rule, family, table, chain.name, i)))
+    return ir.Chain(chain.name, tuple(rules), base)
+
+
+def _source(rule: Rule, family: str, table: str, chain: str, position: int | None
+            ) -> ir.Source:
+    return ir.Source("iptables", family, table, chain, position, origin=rule,
+                     render=partial(rule_text, rule), line=rule.text)
 
 
 def compile_rule(rule: Rule, version: int, *, table: str = "filter", chain: str | None = None,
@@ -57,9 +92,7 @@ def compile_rule(rule: Rule, version: int, *, table: str = "filter", chain: str 
     conditions = list(header_conditions(rule, version))
     for m in rule.matches:
         conditions += ext.conditions(m)
-    source = ir.Source("iptables", family or FAMILIES[version], table, chain or rule.chain,
-                       position, origin=rule, render=lambda: rule_text(rule),
-                       line=rule.text)
+    source = _source(rule, family or FAMILIES[version], table, chain or rule.chain, position)
     return ir.Rule(tuple(conditions), action(rule.target, chains), source)
 
 

@@ -111,12 +111,13 @@ class _CRule:
     """One rule flattened for speed."""
 
     __slots__ = ("action", "chain", "changes", "checks", "dims", "ends", "extra", "kind",
-                 "never", "number", "rule", "table", "target")
+                 "masked", "never", "number", "rule", "table", "target")
 
     def __init__(self) -> None:
-        self.checks: tuple[Check, ...] = ()
+        self.checks: tuple[Check, ...] | None = None  # every condition: made when first needed
         self.action: Callable[[_Ctx], str] | None = None
         self.never = False  # a condition no traced packet meets (``-f``, ``! -p all``)
+        self.masked = False  # an address under a non-contiguous mask (no interval classes)
 
 
 class _RangeDim:
@@ -247,10 +248,10 @@ def _fast_parts(cr: _CRule, local: LocalAddresses, family: int
     """Split a rule into indexable field constraints and the checks left to run one by one."""
     dims: dict[str, object] = {}
     extra: list[Check] = []
-    for cond, check in zip(cr.rule.conditions, cr.checks, strict=True):
+    for cond in cr.rule.conditions:
         handler = FIELDS.get(cond.field)
         if handler is None or handler.index is None or not handler.index(cond, dims, cr, family):
-            extra.append(check)
+            extra.append(condition_check(cond, local, family))
     return dims, tuple(extra)
 
 
@@ -391,7 +392,10 @@ def _address(attr: str) -> _Field:
 
     def index(cond: Condition, dims: dict[str, object], cr: _CRule, family: int) -> bool:
         value = cond.value
-        if attr in dims or value.version != family or not contiguous(value):
+        if not contiguous(value):
+            cr.masked = True
+            return False
+        if attr in dims or value.version != family:
             return False
         full = 0xFFFFFFFF if family == 4 else (1 << 128) - 1
         dims[attr] = ([(value.value, value.value | (full & ~value.mask))], value.negated)

@@ -43,7 +43,6 @@ from trustwall.firewall.semantics.trace.index import (
     _Ctx,
     _fast_parts,
     condition_check,
-    contiguous,
 )
 from trustwall.firewall.semantics.trace.result import (
     Assumption,
@@ -246,10 +245,10 @@ class Tracer:
                         target = ports if dim in ("sport", "dport") else addrs
                         for lo, hi in constraint[0]:  # type: ignore[index]
                             target.update((lo, hi + 1))
+                if cr.masked:
+                    return None  # a non-contiguous mask: no interval class either
                 for cond in cr.rule.conditions:
                     field, value = cond.field, cond.value
-                    if field in ("src", "dst") and not contiguous(value):
-                        return None  # a non-contiguous mask: no interval class either
                     if field in ("sport", "dport", "either_port"):
                         for r in value.ranges:
                             ports.update((r.first, r.last + 1))
@@ -275,7 +274,6 @@ class Tracer:
         cr.table = table.name
         cr.chain = chain.name
         cr.number = number
-        cr.checks = tuple(condition_check(c, self.local, self.family) for c in rule.conditions)
         cr.dims, cr.extra = _fast_parts(cr, self.local, self.family)
         action = rule.action
         kind = action.kind
@@ -513,8 +511,12 @@ class Tracer:
         """Every condition of the rule, one by one (a packet field is unknown)."""
         if cr.never:
             return False
+        checks = cr.checks
+        if checks is None:
+            checks = cr.checks = tuple(condition_check(c, self.local, self.family)
+                                       for c in cr.rule.conditions)
         reason = ""
-        for check in cr.checks:
+        for check in checks:
             result = check(ctx)
             if result is False:
                 return False
