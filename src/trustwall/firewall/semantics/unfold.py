@@ -1,17 +1,17 @@
 """Rules as packet spaces, and chains unfolded into one flat list per hook.
 
-:func:`rule_space` turns one rule's matches into two spaces: ``may`` (every packet the rule
-might match: matches we do not model are treated as "always true", an over-approximation) and
-``must`` (packets it certainly matches: empty as soon as an unmodelled match is present, an
-under-approximation). Analyses use ``must`` for anything that *decides* (blockers, coverage) and
-``may`` for anything that *might* be affected, so their claims stay true; a finding that leans on
-an unmodelled match names it.
+:func:`rule_space` turns one IR rule's conditions (:data:`FIELDS`, one entry per field) into
+two spaces: ``may`` (every packet the rule might match: conditions spaces do not hold are
+treated as "always true", an over-approximation) and ``must`` (packets it certainly matches:
+empty as soon as such a condition is present, an under-approximation). Analyses use ``must``
+for anything that *decides* (blockers, coverage) and ``may`` for anything that *might* be
+affected, so their claims stay true; a finding that leans on an unmodelled condition names it.
 
-:func:`unfold` inlines user chains into the hook that reaches them (``-j`` and ``-g``), turning
-``RETURN`` into a negated condition on the rest of the called chain, so that the result is an
-ordered list of :class:`FlatRule` with the plain semantics "the first terminating rule that
-matches decides, else the policy". Each flat rule links back to the original rule (``origin``)
-and to the jumps that led to it (``path``).
+:func:`unfold` inlines user chains into the base chain that reaches them (jump and goto),
+turning a return into a negated condition on the rest of the called chain, so that the result
+is an ordered list of :class:`FlatRule` with the plain semantics "the first terminating rule
+that matches decides, else the policy". Each flat rule links back to its IR rule (``origin``,
+whose ``rule.source`` names the frontend's rule) and to the jumps that led to it (``path``).
 """
 
 from __future__ import annotations
