@@ -221,4 +221,6 @@ def _render(result: Any) -> None:
             out.print(f"  -> {o.verdict} by {by}  (if {cond})", soft_wrap=True)
         if not result.complete:
             out.print("  (too many combinations: not every outcome was followed)")
+    for warning in result.warnings:
+        out.print(styled(("warning", "bold yellow"), f"  {warning}"), soft_wrap=True)
 

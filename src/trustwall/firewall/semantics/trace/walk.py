@@ -114,7 +114,7 @@ class Tracer:
         # packet (the filter priority); equal priorities, whose order the kernel leaves open
         self._hooks: dict[str, list[_CChain]] = {}
         self._accepter: dict[str, int] = {}
-        warnings: list[str] = []
+        self._warnings: dict[str, tuple[str, ...]] = {}  # by hook (as results name it)
         tkeys = {id(t): i for i, t in enumerate(self.ir.tables)}
         for hook in HOOKS:
             present = [self._chains[(tkeys[id(t)], c.name)]
@@ -123,13 +123,12 @@ class Tracer:
             for cchain in present:
                 if cchain.hook.type == "filter" and cchain.hook.priority == FILTER_PRIORITY:
                     self._accepter[hook] = cchain.tkey
-            for a, b in itertools.pairwise(present):
-                if a.hook.priority == b.hook.priority:
-                    warnings.append(
-                        f"{hook}: {_where(a)} and {_where(b)} share priority "
-                        f"{a.hook.priority}; the kernel's order between them is undefined "
-                        "(traced in the order listed)")
-        self.warnings = tuple(warnings)
+            warnings = tuple(
+                f"{hook}: {_where(a)} and {_where(b)} share priority {a.hook.priority}; the "
+                "kernel's order between them is undefined (traced in the order listed)"
+                for a, b in itertools.pairwise(present) if a.hook.priority == b.hook.priority)
+            if warnings:
+                self._warnings[hook.upper()] = warnings
         self._points = self._class_points()
         self._cache: dict[tuple[object, ...], TraceResult] = {}
         self._addr_classes: dict[str, int] = {}
@@ -160,7 +159,7 @@ class Tracer:
                 final = self._packet_of(packet, ctx)
                 return TraceResult(packet, verdict, decided, path, hooks, (), (
                     Outcome(verdict, decided, path, hooks, (), final),), True, final or packet,
-                    warnings=self.warnings)
+                    warnings=self._warned(hooks))
             final = self._packet_of(packet, ctx)
             ctx = None
             for u in run.met:
@@ -182,7 +181,14 @@ class Tracer:
             decided_by=first.decided_by if certain else None,
             path=first.path, hooks=first.hooks, unknown=tuple(seen), outcomes=tuple(outcomes),
             certain=certain, final_packet=first.final_packet or packet, complete=complete,
-            warnings=self.warnings)
+            warnings=self._warned(*(o.hooks for o in outcomes)))
+
+    def _warned(self, *hooks: tuple[str, ...]) -> tuple[str, ...]:
+        """The equal-priority warnings of the hooks these walks went through."""
+        if not self._warnings:
+            return ()
+        met = dict.fromkeys(h for walk in hooks for h in walk)
+        return tuple(w for h in met for w in self._warnings.get(h, ()))
 
     def trace_many(self, packets: Iterable[Packet], *, with_path: bool = False
                    ) -> list[TraceResult]:
