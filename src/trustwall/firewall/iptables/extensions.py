@@ -2540,8 +2540,6 @@ FINAL_TARGETS = _targets("final")
 CONTINUING_TARGETS = _targets("continue")
 #: Targets that rewrite addresses or ports (and end the nat chain).
 NAT_TARGETS = _targets("nat")
-#: Targets that end the walk of the hook for this packet (a verdict, NAT, TPROXY...).
-TERMINATING_TARGETS = _targets("accept", "final", "nat", "ends")
 #: Targets that set the packet or connection mark a later ``-m mark`` reads.
 MARK_SETTERS = frozenset(n for n, e in TARGET_EXTENSIONS.items() if "mark" in e.sets)
 #: Options each match models exactly as packet conditions (what trace and spaces read).

@@ -355,13 +355,6 @@ class Target:
                 return opt
         return None
 
-    @property
-    def terminating(self) -> bool:
-        """True for a target that ends the hook for this packet (ACCEPT, DROP, REJECT, DNAT …)."""
-        from trustwall.firewall.iptables.extensions import TERMINATING_TARGETS  # imports model
-
-        return self.name in TERMINATING_TARGETS
-
 
 @dataclass(frozen=True)
 class Rule:
