@@ -112,14 +112,17 @@ class Tracer:
                 self._chains[(tkey, chain.name)] = _CChain(chain, rules, table, tkey)
         # per hook: its base chains by priority; which one names the rule that accepted a
         # packet (the filter priority); equal priorities, whose order the kernel leaves open
-        self._hooks: dict[str, list[_CChain]] = {}
+        # (base chain, is a nat chain, runs before conntrack: raw), by priority
+        self._hooks: dict[str, list[tuple[_CChain, bool, bool]]] = {}
         self._accepter: dict[str, int] = {}
         self._warnings: dict[str, tuple[str, ...]] = {}  # by hook (as results name it)
         tkeys = {id(t): i for i, t in enumerate(self.ir.tables)}
         for hook in HOOKS:
             present = [self._chains[(tkeys[id(t)], c.name)]
                        for t, c in self.ir.base_chains(self.family, hook)]
-            self._hooks[hook] = present
+            self._hooks[hook] = [
+                (c, c.hook.type == "nat", c.hook.priority < CONNTRACK_PRIORITY
+                 and hook in ("prerouting", "output")) for c in present]
             for cchain in present:
                 if cchain.hook.type == "filter" and cchain.hook.priority == FILTER_PRIORITY:
                     self._accepter[hook] = cchain.tkey
@@ -391,15 +394,12 @@ class Tracer:
         """Walk one hook through its base chains by priority: ``accept`` ends only the base
         chain; a final verdict (DROP…) is returned, else None."""
         run.hooks.append(hook.upper())
-        for cchain in self._hooks[hook]:
-            base = cchain.hook
-            if base.type == "nat" and ctx.state != "NEW":
+        for cchain, nat, untracked in self._hooks[hook]:
+            if nat and ctx.state != "NEW":
                 continue  # NAT rules see only a connection's first packet
             ctx.hook = hook
             saved_state = ctx.state
-            # conntrack has not run yet (raw): no ct attached
-            untracked = base.priority < CONNTRACK_PRIORITY and hook in ("prerouting", "output")
-            if untracked:
+            if untracked:  # conntrack has not run yet (raw): no ct attached
                 ctx.state = "INVALID"
             result = self._chain(run, cchain, ctx, 0)
             if untracked:
@@ -409,6 +409,7 @@ class Tracer:
                 ref = self._refs.get((cchain.tkey, hook))
                 if ref is None:
                     table = cchain.table
+                    base = cchain.hook
                     ref = self._refs[(cchain.tkey, hook)] = RuleRef(
                         table.name, cchain.name, None,
                         base.policy_text or f"policy {base.policy}", hook.upper(),
