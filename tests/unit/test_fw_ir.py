@@ -114,3 +114,17 @@ def test_lint_reads_an_ir_ruleset() -> None:
     rs = ir.Ruleset((_nft_table(0, _rule(_dport(80)), _rule(_dport(80), position=2)),))
     findings = lint(rs).findings
     assert [(f.kind, f.rule, f.blocked_by) for f in findings] == [("shadowed", 2, (1,))]
+
+
+def test_equal_priorities_that_change_the_answer_make_it_unknown() -> None:
+    """nft rejects port 80 and iptables' filter drops it, both at priority 0: which one
+    decides depends on an order the kernel leaves undefined, so the answer says UNKNOWN."""
+    ipt = parse_save("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
+                     ":OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 80 -j DROP\nCOMMIT\n")
+    rs = ir.Ruleset((_nft_table(0, _rule(_dport(80), kind="reject")), *ipt.to_ir().tables))
+    result = Tracer(rs, HOST, family=4).trace(WEB)
+    assert result.verdict == "UNKNOWN" and not result.certain
+    assert {(o.verdict, o.decided_by.backend) for o in result.outcomes  # type: ignore[union-attr]
+            } == {("REJECT", "nft"), ("DROP", "iptables")}
+    assert result.unknown[0].chain == "priority" and "undefined" in result.unknown[0].reason
+    assert Tracer(rs, HOST, family=4).trace(SSH).certain  # port 22: no order matters

@@ -132,6 +132,8 @@ class Tracer:
                 for a, b in itertools.pairwise(present) if a.hook.priority == b.hook.priority)
             if warnings:
                 self._warnings[hook.upper()] = warnings
+        # the same, with every run of equal priorities the other way round
+        self._swapped = {hook: _reverse_ties(chains) for hook, chains in self._hooks.items()}
         self._points = self._class_points()
         self._cache: dict[tuple[object, ...], TraceResult] = {}
         self._addr_classes: dict[str, int] = {}
@@ -141,7 +143,32 @@ class Tracer:
     # -- public API --
 
     def trace(self, packet: Packet, *, with_path: bool = True) -> TraceResult:
-        """Trace one packet (all outcomes when something is unknown)."""
+        """Trace one packet (all outcomes when something is unknown).
+
+        When the packet met base chains of equal priority, it is traced again with each such
+        group in the other order; if the answers differ, the order is one more unknown (the
+        kernel's is undefined) and the verdict is UNKNOWN with both outcomes.
+        """
+        result = self._trace(packet, with_path)
+        if not result.warnings:
+            return result
+        listed, self._hooks = self._hooks, self._swapped
+        try:
+            other = self._trace(packet, with_path)
+        finally:
+            self._hooks = listed
+        if (other.verdict, other.decided_by) == (result.verdict, result.decided_by):
+            return result
+        order = Unknown("", "priority", None, "; ".join(result.warnings),
+                        "base chains of equal priority: the kernel's order between them is "
+                        "undefined (holds: the order listed)")
+        outcomes = tuple(replace(o, assuming=(Assumption(order, holds), *o.assuming))
+                         for holds, r in ((True, result), (False, other)) for o in r.outcomes)
+        return replace(result, verdict="UNKNOWN", decided_by=None, certain=False,
+                       unknown=(order, *dict.fromkeys(result.unknown + other.unknown)),
+                       outcomes=outcomes, complete=result.complete and other.complete)
+
+    def _trace(self, packet: Packet, with_path: bool) -> TraceResult:
         ctx: _Ctx | None = _Ctx(packet, self.family)  # validates the packet once, up front
         self._masks.clear()
         outcomes: list[Outcome] = []
@@ -532,6 +559,14 @@ class Tracer:
         if not reason:
             return True
         return run.decide(Unknown(cr.table, cr.chain, cr.number, self._text(cr), reason))
+
+
+def _reverse_ties(chains: list[tuple[_CChain, bool, bool]]) -> list[tuple[_CChain, bool, bool]]:
+    """Base chains by priority, each run of equal priorities in reverse."""
+    out: list[tuple[_CChain, bool, bool]] = []
+    for _, tied in itertools.groupby(chains, key=lambda c: c[0].hook.priority):
+        out += reversed(list(tied))
+    return out
 
 
 def _where(cchain: _CChain) -> str:
