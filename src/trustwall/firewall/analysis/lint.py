@@ -179,7 +179,7 @@ class _Witnesses:
         return False
 
 
-def _shadow_pass(flat: FlatChain, results: dict, partial: list[str]) -> set[int]:
+def _shadow_pass(flat: FlatChain, tkey: int, results: dict, partial: list[str]) -> set[int]:
     """Check every flat rule against the union of earlier deciders; return shadowed positions."""
     index = sp.CubeIndex(flat.universe)
     owner: list[int] = []
@@ -187,8 +187,7 @@ def _shadow_pass(flat: FlatChain, results: dict, partial: list[str]) -> set[int]
     witnesses = _Witnesses()
     returns: list[FlatRule] = []
     for pos, r in enumerate(flat.rules):
-        key = (flat.table, r.origin.chain, r.origin.number)
-        res = results[key]
+        res = results[(tkey, r.origin.chain, r.origin.number)]
         res.copies += 1
         if r.action == "RETURN":
             returns.append(r)
@@ -232,7 +231,7 @@ def _returns_before(r: FlatRule, returns: list[FlatRule], flat: FlatChain) -> li
             and ret.path == r.path and ret.may & own]
 
 
-def _redundant_pass(flat: FlatChain, results: dict, shadowed: set[int]) -> None:
+def _redundant_pass(flat: FlatChain, tkey: int, results: dict, shadowed: set[int]) -> None:
     fidx = FlatIndex(flat)
     position = {id(f): i for i, f in enumerate(flat.rules)}
     for pos, r in enumerate(flat.rules):
@@ -246,16 +245,19 @@ def _redundant_pass(flat: FlatChain, results: dict, shadowed: set[int]) -> None:
             if p.rule not in takers:
                 takers.append(p.rule)
         else:
-            results[(flat.table, r.origin.chain, r.origin.number)].redundant.append(takers)
+            results[(tkey, r.origin.chain, r.origin.number)].redundant.append(takers)
 
 
-def _report_coverage(tables: dict[str, Table], results: dict,
-                     after: set[tuple[str, str, int]]) -> list[Finding]:
+def _report_coverage(tables: list[Table], results: dict,
+                     after: set[tuple[int, str, int]]) -> list[Finding]:
+    """Findings per rule, keyed by (table position, chain, number): results of every copy
+    of the rule that user chains inline."""
     out: list[Finding] = []
-    for (table, chain, number), res in results.items():
-        if (table, chain, number) in after or res.copies == 0:
+    for (tkey, chain, number), res in results.items():
+        if (tkey, chain, number) in after or res.copies == 0:
             continue
-        rule = tables[table].chain(chain).rules[number - 1]  # type: ignore[union-attr]
+        table = tables[tkey].name
+        rule = tables[tkey].chain(chain).rules[number - 1]  # type: ignore[union-attr]
         if len(res.shadowed) == res.copies:
             blocking, diff = res.shadowed[0]
             labels = tuple(dict.fromkeys(_label(b, chain) for b in blocking))
@@ -294,17 +296,17 @@ def _report_coverage(tables: dict[str, Table], results: dict,
     return out
 
 
-def _after_terminal(tables: Iterable[Table], universe: sp.Universe,
-                    ) -> tuple[list[Finding], set[tuple[str, str, int]]]:
+def _after_terminal(tables: list[Table], universe: sp.Universe,
+                    ) -> tuple[list[Finding], set[tuple[int, str, int]]]:
     out: list[Finding] = []
-    keys: set[tuple[str, str, int]] = set()
+    keys: set[tuple[int, str, int]] = set()
     probe = FlatChain("", "", (), "ACCEPT", universe)
-    for table in tables:
+    for tkey, table in enumerate(tables):
         for chain in table.chains:
             for number, rule in enumerate(chain.rules, 1):
                 if _unconditional(rule, probe) and number < len(chain.rules):
                     for later in range(number + 1, len(chain.rules) + 1):
-                        keys.add((table.name, chain.name, later))
+                        keys.add((tkey, chain.name, later))
                         after = chain.rules[later - 1]
                         out.append(Finding(
                             "after_terminal", table.name, chain.name, later,
@@ -315,9 +317,12 @@ def _after_terminal(tables: Iterable[Table], universe: sp.Universe,
     return out, keys
 
 
-def _bypass(flats: dict[tuple[str, str], FlatChain]) -> list[Finding]:
-    nat = flats.get(("nat", "PREROUTING"))
-    filt_in = flats.get(("filter", "INPUT"))
+def _bypass(flats: dict[tuple[int, str], FlatChain], tables: list[Table]) -> list[Finding]:
+    """iptables: DNAT in nat PREROUTING of packets that filter INPUT would refuse."""
+    found = {(tables[tkey].name, chain): flat for (tkey, chain), flat in flats.items()
+             if tables[tkey].backend == "iptables"}
+    nat = found.get(("nat", "PREROUTING"))
+    filt_in = found.get(("filter", "INPUT"))
     if nat is None or filt_in is None:
         return []
     fidx = FlatIndex(filt_in)
@@ -355,25 +360,22 @@ def lint(ruleset: Ruleset | Frontend, *, now: dt.datetime | None = None) -> Lint
     universe = universe_for(ruleset)
     tables = [t for t in irs.tables if family in FAMILY_VERSIONS.get(t.family, ())]
     findings = _structure(ruleset, now)
-    flats: dict[tuple[str, str], FlatChain] = {}
-    backends: dict[tuple[str, str], str] = {}
-    for table in tables:
-        for hook in HOOKS:
+    flats: dict[tuple[int, str], FlatChain] = {}  # by (table position, base chain)
+    for hook in HOOKS:
+        for tkey, table in enumerate(tables):
             for chain in table.chains:
                 if chain.base is not None and chain.base.hook == hook:
-                    flats[(table.name, chain.name)] = unfold(irs, table.name, chain.name,
-                                                             universe)
-                    backends[(table.name, chain.name)] = table.backend
+                    flats[(tkey, chain.name)] = unfold(irs, table, chain.name, universe)
     after, after_keys = _after_terminal(tables, universe)
     findings += after
     results: dict = defaultdict(_Verdicts)
     partial: list[str] = []
-    for key, flat in flats.items():
-        findings += _placement(flat, backends[key])
-        shadowed = _shadow_pass(flat, results, partial)
-        _redundant_pass(flat, results, shadowed)
-    findings += _report_coverage({t.name: t for t in tables}, results, after_keys)
-    findings += _bypass(flats)
+    for (tkey, _), flat in sorted(flats.items(), key=lambda kv: kv[0][0]):
+        findings += _placement(flat, tables[tkey].backend)
+        shadowed = _shadow_pass(flat, tkey, results, partial)
+        _redundant_pass(flat, tkey, results, shadowed)
+    findings += _report_coverage(tables, results, after_keys)
+    findings += _bypass(flats, tables)
     order = {t.name: i for i, t in enumerate(tables)}
     chain_order = {(t.name, c.name): i for t in tables for i, c in enumerate(t.chains)}
     findings.sort(key=lambda f: (order.get(f.table, 99), chain_order.get((f.table, f.chain), 0),

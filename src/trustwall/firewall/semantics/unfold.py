@@ -359,23 +359,24 @@ def action_of(rule: Rule | object) -> str:
 
 # --------------------------------------------------------------------------- unfolding
 
-def unfold(ruleset: Ruleset | Frontend, table: str, hook: str, universe: Universe | None = None,
-           *, start: Space | None = None) -> FlatChain:
+def unfold(ruleset: Ruleset | Frontend, table: str | Table, hook: str,
+           universe: Universe | None = None, *, start: Space | None = None) -> FlatChain:
     """The hook's chain with every user chain it reaches inlined (see module docstring).
 
-    ``table`` and ``hook`` name the table and its base chain (``filter``, ``INPUT``) among
-    the tables of the universe's IP version; ``start`` restricts the packets that enter the
-    hook (default: all).
+    ``table`` (a table of the ruleset, or its name among the tables of the universe's IP
+    version) and ``hook`` (its base chain: ``INPUT``) say where; ``start`` restricts the
+    packets that enter the hook (default: all).
     """
     u = universe or universe_for(ruleset)
-    tbl = find_table(ruleset, table, u.family)
+    tbl = table if isinstance(table, Table) else find_table(ruleset, table, u.family)
+    name = table.name if isinstance(table, Table) else table
     chain = tbl.chain(hook) if tbl is not None else None
     if tbl is None or chain is None:
-        return FlatChain(table, hook, (), "ACCEPT", u)
+        return FlatChain(name, hook, (), "ACCEPT", u)
     out: list[FlatRule] = []
     entry = start if start is not None else Space.full(u)
     _Walker(tbl, u, out).walk(chain, entry, entry, (), (), 0)
-    return FlatChain(table, hook, tuple(out), _policy(chain), u)
+    return FlatChain(name, hook, tuple(out), _policy(chain), u)
 
 
 def _policy(chain: Chain) -> str:
