@@ -128,3 +128,16 @@ def test_equal_priorities_that_change_the_answer_make_it_unknown() -> None:
             } == {("REJECT", "nft"), ("DROP", "iptables")}
     assert result.unknown[0].chain == "priority" and "undefined" in result.unknown[0].reason
     assert Tracer(rs, HOST, family=4).trace(SSH).certain  # port 22: no order matters
+
+
+def test_an_ir_ruleset_with_both_versions_is_traced_per_packet_version() -> None:
+    """An inet table feeds IPv4 and IPv6; trace() picks the packet's own version."""
+    from trustwall.firewall.semantics.trace import trace, trace_many
+
+    rs = ir.Ruleset((_nft_table(0, _rule(_dport(80), kind="drop")),
+                     *parse_save(IPT).to_ir().tables))
+    v6 = Packet(src="2001:db8::1", dst="2001:db8::2", proto="tcp", sport=40000, dport=80,
+                in_iface="eth0")
+    assert trace(rs, v6, from_args(["2001:db8::2"])).verdict == "DROP"
+    both = trace_many(rs, [WEB, v6], from_args(["192.0.2.2", "2001:db8::2"]))
+    assert [r.verdict for r in both] == ["DROP", "DROP"]

@@ -576,15 +576,36 @@ def _where(cchain: _CChain) -> str:
 
 def trace(ruleset: Ruleset | Frontend, packet: Packet, local: LocalAddresses | None = None
           ) -> TraceResult:
-    """Trace one packet through ``ruleset`` (compiles it; use :class:`Tracer` for many)."""
-    return Tracer(ruleset, local).trace(packet)
+    """Trace one packet through ``ruleset`` (compiles it; use :class:`Tracer` for many). An
+    IR ruleset holding both IP versions is traced for the packet's own version."""
+    return Tracer(ruleset, local, family=_version_of(ruleset, packet)).trace(packet)
 
 
 def trace_many(ruleset: Ruleset | Frontend, packets: Iterable[Packet],
                local: LocalAddresses | None = None, *, with_path: bool = False
                ) -> list[TraceResult]:
-    """Trace many packets: the ruleset is compiled once."""
-    return Tracer(ruleset, local).trace_many(packets, with_path=with_path)
+    """Trace many packets: the ruleset is compiled once per IP version the packets have."""
+    if not isinstance(ruleset, Ruleset):  # a frontend's ruleset is one IP version
+        return Tracer(ruleset, local).trace_many(packets, with_path=with_path)
+    tracers: dict[int | None, Tracer] = {}
+    out = []
+    for p in packets:
+        family = _version_of(ruleset, p)
+        tracer = tracers.get(family)
+        if tracer is None:
+            tracer = tracers[family] = Tracer(ruleset, local, family=family)
+        out.append(tracer.trace_many((p,), with_path=with_path)[0])
+    return out
+
+
+def _version_of(ruleset: Ruleset | Frontend, packet: Packet) -> int | None:
+    """The packet's IP version when ``ruleset`` is an IR ruleset (None: the frontend's)."""
+    if not isinstance(ruleset, Ruleset):
+        return None
+    try:
+        return ipaddress.ip_address(packet.src).version
+    except ValueError:
+        return None  # the tracer says what is wrong with the address
 
 
 __all__ = ["Assumption", "Outcome", "Packet", "RuleRef", "Step", "TraceResult", "Tracer",
