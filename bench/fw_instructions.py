@@ -1,4 +1,5 @@
-"""Instructions per parse and per lint of the largest real ruleset, this tree vs a base tree.
+"""Instructions per parse, per lint and per trace batch (a fresh tracer, 2000 packets, 300 of
+them again with paths) on the largest real ruleset, this tree vs a base tree.
 
 CPU seconds on this shared 2-core VM swing by ±30 % between identical runs, too much to hold a
 "no more than 10 % slower" budget to. ``valgrind --tool=callgrind`` counts instructions, which
@@ -36,22 +37,37 @@ except ImportError:
 text = open(sys.argv[2], errors="surrogateescape").read()
 _TAIL_CACHE.clear()
 rs = parse_save(text)
+if sys.argv[3] == "trace":
+    from trustwall.firewall.semantics.routing import from_args
+    from trustwall.firewall.semantics.trace import Tracer
+    sys.path.insert(1, sys.argv[5])  # this tree's bench: the same packets for both trees
+    from bench.fw_trace import packets
+    batch = packets(text, 2000)
+    local = from_args(["131.159.20.1"])
 for _ in range(int(sys.argv[4])):
     if sys.argv[3] == "parse":
         _TAIL_CACHE.clear()
         parse_save(text)
+    elif sys.argv[3] == "trace":
+        rs.__dict__.pop("_ir", None)  # a one-shot trace compiles the IR too
+        tracer = Tracer(rs, local)
+        tracer.trace_many(batch)
+        for p in batch[:300]:
+            tracer.trace(p)
     else:
         lint(rs)
 """
-RUNS = {"parse": (1, 4), "lint": (0, 1)}
+#: (fewer, more) runs per measurement; lint runs once more to count a whole lint
+RUNS = {"parse": (1, 4), "lint": (0, 1), "trace": (1, 3)}
 
 
 def instructions(src: Path, what: str, times: int) -> int:
-    argv = [sys.executable, "-c", SCRIPT, str(src), str(TUM_LARGEST), what, str(times)]
+    argv = [sys.executable, "-c", SCRIPT, str(src), str(TUM_LARGEST), what, str(times),
+            str(HERE_SRC.parent)]
     env = {**os.environ, "PYTHONPATH": str(src)}
     # Once without valgrind first: a stale .pyc compiled inside one measured run (and not the
     # other) showed up as +20 % "per parse".
-    subprocess.run([*argv[:-1], "0"], capture_output=True, check=True, env=env)
+    subprocess.run([*argv[:-2], "0", argv[-1]], capture_output=True, check=True, env=env)
     proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
                            *argv], capture_output=True, text=True, check=True, env=env)
     found = re.search(r"Collected : (\d+)", proc.stderr)
@@ -70,7 +86,7 @@ def per_call(src: Path) -> dict[str, int]:
 def main() -> None:
     base = os.environ.get("TRUSTWALL_BENCH_BASE")
     result: dict[str, object] = {
-        "what": f"instructions per parse_save and per lint of {TUM_LARGEST.name}",
+        "what": f"instructions per parse_save, per lint and per trace batch of {TUM_LARGEST.name}",
         "valgrind": version_of(["valgrind", "--version"]),
         "this_tree": per_call(HERE_SRC),
     }

@@ -17,9 +17,8 @@ import click
 from trustwall.cli.options import port_and_proto, single_port
 from trustwall.cli.output import console, dumps, emit, json_option, print_table, styled
 from trustwall.errors import BadInput
+from trustwall.firewall.ir import CT_STATES as STATES
 from trustwall.firewall.protocols import icmp_type_code
-
-_STATES = ("NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED")
 
 
 def _icmp(text: str | None, family: int = 4) -> tuple[int | None, int | None]:
@@ -52,7 +51,7 @@ def _icmp(text: str | None, family: int = 4) -> tuple[int | None, int | None]:
 @click.option("--out", "-o", "out_iface",
               help="Interface it would leave by (FORWARD/OUTPUT).")
 @click.option("--state", default="NEW", show_default=True,
-              type=click.Choice(_STATES, case_sensitive=False), help="Conntrack state.")
+              type=click.Choice(STATES, case_sensitive=False), help="Conntrack state.")
 @click.option("--icmp-type", help="ICMP type (8, 8/0, echo-request…).")
 @click.option("--mark", default="0", show_default=True, help="Packet mark (0x… or decimal).")
 @click.option("--outgoing", is_flag=True, help="The host itself sends it (OUTPUT chain).")
@@ -249,4 +248,6 @@ def _render(result: Any, owner: str = "none") -> None:
             out.print(f"  -> {o.verdict} by {by}  (if {cond})", soft_wrap=True)
         if not result.complete:
             out.print("  (too many combinations: not every outcome was followed)")
+    for warning in result.warnings:
+        out.print(styled(("warning", "bold yellow"), f"  {warning}"), soft_wrap=True)
 

@@ -42,10 +42,12 @@ a priority. Each :class:`Rule` is conditions (all must hold) + an :class:`Action
 from __future__ import annotations
 
 import ipaddress
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,11 @@ class PortSet:
 
     def matches(self, port: int) -> bool:
         return any(port in r for r in self.ranges) != self.negated
+
+
+#: The conntrack states a packet can be in (INVALID: conntrack has no entry for it; UNTRACKED:
+#: notrack), in the order packet spaces number and print them. The one list every layer uses.
+CT_STATES = ("INVALID", "NEW", "ESTABLISHED", "RELATED", "UNTRACKED")
 
 
 @dataclass(frozen=True)
@@ -269,13 +276,45 @@ class Notrack:
 
 
 @dataclass(frozen=True)
+class MarkCopy:
+    """Copy between the packet mark and its connection's mark (``CONNMARK --save-mark``:
+    ``to_ct`` True, ``ctmark = (ctmark & ~ctmask) ^ (mark & nfmask)``; ``--restore-mark``:
+    ``mark = (mark & ~nfmask) ^ (ctmark & ctmask)``)."""
+
+    to_ct: bool
+    nfmask: int = 0xFFFFFFFF
+    ctmask: int = 0xFFFFFFFF
+
+
+#: What a rule may change of the packet for the rules after it.
+Rewrite = SetMark | MarkCopy | Nat | Notrack
+
+
+@dataclass(frozen=True)
 class Action:
     """What a rule does when its conditions hold (``kind``: one of :data:`ACTION_KINDS`)."""
 
     kind: str
     chain: str | None = None
-    rewrite: SetMark | Nat | Notrack | None = None
+    rewrite: Rewrite | None = None
     name: str = ""  # the frontend's word for it: "REJECT", "MASQUERADE", "reject with icmpx …"
+    #: the word a trace reports when the action decides (``QUEUE`` for NFQUEUE, ``TARPIT``);
+    #: empty: the kind in capitals
+    verdict: str = ""
+
+    @property
+    def says(self) -> str:
+        """The verdict word a trace reports for this action."""
+        return self.verdict or self.kind.upper()
+
+    @property
+    def terminal(self) -> bool:
+        """True when no later rule of this base chain sees the packet."""
+        return self.kind in TERMINAL_KINDS
+
+
+#: Action kinds after which no later rule of the base chain sees the packet.
+TERMINAL_KINDS = frozenset({"accept", "drop", "reject", "queue", "nat", "ends"})
 
 
 # --- structure -----------------------------------------------------------------------------
@@ -298,6 +337,7 @@ class Source:
     handle: int | None = None
     origin: Any = field(default=None, compare=False, repr=False)
     render: Any = field(default=None, compare=False, repr=False)  # Callable[[], str] | None
+    line: str = field(default="", compare=False, repr=False)  # the text as read, if kept
 
     @property
     def text(self) -> str:
@@ -320,6 +360,7 @@ class Hook:
     priority: int
     type: str = "filter"
     policy: str = "accept"
+    policy_text: str = ""  # the policy in the frontend's words (``-P INPUT DROP``)
 
 
 @dataclass(frozen=True)
@@ -345,12 +386,34 @@ class Table:
 #: The IP versions an nft family feeds (inet: both; arp, bridge, netdev are kept, not traced).
 FAMILY_VERSIONS = {"ip": (4,), "ip6": (6,), "inet": (4, 6)}
 
+#: The priority at which conntrack runs (NF_IP_PRI_CONNTRACK): base chains before it (raw)
+#: see packets that have no conntrack entry yet.
+CONNTRACK_PRIORITY = -200
+#: The filter priority: at the hook that delivers or forwards a packet, the base chain here
+#: names the rule that accepted it.
+FILTER_PRIORITY = 0
+
+
+class Frontend(typing.Protocol):
+    """A frontend's ruleset (``iptables.model.Ruleset``): compiles itself to the IR, cached."""
+
+    def to_ir(self) -> Ruleset: ...
+
+
+def as_ir(ruleset: Ruleset | Frontend) -> Ruleset:
+    """``ruleset`` in the IR: itself, or what its frontend compiles it to."""
+    return ruleset if isinstance(ruleset, Ruleset) else ruleset.to_ir()
+
 
 @dataclass(frozen=True)
 class Ruleset:
     """Everything the kernel evaluates, from every backend."""
 
     tables: tuple[Table, ...]
+
+    def versions(self) -> tuple[int, ...]:
+        """The IP versions some table of this ruleset sees packets of."""
+        return tuple(sorted({v for t in self.tables for v in FAMILY_VERSIONS.get(t.family, ())}))
 
     def base_chains(self, version: int, hook: str) -> list[tuple[Table, Chain]]:
         """The base chains a packet of IP ``version`` meets at ``hook``, by priority (equal

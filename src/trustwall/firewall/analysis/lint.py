@@ -19,25 +19,15 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from trustwall.firewall.change.policy import rule_expiry
-from trustwall.firewall.iptables import extensions as ext
-from trustwall.firewall.iptables.model import (
-    BUILTIN_CHAINS,
-    HOOKS,
-    NO_IN_HOOKS,
-    NO_OUT_HOOKS,
-    Rule,
-    Ruleset,
-    Table,
-    is_valid_hook,
-)
-from trustwall.firewall.iptables.render import render_rule
+from trustwall.firewall import ir
+from trustwall.firewall.ir import FAMILY_VERSIONS, HOOKS, Frontend, Rule, Ruleset, Table
 from trustwall.firewall.semantics import space as sp
 from trustwall.firewall.semantics.unfold import (
     FlatChain,
     FlatIndex,
     FlatRule,
     action_of,
+    family_of,
     rule_space,
     unfold,
     universe_for,
@@ -78,7 +68,12 @@ class LintReport:
 # --------------------------------------------------------------------------- helpers
 
 def _text(rule: Rule) -> str:
-    return rule.text or render_rule(rule)
+    return rule.source.line or rule.source.text
+
+
+def _target(rule: Rule) -> str:
+    """The action in the frontend's word, without its options (``REJECT``, ``DNAT``)."""
+    return action_of(rule).split(" ", 1)[0]
 
 
 def _label(blocker: FlatRule, chain: str) -> int | str:
@@ -99,90 +94,35 @@ def _numbers(labels: Iterable[int | str]) -> str:
     return ", ".join(out)
 
 
-def _is_user_target(table: Table, name: str) -> bool:
-    c = table.chain(name)
-    return c is not None and not c.builtin
-
-
 # --------------------------------------------------------------------------- structure
 
-def _structure(ruleset: Ruleset, now: dt.datetime) -> list[Finding]:
-    out: list[Finding] = []
-    for table in ruleset.tables:
-        reached: set[str] = set()
-        todo = [c.name for c in table.chains if c.builtin]
-        while todo:
-            name = todo.pop()
-            if name in reached:
-                continue
-            reached.add(name)
-            chain = table.chain(name)
-            for rule in chain.rules if chain is not None else ():
-                t = rule.target_name
-                if t and _is_user_target(table, t):
-                    todo.append(t)
-        for chain in table.chains:
-            if chain.builtin and not is_valid_hook(table.name, chain.name):
-                out.append(Finding(
-                    "invalid", table.name, chain.name, None, f":{chain.name} {chain.policy}",
-                    explanation=f"table {table.name} has no built-in chain {chain.name} "
-                    f"(it has {', '.join(BUILTIN_CHAINS.get(table.name, ()))}); "
-                    "iptables-restore refuses this file"))
-            if not chain.builtin and not chain.rules:
-                out.append(Finding("empty_chain", table.name, chain.name, None,
-                                   f":{chain.name} -", explanation="user chain has no rules; "
-                                   "a jump to it does nothing"))
-            if not chain.builtin and chain.name not in reached:
-                out.append(Finding(
-                    "unreachable_chain", table.name, chain.name, None, f":{chain.name} -",
-                    explanation="no built-in chain jumps to it (directly or through other "
-                    "chains), so none of its rules ever sees a packet"))
-            for number, rule in enumerate(chain.rules, 1):
-                t = rule.target_name
-                if t and not (_is_user_target(table, t) or t in ext.TARGET_NAMES):
-                    if table.chain(t) is not None:
-                        out.append(Finding(
-                            "invalid", table.name, chain.name, number, _text(rule),
-                            explanation=f"jump to the built-in chain {t}; the kernel refuses "
-                            "jumps to built-in chains"))
-                    else:
-                        out.append(Finding(
-                            "missing_chain", table.name, chain.name, number, _text(rule),
-                            explanation=f"jumps to {t}, which is neither a chain of table "
-                            f"{table.name} nor a target iptables knows; iptables-restore "
-                            "refuses the file (--test does not notice)"))
-                when = rule_expiry(rule)  # tw:<name> expires=<ISO 8601>
-                if when is not None and when <= now:
-                    out.append(Finding(
-                        "expired", table.name, chain.name, number, _text(rule),
-                        explanation=f"temporary rule expired at {when.isoformat()}; "
-                        f"remove it: iptables -t {table.name} -D {chain.name} {number}"))
-    return out
+def _structure(ruleset: Ruleset | Frontend, now: dt.datetime) -> list[Finding]:
+    """What the frontend itself refuses or never runs (iptables: ``iptables.checks``)."""
+    if isinstance(ruleset, ir.Ruleset):
+        return []
+    from trustwall.firewall.iptables import checks  # the frontend's own structure rules
+
+    return [Finding(p.kind, p.table, p.chain, p.rule, p.text, explanation=p.explanation)
+            for p in checks.structure(ruleset, now)]  # type: ignore[arg-type]
 
 
-def _placement(flat: FlatChain) -> list[Finding]:
-    """Targets and -i/-o the kernel refuses in this hook (also when reached via user chains)."""
+def _placement(flat: FlatChain, backend: str) -> list[Finding]:
+    """Rules the kernel refuses in this hook (also when reached via user chains)."""
+    if backend != "iptables":
+        return []
+    from trustwall.firewall.iptables import checks
+
     out: list[Finding] = []
     seen: set[tuple[str, int]] = set()
     for r in flat.rules:
-        rule, o = r.origin.rule, r.origin
-        if (o.chain, o.number) in seen:
+        o = r.origin
+        if (o.chain, o.number) in seen or o.rule.source.origin is None:
             continue
-        why = None
-        row = ext.TARGET_EXTENSIONS.get(rule.target_name or "")
-        if (row is not None and not (row.tables is None or flat.table in row.tables)) or \
-                (row is not None and not (row.hooks is None or flat.hook in row.hooks)):
-            tables = ", ".join(sorted(row.tables or ())) or "any"
-            why = (f"{rule.target_name} is valid only in table(s) {tables}"
-                   f", chains {', '.join(sorted(row.hooks or HOOKS))}")
-        elif rule.in_interface is not None and flat.hook in NO_IN_HOOKS:
-            why = f"-i cannot be used in {flat.hook} (no input interface there)"
-        elif rule.out_interface is not None and flat.hook in NO_OUT_HOOKS:
-            why = f"-o cannot be used in {flat.hook} (no output interface yet)"
+        why = checks.placement(flat.table, flat.hook, o.rule.source.origin)
         if why:
             seen.add((o.chain, o.number))
             via = f" (reached from {flat.hook})" if o.chain != flat.hook else ""
-            out.append(Finding("invalid", flat.table, o.chain, o.number, _text(rule),
+            out.append(Finding("invalid", flat.table, o.chain, o.number, _text(o.rule),
                                explanation=why + via + "; the kernel refuses this rule"))
     return out
 
@@ -201,7 +141,7 @@ class _Verdicts:
 def _unconditional(rule: Rule, flat: FlatChain) -> bool:
     rs = rule_space(rule, flat.universe)
     return (not rs.unknown and rs.must == (flat.universe.full,)
-            and (rule.target_name in ext.TERMINATING_TARGETS or rule.target_name == "RETURN"))
+            and (rule.action.terminal or rule.action.kind == "return"))
 
 
 #: A query with more candidates than this is "broad": its gap is worth remembering.
@@ -239,7 +179,7 @@ class _Witnesses:
         return False
 
 
-def _shadow_pass(flat: FlatChain, results: dict, partial: list[str]) -> set[int]:
+def _shadow_pass(flat: FlatChain, tkey: int, results: dict, partial: list[str]) -> set[int]:
     """Check every flat rule against the union of earlier deciders; return shadowed positions."""
     index = sp.CubeIndex(flat.universe)
     owner: list[int] = []
@@ -247,8 +187,7 @@ def _shadow_pass(flat: FlatChain, results: dict, partial: list[str]) -> set[int]
     witnesses = _Witnesses()
     returns: list[FlatRule] = []
     for pos, r in enumerate(flat.rules):
-        key = (flat.table, r.origin.chain, r.origin.number)
-        res = results[key]
+        res = results[(tkey, r.origin.chain, r.origin.number)]
         res.copies += 1
         if r.action == "RETURN":
             returns.append(r)
@@ -292,7 +231,7 @@ def _returns_before(r: FlatRule, returns: list[FlatRule], flat: FlatChain) -> li
             and ret.path == r.path and ret.may & own]
 
 
-def _redundant_pass(flat: FlatChain, results: dict, shadowed: set[int]) -> None:
+def _redundant_pass(flat: FlatChain, tkey: int, results: dict, shadowed: set[int]) -> None:
     fidx = FlatIndex(flat)
     position = {id(f): i for i, f in enumerate(flat.rules)}
     for pos, r in enumerate(flat.rules):
@@ -306,16 +245,19 @@ def _redundant_pass(flat: FlatChain, results: dict, shadowed: set[int]) -> None:
             if p.rule not in takers:
                 takers.append(p.rule)
         else:
-            results[(flat.table, r.origin.chain, r.origin.number)].redundant.append(takers)
+            results[(tkey, r.origin.chain, r.origin.number)].redundant.append(takers)
 
 
-def _report_coverage(ruleset: Ruleset, results: dict, after: set[tuple[str, str, int]],
-                     ) -> list[Finding]:
+def _report_coverage(tables: list[Table], results: dict,
+                     after: set[tuple[int, str, int]]) -> list[Finding]:
+    """Findings per rule, keyed by (table position, chain, number): results of every copy
+    of the rule that user chains inline."""
     out: list[Finding] = []
-    for (table, chain, number), res in results.items():
-        if (table, chain, number) in after or res.copies == 0:
+    for (tkey, chain, number), res in results.items():
+        if (tkey, chain, number) in after or res.copies == 0:
             continue
-        rule = ruleset.chain(table, chain).rule(number)  # type: ignore[union-attr]
+        table = tables[tkey].name
+        rule = tables[tkey].chain(chain).rules[number - 1]  # type: ignore[union-attr]
         if len(res.shadowed) == res.copies:
             blocking, diff = res.shadowed[0]
             labels = tuple(dict.fromkeys(_label(b, chain) for b in blocking))
@@ -334,7 +276,7 @@ def _report_coverage(ruleset: Ruleset, results: dict, after: set[tuple[str, str,
                 if diff:
                     verdicts = sorted({b.verdict for b in blocking if b.action != action_of(rule)})
                     why += (f", with a different verdict ({', '.join(verdicts)}): this "
-                            f"{rule.target_name} never takes effect; to make it work, insert it "
+                            f"{_target(rule)} never takes effect; to make it work, insert it "
                             f"above rule {min(x for x in labels if isinstance(x, int))}"
                             if any(isinstance(x, int) for x in labels) else "")
             out.append(Finding("shadowed", table, chain, number, _text(rule), labels, diff,
@@ -348,42 +290,46 @@ def _report_coverage(ruleset: Ruleset, results: dict, after: set[tuple[str, str,
             plural = len(labels) + policy > 1
             why = (f"removing it changes nothing: {' and '.join(parts)} "
                    f"{'decide' if plural else 'decides'} all its packets the same way "
-                   f"({rule.target_name})")
+                   f"({_target(rule)})")
             out.append(Finding("redundant", table, chain, number, _text(rule), labels, False,
                                why))
     return out
 
 
-def _after_terminal(ruleset: Ruleset, universe: sp.Universe,
-                    ) -> tuple[list[Finding], set[tuple[str, str, int]]]:
+def _after_terminal(tables: list[Table], universe: sp.Universe,
+                    ) -> tuple[list[Finding], set[tuple[int, str, int]]]:
     out: list[Finding] = []
-    keys: set[tuple[str, str, int]] = set()
+    keys: set[tuple[int, str, int]] = set()
     probe = FlatChain("", "", (), "ACCEPT", universe)
-    for table in ruleset.tables:
+    for tkey, table in enumerate(tables):
         for chain in table.chains:
             for number, rule in enumerate(chain.rules, 1):
                 if _unconditional(rule, probe) and number < len(chain.rules):
                     for later in range(number + 1, len(chain.rules) + 1):
-                        keys.add((table.name, chain.name, later))
+                        keys.add((tkey, chain.name, later))
+                        after = chain.rules[later - 1]
                         out.append(Finding(
                             "after_terminal", table.name, chain.name, later,
-                            _text(chain.rule(later)), (number,),
-                            chain.rule(later).target_name != rule.target_name,
-                            f"rule {number} ({rule.target_name} with no conditions) decides "
+                            _text(after), (number,), _target(after) != _target(rule),
+                            f"rule {number} ({_target(rule)} with no conditions) decides "
                             "every packet before it; it can never match"))
                     break
     return out, keys
 
 
-def _bypass(ruleset: Ruleset, flats: dict[tuple[str, str], FlatChain]) -> list[Finding]:
-    nat = flats.get(("nat", "PREROUTING"))
-    filt_in = flats.get(("filter", "INPUT"))
+def _bypass(flats: dict[tuple[int, str], FlatChain], tables: list[Table]) -> list[Finding]:
+    """iptables: DNAT in nat PREROUTING of packets that filter INPUT would refuse."""
+    found = {(tables[tkey].name, chain): flat for (tkey, chain), flat in flats.items()
+             if tables[tkey].backend == "iptables"}
+    nat = found.get(("nat", "PREROUTING"))
+    filt_in = found.get(("filter", "INPUT"))
     if nat is None or filt_in is None:
         return []
     fidx = FlatIndex(filt_in)
     out: list[Finding] = []
     for r in nat.rules:
-        if r.action != "DNAT" or r.may.is_empty():
+        rewrite = r.origin.rule.action.rewrite
+        if not isinstance(rewrite, ir.Nat) or rewrite.kind != "dnat" or r.may.is_empty():
             continue
         denied = [p for p in fidx.decide(r.may.cubes) if p.verdict.split()[0] in (
             "DROP", "REJECT")]
@@ -392,11 +338,11 @@ def _bypass(ruleset: Ruleset, flats: dict[tuple[str, str], FlatChain]) -> list[F
         by = sorted({p.rule.origin.number for p in denied if p.rule is not None
                      and p.rule.origin.chain == "INPUT"})
         where = f"filter INPUT rule(s) {_numbers(by)}" if by else "the INPUT policy"
-        to = r.origin.rule.target.option("to-destination") if r.origin.rule.target else None
+        to = (rewrite.address or "?") + (f":{rewrite.port}" if rewrite.port is not None else "")
         sample = sp.describe(denied[0].cube, nat.universe)
         out.append(Finding(
             "bypass", "nat", r.origin.chain, r.origin.number, _text(r.origin.rule), tuple(by),
-            True, f"{sample}: DNATed to {to.value if to and to.value else '?'} before "
+            True, f"{sample}: DNATed to {to} before "
             f"routing, so it goes through FORWARD, not INPUT: {where} would "
             f"{denied[0].verdict.split()[0]} it but never sees it; filter it in FORWARD "
             "(Docker: the DOCKER-USER chain) instead", depends_on=r.unknown))
@@ -405,28 +351,34 @@ def _bypass(ruleset: Ruleset, flats: dict[tuple[str, str], FlatChain]) -> list[F
 
 # --------------------------------------------------------------------------- entry point
 
-def lint(ruleset: Ruleset, *, now: dt.datetime | None = None) -> LintReport:
-    """All findings for ``ruleset`` (see :data:`KINDS`), in table/chain/rule order."""
+def lint(ruleset: Ruleset | Frontend, *, now: dt.datetime | None = None) -> LintReport:
+    """All findings for ``ruleset`` (see :data:`KINDS`), in table/chain/rule order: the
+    coverage analysis reads the IR; structure and placement rules come from the frontend."""
     now = now or dt.datetime.now(dt.timezone.utc)
+    irs = ir.as_ir(ruleset)
+    family = family_of(ruleset)
     universe = universe_for(ruleset)
+    tables = [t for t in irs.tables if family in FAMILY_VERSIONS.get(t.family, ())]
     findings = _structure(ruleset, now)
-    flats: dict[tuple[str, str], FlatChain] = {}
-    for table in ruleset.tables:
-        for hook in HOOKS:
-            if is_valid_hook(table.name, hook) and table.chain(hook) is not None:
-                flats[(table.name, hook)] = unfold(ruleset, table.name, hook, universe)
-    after, after_keys = _after_terminal(ruleset, universe)
+    flats: dict[tuple[int, str], FlatChain] = {}  # by (table position, base chain)
+    for hook in HOOKS:
+        for tkey, table in enumerate(tables):
+            for chain in table.chains:
+                if chain.base is not None and chain.base.hook == hook:
+                    flats[(tkey, chain.name)] = unfold(irs, table, chain.name, universe)
+    after, after_keys = _after_terminal(tables, universe)
     findings += after
     results: dict = defaultdict(_Verdicts)
     partial: list[str] = []
-    for flat in flats.values():
-        findings += _placement(flat)
-        shadowed = _shadow_pass(flat, results, partial)
-        _redundant_pass(flat, results, shadowed)
-    findings += _report_coverage(ruleset, results, after_keys)
-    findings += _bypass(ruleset, flats)
-    order = {t.name: i for i, t in enumerate(ruleset.tables)}
-    chain_order = {(t.name, c.name): i for t in ruleset.tables for i, c in enumerate(t.chains)}
+    for (tkey, _), flat in sorted(flats.items(), key=lambda kv: kv[0][0]):
+        findings += _placement(flat, tables[tkey].backend)
+        shadowed = _shadow_pass(flat, tkey, results, partial)
+        _redundant_pass(flat, tkey, results, shadowed)
+    findings += _report_coverage(tables, results, after_keys)
+    findings += _bypass(flats, tables)
+    order = {t.name: i for i, t in enumerate(tables)}
+    chain_order = {(t.name, c.name): i for t in tables for i, c in enumerate(t.chains)}
     findings.sort(key=lambda f: (order.get(f.table, 99), chain_order.get((f.table, f.chain), 0),
                                  f.rule or 0, KINDS.index(f.kind)))
-    return LintReport(tuple(findings), ruleset.rule_count, tuple(partial))
+    rules = sum(len(c.rules) for t in tables for c in t.chains)
+    return LintReport(tuple(findings), rules, tuple(partial))

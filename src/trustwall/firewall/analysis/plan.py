@@ -34,19 +34,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from trustwall.errors import BadInput
-from trustwall.firewall.iptables import fields
-from trustwall.firewall.iptables.model import (
-    HOOKS,
-    Match,
-    Option,
-    Rule,
-    Ruleset,
-    hook_tables,
-    is_valid_hook,
+from trustwall.firewall import ir
+
+# iptables syntax of a plan (the rule built, the commands, the edits a delete plans on) lives
+# with the frontend; build_rule, find_rule and without_rule stay importable from here.
+from trustwall.firewall.iptables.commands import (
+    build_rule,
+    delete_command,
+    find_rule,
+    insert_command,
+    keep_invalid_out,
+    without_rule,
 )
-from trustwall.firewall.iptables.parse import parse_rule_spec
-from trustwall.firewall.iptables.render import render_command, render_rule
-from trustwall.firewall.ir import iptables_priority
+from trustwall.firewall.ir import FILTER_PRIORITY, HOOKS, Frontend, Rule, Ruleset, Table
 from trustwall.firewall.semantics import space as sp
 from trustwall.firewall.semantics.space import Space, Universe
 from trustwall.firewall.semantics.unfold import (
@@ -55,21 +55,26 @@ from trustwall.firewall.semantics.unfold import (
     FlatRule,
     Piece,
     action_of,
+    family_of,
+    find_table,
     rule_space,
     unfold,
     universe_for,
 )
 
+__all__ = ["Change", "Diff", "HookDiff", "Plan", "build_rule", "diff", "find_rule",
+           "plan_delete", "plan_insert", "plan_universe", "without_rule"]
+
 MAX_LINES = 20  # effect lines shown; the rest are counted
 
-def _earlier_base_chains(hook: str) -> tuple[tuple[str, str], ...]:
-    """The (table, chain) base chains a packet meets before filter's at a filter hook, by
-    their priorities: all of PREROUTING for a packet that arrives, then the earlier ones of
-    the hook itself."""
-    arrived = () if hook == "OUTPUT" else tuple((t, "PREROUTING")
-                                                for t in hook_tables("PREROUTING"))
-    return arrived + tuple((t, hook) for t in hook_tables(hook)
-                           if iptables_priority(t, hook) < iptables_priority("filter", hook))
+def _earlier_base_chains(ruleset: ir.Ruleset, family: int, hook: str
+                         ) -> list[tuple[Table, ir.Chain]]:
+    """The base chains a packet meets before the filter priority at a filter hook, by their
+    priorities: all of prerouting for a packet that arrives, then the earlier ones of the hook
+    itself."""
+    arrived = [] if hook == "output" else ruleset.base_chains(family, "prerouting")
+    return arrived + [(t, c) for t, c in ruleset.base_chains(family, hook)
+                      if c.base is not None and c.base.priority < FILTER_PRIORITY]
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ class Plan:
     in_the_way: tuple[str, ...] = ()  # rules of earlier tables that defeat any position
     alternative: tuple[str, ...] = ()  # a later position that keeps partial DROP/REJECT guards
     alternative_why: str = ""
-    rule: Rule | None = None  # the rule the commands insert (plan_insert)
+    rule: object = None  # the frontend's rule the commands insert (plan_insert)
 
 
 @dataclass(frozen=True)
@@ -125,39 +130,6 @@ class Diff:
 
     def to_json(self) -> dict[str, object]:
         return {"different": self.different, "hooks": list(self.hooks)}
-
-
-# --------------------------------------------------------------------------- building rules
-
-def build_rule(verdict: str, *, chain: str = "INPUT", proto: str | None = None,
-               dport: str | None = None, sport: str | None = None, src: str | None = None,
-               dst: str | None = None, state: str | None = None, in_iface: str | None = None,
-               out_iface: str | None = None, comment: str | None = None,
-               reject_with: str | None = None, family: int = 4) -> Rule:
-    """The rule ``iptables`` would build from these options, in canonical (save) form."""
-    words: list[str] = []
-    for flag, value in (("-s", src), ("-d", dst), ("-i", in_iface), ("-o", out_iface),
-                        ("-p", proto)):
-        if value:
-            words += [flag, value]
-    if state:
-        words += ["-m", "state", "--state", state.upper()]
-    if (dport or sport) and not proto:
-        raise BadInput("--dport/--sport need --proto (tcp, udp, sctp …)")
-    if dport or sport:
-        words += ["-m", proto]  # type: ignore[list-item]
-        if sport:
-            words += ["--sport", sport]
-        if dport:
-            words += ["--dport", dport]
-    if comment:
-        words += ["-m", "comment", "--comment", comment]
-    words += ["-j", verdict]
-    if verdict == "REJECT" and reject_with:
-        words += ["--reject-with", reject_with]
-    rule = parse_rule_spec(words, chain=chain, family=family)
-    fields.check_rule(rule)  # --comment/--in/--out/--chain reach iptables-restore as text
-    return rule
 
 
 # --------------------------------------------------------------------------- helpers
@@ -217,40 +189,47 @@ def _merge_cubes(cubes: list[sp.Cube], rounds: int = 4) -> list[sp.Cube]:
     return cubes
 
 
-def _chain_flat(ruleset: Ruleset, table: str, chain: str, u: Universe) -> FlatChain:
-    c = ruleset.chain(table, chain)
+def _table(ruleset: Ruleset | Frontend, table: str, family: int) -> Table:
+    found = find_table(ruleset, table, family)
+    if found is None:
+        raise BadInput(f"no table {table}")
+    return found
+
+
+def _chain_flat(ruleset: Ruleset | Frontend, table: str, chain: str, u: Universe) -> FlatChain:
+    tbl = find_table(ruleset, table, u.family)
+    c = tbl.chain(chain) if tbl is not None else None
     if c is None:
         raise BadInput(f"no chain {chain} in table {table}",
-                       hint=f"chains: {', '.join(x.name for x in ruleset.table(table).chains)}"
-                       if ruleset.table(table) else None)
+                       hint=f"chains: {', '.join(x.name for x in tbl.chains)}"
+                       if tbl is not None else None)
     flat = unfold(ruleset, table, chain, u)
-    if not c.builtin:
+    if c.base is None:
         flat = replace(flat, policy="RETURN")
     return flat
 
 
-def _upstream(ruleset: Ruleset, table: str, chain: str, new: tuple[sp.Cube, ...],
+def _upstream(ruleset: Ruleset | Frontend, table: str, chain: str, new: tuple[sp.Cube, ...],
               action: str, u: Universe) -> list[str]:
-    """Rules of earlier tables at the same hook that take some of ``new`` away first."""
+    """Rules of earlier base chains at the same hook that take some of ``new`` away first."""
     if table != "filter" or chain not in ("INPUT", "FORWARD", "OUTPUT"):
         return []
     out: list[str] = []
-    for up_table, hook in _earlier_base_chains(chain):
-        if ruleset.chain(up_table, hook) is None:
-            continue
-        flat = unfold(ruleset, up_table, hook, u)
+    for up, hook_chain in _earlier_base_chains(ir.as_ir(ruleset), u.family, chain.lower()):
+        flat = unfold(ruleset, up.name, hook_chain.name, u)
         for piece in FlatIndex(flat).decide(new):
             if piece.rule is None:
                 continue
             verdict = piece.rule.verdict
             o = piece.rule.origin
+            text = o.rule.source.text
             if verdict in ("DROP", "REJECT") and _verdict_name(action) != verdict:
-                out.append(f"{up_table} {o.chain} rule {o.number} ({render_rule(o.rule)}) "
+                out.append(f"{up.name} {o.chain} rule {o.number} ({text}) "
                            f"{verdict}s {sp.describe(piece.cube, u)} before filter {chain}; "
-                           f"smallest change: iptables -t {up_table} -I {o.chain} {o.number} "
+                           f"smallest change: iptables -t {up.name} -I {o.chain} {o.number} "
                            "with the same matches and -j ACCEPT, or narrow that rule")
             elif verdict in ("DNAT", "REDIRECT"):
-                out.append(f"nat {o.chain} rule {o.number} ({render_rule(o.rule)}) rewrites "
+                out.append(f"nat {o.chain} rule {o.number} ({text}) rewrites "
                            f"the destination of {sp.describe(piece.cube, u)}: filter {chain} "
                            "sees the translated address/port, so match those instead")
     return list(dict.fromkeys(out))
@@ -258,7 +237,7 @@ def _upstream(ruleset: Ruleset, table: str, chain: str, new: tuple[sp.Cube, ...]
 
 # --------------------------------------------------------------------------- insert
 
-def plan_insert(ruleset: Ruleset, rule: Rule, *, table: str = "filter",
+def plan_insert(ruleset: Ruleset | Frontend, rule: object, *, table: str = "filter",
                 open_invalid: bool = False) -> Plan:
     """Where ``rule`` must go in its chain to decide all its packets, and what that changes.
 
@@ -275,23 +254,27 @@ def plan_insert(ruleset: Ruleset, rule: Rule, *, table: str = "filter",
     if open_invalid or not invalid_dropped or _verdict_name(action_of(rule)) != "ACCEPT" \
             or _has_state(rule):
         return plan
-    guarded = replace(rule, matches=(*rule.matches, Match("conntrack", (
-        Option("ctstate", True, ("INVALID",)),))), text="")
-    plan = _plan_insert(ruleset, guarded, table)[0]
+    plan = _plan_insert(ruleset, keep_invalid_out(rule), table)[0]  # type: ignore[arg-type]
     return replace(plan, explanation=plan.explanation + (
         "; INVALID-state packets stay dropped as the chain means them to be (the rule gets "
         "-m conntrack ! --ctstate INVALID; give --state with INVALID to open them too)"))
 
 
-def plan_universe(ruleset: Ruleset, rule: Rule) -> Universe:
+def plan_universe(ruleset: Ruleset | Frontend, rule: object) -> Universe:
     """The packet universe a plan for ``rule`` works in (the rule's interfaces named)."""
-    return universe_for(ruleset, extra_ifaces=[i.name for i in (rule.in_interface,
-                                                              rule.out_interface) if i])
+    conditions = rule_conditions(rule)
+    return universe_for(ruleset, extra_ifaces=[
+        c.value.name + ("+" if c.value.prefix else "") for c in conditions
+        if c.field in ("iif", "oif")])
 
 
-def _has_state(rule: Rule) -> bool:
-    return any(o.name in ("state", "ctstate") for m in rule.matches for o in m.options
-               if m.module in ("state", "conntrack"))
+def rule_conditions(rule: object) -> tuple[ir.Condition, ...]:
+    """An IR rule's conditions, or a frontend rule's compiled ones."""
+    return (rule if isinstance(rule, Rule) else rule.to_ir()).conditions  # type: ignore[attr-defined]
+
+
+def _has_state(rule: object) -> bool:
+    return any(c.field == "ct_state" for c in rule_conditions(rule))
 
 
 def _drops_invalid_on_purpose(piece: Piece) -> bool:
@@ -299,15 +282,15 @@ def _drops_invalid_on_purpose(piece: Piece) -> bool:
     f = piece.rule
     if f is None or f.verdict not in ("DROP", "REJECT"):
         return False
-    return any(not o.negated and "INVALID" in (o.value or "").split(",")
-               for m in f.origin.rule.matches if m.module in ("state", "conntrack")
-               for o in m.options if o.name in ("state", "ctstate"))
+    return any(c.field == "ct_state" and not c.value.negated and "INVALID" in c.value.states
+               for c in f.origin.rule.conditions)
 
 
-def _plan_insert(ruleset: Ruleset, rule: Rule, table: str) -> tuple[Plan, bool]:
+def _plan_insert(ruleset: Ruleset | Frontend, rule: object, table: str) -> tuple[Plan, bool]:
     """The plan, and whether it would accept INVALID packets dropped on purpose."""
     u = plan_universe(ruleset, rule)
-    flat = _chain_flat(ruleset, table, rule.chain, u)
+    chain = rule.chain  # type: ignore[attr-defined]
+    flat = _chain_flat(ruleset, table, chain, u)
     rs = rule_space(rule, u)
     action = action_of(rule)
     wanted = Space(u, rs.may)
@@ -334,21 +317,22 @@ def _plan_insert(ruleset: Ruleset, rule: Rule, table: str) -> tuple[Plan, bool]:
         if alt is not None and alt[0] > position:
             alt_pos, guards = alt
             kept = [p for p in pieces if p.rule is not None and id(p.rule) in guards]
-            alternative = (render_command(rule, table=table, family=ruleset.family,
-                                          action="-I", number=alt_pos),)
+            alternative = (insert_command(rule, table=table,  # type: ignore[arg-type]
+                                          family=u.family, position=alt_pos),)
             labels = ", ".join(dict.fromkeys(
-                g.origin.label if g.origin.chain != rule.chain else str(g.origin.number)
+                g.origin.label if g.origin.chain != flat.hook else str(g.origin.number)
                 for g in guards.values()))
             verdicts = "/".join(sorted({g.verdict for g in guards.values()}))
             what = "; ".join(sp.describe(p.cube, u) for p in kept[:3]) + (
                 " …" if len(kept) > 3 else "")
             alt_why = (f"keeps {labels} in front, which still {verdicts} "
                        + (what if what else "the packets they may match"))
-    in_the_way = _upstream(ruleset, table, rule.chain, rs.may, action, u)
-    n_rules = len(ruleset.chain(table, rule.chain).rules)  # type: ignore[union-attr]
-    family = ruleset.family
+    in_the_way = _upstream(ruleset, table, chain, rs.may, action, u)
+    n_rules = len(_table(ruleset, table, u.family).chain(chain).rules)  # type: ignore[union-attr]
+    family = u.family
     if position is not None and blocker is not None:
-        cmd = render_command(rule, table=table, family=family, action="-I", number=position)
+        cmd = insert_command(rule, table=table, family=family,  # type: ignore[arg-type]
+                             position=position)
         why = (f"rule {position} ({blocker.verdict}) would otherwise decide some of these "
                f"packets first; inserting directly before it keeps rules 1–{position - 1} "
                "(e.g. ESTABLISHED,RELATED) first" if position > 1 else
@@ -360,7 +344,8 @@ def _plan_insert(ruleset: Ruleset, rule: Rule, table: str) -> tuple[Plan, bool]:
         already = f"rules {', '.join(map(str, dict.fromkeys(same)))}" if same else "the policy"
         why = f"no change needed: {already} already give every such packet {action or 'it'}"
     else:
-        cmd = render_command(rule, table=table, family=family, action="-A")
+        cmd = insert_command(rule, table=table, family=family,  # type: ignore[arg-type]
+                             position=None)
         position = n_rules + 1
         why = ("no rule decides these packets differently before the end of the chain; "
                f"appending is enough (they currently fall through to {flat.policy})")
@@ -369,7 +354,7 @@ def _plan_insert(ruleset: Ruleset, rule: Rule, table: str) -> tuple[Plan, bool]:
     feasible = not in_the_way
     if in_the_way:
         why += "; but no position in this chain can work for all of them: see in_the_way"
-    plan = Plan(table, rule.chain, (cmd,) if cmd else (), position, tuple(effect), why,
+    plan = Plan(table, chain, (cmd,) if cmd else (), position, tuple(effect), why,
                 feasible, more, tuple(in_the_way), alternative, alt_why, rule)
     return plan, any(_drops_invalid_on_purpose(p) for p in pieces)
 
@@ -400,49 +385,26 @@ def _keeping_guards(flat: FlatChain, wanted: Space, action: str,
 
 # --------------------------------------------------------------------------- delete
 
-def find_rule(ruleset: Ruleset, table: str, chain: str, spec: str) -> int:
-    """The number of the first rule equal to ``spec`` (what ``iptables -D CHAIN spec`` removes)."""
-    target = parse_rule_spec(spec, chain=chain, family=ruleset.family)
-    c = ruleset.chain(table, chain)
-    if c is None:
-        raise BadInput(f"no chain {chain} in table {table}")
-    for number, rule in enumerate(c.rules, 1):
-        if rule == target:
-            return number
-    raise BadInput(f"no rule in {table} {chain} matches: {render_rule(target)}")
-
-
-def without_rule(ruleset: Ruleset, table: str, chain: str, number: int) -> Ruleset:
-    tables = []
-    for t in ruleset.tables:
-        if t.name == table:
-            chains = tuple(replace(c, rules=c.rules[:number - 1] + c.rules[number:])
-                           if c.name == chain else c for c in t.chains)
-            t = replace(t, chains=chains)
-        tables.append(t)
-    return replace(ruleset, tables=tuple(tables))
-
-
-def plan_delete(ruleset: Ruleset, chain: str, number: int | None = None, spec: str | None = None,
-                *, table: str = "filter") -> Plan:
+def plan_delete(ruleset: Ruleset | Frontend, chain: str, number: int | None = None,
+                spec: str | None = None, *, table: str = "filter") -> Plan:
     """Plan ``iptables -D``: the command and the packets whose verdict changes."""
-    c = ruleset.chain(table, chain)
+    family = family_of(ruleset)
+    tbl = find_table(ruleset, table, family)
+    c = tbl.chain(chain) if tbl is not None else None
     if c is None:
         raise BadInput(f"no chain {chain} in table {table}")
     if number is None:
         if spec is None:
             raise BadInput("give a rule number or a rule specification")
-        number = find_rule(ruleset, table, chain, spec)
+        number = find_rule(ruleset, table, chain, spec)  # type: ignore[arg-type]
     if not 1 <= number <= len(c.rules):
         raise BadInput(f"{table} {chain} has {len(c.rules)} rules; there is no rule {number}")
-    after = without_rule(ruleset, table, chain, number)
+    after = without_rule(ruleset, table, chain, number)  # type: ignore[arg-type]
     result = diff(ruleset, after, tables=(table,))
     effect = tuple(ch for h in result.hooks for ch in h.changes)
     more = sum(h.more for h in result.hooks)
-    prefix = "ip6tables" if ruleset.family == 6 else "iptables"
-    table_opt = f" -t {table}" if table != "filter" else ""
-    cmd = f"{prefix}{table_opt} -D {chain} {number}"
-    text = render_rule(c.rule(number))
+    cmd = delete_command(table=table, chain=chain, number=number, family=family)
+    text = c.rules[number - 1].source.text
     why = (f"deletes rule {number} ({text})" + ("; no packet changes verdict: the rule is "
                                                "shadowed or redundant" if not effect else ""))
     return Plan(table, chain, (cmd,), number, effect, why, True, more)
@@ -450,8 +412,16 @@ def plan_delete(ruleset: Ruleset, chain: str, number: int | None = None, spec: s
 
 # --------------------------------------------------------------------------- diff
 
+def _same(rule: Rule) -> object:
+    """What makes two rules the same rule for a diff: the frontend's rule as a value (two
+    opaque matches with other options differ), else the IR conditions."""
+    origin = rule.source.origin
+    return origin if origin is not None else rule.conditions
+
+
 def _key(f: FlatRule) -> tuple[object, ...]:
-    return (f.origin.chain, f.origin.rule, f.action, tuple((o.chain, o.rule) for o in f.path))
+    return (f.origin.chain, _same(f.origin.rule), f.action,
+            tuple((o.chain, _same(o.rule)) for o in f.path))
 
 
 #: Non-deciding flat rules that still change where packets go next.
@@ -533,26 +503,29 @@ def _hook_diff(fa: FlatChain, fb: FlatChain, u: Universe, limit: int, lines: int
     return HookDiff(fa.table, fa.hook, tuple(changes), more, truncated)
 
 
-def diff(a: Ruleset, b: Ruleset, *, tables: tuple[str, ...] | None = None,
+def diff(a: Ruleset | Frontend, b: Ruleset | Frontend, *, tables: tuple[str, ...] | None = None,
          limit: int = 2000, lines: int = MAX_LINES) -> Diff:
     """The packets whose verdict differs between ``a`` and ``b``, per table and hook.
 
     At most about ``limit`` pieces are traced per hook; past that ``truncated`` is set and the
     counts are lower bounds (the answer "they differ" stays exact).
     """
-    if a.family != b.family:
-        raise BadInput(f"cannot compare an IPv{a.family} ruleset with an IPv{b.family} one")
+    family = family_of(a)
+    if family != family_of(b):
+        raise BadInput(f"cannot compare an IPv{family} ruleset with an IPv{family_of(b)} one")
     u = universe_for(a, b)
-    names = tables or tuple(dict.fromkeys([t.name for t in a.tables] + [t.name for t in b.tables]))
+    sides = [[t for t in ir.as_ir(x).tables if family in ir.FAMILY_VERSIONS.get(t.family, ())]
+             for x in (a, b)]
+    names = tables or tuple(dict.fromkeys(t.name for side in sides for t in side))
     out = []
     for table in names:
         for hook in HOOKS:
-            if not is_valid_hook(table, hook):
-                continue
-            if a.chain(table, hook) is None and b.chain(table, hook) is None:
-                continue
-            hd = _hook_diff(unfold(a, table, hook, u), unfold(b, table, hook, u), u, limit,
-                            lines)
-            if hd.changes:
-                out.append(replace(hd, family=a.family))
+            chains = dict.fromkeys(c.name for side in sides for t in side if t.name == table
+                                   for c in t.chains
+                                   if c.base is not None and c.base.hook == hook)
+            for chain in chains:
+                hd = _hook_diff(unfold(a, table, chain, u), unfold(b, table, chain, u), u,
+                                limit, lines)
+                if hd.changes:
+                    out.append(replace(hd, family=family))
     return Diff(tuple(out))

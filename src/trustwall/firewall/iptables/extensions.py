@@ -31,7 +31,18 @@ from trustwall.firewall.iptables.model import (
     Protocol,
     Target,
 )
-from trustwall.firewall.ir import AddressTypes, Condition, MarkMatch, Opaque, PacketType
+from trustwall.firewall.ir import (
+    AddressTypes,
+    Condition,
+    MarkCopy,
+    MarkMatch,
+    Nat,
+    Notrack,
+    Opaque,
+    PacketType,
+    Rewrite,
+    SetMark,
+)
 from trustwall.firewall.protocols import (
     ICMP6_TYPES,
     ICMP_TYPES,
@@ -155,6 +166,8 @@ def port_list(text: str) -> str:
     return ",".join(out)
 
 
+#: ``--ctstate`` words in the order iptables-save prints them (libxt_conntrack), with the
+#: virtual SNAT/DNAT states; a packet's own states are ``ir.CT_STATES``.
 CT_STATES = ("INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED", "SNAT", "DNAT")
 
 
@@ -831,6 +844,8 @@ class Extension:
       addresses, ends the nat chain), ``continue`` (next rule), ``ends`` (ends the walk in a
       way not modelled: TPROXY, SYNPROXY); None: unknown; ``sets``: what it changes that later
       rules read (``mark``, ``conntrack``);
+    - ``rewrite``: a target's change to the packet as an IR rewrite (mark, NAT, notrack),
+      read from its options once, when the ruleset is compiled to the IR;
     - ``tables``/``hooks``: where the kernel accepts it (xt_*.c ``.table``/``.hooks``, and
       what iptables 1.8.9 refuses on its own; None: anywhere).
     """
@@ -849,6 +864,7 @@ class Extension:
     sets: frozenset[str] = frozenset()
     tables: frozenset[str] | None = None
     hooks: frozenset[str] | None = None
+    rewrite: Callable[[Target], Rewrite | None] | None = None
 
 
 #: Every match and target extension trustwall knows, by name.
@@ -2413,6 +2429,99 @@ def _checksum_target_l(t: Target) -> str | None:
     return " CHECKSUM fill"
 
 
+# --- what targets change (their IR rewrites) --------------------------------------------------
+
+_Rewriting = TypeVar("_Rewriting", bound=Callable[[Target], "Rewrite | None"])
+
+
+def target_rewrite(*names: str) -> Callable[[_Rewriting], _Rewriting]:
+    """Declare what these targets change of the packet, as an IR rewrite."""
+    def register(func: _Rewriting) -> _Rewriting:
+        for name in names:
+            TARGET_EXTENSIONS[name] = replace(TARGET_EXTENSIONS[name], rewrite=func)
+        return func
+    return register
+
+
+def _value_mask(text: str) -> tuple[int, int]:
+    value, _, mask = text.partition("/")
+    return int(value, 0), int(mask, 0) if mask else 0xFFFFFFFF
+
+
+def _set_mark(t: Target, *, ct: bool) -> SetMark | None:
+    """MARK/CONNMARK ``--set-xmark`` (the parser's one form) and the spellings it folds."""
+    for o in t.options:
+        if not o.values:
+            continue
+        if o.name == "set-xmark":
+            value, mask = _value_mask(o.values[0])
+            return SetMark(value, mask, ct)
+        if o.name == "set-mark":  # (mark & ~mask) | value == xmark value/(mask | value)
+            value, mask = _value_mask(o.values[0])
+            return SetMark(value, mask | value, ct)
+        v = int(o.values[0], 0)
+        if o.name == "and-mark":
+            return SetMark(0, ~v & 0xFFFFFFFF, ct)
+        if o.name == "or-mark":
+            return SetMark(v, v, ct)
+        if o.name == "xor-mark":
+            return SetMark(v, 0, ct)
+    return None
+
+
+@target_rewrite("MARK")
+def _mark_rewrite(t: Target) -> Rewrite | None:
+    return _set_mark(t, ct=False)
+
+
+@target_rewrite("CONNMARK")
+def _connmark_rewrite(t: Target) -> Rewrite | None:
+    def mask(name: str) -> int:
+        opt = t.option(name)
+        return int(opt.value, 0) if opt is not None and opt.value else 0xFFFFFFFF
+    for flag, to_ct in (("save-mark", True), ("restore-mark", False)):
+        if t.option(flag) is not None:
+            return MarkCopy(to_ct, mask("nfmask"), mask("ctmask"))
+    return _set_mark(t, ct=True)
+
+
+@target_rewrite("CT", "NOTRACK")
+def _notrack_rewrite(t: Target) -> Rewrite | None:
+    return Notrack() if t.name == "NOTRACK" or t.option("notrack") is not None else None
+
+
+def _split_nat(text: str) -> tuple[str | None, int | None]:
+    """``1.2.3.4-1.2.3.9:80-90`` -> ("1.2.3.4", 80); ``[::1]:80``; ``:80``."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:  # a bare IPv6 address, or a bare IPv4 address
+        host, port_text = text, ""
+    first = port_text.split("/")[0].split("-")[0]
+    return host.split("-")[0] or None, int(first) if first else None
+
+
+def _first_port(t: Target) -> int | None:
+    opt = t.option("to-ports")
+    return int(opt.value.split("-")[0]) if opt is not None and opt.value else None
+
+
+@target_rewrite("DNAT", "SNAT", "REDIRECT", "MASQUERADE", "NETMAP")
+def _nat_rewrite(t: Target) -> Rewrite | None:
+    kind = t.name.lower()
+    if t.name in ("DNAT", "SNAT"):
+        opt = t.option("to-destination" if t.name == "DNAT" else "to-source")
+        return Nat(kind, *_split_nat(opt.value or "" if opt is not None else ""))
+    if t.name == "NETMAP":
+        opt = t.option("to")
+        net = ipaddress.ip_network(opt.value if opt is not None and opt.value else "0.0.0.0/0",
+                                   strict=False)
+        return Nat(kind, str(net))
+    return Nat(kind, None, _first_port(t))
+
+
 #: Option tables by extension name (the parser's view of the registry).
 MATCHES: dict[str, ExtSpec] = {n: e.spec for n, e in MATCH_EXTENSIONS.items() if e.spec}
 TARGETS: dict[str, ExtSpec] = {n: e.spec for n, e in TARGET_EXTENSIONS.items() if e.spec}
@@ -2431,10 +2540,6 @@ FINAL_TARGETS = _targets("final")
 CONTINUING_TARGETS = _targets("continue")
 #: Targets that rewrite addresses or ports (and end the nat chain).
 NAT_TARGETS = _targets("nat")
-#: Targets that end the walk of the hook for this packet (a verdict, NAT, TPROXY...).
-TERMINATING_TARGETS = _targets("accept", "final", "nat", "ends")
-#: Targets that change what later rules or the conntrack state see.
-CHANGING_TARGETS = NAT_TARGETS | frozenset(n for n, e in TARGET_EXTENSIONS.items() if e.sets)
 #: Targets that set the packet or connection mark a later ``-m mark`` reads.
 MARK_SETTERS = frozenset(n for n, e in TARGET_EXTENSIONS.items() if "mark" in e.sets)
 #: Options each match models exactly as packet conditions (what trace and spaces read).

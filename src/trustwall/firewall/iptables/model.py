@@ -39,8 +39,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cache
 
+from trustwall.firewall import ir
 from trustwall.firewall.ir import (
     AddressRange,
     IcmpMatch,
@@ -48,12 +48,11 @@ from trustwall.firewall.ir import (
     PortSet,
     StateSet,
     TcpFlags,
-    iptables_priority,
     parse_port_list,
 )
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ir.IPNetwork
+IPAddress = ir.IPAddress
 
 FAMILIES = (4, 6)
 
@@ -95,14 +94,6 @@ def address_text(addr: IPAddress) -> str:
 def builtin_chains(table: str) -> tuple[str, ...]:
     """The hooks a table attaches to; empty for an unknown table name."""
     return BUILTIN_CHAINS.get(table, ())
-
-
-@cache
-def hook_tables(hook: str) -> tuple[str, ...]:
-    """The tables with a built-in chain at ``hook``, in the order the kernel runs them (their
-    base-chain priorities, :func:`trustwall.firewall.ir.iptables_priority`)."""
-    return tuple(sorted((t for t, hooks in BUILTIN_CHAINS.items() if hook in hooks),
-                        key=lambda t: iptables_priority(t, hook)))
 
 
 def is_valid_hook(table: str, chain: str) -> bool:
@@ -364,13 +355,6 @@ class Target:
                 return opt
         return None
 
-    @property
-    def terminating(self) -> bool:
-        """True for a target that ends the hook for this packet (ACCEPT, DROP, REJECT, DNAT …)."""
-        from trustwall.firewall.iptables.extensions import TERMINATING_TARGETS  # imports model
-
-        return self.name in TERMINATING_TARGETS
-
 
 @dataclass(frozen=True)
 class Rule:
@@ -410,6 +394,12 @@ class Rule:
             if m.module == "comment":
                 return m.comment
         return None
+
+    def to_ir(self, family: int = 4, table: str = "filter") -> ir.Rule:
+        """This rule alone in the firewall IR (jumps are to chains it cannot see: unknown)."""
+        from trustwall.firewall.iptables.compile import compile_rule  # imports model
+
+        return compile_rule(self, family, table=table)
 
 
 @dataclass(frozen=True)
@@ -471,3 +461,13 @@ class Ruleset:
     @property
     def rule_count(self) -> int:
         return sum(len(c.rules) for t in self.tables for c in t.chains)
+
+    def to_ir(self) -> ir.Ruleset:
+        """This ruleset in the firewall IR (``iptables.compile``), compiled once per value."""
+        cached = self.__dict__.get("_ir")
+        if cached is None:
+            from trustwall.firewall.iptables.compile import compile_ruleset  # imports model
+
+            cached = compile_ruleset(self)
+            object.__setattr__(self, "_ir", cached)  # a cache, not a field: eq/hash ignore it
+        return cached

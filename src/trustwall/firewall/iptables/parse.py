@@ -835,8 +835,8 @@ def parse_save(text: str, *, family: int | None = None, source: str | None = Non
             _restore_command(cur, words, fam, where)
             continue
         if len(words) < 2 or words[0] not in ("-A", "--append", "-I", "--insert"):
-            raise ParseError("expected -A CHAIN, :CHAIN, *table or COMMIT", token=words[0],
-                             **where)  # type: ignore[arg-type]
+            raise ParseError("expected -A CHAIN, :CHAIN, *table or COMMIT",  # type: ignore[arg-type]
+                             token=words[0] if words else line, **where)
         chain = words[1]
         if chain not in cur.chains and chain in BUILTIN_CHAINS[cur.name]:
             cur.chains[chain] = ("ACCEPT", None)  # restore creates a used built-in chain

@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from trustwall.errors import BadInput
-from trustwall.firewall.iptables.model import IPAddress, IPNetwork
+from trustwall.firewall.ir import IPAddress, IPNetwork
 
 _LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 

@@ -49,6 +49,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from trustwall.firewall.ir import CT_STATES
 from trustwall.firewall.protocols import protocol_name
 
 Intervals = tuple[tuple[int, int], ...]
@@ -62,7 +63,7 @@ DIMS = ("src", "dst", "proto", "sport", "dport", "in", "out", "state", "icmp", "
 IS_INTERVAL = (True, True, False, True, True, False, False, False, True, False, True)
 _IV = tuple(d for d in range(len(DIMS)) if IS_INTERVAL[d])
 
-STATES = ("INVALID", "NEW", "ESTABLISHED", "RELATED", "UNTRACKED")
+STATES = CT_STATES
 
 FULL_PROTO = (1 << 256) - 1
 FULL_STATE = (1 << len(STATES)) - 1

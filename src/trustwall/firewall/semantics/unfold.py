@@ -1,36 +1,30 @@
 """Rules as packet spaces, and chains unfolded into one flat list per hook.
 
-:func:`rule_space` turns one rule's matches into two spaces: ``may`` (every packet the rule
-might match: matches we do not model are treated as "always true", an over-approximation) and
-``must`` (packets it certainly matches: empty as soon as an unmodelled match is present, an
-under-approximation). Analyses use ``must`` for anything that *decides* (blockers, coverage) and
-``may`` for anything that *might* be affected, so their claims stay true; a finding that leans on
-an unmodelled match names it.
+:func:`rule_space` turns one IR rule's conditions (:data:`FIELDS`, one entry per field) into
+two spaces: ``may`` (every packet the rule might match: conditions spaces do not hold are
+treated as "always true", an over-approximation) and ``must`` (packets it certainly matches:
+empty as soon as such a condition is present, an under-approximation). Analyses use ``must``
+for anything that *decides* (blockers, coverage) and ``may`` for anything that *might* be
+affected, so their claims stay true; a finding that leans on an unmodelled condition names it.
 
-:func:`unfold` inlines user chains into the hook that reaches them (``-j`` and ``-g``), turning
-``RETURN`` into a negated condition on the rest of the called chain, so that the result is an
-ordered list of :class:`FlatRule` with the plain semantics "the first terminating rule that
-matches decides, else the policy". Each flat rule links back to the original rule (``origin``)
-and to the jumps that led to it (``path``).
+:func:`unfold` inlines user chains into the base chain that reaches them (jump and goto),
+turning a return into a negated condition on the rest of the called chain, so that the result
+is an ordered list of :class:`FlatRule` with the plain semantics "the first terminating rule
+that matches decides, else the policy". Each flat rule links back to its IR rule (``origin``,
+whose ``rule.source`` names the frontend's rule) and to the jumps that led to it (``path``).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator
+import ipaddress
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
-from trustwall.firewall.iptables import extensions as ext
-from trustwall.firewall.iptables.model import (
-    Chain,
-    Match,
-    PortSet,
-    Rule,
-    Ruleset,
-    Table,
-)
-from trustwall.firewall.protocols import TCP_FLAGS, protocol_number
+from trustwall.firewall import ir
+from trustwall.firewall.ir import Chain, Condition, Frontend, PortSet, Rule, Ruleset, Table
+from trustwall.firewall.protocols import TCP_FLAGS
 from trustwall.firewall.semantics import space as sp
 from trustwall.firewall.semantics.space import Cube, Space, Universe
 
@@ -44,7 +38,7 @@ class Origin:
     table: str
     chain: str
     number: int
-    rule: Rule = field(compare=False, repr=False)
+    rule: Rule = field(compare=False, repr=False)  # the IR rule (its source: rule.source)
 
     @property
     def label(self) -> str:
@@ -87,30 +81,55 @@ class FlatChain:
 
 # --------------------------------------------------------------------------- universe
 
-def interface_names(rulesets: Iterable[Ruleset]) -> set[str]:
+def _ir_rule(rule: Rule | object) -> Rule:
+    """An IR rule, or a frontend's rule compiled to one (``iptables.model.Rule.to_ir``)."""
+    return rule if isinstance(rule, Rule) else rule.to_ir()  # type: ignore[attr-defined]
+
+
+def family_of(ruleset: Ruleset | Frontend) -> int:
+    """The IP version a ruleset's packet spaces are about (an IR ruleset holding both: 4)."""
+    family = getattr(ruleset, "family", None)
+    if isinstance(family, int):
+        return family
+    return (ir.as_ir(ruleset).versions() or (4,))[0]
+
+
+def _tables(ruleset: Ruleset, family: int) -> list[Table]:
+    return [t for t in ruleset.tables if family in ir.FAMILY_VERSIONS.get(t.family, ())]
+
+
+def find_table(ruleset: Ruleset | Frontend, name: str, family: int) -> Table | None:
+    """The table called ``name`` that sees packets of IP version ``family``."""
+    return next((t for t in _tables(ir.as_ir(ruleset), family) if t.name == name), None)
+
+
+def iface_name(iface: ir.Interface) -> str:
+    """An interface condition as a universe class name (``eth+`` for a prefix)."""
+    return iface.name + "+" if iface.prefix else iface.name
+
+
+def interface_names(rulesets: Iterable[Ruleset | Frontend]) -> set[str]:
     names: set[str] = set()
     for rs in rulesets:
-        for table in rs.tables:
+        for table in ir.as_ir(rs).tables:
             for chain in table.chains:
                 for rule in chain.rules:
-                    for iface in (rule.in_interface, rule.out_interface):
-                        if iface is not None:
-                            names.add(iface.name)
+                    for cond in rule.conditions:
+                        if cond.field in ("iif", "oif"):
+                            names.add(iface_name(cond.value))
     return names
 
 
-def universe_for(*rulesets: Ruleset, extra_ifaces: Iterable[str] = ()) -> Universe:
+def universe_for(*rulesets: Ruleset | Frontend, extra_ifaces: Iterable[str] = ()) -> Universe:
     """The universe covering every interface name the rulesets (and ``extra_ifaces``) use."""
-    family = rulesets[0].family if rulesets else 4
+    family = family_of(rulesets[0]) if rulesets else 4
     return Universe.for_names(family, interface_names(rulesets) | set(extra_ifaces))
 
 
 # --------------------------------------------------------------------------- rules
 
-def _net_interval(network) -> sp.Intervals:  # type: ignore[no-untyped-def]
-    # not network.num_addresses: that builds the broadcast address object, 5x slower
-    lo = int(network.network_address)
-    return ((lo, lo + (1 << (network.max_prefixlen - network.prefixlen))),)
+def _net_interval(lo: int, mask: int, bits: int) -> sp.Intervals:
+    return ((lo, lo + (~mask & ((1 << bits) - 1)) + 1),)
 
 
 def _ports(ps: PortSet) -> sp.Intervals:
@@ -129,11 +148,6 @@ def _flags_bits(mask: frozenset[str], comp: frozenset[str], negated: bool) -> in
     return bits
 
 
-def proto_number(name: str) -> int | None:
-    """Protocol number for a save spelling; None for ``all``/``0`` (any protocol)."""
-    return protocol_number(name) or None
-
-
 class _Builder:
     """Accumulates one rule's constraints; ``unknown`` collects what it could not model."""
 
@@ -143,6 +157,12 @@ class _Builder:
         self.either_ports: sp.Intervals | None = None
         self.unknown: list[str] = []
         self.nothing = False
+        self.mark_touched = False
+
+    def unsure(self, what: str) -> None:
+        """A condition the space cannot hold: the rule may match, not must."""
+        if what not in self.unknown:
+            self.unknown.append(what)
 
     def meet(self, d: int, value: object) -> None:
         cur = self.dims[d]
@@ -178,124 +198,189 @@ class _Builder:
         return out.cubes
 
 
-def _match_into(b: _Builder, m: Match, mark_touched: bool) -> None:
-    """Meet the builder with a match's IR conditions; what spaces cannot hold is unknown."""
-    for cond in ext.conditions(m):
-        field, value = cond.field, cond.value
-        if field in ("sport", "dport"):
-            b.meet(sp.SPORT if field == "sport" else sp.DPORT, _ports(value))
-        elif field == "either_port":
-            if value.negated:  # neither port listed: both dimensions outside the list
-                b.meet(sp.SPORT, _ports(value))
-                b.meet(sp.DPORT, _ports(value))
-            else:
-                b.either_ports = _ports(value)
-        elif field == "tcp_flags":
-            b.meet(sp.FLAGS, _flags_bits(value.mask, value.comp, value.negated))
-        elif field == "ct_state":
-            bits = sum(1 << sp.STATES.index(s) for s in value.states)
-            b.negatable(sp.STATE, bits, value.negated)
-        elif field == "icmp":
-            if value.type is None:
-                if value.negated:
-                    b.nothing = True
-                continue
-            b.negatable(sp.ICMP, ((value.type * 256 + value.code_min,
-                                   value.type * 256 + value.code_max + 1),), value.negated)
-        elif field in ("src_range", "dst_range"):
-            b.negatable(sp.SRC if field == "src_range" else sp.DST,
-                        ((int(value.first), int(value.last) + 1),), value.negated)
-        elif field == "mark":
-            if mark_touched:
-                b.unknown.append("-m mark (mark set earlier in this hook)")
-            elif value.mask != 0xFFFFFFFF:
-                b.unknown.append(f"-m mark --mark {value.value:#x}/{value.mask:#x}")
-            else:
-                b.negatable(sp.MARK, ((value.value, value.value + 1),), value.negated)
-        else:  # opaque, or a field packet spaces do not hold
-            what = value.what if field == "opaque" else f"-m {m.module}"
-            if what not in b.unknown:
-                b.unknown.append(what)
+# One entry per IR condition field: how it narrows a rule's packet space. A field missing
+# here (or one packet spaces cannot hold) leaves the rule "may match" only, as opaque does.
+
+def _ports_into(b: _Builder, cond: Condition) -> None:
+    b.meet(sp.SPORT if cond.field == "sport" else sp.DPORT, _ports(cond.value))
 
 
-def rule_space(rule: Rule, universe: Universe, *, mark_touched: bool = False) -> RuleSpace:
-    """The packets ``rule``'s matches select: ``may`` ⊇ exact ⊇ ``must``.
+def _either_port_into(b: _Builder, cond: Condition) -> None:
+    value = cond.value
+    if value.negated:  # neither port listed: both dimensions outside the list
+        b.meet(sp.SPORT, _ports(value))
+        b.meet(sp.DPORT, _ports(value))
+    else:
+        b.either_ports = _ports(value)
 
-    Cached by value: the same rule seen from several hooks, or in both sides of a diff, is
-    translated once.
+
+def _flags_into(b: _Builder, cond: Condition) -> None:
+    v = cond.value
+    b.meet(sp.FLAGS, _flags_bits(v.mask, v.comp, v.negated))
+
+
+def _state_into(b: _Builder, cond: Condition) -> None:
+    bits = sum(1 << sp.STATES.index(s) for s in cond.value.states)
+    b.negatable(sp.STATE, bits, cond.value.negated)
+
+
+def _icmp_into(b: _Builder, cond: Condition) -> None:
+    value = cond.value
+    if value.type is None:
+        b.nothing |= value.negated
+        return
+    b.negatable(sp.ICMP, ((value.type * 256 + value.code_min,
+                           value.type * 256 + value.code_max + 1),), value.negated)
+
+
+def _range_into(b: _Builder, cond: Condition) -> None:
+    value = cond.value
+    b.negatable(sp.SRC if cond.field == "src_range" else sp.DST,
+                ((int(value.first), int(value.last) + 1),), value.negated)
+
+
+def _mark_into(b: _Builder, cond: Condition) -> None:
+    value = cond.value
+    if b.mark_touched:
+        b.unsure("mark (set earlier in this hook)")
+    elif value.mask != 0xFFFFFFFF:
+        b.unsure(f"mark {value.value:#x}/{value.mask:#x}")
+    else:
+        b.negatable(sp.MARK, ((value.value, value.value + 1),), value.negated)
+
+
+def _proto_into(b: _Builder, cond: Condition) -> None:
+    value = cond.value
+    if value.number == 0:  # any protocol; negated: none
+        b.nothing |= value.negated
+    else:
+        b.negatable(sp.PROTO, 1 << value.number, value.negated)
+
+
+def _address_into(b: _Builder, cond: Condition) -> None:
+    value = cond.value
+    d = sp.SRC if cond.field == "src" else sp.DST
+    if value.version != b.u.family:
+        b.nothing = True
+        return
+    bits = 32 if value.version == 4 else 128
+    inverted = ~value.mask & ((1 << bits) - 1)
+    if inverted & (inverted + 1):
+        # a non-contiguous mask: exact would be up to 2^(hole bits) intervals, so the space
+        # keeps the CIDR superset (nothing when negated) and marks the rule "may match" only,
+        # as for any option it does not model
+        lead = bits - inverted.bit_length()  # the mask's leading ones
+        cover = value.mask >> (bits - lead) << (bits - lead) if lead else 0
+        b.unsure(f"{'not ' if value.negated else ''}{cond.field} {_masked_text(value)}")
+        if not value.negated and lead:
+            b.negatable(d, _net_interval(value.value & cover, cover, bits), False)
+        return
+    if value.mask == 0:
+        b.nothing |= value.negated
+        return
+    b.negatable(d, _net_interval(value.value, value.mask, bits), value.negated)
+
+
+def _masked_text(value: ir.AddressMask) -> str:
+    cls = ipaddress.IPv4Address if value.version == 4 else ipaddress.IPv6Address
+    return f"{cls(value.value)}/{cls(value.mask)}"
+
+
+def _iface_into(b: _Builder, cond: Condition) -> None:
+    b.negatable(sp.IIF if cond.field == "iif" else sp.OIF,
+                b.u.iface_bits(iface_name(cond.value)), cond.value.negated)
+
+
+def _fragment_into(b: _Builder, cond: Condition) -> None:
+    b.unsure("not fragment" if cond.value.negated else "fragment")
+
+
+#: The packet spaces' reading of every IR condition field (adding a field = one entry here
+#: and one in ``trace.index.FIELDS``).
+FIELDS: dict[str, Callable[[_Builder, Condition], None]] = {
+    "proto": _proto_into,
+    "src": _address_into,
+    "dst": _address_into,
+    "iif": _iface_into,
+    "oif": _iface_into,
+    "fragment": _fragment_into,
+    "sport": _ports_into,
+    "dport": _ports_into,
+    "either_port": _either_port_into,
+    "tcp_flags": _flags_into,
+    "ct_state": _state_into,
+    "icmp": _icmp_into,
+    "src_range": _range_into,
+    "dst_range": _range_into,
+    "mark": _mark_into,
+}
+
+#: How a finding names a condition that packet spaces do not hold.
+_UNHELD = {"pkttype": "packet type", "src_type": "source address type",
+           "dst_type": "destination address type", "ct_mark": "connection mark"}
+
+
+def rule_space(rule: Rule | object, universe: Universe, *, mark_touched: bool = False
+               ) -> RuleSpace:
+    """The packets ``rule``'s conditions select: ``may`` ⊇ exact ⊇ ``must`` (``rule``: an IR
+    rule, or a frontend's rule such as ``iptables.model.Rule``).
+
+    Cached by value: the same conditions seen from several hooks, or in both sides of a diff,
+    are translated once.
     """
-    return _rule_space(rule, universe, mark_touched)
+    return _rule_space(_ir_rule(rule).conditions, universe, mark_touched)
 
 
 @lru_cache(maxsize=1 << 16)
-def _rule_space(rule: Rule, universe: Universe, mark_touched: bool) -> RuleSpace:
+def _rule_space(conditions: tuple[Condition, ...], universe: Universe, mark_touched: bool
+                ) -> RuleSpace:
     b = _Builder(universe)
-    if rule.protocol is not None:
-        try:
-            num = proto_number(rule.protocol.name)
-        except ValueError:
-            b.unknown.append(f"-p {rule.protocol.name}")
+    b.mark_touched = mark_touched
+    for cond in conditions:
+        into = FIELDS.get(cond.field)
+        if into is not None:
+            into(b, cond)
+        elif cond.field == "opaque":
+            b.unsure(cond.value.what)
         else:
-            if num is None:
-                b.nothing |= rule.protocol.negated
-            else:
-                b.negatable(sp.PROTO, 1 << num, rule.protocol.negated)
-    for d, addr in ((sp.SRC, rule.source), (sp.DST, rule.destination)):
-        if addr is not None:
-            if addr.network.version != universe.family:
-                b.nothing = True
-                continue
-            if addr.mask is not None:
-                # a non-contiguous mask: exact would be up to 2^(hole bits) intervals, so the
-                # space keeps the CIDR superset (nothing when negated) and marks the rule
-                # "may match" only, as for any option it does not model
-                b.unknown.append(f"{'! ' if addr.negated else ''}-{'s' if d == sp.SRC else 'd'}"
-                                 f" {addr.text}")
-                if not addr.negated and addr.network.prefixlen:
-                    b.negatable(d, _net_interval(addr.network), False)
-                continue
-            if addr.network.prefixlen == 0:
-                b.nothing |= addr.negated
-                continue
-            b.negatable(d, _net_interval(addr.network), addr.negated)
-    for d, iface in ((sp.IIF, rule.in_interface), (sp.OIF, rule.out_interface)):
-        if iface is not None:
-            b.negatable(d, universe.iface_bits(iface.name), iface.negated)
-    if rule.fragment is not None:
-        b.unknown.append("-f" if rule.fragment else "! -f")
-    for m in rule.matches:
-        _match_into(b, m, mark_touched)
+            b.unsure(_UNHELD.get(cond.field, cond.field))
     may = b.cubes()
     return RuleSpace(may, () if b.unknown else may, tuple(b.unknown))
 
 
-def action_of(rule: Rule) -> str:
-    t = rule.target
-    if t is None:
-        return ""
-    if t.name == "REJECT":
-        opt = t.option("reject-with")
-        return f"REJECT {opt.value if opt and opt.value else 'icmp-port-unreachable'}"
-    return t.name
+def action_of(rule: Rule | object) -> str:
+    """A rule's action as flat chains compare them: the frontend's word (``REJECT
+    icmp-port-unreachable``: two REJECTs answer differently), "" for no action."""
+    action = _ir_rule(rule).action
+    if action.name or not action.terminal:
+        return action.name
+    return action.says
 
 
 # --------------------------------------------------------------------------- unfolding
 
-def unfold(ruleset: Ruleset, table: str, hook: str, universe: Universe | None = None,
-           *, start: Space | None = None) -> FlatChain:
+def unfold(ruleset: Ruleset | Frontend, table: str | Table, hook: str,
+           universe: Universe | None = None, *, start: Space | None = None) -> FlatChain:
     """The hook's chain with every user chain it reaches inlined (see module docstring).
 
-    ``start`` restricts the packets that enter the hook (default: all).
+    ``table`` (a table of the ruleset, or its name among the tables of the universe's IP
+    version) and ``hook`` (its base chain: ``INPUT``) say where; ``start`` restricts the
+    packets that enter the hook (default: all).
     """
     u = universe or universe_for(ruleset)
-    tbl = ruleset.table(table)
+    tbl = table if isinstance(table, Table) else find_table(ruleset, table, u.family)
+    name = table.name if isinstance(table, Table) else table
     chain = tbl.chain(hook) if tbl is not None else None
     if tbl is None or chain is None:
-        return FlatChain(table, hook, (), "ACCEPT", u)
+        return FlatChain(name, hook, (), "ACCEPT", u)
     out: list[FlatRule] = []
     entry = start if start is not None else Space.full(u)
     _Walker(tbl, u, out).walk(chain, entry, entry, (), (), 0)
-    return FlatChain(table, hook, tuple(out), chain.policy or "ACCEPT", u)
+    return FlatChain(name, hook, tuple(out), _policy(chain), u)
+
+
+def _policy(chain: Chain) -> str:
+    return chain.base.policy.upper() if chain.base is not None else "ACCEPT"
 
 
 def _carry(unknown: tuple[str, ...], more: tuple[str, ...]) -> tuple[str, ...]:
@@ -317,7 +402,7 @@ class _Walker:
         key = (id(rule), self.mark_touched)
         rs = self.spaces.get(key)
         if rs is None:
-            rs = self.spaces[key] = rule_space(rule, self.u, mark_touched=self.mark_touched)
+            rs = self.spaces[key] = _rule_space(rule.conditions, self.u, self.mark_touched)
         return rs
 
     def _meet(self, cond: Space, cubes: tuple[Cube, ...]) -> Space:
@@ -335,31 +420,32 @@ class _Walker:
             m_may = self._meet(may, rs.may)
             m_must = self._meet(must, rs.must)
             unk = unknown + rs.unknown
-            target = rule.target
-            name = target.name if target is not None else ""
-            callee = self.chains.get(name) if target is not None else None
-            if callee is not None and not callee.builtin:
+            action = rule.action
+            kind = action.kind
+            callee = self.chains.get(action.chain or "") if kind in ("jump", "goto") else None
+            if callee is not None and callee.base is None:
                 # A marker for the jump itself (never decides): lint and plan number by it.
-                self.out.append(FlatRule(m_may, m_must, "GOTO" if target.goto else "JUMP",
+                goto = kind == "goto"
+                self.out.append(FlatRule(m_may, m_must, "GOTO" if goto else "JUMP",
                                          False, origin, path, unk))
                 self.walk(callee, m_may, m_must, (*path, origin), unk, depth + 1)
-                if target.goto:
+                if goto:
                     may, must = may - m_must, must - m_may
                     unknown = _carry(unknown, rs.unknown)
                 continue
-            if name == "RETURN":
-                if chain.builtin:
-                    self.out.append(FlatRule(m_may, m_must, chain.policy or "ACCEPT", True,
+            if kind == "return":
+                if chain.base is not None:
+                    self.out.append(FlatRule(m_may, m_must, _policy(chain), True,
                                              origin, path, unk))
                     continue
                 self.out.append(FlatRule(m_may, m_must, "RETURN", False, origin, path, unk))
                 may, must = may - m_must, must - m_may
                 unknown = _carry(unknown, rs.unknown)
                 continue
-            if name in ext.MARK_SETTERS:
+            if isinstance(action.rewrite, (ir.SetMark, ir.MarkCopy)):
                 self.mark_touched = True
-            self.out.append(FlatRule(m_may, m_must, action_of(rule),
-                                     name in ext.TERMINATING_TARGETS, origin, path, unk))
+            self.out.append(FlatRule(m_may, m_must, action_of(rule), action.terminal, origin,
+                                     path, unk))
 
 
 # --------------------------------------------------------------------------- deciding

@@ -10,9 +10,13 @@ The walk follows the kernel's hook order (net/netfilter priorities for IPv4 and 
     local:     OUTPUT raw -> conntrack -> mangle -> nat(NEW) -> filter -> security
                POSTROUTING mangle -> nat(NEW)
 
-Inside a table: rules in order, user chains by ``-j`` (return to the next rule) and ``-g``
-(return to the caller's caller), RETURN, the built-in chain's policy at its end. ACCEPT ends
-only the current table's chain; DROP, REJECT and QUEUE end the packet. Non-terminating targets
+It walks the IR (:mod:`trustwall.firewall.ir`): at each hook, every base chain of every table
+of the packet's IP version, by priority (iptables' tables sit at their fixed priorities, so the
+order above is theirs; base chains of equal priority run in table order and the answer warns
+that the kernel's order is undefined). Inside a base chain: rules in order, user chains of the
+same table by jump (return to the next rule) and goto (return to the caller's caller), return,
+the base chain's policy at its end. ACCEPT ends only the current base chain; DROP, REJECT and
+QUEUE end the packet. Non-terminating targets
 (LOG, NFLOG, MARK, CONNMARK, SET, TRACE, …) continue; MARK/CONNMARK change the mark that later
 ``-m mark`` rules see; DNAT/REDIRECT change the destination before the routing decision, so a
 published Docker port goes to FORWARD; SNAT/MASQUERADE change the source afterwards. The nat

@@ -1,100 +1,70 @@
-"""What targets do to a traced packet: which verdicts end it, which continue, and the
-rewrites of NAT, MARK and CONNMARK that change what later rules see."""
+"""What an IR rewrite does to a traced packet: NAT, marks and notrack change what later rules
+(and the routing decision) see. The frontend read the rewrite from its syntax once, at compile
+time (``ir.Action.rewrite``); here it only runs."""
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
+from trustwall.firewall.ir import MarkCopy, Nat, Notrack, Rewrite, SetMark
 from trustwall.firewall.semantics.routing import LocalAddresses
 from trustwall.firewall.semantics.trace.index import _addr_obj, _Ctx
 
-# --- targets that change the packet -------------------------------------------------------------
+_FULL = 0xFFFFFFFF
 
 
-def _opt(options: Sequence[object], name: str) -> str | None:
-    for o in options:
-        if o.name == name:  # type: ignore[attr-defined]
-            return o.values[0] if o.values else ""  # type: ignore[attr-defined]
-    return None
-
-
-def _value_mask(text: str) -> tuple[int, int]:
-    value, _, mask = text.partition("/")
-    return int(value, 0), int(mask, 0) if mask else 0xFFFFFFFF
-
-
-def _split_nat(text: str) -> tuple[str | None, int | None]:
-    """``1.2.3.4-1.2.3.9:80-90`` -> ("1.2.3.4", 80); ``[::1]:80``; ``:80``."""
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
-    elif text.count(":") == 1:
-        host, _, port = text.partition(":")
-    elif ":" in text:  # a bare IPv6 address
-        host, port = text, ""
-    else:
-        host, port = text, ""
-    host = host.split("-")[0] or None
-    first = port.split("-")[0]
-    return host, int(first) if first else None
-
-
-def _compile_action(name: str, options: Sequence[object], local: LocalAddresses, table: str
+def compile_rewrite(rewrite: Rewrite | None, name: str, local: LocalAddresses
                     ) -> Callable[[_Ctx], str]:
-    """What a MARK/CONNMARK/CT/NAT target does to the travelling packet (returns a note)."""
-    if name == "MARK":
-        return _mark_action(options)
-    if name == "CONNMARK":
-        return _connmark_action(options)
-    if name in ("CT", "NOTRACK"):
-        if name == "NOTRACK" or _opt(options, "notrack") is not None:
-            def notrack(ctx: _Ctx) -> str:
-                ctx.notrack = True
-                return f"{name}: the packet becomes UNTRACKED"
-            return notrack
-        return lambda ctx: name
-    if name == "DNAT":
-        host, port = _split_nat(_opt(options, "to-destination") or "")
-        return lambda ctx: _rewrite(ctx, "dst", host, port)
-    if name == "SNAT":
-        host, port = _split_nat(_opt(options, "to-source") or "")
-        return lambda ctx: _rewrite(ctx, "src", host, port)
-    if name == "REDIRECT":
-        ports = _opt(options, "to-ports")
-        port = int(ports.split("-")[0]) if ports else None
+    """The change ``rewrite`` makes to the travelling packet; returns a note for the path
+    (``name``: the frontend's word for the action, MARK, DNAT, …)."""
+    if isinstance(rewrite, SetMark):
+        return _set_mark(rewrite, name)
+    if isinstance(rewrite, MarkCopy):
+        return _copy_mark(rewrite, name)
+    if isinstance(rewrite, Notrack):
+        def notrack(ctx: _Ctx) -> str:
+            ctx.notrack = True
+            return f"{name}: the packet becomes UNTRACKED"
+        return notrack
+    if isinstance(rewrite, Nat):
+        return _nat(rewrite, local)
+    return lambda ctx: name
 
+
+def _nat(nat: Nat, local: LocalAddresses) -> Callable[[_Ctx], str]:
+    if nat.kind in ("dnat", "snat"):
+        attr = "dst" if nat.kind == "dnat" else "src"
+        return lambda ctx: _rewrite(ctx, attr, nat.address, nat.port)
+    if nat.kind == "redirect":
         def redirect(ctx: _Ctx) -> str:
             loop = "127.0.0.1" if ctx.family == 4 else "::1"
-            addr = loop if ctx.hook == "OUTPUT" else local.primary(ctx.iin, ctx.family)
+            addr = loop if ctx.hook == "output" else local.primary(ctx.iin, ctx.family)
             ctx.dst = int(ipaddress.ip_address(addr)) if addr is not None else None
-            if port is not None:
-                ctx.dport = port
+            if nat.port is not None:
+                ctx.dport = nat.port
             return f"REDIRECT to {addr or 'the input interface address'}:{ctx.dport}"
         return redirect
-    if name == "MASQUERADE":
-        ports = _opt(options, "to-ports")
-        port = int(ports.split("-")[0]) if ports else None
-
+    if nat.kind == "masquerade":
         def masquerade(ctx: _Ctx) -> str:
             addr = local.primary(ctx.iout, ctx.family)
             ctx.src = int(addr) if addr is not None else None
-            if port is not None:
-                ctx.sport = port
+            if nat.port is not None:
+                ctx.sport = nat.port
             return f"MASQUERADE to {addr or 'the output interface address'}"
         return masquerade
-    if name == "NETMAP":
-        net = ipaddress.ip_network(_opt(options, "to") or "0.0.0.0/0", strict=False)
+    if nat.kind == "netmap":
+        net = ipaddress.ip_network(nat.address or "0.0.0.0/0", strict=False)
         base, mask = int(net.network_address), int(net.netmask)
 
         def netmap(ctx: _Ctx) -> str:
-            attr = "dst" if ctx.hook in ("PREROUTING", "OUTPUT") else "src"
+            attr = "dst" if ctx.hook in ("prerouting", "output") else "src"
             value = getattr(ctx, attr)
             if value is not None:
                 setattr(ctx, attr, (value & ~mask) | base)
             return f"NETMAP {attr} into {net}"
         return netmap
-    return lambda ctx: name
+    return lambda ctx: nat.kind.upper()
 
 
 def _rewrite(ctx: _Ctx, attr: str, host: str | None, port: int | None) -> str:
@@ -109,58 +79,32 @@ def _rewrite(ctx: _Ctx, attr: str, host: str | None, port: int | None) -> str:
     return f"{kind} to {shown}:{getattr(ctx, port_attr)}"
 
 
-def _mark_action(options: Sequence[object]) -> Callable[[_Ctx], str]:
-    op, value, mask = "", 0, 0xFFFFFFFF
-    for name in ("set-xmark", "set-mark", "and-mark", "or-mark", "xor-mark"):
-        text = _opt(options, name)
-        if text is not None:
-            op = name
-            value, mask = _value_mask(text)
-            break
+def _set_mark(mark: SetMark, name: str) -> Callable[[_Ctx], str]:
+    """``mark = (mark & ~mask) ^ value`` on the packet or (``ct``) its connection; unknown
+    before unless the mask covers every bit."""
+    value, mask = mark.value, mark.mask
+    attr, what = ("ctmark", "connection mark") if mark.ct else ("mark", "mark")
 
-    def mark(ctx: _Ctx) -> str:
-        old = ctx.mark
-        if old is None and not (op in ("set-xmark", "set-mark") and mask == 0xFFFFFFFF):
-            return "MARK (mark unknown)"
-        old = old or 0
-        ctx.mark = {"set-xmark": (old & ~mask) ^ value, "set-mark": (old & ~mask) | value,
-                    "and-mark": old & value, "or-mark": old | value,
-                    "xor-mark": old ^ value}.get(op, old)
-        return f"MARK set to {ctx.mark:#x}"
-    return mark
+    def set_mark(ctx: _Ctx) -> str:
+        old = getattr(ctx, attr)
+        if old is None and mask != _FULL:
+            return f"{name} ({what} unknown)"
+        new = ((old or 0) & ~mask) ^ value
+        setattr(ctx, attr, new)
+        return f"{name} set to {new:#x}"
+    return set_mark
 
 
-def _connmark_set(value: int, mask: int, *, xor: bool) -> Callable[[_Ctx], str]:
-    def set_ct(ctx: _Ctx) -> str:
-        if ctx.ctmark is None and mask != 0xFFFFFFFF:
-            return "CONNMARK (connection mark unknown)"
-        old = ctx.ctmark or 0
-        ctx.ctmark = (old & ~mask) ^ value if xor else (old & ~mask) | value
-        return f"CONNMARK set to {ctx.ctmark:#x}"
-    return set_ct
+def _copy_mark(copy: MarkCopy, name: str) -> Callable[[_Ctx], str]:
+    """save-mark: ``ctmark = (ctmark & ~ctmask) ^ (mark & nfmask)``; restore-mark the other
+    way round. Unknown on either side leaves the result unknown."""
+    if copy.to_ct:
+        dst, src, keep, take, word = "ctmark", "mark", copy.ctmask, copy.nfmask, "save-mark"
+    else:
+        dst, src, keep, take, word = "mark", "ctmark", copy.nfmask, copy.ctmask, "restore-mark"
 
-
-def _connmark_action(options: Sequence[object]) -> Callable[[_Ctx], str]:
-    nfmask = int(_opt(options, "nfmask") or "0xffffffff", 0)
-    ctmask = int(_opt(options, "ctmask") or "0xffffffff", 0)
-    for name in ("set-xmark", "set-mark"):
-        text = _opt(options, name)
-        if text is not None:
-            return _connmark_set(*_value_mask(text), xor=name == "set-xmark")
-    if _opt(options, "save-mark") is not None:
-        def save(ctx: _Ctx) -> str:
-            if ctx.mark is None or ctx.ctmark is None:
-                ctx.ctmark = None
-            else:
-                ctx.ctmark = (ctx.ctmark & ~ctmask) ^ (ctx.mark & nfmask)
-            return "CONNMARK save-mark"
-        return save
-    if _opt(options, "restore-mark") is not None:
-        def restore(ctx: _Ctx) -> str:
-            if ctx.ctmark is None or ctx.mark is None:
-                ctx.mark = None
-            else:
-                ctx.mark = (ctx.mark & ~nfmask) ^ (ctx.ctmark & ctmask)
-            return "CONNMARK restore-mark"
-        return restore
-    return lambda ctx: "CONNMARK"
+    def run(ctx: _Ctx) -> str:
+        old, new = getattr(ctx, dst), getattr(ctx, src)
+        setattr(ctx, dst, None if old is None or new is None else (old & ~keep) ^ (new & take))
+        return f"{name} {word}"
+    return run

@@ -1,5 +1,6 @@
 """The compiled form of a ruleset for tracing: the packet context, one check per IR
-condition, and per chain the interval index that finds the rules a packet can match."""
+condition (:data:`FIELDS`, one entry per condition field), and per chain the interval index
+that finds the rules a packet can match."""
 
 from __future__ import annotations
 
@@ -7,11 +8,25 @@ import ipaddress
 import socket
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from trustwall.errors import BadInput
-from trustwall.firewall.iptables import extensions as ext
-from trustwall.firewall.iptables.model import Chain, Match, Rule
-from trustwall.firewall.ir import Condition
+from trustwall.firewall.ir import (
+    AddressMask,
+    AddressRange,
+    AddressTypes,
+    Chain,
+    Condition,
+    Fragment,
+    IcmpMatch,
+    Interface,
+    MarkMatch,
+    Opaque,
+    PacketType,
+    PortSet,
+    Protocol,
+    Table,
+)
 from trustwall.firewall.protocols import PORT_PROTOCOL_NUMBERS, BadValue, protocol_number
 from trustwall.firewall.semantics.routing import LocalAddresses
 from trustwall.firewall.semantics.trace.result import STATES, Packet
@@ -95,30 +110,14 @@ def _proto_number(proto: str) -> int:
 class _CRule:
     """One rule flattened for speed."""
 
-    __slots__ = ("action", "chain", "checks", "dims", "dst", "extra", "frag", "iin", "iout",
-                 "kind", "number", "proto", "rule", "src", "target")
+    __slots__ = ("action", "chain", "changes", "checks", "dims", "ends", "extra", "kind",
+                 "masked", "never", "number", "rule", "table", "target")
 
     def __init__(self) -> None:
-        self.checks: tuple[Check, ...] = ()
+        self.checks: tuple[Check, ...] | None = None  # every condition: made when first needed
         self.action: Callable[[_Ctx], str] | None = None
-
-
-def _net(addr: object) -> tuple[int, int, bool] | None:
-    if addr is None:
-        return None
-    if addr.mask is not None:  # type: ignore[attr-defined]
-        value, mask = addr.mask  # type: ignore[attr-defined]
-        return value, mask, addr.negated  # type: ignore[attr-defined]
-    net = addr.network  # type: ignore[attr-defined]
-    return int(net.network_address), int(net.netmask), addr.negated  # type: ignore[attr-defined]
-
-
-def _iface(iface: object) -> tuple[str, bool, bool] | None:
-    if iface is None:
-        return None
-    name = iface.name  # type: ignore[attr-defined]
-    wildcard = name.endswith("+")
-    return (name[:-1] if wildcard else name), wildcard, iface.negated  # type: ignore[attr-defined]
+        self.never = False  # a condition no traced packet meets (``-f``, ``! -p all``)
+        self.masked = False  # an address under a non-contiguous mask (no interval classes)
 
 
 class _RangeDim:
@@ -194,14 +193,17 @@ class _PredDim:
 class _CChain:
     """A chain's compiled rules, with a bitmask index over every field the rules test."""
 
-    __slots__ = ("base", "dims", "name", "policy", "rules")
+    __slots__ = ("base", "dims", "hook", "name", "policy", "rules", "table", "tkey")
 
-    def __init__(self, chain: Chain, rules: list[_CRule]) -> None:
+    def __init__(self, chain: Chain, rules: list[_CRule], table: Table, tkey: int) -> None:
+        self.table = table
+        self.tkey = tkey  # the table's position in the ruleset: the scope of jumps
         self.name = chain.name
-        self.policy = chain.policy
+        self.hook = chain.base  # None: a user chain
+        self.policy = chain.base.policy.upper() if chain.base is not None else None
         self.rules = tuple(rules)
         everyone = (1 << len(rules)) - 1
-        self.base = everyone & ~sum(1 << i for i, cr in enumerate(rules) if cr.frag is True)
+        self.base = everyone & ~sum(1 << i for i, cr in enumerate(rules) if cr.never)
         ranges: dict[str, list[tuple[int, list[tuple[int, int]], bool]]] = {}
         preds: dict[str, list[tuple[int, Callable[[object], bool]]]] = {}
         for i, cr in enumerate(rules):
@@ -241,61 +243,42 @@ def _merge(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _fast_parts(rule: Rule, cr: _CRule, local: LocalAddresses, family: int
+def _fast_parts(cr: _CRule, local: LocalAddresses, family: int
                 ) -> tuple[dict[str, object], tuple[Check, ...]]:
     """Split a rule into indexable field constraints and the checks left to run one by one."""
     dims: dict[str, object] = {}
     extra: list[Check] = []
-    full = 0xFFFFFFFF if family == 4 else (1 << 128) - 1
-    for dim, addr in (("src", rule.source), ("dst", rule.destination)):
-        net = getattr(cr, dim)
-        if net is not None and addr is not None and addr.mask is not None:
-            extra.append(_masked_check(dim, net))  # not one interval: checked one by one
-        elif net is not None:
-            dims[dim] = ([(net[0], net[0] | (full & ~net[1]))], net[2])
-    if cr.proto is not None:
-        number, negated = cr.proto
-        dims["proto"] = lambda v, n=number, neg=negated: (v == n) != neg
-    for dim in ("iin", "iout"):
-        iface = getattr(cr, dim)
-        if iface is not None:
-            name, wild, neg = iface
-            dims[dim] = (lambda v, n=name, neg=neg: v.startswith(n) != neg) if wild else \
-                (lambda v, n=name, neg=neg: (v == n) != neg)
-    for m in rule.matches:
-        extra += _fast_match(m, dims, local, family)
+    for cond in cr.rule.conditions:
+        handler = FIELDS.get(cond.field)
+        if handler is None or handler.index is None or not handler.index(cond, dims, cr, family):
+            extra.append(condition_check(cond, local, family))
     return dims, tuple(extra)
 
 
-_PORT_LABELS = {"sport": "source port (--sport)", "dport": "destination port (--dport)"}
-_INDEXED_VALUES = {"tcp_flags": "flags", "ct_state": "state", "mark": "mark"}
-_RANGE_KEYS = {"src_range": "src_r", "dst_range": "dst_r"}
+# --- one entry per IR condition field: its check, and where the index can hold it -------------
+
+Index = Callable[[Condition, dict[str, object], _CRule, int], bool]
 
 
-def _fast_match(m: Match, dims: dict[str, object], local: LocalAddresses, family: int
-                ) -> list[Check]:
-    """Put a match's conditions into the index where it can hold them; checks for the rest."""
-    extra: list[Check] = []
-    for cond in ext.conditions(m):
-        field, value = cond.field, cond.value
-        if field in _PORT_LABELS:
-            spans = [(r.first, r.last) for r in value.ranges]
-            if field in dims:
-                extra.append(_port_check(field, spans, value.negated, _PORT_LABELS[field]))
-            else:
-                dims[field] = (_merge(spans), value.negated)
-        elif field in _INDEXED_VALUES and _INDEXED_VALUES[field] not in dims:
-            dims[_INDEXED_VALUES[field]] = value.matches
-        elif field == "icmp" and "icmp" not in dims:
-            dims["icmp"] = lambda v, icmp=value: v[0] >= 0 and icmp.matches(v[0], v[1])
-        elif field in _RANGE_KEYS and _RANGE_KEYS[field] not in dims:
-            dims[_RANGE_KEYS[field]] = ([(int(value.first), int(value.last))], value.negated)
-        else:
-            extra.append(_condition_check(cond, local, family))
-    return extra
+class _Field:
+    """How the tracer reads one condition field: ``check`` builds the per-packet test;
+    ``index`` puts the condition into a chain's index (False: it cannot, the check runs)."""
+
+    __slots__ = ("check", "index")
+
+    def __init__(self, check: Callable[[Any, LocalAddresses, int], Check],
+                 index: Index | None = None) -> None:
+        self.check = check
+        self.index = index
 
 
-# --- matches ------------------------------------------------------------------------------------
+def condition_check(cond: Condition, local: LocalAddresses, family: int) -> Check:
+    """One IR condition as a check of a packet: True, False, or why it cannot be told. A
+    field the tracer does not know is followed both ways, as an opaque condition is."""
+    handler = FIELDS.get(cond.field)
+    if handler is None:
+        return _unknown(f"{cond.field} is not modelled by trustwall")
+    return handler.check(cond.value, local, family)
 
 
 def _port_check(attr: str, ranges: Sequence[tuple[int, int]], negated: bool, flag: str
@@ -310,19 +293,24 @@ def _port_check(attr: str, ranges: Sequence[tuple[int, int]], negated: bool, fla
     return check
 
 
-def _masked_check(dim: str, net: tuple[int, int, bool]) -> Check:
-    """``-s/-d addr/mask`` with a non-contiguous mask: (field & mask) == addr, exactly."""
-    value, mask, negated = net
+def _ports(attr: str) -> _Field:
+    label = {"sport": "source port (--sport)", "dport": "destination port (--dport)"}[attr]
 
-    def check(ctx: _Ctx) -> bool | str:
-        field = getattr(ctx, dim)
-        if field is None:
-            return f"the {'source' if dim == 'src' else 'destination'} address is unknown"
-        return ((field & mask) == value) != negated
-    return check
+    def check(value: PortSet, local: LocalAddresses, family: int) -> Check:
+        return _port_check(attr, tuple((r.first, r.last) for r in value.ranges),
+                           value.negated, label)
+
+    def index(cond: Condition, dims: dict[str, object], cr: _CRule, family: int) -> bool:
+        if attr in dims:
+            return False
+        dims[attr] = (_merge((r.first, r.last) for r in cond.value.ranges), cond.value.negated)
+        return True
+    return _Field(check, index)
 
 
-def _either_port_check(ranges: Sequence[tuple[int, int]], negated: bool) -> Check:
+def _either_port_check(value: PortSet, local: LocalAddresses, family: int) -> Check:
+    ranges, negated = tuple((r.first, r.last) for r in value.ranges), value.negated
+
     def check(ctx: _Ctx) -> bool | str:
         ports = [p for p in (ctx.sport, ctx.dport) if p is not None]
         hit = any(lo <= p <= hi for p in ports for lo, hi in ranges)
@@ -332,53 +320,190 @@ def _either_port_check(ranges: Sequence[tuple[int, int]], negated: bool) -> Chec
     return check
 
 
+def _value_index(dim: str) -> Index:
+    """Index a condition whose value has ``matches(packet value)`` under ``dim``."""
+    def index(cond: Condition, dims: dict[str, object], cr: _CRule, family: int) -> bool:
+        if dim in dims:
+            return False
+        dims[dim] = cond.value.matches
+        return True
+    return index
+
+
+def _icmp_check(value: IcmpMatch, local: LocalAddresses, family: int) -> Check:
+    def check(ctx: _Ctx) -> bool | str:
+        if value.type is None:
+            return not value.negated
+        if ctx.icmp_type is None:
+            return "the packet's ICMP type is not given (--icmp-type)"
+        return value.matches(ctx.icmp_type, ctx.icmp_code or 0)
+    return check
+
+
+def _icmp_index(cond: Condition, dims: dict[str, object], cr: _CRule, family: int) -> bool:
+    if "icmp" in dims:
+        return False
+    icmp = cond.value
+    dims["icmp"] = lambda v: v[0] >= 0 and icmp.matches(v[0], v[1])
+    return True
+
+
+def _range(attr: str) -> _Field:
+    def check(value: AddressRange, local: LocalAddresses, family: int) -> Check:
+        lo, hi, neg = int(value.first), int(value.last), value.negated
+        return lambda ctx: "an address is unknown" if getattr(ctx, attr) is None \
+            else (lo <= getattr(ctx, attr) <= hi) != neg
+
+    def index(cond: Condition, dims: dict[str, object], cr: _CRule, family: int) -> bool:
+        key = attr + "_r"
+        if key in dims:
+            return False
+        dims[key] = ([(int(cond.value.first), int(cond.value.last))], cond.value.negated)
+        return True
+    return _Field(check, index)
+
+
+def contiguous(value: AddressMask) -> bool:
+    """True when the mask is a prefix (one interval of addresses)."""
+    inverted = ~value.mask & ((1 << (32 if value.version == 4 else 128)) - 1)
+    return inverted & (inverted + 1) == 0
+
+
+def _address(attr: str) -> _Field:
+    """``-s``/``-d`` (``ip saddr``): an address under a mask; a prefix is one interval of
+    the index, a non-contiguous mask is checked one by one."""
+    whose = "source" if attr == "src" else "destination"
+    # the source is always given; the destination is unknown only after a rewrite to it
+    missing = "the source address is unknown" if attr == "src" else \
+        "the destination was rewritten to an address trustwall does not know"
+
+    def check(value: AddressMask, local: LocalAddresses, family: int) -> Check:
+        if value.version != family:
+            return lambda ctx: False
+        mask, want, negated = value.mask, value.value, value.negated
+        why = missing if contiguous(value) else f"the {whose} address is unknown"
+
+        def check(ctx: _Ctx) -> bool | str:
+            field = getattr(ctx, attr)
+            if field is None:
+                return why
+            return ((field & mask) == want) != negated
+        return check
+
+    def index(cond: Condition, dims: dict[str, object], cr: _CRule, family: int) -> bool:
+        value = cond.value
+        if not contiguous(value):
+            cr.masked = True
+            return False
+        if attr in dims or value.version != family:
+            return False
+        full = 0xFFFFFFFF if family == 4 else (1 << 128) - 1
+        dims[attr] = ([(value.value, value.value | (full & ~value.mask))], value.negated)
+        return True
+    return _Field(check, index)
+
+
+def _proto_check(value: Protocol, local: LocalAddresses, family: int) -> Check:
+    number, negated = value.number, value.negated
+    return lambda ctx: (number == 0 or ctx.proto == number) != negated
+
+
+def _proto_index(cond: Condition, dims: dict[str, object], cr: _CRule, family: int) -> bool:
+    if "proto" in dims:
+        return False
+    number, negated = cond.value.number, cond.value.negated
+    if number == 0:  # any protocol; negated (! -p all): none
+        cr.never = cr.never or negated
+        return True
+    dims["proto"] = lambda v: (v == number) != negated
+    return True
+
+
+def _interface(attr: str) -> _Field:
+    missing = "the packet's input interface is not given (--in)" if attr == "iin" else \
+        "the packet's output interface is not given (--out)"
+
+    def check(value: Interface, local: LocalAddresses, family: int) -> Check:
+        def check(ctx: _Ctx) -> bool | str:
+            name = getattr(ctx, attr)
+            if name is None:
+                return missing
+            return value.matches(name)
+        return check
+
+    def index(cond: Condition, dims: dict[str, object], cr: _CRule, family: int) -> bool:
+        if attr in dims:
+            return False
+        dims[attr] = cond.value.matches
+        return True
+    return _Field(check, index)
+
+
+def _fragment_check(value: Fragment, local: LocalAddresses, family: int) -> Check:
+    hit = value.negated  # traced packets are never non-first fragments
+    return lambda ctx: hit
+
+
+def _fragment_index(cond: Condition, dims: dict[str, object], cr: _CRule, family: int) -> bool:
+    cr.never = cr.never or not cond.value.negated
+    return True
+
+
+def _mark_check(value: MarkMatch, local: LocalAddresses, family: int) -> Check:
+    return lambda ctx: "the packet mark is unknown here" if ctx.mark is None \
+        else value.matches(ctx.mark)
+
+
+def _ct_mark_check(value: MarkMatch, local: LocalAddresses, family: int) -> Check:
+    return lambda ctx: "the connection mark is unknown (not a NEW connection)" \
+        if ctx.ctmark is None else value.matches(ctx.ctmark)
+
+
+def _pkttype_check(value: PacketType, local: LocalAddresses, family: int) -> Check:
+    return lambda ctx: "the destination is unknown" if ctx.dst is None \
+        else (_pkttype(ctx.dst, family, local) == value.kind) != value.negated
+
+
+def _addrtype(attr: str) -> _Field:
+    def check(value: AddressTypes, local: LocalAddresses, family: int) -> Check:
+        return _addrtype_check(attr, value.types, value.negated, local, family)
+    return _Field(check)
+
+
+def _opaque_check(value: Opaque, local: LocalAddresses, family: int) -> Check:
+    return _unknown(value.why)
+
+
 def _unknown(reason: str) -> Check:
     return lambda ctx: reason
 
 
-def _compile_match(m: Match, local: LocalAddresses, family: int) -> list[Check]:
-    """Checks for one ``-m`` match; a part trustwall does not model becomes an unknown."""
-    return [_condition_check(c, local, family) for c in ext.conditions(m)]
-
-
-def _condition_check(cond: Condition, local: LocalAddresses, family: int) -> Check:
-    """One IR condition as a check of a packet: True, False, or why it cannot be told."""
-    field, value = cond.field, cond.value
-    if field in _PORT_LABELS:
-        ranges = tuple((r.first, r.last) for r in value.ranges)
-        return _port_check(field, ranges, value.negated, _PORT_LABELS[field])
-    if field == "either_port":
-        return _either_port_check(tuple((r.first, r.last) for r in value.ranges), value.negated)
-    if field == "tcp_flags":
-        return lambda ctx: value.matches(ctx.flags)
-    if field == "ct_state":
-        return lambda ctx: value.matches(ctx.state)
-    if field == "icmp":
-        def icmp_check(ctx: _Ctx) -> bool | str:
-            if value.type is None:
-                return not value.negated
-            if ctx.icmp_type is None:
-                return "the packet's ICMP type is not given (--icmp-type)"
-            return value.matches(ctx.icmp_type, ctx.icmp_code or 0)
-        return icmp_check
-    if field in _RANGE_KEYS:
-        attr, lo, hi, neg = field[:3], int(value.first), int(value.last), value.negated
-        return lambda ctx: "an address is unknown" if getattr(ctx, attr) is None \
-            else (lo <= getattr(ctx, attr) <= hi) != neg
-    if field == "mark":
-        return lambda ctx: "the packet mark is unknown here" if ctx.mark is None \
-            else value.matches(ctx.mark)
-    if field == "ct_mark":
-        return lambda ctx: "the connection mark is unknown (not a NEW connection)" \
-            if ctx.ctmark is None else value.matches(ctx.ctmark)
-    if field == "pkttype":
-        return lambda ctx: "the destination is unknown" if ctx.dst is None \
-            else (_pkttype(ctx.dst, family, local) == value.kind) != value.negated
-    if field in ("src_type", "dst_type"):
-        return _addrtype_check(field[:3], value.types, value.negated, local, family)
-    if field == "opaque":
-        return _unknown(value.why)
-    return _unknown(f"{field} is not modelled by trustwall")
+#: The tracer's reading of every IR condition field (adding a field = one entry here and one
+#: in ``unfold.FIELDS``); a field missing here is followed both ways, as an opaque one is.
+FIELDS: dict[str, _Field] = {
+    "proto": _Field(_proto_check, _proto_index),
+    "src": _address("src"),
+    "dst": _address("dst"),
+    "iif": _interface("iin"),
+    "oif": _interface("iout"),
+    "fragment": _Field(_fragment_check, _fragment_index),
+    "sport": _ports("sport"),
+    "dport": _ports("dport"),
+    "either_port": _Field(_either_port_check),
+    "tcp_flags": _Field(lambda value, local, family: lambda ctx: value.matches(ctx.flags),
+                        _value_index("flags")),
+    "ct_state": _Field(lambda value, local, family: lambda ctx: value.matches(ctx.state),
+                       _value_index("state")),
+    "icmp": _Field(_icmp_check, _icmp_index),
+    "src_range": _range("src"),
+    "dst_range": _range("dst"),
+    "mark": _Field(_mark_check, _value_index("mark")),
+    "ct_mark": _Field(_ct_mark_check),
+    "pkttype": _Field(_pkttype_check),
+    "src_type": _addrtype("src"),
+    "dst_type": _addrtype("dst"),
+    "opaque": _Field(_opaque_check),
+}
 
 
 def _addr_obj(value: int, family: int) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-STATES = ("NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED")
+from trustwall.firewall.ir import CT_STATES
+
+STATES = CT_STATES  # the conntrack states a described packet may have
+
 
 @dataclass(frozen=True)
 class Packet:
@@ -46,7 +49,8 @@ class RuleRef:
     """A rule by table, chain and 1-based number (None: the chain's policy) with its text.
 
     ``hook`` is the built-in chain the packet was in when the rule decided (the rule's own
-    chain may be a user chain reached from it).
+    chain may be a user chain reached from it); ``backend`` (iptables, nft), ``family`` (ip,
+    ip6, inet) and the nft ``handle`` say which ruleset the rule is in.
     """
 
     table: str
@@ -54,6 +58,9 @@ class RuleRef:
     rule: int | None
     text: str
     hook: str = ""
+    backend: str = ""
+    family: str = ""
+    handle: int | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,9 @@ class TraceResult:
     certain: bool
     final_packet: Packet
     complete: bool = True  # False: too many unknowns, not every combination was followed
+    #: what the answer cannot settle on its own (base chains of equal priority at a hook,
+    #: whose order the kernel leaves undefined)
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -134,6 +144,8 @@ class TraceResult:
             out["outcomes"] = list(self.outcomes)
         if not self.complete:
             out["complete"] = False
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
         return out
 
 

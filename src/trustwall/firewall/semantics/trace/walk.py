@@ -4,18 +4,28 @@ re-runs over unknowns (:class:`Tracer`, :func:`trace`, :func:`trace_many`)."""
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
 from trustwall.errors import BadInput
-from trustwall.firewall.iptables import extensions as ext
-from trustwall.firewall.iptables.model import Chain, Rule, Ruleset, hook_tables
+from trustwall.firewall.ir import (
+    CONNTRACK_PRIORITY,
+    FAMILY_VERSIONS,
+    FILTER_PRIORITY,
+    HOOKS,
+    Chain,
+    Frontend,
+    Nat,
+    Rule,
+    Ruleset,
+    Table,
+    as_ir,
+)
 from trustwall.firewall.semantics.routing import UNKNOWN as UNKNOWN_LOCALS
 from trustwall.firewall.semantics.routing import LocalAddresses
-from trustwall.firewall.semantics.trace.actions import (
-    _compile_action,
-)
+from trustwall.firewall.semantics.trace.actions import compile_rewrite
 from trustwall.firewall.semantics.trace.index import (
     _ACCEPT,
     _ACTION,
@@ -26,17 +36,13 @@ from trustwall.firewall.semantics.trace.index import (
     _RETURN,
     _UNKNOWN_TARGET,
     _VERDICT,
-    Check,
     _addr_int,
     _addr_obj,
     _CChain,
-    _compile_match,
     _CRule,
     _Ctx,
     _fast_parts,
-    _iface,
-    _net,
-    _proto_number,
+    condition_check,
 )
 from trustwall.firewall.semantics.trace.result import (
     Assumption,
@@ -76,13 +82,17 @@ class Tracer:
     Not thread-safe (it keeps per-call scratch space); use one Tracer per thread.
     """
 
-    def __init__(self, ruleset: Ruleset, local: LocalAddresses | None = None, *,
-                 max_outcomes: int = 64) -> None:
+    def __init__(self, ruleset: Ruleset | Frontend, local: LocalAddresses | None = None, *,
+                 max_outcomes: int = 64, family: int | None = None) -> None:
         self.ruleset = ruleset
-        self.family = ruleset.family
+        self.ir = as_ir(ruleset)
+        # an iptables ruleset is one family; an IR ruleset traces the version it holds (4 when
+        # it holds both, unless ``family`` says otherwise)
+        self.family = family or getattr(ruleset, "family", None) or (
+            self.ir.versions() or (4,))[0]
         self.local = local if local is not None else UNKNOWN_LOCALS
         self.max_outcomes = max_outcomes
-        self._chains: dict[tuple[str, str], _CChain] = {}
+        self._chains: dict[tuple[int, str], _CChain] = {}
         self._texts: dict[int, str] = {}
         self._local_ints: frozenset[int] | None = None
         self._local_nets: tuple[tuple[int, int], ...] = ()
@@ -92,23 +102,73 @@ class Tracer:
                 if a.version == self.family)
             self._local_nets = tuple((int(n.network_address), int(n.netmask))
                                      for n in self.local.networks if n.version == self.family)
-        for table in ruleset.tables:
+        for tkey, table in enumerate(self.ir.tables):
+            if self.family not in FAMILY_VERSIONS.get(table.family, ()):
+                continue
             names = {c.name for c in table.chains}
             for chain in table.chains:
-                rules = [self._compile(table.name, chain, i, r, names)
+                rules = [self._compile(table, chain, i, r, names)
                          for i, r in enumerate(chain.rules, 1)]
-                self._chains[(table.name, chain.name)] = _CChain(chain, rules)
+                self._chains[(tkey, chain.name)] = _CChain(chain, rules, table, tkey)
+        # per hook: its base chains by priority; which one names the rule that accepted a
+        # packet (the filter priority); equal priorities, whose order the kernel leaves open
+        # (base chain, is a nat chain, runs before conntrack: raw), by priority
+        self._hooks: dict[str, list[tuple[_CChain, bool, bool]]] = {}
+        self._accepter: dict[str, int] = {}
+        self._warnings: dict[str, tuple[str, ...]] = {}  # by hook (as results name it)
+        tkeys = {id(t): i for i, t in enumerate(self.ir.tables)}
+        for hook in HOOKS:
+            present = [self._chains[(tkeys[id(t)], c.name)]
+                       for t, c in self.ir.base_chains(self.family, hook)]
+            self._hooks[hook] = [
+                (c, c.hook.type == "nat", c.hook.priority < CONNTRACK_PRIORITY
+                 and hook in ("prerouting", "output")) for c in present]
+            for cchain in present:
+                if cchain.hook.type == "filter" and cchain.hook.priority == FILTER_PRIORITY:
+                    self._accepter[hook] = cchain.tkey
+            warnings = tuple(
+                f"{hook}: {_where(a)} and {_where(b)} share priority {a.hook.priority}; the "
+                "kernel's order between them is undefined (traced in the order listed)"
+                for a, b in itertools.pairwise(present) if a.hook.priority == b.hook.priority)
+            if warnings:
+                self._warnings[hook.upper()] = warnings
+        # the same, with every run of equal priorities the other way round
+        self._swapped = {hook: _reverse_ties(chains) for hook, chains in self._hooks.items()}
         self._points = self._class_points()
         self._cache: dict[tuple[object, ...], TraceResult] = {}
         self._addr_classes: dict[str, int] = {}
-        self._hook_chains: dict[tuple[str, ...], list[tuple[str, _CChain]]] = {}
         self._refs: dict[tuple[object, str], RuleRef] = {}  # rule or policy refs, made once
         self._masks: dict[tuple[object, ...], int | None] = {}  # per trace() call
 
     # -- public API --
 
     def trace(self, packet: Packet, *, with_path: bool = True) -> TraceResult:
-        """Trace one packet (all outcomes when something is unknown)."""
+        """Trace one packet (all outcomes when something is unknown).
+
+        When the packet met base chains of equal priority, it is traced again with each such
+        group in the other order; if the answers differ, the order is one more unknown (the
+        kernel's is undefined) and the verdict is UNKNOWN with both outcomes.
+        """
+        result = self._trace(packet, with_path)
+        if not result.warnings:
+            return result
+        listed, self._hooks = self._hooks, self._swapped
+        try:
+            other = self._trace(packet, with_path)
+        finally:
+            self._hooks = listed
+        if (other.verdict, other.decided_by) == (result.verdict, result.decided_by):
+            return result
+        order = Unknown("", "priority", None, "; ".join(result.warnings),
+                        "base chains of equal priority: the kernel's order between them is "
+                        "undefined (holds: the order listed)")
+        outcomes = tuple(replace(o, assuming=(Assumption(order, holds), *o.assuming))
+                         for holds, r in ((True, result), (False, other)) for o in r.outcomes)
+        return replace(result, verdict="UNKNOWN", decided_by=None, certain=False,
+                       unknown=(order, *dict.fromkeys(result.unknown + other.unknown)),
+                       outcomes=outcomes, complete=result.complete and other.complete)
+
+    def _trace(self, packet: Packet, with_path: bool) -> TraceResult:
         ctx: _Ctx | None = _Ctx(packet, self.family)  # validates the packet once, up front
         self._masks.clear()
         outcomes: list[Outcome] = []
@@ -128,7 +188,8 @@ class Tracer:
                 path, hooks = tuple(run.path), tuple(run.hooks)
                 final = self._packet_of(packet, ctx)
                 return TraceResult(packet, verdict, decided, path, hooks, (), (
-                    Outcome(verdict, decided, path, hooks, (), final),), True, final or packet)
+                    Outcome(verdict, decided, path, hooks, (), final),), True, final or packet,
+                    warnings=self._warned(hooks))
             final = self._packet_of(packet, ctx)
             ctx = None
             for u in run.met:
@@ -149,7 +210,15 @@ class Tracer:
             verdict=first.verdict if certain else "UNKNOWN",
             decided_by=first.decided_by if certain else None,
             path=first.path, hooks=first.hooks, unknown=tuple(seen), outcomes=tuple(outcomes),
-            certain=certain, final_packet=first.final_packet or packet, complete=complete)
+            certain=certain, final_packet=first.final_packet or packet, complete=complete,
+            warnings=self._warned(*(o.hooks for o in outcomes)))
+
+    def _warned(self, *hooks: tuple[str, ...]) -> tuple[str, ...]:
+        """The equal-priority warnings of the hooks these walks went through."""
+        if not self._warnings:
+            return ()
+        met = dict.fromkeys(h for walk in hooks for h in walk)
+        return tuple(w for h in met for w in self._warnings.get(h, ()))
 
     def trace_many(self, packets: Iterable[Packet], *, with_path: bool = False
                    ) -> list[TraceResult]:
@@ -173,7 +242,8 @@ class Tracer:
                 out.append(result)
             else:
                 out.append(TraceResult(p, hit.verdict, hit.decided_by, hit.path, hit.hooks,
-                                       hit.unknown, hit.outcomes, hit.certain, p, hit.complete))
+                                       hit.unknown, hit.outcomes, hit.certain, p, hit.complete,
+                                       hit.warnings))
         return out
 
     def _signature(self, p: Packet) -> tuple[object, ...]:
@@ -203,23 +273,23 @@ class Tracer:
         ports: set[int] = {0}
         for cchain in self._chains.values():
             for cr in cchain.rules:
-                if cr.kind == _ACTION and cr.target == "NETMAP":
+                rewrite = cr.rule.action.rewrite
+                if isinstance(rewrite, Nat) and rewrite.kind == "netmap":
                     return None  # rewrites low address bits: no interval class survives it
-                if any(a is not None and a.mask is not None
-                       for a in (cr.rule.source, cr.rule.destination)):
-                    return None  # a non-contiguous mask: no interval class either
                 for dim, constraint in cr.dims.items():
                     if dim in _RANGE_DIMS:
                         target = ports if dim in ("sport", "dport") else addrs
                         for lo, hi in constraint[0]:  # type: ignore[index]
                             target.update((lo, hi + 1))
-                for m in cr.rule.matches:
-                    for ps in (m.source_ports, m.destination_ports, m.either_ports):
-                        for r in ps.ranges if ps is not None else ():
+                if cr.masked:
+                    return None  # a non-contiguous mask: no interval class either
+                for cond in cr.rule.conditions:
+                    field, value = cond.field, cond.value
+                    if field in ("sport", "dport", "either_port"):
+                        for r in value.ranges:
                             ports.update((r.first, r.last + 1))
-                    for rng in (m.source_range, m.destination_range):
-                        if rng is not None:
-                            addrs.update((int(rng.first), int(rng.last) + 1))
+                    elif field in ("src_range", "dst_range"):
+                        addrs.update((int(value.first), int(value.last) + 1))
         for a in self._local_ints or ():
             addrs.update((a, a + 1))
         for net, mask in self._local_nets:
@@ -233,70 +303,55 @@ class Tracer:
 
     # -- compile --
 
-    def _compile(self, table: str, chain: Chain, number: int, rule: Rule,
+    def _compile(self, table: Table, chain: Chain, number: int, rule: Rule,
                  chain_names: set[str]) -> _CRule:
         cr = _CRule()
         cr.rule = rule
+        cr.table = table.name
         cr.chain = chain.name
         cr.number = number
-        cr.src = _net(rule.source)
-        cr.dst = _net(rule.destination)
-        cr.iin = _iface(rule.in_interface)
-        cr.iout = _iface(rule.out_interface)
-        cr.frag = rule.fragment
-        cr.proto = None
-        if rule.protocol is not None:
-            n = _proto_number(rule.protocol.name)
-            if n != 0:
-                cr.proto = (n, rule.protocol.negated)
-            elif rule.protocol.negated:  # "! -p all" matches nothing
-                cr.proto = (-1, False)
-        checks: list[Check] = []
-        for m in rule.matches:
-            checks.extend(_compile_match(m, self.local, self.family))
-        cr.checks = tuple(checks)
-        cr.dims, cr.extra = _fast_parts(rule, cr, self.local, self.family)
-        cr.target = None
-        target = rule.target
-        if target is None:
+        cr.dims, cr.extra = _fast_parts(cr, self.local, self.family)
+        action = rule.action
+        kind = action.kind
+        cr.target = action.name
+        cr.changes = cr.ends = False
+        if kind == "continue" and not action.name and action.rewrite is None:
             cr.kind = _NONE
-        elif target.name in chain_names:
-            cr.kind = _GOTO if target.goto else _JUMP
-            cr.target = target.name
-        elif target.name == "RETURN":
+        elif kind in ("jump", "goto") and action.chain in chain_names:
+            cr.kind = _GOTO if kind == "goto" else _JUMP
+            cr.target = action.chain
+        elif kind == "return":
             cr.kind = _RETURN
-        elif target.name == "ACCEPT":
+        elif kind == "accept":
             cr.kind = _ACCEPT
-        elif target.name in ext.FINAL_TARGETS:
+        elif kind in ("drop", "reject", "queue"):
             cr.kind = _VERDICT
-            cr.target = "QUEUE" if target.name == "NFQUEUE" else target.name
-        elif target.name in ext.NAT_TARGETS or target.name in ext.CONTINUING_TARGETS:
+            cr.target = action.says
+        elif kind in ("nat", "continue"):
             cr.kind = _ACTION
-            cr.target = target.name
-            cr.action = _compile_action(target.name, target.options, self.local, table)
-        else:
+            cr.target = action.name or kind
+            cr.action = compile_rewrite(action.rewrite, cr.target, self.local)
+            cr.changes = action.rewrite is not None
+            cr.ends = kind == "nat"
+        else:  # "ends" (TPROXY, SYNPROXY), "unknown", or a jump out of the table
             cr.kind = _UNKNOWN_TARGET
-            cr.target = target.name
+            cr.target = action.name or kind
         return cr
 
     def _text(self, cr: _CRule) -> str:
         key = id(cr)
         text = self._texts.get(key)
         if text is None:
-            from trustwall.firewall.iptables.render import render_rule
-
-            try:
-                text = render_rule(cr.rule)
-            except Exception:  # a renderer gap must not hide the trace; fall back to the input
-                text = cr.rule.text.strip()
-            self._texts[key] = text
+            text = self._texts[key] = cr.rule.source.text
         return text
 
-    def _ref(self, table: str, cr: _CRule, hook: str) -> RuleRef:
+    def _ref(self, cr: _CRule, hook: str) -> RuleRef:
         key = (id(cr), hook)
         ref = self._refs.get(key)
         if ref is None:
-            ref = self._refs[key] = RuleRef(table, cr.chain, cr.number, self._text(cr), hook)
+            src = cr.rule.source
+            ref = self._refs[key] = RuleRef(cr.table, cr.chain, cr.number, self._text(cr),
+                                            hook.upper(), src.backend, src.family, src.handle)
         return ref
 
     # -- walk --
@@ -314,10 +369,10 @@ class Tracer:
 
     def _walk(self, run: _Run, ctx: _Ctx, local: bool) -> tuple[str, RuleRef | None]:
         if local:
-            order: list[tuple[str, tuple[str, ...]]] = [("OUTPUT", hook_tables("OUTPUT"))]
-            main = "OUTPUT"
+            order = ["output"]
+            main = "output"
         else:
-            verdict = self._hook_tables(run, ctx, "PREROUTING", hook_tables("PREROUTING"))
+            verdict = self._hook(run, ctx, "prerouting")
             if verdict is not None:
                 return verdict
             to_me = self._is_local(run, ctx)
@@ -332,16 +387,16 @@ class Tracer:
                 ctx.iout = ctx.out_given
                 if ctx.iout is None and ctx.dst is not None:
                     ctx.iout = self.local.out_interface(str(_addr_obj(ctx.dst, self.family)))
-            main = "INPUT" if to_me else "FORWARD"
-            order = [(main, hook_tables(main))]
-        if main != "INPUT":
-            order.append(("POSTROUTING", hook_tables("POSTROUTING")))
-        for hook, tables in order:
-            verdict = self._hook_tables(run, ctx, hook, tables)
+            main = "input" if to_me else "forward"
+            order = [main]
+        if main != "input":
+            order.append("postrouting")
+        for hook in order:
+            verdict = self._hook(run, ctx, hook)
             if verdict is not None:
                 return verdict
-        decided = run.decisions.get(("filter", main))
-        return "ACCEPT", decided
+        accepter = self._accepter.get(main)
+        return "ACCEPT", run.decisions.get((accepter, main)) if accepter is not None else None
 
     def _is_local(self, run: _Run, ctx: _Ctx) -> bool:
         if ctx.dst is None:  # REDIRECT to an address we do not know: still this host
@@ -362,87 +417,83 @@ class Tracer:
                                  "local: INPUT" if local else "not local: FORWARD"))
         return local
 
-    def _present(self, hook: str, tables: Sequence[str]) -> list[tuple[str, _CChain]]:
-        key = (hook, *tables)
-        found = self._hook_chains.get(key)
-        if found is None:
-            found = self._hook_chains[key] = [
-                (t, self._chains[(t, hook)]) for t in tables if (t, hook) in self._chains]
-        return found
-
-    def _hook_tables(self, run: _Run, ctx: _Ctx, hook: str, tables: Sequence[str]
-                     ) -> tuple[str, RuleRef | None] | None:
-        """Walk one hook through its tables; a final verdict (DROP…) is returned, else None."""
-        run.hooks.append(hook)
-        for table, cchain in self._present(hook, tables):
-            if table == "nat" and ctx.state != "NEW":
+    def _hook(self, run: _Run, ctx: _Ctx, hook: str) -> tuple[str, RuleRef | None] | None:
+        """Walk one hook through its base chains by priority: ``accept`` ends only the base
+        chain; a final verdict (DROP…) is returned, else None."""
+        run.hooks.append(hook.upper())
+        for cchain, nat, untracked in self._hooks[hook]:
+            if nat and ctx.state != "NEW":
                 continue  # NAT rules see only a connection's first packet
             ctx.hook = hook
             saved_state = ctx.state
-            if table == "raw":
-                ctx.state = "INVALID"  # conntrack has not run yet: no ct attached
-            result = self._chain(run, table, cchain, ctx, 0)
-            if table == "raw":
+            if untracked:  # conntrack has not run yet (raw): no ct attached
+                ctx.state = "INVALID"
+            result = self._chain(run, cchain, ctx, 0)
+            if untracked:
                 ctx.state = "UNTRACKED" if ctx.notrack else saved_state
             if result is None:
                 policy = cchain.policy or "ACCEPT"
-                ref = self._refs.get((table, hook))
+                ref = self._refs.get((cchain.tkey, hook))
                 if ref is None:
-                    ref = self._refs[(table, hook)] = RuleRef(table, hook, None,
-                                                              f"-P {hook} {policy}", hook)
+                    table = cchain.table
+                    base = cchain.hook
+                    ref = self._refs[(cchain.tkey, hook)] = RuleRef(
+                        table.name, cchain.name, None,
+                        base.policy_text or f"policy {base.policy}", hook.upper(),
+                        table.backend, table.family)
                 if run.with_path:
-                    run.path.append(Step(table, hook, None, ref.text, f"policy {policy}"))
+                    run.path.append(Step(ref.table, ref.chain, None, ref.text,
+                                         f"policy {policy}"))
                 verdict = policy
             else:
                 verdict, ref = result
-            run.decisions[(table, hook)] = ref
+            run.decisions[(cchain.tkey, hook)] = ref
             if verdict != "ACCEPT":
                 return verdict, ref
         return None
 
-    def _chain(self, run: _Run, table: str, cchain: _CChain, ctx: _Ctx, depth: int
+    def _chain(self, run: _Run, cchain: _CChain, ctx: _Ctx, depth: int
                ) -> tuple[str, RuleRef] | None:
         """Walk a chain; None means it returned (RETURN or its end)."""
         if depth > 100:
             raise BadInput(f"chain {cchain.name} jumps too deep (a loop?)")
-        for cr in self._matching(run, table, cchain, ctx):
+        for cr in self._matching(run, cchain, ctx):
             kind = cr.kind
             if kind == _NONE:
-                self._step(run, table, cr, "match (no target)")
+                self._step(run, cr, "match (no target)")
                 continue
             if kind in (_JUMP, _GOTO):
-                self._step(run, table, cr, ("goto " if kind == _GOTO else "jump ") + cr.target)
-                sub = self._chains[(table, cr.target)]
-                result = self._chain(run, table, sub, ctx, depth + 1)
+                self._step(run, cr, ("goto " if kind == _GOTO else "jump ") + cr.target)
+                sub = self._chains[(cchain.tkey, cr.target)]
+                result = self._chain(run, sub, ctx, depth + 1)
                 if result is not None or kind == _GOTO:
                     return result
                 continue
             if kind == _RETURN:
-                self._step(run, table, cr, "RETURN")
+                self._step(run, cr, "RETURN")
                 return None
             if kind in (_ACCEPT, _VERDICT):
                 verdict = "ACCEPT" if kind == _ACCEPT else cr.target
-                self._step(run, table, cr, verdict)
-                return verdict, self._ref(table, cr, ctx.hook)
+                self._step(run, cr, verdict)
+                return verdict, self._ref(cr, ctx.hook)
             if kind == _ACTION:
                 note = cr.action(ctx) if cr.action is not None else cr.target
-                if cr.target in ext.CHANGING_TARGETS:
+                if cr.changes:
                     ctx.version += 1
-                self._step(run, table, cr, note)
-                if cr.target in ext.NAT_TARGETS:
-                    return "ACCEPT", self._ref(table, cr, ctx.hook)
+                self._step(run, cr, note)
+                if cr.ends:  # NAT ends the nat base chain
+                    return "ACCEPT", self._ref(cr, ctx.hook)
                 continue
             # A target trustwall does not know: it may decide the packet or let it continue.
-            u = Unknown(table, cr.chain, cr.number, self._text(cr),
+            u = Unknown(cr.table, cr.chain, cr.number, self._text(cr),
                         f"target {cr.target} is not modelled: it may stop the packet")
             if run.decide(u):
-                self._step(run, table, cr, f"{cr.target} (assumed to decide)")
-                return "UNKNOWN", self._ref(table, cr, ctx.hook)
-            self._step(run, table, cr, f"{cr.target} (assumed to continue)")
+                self._step(run, cr, f"{cr.target} (assumed to decide)")
+                return "UNKNOWN", self._ref(cr, ctx.hook)
+            self._step(run, cr, f"{cr.target} (assumed to continue)")
         return None
 
-    def _matching(self, run: _Run, table: str, cchain: _CChain, ctx: _Ctx
-                  ) -> Iterator[_CRule]:
+    def _matching(self, run: _Run, cchain: _CChain, ctx: _Ctx) -> Iterator[_CRule]:
         """The chain's rules that match, in order: by the index when every field is known."""
         if ctx.version == 0:  # unchanged packet: forked walks share the chain's mask
             key = (id(cchain), ctx.hook, ctx.state, ctx.iout)
@@ -454,14 +505,14 @@ class Tracer:
         rules = cchain.rules
         if mask is None:
             for cr in rules:
-                if self._matches(run, table, cr, ctx):
+                if self._matches(run, cr, ctx):
                     yield cr
             return
         while mask:
             low = mask & -mask
             mask ^= low
             cr = rules[low.bit_length() - 1]
-            if cr.extra and not self._extra(run, table, cr, ctx):
+            if cr.extra and not self._extra(run, cr, ctx):
                 continue
             version = ctx.version
             yield cr
@@ -469,12 +520,12 @@ class Tracer:
                 fresh = cchain.fast_mask(ctx)
                 if fresh is None:
                     for later in rules[low.bit_length():]:
-                        if self._matches(run, table, later, ctx):
+                        if self._matches(run, later, ctx):
                             yield later
                     return
                 mask = fresh & ~((low << 1) - 1)
 
-    def _extra(self, run: _Run, table: str, cr: _CRule, ctx: _Ctx) -> bool:
+    def _extra(self, run: _Run, cr: _CRule, ctx: _Ctx) -> bool:
         reason = ""
         for check in cr.extra:
             result = check(ctx)
@@ -484,44 +535,22 @@ class Tracer:
                 reason = reason or str(result)
         if not reason:
             return True
-        return run.decide(Unknown(table, cr.chain, cr.number, self._text(cr), reason))
+        return run.decide(Unknown(cr.table, cr.chain, cr.number, self._text(cr), reason))
 
-    def _step(self, run: _Run, table: str, cr: _CRule, action: str) -> None:
+    def _step(self, run: _Run, cr: _CRule, action: str) -> None:
         if run.with_path:
-            run.path.append(Step(table, cr.chain, cr.number, self._text(cr), action))
+            run.path.append(Step(cr.table, cr.chain, cr.number, self._text(cr), action))
 
-    def _matches(self, run: _Run, table: str, cr: _CRule, ctx: _Ctx) -> bool:
-        proto = cr.proto
-        if proto is not None and (ctx.proto == proto[0]) == proto[1]:
+    def _matches(self, run: _Run, cr: _CRule, ctx: _Ctx) -> bool:
+        """Every condition of the rule, one by one (a packet field is unknown)."""
+        if cr.never:
             return False
+        checks = cr.checks
+        if checks is None:
+            checks = cr.checks = tuple(condition_check(c, self.local, self.family)
+                                       for c in cr.rule.conditions)
         reason = ""
-        net = cr.src
-        if net is not None:
-            if ctx.src is None:
-                reason = "the source address is unknown"
-            elif ((ctx.src & net[1]) == net[0]) == net[2]:
-                return False
-        net = cr.dst
-        if net is not None:
-            if ctx.dst is None:
-                reason = "the destination was rewritten to an address trustwall does not know"
-            elif ((ctx.dst & net[1]) == net[0]) == net[2]:
-                return False
-        iface = cr.iin
-        if iface is not None:
-            if ctx.iin is None:
-                reason = "the packet's input interface is not given (--in)"
-            elif (ctx.iin.startswith(iface[0]) if iface[1] else ctx.iin == iface[0]) == iface[2]:
-                return False
-        iface = cr.iout
-        if iface is not None:
-            if ctx.iout is None:
-                reason = "the packet's output interface is not given (--out)"
-            elif (ctx.iout.startswith(iface[0]) if iface[1] else ctx.iout == iface[0]) == iface[2]:
-                return False
-        if cr.frag is True:  # traced packets are never fragments
-            return False
-        for check in cr.checks:
+        for check in checks:
             result = check(ctx)
             if result is False:
                 return False
@@ -529,21 +558,54 @@ class Tracer:
                 reason = reason or str(result)
         if not reason:
             return True
-        return run.decide(Unknown(table, cr.chain, cr.number, self._text(cr), reason))
+        return run.decide(Unknown(cr.table, cr.chain, cr.number, self._text(cr), reason))
 
 
+def _reverse_ties(chains: list[tuple[_CChain, bool, bool]]) -> list[tuple[_CChain, bool, bool]]:
+    """Base chains by priority, each run of equal priorities in reverse."""
+    out: list[tuple[_CChain, bool, bool]] = []
+    for _, tied in itertools.groupby(chains, key=lambda c: c[0].hook.priority):
+        out += reversed(list(tied))
+    return out
 
-def trace(ruleset: Ruleset, packet: Packet, local: LocalAddresses | None = None
+
+def _where(cchain: _CChain) -> str:
+    t = cchain.table
+    return f"{t.backend} {t.family} {t.name} {cchain.name}"
+
+
+def trace(ruleset: Ruleset | Frontend, packet: Packet, local: LocalAddresses | None = None
           ) -> TraceResult:
-    """Trace one packet through ``ruleset`` (compiles it; use :class:`Tracer` for many)."""
-    return Tracer(ruleset, local).trace(packet)
+    """Trace one packet through ``ruleset`` (compiles it; use :class:`Tracer` for many). An
+    IR ruleset holding both IP versions is traced for the packet's own version."""
+    return Tracer(ruleset, local, family=_version_of(ruleset, packet)).trace(packet)
 
 
-def trace_many(ruleset: Ruleset, packets: Iterable[Packet],
+def trace_many(ruleset: Ruleset | Frontend, packets: Iterable[Packet],
                local: LocalAddresses | None = None, *, with_path: bool = False
                ) -> list[TraceResult]:
-    """Trace many packets: the ruleset is compiled once."""
-    return Tracer(ruleset, local).trace_many(packets, with_path=with_path)
+    """Trace many packets: the ruleset is compiled once per IP version the packets have."""
+    if not isinstance(ruleset, Ruleset):  # a frontend's ruleset is one IP version
+        return Tracer(ruleset, local).trace_many(packets, with_path=with_path)
+    tracers: dict[int | None, Tracer] = {}
+    out = []
+    for p in packets:
+        family = _version_of(ruleset, p)
+        tracer = tracers.get(family)
+        if tracer is None:
+            tracer = tracers[family] = Tracer(ruleset, local, family=family)
+        out.append(tracer.trace_many((p,), with_path=with_path)[0])
+    return out
+
+
+def _version_of(ruleset: Ruleset | Frontend, packet: Packet) -> int | None:
+    """The packet's IP version when ``ruleset`` is an IR ruleset (None: the frontend's)."""
+    if not isinstance(ruleset, Ruleset):
+        return None
+    try:
+        return ipaddress.ip_address(packet.src).version
+    except ValueError:
+        return None  # the tracer says what is wrong with the address
 
 
 __all__ = ["Assumption", "Outcome", "Packet", "RuleRef", "Step", "TraceResult", "Tracer",
