@@ -367,14 +367,19 @@ def firewalld_story(names: list[str]) -> Iterator[Step]:
     from trustwall.lab.firewalld import SERVER_IP as FWD_SERVER_IP
     from trustwall.lab.firewalld import FirewalldHost
 
+    def _fwd(title: str, story: str, command: str, rows: tuple[Row, ...], began: float
+             ) -> Step:
+        return Step("Letting in, firewalld", title, story, command, rows,
+                    time.perf_counter() - began)
+
     t = time.perf_counter()
     with FirewalldHost() as host:
         assert host.server is not None and host.client is not None
         names += [host.server.name, host.client.name]
         refused = host.connect()
         listing = host.listing()
-        yield Step(
-            "Letting in, firewalld", f"On a firewalld server, JConsole to tcp/{JMX_PORT}: "
+        yield _fwd(
+            f"On a firewalld server, JConsole to tcp/{JMX_PORT}: "
             "No route to host",
             "A second server whose firewall belongs to firewalld (zone public, the Debian "
             "default). The JMX agent listens, but firewalld's zone ends in a reject with "
@@ -385,7 +390,7 @@ def firewalld_story(names: list[str]) -> Iterator[Step]:
              _client_row(refused),
              Row("zone public", "INFO", _zone_line(listing, "services") + "; " +
                  _zone_line(listing, "ports"))),
-            time.perf_counter() - t)
+            t)
 
         yield doctor.why_in_owner_step(host, JMX_PORT)
 
@@ -393,8 +398,8 @@ def firewalld_story(names: list[str]) -> Iterator[Step]:
         allow = ("fw", "allow", "-p", "tcp", "--dport", str(JMX_PORT))
         planned = host.trustwall(*allow, "--plan", "--json", check=False)
         plan = json.loads(planned.stdout) if planned.returncode == 0 else {}
-        yield Step(
-            "Letting in, firewalld", "fw allow --plan: firewalld's own commands",
+        yield _fwd(
+            "fw allow --plan: firewalld's own commands",
             "On a firewalld host the plan goes through firewalld: the port in the zone the "
             "packet lands in, runtime and --permanent, never a raw nft or iptables rule that "
             "the next firewall-cmd --reload would wipe.",
@@ -402,7 +407,7 @@ def firewalld_story(names: list[str]) -> Iterator[Step]:
             (Row("owner", "INFO", plan.get("owner") or _one_line(planned)),
              *(Row("command", "INFO", c) for c in plan.get("commands", ())),
              *(Row("effect", "INFO", e) for e in plan.get("effect", ()))),
-            time.perf_counter() - t)
+            t)
 
         t = time.perf_counter()
         applied = host.trustwall(*allow, "--apply", "--yes", check=False)
@@ -411,8 +416,8 @@ def firewalld_story(names: list[str]) -> Iterator[Step]:
         undone = host.trustwall("undo", check=False)
         closed = host.connect()
         same = host.listing() == listing
-        yield Step(
-            "Letting in, firewalld", "fw allow --apply through firewalld, then trustwall undo",
+        yield _fwd(
+            "fw allow --apply through firewalld, then trustwall undo",
             "The same command as on the iptables server: trustwall runs firewall-cmd, "
             "journaled (the zone files and settings before it), reads firewalld back; "
             "firewall-cmd --list-all shows the port. undo puts firewalld back exactly.",
@@ -425,7 +430,7 @@ def firewalld_story(names: list[str]) -> Iterator[Step]:
                  _one_line(undone) + ("; --list-all as before" if same else
                                       "; --list-all differs from before")),
              _client_row(closed)),
-            time.perf_counter() - t)
+            t)
 
 
 def _client_row(connected: str) -> Row:
