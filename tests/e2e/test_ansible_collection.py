@@ -5,6 +5,7 @@ example playbooks in its docs pass ansible-playbook --syntax-check."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -60,3 +61,89 @@ def test_example_playbook_syntax(playbook: Path, tmp_path: Path) -> None:
     done = subprocess.run([str(BIN / "ansible-playbook"), "--syntax-check", "-i", "localhost,",
                            str(playbook)], env=_env(tmp_path), capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# -- firewall_rule and trustwall_facts on firewalld and ufw hosts (issue 15) ------------------
+
+PLAYBOOK = """\
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: facts
+      trustwall.core.trustwall_facts: {lint: false}
+    - name: open jmx
+      trustwall.core.firewall_rule: {action: allow, proto: tcp, dport: "18745"}
+"""
+
+
+def _owner_host(owner: str):  # type: ignore[no-untyped-def]
+    from trustwall.lab.firewalld import FirewalldHost
+    from trustwall.lab.ufw import UfwHost
+
+    if owner == "firewalld":
+        return FirewalldHost().start()
+    host = UfwHost().start()
+    try:
+        host.enable()
+        host.ufw("allow", "22/tcp")
+        host.reload()
+    except BaseException:
+        host.close()
+        raise
+    return host
+
+
+def _playbook(host, tmp_path: Path, *flags: str) -> dict:  # type: ignore[no-untyped-def]
+    """ansible-playbook with a local connection INSIDE the lab host (its mount and network
+    namespaces), the module run by this interpreter (trustwall importable), as on a server."""
+    import sys
+
+    book = tmp_path / "owner.yml"
+    book.write_text(PLAYBOOK)
+    env = {**_env(tmp_path), "ANSIBLE_STDOUT_CALLBACK": "trustwall.core.fleet_json",
+           "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"), "ANSIBLE_REMOTE_TEMP":
+           str(tmp_path / "tmp"), "PATH": f"{BIN}:{Path(sys.executable).parent}:/usr/sbin:"
+           "/usr/bin:/sbin:/bin"}
+    done = host.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e",
+                     f"ansible_python_interpreter={sys.executable}", *flags, str(book)],
+                    env=env, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    tasks = json.loads(done.stdout[done.stdout.index("{"):])["plays"][0]["tasks"]
+    return {t["task"]["name"]: t["hosts"]["localhost"] for t in tasks}
+
+
+@pytest.mark.lab
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces)")
+@pytest.mark.parametrize("owner", ["firewalld", "ufw"])
+def test_firewall_rule_goes_through_the_owner(owner: str, tmp_path: Path) -> None:
+    """Facts name the owner; check + diff mode plans the owner's commands and changes nothing;
+    the real run opens the port through the owner (the client connects; the owner's own
+    listing shows it); a second run is ok; ``trustwall undo`` restores the owner exactly."""
+    host = _owner_host(owner)
+    try:
+        before = host.snapshot()
+        assert host.connect(timeout=1).startswith("FAIL")
+        checked = _playbook(host, tmp_path, "--check", "--diff")
+        assert checked["facts"]["ansible_facts"]["trustwall"]["firewall"]["owner"] == owner
+        planned = checked["open jmx"]
+        assert planned["changed"] is True and planned["owner"] == owner, planned
+        expected = {"firewalld": ["firewall-cmd --zone public --add-port 18745/tcp",
+                                  "firewall-cmd --permanent --zone public --add-port 18745/tcp"],
+                    "ufw": ["ufw allow from any to any port 18745 proto tcp"]}[owner]
+        assert planned["commands"] == expected
+        assert f"# through {owner}" in planned["diff"]["prepared"]
+        assert all(c in planned["diff"]["after"] for c in expected)
+        assert host.snapshot() == before and host.connect(timeout=1).startswith("FAIL")
+
+        applied = _playbook(host, tmp_path, "--diff")["open jmx"]
+        assert applied["changed"] is True and applied["txn_id"], applied
+        assert host.connect(timeout=1) == "OK JMX lab listener"
+        assert "18745" in " ".join(host.snapshot().values())
+        again = _playbook(host, tmp_path)["open jmx"]
+        assert again["changed"] is False and again["commands"] == [], again
+
+        host.trustwall("undo")
+        assert host.snapshot() == before
+        assert host.connect(timeout=1).startswith("FAIL")
+    finally:
+        host.close()

@@ -1,10 +1,10 @@
 """Owners on real hosts in the lab: ufw (real ufw, rules captured as ufw makes them), plain
 nftables (nftables.conf), a Docker-style published port, iptables-persistent.
 
-Each host is a network namespace plus a private mount namespace held by one process: /etc is
-an overlay whose upper layer is the test's scratch directory (so ufw, /etc/nftables.conf and
-/etc/iptables are written there, never on the host), /run and /var/lib are fresh tmpfs (ufw's
-lock file, trustwall's journal). Commands enter it with nsenter (lab.sandbox.enter_argv).
+Each host is a trustwall.lab.managed host: a network namespace plus a private mount namespace
+held by one process, the owner's files as scratch copies (ufw) or /etc as an overlay on scratch
+(/etc/nftables.conf, /etc/iptables), /run and /var/lib fresh tmpfs (ufw's lock file,
+trustwall's journal), a client on a veth pair and the JMX stand-in on tcp/18745.
 Truth: real connects, the kernel's listings (iptables-save, nft list ruleset), `ufw reload`.
 """
 
@@ -17,102 +17,45 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
+from trustwall.lab.managed import (
+    NFT_CONF,
+    RULES_V4,
+    IptablesPersistentHost,
+    ManagedHost,
+    NftablesHost,
+)
 from trustwall.lab.netns import Netns, veth
-from trustwall.lab.sandbox import enter_argv
+from trustwall.lab.ufw import UfwHost
 
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")]
 
 SERVER_IP, CLIENT_IP = "198.18.230.1", "198.18.230.2"
-HOLDER = r"""set -eu
-mount --make-rprivate /
-mkdir -p "$1/up" "$1/work"
-mount -t overlay tw-owners-etc -o "lowerdir=/etc,upperdir=$1/up,workdir=$1/work" /etc
-mount -t tmpfs -o mode=0755 tw-owners-run /run
-mount -t tmpfs -o mode=0755 tw-owners-varlib /var/lib
-echo ready
-exec cat >/dev/null
-"""
 LISTENER = ("import socket,sys\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, "
             "socket.SO_REUSEADDR, 1)\ns.bind(('0.0.0.0', int(sys.argv[1]))); s.listen(16)\n"
             "while True:\n    c, _ = s.accept(); c.sendall(b'OK'); c.close()\n")
-PROBE = ("import socket,sys\ns=socket.socket(); s.settimeout(1.5)\n"
-         "sys.exit(s.connect_ex((sys.argv[1], int(sys.argv[2]))))")
-
-
-class Host:
-    """A server (netns + private mount ns with a scratch /etc) and a client on a veth pair."""
-
-    def __init__(self, purpose: str, scratch: Path) -> None:
-        self.ns = Netns.create(purpose)
-        self.client = Netns.create(purpose + "c")
-        self.procs: list[subprocess.Popen] = []
-        try:
-            veth(self.ns, "eth0", f"{SERVER_IP}/24", self.client, "eth0", f"{CLIENT_IP}/24")
-            scratch.mkdir(parents=True, exist_ok=True)
-            self.holder = self.ns.popen(["unshare", "--mount", "--propagation", "private",
-                                         "sh", "-c", HOLDER, "sh", str(scratch)],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True)
-            line = self.holder.stdout.readline()  # type: ignore[union-attr]
-            assert line.strip() == "ready", self.holder.stderr.read()  # type: ignore[union-attr]
-        except BaseException:
-            self.close()
-            raise
-
-    def argv(self, argv: list[str]) -> list[str]:
-        return enter_argv(self.holder.pid, argv, net=True)
-
-    def run(self, argv: list[str], *, input: str | None = None, check: bool = True
-            ) -> subprocess.CompletedProcess:
-        proc = subprocess.run(self.argv(argv), input=input, capture_output=True, text=True,
-                              timeout=120, check=False)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"{argv} exited {proc.returncode}: {proc.stderr}{proc.stdout}")
-        return proc
-
-    def tw(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        env = ["env", "-i", f"PATH={os.environ['PATH']}", "HOME=/root", "NO_COLOR=1"]
-        return self.run([*env, sys.executable, "-m", "trustwall", *args], check=check)
-
-    def listen(self, port: int) -> None:
-        self.procs.append(subprocess.Popen(self.argv([sys.executable, "-c", LISTENER,
-                                                      str(port)]),
-                                           stdout=subprocess.DEVNULL,
-                                           stderr=subprocess.DEVNULL, start_new_session=True))
-        time.sleep(0.3)
-
-    def connects(self, port: int, address: str = SERVER_IP) -> bool:
-        return self.client.run([sys.executable, "-c", PROBE, address, str(port)],
-                               check=False).returncode == 0
-
-    def close(self) -> None:
-        for proc in self.procs:
-            proc.kill()
-            proc.wait(timeout=5)
-        holder = getattr(self, "holder", None)
-        if holder is not None:
-            holder.kill()
-            holder.wait(timeout=5)
-        self.client.delete()
-        self.ns.delete()
 
 
 @pytest.fixture
-def host(tmp_path):
-    made: list[Host] = []
+def host():
+    """``host(UfwHost)``: a started lab host (lab.managed) of that kind, closed after the test."""
+    made: list[ManagedHost] = []
 
-    def make(purpose: str) -> Host:
-        made.append(Host(purpose, tmp_path / f"scratch-{purpose}"))
+    def make(cls: type[ManagedHost], *args: object) -> ManagedHost:
+        made.append(cls(*args, server_ip=SERVER_IP, client_ip=CLIENT_IP))  # type: ignore[call-arg]
+        made[-1].start()
         return made[-1]
 
     yield make
     for h in made:
         h.close()
+
+
+def connects(server: ManagedHost, port: int = 18745) -> bool:
+    return server.connect(port, timeout=1.5).startswith("OK")
 
 
 def _json(proc: subprocess.CompletedProcess) -> dict:
@@ -129,17 +72,17 @@ def _rules(save: str) -> list[str]:
 
 
 def test_ufw_host_lint_hides_ufws_structure_and_reports_hand_added_rules(host):
-    server = host("ufwowner")
+    server = host(UfwHost)
     server.run(["ufw", "--force", "enable"])
     server.run(["ufw", "allow", "22/tcp"])
     server.run(["ufw", "deny", "18745/tcp"])
 
-    everything = _json(server.tw("fw", "lint", "--all", "--json", check=False))
+    everything = _json(server.trustwall("fw", "lint", "--all", "--json", check=False))
     kinds = [f["kind"] for f in everything["findings"]]
     assert len(kinds) >= 20 and {"empty_chain", "unreachable_chain"} <= set(kinds)
     assert {f["owner"] for f in everything["findings"]} == {"ufw"}
 
-    shown = _json(server.tw("fw", "lint", "--json", check=False))
+    shown = _json(server.trustwall("fw", "lint", "--json", check=False))
     print(f"ufw lint figure: --all {len(kinds)} findings "
           f"{dict(sorted(Counter(kinds).items()))}; default {len(shown['findings'])} shown, "
           f"{shown['hidden']} hidden")
@@ -155,7 +98,7 @@ def test_ufw_host_lint_hides_ufws_structure_and_reports_hand_added_rules(host):
     server.run(["iptables", "-I", "INPUT", "1", "-p", "tcp", "--dport", "9998", "-j",
                 "ACCEPT"])
     found = {(f["chain"], f["text"]): f for f in
-             _json(server.tw("fw", "lint", "--json", check=False))["findings"]
+             _json(server.trustwall("fw", "lint", "--json", check=False))["findings"]
              if f["kind"] == "hand_added"}
     in_ufw = found[("ufw-before-input", "-A ufw-before-input -p tcp -m tcp --dport 9999 "
                                         "-j ACCEPT")]
@@ -167,31 +110,31 @@ def test_ufw_host_lint_hides_ufws_structure_and_reports_hand_added_rules(host):
     saved = server.run(["iptables-save"]).stdout
     assert "--dport 9999" not in saved and "--dport 9998" in saved  # as the findings said
 
-    shown_text = server.tw("fw", "show").stdout
+    shown_text = server.trustwall("fw", "show").stdout
     assert "# owner: ufw" in shown_text
 
 
 def test_ufw_host_refuses_a_policy_apply_and_plans_through_ufw(host, tmp_path):
-    server = host("ufwpolicy")
+    server = host(UfwHost)
     server.run(["ufw", "--force", "enable"])
     server.run(["ufw", "deny", "18745/tcp"])
     before = server.run(["iptables-save"]).stdout
-    policy = server.tw("fw", "import", "--live").stdout
-    server.run(["sh", "-c", "cat > /etc/tw-policy.yaml"], input=policy)
+    policy = server.trustwall("fw", "import", "--live").stdout
+    server.run(["sh", "-c", "cat > /run/tw-policy.yaml"], input=policy)
 
-    refused = server.tw("fw", "apply", "/etc/tw-policy.yaml", "--yes", "--confirm-within",
-                        "0", check=False)
+    refused = server.trustwall("fw", "apply", "/run/tw-policy.yaml", "--yes", "--confirm-within",
+                               "0", check=False)
     assert refused.returncode == 1
     assert "ufw manages this firewall" in refused.stderr and "ufw allow" in refused.stderr
-    forced = server.tw("fw", "apply", "/etc/tw-policy.yaml", "--force", "--dry-run",
-                       "--json", "--confirm-within", "0")
+    forced = server.trustwall("fw", "apply", "/run/tw-policy.yaml", "--force", "--dry-run",
+                              "--json", "--confirm-within", "0")
     assert _json(forced)["dry_run"] is True
     assert _rules(server.run(["iptables-save"]).stdout) == _rules(before)
 
     # A plan goes through ufw (or, where owners.ufw is not merged yet, says so) — never the
     # raw `iptables -I INPUT …` that ufw would lose at the next boot.
-    plan = server.tw("fw", "allow", "-p", "tcp", "--dport", "18745", "--plan", "--json",
-                     check=False)
+    plan = server.trustwall("fw", "allow", "-p", "tcp", "--dport", "18745", "--plan", "--json",
+                            check=False)
     if plan.returncode == 0:
         data = _json(plan)
         assert data["owner"] == "ufw" and all(c.startswith("ufw ") for c in data["commands"])
@@ -201,10 +144,9 @@ def test_ufw_host_refuses_a_policy_apply_and_plans_through_ufw(host, tmp_path):
 
 
 def test_why_in_names_the_ufw_owner(host):
-    server = host("ufwwhy")
+    server = host(UfwHost)
     server.run(["ufw", "--force", "enable"])
-    server.listen(18745)
-    report = _json(server.tw("why-in", "18745", "--from", CLIENT_IP, "--json", check=False))
+    report = _json(server.trustwall("why-in", "18745", "--from", CLIENT_IP, "--json", check=False))
     rung = next(r for r in report["rungs"] if r["name"] == "firewall")
     assert rung["status"] == "broken", report
     assert "DROP by filter INPUT policy" in rung["found"] and "ufw" in rung["found"]
@@ -215,64 +157,46 @@ def test_why_in_names_the_ufw_owner(host):
 
 # -- plain nftables ---------------------------------------------------------------------------
 
-NFT_CONF = """#!/usr/sbin/nft -f
-flush ruleset
-
-table inet filter {
-\tchain input {
-\t\ttype filter hook input priority filter; policy drop;
-\t\tct state established,related accept
-\t\tiif "lo" accept
-\t\ttcp dport 22 accept
-\t}
-}
-"""
-
-
 def test_nftables_conf_owner_apply_survives_reboot_and_undo_is_exact(host):
-    server = host("nftowner")
-    server.run(["sh", "-c", "cat > /etc/nftables.conf"], input=NFT_CONF)
-    server.run(["nft", "-f", "/etc/nftables.conf"])
-    server.listen(18745)
-    assert not server.connects(18745)
+    server = host(NftablesHost)
+    assert not connects(server)
     live_before = server.run(["nft", "list", "ruleset"]).stdout
 
-    plan = _json(server.tw("fw", "allow", "-p", "tcp", "--dport", "18745", "--plan", "--json"))
+    plan = _json(server.trustwall("fw", "allow", "-p", "tcp", "--dport", "18745", "--plan",
+                                  "--json"))
     assert plan["owner"] == "nftables" and plan["persistent"] is True
     assert plan["writes"] == ["/etc/nftables.conf"]
     assert plan["commands"][0].startswith("nft insert rule inet filter input")
 
     started = time.monotonic()
-    applied = _json(server.tw("fw", "allow", "-p", "tcp", "--dport", "18745", "--apply",
-                              "--yes", "--json"))
+    applied = _json(server.trustwall("fw", "allow", "-p", "tcp", "--dport", "18745", "--apply",
+                                     "--yes", "--json"))
     trustwall_s = time.monotonic() - started
     assert applied["owner"] == "nftables" and applied["result"]["applied"] is True
-    assert server.connects(18745)
+    assert connects(server)
     after = server.run(["nft", "list", "ruleset"]).stdout
     assert "tcp dport 18745 ct state != invalid accept" in after
 
-    # Reboot: empty kernel, then what nftables.service runs.
-    server.run(["nft", "flush", "ruleset"])
-    server.run(["nft", "-f", "/etc/nftables.conf"])
+    server.reboot()  # an empty kernel, then what nftables.service runs
     assert server.run(["nft", "list", "ruleset"]).stdout == after
-    assert server.connects(18745)
+    assert connects(server)
 
     # Removal through the same owner: live rule by handle, and its line in the file.
     with_rule = server.run(["cat", "/etc/nftables.conf"]).stdout
-    removed = _json(server.tw("fw", "delete", "--apply", "--yes", "--json", "INPUT", "-p", "tcp",
-                              "--dport", "18745", "-j", "ACCEPT"))
+    removed = _json(server.trustwall("fw", "delete", "--apply", "--yes", "--json", "INPUT",
+                                     "-p", "tcp", "--dport", "18745", "-j", "ACCEPT"))
     assert removed["owner"] == "nftables"
     assert server.run(["nft", "list", "ruleset"]).stdout == live_before
     assert server.run(["cat", "/etc/nftables.conf"]).stdout == NFT_CONF
-    assert not server.connects(18745)
-    server.tw("undo", removed["result"]["txn_id"])
+    assert not connects(server)
+    server.trustwall("undo", removed["result"]["txn_id"])
     assert server.run(["nft", "list", "ruleset"]).stdout == after
     assert server.run(["cat", "/etc/nftables.conf"]).stdout == with_rule
 
-    server.tw("undo", applied["result"]["txn_id"])
+    server.trustwall("undo", applied["result"]["txn_id"])
     assert server.run(["nft", "list", "ruleset"]).stdout == live_before
     assert server.run(["cat", "/etc/nftables.conf"]).stdout == NFT_CONF
-    assert not server.connects(18745)
+    assert not connects(server)
 
     # The manager's own command, same run, for the latency note.
     started = time.monotonic()
@@ -322,10 +246,10 @@ COMMIT
 
 
 def test_docker_published_port_is_changed_in_docker_user_never_input(host, tmp_path):
-    server = host("dockerowner")
+    server = host(ManagedHost)
     container = Netns.create("container")
     try:
-        veth(server.ns, "docker0", "172.17.0.1/16", container, "eth0", f"{CONTAINER_IP}/16")
+        veth(server.server, "docker0", "172.17.0.1/16", container, "eth0", f"{CONTAINER_IP}/16")
         container.run(["ip", "route", "add", "default", "via", "172.17.0.1"])
         server.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
         server.run(["iptables-restore"], input=DOCKER_RULES)
@@ -333,18 +257,18 @@ def test_docker_published_port_is_changed_in_docker_user_never_input(host, tmp_p
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.3)
         before = server.run(["iptables-save"]).stdout
-        assert server.connects(8080)  # INPUT drops everything but 22: DNAT'ed never sees it
+        assert connects(server, 8080)  # INPUT drops everything but 22: DNAT'ed never sees it
 
-        refused = server.tw("fw", "deny", "-p", "tcp", "--dport", "8080", "--chain", "INPUT",
-                            "--plan", check=False)
+        refused = server.trustwall("fw", "deny", "-p", "tcp", "--dport", "8080", "--chain", "INPUT",
+                                   "--plan", check=False)
         assert refused.returncode == 1 and "never pass INPUT" in refused.stderr
         assert "DOCKER-USER" in refused.stderr
-        written = server.tw("fw", "deny", "-p", "tcp", "--dport", "3000", "--chain",
-                            "DOCKER", "--plan", check=False)
+        written = server.trustwall("fw", "deny", "-p", "tcp", "--dport", "3000", "--chain",
+                                   "DOCKER", "--plan", check=False)
         assert written.returncode == 1 and "belongs to docker" in written.stderr
 
-        plan = _json(server.tw("fw", "deny", "-p", "tcp", "--dport", "8080", "--plan",
-                               "--json"))
+        plan = _json(server.trustwall("fw", "deny", "-p", "tcp", "--dport", "8080", "--plan",
+                                      "--json"))
         assert plan["owner"] == "docker"
         assert plan["commands"] == ["iptables -I DOCKER-USER 1 -p tcp -m conntrack "
                                     "--ctorigdstport 8080 --ctdir ORIGINAL -j DROP"]
@@ -352,17 +276,17 @@ def test_docker_published_port_is_changed_in_docker_user_never_input(host, tmp_p
         assert any(line.startswith("FORWARD: tcp dport 3000 state INVALID,NEW") and
                    line.endswith(f"to {CONTAINER_IP}: ACCEPT → DROP") for line in plan["effect"])
         state = str(tmp_path / "state")
-        applied = _json(server.tw("fw", "deny", "-p", "tcp", "--dport", "8080", "--apply",
-                                  "--yes", "--json", "--confirm-within", "0", "--no-persist",
-                                  "--state-dir", state))
+        applied = _json(server.trustwall("fw", "deny", "-p", "tcp", "--dport", "8080", "--apply",
+                                         "--yes", "--json", "--confirm-within", "0", "--no-persist",
+                                         "--state-dir", state))
         assert applied["owner"] == "docker" and applied["result"]["applied"] is True
         saved = server.run(["iptables-save"]).stdout
         assert ("-A DOCKER-USER -p tcp -m conntrack --ctorigdstport 8080 --ctdir ORIGINAL "
                 "-j DROP") in saved
-        assert not server.connects(8080)
-        server.tw("undo", "--state-dir", state)
+        assert not connects(server, 8080)
+        server.trustwall("undo", "--state-dir", state)
         assert _rules(server.run(["iptables-save"]).stdout) == _rules(before)
-        assert server.connects(8080)
+        assert connects(server, 8080)
         listener.kill()
     finally:
         container.delete()
@@ -370,46 +294,30 @@ def test_docker_published_port_is_changed_in_docker_user_never_input(host, tmp_p
 
 # -- iptables-persistent ------------------------------------------------------------------------
 
-SEED = """*filter
-:INPUT DROP [0:0]
-:FORWARD DROP [0:0]
-:OUTPUT ACCEPT [0:0]
--A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
--A INPUT -i lo -j ACCEPT
--A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
-COMMIT
-"""
-
-
 def test_iptables_persistent_owner_writes_the_boot_file_and_undo_removes_it(host):
-    server = host("iptpersist")
-    server.run(["iptables-restore"], input=SEED)
-    server.run(["mkdir", "-p", "/etc/iptables"])
-    server.run(["sh", "-c", "cat > /etc/iptables/rules.v4"], input=SEED)
-    server.listen(18745)
-    assert not server.connects(18745)
+    server = host(IptablesPersistentHost)
+    assert not connects(server)
 
-    plan = _json(server.tw("fw", "allow", "-p", "tcp", "--dport", "18745", "--plan", "--json"))
+    plan = _json(server.trustwall("fw", "allow", "-p", "tcp", "--dport", "18745", "--plan",
+                                  "--json"))
     assert plan["owner"] == "iptables" and plan["persistent"] is True
     assert plan["commands"][-1] == "iptables-save -f /etc/iptables/rules.v4"
     started = time.monotonic()
-    applied = _json(server.tw("fw", "allow", "-p", "tcp", "--dport", "18745", "--apply",
-                              "--yes", "--json", "--confirm-within", "0"))
+    applied = _json(server.trustwall("fw", "allow", "-p", "tcp", "--dport", "18745", "--apply",
+                                     "--yes", "--json", "--confirm-within", "0"))
     trustwall_s = time.monotonic() - started
     assert applied["owner"] == "iptables"
     assert applied["result"]["persisted"] == ["/etc/iptables/rules.v4"]
-    assert server.connects(18745)
+    assert connects(server)
     after = _rules(server.run(["iptables-save"]).stdout)
 
-    # Reboot: an empty kernel, then what netfilter-persistent runs.
-    server.run(["nft", "flush", "ruleset"])
-    server.run(["iptables-restore", "/etc/iptables/rules.v4"])
+    server.reboot()  # an empty kernel, then what netfilter-persistent runs
     assert _rules(server.run(["iptables-save"]).stdout) == after
-    assert server.connects(18745)
+    assert connects(server)
 
-    server.tw("undo")
-    assert server.run(["cat", "/etc/iptables/rules.v4"]).stdout == SEED
-    assert not server.connects(18745)
+    server.trustwall("undo")
+    assert server.run(["cat", "/etc/iptables/rules.v4"]).stdout == RULES_V4
+    assert not connects(server)
     started = time.monotonic()
     server.run(["iptables", "-I", "INPUT", "3", "-p", "tcp", "--dport", "18745", "-j",
                 "ACCEPT"])

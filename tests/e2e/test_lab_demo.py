@@ -64,6 +64,36 @@ def test_demo_shows_the_forged_chain_and_the_jmx_story(report: DemoReport) -> No
     assert allow.rows[3].detail == "No route to host"
 
 
+def test_demo_tells_the_jconsole_story_on_a_firewalld_server(report: DemoReport) -> None:
+    refused = {row.subject: row for row in _step(report, "On a firewalld server").rows}
+    assert refused["from client"].verdict == "FAIL"
+    assert refused["from client"].detail == "No route to host"
+    assert refused["zone public"].detail.endswith("ports: (none)")
+    why = {row.subject: row for row in _step(report, "firewalld server: why-in").rows}
+    assert why["firewall"].verdict == "FAIL"
+    assert "REJECT by firewalld zone public" in why["firewall"].detail
+    assert why["next"].detail == ("sudo firewall-cmd --zone public --add-port 18745/tcp && "
+                                  "sudo firewall-cmd --permanent --zone public --add-port "
+                                  "18745/tcp")
+    plan = _step(report, "firewalld's own commands").rows
+    assert [(r.subject, r.detail) for r in plan] == [
+        ("owner", "firewalld"),
+        ("command", "firewall-cmd --zone public --add-port 18745/tcp"),
+        ("command", "firewall-cmd --permanent --zone public --add-port 18745/tcp"),
+        ("effect", "NEW tcp/18745 from any in zone public: REJECT -> ACCEPT")]
+    applied = _step(report, "through firewalld, then trustwall undo")
+    assert applied.command == "trustwall fw allow -p tcp --dport 18745 --apply"
+    assert [(row.subject, row.verdict) for row in applied.rows] == [
+        ("fw allow --apply", "OK"), ("from client", "OK"), ("firewall-cmd", "INFO"),
+        ("trustwall undo", "OK"), ("from client", "FAIL")]
+    assert applied.rows[1].detail == "JMX lab listener"
+    assert applied.rows[2].detail == "--list-all: ports: 18745/tcp"
+    assert applied.rows[3].detail.endswith("--list-all as before")
+    assert applied.rows[4].detail == "No route to host"
+    seconds = sum(s.seconds for s in report.steps if "firewalld" in s.chapter)
+    print(f"\nfirewalld chapter: {seconds:.2f} s")
+
+
 def test_borrowed_lab_is_given_back_as_it_was(report: DemoReport, lab: Lab) -> None:
     rules = lab.server.run(["iptables-save", "-t", "filter"]).stdout
     assert [ln for ln in rules.splitlines() if ln.startswith("-A")] == \

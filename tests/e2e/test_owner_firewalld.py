@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from trustwall.lab.firewalld import CLIENT_IP, SERVER_IP, FirewalldHost
+from trustwall.lab.netns import Netns
 
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")]
@@ -166,6 +167,16 @@ def test_for_is_a_runtime_timeout_that_firewalld_expires(host, unchanged):
         time.sleep(0.2)
     assert host.connect() == "FAIL No route to host"
     assert time.monotonic() - began < 10
+    # fw expire: firewalld removed the port itself; trustwall's record of it goes (journaled)
+    expired = json.loads(trustwall(host, "fw", "expire", "--json"))["removed"]
+    assert [line for line in expired if line.startswith("firewalld ")] == [
+        f"firewalld firewall-cmd --zone public --add-port 18745/tcp --timeout 2s (expired "
+        f"{record[-1]['expires']}; firewalld's --timeout removed it, its record goes)"], expired
+    assert json.loads(host.read("/var/lib/trustwall/firewalld-expiry.json")) == record[:-1]
+    assert "firewalld" not in " ".join(json.loads(trustwall(host, "fw", "expire",
+                                                            "--json"))["removed"])
+    trustwall(host, "undo")  # the expiry: the record is back
+    assert json.loads(host.read("/var/lib/trustwall/firewalld-expiry.json")) == record
     trustwall(host, "undo")  # only the expiry record is left to restore
 
 
@@ -260,4 +271,27 @@ def test_a_stopped_firewalld_is_refused_with_its_own_way(host, unchanged):
         assert plan["commands"] == [] and plan["next"] == "systemctl start firewalld"
     finally:
         host.start_firewalld()
+    assert host.connect() == "FAIL No route to host"
+
+
+def test_undo_never_acts_on_another_namespaces_firewalld(host, unchanged, tmp_path):
+    """The firewalld step says where it was made (network namespace, machine): an undo run
+    anywhere else is refused before firewall-cmd runs, even forced; where it was made, it
+    undoes."""
+    state = str(tmp_path / "state")  # on the host's /tmp: both places see the same journal
+    trustwall(host, "fw", "allow", "-p", "tcp", "--dport", "18745", "--apply", "--yes",
+              "--confirm-within", "0", "--state-dir", state)
+    assert host.connect() == "OK JMX lab listener"
+    steps = [json.loads(line) for path in (tmp_path / "state").rglob("journal.jsonl")
+             for line in path.read_text().splitlines()]
+    step = next(s for s in steps if s.get("kind") == "firewalld")
+    assert {"netns", "machine_id"} <= set(step["data"]), step
+    with Netns.create("fwdother") as other:
+        for extra in ([], ["--force"], ["--dry-run"]):
+            proc = other.run([sys.executable, "-m", "trustwall", "undo", "--state-dir", state,
+                              *extra], env=ENV, check=False)
+            assert proc.returncode != 0 and "another network namespace" in proc.stderr, proc
+    assert host.connect() == "OK JMX lab listener"
+    assert "ports: 18745/tcp" in host.listing(permanent=True)
+    trustwall(host, "undo", "--state-dir", state)
     assert host.connect() == "FAIL No route to host"

@@ -18,9 +18,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from fw_hosts import CLIENT_IP, LISTENER, SERVER_IP
+from fw_hosts import CLIENT_IP, SERVER_IP
 
-from trustwall.lab.netns import connect_tcp
 from trustwall.lab.ufw import UfwHost
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="needs Linux namespaces")
@@ -76,8 +75,7 @@ def trustwall(host: UfwHost, *args: str) -> subprocess.CompletedProcess:
 
 
 def connect(host: UfwHost) -> str:
-    assert host.client is not None
-    return connect_tcp(host.client, SERVER_IP, 18745, timeout=1)
+    return host.connect(timeout=1)
 
 
 def ufw_chains(host: UfwHost) -> list[str]:
@@ -100,9 +98,6 @@ def host() -> Iterator[UfwHost]:
         # and ufw6-user-limit-accept its ACCEPT until the first reload (they are in
         # user6.rules). Undo ends with `ufw reload`, so the baseline is taken after one.
         ufw_host.reload()
-        ufw_host.popen([PY, "-c", LISTENER], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-        time.sleep(0.3)
         print(f"\nufw lab host: namespaces + holder {ufw_host.startup_seconds:.3f} s, "
               f"with the scenario {time.perf_counter() - started:.3f} s")
         yield ufw_host
@@ -131,7 +126,7 @@ def test_allow_goes_through_ufw_survives_reload_and_boot_and_undo_is_exact(scena
     assert any("18745" in e and "DROP → ACCEPT" in e and "NEW" in e for e in plan["effect"])
     assert any("INVALID stay dropped" in n for n in plan["notes"])
     assert out["result"]["applied"] is True
-    assert connect(host) == "OK JMX"
+    assert connect(host) == "OK JMX lab listener"
     now = host.status_numbered()
     assert "[ 2] 18745/tcp                  ALLOW IN    Anywhere" in now
     assert "18745/tcp (v6)             ALLOW IN" in now
@@ -139,9 +134,9 @@ def test_allow_goes_through_ufw_survives_reload_and_boot_and_undo_is_exact(scena
     assert "### tuple ### allow tcp 18745 0.0.0.0/0 any 0.0.0.0/0 in" in \
         host.path("/etc/ufw/user.rules").read_text()
     host.reload()
-    assert connect(host) == "OK JMX"
+    assert connect(host) == "OK JMX lab listener"
     host.reboot()
-    assert connect(host) == "OK JMX"
+    assert connect(host) == "OK JMX lab listener"
     assert host.status_numbered() == now
     # INVALID packets stay dropped by ufw-before-input; NEW ones now pass (the kernel's rules).
     traced = json.loads(host.run([PY, "-c", TRACE, CLIENT_IP, SERVER_IP]).stdout)
@@ -160,7 +155,7 @@ def test_a_narrower_allow_is_inserted_before_the_conflicting_deny(scenario):
     out = api(host, request, apply=True)
     assert out["plan"]["commands"] == [
         f"ufw insert 2 allow from {CLIENT_IP} to any port 18745 proto tcp"]
-    assert connect(host) == "OK JMX"
+    assert connect(host) == "OK JMX lab listener"
     now = host.status_numbered()
     assert f"[ 2] 18745/tcp                  ALLOW IN    {CLIENT_IP}" in now
     assert "[ 3] 18745/tcp                  DENY IN     Anywhere" in now
@@ -185,7 +180,7 @@ def test_temporary_allow_is_removed_through_ufw_when_it_expires(scenario):
     assert any("expiry record" in n for n in out["plan"]["notes"])
     rules = host.path("/etc/ufw/user.rules").read_text()
     assert "comment=" in rules
-    assert connect(host) == "OK JMX"
+    assert connect(host) == "OK JMX lab listener"
     time.sleep(1.2)
     done = trustwall(host, "fw", "expire", "--json")
     assert done.returncode == 0, done.stderr
@@ -206,7 +201,7 @@ def test_an_unconfirmed_change_is_rolled_back_through_ufw(scenario):
     out = api(host, {"action": "allow", "proto": "tcp", "dport": "18745"}, apply=True,
               confirm=1)
     assert out["result"]["confirm_deadline"]
-    assert connect(host) == "OK JMX"
+    assert connect(host) == "OK JMX lab listener"
     txn = out["result"]["txn"]
     deadline = time.monotonic() + 30
     # The watcher undoes it (files back, then ufw reload) as its own transaction.
@@ -238,3 +233,28 @@ def test_hostile_rules_file_is_refused_not_obeyed(scenario):
     finally:
         path.write_bytes(original)
     assert host.status_numbered() == status
+
+
+def test_an_undo_killed_before_its_reload_rolls_back_files_first_then_reloads(scenario):
+    """The undo restores ufw's files, then runs ``ufw reload``. Killed just before the reload
+    (``TRUSTWALL_FAULT_AT``: the journal's crash points), recovery rolls the undo back: the
+    files must come back BEFORE ufw reloads, or ufw loads the pre-change rules while its files
+    say the port is open (the kernel and ``ufw status`` would disagree)."""
+    host, status, _ = scenario
+    request = {"action": "allow", "proto": "tcp", "dport": "18745"}
+    api(host, request, apply=True)
+    opened, opened_chains = host.status_numbered(), ufw_chains(host)
+    env = {**host.env, "TRUSTWALL_FAULT_TRACE": "/run/tw-fault-trace"}
+    assert host.run([PY, "-m", "trustwall", "undo"], env=env).returncode == 0
+    trace = host.read("/run/tw-fault-trace").splitlines()
+    reload_at = next(int(line.split()[0]) for line in trace if line.endswith(" exec ufw"))
+    assert host.status_numbered() == status
+    api(host, request, apply=True)
+    killed = host.run([PY, "-m", "trustwall", "undo"], check=False,
+                      env={**host.env, "TRUSTWALL_FAULT_AT": str(reload_at)})
+    assert killed.returncode == -9, killed
+    assert trustwall(host, "recover").returncode == 0
+    assert host.status_numbered() == opened
+    assert ufw_chains(host) == opened_chains  # the kernel loaded the restored files
+    assert connect(host) == "OK JMX lab listener"
+    assert trustwall(host, "undo").returncode == 0

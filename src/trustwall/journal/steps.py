@@ -50,6 +50,9 @@ class StepKind:
     pre_undo: list[PreUndoCheck] = field(default_factory=list)
     # Called after undo restored a before-image (step, before); raise to roll the undo back.
     post_restore: list[PostRestoreCheck] = field(default_factory=list)
+    # Its restore reloads state from files journaled AFTER it in the same transaction (ufw):
+    # an undo records it first, so a rolled-back undo restores those files before reloading.
+    reloads_files: bool = False
 
     def validate(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """``data`` restricted to this kind's fields, each checked; anything else refused."""
@@ -174,7 +177,10 @@ FIREWALLD = register(StepKind(
     name="firewalld",
     capture=lambda data: _firewalld().capture(list(data["zones"])),
     restore_argv=lambda data: _firewalld().restore_argv(data),
-    fields={"zones": lambda v: _firewalld().valid_zones(v)},
+    # where the change was made (WHERE_FIELDS): undo never acts on another namespace's or
+    # host's firewalld (firewall-cmd talks to whichever firewalld this process's D-Bus reaches)
+    fields={"zones": lambda v: _firewalld().valid_zones(v), **WHERE_FIELDS},
+    pre_undo=[lambda step, before, after: _firewall_undo().check_place(step)],
 ))
 
 
@@ -182,7 +188,8 @@ FIREWALLD = register(StepKind(
 # ufw's state is its files (/etc/ufw/user.rules, user6.rules: journaled as file steps AFTER
 # this one) plus the chains it loads from them. This step is journaled first, so rollback and
 # undo (newest step first) put the files back and THEN run ``ufw reload``; the before-image is
-# ``ufw status numbered``, which must read the same afterwards.
+# ``ufw status numbered``, which must read the same afterwards. An undo's own transaction
+# records it first too (reloads_files), so a rolled-back undo keeps that order.
 
 
 def _ufw_status(data: Mapping[str, Any]) -> bytes:
@@ -204,4 +211,5 @@ UFW = register(StepKind(
     # never reload another namespace's / host's ufw from this journal
     pre_undo=[lambda step, before, after: _firewall_undo().check_place(step)],
     post_restore=[_ufw_check_status],
+    reloads_files=True,
 ))

@@ -815,7 +815,17 @@ def _undo_actions(journal: list[entries.Step]) -> list[str]:
 
 
 def _apply_undo(txn: Transaction, journal: list[entries.Step], blobs: Path) -> None:
-    for step in reversed(journal):
+    # A kind whose restore reloads from files (ufw: ``ufw reload`` of user.rules) is recorded
+    # in the undo's own transaction before anything else, so that if the undo rolls back
+    # (newest step first) the files come back first and the reload runs last, on them.
+    early = {number for number, step in enumerate(journal)
+             if isinstance(step, entries.RecordStep) and steps.kind(step.kind).reloads_files}
+    for number in sorted(early, reverse=True):
+        step = journal[number]
+        assert isinstance(step, entries.RecordStep)
+        txn.record(step.kind, steps.kind(step.kind).capture(step.data), label=step.label,
+                   data=dict(step.data))
+    for number, step in reversed(list(enumerate(journal))):
         if isinstance(step, entries.FileStep):
             path = txn._path(step.path)
             txn.snapshot(path)
@@ -824,8 +834,9 @@ def _apply_undo(txn: Transaction, journal: list[entries.Step], blobs: Path) -> N
             _prune_tree(txn._path(step.path), set(step.names), txn)
         elif isinstance(step, entries.RecordStep):
             kind = steps.kind(step.kind)
-            txn.record(kind.name, kind.capture(step.data), label=step.label,
-                       data=dict(step.data))
+            if number not in early:
+                txn.record(kind.name, kind.capture(step.data), label=step.label,
+                           data=dict(step.data))
             before = _blob(blobs, step.before)
             txn.run(kind.restore_argv(step.data), input=before)
             for check in kind.post_restore:

@@ -156,6 +156,7 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
             on_step(step)
 
     t_total = time.perf_counter()
+    extra_names: list[str] = []  # namespaces of the chapters' own hosts (checked at the end)
     borrowed = lab is not None
     lab = lab or Lab()
     with _sigterm_as_interrupt():
@@ -317,8 +318,11 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
                      _one_line(undone)),
                  Row("from client", "FAIL" if "JMX" not in closed else "OK", closed)),
                 time.perf_counter() - t))
+            say("the same story on a firewalld server (real firewalld, private D-Bus)")
+            for step in firewalld_story(extra_names):
+                record(step)
         finally:
-            names = [ns.name for ns in lab.namespaces.values()]
+            names = [ns.name for ns in lab.namespaces.values()] + extra_names
             lab.close_playground()
             if borrowed:
                 lab.server.run(["iptables-restore"], input=SEED_RULESET)
@@ -328,7 +332,8 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
             t = time.perf_counter()
             if not borrowed:
                 lab.stop()
-            left = _left_behind(lab, names) if not borrowed else []
+            left = _left_behind(lab, names) if not borrowed else \
+                _left_behind(lab, extra_names, lab_files=False)
             record(Step(
                 "The lab", "Restored" if borrowed else "Torn down",
                 "The server's firewall and the interception are as they were." if borrowed
@@ -341,11 +346,103 @@ def run_demo(on_step: Callable[[Step], None] | None = None,
                       round(time.perf_counter() - t_total, 3), tuple(left))
 
 
-def _left_behind(lab: Lab, names: list[str]) -> list[str]:
+def _left_behind(lab: Lab, names: list[str], *, lab_files: bool = True) -> list[str]:
     """Namespaces, /etc/netns entries and lab files still present after the teardown."""
     from trustwall.lab.netns import NETNS_DIR
 
     left = [name for name in names if (NETNS_DIR / name).exists()]
     left += [f"/etc/netns/{name}" for name in names if os.path.exists(f"/etc/netns/{name}")]
-    left += [str(path) for path in (lab.workdir, lab.state_file) if path.exists()]
+    if lab_files:
+        left += [str(path) for path in (lab.workdir, lab.state_file) if path.exists()]
     return left
+
+
+def firewalld_story(names: list[str]) -> Iterator[Step]:
+    """The JConsole story on a firewalld server (lab.firewalld: real firewalld, private D-Bus,
+    its own namespaces): the connect fails with "No route to host", ``why-in`` names firewalld
+    and its command, ``fw allow --plan`` shows firewall-cmd commands, ``--apply``, the connect
+    works, ``undo``. Everything trustwall does runs inside the server, as an operator would.
+    The host's namespace names are appended to ``names`` (the teardown checks them)."""
+    from trustwall.lab import story as doctor
+    from trustwall.lab.firewalld import SERVER_IP as FWD_SERVER_IP
+    from trustwall.lab.firewalld import FirewalldHost
+
+    def _fwd(title: str, story: str, command: str, rows: tuple[Row, ...], began: float
+             ) -> Step:
+        return Step("Letting in, firewalld", title, story, command, rows,
+                    time.perf_counter() - began)
+
+    t = time.perf_counter()
+    with FirewalldHost() as host:
+        assert host.server is not None and host.client is not None
+        names += [host.server.name, host.client.name]
+        refused = host.connect()
+        listing = host.listing()
+        yield _fwd(
+            f"On a firewalld server, JConsole to tcp/{JMX_PORT}: "
+            "No route to host",
+            "A second server whose firewall belongs to firewalld (zone public, the Debian "
+            "default). The JMX agent listens, but firewalld's zone ends in a reject with "
+            "icmpx admin-prohibited: the client reports 'No route to host'.",
+            f"jconsole {FWD_SERVER_IP}:{JMX_PORT}",
+            (Row("firewalld", "INFO", f"{FWD_SERVER_IP}: running in {host.startup_seconds:.2f} s"
+                                      " (own network, mount namespace and D-Bus)"),
+             _client_row(refused),
+             Row("zone public", "INFO", _zone_line(listing, "services") + "; " +
+                 _zone_line(listing, "ports"))),
+            t)
+
+        yield doctor.why_in_owner_step(host, JMX_PORT)
+
+        t = time.perf_counter()
+        allow = ("fw", "allow", "-p", "tcp", "--dport", str(JMX_PORT))
+        planned = host.trustwall(*allow, "--plan", "--json", check=False)
+        plan = json.loads(planned.stdout) if planned.returncode == 0 else {}
+        yield _fwd(
+            "fw allow --plan: firewalld's own commands",
+            "On a firewalld host the plan goes through firewalld: the port in the zone the "
+            "packet lands in, runtime and --permanent, never a raw nft or iptables rule that "
+            "the next firewall-cmd --reload would wipe.",
+            " ".join(("trustwall", *allow, "--plan")),
+            (Row("owner", "INFO", plan.get("owner") or _one_line(planned)),
+             *(Row("command", "INFO", c) for c in plan.get("commands", ())),
+             *(Row("effect", "INFO", e) for e in plan.get("effect", ()))),
+            t)
+
+        t = time.perf_counter()
+        applied = host.trustwall(*allow, "--apply", "--yes", check=False)
+        opened = host.connect()
+        shown = _zone_line(host.listing(), "ports")
+        undone = host.trustwall("undo", check=False)
+        closed = host.connect()
+        same = host.listing() == listing
+        yield _fwd(
+            "fw allow --apply through firewalld, then trustwall undo",
+            "The same command as on the iptables server: trustwall runs firewall-cmd, "
+            "journaled (the zone files and settings before it), reads firewalld back; "
+            "firewall-cmd --list-all shows the port. undo puts firewalld back exactly.",
+            " ".join(("trustwall", *allow, "--apply")),
+            (Row("fw allow --apply", "OK" if applied.returncode == 0 else "FAIL",
+                 _one_line(applied)),
+             _client_row(opened),
+             Row("firewall-cmd", "INFO", f"--list-all: {shown}"),
+             Row("trustwall undo", "OK" if undone.returncode == 0 and same else "FAIL",
+                 _one_line(undone) + ("; --list-all as before" if same else
+                                      "; --list-all differs from before")),
+             _client_row(closed)),
+            t)
+
+
+def _client_row(connected: str) -> Row:
+    """``OK <greeting>`` / ``FAIL <reason>`` (lab.netns.connect_tcp) as the client's row."""
+    verdict, _, detail = connected.partition(" ")
+    return Row("from client", "OK" if verdict == "OK" else "FAIL", detail)
+
+
+def _zone_line(listing: str, key: str) -> str:
+    """``ports: 18745/tcp`` from ``firewall-cmd --list-all`` (``ports: (none)`` if empty)."""
+    for line in listing.splitlines():
+        name, _, value = line.strip().partition(":")
+        if name == key:
+            return f"{key}: {value.strip() or '(none)'}"
+    return f"{key}: ?"

@@ -15,6 +15,7 @@ from trustwall.clients.login import base_environment
 from trustwall.lab.netns import Netns
 
 if TYPE_CHECKING:
+    from trustwall.lab.managed import ManagedHost
     from trustwall.lab.topology import Lab
 
 
@@ -41,7 +42,7 @@ _BASE_ENV = base_environment("/root")
 _VERDICT = {"ok": "OK", "broken": "FAIL", "warning": "INFO", "skipped": "INFO"}
 
 
-def _ladder(ns: Netns, argv: list[str], env: dict[str, str]) -> dict:
+def _ladder(ns: Netns | ManagedHost, argv: list[str], env: dict[str, str]) -> dict:
     proc = ns.run([sys.executable, "-m", "trustwall", *argv, "--json"], env=env, check=False,
                   timeout=120)
     return json.loads(proc.stdout)
@@ -80,4 +81,18 @@ def why_in_step(lab: Lab, port: int) -> Step:
         "from any remote address is rejected by INPUT rule 10. The doctor plans the ACCEPT "
         "the way trustwall fw allow --plan does: at position 10, before the REJECT, and "
         "names the command that applies it, journaled.",
+        f"trustwall why-in {port}", _rows(ladder), time.perf_counter() - t)
+
+
+def why_in_owner_step(host: ManagedHost, port: int) -> Step:
+    """``trustwall why-in PORT`` inside a managed lab host (firewalld's): the owner's reject
+    and the owner's own command as next."""
+    t = time.perf_counter()
+    ladder = _ladder(host, ["why-in", str(port)], dict(_BASE_ENV))
+    return Step(
+        "Letting in, firewalld", f"The doctor on the firewalld server: why-in {port}",
+        "iptables has nothing to say here: the packet lands in firewalld's zone (as firewalld "
+        "dispatches it: source, interface, default zone), whose final reject is what the "
+        "client saw. The doctor names firewalld and gives firewalld's own command, which "
+        "persists the change where firewall-cmd --list-all shows it.",
         f"trustwall why-in {port}", _rows(ladder), time.perf_counter() - t)

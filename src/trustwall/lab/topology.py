@@ -94,8 +94,8 @@ SEED_RULESET = """\
 COMMIT
 """
 
-# The stand-in for a JMX agent: accepts, says who it is, closes. Prints nothing.
-_JMX_LISTENER = """\
+#: The stand-in for a JMX agent: accepts, says who it is, closes. Prints nothing.
+JMX_LISTENER = """\
 import socket
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -108,6 +108,18 @@ while True:
 """
 
 _ids = itertools.count(1)
+
+
+def start_jmx_listener(ns: Netns, marker: str, *, wait: bool = True) -> subprocess.Popen:
+    """The JMX stand-in on tcp/:data:`JMX_PORT` in ``ns`` (killed with it). ``marker`` (a
+    work directory) only marks the process as its lab's in ``ps``; ``wait``: until it listens.
+    """
+    proc = ns.popen([sys.executable, "-c", JMX_LISTENER.format(port=JMX_PORT), marker],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL)
+    if wait:
+        wait_listening(proc, (JMX_PORT,), "the JMX stand-in")
+    return proc
 
 
 @dataclass(frozen=True)
@@ -284,10 +296,7 @@ class Lab:
                                            stdout=out, stderr=subprocess.STDOUT)
         self._pids["sites"] = sites_proc.pid
         # The work directory in its argv only marks the process as this lab's.
-        jmx_proc = self.server.popen([sys.executable, "-c", _JMX_LISTENER.format(port=JMX_PORT),
-                                      str(self.workdir)],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        jmx_proc = start_jmx_listener(self.server, str(self.workdir), wait=False)
         self._pids["jmx"] = jmx_proc.pid
         self._write_state()
         self.server.run(["iptables-restore"], input=SEED_RULESET)
@@ -520,6 +529,9 @@ def cleanup_labs(*, all_of_them: bool = False, kinds: tuple[str, ...] = (),
             teardown_recorded(path, state)
             removed.append(state.id)
     _netns.cleanup_stale()
+    from trustwall.lab import managed  # it imports this module
+
+    managed.cleanup_stale()  # scratch of managed hosts (firewalld, ufw …) of dead creators
     if ETC_NETNS.is_dir():
         for directory in ETC_NETNS.glob(f"{_netns.PREFIX}*"):
             if not (_netns.NETNS_DIR / directory.name).exists():

@@ -4,6 +4,8 @@
 comment, so the kernel itself carries the expiry and this works without the policy file; the
 systemd timer in contrib/systemd runs it every minute. On a ufw host the record is in ufw's
 rule comment instead, and the rule goes through ufw (:func:`trustwall.firewall.owners.ufw.expire`).
+On a firewalld host firewalld's own ``--timeout`` removes the change; the record trustwall keeps
+of it is cleaned here (:func:`trustwall.firewall.owners.firewalld.expire`).
 """
 
 from __future__ import annotations
@@ -51,8 +53,10 @@ def expire(*, families: tuple[int, ...] = (4, 6), now: _dt.datetime | None = Non
     result = apply_rulesets(targets, description=f"expire {len(removed)} temporary rule(s)",
                             kind="fw-expire", options=options, live=live)
     # ufw keeps its rules (and their tw: comments) in its own files: removed through ufw.
-    from trustwall.firewall.owners import ufw
+    from trustwall.firewall.owners import firewalld, ufw
 
     if ufw.owns_host():
         removed.extend(ufw.expire(now=now, options=options)[1])
+    # firewalld expired its own --timeout change; trustwall's record of it goes.
+    removed.extend(firewalld.expire(now=now, options=options))
     return result, removed

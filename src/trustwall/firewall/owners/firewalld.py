@@ -1111,6 +1111,7 @@ def apply(plan_: FirewalldPlan, options: Any = None) -> FirewalldApplyResult:
     :class:`trustwall.firewall.change.apply.Options` (force, keep, confirm_within, state_dir,
     environ, session, dry_run)."""
     from trustwall.firewall.change import apply as fw_apply
+    from trustwall.firewall.change.undo import where
     from trustwall.journal.transaction import Transaction, state_dir_for
 
     options = options or fw_apply.Options()
@@ -1155,7 +1156,7 @@ def apply(plan_: FirewalldPlan, options: Any = None) -> FirewalldApplyResult:
         try:
             txn.snapshot_tree(ZONES_DIR)
             txn.record(STEP_KIND, capture(zones), label=", ".join(zones),
-                       data={"zones": zones})
+                       data={"zones": zones, **where()})
             for command in plan_.commands:
                 txn.run([_which(), *command.argv[1:]])
             if plan_.expires:
@@ -1210,6 +1211,32 @@ def expiry_records(state_dir: str | Path | None = None) -> list[dict[str, Any]]:
             continue
         out.append(entry)
     return out
+
+
+def expire(*, now: _dt.datetime | None = None, options: Any = None) -> list[str]:
+    """``fw expire`` on firewalld: firewalld's own ``--timeout`` removed the runtime change
+    (the ``--for`` plan is runtime only), so what is left is trustwall's record of it. Expired
+    entries leave the record (journaled, ``trustwall undo`` brings them back); a line per entry
+    says what ended. Nothing to do when there is no record; firewalld need not run."""
+    from trustwall.journal.transaction import Transaction, state_dir_for
+
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    state_dir = getattr(options, "state_dir", None)
+    entries = expiry_records(state_dir)
+    ended = [e for e in entries if _dt.datetime.fromisoformat(e["expires"]) <= now]
+    if not ended:
+        return []
+    lines = [f"firewalld {'; '.join(str(c) for c in e.get('commands', ()))} (expired "
+             f"{e['expires']}; firewalld's --timeout removed it, its record goes)"
+             for e in ended]
+    if getattr(options, "dry_run", False):
+        return lines
+    path = state_dir_for(None, state_dir) / EXPIRY_FILE
+    left = [e for e in entries if e not in ended]
+    with Transaction("fw-expire", f"expire {len(ended)} firewalld record(s)",
+                     state_dir=state_dir) as txn:
+        txn.write_file(path, json.dumps(left, indent=1).encode(), mode=0o600)
+    return lines
 
 
 def main(argv: Sequence[str]) -> int:

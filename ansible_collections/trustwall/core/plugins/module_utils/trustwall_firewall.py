@@ -65,3 +65,42 @@ def apply_targets(module, targets, live, description, kind):
                                       effect=list(c.effect)) for c in result.changes]),
                effect=effect)
     return out, text_diff(before, after, effect)
+
+
+#: Hosts whose firewall belongs to a manager: firewall_rule goes through it (its commands,
+#: its files), never as a raw iptables rule the manager would lose at its next reload.
+MANAGERS = ("firewalld", "ufw")
+
+
+def apply_through_owner(module, request, live, ownership):
+    """Plan ``request`` through the host's owner (trustwall.firewall.owners.dispatch, as
+    ``trustwall fw allow`` does) and, unless in check mode, apply it, journaled. Returns the
+    task result; diff mode shows the owner's commands and the effect."""
+    from ansible_collections.trustwall.core.plugins.module_utils.trustwall_common import (
+        jsonable,
+        text_diff,
+    )
+
+    from trustwall.errors import ProblemFound
+    from trustwall.firewall.owners import dispatch
+
+    plan = dispatch.plan(request, ruleset=live, ownership=ownership)
+    if plan.refused is not None:
+        raise ProblemFound(f"refused ({plan.owner}): {plan.refused}", hint=plan.next)
+    commands = [c.text for c in plan.commands]
+    effect = [str(e) for e in plan.effect]
+    out = dict(changed=bool(commands), owner=plan.owner, commands=commands, effect=effect,
+               persistent=plan.persistent, notes=list(plan.notes))
+    if module._diff and commands:
+        out["diff"] = text_diff("", "\n".join(commands) + "\n",
+                                [f"# through {plan.owner}", *commands, *effect])
+    if module.check_mode or not commands:
+        return out
+    result = dispatch.apply(plan, options_from(module))
+    done = jsonable(result.to_json() if hasattr(result, "to_json") else result)
+    for warning in done.get("warnings") or ():
+        module.warn(warning)
+    out.update(changed=bool(done.get("applied", True)),
+               txn_id=done.get("txn_id") or done.get("txn"),
+               confirm_deadline=done.get("confirm_deadline"))
+    return out

@@ -16,6 +16,10 @@ description:
     a copy at a position where it decides nothing is moved where it does."
   - Applied like a policy (one atomic restore, lockout check against Ansible's own SSH
     connection, optional confirm-or-rollback); check mode and diff mode as firewall_policy.
+  - "On a host whose firewall belongs to firewalld or ufw the change goes through the manager
+    (firewall-cmd in the zone the packet lands in, runtime and permanent; ufw allow/insert/delete),
+    journaled so C(trustwall undo) restores it exactly: check mode returns the plan, diff mode
+    shows the manager's commands, and the result names the O(owner)."
 options:
   action: {description: What the rule does, type: str, choices: [allow, deny, reject], default: allow}
   state: {description: present or absent, type: str, choices: [present, absent], default: present}
@@ -65,6 +69,8 @@ RETURN = r"""
 position: {description: The rule's planned number in its chain, type: int, returned: present}
 explanation: {description: Why that position, type: str, returned: always}
 effect: {description: Semantic diff lines, type: list, returned: always}
+owner: {description: The firewall's manager the change went through (firewalld or ufw), type: str, returned: on a managed host}
+commands: {description: The manager's commands (planned in check mode), type: list, returned: on a managed host}
 """
 
 
@@ -75,7 +81,9 @@ from ansible_collections.trustwall.core.plugins.module_utils.trustwall_common im
 )
 from ansible_collections.trustwall.core.plugins.module_utils.trustwall_firewall import (
     FIREWALL_ARGS,
+    MANAGERS,
     apply_targets,
+    apply_through_owner,
 )
 
 VERDICTS = {"allow": "ACCEPT", "deny": "DROP", "reject": "REJECT"}
@@ -100,10 +108,15 @@ def main():
     from trustwall.firewall.analysis.plan import build_rule
     from trustwall.firewall.change.quick import parse_expiry, plan_target, rule_tag, with_chain
     from trustwall.firewall.iptables.live import read_live
+    from trustwall.firewall.owners.detect import detect
 
     p = module.params
     try:
         family = p["ip_version"]
+        live = read_live(family=family)
+        ownership = detect(rulesets=[live])
+        if ownership.host in MANAGERS:
+            module.exit_json(**apply_through_owner(module, owner_request(p), live, ownership))
         rule = build_rule(VERDICTS[p["action"]], chain=p["chain"], proto=p["proto"],
                           dport=p["dport"], sport=p["sport"], src=p["src"], dst=p["dst"],
                           state=p["ctstate"], in_iface=p["in_interface"],
@@ -112,7 +125,7 @@ def main():
                                            parse_expiry(p["expires"]) if p["expires"] else None,
                                            p["comment"]),
                           reject_with=p["reject_with"], family=family)
-        live = with_chain(read_live(family=family), p["table"], p["chain"])
+        live = with_chain(live, p["table"], p["chain"])
         target, position, why = plan_target(live, rule, p["table"], p["state"], p["name"])
         out, diff = apply_targets(module, {family: target}, {family: live},
                                   f"ansible: {p['state']} rule {p['action']} in {p['chain']}",
@@ -123,6 +136,29 @@ def main():
         module.exit_json(**out)
     except TrustwallError as exc:
         fail(module, exc)
+
+
+def owner_request(p):
+    """The task as an owner request (trustwall.firewall.owners.base.Request), as ``trustwall
+    fw allow|deny|reject|delete`` builds it: an IP family only when the task names an address
+    or ip_version 6 (a manager opens a port for both families at once)."""
+    import datetime as _dt
+
+    from trustwall.firewall.change.quick import parse_expiry
+    from trustwall.firewall.owners.base import Request
+
+    duration = None
+    if p["expires"]:
+        left = parse_expiry(p["expires"]) - _dt.datetime.now(_dt.timezone.utc)
+        duration = max(1, int(left.total_seconds()))
+    family = p["ip_version"] if p["ip_version"] == 6 or p["src"] or p["dst"] else None
+    absent = p["state"] == "absent"
+    return Request("delete" if absent else p["action"], proto=p["proto"], dport=p["dport"],
+                   sport=p["sport"], src=p["src"], dst=p["dst"], in_iface=p["in_interface"],
+                   family=family, duration=duration, name=p["name"], comment=p["comment"],
+                   chain=None if p["chain"] == "INPUT" else p["chain"], table=p["table"],
+                   state=p["ctstate"], out_iface=p["out_interface"],
+                   reject_with=p["reject_with"], removes=p["action"] if absent else None)
 
 
 if __name__ == "__main__":

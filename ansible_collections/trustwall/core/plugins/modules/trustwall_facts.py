@@ -10,7 +10,9 @@ short_description: Trust stores, TLS interception seen for URLs, firewall backen
 description:
   - Sets C(ansible_facts.trustwall) with C(stores) (kind, path, certificate count, clients),
     C(interception) per URL in O(urls) (detected, product, evidence, diagnosis),
-    C(firewall.backend) and C(firewall.findings) (trustwall's lint of the live ruleset).
+    C(firewall.backend), C(firewall.owner) (who owns the firewall - firewalld, ufw, nftables,
+    iptables with boot files, or none; C(firewall.owner_evidence) says why) and
+    C(firewall.findings) (trustwall's lint of the live ruleset).
 options:
   urls: {description: URLs to probe for interception, type: list, elements: str, default: []}
   lint: {description: Lint the live IPv4 ruleset, type: bool, default: true}
@@ -50,14 +52,17 @@ def _interception(url, timeout):
 def run(module):
     from trustwall.firewall.analysis.lint import lint
     from trustwall.firewall.iptables.live import detect_backend, read_live
+    from trustwall.firewall.owners.detect import detect
     from trustwall.stores.registry import store_infos
 
     p = module.params
     facts = dict(stores=jsonable(store_infos()),
                  interception={url: _interception(url, p["timeout"]) for url in p["urls"]})
-    firewall = dict(backend=jsonable(detect_backend()))
-    if p["lint"]:
-        live = read_live(family=4)
+    live = read_live(family=4) if p["lint"] else None
+    ownership = detect(rulesets=[live] if live is not None else None)
+    firewall = dict(backend=jsonable(detect_backend()), owner=ownership.host,
+                    owner_evidence=list(ownership.evidence))
+    if live is not None:
         firewall["rules"] = live.rule_count
         firewall["findings"] = jsonable(lint(live).findings)
     facts["firewall"] = firewall
