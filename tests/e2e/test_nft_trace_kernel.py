@@ -12,7 +12,9 @@ position); where it is not, the kernel's answer must be one of its outcomes.
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import random
 import time
 from collections import Counter
@@ -25,6 +27,7 @@ from trustwall.firewall import ir
 from trustwall.firewall.nftables.live import whole_picture
 from trustwall.firewall.semantics.routing import from_args
 from trustwall.firewall.semantics.trace import Packet, Tracer, TraceResult
+from trustwall.proc import CommandFailed
 
 pytestmark = [
     pytest.mark.lab,
@@ -44,7 +47,10 @@ table inet fw {
         elements = { 10.1.2.3 . 22, 172.16.5.4 . 443 }
     }
     set blocked_ports { type inet_service; elements = { 23, 2323 } }
-    map web { type inet_service : verdict; elements = { 80 : jump webchain, 8080 : goto webchain, 8443 : drop } }
+    map web {
+        type inet_service : verdict
+        elements = { 80 : jump webchain, 8080 : goto webchain, 8443 : drop }
+    }
     chain webchain {
         ip saddr 203.0.113.0/25 return
         ip saddr 172.16.0.0/12 accept
@@ -201,3 +207,189 @@ def test_trace_agrees_with_kernel_on_hand_built_nft_ruleset_beside_iptables_nft(
     assert not failures, "\n".join(failures[:5])
     assert tally["agree"] > 0.8 * sum(tally.values())
     assert tally["lost"] <= 2
+
+
+# --- random rulesets ---------------------------------------------------------------------------
+
+NETS = ["10.0.0.0/8", "10.1.2.0/24", "10.1.2.3", "192.0.2.0/24", "192.0.2.11", "203.0.113.0/25",
+        "172.16.0.0/12", "8.8.8.8"]
+RANGES = ["10.1.2.0-10.1.2.10", "192.0.2.50-192.0.2.99", "203.0.113.1-203.0.113.200"]
+
+
+def _value_set(rng: random.Random, values: list[str], k: int = 3) -> str:
+    return "{ " + ", ".join(dict.fromkeys(rng.sample(values, min(k, len(values))))) + " }"
+
+
+def random_match(rng: random.Random) -> str:
+    neg = "!= " if rng.random() < 0.15 else ""
+    kind = rng.random()
+    if kind < 0.2:
+        return f"ip {rng.choice(['saddr', 'daddr'])} {neg}{rng.choice(NETS + RANGES)}"
+    if kind < 0.3:
+        return f"ip saddr {neg}@nets"
+    if kind < 0.45:
+        proto = rng.choice(["tcp", "udp"])
+        ports = rng.sample(PORTS, 2)
+        form = rng.choice([str(ports[0]), f"{min(ports)}-{max(ports)}",
+                           _value_set(rng, [str(p) for p in PORTS])])
+        return f"{proto} {rng.choice(['dport', 'sport'])} {neg}{form}"
+    if kind < 0.5:
+        return f"tcp dport {neg}@ports"
+    if kind < 0.55:
+        return "ip saddr . tcp dport @pairs"
+    if kind < 0.62:
+        return f"meta l4proto {_value_set(rng, ['tcp', 'udp', 'icmp'], 2)}"
+    if kind < 0.72:
+        return f"ct state {_value_set(rng, ['new', 'established', 'related', 'invalid'], 2)}"
+    if kind < 0.78:
+        return f'iifname {neg}"{rng.choice(["eth0", "eth1", "eth*"])}"'
+    if kind < 0.83:
+        return f"icmp type {neg}{rng.choice(['echo-request', 'echo-reply'])}"
+    if kind < 0.87:
+        return f"ct status {rng.choice(['dnat', 'snat'])}"
+    if kind < 0.92:
+        return "tcp flags & (syn | ack) == syn"
+    if kind < 0.95:
+        return "meta nfproto ipv4"
+    return "limit rate 1000/second"  # not modelled: both outcomes
+
+
+def random_rule(rng: random.Random, later: list[str]) -> str:
+    words = [random_match(rng) for _ in range(rng.choice([0, 1, 1, 2, 2, 3]))]
+    verdicts = ["accept", "drop", "reject", "counter", "return"]
+    if later:
+        verdicts += ["jump", "jump", "goto", "vmap"]
+    verdict = rng.choice(verdicts)
+    if verdict in ("jump", "goto"):
+        verdict = f"{verdict} {rng.choice(later)}"
+    elif verdict == "vmap":
+        a, b = rng.sample(PORTS, 2)
+        verdict = f"tcp dport vmap {{ {a} : accept, {b} : jump {rng.choice(later)} }}"
+    return " ".join([*words, verdict])
+
+
+def random_nft_ruleset(rng: random.Random) -> str:
+    users = [f"u{i}" for i in range(rng.randint(1, 3))]
+    lines = ["table inet r {",
+             "  set nets { type ipv4_addr; flags interval; elements = { "
+             + ", ".join(rng.sample(NETS + RANGES, 3)) + " } }",
+             "  set ports { type inet_service; flags interval; elements = { 22, 80-90, 443 } }",
+             "  set pairs { type ipv4_addr . inet_service; elements = { 10.1.2.3 . 22, "
+             "192.0.2.11 . 80 } }"]
+    for i, u in enumerate(users):
+        lines.append(f"  chain {u} {{")
+        lines += ["    " + random_rule(rng, users[i + 1:]) for _ in range(rng.randint(1, 5))]
+        lines.append("  }")
+    for hook, prio in (("input", rng.choice([-10, 0, 10])), ("forward", 0)):
+        lines.append(f"  chain b_{hook} {{")
+        lines.append(f"    type filter hook {hook} priority {prio}; "
+                     f"policy {rng.choice(['accept', 'drop'])};")
+        lines += ["    " + random_rule(rng, users) for _ in range(rng.randint(2, 7))]
+        lines.append("  }")
+    lines.append("}")
+    if rng.random() < 0.6:  # a second table at another priority
+        lines += ["table ip other {", "  chain in {",
+                  f"    type filter hook input priority {rng.choice([-150, 5, 50])}; "
+                  "policy accept;"]
+        lines += ["    " + random_rule(rng, []) for _ in range(rng.randint(1, 3))]
+        lines += ["  }", "}"]
+    if rng.random() < 0.3:  # a DNAT that ct status dnat can see
+        lines += ["table ip nat {", "  chain pre {",
+                  "    type nat hook prerouting priority dstnat; policy accept;",
+                  "    ip daddr 192.0.2.10 tcp dport 8081 dnat to 172.16.5.4:80", "  }", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def test_trace_agrees_with_kernel_on_random_nft_rulesets():
+    from trustwall.lab.nft_oracle import NftOracle
+
+    rng = random.Random(20261207)
+    total: Counter = Counter()
+    failures: list[str] = []
+    began = time.monotonic()
+    with NftOracle(local_addrs=LOCALS) as oracle:
+        refused = 0
+        for _ in range(12):
+            while True:  # nft refuses some combinations (conflicting protocols): draw again
+                text = random_nft_ruleset(rng)
+                try:
+                    oracle.load(text)
+                    break
+                except CommandFailed:
+                    refused += 1
+            tally, failed = run(oracle, [random_packet(rng) for _ in range(30)])
+            total += tally
+            failures += [f"{text}{f}" for f in failed]
+    _report(f"random nft rulesets vs kernel ({refused} drawn rulesets refused by nft)", total,
+            time.monotonic() - began)
+    assert not failures, "\n".join(failures[:3])
+    assert total["agree"] > 0.7 * sum(total.values())
+    assert total["lost"] <= 3
+
+
+# --- real firewalld ----------------------------------------------------------------------------
+
+ENV = {"PATH": f"{os.path.dirname(sys.executable)}:/usr/sbin:/usr/bin:/sbin:/bin",
+       "HOME": "/root", "NO_COLOR": "1", "LANG": "C.UTF-8"}
+
+
+def _trustwall(host, *args: str) -> dict:  # type: ignore[no-untyped-def]
+    """``trustwall ARGS --json`` inside the host (why-in exits 1 when a rung is broken)."""
+    proc = host.run([sys.executable, "-m", "trustwall", *args, "--json"], check=False)
+    assert proc.returncode in (0, 1) and proc.stdout, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_firewalld_rejects_18745_and_trace_why_in_and_the_kernel_say_so():
+    """Done when (issue 14): on a real firewalld host a connect to tcp/18745 fails; ``fw trace
+    --live`` says REJECT by firewalld's own rule (its handle), ``why-in`` says the firewall
+    rung fails and names it; then firewalld's ruleset, loaded into the kernel oracle, is
+    traced as the kernel walks it."""
+    from trustwall.lab.firewalld import CLIENT_IP, FirewalldHost
+    from trustwall.lab.nft_oracle import NftOracle
+
+    with FirewalldHost(env=ENV) as host:
+        host.run(["firewall-cmd", "--add-port", "8080/tcp"])
+        host.run(["firewall-cmd", "--add-service", "dns"])
+        host.run(["firewall-cmd", "--add-rich-rule", 'rule family="ipv4" source '
+                  'address="203.0.113.0/25" port port="1022" protocol="tcp" accept'])
+        assert "No route to host" in host.connect(18745)
+        listed = json.loads(host.run(["nft", "-j", "list", "table", "inet", "firewalld"]).stdout)
+        rejects = [r["rule"] for r in (x for x in listed["nftables"]) if "rule" in r
+                   and r["rule"]["chain"] == "filter_IN_public"
+                   and any("reject" in e for e in r["rule"]["expr"])]
+        handle = rejects[-1]["handle"]
+        traced = _trustwall(host, "fw", "trace", "--live", "--src", CLIENT_IP, "--dport",
+                            "18745")
+        assert traced["verdict"] == "REJECT" and traced["certain"]
+        d = traced["decided_by"]
+        assert (d["backend"], d["family"], d["table"], d["chain"], d["handle"]) == \
+            ("nft", "inet", "firewalld", "filter_IN_public", handle)
+        assert d["owner"] == "firewalld"
+        report = _trustwall(host, "why-in", "18745", "--from", CLIENT_IP)
+        rung = next(r for r in report["rungs"] if r["name"] == "firewall")
+        assert rung["status"] == "broken" and report["broken"] == "firewall"
+        assert f"nft inet firewalld filter_IN_public rule {d['rule']} (handle {handle})" \
+            in rung["found"]
+        assert "firewall-cmd" in rung["next_command"]
+        # the port opened: the connect works, the trace says ACCEPT, the rung passes
+        host.run(["firewall-cmd", "--add-port", "18745/tcp"])
+        assert host.connect(18745).startswith("OK")
+        assert _trustwall(host, "fw", "trace", "--live", "--src", CLIENT_IP, "--dport",
+                          "18745")["verdict"] == "ACCEPT"
+        assert next(r for r in _trustwall(host, "why-in", "18745", "--from", CLIENT_IP)[
+            "rungs"] if r["name"] == "firewall")["status"] == "ok"
+        ruleset = host.run(["nft", "list", "ruleset"]).stdout
+
+    rng = random.Random(18745)
+    began = time.monotonic()
+    with NftOracle(local_addrs=LOCALS) as oracle:
+        oracle.load(ruleset)
+        packets = [random_packet(rng) for _ in range(120)]
+        packets += [Packet(src, "192.0.2.10", "tcp", sport=40000, dport=port, in_iface="eth0")
+                    for src in ("203.0.113.5", "198.51.100.3")
+                    for port in (22, 1022, 8080, 18745)]
+        tally, failures = run(oracle, packets)
+    _report("firewalld's ruleset vs kernel", tally, time.monotonic() - began)
+    assert not failures, "\n".join(failures[:3])
+    assert tally["agree"] > 0.9 * sum(tally.values())
