@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import random
+import sys
 import time
 from collections import Counter
-from dataclasses import replace
 
 import pytest
 from test_fw_trace_kernel import judge, with_out_iface
@@ -393,3 +392,86 @@ def test_firewalld_rejects_18745_and_trace_why_in_and_the_kernel_say_so():
     _report("firewalld's ruleset vs kernel", tally, time.monotonic() - began)
     assert not failures, "\n".join(failures[:3])
     assert tally["agree"] > 0.9 * sum(tally.values())
+
+
+# --- a plain nftables host and a mixed iptables-nft + nft host -----------------------------------
+
+PLAIN = """\
+table inet filter {
+    set jmx_clients { type ipv4_addr; flags interval; elements = { 198.18.200.3 } }
+    chain input {
+        type filter hook input priority filter; policy drop;
+        ct state established,related accept
+        iifname "lo" accept
+        tcp dport 22 accept
+        tcp dport 18745 ip saddr @jmx_clients accept
+        meta l4proto tcp reject with tcp reset
+    }
+}
+"""
+
+#: beside the seed's iptables-nft INPUT (which accepts 18745 once rule 1 says so), an nft table
+#: at a later priority that still rejects it
+MIXED = """\
+table inet guard {
+    chain input {
+        type filter hook input priority 10; policy accept;
+        tcp dport 18745 ip saddr != 198.18.200.3 reject with tcp reset
+    }
+}
+"""
+
+
+def _in_ns(ns, *args: str) -> dict:  # type: ignore[no-untyped-def]
+    proc = ns.run([sys.executable, "-m", "trustwall", *args, "--json"], check=False)
+    assert proc.returncode in (0, 1) and proc.stdout, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _firewall_rung(ns, source: str) -> dict:  # type: ignore[no-untyped-def]
+    report = _in_ns(ns, "why-in", "18745", "--from", source)
+    return next(r for r in report["rungs"] if r["name"] == "firewall")
+
+
+@pytest.mark.parametrize("kind", ["plain", "mixed"])
+def test_nft_hosts_trace_and_why_in_agree_with_real_connects(kind: str):
+    from fw_hosts import CLIENT_IP, SERVER_IP, connect, two_hosts
+
+    from trustwall.lab.netns import connect_tcp
+
+    other = "198.18.200.3"
+    with two_hosts(f"nft{kind}") as (server, client):
+        if kind == "plain":
+            server.run(["nft", "flush", "ruleset"])
+            server.run(["nft", "-f", "-"], input=PLAIN)
+        else:
+            server.run(["iptables-nft", "-I", "INPUT", "-p", "tcp", "--dport", "18745",
+                        "-j", "ACCEPT"])
+            server.run(["nft", "-f", "-"], input=MIXED)
+        client.run(["ip", "addr", "add", f"{other}/24", "dev", "eth0"])
+        shown = server.run([sys.executable, "-m", "trustwall", "fw", "show", "--live"],
+                           env=None).stdout
+        table = "filter" if kind == "plain" else "guard"
+        assert f"table inet {table}" in shown and "# handle" in shown
+        listed = json.loads(server.run(["nft", "-j", "list", "table", "inet", table]).stdout)
+        reject = next(x["rule"] for x in listed["nftables"] if "rule" in x
+                      and any("reject" in e for e in x["rule"]["expr"]))
+
+        # refused from the client's first address: kernel, trace and why-in agree
+        assert "Connection refused" in connect(client)
+        traced = _in_ns(server, "fw", "trace", "--live", "--src", CLIENT_IP, "--dst",
+                        SERVER_IP, "--dport", "18745")
+        d = traced["decided_by"]
+        assert traced["verdict"] == "REJECT" and traced["certain"]
+        assert (d["backend"], d["table"], d["handle"]) == ("nft", table, reject["handle"])
+        rung = _firewall_rung(server, CLIENT_IP)
+        assert rung["status"] == "broken"
+        assert f"nft inet {table} {reject['chain']}" in rung["found"]
+        assert f"(handle {reject['handle']})" in rung["found"]
+
+        # let in from the other address: the connect works, the trace says ACCEPT
+        assert connect_tcp(client, SERVER_IP, 18745, source=other).startswith("OK")
+        traced = _in_ns(server, "fw", "trace", "--live", "--src", other, "--dst", SERVER_IP,
+                        "--dport", "18745")
+        assert traced["verdict"] == "ACCEPT" and traced["certain"]
+        assert _firewall_rung(server, other)["status"] == "ok"

@@ -119,7 +119,7 @@ class NftOracle(KernelOracle):
         self._log: Path | None = None
         self._ident = 0
 
-    def load(self, ruleset_text: str, family: int = 4, *,  # noqa: ARG002
+    def load(self, ruleset_text: str, family: int = 4, *,
              iptables: str | None = None) -> None:
         """Replace the firewalled namespace's ruleset with the nft text ``ruleset_text``, and
         the iptables-save text ``iptables`` loaded with iptables-nft-restore beside it (and

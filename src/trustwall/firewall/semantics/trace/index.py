@@ -16,8 +16,8 @@ from trustwall.firewall.ir import (
     AddressRange,
     AddressTypes,
     Chain,
-    CtStatus,
     Condition,
+    CtStatus,
     Fragment,
     IcmpMatch,
     Interface,
@@ -28,7 +28,6 @@ from trustwall.firewall.ir import (
     PacketType,
     PortSet,
     Protocol,
-    ProtocolSet,
     SetLookup,
     Table,
 )
