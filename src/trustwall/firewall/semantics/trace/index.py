@@ -560,7 +560,21 @@ _SET_ATTRS = {"iif": "iin", "oif": "iout", "ct_mark": "ctmark", "ct_state": "sta
 
 
 def _set_check(value: SetLookup, local: LocalAddresses, family: int) -> Check:
+    """The lookup as a hash probe for its single-value elements (a 1,000-pair concatenation
+    is one probe, not 1,000 comparisons) and ``SetLookup``'s own test for the rest (ranges,
+    prefixes, interface wildcards)."""
     keys, where = value.keys, value.name or "an anonymous set"
+    words = tuple(k in ("ct_state", "pkttype") for k in keys)  # compared case-blind
+    exact: set[tuple[object, ...]] = set()
+    rest = []
+    for element in value.elements:
+        probe = tuple(_exact(part) for part in element)
+        if any(p is None for p in probe):
+            rest.append(element)
+        else:
+            exact.add(probe)
+    others = SetLookup(keys, tuple(rest))
+    negated = value.negated
 
     def check(ctx: _Ctx) -> bool | str:
         values = tuple(_set_value(k, ctx, local, family) for k in keys)
@@ -569,8 +583,20 @@ def _set_check(value: SetLookup, local: LocalAddresses, family: int) -> Check:
         missing = [k for k, v in zip(keys, values, strict=True) if v is None]
         if missing:
             return f"the packet's {', '.join(missing)} is not given (lookup in {where})"
-        return value.matches(values)
+        probe = tuple(v.upper() if w and isinstance(v, str) else v
+                      for v, w in zip(values, words, strict=True))
+        hit = probe in exact or (bool(rest) and others.matches(values))
+        return hit != negated
     return check
+
+
+def _exact(part: KeySpan | Interface | str) -> object:
+    """The one value an element component holds (None: a range, prefix or wildcard)."""
+    if isinstance(part, KeySpan):
+        return part.first if part.first == part.last else None
+    if isinstance(part, Interface):
+        return None if part.prefix or part.negated else part.name
+    return part.upper()
 
 
 def _set_index(cond: Condition, dims: dict[str, object], cr: _CRule, family: int) -> bool:
