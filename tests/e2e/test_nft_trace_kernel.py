@@ -475,3 +475,46 @@ def test_nft_hosts_trace_and_why_in_agree_with_real_connects(kind: str):
                         "--dport", "18745")
         assert traced["verdict"] == "ACCEPT" and traced["certain"]
         assert _firewall_rung(server, other)["status"] == "ok"
+
+
+def test_batch_trace_of_a_saved_nft_file_answers_as_the_api(tmp_path):
+    """``fw trace --file F.nft --batch``: nft text (and its JSON listing) read like the live
+    picture; each line's answer is the API's, IPv6 packets through the inet table too."""
+    import subprocess
+
+    from trustwall.firewall.nftables.live import file_ir, load_text
+
+    text_file = tmp_path / "rules.nft"
+    text_file.write_text(HAND_BUILT + "table ip6 six {\n  chain in {\n"
+                         "    type filter hook input priority 0; policy accept;\n"
+                         "    tcp dport 22 ip6 saddr 2001:db8::/64 drop\n  }\n}\n")
+    json_file = tmp_path / "rules.json"
+    json_file.write_text(load_text(text_file))
+    packets = [pkt.to_json() for pkt in (
+        Packet("10.1.2.3", "192.0.2.10", sport=40000, dport=22, in_iface="eth0"),
+        Packet("203.0.113.5", "192.0.2.10", sport=40000, dport=8443, in_iface="eth0"),
+        Packet("2001:db8::5", "2001:db8:1::1", sport=40000, dport=22, in_iface="eth0"),
+        Packet("2001:db8:2::5", "2001:db8:1::1", sport=40000, dport=22, in_iface="eth0"))]
+    lines = "".join(json.dumps({k: v for k, v in p.items() if v is not None and k != "local"})
+                    + "\n" for p in packets)
+    expected = None
+    for source in (text_file, json_file):
+        proc = subprocess.run(
+            [sys.executable, "-m", "trustwall", "fw", "trace", "--file", str(source),
+             "--local-addr", "192.0.2.10", "--local-addr", "2001:db8:1::1", "--batch", "-"],
+            input=lines, capture_output=True, text=True, timeout=120, check=True)
+        rows = [json.loads(line) for line in proc.stdout.splitlines()]
+        got = [(r["verdict"], r["decided_by"] and (r["decided_by"]["backend"],
+                                                   r["decided_by"]["table"],
+                                                   r["decided_by"]["handle"])) for r in rows]
+        if expected is None:
+            ruleset = file_ir(text_file)
+            local = from_args(["192.0.2.10", "2001:db8:1::1"])
+            from trustwall.firewall.semantics.trace import trace_many
+            expected = [(r.verdict, r.decided_by and ("nft", r.decided_by.table,
+                                                      r.decided_by.handle))
+                        for r in trace_many(ruleset, [Packet(**p) for p in packets], local)]
+        assert got == expected
+    # the last: no rule of inet fw matches IPv6 to port 22 from outside @allowed: its policy
+    assert [v for v, _ in expected] == ["ACCEPT", "DROP", "DROP", "DROP"]
+    assert expected[3][1] == ("nft", "fw", None)
