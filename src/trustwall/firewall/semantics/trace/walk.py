@@ -124,9 +124,10 @@ class Tracer:
             self._hooks[hook] = [
                 (c, c.hook.type == "nat", c.hook.priority < CONNTRACK_PRIORITY
                  and hook in ("prerouting", "output")) for c in present]
-            # the filter base chain at the filter priority names the accepting rule; on a
-            # host without one (firewalld's chains sit at filter + 10), the nearest to it
-            filters = [c for c in present if c.hook.type == "filter"]
+            # the filter base chain at the filter priority names the accepting rule; on an
+            # nft host without one (firewalld's chains sit at filter + 10), the nearest to it
+            filters = [c for c in present if c.hook.type == "filter" and (
+                c.hook.priority == FILTER_PRIORITY or c.table.backend == "nft")]
             if filters:
                 nearest = min(abs(c.hook.priority - FILTER_PRIORITY) for c in filters)
                 self._accepter[hook] = next(
