@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # what each lazily loaded name is, for type checkers and edit
     from trustwall.firewall.iptables.model import Ruleset
     from trustwall.firewall.iptables.parse import parse_command, parse_save
     from trustwall.firewall.iptables.render import render_listing, render_save
+    from trustwall.firewall.nftables.live import whole_picture
     from trustwall.firewall.semantics.trace import Packet, Tracer, trace
     from trustwall.getout import anchors_from_files, fetch_anchors, fix
     from trustwall.getout import verify as verify_clients
@@ -99,6 +100,8 @@ _LAZY: dict[str, str] = {
     "Packet": "trustwall.firewall.semantics.trace:Packet",
     "Tracer": "trustwall.firewall.semantics.trace:Tracer",
     "trace": "trustwall.firewall.semantics.trace:trace",
+    # everything the kernel evaluates (native nft, iptables-nft, legacy): .ruleset to trace
+    "whole_picture": "trustwall.firewall.nftables.live:whole_picture",
     "lint_ruleset": "trustwall.firewall.analysis.lint:lint",
     "plan_insert": "trustwall.firewall.analysis.plan:plan_insert",
     "plan_delete": "trustwall.firewall.analysis.plan:plan_delete",
@@ -177,6 +180,7 @@ __all__ = [  # the lazily loaded names too: `from trustwall import *` loads them
     "trace",
     "undo",
     "verify_clients",
+    "whole_picture",
     "why",
     "why_in",
 ]

@@ -109,7 +109,8 @@ def test_hand_made_rule_with_cr_in_its_interface_is_not_read_as_accept_all(hosts
     trace = tw(server, "fw", "trace", "-s", CLIENT_IP, "-d", SERVER_IP, "--dport", "8080",
                "--in", "eth0", "--state", "new")
     assert "ACCEPT" not in trace.stdout  # it used to say accepted; the kernel rejects
-    assert "iptables-save:6: bad argument" in refused(trace)  # the rule, named
+    # the rule, named (fw trace --live reads iptables-nft's tables through iptables-nft-save)
+    assert "iptables-nft-save:6: bad argument" in refused(trace)
     deny = tw(server, "fw", "deny", "-p", "udp", "--dport", "9999", "--apply", "--yes",
               "--no-persist", "--confirm-within", "0", "--state-dir", str(tmp_path / "s"))
     refused(deny)

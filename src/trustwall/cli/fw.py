@@ -89,6 +89,16 @@ def show(file: str | None, live: bool, ipv6: bool, table: str, verbose: bool, ex
         return
     render = import_module("trustwall.firewall.iptables.render")
     ruleset = _load(file, live, ipv6, counters=True)
+    if file is None and ruleset.table(table) is None:
+        # a plain nftables host: no iptables table at all, the nft tables are the listing
+        only_nft = _nft_view(nft_show, 6 if ipv6 else 4)
+        if only_nft is not None:
+            for line in only_nft.warnings:
+                click.echo(visible(f"trustwall: warning: {line}"), err=True)
+            emit({"iptables": None, "nft": only_nft.tables,
+                  "other_iptables": only_nft.iptables, "warnings": list(only_nft.warnings)},
+                 lambda _: click.echo(visible(only_nft.text), nl=False))
+            return
     view = render.listing_view(ruleset, table, chain)
     data, owner_lines = owned_view(view, ruleset, file, table)
     nft_view = _nft_view(nft_show, 6 if ipv6 else 4) if file is None else None

@@ -33,10 +33,13 @@ def _icmp(text: str | None, family: int = 4) -> tuple[int | None, int | None]:
 
 @click.command()
 @click.option("--file", "-f", "file", type=click.Path(dir_okay=False),
-              help="Trace against an iptables-save file instead of the running firewall.")
-@click.option("--live", is_flag=True, help="Trace against the running firewall (the default).")
+              help="Trace against a saved ruleset instead of the running firewall: "
+                   "iptables-save text, `nft -j list ruleset` JSON or an nft text file.")
+@click.option("--live", is_flag=True,
+              help="Trace against the running firewall (the default): native nftables, "
+                   "iptables-nft and iptables-legacy rules, every base chain by priority.")
 @click.option("-6", "--ipv6", "ipv6", is_flag=True,
-              help="Live: read ip6tables (implied by IPv6 addresses).")
+              help="Trace an IPv6 packet (implied by IPv6 addresses).")
 @click.option("--local-addr", "local_addrs", multiple=True, metavar="ADDR[/LEN]",
               help="An address of the host (repeatable). Decides INPUT vs FORWARD; live "
                    "default: `ip -j addr`. Without it, a file trace follows both paths.")
@@ -72,11 +75,13 @@ def trace(file: str | None, live: bool, ipv6: bool, local_addrs: tuple[str, ...]
     """
     tr = import_module("trustwall.firewall.semantics.trace")
     ipv6 = ipv6 or ":" in (src or "") + (dst or "")  # an IPv6 packet needs ip6tables
-    ruleset, locals_ = _ruleset_and_locals(file, live, ipv6, local_addrs)
-    tracer = tr.Tracer(ruleset, locals_)
+    family = 6 if ipv6 else 4
+    loaded, locals_ = _ruleset_and_locals(file, live, ipv6, local_addrs)
+    for warning in loaded.warnings:
+        click.echo(f"trustwall: warning: {warning}", err=True)
+    ruleset = loaded.ruleset
     if batch is not None:
-        ownership = import_module("trustwall.cli.fw").owners_of(ruleset, file)
-        _run_batch(tr, tracer, batch, ownership)
+        _run_batch(tr, ruleset, locals_, family, batch, loaded.ownership)
         return
     if file is None and not outgoing:
         src, dst, in_iface = _live_defaults(locals_, src, dst, in_iface, 6 if ipv6 else 4)
@@ -94,23 +99,28 @@ def trace(file: str | None, live: bool, ipv6: bool, local_addrs: tuple[str, ...]
                        dport=None if dport is None else single_port(dport),
                        in_iface=in_iface, out_iface=out_iface, state=state.upper(),
                        icmp_type=itype, icmp_code=icode, mark=mark_value, local=outgoing)
-    result = tracer.trace(packet)
-    ownership = import_module("trustwall.cli.fw").owners_of(ruleset, file)
-    emit(with_owners(result, ownership, ruleset.family),
+    result = tr.trace(ruleset, packet, locals_)
+    ownership = loaded.ownership
+    emit(with_owners(result, ownership, family),
          lambda _: _render(result, ownership.host))
 
 
 def with_owners(result: Any, ownership: Any, family: int) -> dict[str, Any]:
     """The trace's JSON with ``"owner"`` on every step and on each deciding rule (who
-    wrote that chain: the place to change it)."""
+    wrote that chain or nft table: the place to change it)."""
     from trustwall.jsonable import to_jsonable
 
     data = to_jsonable(result)
 
     def mark(item: Any) -> None:
-        if isinstance(item, dict) and "chain" in item:  # routing: nobody's chain
-            item["owner"] = ownership.owner_of(item["table"], item["chain"], family) \
-                if item.get("table") else None
+        if not (isinstance(item, dict) and "chain" in item):
+            return
+        if not item.get("table"):  # routing: nobody's chain
+            item["owner"] = None
+        elif item.get("backend") == "nft":
+            item["owner"] = ownership.owner_of_nft_table(item["family"], item["table"])
+        else:
+            item["owner"] = ownership.owner_of(item["table"], item["chain"], family)
 
     for step in data.get("path", []):
         mark(step)
@@ -121,17 +131,43 @@ def with_owners(result: Any, ownership: Any, family: int) -> dict[str, Any]:
     return data
 
 
+class _Loaded:
+    """The ruleset to trace, what to warn about, and who owns it."""
+
+    def __init__(self, ruleset: Any, warnings: tuple[str, ...], ownership: Any) -> None:
+        self.ruleset, self.warnings, self.ownership = ruleset, warnings, ownership
+
+
+def _version(address: str, default: int) -> int:
+    return 6 if ":" in str(address) else 4 if "." in str(address) else default
+
+
 def _ruleset_and_locals(file: str | None, live: bool, ipv6: bool,
-                        local_addrs: tuple[str, ...]) -> tuple[Any, Any]:
-    api = import_module("trustwall.firewall.iptables.live")
+                        local_addrs: tuple[str, ...]) -> tuple[_Loaded, Any]:
+    """The ruleset to trace: a saved file (iptables-save, nft JSON or text), or the live
+    host's whole picture (native nft, iptables-nft, legacy; IPv4 and IPv6)."""
     routing = import_module("trustwall.firewall.semantics.routing")
+    detect = import_module("trustwall.firewall.owners.detect")
     if file is not None and live:
         raise click.UsageError("give either --file or --live, not both")
     if file is not None:
-        return api.read_file(file), routing.from_args(list(local_addrs))
-    ruleset = api.read_live(family=6 if ipv6 else 4)
+        locals_ = routing.from_args(list(local_addrs))
+        if import_module("trustwall.firewall.nftables.show").is_nft_file(file):
+            nft_live = import_module("trustwall.firewall.nftables.live")
+            ruleset = nft_live.file_ir(file)
+            ownership = detect.classify(detect.HostFacts(nft_tables=tuple(
+                (t.family, t.name) for t in ruleset.tables if t.backend == "nft")))
+            return _Loaded(ruleset, (), ownership), locals_
+        ruleset = import_module("trustwall.firewall.iptables.live").read_file(file)
+        ownership = import_module("trustwall.cli.fw").owners_of(ruleset, file)
+        return _Loaded(ruleset, (), ownership), locals_
+    family = 6 if ipv6 else 4
+    found = import_module("trustwall.firewall.nftables.live").traceable(family)
     locals_ = routing.from_args(list(local_addrs)) if local_addrs else routing.read_live()
-    return ruleset, locals_
+    ownership = detect.detect(rulesets=found.iptables())
+    # equal priorities are said by each trace that meets them
+    warnings = tuple(w for w in found.warnings if "same priority" not in w)
+    return _Loaded(found.ruleset, warnings, ownership), locals_
 
 
 ANY_REMOTE = {4: "192.0.2.10", 6: "2001:db8::10"}  # TEST-NET: "someone out there"
@@ -171,7 +207,8 @@ def _live_defaults(locals_: Any, src: str | None, dst: str | None, in_iface: str
 _BATCH_KEYS = {"in": "in_iface", "out": "out_iface", "outgoing": "local"}
 
 
-def _run_batch(tr: Any, tracer: Any, stream: Any, ownership: Any = None) -> None:
+def _run_batch(tr: Any, ruleset: Any, local: Any, family: int, stream: Any,
+               ownership: Any = None) -> None:
     packets = []
     for number, line in enumerate(stream, 1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -180,7 +217,8 @@ def _run_batch(tr: Any, tracer: Any, stream: Any, ownership: Any = None) -> None
             data = json.loads(line)
             fields = {_BATCH_KEYS.get(k, k): v for k, v in data.items()}
             if "icmp_type" in fields and isinstance(fields["icmp_type"], str):
-                fields["icmp_type"], code = _icmp(fields["icmp_type"], tracer.family)
+                fields["icmp_type"], code = _icmp(fields["icmp_type"], _version(
+                    fields.get("src", ""), family))
                 fields.setdefault("icmp_code", code)
             if isinstance(fields.get("mark"), str):
                 fields["mark"] = int(fields["mark"], 0)
@@ -190,12 +228,14 @@ def _run_batch(tr: Any, tracer: Any, stream: Any, ownership: Any = None) -> None
         except (ValueError, TypeError, AttributeError) as exc:
             raise BadInput(f"--batch line {number}: {exc}") from None
     write = sys.stdout.write
-    for result in tracer.trace_many(packets):
+    for result in tr.trace_many(ruleset, packets, local):
         full = result.to_json() if ownership is None else \
-            with_owners(result, ownership, tracer.family)
+            with_owners(result, ownership, _version(result.packet.src, family))
         row = {k: full[k] for k in ("packet", "verdict", "certain", "decided_by", "unknown")}
         if "outcomes" in full:
             row["outcomes"] = full["outcomes"]
+        if "warnings" in full:
+            row["warnings"] = full["warnings"]
         write(json.dumps(json.loads(dumps(row)), separators=(",", ":")) + "\n")
 
 
@@ -224,8 +264,9 @@ def _render(result: Any, owner: str = "none") -> None:
         d = result.decided_by
         by = "no rule (no table filters this path)" if d is None else (
             f"the routing decision: {d.text}" if d.chain == "routing" else
-            f"{d.table} {d.chain} policy" if d.rule is None else
-            f"{d.table} {d.chain} rule {d.rule}: {d.text}")
+            f"{d.table_words} {d.chain} policy" if d.rule is None else
+            f"{d.table_words} {d.chain} rule {d.rule}"
+            + (f" (handle {d.handle})" if d.handle is not None else "") + f": {d.text}")
         mine = "" if owner in ("none", "iptables") else f" (this firewall belongs to {owner})"
         out.print(styled((result.verdict, f"bold {colour}"), f"  decided by {by}{mine}"),
                   soft_wrap=True)

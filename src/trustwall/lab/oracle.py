@@ -315,7 +315,11 @@ class KernelOracle:
             raise BadInput("the kernel oracle sends IPv4 packets only (family=4)")
         self._fw.run(["nft", "flush", "ruleset"])
         self._fw.run(["iptables-restore"], input=ruleset_text)
-        # Only now does the conntrack sysctl directory exist (if the rules use conntrack).
+        self._strict_tcp()
+
+    def _strict_tcp(self) -> None:
+        """A stray ACK is INVALID, not picked up mid-stream as NEW (``tcp_loose=0``). Only
+        once rules use conntrack does its sysctl directory exist: call after loading."""
         with contextlib.suppress(Exception):
             self._fw.run(["sysctl", "-q", "-w", "net.netfilter.nf_conntrack_tcp_loose=0"])
 

@@ -19,7 +19,6 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
-from importlib import import_module
 from pathlib import Path
 
 from trustwall.errors import BadInput, EnvironmentMissing
@@ -119,12 +118,8 @@ class Picture:
 
 
 def compile_iptables(ruleset: iptables_model.Ruleset) -> tuple[ir.Table, ...]:
-    """The one call into the iptables frontend's compiler (``iptables/compile.py``)."""
-    to_ir = getattr(ruleset, "to_ir", None)
-    if to_ir is not None:
-        return tuple(to_ir().tables)
-    module = import_module("trustwall.firewall.iptables.compile")
-    return tuple(module.compile_ruleset(ruleset).tables)
+    """An iptables dump's tables in the IR (compiled once per ruleset, cached by it)."""
+    return ruleset.to_ir().tables
 
 
 def _save(argv: list[str], netns: str | None) -> str | None:
@@ -195,14 +190,8 @@ def whole_picture(*, netns: str | None = None) -> Picture:
                                 f"written with nft (nft-only syntax); read from nft's listing, "
                                 f"as iptables-nft-save misreads such rules")
         for backend in ("nft", "legacy"):
-            if (backend, version) not in dumps:
-                continue
-            try:
-                tables += [ir.Table(t.backend, t.family, t.name, t.chains)
-                           for t in compile_iptables(dumps[(backend, version)])]
-            except (ImportError, AttributeError):
-                warnings.append(f"{prefix}tables-{backend}-save: the iptables compiler is "
-                                f"missing; its rules are shown, not traced")
+            if (backend, version) in dumps:
+                tables += compile_iptables(dumps[(backend, version)])
     for version in (4, 6):
         held = [b for b in ("nft", "legacy") if (b, version) in dumps
                 and any(c.rules or (c.policy or "ACCEPT") != "ACCEPT"
@@ -214,3 +203,43 @@ def whole_picture(*, netns: str | None = None) -> Picture:
     ruleset = ir.Ruleset(tuple(tables))
     warnings += equal_priority_warnings(ruleset)
     return Picture(ruleset, nft, dumps, tuple(warnings))
+
+
+@dataclass(frozen=True)
+class Traceable:
+    """What a trace of this host walks: ``ruleset`` (the whole picture in the IR, or the
+    iptables ruleset of one family when nft is missing), ``picture`` (None then) and what a
+    reader must know (``warnings``)."""
+
+    ruleset: ir.Ruleset | iptables_model.Ruleset
+    picture: Picture | None
+    warnings: tuple[str, ...]
+
+    def iptables(self) -> list[iptables_model.Ruleset]:
+        """One iptables dump per IP version (iptables-nft's, else legacy's): what owner
+        detection reads chain names from."""
+        if self.picture is None:
+            return [self.ruleset] if isinstance(self.ruleset, iptables_model.Ruleset) else []
+        dumps = self.picture.iptables
+        found = (next((dumps[(b, v)] for b in ("nft", "legacy") if (b, v) in dumps), None)
+                 for v in (4, 6))
+        return [d for d in found if d is not None]
+
+
+def traceable(family: int = 4, *, netns: str | None = None) -> Traceable:
+    """The live ruleset a trace walks: :func:`whole_picture` (every backend, both IP versions);
+    on a host without the nft program, iptables alone (of ``family``), said in a warning."""
+    try:
+        picture = whole_picture(netns=netns)
+    except EnvironmentMissing as exc:
+        if shutil.which("nft") is not None or os.geteuid() != 0:
+            raise
+        ruleset = iptables_live.read_live(family=family, netns=netns)
+        return Traceable(ruleset, None, (f"native nftables not read ({exc}): iptables only",))
+    return Traceable(picture.ruleset, picture, picture.warnings)
+
+
+def file_ir(path: str | Path) -> ir.Ruleset:
+    """A saved nft ruleset (JSON or text) as the IR, every table: a file has no
+    iptables-nft-save beside it, so iptables-nft's ``xt`` rules stay opaque."""
+    return nft_compile.compile_ruleset(read_file(path), include_iptables_nft=True)

@@ -35,9 +35,14 @@ def compile_rewrite(rewrite: Rewrite | None, name: str, local: LocalAddresses
 def _nat(nat: Nat, local: LocalAddresses) -> Callable[[_Ctx], str]:
     if nat.kind in ("dnat", "snat"):
         attr = "dst" if nat.kind == "dnat" else "src"
-        return lambda ctx: _rewrite(ctx, attr, nat.address, nat.port)
+
+        def dnat_snat(ctx: _Ctx) -> str:
+            ctx.nat = ctx.nat | {nat.kind}  # conntrack's status bit (``ct status dnat``)
+            return _rewrite(ctx, attr, nat.address, nat.port)
+        return dnat_snat
     if nat.kind == "redirect":
         def redirect(ctx: _Ctx) -> str:
+            ctx.nat = ctx.nat | {"dnat"}
             loop = "127.0.0.1" if ctx.family == 4 else "::1"
             addr = loop if ctx.hook == "output" else local.primary(ctx.iin, ctx.family)
             ctx.dst = int(ipaddress.ip_address(addr)) if addr is not None else None
@@ -47,6 +52,7 @@ def _nat(nat: Nat, local: LocalAddresses) -> Callable[[_Ctx], str]:
         return redirect
     if nat.kind == "masquerade":
         def masquerade(ctx: _Ctx) -> str:
+            ctx.nat = ctx.nat | {"snat"}
             addr = local.primary(ctx.iout, ctx.family)
             ctx.src = int(addr) if addr is not None else None
             if nat.port is not None:
@@ -59,6 +65,7 @@ def _nat(nat: Nat, local: LocalAddresses) -> Callable[[_Ctx], str]:
 
         def netmap(ctx: _Ctx) -> str:
             attr = "dst" if ctx.hook in ("prerouting", "output") else "src"
+            ctx.nat = ctx.nat | {"dnat" if attr == "dst" else "snat"}
             value = getattr(ctx, attr)
             if value is not None:
                 setattr(ctx, attr, (value & ~mask) | base)

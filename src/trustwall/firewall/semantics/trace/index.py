@@ -17,14 +17,18 @@ from trustwall.firewall.ir import (
     AddressTypes,
     Chain,
     Condition,
+    CtStatus,
     Fragment,
     IcmpMatch,
     Interface,
+    IpVersion,
+    KeySpan,
     MarkMatch,
     Opaque,
     PacketType,
     PortSet,
     Protocol,
+    SetLookup,
     Table,
 )
 from trustwall.firewall.protocols import PORT_PROTOCOL_NUMBERS, BadValue, protocol_number
@@ -43,8 +47,8 @@ class _Ctx:
     """The packet while it travels (mutable: NAT and MARK change it)."""
 
     __slots__ = ("ctmark", "dport", "dst", "family", "flags", "hook", "icmp",
-                 "icmp_code", "icmp_type", "iin", "iout", "mark", "notrack", "out_given", "proto",
-                 "sport", "src", "state", "version")
+                 "icmp_code", "icmp_type", "iin", "iout", "mark", "nat", "notrack", "out_given",
+                 "proto", "sport", "src", "state", "version")
 
     def __init__(self, p: Packet, family: int) -> None:
         self.family = family
@@ -74,6 +78,7 @@ class _Ctx:
             self.flags = _NO_FLAGS
         self.hook = ""
         self.notrack = False
+        self.nat: frozenset[str] = frozenset()  # conntrack NAT bits set on the way (dnat, snat)
         self.version = 0  # bumped whenever a target changes the packet
         if self.proto not in (1, 58):
             self.icmp: tuple[int, int] | None = _NO_ICMP
@@ -470,6 +475,143 @@ def _addrtype(attr: str) -> _Field:
     return _Field(check)
 
 
+# --- nftables conditions ---------------------------------------------------------------------
+
+
+def _nfproto_check(value: IpVersion, local: LocalAddresses, family: int) -> Check:
+    hit = value.matches(family)  # a tracer traces one IP version
+    return lambda ctx: hit
+
+
+def _nfproto_index(cond: Condition, dims: dict[str, object], cr: _CRule, family: int) -> bool:
+    cr.never = cr.never or not cond.value.matches(family)
+    return True
+
+
+def _proto_set_index(cond: Condition, dims: dict[str, object], cr: _CRule, family: int
+                     ) -> bool:
+    if "proto" in dims:
+        return False
+    dims["proto"] = cond.value.matches
+    return True
+
+
+def _ct_status_bits(ctx: _Ctx) -> tuple[frozenset[str], frozenset[str]] | None:
+    """The conntrack status bits of the packet's connection: (known set, known clear); None
+    when it has no conntrack entry (INVALID, UNTRACKED, or before conntrack ran), where nft's
+    ``ct`` expression does not match at all. NEW is the connection's first packet (as the NAT
+    chains already assume): nothing seen back, not assured, not yet confirmed, NAT bits as
+    this path set them. ESTABLISHED: confirmed and a reply seen; the rest unknown."""
+    if ctx.notrack or ctx.state in ("INVALID", "UNTRACKED"):
+        return None
+    if ctx.state == "NEW":
+        return ctx.nat, _CT_STATUS_BITS - ctx.nat
+    if ctx.state == "ESTABLISHED":
+        return frozenset({"confirmed", "seen-reply"}), frozenset({"dying"})
+    return frozenset({"confirmed"}), frozenset({"dying"})
+
+
+_CT_STATUS_BITS = frozenset({"expected", "seen-reply", "assured", "confirmed", "snat", "dnat",
+                             "dying"})
+
+
+def _ct_status_check(value: CtStatus, local: LocalAddresses, family: int) -> Check:
+    bits, negated = value.bits, value.negated
+
+    def check(ctx: _Ctx) -> bool | str:
+        known = _ct_status_bits(ctx)
+        if known is None:
+            return False  # no connection: nft's ct expression breaks the rule
+        on, off = known
+        if bits & on:
+            return not negated
+        if bits <= off:
+            return negated
+        return (f"the connection's status ({', '.join(sorted(bits - off))}) is not known for "
+                f"a {ctx.state} packet")
+    return check
+
+
+def _set_value(key: str, ctx: _Ctx, local: LocalAddresses, family: int) -> object:
+    """The packet's value for one key of a set lookup (``ir.SET_KEYS``); None: unknown;
+    :data:`_ABSENT`: the packet has no such header (the lookup does not match)."""
+    if key in ("sport", "dport"):
+        value = getattr(ctx, key)
+        if value is None and ctx.proto not in PORT_PROTOCOL_NUMBERS:
+            return _ABSENT
+        return value
+    if key in ("icmp_type", "icmp_code"):
+        if ctx.proto not in (1, 58):
+            return _ABSENT
+        if ctx.icmp_type is None:
+            return None
+        return ctx.icmp_type if key == "icmp_type" else ctx.icmp_code or 0
+    if key == "nfproto":
+        return family
+    if key == "ct_mark" and ctx.state in ("INVALID", "UNTRACKED"):
+        return _ABSENT  # no connection: nft's ct expression breaks the rule
+    if key == "pkttype":
+        return None if ctx.dst is None else _pkttype(ctx.dst, family, local)
+    return getattr(ctx, _SET_ATTRS.get(key, key))
+
+
+_ABSENT = object()
+_SET_ATTRS = {"iif": "iin", "oif": "iout", "ct_mark": "ctmark", "ct_state": "state"}
+
+
+def _set_check(value: SetLookup, local: LocalAddresses, family: int) -> Check:
+    """The lookup as a hash probe for its single-value elements (a 1,000-pair concatenation
+    is one probe, not 1,000 comparisons) and ``SetLookup``'s own test for the rest (ranges,
+    prefixes, interface wildcards)."""
+    keys, where = value.keys, value.name or "an anonymous set"
+    words = tuple(k in ("ct_state", "pkttype") for k in keys)  # compared case-blind
+    exact: set[tuple[object, ...]] = set()
+    rest = []
+    for element in value.elements:
+        probe = tuple(_exact(part) for part in element)
+        if any(p is None for p in probe):
+            rest.append(element)
+        else:
+            exact.add(probe)
+    others = SetLookup(keys, tuple(rest))
+    negated = value.negated
+
+    def check(ctx: _Ctx) -> bool | str:
+        values = tuple(_set_value(k, ctx, local, family) for k in keys)
+        if any(v is _ABSENT for v in values):
+            return False  # nft's payload load fails: the rule does not match, negated or not
+        missing = [k for k, v in zip(keys, values, strict=True) if v is None]
+        if missing:
+            return f"the packet's {', '.join(missing)} is not given (lookup in {where})"
+        probe = tuple(v.upper() if w and isinstance(v, str) else v
+                      for v, w in zip(values, words, strict=True))
+        hit = probe in exact or (bool(rest) and others.matches(values))
+        return hit != negated
+    return check
+
+
+def _exact(part: KeySpan | Interface | str) -> object:
+    """The one value an element component holds (None: a range, prefix or wildcard)."""
+    if isinstance(part, KeySpan):
+        return part.first if part.first == part.last else None
+    if isinstance(part, Interface):
+        return None if part.prefix or part.negated else part.name
+    return part.upper()
+
+
+def _set_index(cond: Condition, dims: dict[str, object], cr: _CRule, family: int) -> bool:
+    """A one-key lookup of addresses or ports is intervals of the chain's index (a 50k-prefix
+    set is a sorted sweep, not 50k tests per packet); other keys run as checks."""
+    value: SetLookup = cond.value
+    if len(value.keys) != 1 or value.keys[0] not in ("src", "dst", "sport", "dport") or \
+            value.keys[0] in dims or \
+            not all(isinstance(e[0], KeySpan) for e in value.elements):
+        return False
+    key = value.keys[0]
+    dims[key] = (_merge((e[0].first, e[0].last) for e in value.elements), value.negated)  # type: ignore[union-attr]
+    return True
+
+
 def _opaque_check(value: Opaque, local: LocalAddresses, family: int) -> Check:
     return _unknown(value.why)
 
@@ -503,6 +645,11 @@ FIELDS: dict[str, _Field] = {
     "src_type": _addrtype("src"),
     "dst_type": _addrtype("dst"),
     "opaque": _Field(_opaque_check),
+    "nfproto": _Field(_nfproto_check, _nfproto_index),
+    "proto_set": _Field(lambda value, local, family: lambda ctx: value.matches(ctx.proto),
+                        _proto_set_index),
+    "ct_status": _Field(_ct_status_check),
+    "set": _Field(_set_check, _set_index),
 }
 
 

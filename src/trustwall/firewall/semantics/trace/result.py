@@ -62,6 +62,12 @@ class RuleRef:
     family: str = ""
     handle: int | None = None
 
+    @property
+    def table_words(self) -> str:
+        """``filter`` for iptables (as always), ``nft inet firewalld`` for a native nft
+        table (an nft table may share an iptables table's name)."""
+        return f"nft {self.family} {self.table}" if self.backend == "nft" else self.table
+
 
 @dataclass(frozen=True)
 class Step:
@@ -72,6 +78,9 @@ class Step:
     rule: int | None
     text: str
     action: str
+    backend: str = ""  # iptables, nft ("": the routing decision)
+    family: str = ""
+    handle: int | None = None
 
 
 @dataclass(frozen=True)

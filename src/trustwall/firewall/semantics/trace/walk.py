@@ -17,6 +17,7 @@ from trustwall.firewall.ir import (
     HOOKS,
     Chain,
     Frontend,
+    KeySpan,
     Nat,
     Rule,
     Ruleset,
@@ -123,9 +124,15 @@ class Tracer:
             self._hooks[hook] = [
                 (c, c.hook.type == "nat", c.hook.priority < CONNTRACK_PRIORITY
                  and hook in ("prerouting", "output")) for c in present]
-            for cchain in present:
-                if cchain.hook.type == "filter" and cchain.hook.priority == FILTER_PRIORITY:
-                    self._accepter[hook] = cchain.tkey
+            # the filter base chain at the filter priority names the accepting rule; on an
+            # nft host without one (firewalld's chains sit at filter + 10), the nearest to it
+            filters = [c for c in present if c.hook.type == "filter" and (
+                c.hook.priority == FILTER_PRIORITY or c.table.backend == "nft")]
+            if filters:
+                nearest = min(abs(c.hook.priority - FILTER_PRIORITY) for c in filters)
+                self._accepter[hook] = next(
+                    c.tkey for c in reversed(filters)
+                    if abs(c.hook.priority - FILTER_PRIORITY) == nearest)
             warnings = tuple(
                 f"{hook}: {_where(a)} and {_where(b)} share priority {a.hook.priority}; the "
                 "kernel's order between them is undefined (traced in the order listed)"
@@ -290,6 +297,16 @@ class Tracer:
                             ports.update((r.first, r.last + 1))
                     elif field in ("src_range", "dst_range"):
                         addrs.update((int(value.first), int(value.last) + 1))
+                    elif field == "set":  # nft set lookups: every element's bounds
+                        for i, key in enumerate(value.keys):
+                            target = addrs if key in ("src", "dst") else \
+                                ports if key in ("sport", "dport") else None
+                            if target is None:
+                                continue  # the class key holds the packet's own value
+                            for element in value.elements:
+                                part = element[i]
+                                if isinstance(part, KeySpan):
+                                    target.update((part.first, part.last + 1))
         for a in self._local_ints or ():
             addrs.update((a, a + 1))
         for net, mask in self._local_nets:
@@ -309,7 +326,8 @@ class Tracer:
         cr.rule = rule
         cr.table = table.name
         cr.chain = chain.name
-        cr.number = number
+        # the frontend's position (a verdict map is several IR rules of one nft rule)
+        cr.number = rule.source.position or number
         cr.dims, cr.extra = _fast_parts(cr, self.local, self.family)
         action = rule.action
         kind = action.kind
@@ -443,7 +461,7 @@ class Tracer:
                         table.backend, table.family)
                 if run.with_path:
                     run.path.append(Step(ref.table, ref.chain, None, ref.text,
-                                         f"policy {policy}"))
+                                         f"policy {policy}", ref.backend, ref.family))
                 verdict = policy
             else:
                 verdict, ref = result
@@ -539,7 +557,9 @@ class Tracer:
 
     def _step(self, run: _Run, cr: _CRule, action: str) -> None:
         if run.with_path:
-            run.path.append(Step(cr.table, cr.chain, cr.number, self._text(cr), action))
+            src = cr.rule.source
+            run.path.append(Step(cr.table, cr.chain, cr.number, self._text(cr), action,
+                                 src.backend, src.family, src.handle))
 
     def _matches(self, run: _Run, cr: _CRule, ctx: _Ctx) -> bool:
         """Every condition of the rule, one by one (a packet field is unknown)."""
