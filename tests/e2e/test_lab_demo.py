@@ -71,10 +71,15 @@ def test_demo_tells_the_jconsole_story_on_a_firewalld_server(report: DemoReport)
     assert refused["zone public"].detail.endswith("ports: (none)")
     why = {row.subject: row for row in _step(report, "firewalld server: why-in").rows}
     assert why["firewall"].verdict == "FAIL"
-    assert "REJECT by firewalld zone public" in why["firewall"].detail
-    assert why["next"].detail == ("sudo firewall-cmd --zone public --add-port 18745/tcp && "
-                                  "sudo firewall-cmd --permanent --zone public --add-port "
-                                  "18745/tcp")
+    # the trace walked firewalld's own nft table and names its rule and handle
+    assert "REJECT by nft inet firewalld filter_IN_public rule " in why["firewall"].detail
+    assert "(handle " in why["firewall"].detail
+    # asked --from the client, the doctor opens the port to that client only, runtime and
+    # permanent, through firewalld
+    assert why["next"].detail.startswith("sudo firewall-cmd --zone public --add-rich-rule ")
+    assert why["next"].detail.count("firewall-cmd") == 2
+    assert 'source address="198.18.' in why["next"].detail
+    assert "--permanent" in why["next"].detail
     plan = _step(report, "firewalld's own commands").rows
     assert [(r.subject, r.detail) for r in plan] == [
         ("owner", "firewalld"),

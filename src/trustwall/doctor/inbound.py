@@ -260,35 +260,14 @@ class _Inbound:
             return
         verdict = result.verdict
         if verdict == "ACCEPT":
-            # iptables lets it through; firewalld's own nft table is not in that trace
-            zone_verdict = self._firewalld_verdict()
-            if zone_verdict is None or zone_verdict[0] == "ACCEPT":
-                self.ladder.add(Rung("firewall", "ok", checked, f"accepted by {where}"))
-                return
-            verdict, where = zone_verdict
+            # the whole picture: every base chain at the hook (firewalld's nft table too) let
+            # it through
+            self.ladder.add(Rung("firewall", "ok", checked, f"accepted by {where}"))
+            return
         assert live.ruleset is not None
         found, next_command = self._owner_fix(live.ruleset)
         self.ladder.add(Rung("firewall", "broken", checked,
                              f"{verdict} by {where}; {found}", next_command))
-
-    def _firewalld_verdict(self) -> tuple[str, str] | None:
-        """(verdict, what decided it) of a running firewalld's zone for the packet, as
-        firewalld dispatches it (source binding, interface, default zone); None without one."""
-        from trustwall.errors import TrustwallError
-        from trustwall.firewall.owners import firewalld
-
-        try:
-            if not firewalld.running():
-                return None
-            state = firewalld.read_state()
-            name = firewalld.zone_for(state, src=self.source, in_iface=self.dev)
-            zone = state.runtime[name]
-            state = firewalld.with_services(state, zone.services)
-            found = firewalld.verdict(zone, firewalld.Packet(self.proto, self.port,
-                                                             src=self.source), state.service_ports)
-        except (TrustwallError, KeyError):
-            return None
-        return found.verdict, f"firewalld zone {name}: {found.by}"
 
     def _owner_fix(self, ruleset: Any) -> tuple[str, str]:
         """What fixes it, through whoever owns this firewall: (found, next command).

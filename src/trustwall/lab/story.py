@@ -88,11 +88,16 @@ def why_in_owner_step(host: ManagedHost, port: int) -> Step:
     """``trustwall why-in PORT`` inside a managed lab host (firewalld's): the owner's reject
     and the owner's own command as next."""
     t = time.perf_counter()
-    ladder = _ladder(host, ["why-in", str(port)], dict(_BASE_ENV))
+    # --from the client, as the user who saw JConsole fail would ask: without it the doctor
+    # does not know the interface the packet arrives on, and firewalld's loopback accept
+    # makes the answer honestly "ACCEPT or REJECT"
+    ladder = _ladder(host, ["why-in", str(port), "--from", host.client_ip], dict(_BASE_ENV))
     return Step(
         "Letting in, firewalld", f"The doctor on the firewalld server: why-in {port}",
-        "iptables has nothing to say here: the packet lands in firewalld's zone (as firewalld "
-        "dispatches it: source, interface, default zone), whose final reject is what the "
-        "client saw. The doctor names firewalld and gives firewalld's own command, which "
-        "persists the change where firewall-cmd --list-all shows it.",
-        f"trustwall why-in {port}", _rows(ladder), time.perf_counter() - t)
+        "The trace walks every base chain the kernel runs, firewalld's own nft table "
+        "included: the packet lands in firewalld's zone (as firewalld dispatches it: source, "
+        "interface, default zone), whose final reject is what the client saw. The doctor "
+        "names firewalld and gives firewalld's own command, which persists the change where "
+        "firewall-cmd --list-all shows it.",
+        f"trustwall why-in {port} --from {host.client_ip}", _rows(ladder),
+        time.perf_counter() - t)
