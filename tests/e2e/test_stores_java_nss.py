@@ -181,7 +181,13 @@ def test_kill_9_during_install_never_leaves_a_store_half_written(tree: Path,
     window = time.monotonic() - started
     undo(root=tree)
     assert diff(snapshot(tree), before) == []
-    for _ in range(5):
+    # Kill until two kills have landed mid-transaction (a fixed count of kills flaked: under
+    # load a run can end before its drawn kill time). Every round, whatever the kill hit,
+    # must leave the tree exactly as before.
+    rolled_back = rounds = 0
+    while rolled_back < 2:
+        rounds += 1
+        assert rounds <= 40, "no kill landed mid-transaction in 40 rounds"
         child, _started = start_and_wait_for_first_change()
         time.sleep(rng.uniform(0, 0.7 * window))
         child.send_signal(signal.SIGKILL)
@@ -190,9 +196,11 @@ def test_kill_9_during_install_never_leaves_a_store_half_written(tree: Path,
         last = transactions(root=tree)[-1]
         if last.status == "committed" and not last.undone_by:
             undo(root=tree)  # the kill came after the commit point
+        elif last.status == "rolled-back":
+            rolled_back += 1
         assert diff(snapshot(tree), before) == []
-    statuses = [t.status for t in transactions(root=tree) if t.kind == "ca-install"]
-    assert statuses.count("rolled-back") >= 2, statuses
+        if child.returncode == 0:  # it finished first: this machine is faster than drawn
+            window *= 0.7
 
 
 def test_nss_cert_present_but_untrusted_gets_trusted(tmp_path: Path) -> None:
