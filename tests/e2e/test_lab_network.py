@@ -143,11 +143,16 @@ def test_starting_without_mitmproxy_fails_clearly_and_leaves_nothing(monkeypatch
     from trustwall.lab.netns import list_lab_namespaces
 
     monkeypatch.setattr(proxy_mod, "MITMDUMP_CANDIDATES", ())
-    before = set(list_lab_namespaces())
+    def ours() -> set[str]:
+        # this process's namespaces only (Netns names carry the pid): another lab user on
+        # the machine may create its own meanwhile
+        return {n for n in list_lab_namespaces() if f"-{os.getpid()}-" in n}
+
+    before = ours()
     broken = Lab()
     with pytest.raises(EnvironmentMissing, match="mitmproxy"):
         broken.start()
-    assert set(list_lab_namespaces()) <= before
+    assert ours() <= before
     assert not broken.state_file.exists()
     assert not broken.workdir.exists()
 
