@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -222,8 +223,10 @@ table inet filter {
 \tchain input {
 \t\ttype filter hook input priority filter; policy drop;
 \t\tct state established,related accept
+\t\tct state invalid drop
 \t\tiif "lo" accept
 \t\ttcp dport 22 accept
+\t\treject
 \t}
 }
 """
@@ -240,7 +243,14 @@ def test_nftables_conf_owner_apply_survives_reboot_and_undo_is_exact(host):
     plan = _json(server.tw("fw", "allow", "-p", "tcp", "--dport", "18745", "--plan", "--json"))
     assert plan["owner"] == "nftables" and plan["persistent"] is True
     assert plan["writes"] == ["/etc/nftables.conf"]
-    assert plan["commands"][0].startswith("nft insert rule inet filter input")
+    # The IR planner: directly before the catch-all reject (by its live handle), with
+    # ct state != invalid because rule 2 drops INVALID packets on purpose.
+    listed = server.run(["nft", "-a", "list", "chain", "inet", "filter", "input"]).stdout
+    reject = re.search(r"\treject.* # handle (\d+)", listed).group(1)
+    assert [" ".join(shlex.split(c)) for c in plan["commands"]] == [f"nft insert rule inet filter input handle {reject} tcp dport "
+                                "18745 ct state != invalid accept"]
+    assert plan["refused"] is None
+    assert any("18745" in e and "ACCEPT" in e.upper() for e in plan["effect"])
 
     started = time.monotonic()
     applied = _json(server.tw("fw", "allow", "-p", "tcp", "--dport", "18745", "--apply",

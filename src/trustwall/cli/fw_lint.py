@@ -90,9 +90,8 @@ def lint(file: str | None, live: bool, ipv6: bool, show_all: bool, as_json: bool
     next reload or boot). Every finding names its owner. Exit 1 when there are findings.
     """
     from trustwall.firewall.analysis.lint import lint as run_lint
-    from trustwall.firewall.owners.lint import owner_lint, ufw_rules
-
     from trustwall.firewall.nftables import show as nft_show
+    from trustwall.firewall.owners.lint import owner_lint, ufw_rules
 
     if file is not None and not live and nft_show.is_nft_file(file):
         report = _nft_file_lint(file, show_all)
