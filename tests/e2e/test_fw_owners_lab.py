@@ -247,8 +247,9 @@ def test_nftables_conf_owner_apply_survives_reboot_and_undo_is_exact(host):
     # ct state != invalid because rule 2 drops INVALID packets on purpose.
     listed = server.run(["nft", "-a", "list", "chain", "inet", "filter", "input"]).stdout
     reject = re.search(r"\treject.* # handle (\d+)", listed).group(1)
-    assert [" ".join(shlex.split(c)) for c in plan["commands"]] == [f"nft insert rule inet filter input handle {reject} tcp dport "
-                                "18745 ct state != invalid accept"]
+    commands = [" ".join(shlex.split(c)) for c in plan["commands"]]
+    assert commands == [f"nft insert rule inet filter input handle {reject} tcp dport 18745 "
+                        "ct state != invalid accept"]
     assert plan["refused"] is None
     assert any("18745" in e and "ACCEPT" in e.upper() for e in plan["effect"])
 

@@ -15,6 +15,7 @@ greedily, so it is not always the smallest possible one.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -414,8 +415,30 @@ def _sourced(findings: list[Finding], tables: list[Table]) -> list[Finding]:
         if handle is None and chain is not None and f.rule is not None \
                 and 1 <= f.rule <= len(chain.rules):
             handle = chain.rules[f.rule - 1].source.handle
-        out.append(replace(f, backend=table.backend, family=table.family, handle=handle))
+        f = replace(f, backend=table.backend, family=table.family, handle=handle)
+        if table.backend == "nft" and chain is not None:
+            f = _nft_numbers(f, chain)
+        out.append(f)
     return out
+
+
+def _nft_numbers(f: Finding, chain: ir.Chain) -> Finding:
+    """An nft finding numbered as nft counts rules (a verdict map is one nft rule but one IR
+    rule per element): the rule, the blockers and the numbers in the explanation."""
+    position = {n: r.source.position for n, r in enumerate(chain.rules, 1)
+                if r.source.position is not None}
+    if all(k == v for k, v in position.items()):
+        return f
+
+    def number(m: re.Match[str]) -> str:
+        nums = [str(position.get(int(x), x)) for x in m.group(2).split(", ")]
+        return m.group(1) + ", ".join(dict.fromkeys(nums))
+
+    return replace(
+        f, rule=position.get(f.rule, f.rule) if f.rule is not None else None,
+        blocked_by=tuple(dict.fromkeys(position.get(b, b) if isinstance(b, int) else b
+                                       for b in f.blocked_by)),
+        explanation=re.sub(r"(rules? |above rule )(\d+(?:, \d+)*)", number, f.explanation))
 
 
 # --------------------------------------------------------------------------- whole picture
@@ -556,10 +579,11 @@ def _equal_priorities(ruleset: Ruleset) -> list[Finding]:
 
 
 def _dropped_later(ruleset: Ruleset, version: int, partial: list[str]) -> list[Finding]:
-    """Accept rules of a filter base chain all of whose packets later (or equal-priority)
-    base chains of the same hook certainly drop or reject: the accept lets nothing in. (An
-    accept that only some of whose packets are dropped later, as a broad ESTABLISHED accept
-    beside another table's port block, is the normal layering of tables: no finding.)"""
+    """Accept rules of a filter base chain all of whose NEW packets (all its packets when it
+    takes no NEW ones) later or equal-priority base chains of the same hook certainly drop or
+    reject: the accept lets no connection in. (An accept only some of whose packets are
+    dropped later, as a broad accept beside another table's port block, is the normal
+    layering of tables: no finding.)"""
     out: list[Finding] = []
     u = Universe.for_names(version, universe_for(ruleset).ifaces)
     for hook in HOOKS:
@@ -580,6 +604,11 @@ def _dropped_later(ruleset: Ruleset, version: int, partial: list[str]) -> list[F
                     continue
                 mine = [p.cube for p in indexes[i].decide(r.must.cubes, limit=_LATER_PIECES)
                         if p.rule is r and not p.unsure]
+                # Letting a packet in means letting its connection start: judge the NEW
+                # packets when the accept takes some (ESTABLISHED ones are usually accepted
+                # by every table), else all it takes.
+                new = [c for c in (sp.cube_and(c, _new_only(u)) for c in mine) if c is not None]
+                mine = new or mine
                 if not mine:
                     continue
                 dropped = _all_dropped(mine, later)
@@ -590,13 +619,15 @@ def _dropped_later(ruleset: Ruleset, version: int, partial: list[str]) -> list[F
                     o = piece.rule.origin if piece.rule is not None else None
                     handle = o.rule.source.handle if o is not None else None
                     by.append(f"{_base_label(t2, c2)} " + (
-                        f"rule {o.number}" + (f" (handle {handle})" if handle else "")
+                        f"rule {o.rule.source.position or o.number}"
+                        + (f" (handle {handle})" if handle else "")
                         + f": {_text(o.rule)}" if o is not None
                         else f"policy {piece.verdict}"))
                 names = list(dict.fromkeys(by))
                 first = dropped[0][1]
                 out.append(Finding(
-                    "dropped_later", t.name, r.origin.chain, r.origin.number,
+                    "dropped_later", t.name, r.origin.chain,
+                    r.origin.rule.source.position or r.origin.number,
                     _text(r.origin.rule), tuple(names), True,
                     f"does not let the packet in (IPv{version}, hook {hook}): every packet it "
                     f"accepts ({sp.describe(first.cube, u)}"
@@ -604,6 +635,12 @@ def _dropped_later(ruleset: Ruleset, version: int, partial: list[str]) -> list[F
                     f"{'; '.join(names[:3])}{' …' if len(names) > 3 else ''}; accept it there "
                     "too (or instead)", handle=r.origin.rule.source.handle, **_where(t)))
     return out
+
+
+def _new_only(u: Universe) -> sp.Cube:
+    cube = list(u.full)
+    cube[sp.STATE] = 1 << sp.STATES.index("NEW")
+    return tuple(cube)
 
 
 def _all_dropped(cubes: list[sp.Cube], later: list[tuple[tuple, FlatIndex]]

@@ -588,7 +588,8 @@ def plan_hook_insert(ruleset: Ruleset, table: Table, chain: str, rule: Rule) -> 
             if any(sp.cube_meets(a, b) for a in undecided.cubes for b in f.may.cubes):
                 pos = _top(f) - 1
                 if first is None or pos < first:
-                    first, blocker_text = pos, f"{f.verdict} rule {_top(f)}"
+                    top = target.rules[pos].source.position or _top(f)
+                    first, blocker_text = pos, f"{f.verdict} rule {top}"
                 break
         pieces = FlatIndex(flat).decide(wanted.cubes)
         changed = [p for p in pieces if _up(p.verdict) != new]
@@ -620,7 +621,8 @@ def plan_hook_insert(ruleset: Ruleset, table: Table, chain: str, rule: Rule) -> 
                 o = piece.rule.origin if piece.rule is not None else None
                 handle = o.rule.source.handle if o is not None else None
                 name = (f"{t.backend} {t.family} {t.name} {c.name} "
-                        + (f"rule {o.number}" + (f" (handle {handle})" if handle else "")
+                        + (f"rule {o.rule.source.position or o.number}"
+                           + (f" (handle {handle})" if handle else "")
                            + f": {o.rule.source.text}" if o is not None
                            else f"policy {verdict}"))
                 when = "before" if earlier else "after"
