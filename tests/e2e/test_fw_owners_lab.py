@@ -41,6 +41,8 @@ exec cat >/dev/null
 LISTENER = ("import socket,sys\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, "
             "socket.SO_REUSEADDR, 1)\ns.bind(('0.0.0.0', int(sys.argv[1]))); s.listen(16)\n"
             "while True:\n    c, _ = s.accept(); c.sendall(b'OK'); c.close()\n")
+RAW_SEND = ("import socket,sys\ns=socket.socket(socket.AF_INET, socket.SOCK_RAW, "
+            "socket.IPPROTO_RAW)\ns.sendto(bytes.fromhex(sys.argv[1]), (sys.argv[2], 0))")
 PROBE = ("import socket,sys\ns=socket.socket(); s.settimeout(1.5)\n"
          "sys.exit(s.connect_ex((sys.argv[1], int(sys.argv[2]))))")
 
@@ -90,6 +92,17 @@ class Host:
     def connects(self, port: int, address: str = SERVER_IP) -> bool:
         return self.client.run([sys.executable, "-c", PROBE, address, str(port)],
                                check=False).returncode == 0
+
+    def bare_ack(self, port: int) -> None:
+        """A TCP ACK from the client that belongs to no connection (INVALID at the server
+        when nf_conntrack_tcp_loose is 0), crafted by lab.oracle and sent raw."""
+        from trustwall.firewall.semantics.trace import Packet
+        from trustwall.lab.oracle import build_ipv4
+
+        data = build_ipv4(Packet(CLIENT_IP, SERVER_IP, "tcp", sport=41234, dport=port,
+                                 state="INVALID", tcp_flags=frozenset({"ACK"}))).hex()
+        self.client.run([sys.executable, "-c", RAW_SEND, data, SERVER_IP])
+        time.sleep(0.2)
 
     def close(self) -> None:
         for proc in self.procs:
@@ -223,13 +236,23 @@ table inet filter {
 \tchain input {
 \t\ttype filter hook input priority filter; policy drop;
 \t\tct state established,related accept
-\t\tct state invalid drop
+\t\tct state invalid counter drop
 \t\tiif "lo" accept
 \t\ttcp dport 22 accept
 \t\treject
 \t}
 }
 """
+
+
+def _zero(listing: str) -> str:
+    """An nft listing with its counters at zero (packets the test sent move them)."""
+    return re.sub(r"counter packets \d+ bytes \d+", "counter packets 0 bytes 0", listing)
+
+
+def _invalid_drops(server: Host) -> int:
+    listed = server.run(["nft", "list", "chain", "inet", "filter", "input"]).stdout
+    return int(re.search(r"ct state invalid counter packets (\d+)", listed).group(1))
 
 
 def test_nftables_conf_owner_apply_survives_reboot_and_undo_is_exact(host):
@@ -251,21 +274,28 @@ def test_nftables_conf_owner_apply_survives_reboot_and_undo_is_exact(host):
     assert commands == [f"nft insert rule inet filter input handle {reject} tcp dport 18745 "
                         "ct state != invalid accept"]
     assert plan["refused"] is None
-    assert any("18745" in e and "ACCEPT" in e.upper() for e in plan["effect"])
+    assert plan["effect"] and all("18745" in e and "INVALID" not in e for e in plan["effect"])
+    assert any("NEW" in e and e.endswith("at hook input: ACCEPT") for e in plan["effect"])
 
     started = time.monotonic()
     applied = _json(server.tw("fw", "allow", "-p", "tcp", "--dport", "18745", "--apply",
                               "--yes", "--json"))
     trustwall_s = time.monotonic() - started
     assert applied["owner"] == "nftables" and applied["result"]["applied"] is True
-    assert server.connects(18745)
+    assert server.connects(18745)  # NEW, then ESTABLISHED packets of a real connection
+    # INVALID: a bare ACK (no connection, strict tcp tracking) stays dropped, by rule 2.
+    server.run(["sysctl", "-q", "-w", "net.netfilter.nf_conntrack_tcp_loose=0"])
+    invalid_before = _invalid_drops(server)
+    server.bare_ack(18745)
+    assert _invalid_drops(server) == invalid_before + 1
     after = server.run(["nft", "list", "ruleset"]).stdout
     assert "tcp dport 18745 ct state != invalid accept" in after
 
     # Reboot: empty kernel, then what nftables.service runs.
     server.run(["nft", "flush", "ruleset"])
     server.run(["nft", "-f", "/etc/nftables.conf"])
-    assert server.run(["nft", "list", "ruleset"]).stdout == after
+    after = _zero(after)
+    assert _zero(server.run(["nft", "list", "ruleset"]).stdout) == after
     assert server.connects(18745)
 
     # Removal through the same owner: live rule by handle, and its line in the file.
@@ -273,15 +303,15 @@ def test_nftables_conf_owner_apply_survives_reboot_and_undo_is_exact(host):
     removed = _json(server.tw("fw", "delete", "--apply", "--yes", "--json", "INPUT", "-p", "tcp",
                               "--dport", "18745", "-j", "ACCEPT"))
     assert removed["owner"] == "nftables"
-    assert server.run(["nft", "list", "ruleset"]).stdout == live_before
+    assert _zero(server.run(["nft", "list", "ruleset"]).stdout) == _zero(live_before)
     assert server.run(["cat", "/etc/nftables.conf"]).stdout == NFT_CONF
     assert not server.connects(18745)
     server.tw("undo", removed["result"]["txn_id"])
-    assert server.run(["nft", "list", "ruleset"]).stdout == after
+    assert _zero(server.run(["nft", "list", "ruleset"]).stdout) == after
     assert server.run(["cat", "/etc/nftables.conf"]).stdout == with_rule
 
     server.tw("undo", applied["result"]["txn_id"])
-    assert server.run(["nft", "list", "ruleset"]).stdout == live_before
+    assert _zero(server.run(["nft", "list", "ruleset"]).stdout) == _zero(live_before)
     assert server.run(["cat", "/etc/nftables.conf"]).stdout == NFT_CONF
     assert not server.connects(18745)
 
@@ -291,6 +321,33 @@ def test_nftables_conf_owner_apply_survives_reboot_and_undo_is_exact(host):
                 "accept"])
     native_s = time.monotonic() - started
     print(f"apply latency nftables: trustwall {trustwall_s:.3f}s, nft insert {native_s:.3f}s")
+
+
+def test_nftables_plan_refuses_an_accept_a_later_base_chain_drops(host):
+    """Across every base chain of the hook: a later table that drops the port makes the
+    accept no plan; the refusal names that rule, and the kernel agrees (connect fails)."""
+    server = host("nftlater")
+    later = ("table ip late {\n\tchain input {\n\t\ttype filter hook input priority 10; "
+             "policy accept;\n\t\ttcp dport 18745 counter drop\n\t}\n}\n")
+    server.run(["sh", "-c", "cat > /etc/nftables.conf"], input=NFT_CONF + later)
+    server.run(["nft", "-f", "/etc/nftables.conf"])
+    server.listen(18745)
+    listed = server.run(["nft", "-a", "list", "table", "ip", "late"]).stdout
+    handle = re.search(r"tcp dport 18745 counter packets \d+ bytes \d+ drop # handle (\d+)",
+                       listed).group(1)
+    proc = server.tw("fw", "allow", "-p", "tcp", "--dport", "18745", "--plan", "--json",
+                     check=False)
+    assert proc.returncode != 0
+    plan = _json(proc)
+    assert plan["owner"] == "nftables"
+    assert f"nft ip late input rule 1 (handle {handle})" in plan["refused"]
+    assert "does not let it in" in plan["refused"]
+    # The kernel: with the accept added by hand, the later table still drops the SYN.
+    server.run(["nft", "insert", "rule", "inet", "filter", "input", "tcp", "dport", "18745",
+                "accept"])
+    assert not server.connects(18745)
+    assert "counter packets 0 " not in server.run(["nft", "list", "table", "ip",
+                                                     "late"]).stdout
 
 
 # -- Docker ------------------------------------------------------------------------------------
