@@ -350,6 +350,42 @@ def test_nftables_plan_refuses_an_accept_a_later_base_chain_drops(host):
                                                      "late"]).stdout
 
 
+def test_mixed_iptables_and_nft_host_plans_across_both_and_apply_opens_the_port(host):
+    """iptables-nft's filter INPUT (policy DROP) and a native nft table at priority 10: an
+    iptables plan is checked through the nft table too — a port the nft table drops is
+    refused naming its rule; another port is planned, applied, and a real connect passes."""
+    server = host("mixed")
+    server.run(["iptables-nft", "-P", "INPUT", "DROP"])
+    server.run(["iptables-nft", "-A", "INPUT", "-m", "conntrack", "--ctstate",
+                "ESTABLISHED,RELATED", "-j", "ACCEPT"])
+    server.run(["nft", "-f", "-"], input="table inet mixed {\n\tchain input {\n\t\ttype "
+               "filter hook input priority 10; policy accept;\n\t\ttcp dport 9999 counter "
+               "drop\n\t}\n}\n")
+    server.listen(18745)
+    server.listen(9999)
+    assert not server.connects(18745)
+    handle = re.search(r"tcp dport 9999 counter packets \d+ bytes \d+ drop # handle (\d+)",
+                       server.run(["nft", "-a", "list", "table", "inet", "mixed"]).stdout
+                       ).group(1)
+
+    lint = _json(server.tw("fw", "lint", "--live", "--json", check=False))
+    assert lint["rules"] >= 2  # iptables' and nft's rules both counted
+
+    proc = server.tw("fw", "allow", "-p", "tcp", "--dport", "9999", "--plan", "--json",
+                     check=False)
+    assert proc.returncode != 0
+    refused = _json(proc)["refused"]
+    assert f"nft inet mixed input rule 1 (handle {handle})" in refused, refused
+
+    plan = _json(server.tw("fw", "allow", "-p", "tcp", "--dport", "18745", "--plan", "--json"))
+    assert plan["refused"] is None and plan["commands"][0].startswith("iptables")
+    applied = _json(server.tw("fw", "allow", "-p", "tcp", "--dport", "18745", "--apply",
+                              "--yes", "--json"))
+    assert applied["result"]["applied"] is True, applied
+    assert server.connects(18745)
+    assert not server.connects(9999)
+
+
 # -- Docker ------------------------------------------------------------------------------------
 
 CONTAINER_IP = "172.17.0.2"
