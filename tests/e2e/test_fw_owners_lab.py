@@ -300,6 +300,12 @@ def test_nftables_conf_owner_apply_survives_reboot_and_undo_is_exact(host):
 
     # Removal through the same owner: live rule by handle, and its line in the file.
     with_rule = server.run(["cat", "/etc/nftables.conf"]).stdout
+    planned = _json(server.tw("fw", "delete", "--plan", "--json", "INPUT", "-p", "tcp",
+                              "--dport", "18745", "-j", "ACCEPT"))
+    added = re.search(r"tcp dport 18745 ct state != invalid accept # handle (\d+)", server.run(
+        ["nft", "-a", "list", "chain", "inet", "filter", "input"]).stdout).group(1)
+    assert planned["commands"] == [f"nft delete rule inet filter input handle {added}"]
+    assert any("18745" in e and "NEW" in e and "REJECT" in e.upper() for e in planned["effect"])
     removed = _json(server.tw("fw", "delete", "--apply", "--yes", "--json", "INPUT", "-p", "tcp",
                               "--dport", "18745", "-j", "ACCEPT"))
     assert removed["owner"] == "nftables"

@@ -655,3 +655,27 @@ def plan_hook_insert(ruleset: Ruleset, table: Table, chain: str, rule: Rule) -> 
                "appending is enough")
     return HookPlan(before, True, tuple(effect), why, tuple(dict.fromkeys(in_the_way)), more,
                     guarded)
+
+
+def plan_hook_delete(ruleset: Ruleset, table: Table, chain: str, handle: int) -> tuple[str, ...]:
+    """The effect of deleting the nft rule with ``handle`` from ``table``'s ``chain`` (every
+    IR rule it compiled to, verdict-map elements included), per IP version, as effect lines:
+    the packets whose verdict in that chain changes."""
+    target = table.chain(chain)
+    if target is None:
+        raise BadInput(f"no chain {chain} in {table.family} {table.name}")
+    kept = tuple(r for r in target.rules if r.source.handle != handle)
+    chains = tuple(ir.Chain(c.name, kept, c.base) if c is target else c for c in table.chains)
+    without = Table(table.backend, table.family, table.name, chains)
+    after = Ruleset(tuple(without if t is table else t for t in ruleset.tables))
+    out: list[str] = []
+    for version in ir.FAMILY_VERSIONS.get(table.family, ()):
+        u = Universe.for_names(version, universe_for(ruleset).ifaces)
+        fa, fb = unfold(ruleset, table, chain, u), unfold(after, without, chain, u)
+        if target.base is None:
+            fa, fb = replace(fa, policy="RETURN"), replace(fb, policy="RETURN")
+        hd = _hook_diff(fa, fb, u, 2000, MAX_LINES)
+        out += [f"IPv{version} {table.family} {table.name} {chain}: {c}" for c in hd.changes]
+        if hd.more:
+            out.append(f"IPv{version}: {hd.more} more")
+    return tuple(out)

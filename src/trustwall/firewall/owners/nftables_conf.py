@@ -302,8 +302,16 @@ def _plan_delete(request: Request, state: State) -> OwnerPlan:
                            f"`{wanted}`")
     family, table, chain, handle, text = matches[0]
     cmd = ("nft", "delete", "rule", family, table, chain, "handle", str(handle))
-    return OwnerPlan("nftables", (Command(cmd),), persistent=True,
-                     effect=(f"{family} {table} {chain}: `{text}` removed",),
+    effect: tuple[str, ...] = (f"{family} {table} {chain}: `{text}` removed",)
+    irt = next((t for t in state.picture.tables if (t.backend, t.family, t.name)
+                == ("nft", family, table)), None) if state.picture is not None else None
+    if irt is not None:
+        from trustwall.firewall.analysis.plan import plan_hook_delete
+
+        effect = plan_hook_delete(state.picture, irt, chain, handle) or (
+            f"{family} {table} {chain}: `{text}` removed; no packet changes verdict (the "
+            "rule is shadowed or redundant)",)
+    return OwnerPlan("nftables", (Command(cmd),), persistent=True, effect=effect,
                      notes=(f"its line is removed from {state.conf} if it is there",),
                      writes=(str(state.conf),),
                      detail=(NftRule(family, table, chain, None, text), state, handle))
