@@ -87,7 +87,11 @@ def lint(file: str | None, live: bool, ipv6: bool, show_all: bool, as_json: bool
     Kinds: shadowed (earlier rules together decide all its packets), redundant, after_terminal,
     unreachable_chain, missing_chain, empty_chain, invalid, bypass (DNAT'ed ports INPUT never
     sees), expired, hand_added (a rule inside ufw's chains in none of its files: lost at the
-    next reload or boot). Every finding names its owner. Exit 1 when there are findings.
+    next reload or boot). Live, native nft tables are linted too (nft -j list ruleset, every
+    IP version), with two findings between base chains of one hook: equal_priority (their
+    order is undefined) and dropped_later (an accept whose packets a later base chain drops:
+    it does not let them in). --file also takes nft JSON or text. Every finding names its
+    owner and backend (nft ones their family and handle). Exit 1 when there are findings.
     """
     from trustwall.firewall.analysis.lint import lint as run_lint
     from trustwall.firewall.nftables import show as nft_show

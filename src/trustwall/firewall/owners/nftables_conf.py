@@ -3,18 +3,18 @@
 journaled transaction: the rule inserted into the live table, and the same statement appended
 to that file, so that the boot (``nft -f /etc/nftables.conf``) rebuilds it.
 
-The statement is the same text in both places (``insert rule inet filter input index 2 tcp
-dport 18745 accept comment "tw:…"``), applied live with ``nft -f -`` and appended to the end
-of the file, after every table and include the file loads, inside a marked block. Before
-anything changes the new file is checked with ``nft -c`` (the kernel's own parser, no commit).
-Undo restores the table's before-image (``nft-table`` journal step) and the file's bytes.
-
-What the rule says and where it goes is a narrow interface, :class:`NftRule` from
-:func:`place`: today a small renderer (protocol, ports, addresses, input interface, verdict)
-placed at the top of the first filter-input base chain of a table the file declares. The
-nftables frontend (firewall/nftables/) replaces both with the IR planner's placement (the
-latest position that decides all the packets, across every base chain of the hook) — see the
-notes each plan carries.
+Placement is the IR planner's (``analysis.plan.plan_hook_insert``): in the first filter base
+chain of the hook in a table the file declares, directly before the first rule that would
+decide some of the new rule's packets otherwise (else appended), with its effect through
+every base chain of the hook; an accept that another base chain still drops is refused, naming
+that rule. The rule is built as nft JSON, compiled by the nftables frontend and rendered by
+its renderer. Live, it goes in as ``insert rule FAMILY TABLE CHAIN handle H …`` (before the
+rule with that handle); in the file, after every table and include the file loads, inside a
+marked block, as ``insert rule … index N`` (handles are given anew at boot; the file rebuilds
+the chain in the same order). An allow gets ``ct state != invalid`` only where the chain
+drops INVALID-state packets on purpose, as the iptables planner does. Before anything changes
+the new file is checked with ``nft -c`` (the kernel's own parser, no commit). Undo restores
+the table's before-image (``nft-table`` journal step) and the file's bytes.
 """
 
 from __future__ import annotations
@@ -386,6 +386,9 @@ def apply(owner_plan: OwnerPlan, options: Any = None) -> dict[str, Any]:
 
     options = options or Options()
     detail = owner_plan.detail
+    if not owner_plan.commands and detail is None:
+        return {"applied": False, "dry_run": options.dry_run,
+                "reason": owner_plan.notes[0] if owner_plan.notes else "no change needed"}
     if not isinstance(detail, tuple) or not isinstance(detail[0], NftRule):
         raise ProblemFound("this plan was not made by the nftables owner")
     rule, state = detail[0], detail[1]

@@ -3,7 +3,11 @@
 :func:`rule_space` turns one IR rule's conditions (:data:`FIELDS`, one entry per field) into
 two spaces: ``may`` (every packet the rule might match: conditions spaces do not hold are
 treated as "always true", an over-approximation) and ``must`` (packets it certainly matches:
-empty as soon as such a condition is present, an under-approximation). Analyses use ``must``
+empty as soon as such a condition is present, an under-approximation). nft's conditions
+have entries too: an IP version (``nfproto``), protocol sets, set lookups (a one-key set is a
+union of values in its dimension, a concatenation a union of products, one cube per element;
+negated lookups their complement); ``ct status`` and set keys without a dimension (pkttype,
+ct mark, icmp code) stay "may match". Analyses use ``must``
 for anything that *decides* (blockers, coverage) and ``may`` for anything that *might* be
 affected, so their claims stay true; a finding that leans on an unmodelled condition names it.
 
