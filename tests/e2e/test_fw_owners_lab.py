@@ -5,7 +5,8 @@ Each host is a trustwall.lab.managed host: a network namespace plus a private mo
 held by one process, the owner's files as scratch copies (ufw) or /etc as an overlay on scratch
 (/etc/nftables.conf, /etc/iptables), /run and /var/lib fresh tmpfs (ufw's lock file,
 trustwall's journal), a client on a veth pair and the JMX stand-in on tcp/18745.
-Truth: real connects, the kernel's listings (iptables-save, nft list ruleset), `ufw reload`.
+Truth: real connects, the kernel's listings (iptables-save, nft list ruleset) and counters
+(a bare ACK sent raw from the client, lab.oracle.send_raw), `ufw reload`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -20,6 +22,7 @@ from collections import Counter
 
 import pytest
 
+from trustwall.firewall.semantics.trace import Packet
 from trustwall.lab.managed import (
     NFT_CONF,
     RULES_V4,
@@ -28,6 +31,7 @@ from trustwall.lab.managed import (
     NftablesHost,
 )
 from trustwall.lab.netns import Netns, veth
+from trustwall.lab.oracle import send_raw
 from trustwall.lab.ufw import UfwHost
 
 pytestmark = [pytest.mark.lab,
@@ -157,44 +161,73 @@ def test_why_in_names_the_ufw_owner(host):
 
 # -- plain nftables ---------------------------------------------------------------------------
 
+def _invalid_drops(server: ManagedHost) -> int:
+    listed = server.run(["nft", "list", "chain", "inet", "filter", "input"]).stdout
+    return int(re.search(r"ct state invalid counter packets (\d+)", listed).group(1))
+
+
 def test_nftables_conf_owner_apply_survives_reboot_and_undo_is_exact(host):
     server = host(NftablesHost)
     assert not connects(server)
-    live_before = server.run(["nft", "list", "ruleset"]).stdout
+    live_before = server.listing()  # listings: counters at zero (packets sent move them)
 
     plan = _json(server.trustwall("fw", "allow", "-p", "tcp", "--dport", "18745", "--plan",
                                   "--json"))
     assert plan["owner"] == "nftables" and plan["persistent"] is True
     assert plan["writes"] == ["/etc/nftables.conf"]
-    assert plan["commands"][0].startswith("nft insert rule inet filter input")
+    # The IR planner: directly before the catch-all reject (by its live handle), with
+    # ct state != invalid because rule 2 drops INVALID packets on purpose.
+    listed = server.run(["nft", "-a", "list", "chain", "inet", "filter", "input"]).stdout
+    reject = re.search(r"\treject.* # handle (\d+)", listed).group(1)
+    commands = [" ".join(shlex.split(c)) for c in plan["commands"]]
+    assert commands == [f"nft insert rule inet filter input handle {reject} tcp dport 18745 "
+                        "ct state != invalid accept"]
+    assert plan["refused"] is None
+    assert plan["effect"] and all("18745" in e and "INVALID" not in e for e in plan["effect"])
+    assert any("NEW" in e and e.endswith("at hook input: ACCEPT") for e in plan["effect"])
 
     started = time.monotonic()
     applied = _json(server.trustwall("fw", "allow", "-p", "tcp", "--dport", "18745", "--apply",
                                      "--yes", "--json"))
     trustwall_s = time.monotonic() - started
     assert applied["owner"] == "nftables" and applied["result"]["applied"] is True
-    assert connects(server)
-    after = server.run(["nft", "list", "ruleset"]).stdout
+    assert connects(server)  # NEW, then ESTABLISHED packets of a real connection
+    # INVALID: a bare ACK (no connection, strict tcp tracking) stays dropped, by rule 2.
+    server.run(["sysctl", "-q", "-w", "net.netfilter.nf_conntrack_tcp_loose=0"])
+    invalid_before = _invalid_drops(server)
+    send_raw(server.client, Packet(CLIENT_IP, SERVER_IP, "tcp", sport=41234, dport=18745,
+                                   state="INVALID", tcp_flags=frozenset({"ACK"})))
+    deadline = time.monotonic() + 2
+    while _invalid_drops(server) == invalid_before and time.monotonic() < deadline:
+        time.sleep(0.05)  # the veth hop is processed in softirq
+    assert _invalid_drops(server) == invalid_before + 1
+    after = server.listing()
     assert "tcp dport 18745 ct state != invalid accept" in after
 
     server.reboot()  # an empty kernel, then what nftables.service runs
-    assert server.run(["nft", "list", "ruleset"]).stdout == after
+    assert server.listing() == after
     assert connects(server)
 
     # Removal through the same owner: live rule by handle, and its line in the file.
     with_rule = server.run(["cat", "/etc/nftables.conf"]).stdout
+    planned = _json(server.trustwall("fw", "delete", "--plan", "--json", "INPUT", "-p", "tcp",
+                                     "--dport", "18745", "-j", "ACCEPT"))
+    added = re.search(r"tcp dport 18745 ct state != invalid accept # handle (\d+)", server.run(
+        ["nft", "-a", "list", "chain", "inet", "filter", "input"]).stdout).group(1)
+    assert planned["commands"] == [f"nft delete rule inet filter input handle {added}"]
+    assert any("18745" in e and "NEW" in e and "REJECT" in e.upper() for e in planned["effect"])
     removed = _json(server.trustwall("fw", "delete", "--apply", "--yes", "--json", "INPUT",
                                      "-p", "tcp", "--dport", "18745", "-j", "ACCEPT"))
     assert removed["owner"] == "nftables"
-    assert server.run(["nft", "list", "ruleset"]).stdout == live_before
+    assert server.listing() == live_before
     assert server.run(["cat", "/etc/nftables.conf"]).stdout == NFT_CONF
     assert not connects(server)
     server.trustwall("undo", removed["result"]["txn_id"])
-    assert server.run(["nft", "list", "ruleset"]).stdout == after
+    assert server.listing() == after
     assert server.run(["cat", "/etc/nftables.conf"]).stdout == with_rule
 
     server.trustwall("undo", applied["result"]["txn_id"])
-    assert server.run(["nft", "list", "ruleset"]).stdout == live_before
+    assert server.listing() == live_before
     assert server.run(["cat", "/etc/nftables.conf"]).stdout == NFT_CONF
     assert not connects(server)
 
@@ -204,6 +237,66 @@ def test_nftables_conf_owner_apply_survives_reboot_and_undo_is_exact(host):
                 "accept"])
     native_s = time.monotonic() - started
     print(f"apply latency nftables: trustwall {trustwall_s:.3f}s, nft insert {native_s:.3f}s")
+
+
+def test_nftables_plan_refuses_an_accept_a_later_base_chain_drops(host):
+    """Across every base chain of the hook: a later table that drops the port makes the
+    accept no plan; the refusal names that rule, and the kernel agrees (connect fails)."""
+    later = ("table ip late {\n\tchain input {\n\t\ttype filter hook input priority 10; "
+             "policy accept;\n\t\ttcp dport 18745 counter drop\n\t}\n}\n")
+    server = host(NftablesHost, NFT_CONF + later)
+    listed = server.run(["nft", "-a", "list", "table", "ip", "late"]).stdout
+    handle = re.search(r"tcp dport 18745 counter packets \d+ bytes \d+ drop # handle (\d+)",
+                       listed).group(1)
+    proc = server.trustwall("fw", "allow", "-p", "tcp", "--dport", "18745", "--plan", "--json",
+                            check=False)
+    assert proc.returncode != 0
+    plan = _json(proc)
+    assert plan["owner"] == "nftables"
+    assert f"nft ip late input rule 1 (handle {handle})" in plan["refused"]
+    assert "does not let it in" in plan["refused"]
+    # The kernel: with the accept added by hand, the later table still drops the SYN.
+    server.run(["nft", "insert", "rule", "inet", "filter", "input", "tcp", "dport", "18745",
+                "accept"])
+    assert not connects(server)
+    assert "counter packets 0 " not in server.run(["nft", "list", "table", "ip",
+                                                     "late"]).stdout
+
+
+def test_mixed_iptables_and_nft_host_plans_across_both_and_apply_opens_the_port(host):
+    """iptables-nft's filter INPUT (policy DROP) and a native nft table at priority 10: an
+    iptables plan is checked through the nft table too — a port the nft table drops is
+    refused naming its rule; another port is planned, applied, and a real connect passes."""
+    server = host(ManagedHost)
+    server.run(["iptables-nft", "-P", "INPUT", "DROP"])
+    server.run(["iptables-nft", "-A", "INPUT", "-m", "conntrack", "--ctstate",
+                "ESTABLISHED,RELATED", "-j", "ACCEPT"])
+    server.run(["nft", "-f", "-"], input="table inet mixed {\n\tchain input {\n\t\ttype "
+               "filter hook input priority 10; policy accept;\n\t\ttcp dport 9999 counter "
+               "drop\n\t}\n}\n")
+    server.listen(9999)
+    assert not connects(server)
+    handle = re.search(r"tcp dport 9999 counter packets \d+ bytes \d+ drop # handle (\d+)",
+                       server.run(["nft", "-a", "list", "table", "inet", "mixed"]).stdout
+                       ).group(1)
+
+    lint = _json(server.trustwall("fw", "lint", "--live", "--json", check=False))
+    assert lint["rules"] >= 2  # iptables' and nft's rules both counted
+
+    proc = server.trustwall("fw", "allow", "-p", "tcp", "--dport", "9999", "--plan", "--json",
+                            check=False)
+    assert proc.returncode != 0
+    refused = _json(proc)["refused"]
+    assert f"nft inet mixed input rule 1 (handle {handle})" in refused, refused
+
+    plan = _json(server.trustwall("fw", "allow", "-p", "tcp", "--dport", "18745", "--plan",
+                                  "--json"))
+    assert plan["refused"] is None and plan["commands"][0].startswith("iptables")
+    applied = _json(server.trustwall("fw", "allow", "-p", "tcp", "--dport", "18745", "--apply",
+                                     "--yes", "--json"))
+    assert applied["result"]["applied"] is True, applied
+    assert connects(server)
+    assert not connects(server, 9999)
 
 
 # -- Docker ------------------------------------------------------------------------------------

@@ -295,3 +295,21 @@ def test_undo_never_acts_on_another_namespaces_firewalld(host, unchanged, tmp_pa
     assert "ports: 18745/tcp" in host.listing(permanent=True)
     trustwall(host, "undo", "--state-dir", state)
     assert host.connect() == "FAIL No route to host"
+
+
+def test_lint_live_reads_firewalld_nft_table_and_hides_its_structure(host, unchanged):
+    """firewalld's inet table is linted (never "0 rules"); its empty zone chains (_pre,
+    _log, _post …) are firewalld's structure: hidden, shown by --all with owner and backend."""
+    proc = host.run([sys.executable, "-m", "trustwall", "fw", "lint", "--live", "--json"],
+                    check=False)
+    assert proc.returncode in (0, 1), proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["rules"] > 20 and report["hidden"] > 0
+    assert not [f for f in report["findings"] if f["kind"] == "empty_chain"]
+    proc = host.run([sys.executable, "-m", "trustwall", "fw", "lint", "--live", "--all",
+                     "--json"], check=False)
+    everything = json.loads(proc.stdout)
+    empty = [f for f in everything["findings"] if f["kind"] == "empty_chain"]
+    assert empty and all(f["owner"] == "firewalld" and f["backend"] == "nft"
+                         and f["family"] == "inet" and f["table"] == "firewalld"
+                         for f in empty)

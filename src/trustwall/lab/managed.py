@@ -60,7 +60,9 @@ DEFAULT_ENV = {"PATH": f"{os.path.dirname(sys.executable)}:{SYSTEM_PATH}", "HOME
                "LANG": "C.UTF-8", "NO_COLOR": "1"}
 
 #: A typical server's /etc/nftables.conf and /etc/iptables/rules.v4: input dropped except
-#: replies, loopback and SSH (so tcp/18745, the JMX stand-in, is closed).
+#: replies, loopback and SSH (so tcp/18745, the JMX stand-in, is closed). The nft file also
+#: drops INVALID packets on purpose (counted) and rejects the rest, as nftables' own examples
+#: do: a plan must keep INVALID dropped and insert before the catch-all reject.
 NFT_CONF = """#!/usr/sbin/nft -f
 flush ruleset
 
@@ -68,8 +70,10 @@ table inet filter {
 \tchain input {
 \t\ttype filter hook input priority filter; policy drop;
 \t\tct state established,related accept
+\t\tct state invalid counter drop
 \t\tiif "lo" accept
 \t\ttcp dport 22 accept
+\t\treject
 \t}
 }
 """
@@ -320,6 +324,12 @@ class ManagedHost:
             return f": {lines[-1]}" if lines else ""
         return ""
 
+    def listen(self, port: int) -> subprocess.Popen:
+        """One more listener on the server, tcp/``port`` (the JMX stand-in's greeting),
+        killed with the server namespace; returns once it listens."""
+        assert self.server is not None and self.scratch is not None
+        return start_jmx_listener(self.server, str(self.scratch), port=port)
+
     # -- the client ----------------------------------------------------------------------------
     def connect(self, port: int = JMX_PORT, *, source: str | None = None,
                 timeout: float = 3) -> str:
@@ -377,7 +387,9 @@ class NftablesHost(_BootFileHost):
     default_content = NFT_CONF
 
     def listing(self) -> str:
-        return self.run(["nft", "list", "ruleset"]).stdout
+        """``nft list ruleset`` with every counter at zero: what the ruleset is (packets a
+        test sends move counters; a boot starts them at zero)."""
+        return zero_counters(self.run(["nft", "list", "ruleset"]).stdout)
 
 
 class IptablesPersistentHost(_BootFileHost):
@@ -409,6 +421,11 @@ def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             proc.wait(timeout=5)
+
+
+def zero_counters(nft_listing: str) -> str:
+    """An nft listing with its counters at zero."""
+    return re.sub(r"counter packets \d+ bytes \d+", "counter packets 0 bytes 0", nft_listing)
 
 
 def _copy(source: str, dest: Path) -> None:

@@ -476,3 +476,10 @@ def build_ipv4(packet: Packet, ident: int = 0x7777) -> bytes:
                          src, dst)
     header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
     return header + seg
+
+
+def send_raw(ns: Netns, packet: Packet) -> None:
+    """Send ``packet`` as crafted by :func:`build_ipv4` from namespace ``ns`` (a raw socket
+    there): a packet no socket call makes, such as a bare ACK of no connection."""
+    with _socket_in(ns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
+        sock.sendto(build_ipv4(packet), (packet.dst, 0))

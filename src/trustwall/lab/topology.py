@@ -110,15 +110,16 @@ while True:
 _ids = itertools.count(1)
 
 
-def start_jmx_listener(ns: Netns, marker: str, *, wait: bool = True) -> subprocess.Popen:
-    """The JMX stand-in on tcp/:data:`JMX_PORT` in ``ns`` (killed with it). ``marker`` (a
-    work directory) only marks the process as its lab's in ``ps``; ``wait``: until it listens.
-    """
-    proc = ns.popen([sys.executable, "-c", JMX_LISTENER.format(port=JMX_PORT), marker],
+def start_jmx_listener(ns: Netns, marker: str, *, wait: bool = True,
+                       port: int = JMX_PORT) -> subprocess.Popen:
+    """The JMX stand-in on tcp/``port`` (:data:`JMX_PORT`) in ``ns`` (killed with it).
+    ``marker`` (a work directory) only marks the process as its lab's in ``ps``; ``wait``:
+    until it listens."""
+    proc = ns.popen([sys.executable, "-c", JMX_LISTENER.format(port=port), marker],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL)
     if wait:
-        wait_listening(proc, (JMX_PORT,), "the JMX stand-in")
+        wait_listening(proc, (port,), "the JMX stand-in")
     return proc
 
 

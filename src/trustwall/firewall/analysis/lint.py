@@ -15,17 +15,20 @@ greedily, so it is not always the smallest possible one.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from trustwall.firewall import ir
 from trustwall.firewall.ir import FAMILY_VERSIONS, HOOKS, Frontend, Rule, Ruleset, Table
 from trustwall.firewall.semantics import space as sp
+from trustwall.firewall.semantics.space import Universe
 from trustwall.firewall.semantics.unfold import (
     FlatChain,
     FlatIndex,
     FlatRule,
+    Piece,
     action_of,
     family_of,
     rule_space,
@@ -34,7 +37,7 @@ from trustwall.firewall.semantics.unfold import (
 )
 
 KINDS = ("shadowed", "redundant", "after_terminal", "unreachable_chain", "missing_chain",
-         "empty_chain", "invalid", "bypass", "expired")
+         "empty_chain", "invalid", "bypass", "expired", "equal_priority", "dropped_later")
 
 _REDUNDANT_BUDGET = 200  # pieces traced per rule before giving up on a "redundant" claim
 
@@ -52,6 +55,9 @@ class Finding:
     different_verdict: bool = False
     explanation: str = ""
     depends_on: tuple[str, ...] = ()  # unmodelled matches this finding leans on
+    backend: str = "iptables"  # "iptables" | "nft": whose table
+    family: str = ""  # ip, ip6, inet … (the table's family)
+    handle: int | None = None  # nft: the rule's handle
 
 
 @dataclass(frozen=True)
@@ -280,7 +286,7 @@ def _report_coverage(tables: list[Table], results: dict,
                             f"above rule {min(x for x in labels if isinstance(x, int))}"
                             if any(isinstance(x, int) for x in labels) else "")
             out.append(Finding("shadowed", table, chain, number, _text(rule), labels, diff,
-                               why))
+                               why, **_where(tables[tkey])))
         elif res.redundant and len(res.redundant) == res.copies:
             takers = [x for x in res.redundant[0] if x is not None]
             labels = tuple(dict.fromkeys(_label(b, chain) for b in takers))
@@ -292,7 +298,7 @@ def _report_coverage(tables: list[Table], results: dict,
                    f"{'decide' if plural else 'decides'} all its packets the same way "
                    f"({_target(rule)})")
             out.append(Finding("redundant", table, chain, number, _text(rule), labels, False,
-                               why))
+                               why, **_where(tables[tkey])))
     return out
 
 
@@ -312,7 +318,8 @@ def _after_terminal(tables: list[Table], universe: sp.Universe,
                             "after_terminal", table.name, chain.name, later,
                             _text(after), (number,), _target(after) != _target(rule),
                             f"rule {number} ({_target(rule)} with no conditions) decides "
-                            "every packet before it; it can never match"))
+                            "every packet before it; it can never match",
+                            **_where(table)))
                     break
     return out, keys
 
@@ -351,13 +358,17 @@ def _bypass(flats: dict[tuple[int, str], FlatChain], tables: list[Table]) -> lis
 
 # --------------------------------------------------------------------------- entry point
 
-def lint(ruleset: Ruleset | Frontend, *, now: dt.datetime | None = None) -> LintReport:
+def lint(ruleset: Ruleset | Frontend, *, now: dt.datetime | None = None,
+         version: int | None = None) -> LintReport:
     """All findings for ``ruleset`` (see :data:`KINDS`), in table/chain/rule order: the
-    coverage analysis reads the IR; structure and placement rules come from the frontend."""
+    coverage analysis reads the IR; structure and placement rules come from the frontend.
+    ``version``: the IP version whose tables are linted (default: the ruleset's first;
+    :func:`lint_all` lints every version of an IR ruleset and the tables between them)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     irs = ir.as_ir(ruleset)
-    family = family_of(ruleset)
-    universe = universe_for(ruleset)
+    family = version or family_of(ruleset)
+    universe = Universe.for_names(family, universe_for(ruleset).ifaces) \
+        if version is not None else universe_for(ruleset)
     tables = [t for t in irs.tables if family in FAMILY_VERSIONS.get(t.family, ())]
     findings = _structure(ruleset, now)
     flats: dict[tuple[int, str], FlatChain] = {}  # by (table position, base chain)
@@ -381,4 +392,275 @@ def lint(ruleset: Ruleset | Frontend, *, now: dt.datetime | None = None) -> Lint
     findings.sort(key=lambda f: (order.get(f.table, 99), chain_order.get((f.table, f.chain), 0),
                                  f.rule or 0, KINDS.index(f.kind)))
     rules = sum(len(c.rules) for t in tables for c in t.chains)
-    return LintReport(tuple(findings), rules, tuple(partial))
+    return LintReport(tuple(_sourced(findings, tables)), rules, tuple(partial))
+
+
+def _where(table: Table) -> dict[str, str]:
+    return {"backend": table.backend, "family": table.family}
+
+
+def _sourced(findings: list[Finding], tables: list[Table]) -> list[Finding]:
+    """Each finding with its table's backend and family, and an nft rule's handle (findings
+    made without a family come from the iptables frontend)."""
+    out = []
+    for f in findings:
+        table = next((t for t in tables if (t.name, t.family, t.backend) == (
+            f.table, f.family, f.backend)), None) if f.family else next(
+            (t for t in tables if t.name == f.table and t.backend == "iptables"), None)
+        if table is None:
+            out.append(f)
+            continue
+        handle = f.handle
+        chain = table.chain(f.chain)
+        if handle is None and chain is not None and f.rule is not None \
+                and 1 <= f.rule <= len(chain.rules):
+            handle = chain.rules[f.rule - 1].source.handle
+        f = replace(f, backend=table.backend, family=table.family, handle=handle)
+        if table.backend == "nft" and chain is not None:
+            f = _nft_numbers(f, chain)
+        out.append(f)
+    return out
+
+
+def _nft_numbers(f: Finding, chain: ir.Chain) -> Finding:
+    """An nft finding numbered as nft counts rules (a verdict map is one nft rule but one IR
+    rule per element): the rule, the blockers and the numbers in the explanation."""
+    position = {n: r.source.position for n, r in enumerate(chain.rules, 1)
+                if r.source.position is not None}
+    if all(k == v for k, v in position.items()):
+        return f
+
+    def number(m: re.Match[str]) -> str:
+        nums = [str(position.get(int(x), x)) for x in m.group(2).split(", ")]
+        return m.group(1) + ", ".join(dict.fromkeys(nums))
+
+    return replace(
+        f, rule=position.get(f.rule, f.rule) if f.rule is not None else None,
+        blocked_by=tuple(dict.fromkeys(position.get(b, b) if isinstance(b, int) else b
+                                       for b in f.blocked_by)),
+        explanation=re.sub(r"(rules? |above rule )(\d+(?:, \d+)*)", number, f.explanation))
+
+
+# --------------------------------------------------------------------------- whole picture
+
+#: Per-version kinds that must hold for every IP version an inet table sees.
+_EVERY_VERSION = frozenset({"shadowed", "redundant"})
+_LATER_PIECES = 400  # pieces traced per accepting rule through the later base chains
+
+
+def lint_all(ruleset: Ruleset, *, now: dt.datetime | None = None,
+             backends: tuple[str, ...] = ("iptables", "nft")) -> LintReport:
+    """Lint everything the kernel evaluates (``nftables.live.whole_picture``): every IP
+    version, native nft tables beside iptables ones, and two findings between tables —
+    base chains of one hook at the same priority (``equal_priority``: their order is
+    undefined) and an accept that a later base chain of the hook drops (``dropped_later``:
+    it does not let the packet in). ``backends``: whose tables' own findings are reported
+    (the cross-table ones always are)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    versions = ruleset.versions() or (4,)
+    per: dict[int, LintReport] = {v: lint(ruleset, now=now, version=v) for v in versions}
+    seen: dict[tuple, list[int]] = {}
+    first: dict[tuple, Finding] = {}
+    for v, report in per.items():
+        for f in report.findings:
+            key = (f.backend, f.family, f.table, f.chain, f.rule, f.kind)
+            seen.setdefault(key, []).append(v)
+            first.setdefault(key, f)
+    findings: list[Finding] = []
+    for key, found in seen.items():
+        f = first[key]
+        if f.backend not in backends:
+            continue
+        if f.kind in _EVERY_VERSION and f.family == "inet" and f.rule is not None:
+            missing = [v for v in versions if v not in found]
+            if any(_may_match(ruleset, f, v) for v in missing):
+                continue  # shadowed for one IP version only: the rule still works for the other
+        findings.append(f)
+    findings += [f for f in _nft_structure(ruleset) if f.backend in backends]
+    findings += _equal_priorities(ruleset)
+    partial: list[str] = []
+    for v in versions:
+        findings += _dropped_later(ruleset, v, partial)
+    findings = list({(f.backend, f.family, f.table, f.chain, f.rule, f.kind, f.text): f
+                     for f in findings}.values())
+    order = {(t.backend, t.family, t.name): i for i, t in enumerate(ruleset.tables)}
+    findings.sort(key=lambda f: (order.get((f.backend, f.family, f.table), 99), f.chain,
+                                 f.rule or 0, KINDS.index(f.kind)))
+    rules = sum(len(c.rules) for t in ruleset.tables if t.backend in backends
+                for c in t.chains)
+    return LintReport(tuple(findings), rules,
+                      tuple(dict.fromkeys(p for r in per.values() for p in r.partial))
+                      + tuple(partial))
+
+
+def _may_match(ruleset: Ruleset, f: Finding, version: int) -> bool:
+    table = next((t for t in ruleset.tables if (t.backend, t.family, t.name)
+                  == (f.backend, f.family, f.table)), None)
+    chain = table.chain(f.chain) if table is not None else None
+    if chain is None or f.rule is None or not 1 <= f.rule <= len(chain.rules):
+        return True
+    u = Universe.for_names(version, universe_for(ruleset).ifaces)
+    return bool(rule_space(chain.rules[f.rule - 1], u).may)
+
+
+def _nft_structure(ruleset: Ruleset) -> list[Finding]:
+    """nft user chains: jumps to a chain the table lacks, chains no base chain reaches,
+    empty chains that a jump reaches (a jump there does nothing)."""
+    out: list[Finding] = []
+    for table in ruleset.tables:
+        if table.backend != "nft":
+            continue
+        where = _where(table)
+        names = {c.name for c in table.chains}
+        calls: dict[str, set[str]] = defaultdict(set)
+        for chain in table.chains:
+            for number, rule in enumerate(chain.rules, 1):
+                if rule.action.kind not in ("jump", "goto") or not rule.action.chain:
+                    continue
+                target = rule.action.chain
+                if target in names:
+                    calls[chain.name].add(target)
+                    continue
+                out.append(Finding("missing_chain", table.name, chain.name, number,
+                                   _text(rule), explanation=f"{rule.action.kind}s to {target},"
+                                   f" which table {table.family} {table.name} does not have",
+                                   handle=rule.source.handle, **where))
+        reached: set[str] = set()
+        todo = [c.name for c in table.chains if c.base is not None]
+        while todo:
+            name = todo.pop()
+            if name in reached:
+                continue
+            reached.add(name)
+            todo.extend(calls.get(name, ()))
+        for chain in table.chains:
+            if chain.base is not None:
+                continue
+            if chain.name not in reached:
+                out.append(Finding("unreachable_chain", table.name, chain.name, None,
+                                   f"chain {chain.name}", explanation="no base chain jumps "
+                                   "or goes to it (directly or through other chains), so none "
+                                   "of its rules ever sees a packet", **where))
+            elif not chain.rules:
+                out.append(Finding("empty_chain", table.name, chain.name, None,
+                                   f"chain {chain.name}", explanation="user chain has no rules;"
+                                   " a jump to it does nothing", **where))
+    return out
+
+
+def _base_label(table: Table, chain: ir.Chain) -> str:
+    return f"{table.backend} {table.family} {table.name} {chain.name}"
+
+
+def _equal_priorities(ruleset: Ruleset) -> list[Finding]:
+    """Base chains of one hook (and IP version) at the same priority, one finding per chain
+    pair: the kernel's order between them is undefined."""
+    out: list[Finding] = []
+    done: set[tuple] = set()
+    for version in ruleset.versions():
+        for hook in HOOKS:
+            chains = ruleset.base_chains(version, hook)
+            for i, (t, c) in enumerate(chains):
+                for t2, c2 in chains[i + 1:]:
+                    if c.base.priority != c2.base.priority:  # type: ignore[union-attr]
+                        continue
+                    key = (id(c), id(c2))
+                    if key in done:
+                        continue
+                    done.add(key)
+                    out.append(Finding(
+                        "equal_priority", t.name, c.name, None, _base_label(t, c),
+                        (_base_label(t2, c2),), False,
+                        f"hook {hook} priority {c.base.priority}: "  # type: ignore[union-attr]
+                        f"{_base_label(t2, c2)} runs at the same priority, in an order the "
+                        "kernel does not define; give one of them another priority",
+                        **_where(t)))
+    return out
+
+
+def _dropped_later(ruleset: Ruleset, version: int, partial: list[str]) -> list[Finding]:
+    """Accept rules of a filter base chain all of whose NEW packets (all its packets when it
+    takes no NEW ones) later or equal-priority base chains of the same hook certainly drop or
+    reject: the accept lets no connection in. (An accept only some of whose packets are
+    dropped later, as a broad accept beside another table's port block, is the normal
+    layering of tables: no finding.)"""
+    out: list[Finding] = []
+    u = Universe.for_names(version, universe_for(ruleset).ifaces)
+    for hook in HOOKS:
+        chains = ruleset.base_chains(version, hook)
+        if len(chains) < 2:
+            continue
+        flats = [(t, c, unfold(ruleset, t, c.name, u)) for t, c in chains]
+        indexes = [FlatIndex(f) for _, _, f in flats]
+        for i, (t, c, flat) in enumerate(flats):
+            if c.base is None or c.base.type != "filter":
+                continue
+            later = [(flats[j], indexes[j]) for j, (_, c2, _f) in enumerate(flats)
+                     if j != i and c2.base is not None and c2.base.priority >= c.base.priority]
+            if not later:
+                continue
+            for r in flat.rules:
+                if r.verdict.upper() != "ACCEPT" or not r.must:
+                    continue
+                mine = [p.cube for p in indexes[i].decide(r.must.cubes, limit=_LATER_PIECES)
+                        if p.rule is r and not p.unsure]
+                # Letting a packet in means letting its connection start: judge the NEW
+                # packets when the accept takes some (ESTABLISHED ones are usually accepted
+                # by every table), else all it takes.
+                new = [c for c in (sp.cube_and(c, _new_only(u)) for c in mine) if c is not None]
+                mine = new or mine
+                if not mine:
+                    continue
+                dropped = _all_dropped(mine, later)
+                if dropped is None:
+                    continue
+                by = []
+                for (t2, c2, _f2), piece in dropped:
+                    o = piece.rule.origin if piece.rule is not None else None
+                    handle = o.rule.source.handle if o is not None else None
+                    by.append(f"{_base_label(t2, c2)} " + (
+                        f"rule {o.rule.source.position or o.number}"
+                        + (f" (handle {handle})" if handle else "")
+                        + f": {_text(o.rule)}" if o is not None
+                        else f"policy {piece.verdict}"))
+                names = list(dict.fromkeys(by))
+                first = dropped[0][1]
+                out.append(Finding(
+                    "dropped_later", t.name, r.origin.chain,
+                    r.origin.rule.source.position or r.origin.number,
+                    _text(r.origin.rule), tuple(names), True,
+                    f"does not let the packet in (IPv{version}, hook {hook}): every packet it "
+                    f"accepts ({sp.describe(first.cube, u)}"
+                    f"{' …' if len(dropped) > 1 else ''}) is then dropped by "
+                    f"{'; '.join(names[:3])}{' …' if len(names) > 3 else ''}; accept it there "
+                    "too (or instead)", handle=r.origin.rule.source.handle, **_where(t)))
+    return out
+
+
+def _new_only(u: Universe) -> sp.Cube:
+    cube = list(u.full)
+    cube[sp.STATE] = 1 << sp.STATES.index("NEW")
+    return tuple(cube)
+
+
+def _all_dropped(cubes: list[sp.Cube], later: list[tuple[tuple, FlatIndex]]
+                 ) -> list[tuple[tuple, Piece]] | None:
+    """Walk ``cubes`` through the later base chains in order: the pieces each drops or
+    rejects, or None when some packet gets through (or is not certainly dropped)."""
+    dropped: list[tuple[tuple, Piece]] = []
+    work = cubes
+    for flat, index in later:
+        passed: list[sp.Cube] = []
+        for piece in index.decide(work, limit=_LATER_PIECES):
+            if piece.unsure:
+                return None
+            if piece.verdict.split(" ", 1)[0].upper() in ("DROP", "REJECT"):
+                dropped.append((flat, piece))
+            else:
+                passed.append(piece.cube)
+        if len(passed) >= _LATER_PIECES:
+            return None
+        work = passed
+        if not work:
+            return dropped
+    return None

@@ -529,3 +529,153 @@ def diff(a: Ruleset | Frontend, b: Ruleset | Frontend, *, tables: tuple[str, ...
                 if hd.changes:
                     out.append(replace(hd, family=family))
     return Diff(tuple(out))
+
+
+# --------------------------------------------------------------------------- any IR chain
+
+@dataclass(frozen=True)
+class HookPlan:
+    """Where an IR rule goes in a chain of any backend (``before``: the chain's IR rule it is
+    inserted in front of, None = appended; ``needed``: False when nothing changes), its effect
+    across every base chain of the hook, and what else must change (``in_the_way``: rules
+    of other base chains that still decide some of its packets otherwise)."""
+
+    before: Rule | None
+    needed: bool
+    effect: tuple[str, ...]
+    explanation: str
+    in_the_way: tuple[str, ...] = ()
+    more: int = 0
+    guarded_invalid: bool = False  # an ACCEPT above a rule that drops INVALID on purpose
+
+
+def _up(verdict: str) -> str:
+    return _verdict_name(verdict).upper()
+
+
+def plan_hook_insert(ruleset: Ruleset, table: Table, chain: str, rule: Rule) -> HookPlan:
+    """The IR planner for a rule into ``table``'s ``chain`` (nft or iptables alike): the
+    latest position at which it decides all its packets (directly before the first
+    terminating rule that would decide some of them with another verdict), and the effect
+    through every base chain of the hook, per IP version the table sees. An accept that an
+    earlier or later base chain still drops is reported in ``in_the_way``, naming that rule."""
+    target = table.chain(chain)
+    if target is None:
+        raise BadInput(f"no chain {chain} in {table.family} {table.name}")
+    hook = target.base.hook if target.base is not None else None
+    new = _up(action_of(rule))
+    first: int | None = None
+    blocker_text = ""
+    effect: list[str] = []
+    in_the_way: list[str] = []
+    more = 0
+    guarded = False
+    for version in ir.FAMILY_VERSIONS.get(table.family, ()):
+        u = Universe.for_names(version, universe_for(ruleset, extra_ifaces=[
+            c.value.name + ("+" if c.value.prefix else "") for c in rule.conditions
+            if c.field in ("iif", "oif")]).ifaces)
+        flat = unfold(ruleset, table, chain, u)
+        wanted = Space(u, rule_space(rule, u).may)
+        if wanted.is_empty():
+            continue
+        undecided = wanted
+        for f in flat.rules:
+            if not f.terminal or undecided.is_empty():
+                continue
+            if _up(f.action) == new:
+                undecided = undecided - f.must
+                continue
+            if any(sp.cube_meets(a, b) for a in undecided.cubes for b in f.may.cubes):
+                pos = _top(f) - 1
+                if first is None or pos < first:
+                    top = target.rules[pos].source.position or _top(f)
+                    first, blocker_text = pos, f"{f.verdict} rule {top}"
+                break
+        pieces = FlatIndex(flat).decide(wanted.cubes)
+        changed = [p for p in pieces if _up(p.verdict) != new]
+        guarded |= new == "ACCEPT" and any(
+            p.rule is not None and _up(p.verdict) in ("DROP", "REJECT") and any(
+                c.field == "ct_state" and not c.value.negated and "INVALID" in c.value.states
+                for c in p.rule.origin.rule.conditions) for p in changed)
+        if not changed or hook is None:
+            lines, extra = _changes([(p, action_of(rule)) for p in changed], u)
+            effect += [f"IPv{version} {table.family} {table.name} {chain}: {c}" for c in lines]
+            more += extra
+            continue
+        cubes = [p.cube for p in changed]
+        others = [(t, c) for t, c in ruleset.base_chains(version, hook)
+                  if c is not target]
+        prio = target.base.priority  # type: ignore[union-attr]
+        after: dict[int, str] = {}
+        for t, c in others:
+            if c.base is None:
+                continue
+            earlier = c.base.priority < prio
+            if not earlier and new != "ACCEPT":
+                continue  # a drop here is final: later base chains never see the packets
+            oflat = unfold(ruleset, t, c.name, u)
+            for piece in FlatIndex(oflat).decide(cubes, limit=200):
+                verdict = _up(piece.verdict)
+                if verdict not in ("DROP", "REJECT"):
+                    continue
+                o = piece.rule.origin if piece.rule is not None else None
+                handle = o.rule.source.handle if o is not None else None
+                name = (f"{t.backend} {t.family} {t.name} {c.name} "
+                        + (f"rule {o.rule.source.position or o.number}"
+                           + (f" (handle {handle})" if handle else "")
+                           + f": {o.rule.source.text}" if o is not None
+                           else f"policy {verdict}"))
+                when = "before" if earlier else "after"
+                in_the_way.append(
+                    f"IPv{version}: {name} {verdict.lower()}s {sp.describe(piece.cube, u)} "
+                    f"{when} {table.family} {table.name} {chain}"
+                    + ("" if earlier or new != "ACCEPT" else
+                       "; an accept here does not let it in: accept it there too"))
+                for i, cube in enumerate(cubes):
+                    if sp.cube_meets(cube, piece.cube):
+                        after.setdefault(i, f"{verdict} (by {name})")
+        lines, extra = _changes([(p, action_of(rule)) for p in changed], u)
+        for line in lines:
+            final = next((v for i, v in after.items()
+                          if line._cube is not None and sp.cube_meets(line._cube, cubes[i])),
+                         None)
+            effect.append(f"IPv{version} {table.family} {table.name} {chain}: {line}"
+                          + (f"; but the hook still ends in {final}" if final else
+                             f"; at hook {hook}: {line.after.upper()}"))
+        more += extra
+    before = target.rules[first] if first is not None else None
+    if not effect:
+        why = f"no change needed: every such packet already gets {new.lower()}"
+        return HookPlan(None, False, (), why, tuple(dict.fromkeys(in_the_way)), more, guarded)
+    if before is not None:
+        why = (f"{blocker_text} would otherwise decide some of these packets first; inserting "
+               "directly before it keeps the rules above it first")
+    else:
+        why = ("no rule decides these packets differently before the end of the chain: "
+               "appending is enough")
+    return HookPlan(before, True, tuple(effect), why, tuple(dict.fromkeys(in_the_way)), more,
+                    guarded)
+
+
+def plan_hook_delete(ruleset: Ruleset, table: Table, chain: str, handle: int) -> tuple[str, ...]:
+    """The effect of deleting the nft rule with ``handle`` from ``table``'s ``chain`` (every
+    IR rule it compiled to, verdict-map elements included), per IP version, as effect lines:
+    the packets whose verdict in that chain changes."""
+    target = table.chain(chain)
+    if target is None:
+        raise BadInput(f"no chain {chain} in {table.family} {table.name}")
+    kept = tuple(r for r in target.rules if r.source.handle != handle)
+    chains = tuple(ir.Chain(c.name, kept, c.base) if c is target else c for c in table.chains)
+    without = Table(table.backend, table.family, table.name, chains)
+    after = Ruleset(tuple(without if t is table else t for t in ruleset.tables))
+    out: list[str] = []
+    for version in ir.FAMILY_VERSIONS.get(table.family, ()):
+        u = Universe.for_names(version, universe_for(ruleset).ifaces)
+        fa, fb = unfold(ruleset, table, chain, u), unfold(after, without, chain, u)
+        if target.base is None:
+            fa, fb = replace(fa, policy="RETURN"), replace(fb, policy="RETURN")
+        hd = _hook_diff(fa, fb, u, 2000, MAX_LINES)
+        out += [f"IPv{version} {table.family} {table.name} {chain}: {c}" for c in hd.changes]
+        if hd.more:
+            out.append(f"IPv{version}: {hd.more} more")
+    return tuple(out)

@@ -81,7 +81,43 @@ def plan(request: Request, *, ruleset: Any = None, ownership: Ownership | None =
         return docker.plan(routed, ruleset, rule=rule, options=options, ownership=ownership)
     from trustwall.firewall.owners import iptables_files
 
-    return iptables_files.plan(routed, ruleset, owner=owner, options=options)
+    return native_tables_in_the_way(
+        iptables_files.plan(routed, ruleset, owner=owner, options=options))
+
+
+def native_tables_in_the_way(owner_plan: OwnerPlan) -> OwnerPlan:
+    """An iptables plan seen across every base chain of its hook: when native nft tables
+    (beside iptables-nft's) still drop or reject the packets the new rule accepts, before or
+    after the iptables table, the plan is refused, naming those rules: the accept alone
+    would not let the packets in."""
+    detail = owner_plan.detail
+    rule = getattr(detail, "rule", None)
+    if rule is None or not owner_plan.commands or owner_plan.refused is not None:
+        return owner_plan
+    from trustwall.errors import EnvironmentMissing
+    from trustwall.firewall.analysis.plan import plan_hook_insert
+    from trustwall.firewall.nftables.live import whole_picture
+
+    try:
+        picture = whole_picture().ruleset
+    except (EnvironmentMissing, BadInput):
+        return owner_plan
+    if not any(t.backend == "nft" for t in picture.tables):
+        return owner_plan
+    family = "ip6" if getattr(detail.live, "family", 4) == 6 else "ip"
+    table = next((t for t in picture.tables
+                  if (t.backend, t.family, t.name) == ("iptables", family, detail.table)), None)
+    if table is None or table.chain(rule.chain) is None:
+        return owner_plan
+    hook_plan = plan_hook_insert(picture, table, rule.chain, rule.to_ir())
+    native = [w for w in hook_plan.in_the_way if ": nft " in w]
+    if not native:
+        return owner_plan
+    from dataclasses import replace
+
+    return replace(owner_plan, refused="not a plan: native nftables base chains of the hook "
+                   "still decide some of these packets otherwise: " + " | ".join(native),
+                   next="change those nft rules too (named above), then plan again")
 
 
 def apply(owner_plan: OwnerPlan, options: Any = None) -> Any:

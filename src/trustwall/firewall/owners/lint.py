@@ -25,6 +25,8 @@ from trustwall.firewall.owners.base import READ_ONLY_OWNERS
 from trustwall.firewall.owners.detect import BUILTIN_CHAINS, Ownership, chain_owner
 
 MANAGERS = frozenset({"ufw", "firewalld"})
+#: Findings between tables of one hook (analysis.lint.lint_all): never hidden as structure.
+CROSS_TABLE = frozenset({"equal_priority", "dropped_later"})
 #: ufw's files (rules the manager loads); user*.rules hold the operator's own rules.
 UFW_FILES = {4: ("before.rules", "after.rules", "user.rules"),
              6: ("before6.rules", "after6.rules", "user6.rules")}
@@ -122,10 +124,13 @@ def ufw_generated(rule: Any) -> bool:
 
 def _owner(finding: Any, ownership: Ownership, family: int) -> str:
     table = str(finding.table)
+    if getattr(finding, "backend", "iptables") == "nft":
+        return ownership.owner_of_nft_table(finding.family, table)
     if " " in table:  # a native nft table, "inet firewalld"
         fam, _, name = table.partition(" ")
         return ownership.owner_of_nft_table(fam, name)
-    return ownership.owner_of(table, finding.chain, family)
+    version = {"ip": 4, "ip6": 6}.get(getattr(finding, "family", ""), family)
+    return ownership.owner_of(table, finding.chain, version)
 
 
 def _ufw_user_next(finding: Any) -> str:
@@ -145,7 +150,9 @@ def owner_lint(report: Any, ruleset: Any, ownership: Ownership, *, show_all: boo
         owner = _owner(finding, ownership, family)
         on_purpose = False
         next_ = None
-        if owner in READ_ONLY_OWNERS and finding.chain != "DOCKER-USER":
+        if finding.kind in CROSS_TABLE:
+            pass  # between tables: the operator's to resolve, whoever owns either side
+        elif owner in READ_ONLY_OWNERS and finding.chain != "DOCKER-USER":
             on_purpose = True
         elif owner == "ufw":
             if _UFW_USER_CHAIN.match(finding.chain) and finding.rule is not None:

@@ -3,18 +3,18 @@
 journaled transaction: the rule inserted into the live table, and the same statement appended
 to that file, so that the boot (``nft -f /etc/nftables.conf``) rebuilds it.
 
-The statement is the same text in both places (``insert rule inet filter input index 2 tcp
-dport 18745 accept comment "tw:…"``), applied live with ``nft -f -`` and appended to the end
-of the file, after every table and include the file loads, inside a marked block. Before
-anything changes the new file is checked with ``nft -c`` (the kernel's own parser, no commit).
-Undo restores the table's before-image (``nft-table`` journal step) and the file's bytes.
-
-What the rule says and where it goes is a narrow interface, :class:`NftRule` from
-:func:`place`: today a small renderer (protocol, ports, addresses, input interface, verdict)
-placed at the top of the first filter-input base chain of a table the file declares. The
-nftables frontend (firewall/nftables/) replaces both with the IR planner's placement (the
-latest position that decides all the packets, across every base chain of the hook) — see the
-notes each plan carries.
+Placement is the IR planner's (``analysis.plan.plan_hook_insert``): in the first filter base
+chain of the hook in a table the file declares, directly before the first rule that would
+decide some of the new rule's packets otherwise (else appended), with its effect through
+every base chain of the hook; an accept that another base chain still drops is refused, naming
+that rule. The rule is built as nft JSON, compiled by the nftables frontend and rendered by
+its renderer. Live, it goes in as ``insert rule FAMILY TABLE CHAIN handle H …`` (before the
+rule with that handle); in the file, after every table and include the file loads, inside a
+marked block, as ``insert rule … index N`` (handles are given anew at boot; the file rebuilds
+the chain in the same order). An allow gets ``ct state != invalid`` only where the chain
+drops INVALID-state packets on purpose, as the iptables planner does. Before anything changes
+the new file is checked with ``nft -c`` (the kernel's own parser, no commit). Undo restores
+the table's before-image (``nft-table`` journal step) and the file's bytes.
 """
 
 from __future__ import annotations
@@ -45,14 +45,24 @@ class NftRule:
     chain: str
     index: int | None
     text: str
+    handle: int | None = None  # the live rule it goes before (``insert … handle H``)
 
     @property
     def statement(self) -> str:
-        """The nft command, as the live change and the file both carry it."""
+        """The nft command the file carries: by position, as the file rebuilds the chain in
+        the same order at boot (handles are given anew then)."""
         if self.index is None:
             return f"add rule {self.family} {self.table} {self.chain} {self.text}"
         where = f" index {self.index}" if self.index else ""
         return f"insert rule {self.family} {self.table} {self.chain}{where} {self.text}"
+
+    @property
+    def live(self) -> str:
+        """The nft command for the running ruleset: before the rule with ``handle``."""
+        if self.index is None or self.handle is None:
+            return self.statement
+        return (f"insert rule {self.family} {self.table} {self.chain} handle {self.handle} "
+                f"{self.text}")
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,8 @@ class State:
     conf: Path
     declared: tuple[tuple[str, str], ...]
     ruleset: dict[str, Any]
+    #: everything the kernel evaluates (nftables.live.whole_picture), for the planner
+    picture: Any = None
 
 
 def _word(value: str, what: str) -> str:
@@ -70,41 +82,88 @@ def _word(value: str, what: str) -> str:
     return value
 
 
-def rule_text(request: Request, family: str) -> str:
-    """The statement for ``request`` (the interim renderer; see the module docstring)."""
-    parts: list[str] = []
+def _value(text: str, what: str) -> object:
+    """A port or port list in nft JSON (``22``, ``{"range": [1, 2]}``, ``{"set": [...]}``)."""
+    def one(part: str) -> object:
+        first, _, last = part.partition(":")
+        if not first.isdigit() or (last and not last.isdigit()):
+            raise BadInput(f"{what} {text!r}: not a port, range or list")
+        return {"range": [int(first), int(last)]} if last else int(first)
+    parts = [one(p) for p in _word(text, what).split(",")]
+    return parts[0] if len(parts) == 1 else {"set": parts}
+
+
+def _address(text: str, family: str) -> tuple[str, object]:
+    import ipaddress
+
+    try:
+        net = ipaddress.ip_network(_word(text, "address"), strict=False)
+    except ValueError:
+        raise BadInput(f"{text!r}: not an address or prefix") from None
+    fam = "ip6" if net.version == 6 else "ip"
+    if family in ("ip", "ip6") and fam != family:
+        raise BadInput(f"{text}: an IPv{net.version} address in an {family} table")
+    if net.prefixlen == net.max_prefixlen:
+        return fam, str(net.network_address)
+    return fam, {"prefix": {"addr": str(net.network_address), "len": net.prefixlen}}
+
+
+def _match(left: object, right: object, op: str = "==") -> dict[str, Any]:
+    return {"match": {"op": op, "left": left, "right": right}}
+
+
+def rule_expr(request: Request, family: str) -> list[dict[str, Any]]:
+    """The request as nft JSON statements (what ``nft -j`` lists), validated: compiled to the
+    IR by the nftables frontend and rendered to nft syntax by its renderer."""
+    out: list[dict[str, Any]] = []
     if request.in_iface:
-        parts.append(f'iifname "{_word(request.in_iface, "--in")}"')
-    ip = {"ip": "ip", "ip6": "ip6"}.get(family)
+        out.append(_match({"meta": {"key": "iifname"}}, _word(request.in_iface, "--in")))
     for flag, value in (("saddr", request.src), ("daddr", request.dst)):
         if value:
-            value = _word(value, f"--{flag}")
-            fam = ip or ("ip6" if ":" in value else "ip")
-            parts.append(f"{fam} {flag} {value}")
-    if request.proto and (request.dport or request.sport):
-        proto = _word(request.proto, "--proto")
+            fam, right = _address(value, family)
+            out.append(_match({"payload": {"protocol": fam, "field": flag}}, right))
+    proto = _word(request.proto, "--proto") if request.proto else None
+    if proto and (request.dport or request.sport):
+        if proto not in ("tcp", "udp", "sctp", "dccp", "udplite"):
+            raise BadInput(f"--proto {proto}: ports need tcp, udp, sctp, dccp or udplite")
         for flag, value in (("sport", request.sport), ("dport", request.dport)):
             if value:
-                value = _word(value, f"--{flag}").replace(":", "-")
-                if "," in value:
-                    value = "{ " + ", ".join(value.split(",")) + " }"
-                parts.append(f"{proto} {flag} {value}")
-    elif request.proto:
-        parts.append(f"meta l4proto {_word(request.proto, '--proto')}")
+                out.append(_match({"payload": {"protocol": proto, "field": flag}},
+                                  _value(value, f"--{flag}")))
+    elif proto:
+        out.append(_match({"meta": {"key": "l4proto"}}, proto))
     action = request.removes or "allow" if request.action == "delete" else request.action
-    if action == "allow" and not request.state:
-        # As the iptables planner does: opening a port never opens INVALID-state packets.
-        parts.append("ct state != invalid")
-    elif request.state:
-        parts.append("ct state { " + ", ".join(_word(s.lower(), "--state")
-                                               for s in request.state.split(",")) + " }")
-    parts.append(_VERDICTS[action])
+    if request.state:
+        states = [_word(s.lower(), "--state") for s in request.state.split(",")]
+        out.append(_match({"ct": {"key": "state"}}, states[0] if len(states) == 1
+                          else {"set": states}, "in"))
+    out.append({_VERDICTS[action]: None})
+    return out
+
+
+def _model_rule(request: Request, family: str, table: str, chain: str,
+                with_invalid_guard: bool) -> Any:
+    from trustwall.firewall.nftables.model import Rule
+
+    expr = rule_expr(request, family)
+    if with_invalid_guard:
+        expr.insert(len(expr) - 1, _match({"ct": {"key": "state"}}, "invalid", "!="))
     tag = request.comment or (f"tw:{request.name}" if request.name else None)
-    if tag:
-        if '"' in tag or "\\" in tag or "\n" in tag:
-            raise BadInput("an nft comment cannot hold quotes, backslashes or newlines")
-        parts.append(f'comment "{tag}"')
-    return " ".join(parts)
+    if tag is not None and ('"' in tag or "\\" in tag or "\n" in tag):
+        raise BadInput("an nft comment cannot hold quotes, backslashes or newlines")
+    return Rule(family, table, chain, None, 0, tuple(expr), tag)
+
+
+def rule_text(request: Request, family: str, *, guard_invalid: bool | None = None) -> str:
+    """The statement for ``request`` in nft syntax (rendered by nftables.render). An allow
+    without ``--state`` gets ``ct state != invalid`` unless ``guard_invalid`` is False (the
+    planner sets it: only when the chain drops INVALID packets on purpose)."""
+    from trustwall.firewall.nftables import render
+
+    action = request.removes or "allow" if request.action == "delete" else request.action
+    if guard_invalid is None:
+        guard_invalid = action == "allow" and not request.state
+    return render.rule_text(_model_rule(request, family, "t", "c", guard_invalid))
 
 
 def read_state(root: str = "/") -> State:
@@ -115,8 +174,10 @@ def read_state(root: str = "/") -> State:
         raise ProblemFound("no nftables.conf on this host: nothing for nftables.service to "
                            "load at boot")
     declared = detect.declared_tables(detect.conf_files(conf, root))
+    from trustwall.firewall.nftables.live import whole_picture
+
     listed = run(["nft", "-j", "list", "ruleset"], timeout=60)
-    return State(conf, declared, json.loads(listed.stdout or "{}"))
+    return State(conf, declared, json.loads(listed.stdout or "{}"), whole_picture().ruleset)
 
 
 def _base_chains(state: State) -> list[dict[str, Any]]:
@@ -131,19 +192,58 @@ def _rules(state: State, family: str, table: str, chain: str) -> list[dict[str, 
             == (family, table, chain)]
 
 
-def place(request: Request, state: State) -> NftRule:
-    """Where the rule goes: the first filter-type input base chain of a table the conf file
-    declares, at the top (interim: every packet the rule describes is decided by it in that
-    chain; the IR planner will give the latest such position)."""
+def _target(request: Request, state: State) -> tuple[str, str, str]:
     hook = "input" if (request.chain or "INPUT").upper() == "INPUT" else \
         (request.chain or "").lower()
     for chain in _base_chains(state):
         if (chain["family"], chain["table"]) in state.declared and chain.get("hook") == hook \
                 and chain.get("type", "filter") == "filter":
-            return NftRule(chain["family"], chain["table"], chain["name"], 0,
-                           rule_text(request, chain["family"]))
+            return chain["family"], chain["table"], chain["name"]
     raise ProblemFound(f"no {hook} base chain in the tables {state.conf} declares",
                        hint=f"add one to {state.conf}, or make the change with nft")
+
+
+def place(request: Request, state: State) -> tuple[NftRule, Any]:
+    """Where the rule goes, by the IR planner (analysis.plan.plan_hook_insert): in the first
+    filter base chain of the hook in a table the conf file declares, directly before the
+    first rule that would decide some of its packets otherwise (else appended), with its
+    effect through every base chain of the hook. An allow gets ``ct state != invalid`` when
+    the chain drops INVALID-state packets on purpose (unless ``--state`` says otherwise)."""
+    from trustwall.firewall import ir
+    from trustwall.firewall.analysis.plan import plan_hook_insert
+    from trustwall.firewall.nftables import compile as nft_compile
+    from trustwall.firewall.nftables import render
+
+    family, table, chain = _target(request, state)
+    picture = state.picture
+    if picture is None:
+        from trustwall.firewall.nftables import parse
+
+        picture = nft_compile.compile_ruleset(parse.from_json(state.ruleset))
+    irt = next((t for t in picture.tables if (t.backend, t.family, t.name)
+                == ("nft", family, table)), None)
+    if irt is None:
+        raise ProblemFound(f"{family} {table} is not in the live ruleset",
+                           hint=f"nft -f {state.conf}")
+    from trustwall.firewall.nftables.model import Table
+
+    model_table = Table(family, table)
+
+    def build(guard: bool) -> tuple[Any, ir.Rule, Any]:
+        model = _model_rule(request, family, table, chain, guard)
+        conditions, action = nft_compile.compile_rule(model, model_table)[0]
+        rule = ir.Rule(conditions, action, ir.Source("nft", family, table, chain, None))
+        return model, rule, plan_hook_insert(picture, irt, chain, rule)
+
+    model, _rule, hook_plan = build(False)
+    if hook_plan.guarded_invalid and not request.state:
+        model, _rule, hook_plan = build(True)
+    text = render.rule_text(model)
+    before = hook_plan.before
+    if before is None:
+        return NftRule(family, table, chain, None, text), hook_plan
+    index = (before.source.position or 1) - 1
+    return NftRule(family, table, chain, index, text, before.source.handle), hook_plan
 
 
 def plan(request: Request, state: State | None = None) -> OwnerPlan:
@@ -157,18 +257,25 @@ def plan(request: Request, state: State | None = None) -> OwnerPlan:
         raise BadInput("--for is not supported on an nftables.conf host yet")
     if request.action == "delete":
         return _plan_delete(request, state)
-    rule = place(request, state)
+    rule, hook_plan = place(request, state)
+    if not hook_plan.needed:
+        return OwnerPlan("nftables", (), persistent=True, effect=(),
+                         notes=(hook_plan.explanation,), detail=None)
+    notes = [hook_plan.explanation,
+             f"the same rule is written to {state.conf} (atomic, journaled) as `"
+             f"{rule.statement}`: `nft -f {state.conf}` at boot rebuilds it"]
+    if hook_plan.more:
+        notes.append(f"{hook_plan.more} more effect lines not shown")
+    refused = None
+    if hook_plan.in_the_way:
+        refused = ("not a plan: other base chains of the hook still decide some of these "
+                   "packets otherwise: " + " | ".join(hook_plan.in_the_way))
     return OwnerPlan(
-        "nftables", (Command(("nft", *rule.statement.split(" ", 5)), runtime=True,
+        "nftables", (Command(("nft", *re.findall(r'"[^"]*"|\S+', rule.live)), runtime=True,
                              permanent=False),),
-        persistent=True,
-        effect=(f"{rule.family} {rule.table} {rule.chain}: packets matching "
-                f"`{_core(rule.text)}` → {_verdict(rule)}",),
-        notes=(f"the same statement is appended to {state.conf} (atomic, journaled): "
-               f"`nft -f {state.conf}` at boot rebuilds it",
-               "placement: top of the chain (the IR planner's position and the check across "
-               "every base chain of the hook come with the nftables frontend)"),
-        writes=(str(state.conf),), detail=(rule, state))
+        persistent=True, effect=hook_plan.effect, refused=refused,
+        next=("change those rules too (named above), then plan again" if refused else None),
+        notes=tuple(notes), writes=(str(state.conf),), detail=(rule, state))
 
 
 def _verdict(rule: NftRule) -> str:
@@ -178,13 +285,16 @@ def _verdict(rule: NftRule) -> str:
 
 def _plan_delete(request: Request, state: State) -> OwnerPlan:
     wanted = rule_text(request, "inet")
+    variants = {(fam, guard): rule_text(request, fam, guard_invalid=guard)
+                for fam in ("ip", "ip6", "inet") for guard in (True, False)}
     matches = []
     for chain in _base_chains(state):
         if (chain["family"], chain["table"]) not in state.declared:
             continue
-        text = rule_text(request, chain["family"]) if chain["family"] != "inet" else wanted
+        texts = [variants[(chain["family"], g)] for g in (True, False)
+                 if (chain["family"], g) in variants]
         for rule in _listed(chain["family"], chain["table"], chain["name"]):
-            if _same(rule[1], text):
+            if any(_same(rule[1], text) for text in texts):
                 matches.append((chain["family"], chain["table"], chain["name"], rule[0],
                                 rule[1]))
     if not matches:
@@ -192,8 +302,16 @@ def _plan_delete(request: Request, state: State) -> OwnerPlan:
                            f"`{wanted}`")
     family, table, chain, handle, text = matches[0]
     cmd = ("nft", "delete", "rule", family, table, chain, "handle", str(handle))
-    return OwnerPlan("nftables", (Command(cmd),), persistent=True,
-                     effect=(f"{family} {table} {chain}: `{text}` removed",),
+    effect: tuple[str, ...] = (f"{family} {table} {chain}: `{text}` removed",)
+    irt = next((t for t in state.picture.tables if (t.backend, t.family, t.name)
+                == ("nft", family, table)), None) if state.picture is not None else None
+    if irt is not None:
+        from trustwall.firewall.analysis.plan import plan_hook_delete
+
+        effect = plan_hook_delete(state.picture, irt, chain, handle) or (
+            f"{family} {table} {chain}: `{text}` removed; no packet changes verdict (the "
+            "rule is shadowed or redundant)",)
+    return OwnerPlan("nftables", (Command(cmd),), persistent=True, effect=effect,
                      notes=(f"its line is removed from {state.conf} if it is there",),
                      writes=(str(state.conf),),
                      detail=(NftRule(family, table, chain, None, text), state, handle))
@@ -268,6 +386,9 @@ def apply(owner_plan: OwnerPlan, options: Any = None) -> dict[str, Any]:
 
     options = options or Options()
     detail = owner_plan.detail
+    if not owner_plan.commands and detail is None:
+        return {"applied": False, "dry_run": options.dry_run,
+                "reason": owner_plan.notes[0] if owner_plan.notes else "no change needed"}
     if not isinstance(detail, tuple) or not isinstance(detail[0], NftRule):
         raise ProblemFound("this plan was not made by the nftables owner")
     rule, state = detail[0], detail[1]
@@ -285,7 +406,7 @@ def apply(owner_plan: OwnerPlan, options: Any = None) -> dict[str, Any]:
         live = f"delete rule {rule.family} {rule.table} {rule.chain} handle {detail[2]}\n"
     else:
         after = before + ("" if before.endswith("\n") else "\n") + _block(rule, None)
-        live = rule.statement + "\n"
+        live = rule.live + "\n"
     _check(after)
     if options.dry_run:
         return {"applied": False, "dry_run": True, "statement": live.strip(),

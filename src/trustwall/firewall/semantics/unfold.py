@@ -3,7 +3,11 @@
 :func:`rule_space` turns one IR rule's conditions (:data:`FIELDS`, one entry per field) into
 two spaces: ``may`` (every packet the rule might match: conditions spaces do not hold are
 treated as "always true", an over-approximation) and ``must`` (packets it certainly matches:
-empty as soon as such a condition is present, an under-approximation). Analyses use ``must``
+empty as soon as such a condition is present, an under-approximation). nft's conditions
+have entries too: an IP version (``nfproto``), protocol sets, set lookups (a one-key set is a
+union of values in its dimension, a concatenation a union of products, one cube per element;
+negated lookups their complement); ``ct status`` and set keys without a dimension (pkttype,
+ct mark, icmp code) stay "may match". Analyses use ``must``
 for anything that *decides* (blockers, coverage) and ``may`` for anything that *might* be
 affected, so their claims stay true; a finding that leans on an unmodelled condition names it.
 
@@ -117,7 +121,17 @@ def interface_names(rulesets: Iterable[Ruleset | Frontend]) -> set[str]:
                     for cond in rule.conditions:
                         if cond.field in ("iif", "oif"):
                             names.add(iface_name(cond.value))
+                        elif cond.field == "set":
+                            names.update(_set_iface_names(cond.value))
     return names
+
+
+@lru_cache(maxsize=4096)
+def _set_iface_names(lookup: ir.SetLookup) -> frozenset[str]:
+    """The interface names an nft set lookup over ``iifname``/``oifname`` lists."""
+    at = [i for i, key in enumerate(lookup.keys) if key in ("iif", "oif")]
+    return frozenset(iface_name(e[i]) for e in lookup.elements for i in at
+                     if isinstance(e[i], ir.Interface))
 
 
 def universe_for(*rulesets: Ruleset | Frontend, extra_ifaces: Iterable[str] = ()) -> Universe:
@@ -158,6 +172,8 @@ class _Builder:
         self.unknown: list[str] = []
         self.nothing = False
         self.mark_touched = False
+        #: unions the rule's cube must meet (an nft lookup in a set of concatenations)
+        self.unions: list[Space] = []
 
     def unsure(self, what: str) -> None:
         """A condition the space cannot hold: the rule may match, not must."""
@@ -184,6 +200,15 @@ class _Builder:
     def cubes(self) -> tuple[Cube, ...]:
         if self.nothing:
             return ()
+        if self.unions:
+            out = self._plain_cubes()
+            space = Space(self.u, out)
+            for union in self.unions:
+                space = space & union
+            return space.cubes
+        return self._plain_cubes()
+
+    def _plain_cubes(self) -> tuple[Cube, ...]:
         base = tuple(self.dims)
         if self.either_ports is None:
             return (base,)
@@ -295,6 +320,134 @@ def _fragment_into(b: _Builder, cond: Condition) -> None:
     b.unsure("not fragment" if cond.value.negated else "fragment")
 
 
+def _nfproto_into(b: _Builder, cond: Condition) -> None:
+    b.nothing |= not cond.value.matches(b.u.family)
+
+
+def _proto_set_into(b: _Builder, cond: Condition) -> None:
+    bits = 0
+    for number in cond.value.numbers:
+        if 0 <= number < 256:
+            bits |= 1 << number
+    b.negatable(sp.PROTO, bits, cond.value.negated)
+
+
+def _ct_status_into(b: _Builder, cond: Condition) -> None:
+    bits = ", ".join(sorted(cond.value.bits))
+    b.unsure(f"ct status {'!= ' if cond.value.negated else ''}{bits}")
+
+
+#: Set-lookup keys packet spaces hold: the dimension each reads.
+_SET_DIMS = {"src": sp.SRC, "dst": sp.DST, "sport": sp.SPORT, "dport": sp.DPORT,
+             "proto": sp.PROTO, "mark": sp.MARK, "iif": sp.IIF, "oif": sp.OIF,
+             "ct_state": sp.STATE, "icmp_type": sp.ICMP}
+#: Past this many elements a set of concatenations is held as "may match" only (a union of
+#: that many products costs more than the answer is worth); one-key sets have no limit.
+_MAX_PRODUCTS = 2048
+
+
+def _component_value(u: Universe, key: str, part: object) -> object | None:
+    """One element component as the dimension's value (None: not held)."""
+    d = _SET_DIMS.get(key)
+    if d is None:
+        return None
+    if isinstance(part, ir.KeySpan):
+        if key == "icmp_type":
+            return ((part.first * 256, (part.last + 1) * 256),)
+        if key == "proto":
+            return sum(1 << n for n in range(max(part.first, 0), min(part.last, 255) + 1))
+        top = u.full[d][-1][1] if sp.IS_INTERVAL[d] else None
+        last = part.last + 1 if top is None else min(part.last + 1, top)
+        return ((part.first, last),) if part.first < last else ()
+    if isinstance(part, ir.Interface):
+        return u.iface_bits(iface_name(part))
+    if isinstance(part, str) and key == "ct_state" and part.upper() in sp.STATES:
+        return 1 << sp.STATES.index(part.upper())
+    return None
+
+
+def _empty(d: int, value: object) -> bool:
+    return not value if sp.IS_INTERVAL[d] else value == 0
+
+
+def _set_into(b: _Builder, cond: Condition) -> None:
+    """An nft set lookup: one key is a union of values in its dimension (a set of prefixes or
+    ranges: intervals); a concatenation is a union of products, one cube per element. Keys
+    packet spaces do not hold (pkttype, ct mark, icmp code, nfproto) leave the rule "may
+    match" (and a negated lookup then no narrower than without it)."""
+    lookup: ir.SetLookup = cond.value
+    what = f"{'!' if lookup.negated else ''}@{lookup.name}" if lookup.name else \
+        ("not in a set" if lookup.negated else "set lookup")
+    if not lookup.elements:
+        b.nothing |= not lookup.negated
+        return
+    held = [k in _SET_DIMS and not (k == "mark" and b.mark_touched) for k in lookup.keys]
+    if "nfproto" in lookup.keys:
+        at = lookup.keys.index("nfproto")
+        elements = tuple(e for e in lookup.elements
+                         if not isinstance(e[at], ir.KeySpan) or e[at].matches(b.u.family))
+        held[at] = True  # decided per element above: no dimension left to hold
+        if not lookup.negated and not elements:
+            b.nothing = True
+            return
+        if lookup.negated and len(lookup.keys) == 1:
+            b.nothing |= bool(elements)
+            return
+    else:
+        elements = lookup.elements
+    exact = all(held)
+    if not exact:
+        unheld = [k for k, h in zip(lookup.keys, held, strict=True) if not h]
+        b.unsure(f"{what} over {', '.join(unheld)}")
+        if lookup.negated:
+            return
+    dims = [(i, _SET_DIMS[k]) for i, k in enumerate(lookup.keys) if held[i] and k in _SET_DIMS]
+    if not dims:
+        return
+    if len(dims) == 1:
+        i, d = dims[0]
+        value: object = () if sp.IS_INTERVAL[d] else 0
+        for element in elements:
+            v = _component_value(b.u, lookup.keys[i], element[i])
+            if v is None:
+                b.unsure(what)
+                return
+            value = sp.iv_or(value, v) if sp.IS_INTERVAL[d] else value | v  # type: ignore
+        if lookup.negated and not exact:
+            return
+        b.negatable(d, value, lookup.negated)
+        return
+    if len(elements) > _MAX_PRODUCTS:
+        b.unsure(f"{what} ({len(elements)} concatenated elements)")
+        return
+    union = _products(b.u, lookup.keys, tuple(dims), elements)
+    if union is None:
+        b.unsure(what)
+        return
+    b.unions.append(Space.full(b.u) - union if lookup.negated else union)
+
+
+@lru_cache(maxsize=256)
+def _products(u: Universe, keys: tuple[str, ...], dims: tuple[tuple[int, int], ...],
+              elements: tuple) -> Space | None:
+    cubes: list[Cube] = []
+    for element in elements:
+        cube = list(u.full)
+        for i, d in dims:
+            v = _component_value(u, keys[i], element[i])
+            if v is None:
+                return None
+            cube[d] = sp.iv_and(cube[d], v) if sp.IS_INTERVAL[d] else cube[d] & v
+            if _empty(d, cube[d]):
+                break
+        else:
+            cubes.append(tuple(cube))
+    out = Space.empty(u)
+    for cube in cubes:
+        out = out | Space.of(u, cube)
+    return out
+
+
 #: The packet spaces' reading of every IR condition field (adding a field = one entry here
 #: and one in ``trace.index.FIELDS``).
 FIELDS: dict[str, Callable[[_Builder, Condition], None]] = {
@@ -313,6 +466,10 @@ FIELDS: dict[str, Callable[[_Builder, Condition], None]] = {
     "src_range": _range_into,
     "dst_range": _range_into,
     "mark": _mark_into,
+    "nfproto": _nfproto_into,
+    "proto_set": _proto_set_into,
+    "ct_status": _ct_status_into,
+    "set": _set_into,
 }
 
 #: How a finding names a condition that packet spaces do not hold.
