@@ -240,3 +240,16 @@ def test_nft_rule_text_and_statements():
     assert without_rule(added, top) == conf
     other = NftRule("inet", "filter", "forward", 0, "tcp dport 1 accept")
     assert without_rule(added, other) == added
+
+
+def test_iptables_owner_plans_on_a_fresh_host_without_any_table() -> None:
+    """A host whose kernel holds no iptables table at all (the filter table appears with the
+    first rule): the plan reads its built-in chains as the apply does, instead of failing
+    with "no chain INPUT"; their ACCEPT policy already lets the port in."""
+    from trustwall.firewall.iptables.model import Ruleset
+    from trustwall.firewall.owners import iptables_files
+
+    plan = iptables_files.plan(Request("allow", proto="tcp", dport="18745"),
+                               Ruleset(family=4, tables=()))
+    assert plan.refused is None and plan.commands == ()
+    assert "no change needed: the policy gives every such packet ACCEPT already" in plan.notes

@@ -341,8 +341,11 @@ def _plan_insert(ruleset: Ruleset | Frontend, rule: object, table: str) -> tuple
     elif not effect:
         cmd = None
         position = None
-        already = f"rules {', '.join(map(str, dict.fromkeys(same)))}" if same else "the policy"
-        why = f"no change needed: {already} already give every such packet {action or 'it'}"
+        numbers = list(dict.fromkeys(same))
+        already = ("the policy gives" if not numbers else
+                   f"rule {numbers[0]} gives" if len(numbers) == 1 else
+                   f"rules {', '.join(map(str, numbers))} give")
+        why = f"no change needed: {already} every such packet {action or 'it'} already"
     else:
         cmd = insert_command(rule, table=table, family=family,  # type: ignore[arg-type]
                              position=None)

@@ -64,7 +64,12 @@ def plan(request: Request, state: Any = None, *, owner: str | None = None,
                                  table=request.table)
         rule = None
     else:
+        from trustwall.firewall.change.quick import with_chain
+
         rule = rule if rule is not None else build(request, state.family)
+        # a fresh host has no filter table yet: plan against its built-in chains, as the
+        # apply does (change.quick.apply_rule)
+        state = with_chain(state, request.table or "filter", rule.chain)
         result = api.plan_insert(state, rule, table=request.table)
     path = boot_file(state.family, options)
     commands = [Command(tuple(_words(c)), runtime=True, permanent=False)
