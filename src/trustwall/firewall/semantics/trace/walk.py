@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
 from trustwall.errors import BadInput
@@ -37,6 +37,7 @@ from trustwall.firewall.semantics.trace.index import (
     _RETURN,
     _UNKNOWN_TARGET,
     _VERDICT,
+    Check,
     _addr_int,
     _addr_obj,
     _CChain,
@@ -544,8 +545,13 @@ class Tracer:
                 mask = fresh & ~((low << 1) - 1)
 
     def _extra(self, run: _Run, cr: _CRule, ctx: _Ctx) -> bool:
+        return self._hold(run, cr, ctx, cr.extra)
+
+    def _hold(self, run: _Run, cr: _CRule, ctx: _Ctx, checks: Sequence[Check]) -> bool:
+        """True when every check holds; one that cannot be decided makes the run follow
+        both outcomes (the first reason names the unknown)."""
         reason = ""
-        for check in cr.extra:
+        for check in checks:
             result = check(ctx)
             if result is False:
                 return False
@@ -569,16 +575,7 @@ class Tracer:
         if checks is None:
             checks = cr.checks = tuple(condition_check(c, self.local, self.family)
                                        for c in cr.rule.conditions)
-        reason = ""
-        for check in checks:
-            result = check(ctx)
-            if result is False:
-                return False
-            if result is not True:
-                reason = reason or str(result)
-        if not reason:
-            return True
-        return run.decide(Unknown(cr.table, cr.chain, cr.number, self._text(cr), reason))
+        return self._hold(run, cr, ctx, checks)
 
 
 def _reverse_ties(chains: list[tuple[_CChain, bool, bool]]) -> list[tuple[_CChain, bool, bool]]:
