@@ -124,9 +124,7 @@ def header_conditions(rule: Rule, version: int) -> tuple[ir.Condition, ...]:
             out.append(ir.Condition(name, address_mask(addr)))
     for name, iface in (("iif", rule.in_interface), ("oif", rule.out_interface)):
         if iface is not None:
-            wildcard = iface.name.endswith("+")
-            out.append(ir.Condition(name, ir.Interface(
-                iface.name[:-1] if wildcard else iface.name, wildcard, iface.negated)))
+            out.append(ir.Condition(name, iface.to_ir()))
     if rule.fragment is not None:
         out.append(ir.Condition("fragment", ir.Fragment(negated=not rule.fragment)))
     return tuple(out)

@@ -173,9 +173,13 @@ class Interface:
     def wildcard(self) -> bool:
         return self.name.endswith("+")
 
+    def to_ir(self) -> ir.Interface:
+        """The IR's interface test (``eth+`` is the prefix ``eth``)."""
+        return ir.Interface(self.name[:-1] if self.wildcard else self.name, self.wildcard,
+                            self.negated)
+
     def matches(self, ifname: str) -> bool:
-        hit = ifname.startswith(self.name[:-1]) if self.wildcard else ifname == self.name
-        return hit != self.negated
+        return self.to_ir().matches(ifname)
 
 
 @dataclass(frozen=True)
